@@ -1,0 +1,1 @@
+"""Anju gateway: app factory, settings, GraphQL wiring and the business domains."""

@@ -1,0 +1,109 @@
+"""The gateway: ``create_app(settings) -> Starlette``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from api.db import make_engine, server_url
+from api.graphql.schema import build_schema
+from api.graphql.view import GraphQLView
+from api.settings import Settings
+from tenants.middleware import TenantMiddleware
+from tenants.migrate import head, shared_version, tenants_behind
+from tenants.registry import TenantCache
+from tenants.sessions import TenantDatabase
+
+
+class _GraphQLEndpoint:
+    """The GraphQL view as a plain ASGI app; closes the request's session whatever happened."""
+
+    def __init__(self, view: GraphQLView):
+        self.view = view
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await self.view(scope, receive, send)
+        finally:
+            uow = scope.get("state", {}).get("uow")
+            if uow is not None:
+                await uow.close()
+
+
+def create_app(
+    settings: Settings, *, url: URL | None = None, engine: AsyncEngine | None = None
+) -> Starlette:
+    owned = engine is None
+    if engine is None:
+        engine = make_engine(url or server_url(settings), settings)
+    db = TenantDatabase(engine)
+    cache = TenantCache(engine, settings.tenant_cache_ttl)
+    schema = build_schema(settings)
+    graphql = GraphQLView(
+        schema,
+        db,
+        graphql_ide="graphiql" if settings.is_dev else None,
+        allow_queries_via_get=False,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        keep_alive=True,
+        keep_alive_interval=15,
+    )
+
+    graphql_endpoint = _GraphQLEndpoint(graphql)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    ready_cache: dict[str, object] = {"until": 0.0, "body": None}
+
+    async def readyz(request: Request) -> JSONResponse:
+        now = time.monotonic()
+        if ready_cache["body"] is not None and ready_cache["until"] > now:
+            body = ready_cache["body"]
+        else:
+            try:
+                shared = await shared_version(engine)
+                behind = await tenants_behind(engine) if shared else []
+                body = {
+                    "database": "ok",
+                    "shared": {"version": shared, "head": head("shared")},
+                    "tenantsBehind": [{"slug": t.slug, "version": v} for t, v in behind[:20]],
+                    "tenantsBehindCount": len(behind),
+                    "tenantHead": head("tenant"),
+                }
+                body["status"] = (
+                    "ready" if shared == head("shared") and not behind else "migrations pending"
+                )
+            except Exception as exc:
+                body = {"status": "database unreachable", "database": type(exc).__name__}
+            ready_cache.update(until=now + 2.0, body=body)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if owned:
+            await engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_endpoint),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.tenant_cache = cache
+    app.state.schema = schema
+    app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
+    return app

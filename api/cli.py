@@ -1,0 +1,239 @@
+"""The ``anju`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from api.settings import Settings, get_settings
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(no_args_is_help=True, help="The shared schema.")
+tenants_app = typer.Typer(no_args_is_help=True, help="Tenants: create, list, migrate, suspend.")
+schema_app = typer.Typer(no_args_is_help=True, help="The GraphQL schema.")
+app.add_typer(db_app, name="db")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(schema_app, name="schema")
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def with_engine(fn: Callable[..., Awaitable[T]], *, create_db: bool = False) -> T:
+    """Run ``fn(engine, settings)`` against the configured database; errors become one line."""
+    from sqlalchemy.pool import NullPool
+
+    from api.db import DatabaseUnavailable, ensure_database, make_engine, server_url
+    from tenants.registry import TenantError
+
+    settings = get_settings()
+
+    async def main():
+        url = server_url(settings)
+        if create_db:
+            await ensure_database(url)
+        engine = make_engine(url, settings, poolclass=NullPool)
+        try:
+            return await fn(engine, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except TenantError as exc:
+        fail(exc.message)
+    except DatabaseUnavailable as exc:
+        fail(f"database unavailable: {exc}")
+    except OSError as exc:
+        fail(f"cannot reach the database: {exc}")
+    except Exception as exc:  # one line, never a traceback
+        orig = getattr(exc, "orig", None) or exc
+        fail(f"{type(exc).__name__}: {str(orig).strip().splitlines()[0] if str(orig) else ''}")
+
+
+async def _prepare(engine, settings: Settings, *, seed: bool) -> list[str]:
+    from api.seed import seed_demo
+    from tenants.migrate import migrate_tenants, upgrade_shared
+
+    await upgrade_shared(engine)
+    report = await migrate_tenants(engine, settings)
+    out = [report.lines()[-1]]
+    if report.failed:
+        out.extend(report.lines()[:-1])
+    if seed:
+        out.append(await seed_demo(engine))
+    return out
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (ANJU_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (ANJU_PORT).")] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply shared and tenant migrations first.")] = True,
+    seed_demo: Annotated[bool, typer.Option(help="Create the demo tenant when missing.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the gateway (GraphQL on /graphql)."""
+    import uvicorn
+
+    from api.db import server_url
+    from api.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    url = server_url(settings)  # starts the embedded PostgreSQL when no URL is set
+    with_engine(lambda e, s: _noop(), create_db=True)
+    if migrate or seed_demo:
+        for line in with_engine(lambda e, s: _prepare(e, s, seed=seed_demo)):
+            typer.echo(line)
+    host = host or settings.host
+    port = port or settings.port
+    typer.echo(f"Anju on http://{host}:{port}/graphql ({settings.env}; database {url.database})")
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+    )
+
+
+async def _noop() -> None:
+    return None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply shared migrations, then bring every tenant to head."""
+
+    async def run(engine, settings):
+        return await _prepare(engine, settings, seed=False)
+
+    lines = with_engine(run, create_db=True)
+    for line in lines:
+        typer.echo(line)
+    if any(line.startswith("FAILED") for line in lines):
+        raise typer.Exit(1)
+
+
+@app.command("seed-demo")
+def seed_demo_cmd() -> None:
+    """Create the demo tenant with demo data (idempotent)."""
+    from api.seed import seed_demo
+
+    typer.echo(with_engine(lambda e, s: seed_demo(e)))
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Option(help="3-40 chars: a-z, 0-9, hyphens.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    plan: Annotated[str, typer.Option(help="Plan code.")] = "free",
+) -> None:
+    """Register and provision a tenant."""
+    from tenants.provisioning import create_tenant
+
+    p = with_engine(lambda e, s: create_tenant(e, slug, name, plan))
+    typer.echo(
+        f"created {p.tenant.slug} (schema {p.tenant.schema_name}) in {p.milliseconds:.1f} ms"
+    )
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List tenants."""
+    from tenants.registry import list_tenants
+
+    for t in with_engine(lambda e, s: list_tenants(e)):
+        typer.echo(f"{t.slug:<40} {t.status:<10} {t.plan:<10} {t.schema_name}  {t.name}")
+
+
+@tenants_app.command("migrate")
+def tenants_migrate(
+    parallel: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    from_slug: Annotated[
+        str | None, typer.Option("--from", help="Resume from this slug (slug order).")
+    ] = None,
+) -> None:
+    """Bring every tenant schema to head; report ok / failed per tenant."""
+    from tenants.migrate import migrate_tenants
+
+    report = with_engine(lambda e, s: migrate_tenants(e, s, parallel=parallel, from_slug=from_slug))
+    for line in report.lines():
+        typer.echo(line)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@tenants_app.command("status")
+def tenants_status() -> None:
+    """List tenants whose schema is not at head."""
+    from tenants.migrate import head, tenants_behind
+
+    behind = with_engine(lambda e, s: tenants_behind(e))
+    for t, version in behind:
+        typer.echo(f"{t.slug:<40} {version or 'none'} (head {head('tenant')})")
+    typer.echo(f"{len(behind)} tenant(s) not at head {head('tenant')}")
+
+
+def _set_status(slug: str, status) -> None:
+    from tenants.registry import set_status
+
+    t = with_engine(lambda e, s: set_status(e, slug, status))
+    typer.echo(f"{t.slug}: {t.status}")
+
+
+@tenants_app.command("suspend")
+def tenants_suspend(slug: str) -> None:
+    """Suspend a tenant (its requests get 403)."""
+    from tenants.models import TenantStatus
+
+    _set_status(slug, TenantStatus.SUSPENDED)
+
+
+@tenants_app.command("resume")
+def tenants_resume(slug: str) -> None:
+    """Resume a suspended tenant."""
+    from tenants.models import TenantStatus
+
+    _set_status(slug, TenantStatus.ACTIVE)
+
+
+@schema_app.command("export")
+def schema_export(
+    path: Annotated[Path, typer.Option(help="Where to write the SDL.")] = Path(
+        "mobile_contracts/schema.graphql"
+    ),
+    check: Annotated[bool, typer.Option(help="Exit 1 when the file is stale.")] = False,
+) -> None:
+    """Write the GraphQL SDL (or check that the committed file is current)."""
+    from api.graphql.schema import export_sdl
+
+    sdl = export_sdl()
+    if check:
+        if not path.exists() or path.read_text() != sdl:
+            fail(f"{path} is stale: run `anju schema export`")
+        typer.echo(f"{path} is current")
+        return
+    path.write_text(sdl)
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

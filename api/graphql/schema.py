@@ -1,0 +1,50 @@
+"""The root schema, assembled from each domain's Query / Mutation / Subscription classes."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.tools import merge_types
+
+from api.domains import schema_modules
+from api.graphql.errors import ConflictError, ErrorPolicy, NotFoundError, ValidationError
+from api.graphql.permissions import Public
+from api.settings import Settings
+
+
+@strawberry.type
+class CoreQuery:
+    @strawberry.field(permission_classes=[Public], description="The API version.")
+    def api_version(self) -> str:
+        return "0.1.0"
+
+
+class AnjuSchema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # ErrorPolicy logs unexpected errors once, with a correlation id.
+        return None
+
+
+def _collect(attr: str) -> tuple[type, ...]:
+    return tuple(getattr(m, attr) for m in schema_modules() if hasattr(m, attr))
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    query = merge_types("Query", (CoreQuery, *_collect("Query")))
+    mutations = _collect("Mutation")
+    subscriptions = _collect("Subscription")
+    return AnjuSchema(
+        query=query,
+        mutation=merge_types("Mutation", mutations) if mutations else None,
+        subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
+        types=[ValidationError, NotFoundError, ConflictError],
+        extensions=[
+            lambda: ParserCache(maxsize=settings.graphql_cache_size),
+            lambda: ValidationCache(maxsize=settings.graphql_cache_size),
+            ErrorPolicy,
+        ],
+    )
+
+
+def export_sdl(settings: Settings | None = None) -> str:
+    return str(build_schema(settings or Settings())).rstrip() + "\n"

@@ -1,0 +1,1 @@
+"""Projects (developments) and their buildings: the first tenant domain, a pattern to copy."""

@@ -1,0 +1,223 @@
+"""GraphQL types, queries and mutations of the project domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from api.errors import DomainError, NotFound
+from api.graphql.errors import ConflictError, NotFoundError, ValidationError, user_error
+from api.graphql.permissions import CanRead, CanWrite
+from api.project import repository as repo
+from api.project import service
+from api.project.models import Building as BuildingRow
+from api.project.models import Project as ProjectRow
+
+MAX_PAGE = 100
+
+
+# ---------------------------------------------------------------- loaders (one set per request)
+
+
+def _project_loader(ctx) -> DataLoader:
+    async def load(ids: list[uuid.UUID]):
+        found = await repo.projects_by_ids(ctx.session, ids)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _buildings_of_project_loader(ctx) -> DataLoader:
+    async def load(ids: list[uuid.UUID]):
+        found = await repo.buildings_by_project_ids(ctx.session, ids)
+        return [found.get(i, []) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _building_loader(ctx) -> DataLoader:
+    async def load(ids: list[uuid.UUID]):
+        found = await repo.buildings_by_ids(ctx.session, ids)
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _id(value: strawberry.ID | str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- types
+
+
+@strawberry.type(description="A development: one site with its buildings.")
+class Project:
+    id: strawberry.ID
+    name: str
+    city: str
+    district: str
+    address: str
+    latitude: Decimal | None
+    longitude: Decimal | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ProjectRow) -> Project:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            city=row.city,
+            district=row.district,
+            address=row.address,
+            latitude=row.latitude,
+            longitude=row.longitude,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field(permission_classes=[CanRead])
+    async def buildings(self, info: strawberry.Info) -> list[Building]:
+        loader = info.context.loaders.get("project.buildings", _buildings_of_project_loader)
+        rows = await loader.load(uuid.UUID(self.id))
+        return [Building.of(b) for b in rows]
+
+
+@strawberry.type(description="A building of a project.")
+class Building:
+    id: strawberry.ID
+    name: str
+    floors: int
+    created_at: datetime
+    project_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def of(cls, row: BuildingRow) -> Building:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            floors=row.floors,
+            created_at=row.created_at,
+            project_id=row.project_id,
+        )
+
+    @strawberry.field(permission_classes=[CanRead])
+    async def project(self, info: strawberry.Info) -> Project:
+        row = await info.context.loaders.get("project.by_id", _project_loader).load(self.project_id)
+        return Project.of(row)
+
+
+# ---------------------------------------------------------------- inputs and payloads
+
+
+@strawberry.input
+class CreateProjectInput:
+    name: str
+    city: str = ""
+    district: str = ""
+    address: str = ""
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+
+
+@strawberry.input
+class CreateBuildingInput:
+    project_id: strawberry.ID
+    name: str
+    floors: int
+
+
+@strawberry.type
+class ProjectPayload:
+    project: Project
+
+
+@strawberry.type
+class BuildingPayload:
+    building: Building
+
+
+CreateProjectResult = Annotated[
+    ProjectPayload | ValidationError, strawberry.union("CreateProjectResult")
+]
+CreateBuildingResult = Annotated[
+    BuildingPayload | ValidationError | NotFoundError | ConflictError,
+    strawberry.union("CreateBuildingResult"),
+]
+
+
+# ---------------------------------------------------------------- root fields
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=[CanRead], description="Projects ordered by id.")
+    async def projects(
+        self, info: strawberry.Info, first: int = 50, after: strawberry.ID | None = None
+    ) -> list[Project]:
+        first = max(0, min(first, MAX_PAGE))
+        rows = await repo.list_projects(
+            info.context.session, limit=first, after=_id(after) if after else None
+        )
+        return [Project.of(r) for r in rows]
+
+    @strawberry.field(permission_classes=[CanRead])
+    async def project(self, info: strawberry.Info, id: strawberry.ID) -> Project | None:
+        pid = _id(id)
+        if pid is None:
+            return None
+        row = await info.context.loaders.get("project.by_id", _project_loader).load(pid)
+        return Project.of(row) if row else None
+
+    @strawberry.field(permission_classes=[CanRead])
+    async def building(self, info: strawberry.Info, id: strawberry.ID) -> Building | None:
+        bid = _id(id)
+        if bid is None:
+            return None
+        row = await info.context.loaders.get("building.by_id", _building_loader).load(bid)
+        return Building.of(row) if row else None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def create_project(
+        self, info: strawberry.Info, input: CreateProjectInput
+    ) -> CreateProjectResult:
+        try:
+            row = await service.create_project(
+                info.context.session,
+                service.ProjectInput(
+                    name=input.name,
+                    city=input.city,
+                    district=input.district,
+                    address=input.address,
+                    latitude=input.latitude,
+                    longitude=input.longitude,
+                ),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return ProjectPayload(project=Project.of(row))
+
+    @strawberry.mutation(permission_classes=[CanWrite])
+    async def create_building(
+        self, info: strawberry.Info, input: CreateBuildingInput
+    ) -> CreateBuildingResult:
+        project_id = _id(input.project_id)
+        if project_id is None:
+            return user_error(NotFound("project not found", "projectId"))
+        try:
+            row = await service.create_building(
+                info.context.session,
+                service.BuildingInput(project_id=project_id, name=input.name, floors=input.floors),
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return BuildingPayload(building=Building.of(row))

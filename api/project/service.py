@@ -1,0 +1,80 @@
+"""Business rules of projects and buildings. Never commits: the request or job owns the
+transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import Conflict, NotFound, ValidationFailed
+from api.project import repository as repo
+from api.project.models import Building, Project
+
+MAX_FLOORS = 200
+
+
+@dataclass
+class ProjectInput:
+    name: str
+    city: str = ""
+    district: str = ""
+    address: str = ""
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+
+
+@dataclass
+class BuildingInput:
+    project_id: uuid.UUID
+    name: str
+    floors: int
+
+
+def _text(value: str, field: str, *, required: bool, max_len: int) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise ValidationFailed(f"{field} is required", field)
+    if len(value) > max_len:
+        raise ValidationFailed(f"{field} must be at most {max_len} characters", field)
+    return value
+
+
+async def create_project(session: AsyncSession, data: ProjectInput) -> Project:
+    project = Project(
+        name=_text(data.name, "name", required=True, max_len=200),
+        city=_text(data.city, "city", required=False, max_len=100),
+        district=_text(data.district, "district", required=False, max_len=100),
+        address=_text(data.address, "address", required=False, max_len=300),
+    )
+    if (data.latitude is None) != (data.longitude is None):
+        raise ValidationFailed("latitude and longitude go together", "latitude")
+    if data.latitude is not None:
+        if not Decimal(-90) <= data.latitude <= Decimal(90):
+            raise ValidationFailed("latitude must be between -90 and 90", "latitude")
+        if not Decimal(-180) <= data.longitude <= Decimal(180):
+            raise ValidationFailed("longitude must be between -180 and 180", "longitude")
+        project.latitude = data.latitude.quantize(Decimal("0.000001"))
+        project.longitude = data.longitude.quantize(Decimal("0.000001"))
+    await repo.add(session, project)
+    return project
+
+
+async def create_building(session: AsyncSession, data: BuildingInput) -> Building:
+    name = _text(data.name, "name", required=True, max_len=100)
+    if not 1 <= data.floors <= MAX_FLOORS:
+        raise ValidationFailed(f"floors must be between 1 and {MAX_FLOORS}", "floors")
+    if not await repo.projects_by_ids(session, [data.project_id]):
+        raise NotFound("project not found", "projectId")
+    if await repo.building_name_taken(session, data.project_id, name):
+        raise Conflict(f"building '{name}' already exists in this project", "name")
+    building = Building(project_id=data.project_id, name=name, floors=data.floors)
+    try:
+        async with session.begin_nested():  # a concurrent twin loses on the unique key
+            await repo.add(session, building)
+    except IntegrityError as exc:
+        raise Conflict(f"building '{name}' already exists in this project", "name") from exc
+    return building

@@ -1,0 +1,49 @@
+"""One settings object; every knob is an ``ANJU_*`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANJU_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    # A server database URL (postgresql://...). Empty: an embedded PostgreSQL under data_dir.
+    database_url: str = ""
+    # Used by the test suite instead of database_url; empty: embedded PostgreSQL.
+    test_database_url: str = ""
+    # Database created inside the embedded server.
+    embedded_database: str = "anju"
+    data_dir: Path = Path(".anju")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Requests to <slug>.<base_domain> resolve to tenant <slug> when no X-Tenant header is sent.
+    base_domain: str = "localhost"
+    # How long (seconds) a resolved tenant is cached in a gateway process.
+    tenant_cache_ttl: float = 5.0
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # Connections are recycled so per-connection catalog caches stay bounded with many schemas.
+    db_pool_recycle: int = 1800
+    # asyncpg prepared statements kept per connection (tenants x hot statements).
+    db_statement_cache_size: int = 1024
+    redis_url: str = ""
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Query parser / validation caches (number of distinct documents kept).
+    graphql_cache_size: int = Field(default=1024, ge=1)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "development"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

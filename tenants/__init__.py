@@ -1,0 +1,1 @@
+"""Tenancy kernel: registry, resolution middleware, sessions, provisioning, migrations."""

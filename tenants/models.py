@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import enum
+import uuid
+
+from sqlalchemy import CheckConstraint, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import SharedBase, Timestamped
+from api.ids import uuid7
+
+
+class TenantStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class Tenant(Timestamped, SharedBase):
+    __tablename__ = "tenant"
+    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    slug: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    schema_name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=TenantStatus.ACTIVE)
+    plan: Mapped[str] = mapped_column(String(32), nullable=False, default="free")

@@ -1,0 +1,76 @@
+"""Creating a tenant: registry row + schema + every tenant migration, in one transaction.
+
+Choice: the tenant stream is rendered once per process as a single SQL script (Alembic offline
+mode, see ``tenants.migrate.tenant_ddl_script``) and run in the new schema in one round trip.
+It is the same migrations Alembic would apply one by one, including the version row, so the
+schema is at head the moment it exists and later migrations apply to it as to any other
+tenant. Running Alembic online per new tenant costs a round trip per statement plus the
+environment start-up; cloning a template schema needs a home-made cloner (PostgreSQL has no
+CREATE SCHEMA ... LIKE) that would have to copy every kind of object correctly. A test checks
+that the script and the step-by-step migrations produce identical schemas.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.ids import uuid7
+from tenants.migrate import tenant_ddl_script
+from tenants.models import Tenant, TenantStatus
+from tenants.registry import SlugTaken, TenantError, TenantInfo, schema_for, validate_slug
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    tenant: TenantInfo
+    milliseconds: float
+
+
+async def create_tenant(
+    engine: AsyncEngine, slug: str, name: str, plan: str = "free"
+) -> Provisioned:
+    """Register and provision a tenant. Raises InvalidSlug / SlugTaken / TenantError."""
+    t0 = time.perf_counter()
+    validate_slug(slug)
+    name = (name or "").strip()
+    if not name:
+        raise TenantError("name is required", "name")
+    if len(name) > 200:
+        raise TenantError("name must be at most 200 characters", "name")
+    schema = schema_for(slug)
+    script = tenant_ddl_script()
+    info = TenantInfo(str(uuid7()), slug, name, schema, TenantStatus.ACTIVE, plan)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(Tenant).values(
+                    id=info.id,
+                    slug=slug,
+                    name=name,
+                    schema_name=schema,
+                    status=info.status,
+                    plan=plan,
+                )
+            )
+            raw = (await conn.get_raw_connection()).driver_connection
+            # One simple-protocol round trip: schema, transaction-local search_path, DDL.
+            await raw.execute(
+                f'CREATE SCHEMA "{schema}";\nSET LOCAL search_path TO "{schema}", public;\n'
+                + script
+            )
+    except IntegrityError as exc:
+        raise SlugTaken(f"a tenant with slug '{slug}' already exists", "slug") from exc
+    return Provisioned(info, (time.perf_counter() - t0) * 1000)
+
+
+async def drop_tenant(engine: AsyncEngine, slug: str) -> None:
+    """Remove a tenant and its schema (tests and tooling; no GraphQL exposure)."""
+    schema = schema_for(slug)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.execute(delete(Tenant).where(Tenant.slug == slug))

@@ -1,0 +1,148 @@
+"""The tenant registry in the ``shared`` schema, slug rules, and a per-process lookup cache."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenants.models import Tenant, TenantStatus
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+RESERVED_SLUGS = frozenset(
+    {
+        "admin", "api", "app", "apps", "assets", "auth", "billing", "cdn", "console", "dashboard",
+        "docs", "graphql", "help", "internal", "login", "mail", "metrics", "public", "root",
+        "shared", "signup", "static", "status", "support", "system", "template", "test",
+        "webhooks", "www", "anju", "postgres", "pg",
+    }
+)  # fmt: skip
+
+
+class TenantError(Exception):
+    """A tenant operation refused with a clear reason; ``code`` is one of the API error codes."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidSlug(TenantError):
+    pass
+
+
+class SlugTaken(TenantError):
+    code = "CONFLICT"
+
+
+class TenantNotFound(TenantError):
+    code = "NOT_FOUND"
+
+
+def validate_slug(slug: str) -> str:
+    """Return the slug when it is valid, else raise InvalidSlug saying why."""
+    if not isinstance(slug, str) or not slug:
+        raise InvalidSlug("slug is required", "slug")
+    if not 3 <= len(slug) <= 40:
+        raise InvalidSlug(f"slug must be 3 to 40 characters long (got {len(slug)})", "slug")
+    if slug != slug.lower():
+        raise InvalidSlug("slug must be lowercase", "slug")
+    if "--" in slug or not SLUG_RE.match(slug):
+        raise InvalidSlug(
+            "slug may contain only a-z, 0-9 and single hyphens, start with a letter "
+            "and not end with a hyphen",
+            "slug",
+        )
+    if slug in RESERVED_SLUGS:
+        raise InvalidSlug(f"slug '{slug}' is reserved", "slug")
+    return slug
+
+
+def schema_for(slug: str) -> str:
+    """Schema name of a tenant: ``t_`` + slug with hyphens as underscores (slugs hold no
+    underscores, so two slugs never share a schema)."""
+    return "t_" + validate_slug(slug).replace("-", "_")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantInfo:
+    """What a request needs to know about its tenant (immutable, safe to cache)."""
+
+    id: str
+    slug: str
+    name: str
+    schema_name: str
+    status: str
+    plan: str
+
+    @property
+    def active(self) -> bool:
+        return self.status == TenantStatus.ACTIVE
+
+    @classmethod
+    def of(cls, t: Tenant) -> TenantInfo:
+        return cls(str(t.id), t.slug, t.name, t.schema_name, t.status, t.plan)
+
+
+_COLUMNS = (
+    Tenant.id, Tenant.slug, Tenant.name, Tenant.schema_name, Tenant.status, Tenant.plan
+)  # fmt: skip
+
+
+async def get_tenant(engine: AsyncEngine, slug: str) -> TenantInfo | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(*_COLUMNS).where(Tenant.slug == slug))).first()
+    return TenantInfo(str(row[0]), *row[1:]) if row else None
+
+
+async def list_tenants(engine: AsyncEngine) -> list[TenantInfo]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(*_COLUMNS).order_by(Tenant.slug))).all()
+    return [TenantInfo(str(r[0]), *r[1:]) for r in rows]
+
+
+async def set_status(engine: AsyncEngine, slug: str, status: TenantStatus) -> TenantInfo:
+    async with engine.begin() as conn:
+        res = await conn.execute(
+            update(Tenant).where(Tenant.slug == slug).values(status=status).returning(*_COLUMNS)
+        )
+        row = res.first()
+    if row is None:
+        raise TenantNotFound(f"no tenant with slug '{slug}'", "slug")
+    return TenantInfo(str(row[0]), *row[1:])
+
+
+class TenantCache:
+    """Slug -> TenantInfo (or None for unknown) with a short TTL, one per gateway process.
+
+    Suspending a tenant takes effect in other processes within ``ttl`` seconds; in this process
+    ``invalidate`` makes it immediate."""
+
+    def __init__(self, engine: AsyncEngine, ttl: float):
+        self.engine = engine
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, TenantInfo | None]] = {}
+
+    async def get(self, slug: str) -> TenantInfo | None:
+        now = time.monotonic()
+        hit = self._entries.get(slug)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        info = await get_tenant(self.engine, slug)
+        if self.ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[slug] = (now + self.ttl, info)
+        return info
+
+    def invalidate(self, slug: str | None = None) -> None:
+        if slug is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(slug, None)

@@ -1,0 +1,65 @@
+"""Tenant sessions: an AsyncSession bound to the shared engine with a ``schema_translate_map``.
+
+Tenant tables are declared without a schema; the map ``{None: <tenant schema>}`` (always that one
+key) makes every statement name the tenant's schema explicitly. No connection state is changed,
+so a pooled connection can serve any tenant next, and SQLAlchemy compiles each statement once
+for all tenants. ``search_path`` is never set on pooled connections.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tenants.registry import TenantInfo
+
+
+class TenantDatabase:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self._engines: dict[str, AsyncEngine] = {}
+
+    def engine_for(self, schema: str) -> AsyncEngine:
+        eng = self._engines.get(schema)
+        if eng is None:
+            # A light proxy sharing the pool of ``self.engine``.
+            eng = self.engine.execution_options(schema_translate_map={None: schema})
+            self._engines[schema] = eng
+        return eng
+
+    def session(self, tenant: TenantInfo) -> AsyncSession:
+        return AsyncSession(self.engine_for(tenant.schema_name), expire_on_commit=False)
+
+
+class UnitOfWork:
+    """The request's (or job's) transaction: one tenant session opened on first use; the owner
+    commits on success and rolls back otherwise. Services never commit."""
+
+    def __init__(self, db: TenantDatabase, tenant: TenantInfo | None):
+        self.db = db
+        self.tenant = tenant
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self.tenant is None:
+            raise LookupError("no tenant")
+        if self._session is None:
+            self._session = self.db.session(self.tenant)
+        return self._session
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+
+    async def rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,168 @@
+"""Test fixtures: a real PostgreSQL (embedded by default, ANJU_TEST_DATABASE_URL for a server),
+a fresh database per run migrated with Alembic, tenant factories and a live uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.db import ensure_database, make_engine, server_url
+from api.settings import Settings
+from tenants.migrate import upgrade_shared
+from tenants.provisioning import create_tenant
+from tenants.registry import TenantInfo
+
+_RUN = uuid.uuid4().hex[:6]
+_counter = itertools.count(1)
+
+
+def unique_slug(prefix: str = "t") -> str:
+    return f"{prefix}-{_RUN}-{next(_counter)}"
+
+
+def test_settings(**overrides) -> Settings:
+    base = {"env": "test", "tenant_cache_ttl": 0.0, "log_json": True, "log_level": "WARNING"}
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return test_settings()
+
+
+@pytest.fixture(scope="session")
+async def db_url(settings: Settings) -> URL:
+    url = server_url(settings, for_tests=True)
+    await ensure_database(url, recreate=True)
+    engine = make_engine(url, settings)
+    try:
+        await upgrade_shared(engine)
+    finally:
+        await engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(db_url: URL, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(db_url, settings)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def make_tenant(engine: AsyncEngine) -> Callable:
+    """``await make_tenant()`` provisions a tenant with a unique slug and returns its info."""
+
+    async def make(slug: str | None = None, name: str = "Test Realty") -> TenantInfo:
+        return (await create_tenant(engine, slug or unique_slug(), name)).tenant
+
+    return make
+
+
+class LiveServer:
+    """A uvicorn server on a loopback port, in a thread with its own event loop."""
+
+    def __init__(self, app):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def live_server_factory(db_url: URL):
+    """``with live_server_factory(**settings_overrides) as server:`` runs a gateway made by
+    ``create_app`` against the test database."""
+    from api.app import create_app
+
+    @contextmanager
+    def factory(**overrides):
+        server = LiveServer(create_app(test_settings(**overrides), url=db_url)).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def live_server(live_server_factory):
+    with live_server_factory() as server:
+        yield server
+
+
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict | None = None,
+    *,
+    tenant: str | None = None,
+    expect_status: int = 200,
+) -> dict:
+    headers = {"X-Tenant": tenant} if tenant else {}
+    resp = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    assert resp.status_code == expect_status, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+async def client(live_server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as c:
+        yield c
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With ANJU_FAIL_ON_SKIP=1 (CI), a skipped test fails the run."""
+    if os.environ.get("ANJU_FAIL_ON_SKIP") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        reporter.write_line(f"ANJU_FAIL_ON_SKIP: {skipped} test(s) skipped; CI requires none")
+        session.exitstatus = 1

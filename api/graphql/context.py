@@ -1,15 +1,25 @@
-"""Per-request GraphQL context: tenant, unit of work, current user, DataLoaders."""
+"""Per-request GraphQL context, and the per-operation scope (transaction + DataLoaders).
+
+An HTTP request carries one operation; a WebSocket carries many, concurrently, over one
+context. So the unit of work and the DataLoaders belong to the *operation*: the
+``OperationScope`` extension makes them when an operation starts (in the operation's own task)
+and keeps them in a context variable; ``Context.session`` and ``Context.loaders`` read it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
+from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.extensions import SchemaExtension
 
 from api.errors import ErrorCode
 from tenants.registry import TenantInfo
-from tenants.sessions import UnitOfWork
+from tenants.sessions import TenantDatabase, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -21,7 +31,7 @@ class Anonymous:
 
 
 class Loaders:
-    """DataLoaders of this request, made on first use (one per loader name)."""
+    """DataLoaders of one operation, made on first use (one per loader name)."""
 
     def __init__(self, ctx: Context):
         self._ctx = ctx
@@ -35,22 +45,68 @@ class Loaders:
 
 
 @dataclass
+class _Scope:
+    uow: UnitOfWork
+    loaders: Loaders
+
+
+_current: ContextVar[_Scope | None] = ContextVar("anju_operation_scope", default=None)
+
+
+@dataclass
 class Context:
     request: Any
     response: Any
     tenant: TenantInfo | None
-    uow: UnitOfWork
-    user: Anonymous = field(default_factory=Anonymous)
-    loaders: Loaders = field(init=False)
+    db: TenantDatabase
+    user: Anonymous = Anonymous()
+    connection_params: Any = None
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self)
+    def _scope(self) -> _Scope:
+        scope = _current.get()
+        if scope is None:
+            raise RuntimeError("no GraphQL operation in progress")
+        return scope
 
     @property
     def session(self) -> AsyncSession:
-        """The tenant session; only reachable behind a permission that requires a tenant."""
+        """The tenant session of this operation (opened on first use)."""
         if self.tenant is None:
             from api.graphql.errors import QueryError
 
             raise QueryError(ErrorCode.BAD_USER_INPUT, "this field needs a tenant (X-Tenant)")
-        return self.uow.session
+        return self._scope().uow.session
+
+    @property
+    def loaders(self) -> Loaders:
+        return self._scope().loaders
+
+
+class OperationScope(SchemaExtension):
+    """The operation owns the transaction: commit when it ends without error, roll back
+    otherwise; the session is closed whatever happens. Services never commit."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        ctx: Context = ec.context
+        scope = _Scope(UnitOfWork(ctx.db, ctx.tenant), Loaders(ctx))
+        _current.set(scope)
+        try:
+            yield
+            uow = scope.uow
+            if not uow.started:
+                return
+            result = ec.result
+            if (result is not None and result.errors) or ec.pre_execution_errors:
+                await uow.rollback()
+                return
+            try:
+                await uow.commit()
+            except Exception as exc:  # e.g. a deferred constraint: nothing was saved
+                await uow.rollback()
+                if result is not None:
+                    result.data = None
+                    result.errors = [GraphQLError("commit failed", original_error=exc)]
+        finally:
+            await scope.uow.close()
+            _current.set(None)

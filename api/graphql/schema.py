@@ -7,6 +7,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
 from api.domains import schema_modules
+from api.graphql.context import OperationScope
 from api.graphql.errors import ConflictError, ErrorPolicy, NotFoundError, ValidationError
 from api.graphql.permissions import Public
 from api.settings import Settings
@@ -41,7 +42,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=[
             lambda: ParserCache(maxsize=settings.graphql_cache_size),
             lambda: ValidationCache(maxsize=settings.graphql_cache_size),
-            ErrorPolicy,
+            ErrorPolicy,  # outermost of the two: sees the commit error too
+            OperationScope,
         ],
     )
 

@@ -50,7 +50,7 @@ class TenantMiddleware:
         slug = self.requested_slug(scope)
         tenant = None
         if slug is not None:
-            tenant = await self.cache.get(slug) if SLUG_RE.match(slug) else None
+            tenant = await self.cache.get(slug) if SLUG_RE.fullmatch(slug) else None
             if tenant is None:
                 await self.refuse(
                     scope, receive, send, 404, "NOT_FOUND", f"unknown tenant '{slug}'"

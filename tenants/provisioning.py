@@ -12,9 +12,11 @@ that the script and the step-by-step migrations produce identical schemas.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +25,8 @@ from api.ids import uuid7
 from tenants.migrate import tenant_ddl_script
 from tenants.models import Tenant, TenantStatus
 from tenants.registry import SlugTaken, TenantError, TenantInfo, schema_for, validate_slug
+
+PLAN_RE = re.compile(r"[a-z0-9_-]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ async def create_tenant(
         raise TenantError("name is required", "name")
     if len(name) > 200:
         raise TenantError("name must be at most 200 characters", "name")
+    if not PLAN_RE.fullmatch(plan or ""):
+        raise TenantError("plan must be 1-32 characters: a-z, 0-9, '_' or '-'", "plan")
     schema = schema_for(slug)
     script = tenant_ddl_script()
     info = TenantInfo(str(uuid7()), slug, name, schema, TenantStatus.ACTIVE, plan)
@@ -65,6 +71,10 @@ async def create_tenant(
             )
     except IntegrityError as exc:
         raise SlugTaken(f"a tenant with slug '{slug}' already exists", "slug") from exc
+    except asyncpg.DuplicateSchemaError as exc:  # a schema left by hand or by a failed drop
+        raise TenantError(
+            f"schema {schema} already exists without a registered tenant; drop it first", "slug"
+        ) from exc
     return Provisioned(info, (time.perf_counter() - t0) * 1000)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenants.models import Tenant, TenantStatus
 
-SLUG_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+SLUG_RE = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")  # use fullmatch
 RESERVED_SLUGS = frozenset(
     {
         "admin", "api", "app", "apps", "assets", "auth", "billing", "cdn", "console", "dashboard",
@@ -53,7 +53,7 @@ def validate_slug(slug: str) -> str:
         raise InvalidSlug(f"slug must be 3 to 40 characters long (got {len(slug)})", "slug")
     if slug != slug.lower():
         raise InvalidSlug("slug must be lowercase", "slug")
-    if "--" in slug or not SLUG_RE.match(slug):
+    if "--" in slug or not SLUG_RE.fullmatch(slug):
         raise InvalidSlug(
             "slug may contain only a-z, 0-9 and single hyphens, start with a letter "
             "and not end with a hyphen",

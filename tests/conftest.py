@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import ensure_database, make_engine, server_url
+from api.logging import configure_logging
 from api.settings import Settings
 from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
@@ -37,6 +38,13 @@ def test_settings(**overrides) -> Settings:
     base = {"env": "test", "tenant_cache_ttl": 0.0, "log_json": True, "log_level": "WARNING"}
     base.update(overrides)
     return Settings(**base)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _app_logging():
+    """Log as the gateway process does (api/main.py): JSON lines, plain tracebacks (structlog's
+    default development renderer draws every traceback with its local variables: slow)."""
+    configure_logging(test_settings())
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +85,8 @@ class LiveServer:
     """A uvicorn server on a loopback port, in a thread with its own event loop."""
 
     def __init__(self, app):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then.
+        self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")

@@ -8,7 +8,13 @@ from strawberry.tools import merge_types
 
 from api.domains import schema_modules
 from api.graphql.context import OperationScope
-from api.graphql.errors import ConflictError, ErrorPolicy, NotFoundError, ValidationError
+from api.graphql.errors import (
+    ConflictError,
+    ErrorPolicy,
+    NotFoundError,
+    ValidationError,
+    apply_error_policy,
+)
 from api.graphql.permissions import Public
 from api.settings import Settings
 
@@ -22,8 +28,11 @@ class CoreQuery:
 
 class AnjuSchema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:
-        # ErrorPolicy logs unexpected errors once, with a correlation id.
-        return None
+        """Errors raised before an operation runs (e.g. a syntax error surfacing from the
+        parser cache) reach only this hook, after the extensions exited: apply the policy here
+        too, in place. The policy is idempotent, and it logs unexpected errors once, with a
+        correlation id (instead of strawberry's own logging)."""
+        errors[:] = apply_error_policy(errors)
 
 
 def _collect(attr: str) -> tuple[type, ...]:

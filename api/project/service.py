@@ -36,6 +36,8 @@ class BuildingInput:
 
 def _text(value: str, field: str, *, required: bool, max_len: int) -> str:
     value = (value or "").strip()
+    if any(ord(c) < 32 and c not in "\t\n" for c in value):
+        raise ValidationFailed(f"{field} must not contain control characters", field)
     if required and not value:
         raise ValidationFailed(f"{field} is required", field)
     if len(value) > max_len:
@@ -53,6 +55,8 @@ async def create_project(session: AsyncSession, data: ProjectInput) -> Project:
     if (data.latitude is None) != (data.longitude is None):
         raise ValidationFailed("latitude and longitude go together", "latitude")
     if data.latitude is not None:
+        if not (data.latitude.is_finite() and data.longitude.is_finite()):
+            raise ValidationFailed("latitude and longitude must be numbers", "latitude")
         if not Decimal(-90) <= data.latitude <= Decimal(90):
             raise ValidationFailed("latitude must be between -90 and 90", "latitude")
         if not Decimal(-180) <= data.longitude <= Decimal(180):

@@ -16,6 +16,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView
+from api.security.kit import build_kit
 from api.settings import Settings
 from tenants.middleware import TenantMiddleware
 from tenants.migrate import head, shared_version, tenants_behind
@@ -32,9 +33,11 @@ def create_app(
     db = TenantDatabase(engine)
     cache = TenantCache(engine, settings.tenant_cache_ttl)
     schema = build_schema(settings)
+    kit = build_kit(settings)
     graphql = GraphQLView(
         schema,
         db,
+        kit,
         graphql_ide="graphiql" if settings.is_dev else None,
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
@@ -88,5 +91,6 @@ def create_app(
     app.state.settings = settings
     app.state.tenant_cache = cache
     app.state.schema = schema
+    app.state.kit = kit
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
     return app

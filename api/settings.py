@@ -39,6 +39,25 @@ class Settings(BaseSettings):
     # Query parser / validation caches (number of distinct documents kept).
     graphql_cache_size: int = Field(default=1024, ge=1)
 
+    # ---- identity and secrets (see docs/security.md). Empty outside production: a development
+    # secret is generated once into <data_dir>/secrets.json; production refuses to start.
+    # Ed25519 private key (PEM) that signs access tokens.
+    jwt_private_key: str = ""
+    # Public keys (PEM) of retired signing keys still accepted until their tokens expire.
+    jwt_previous_public_keys: list[str] = Field(default_factory=list)
+    jwt_issuer: str = "anju"
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    # Field-encryption keys, "version:base64(32 bytes)" comma-separated; the highest version
+    # encrypts, all decrypt.
+    field_keys: str = ""
+    # Key (base64, 32 bytes) from which each tenant's blind-index key is derived.
+    blind_index_key: str = ""
+    # Password sign-in: failures before a lockout, first lockout, longest lockout (seconds).
+    login_max_failures: int = 5
+    login_lockout_base: int = 60
+    login_lockout_max: int = 3600
+
     @property
     def is_dev(self) -> bool:
         return self.env == "development"

@@ -90,20 +90,29 @@ async def shared_version(engine: AsyncEngine) -> str | None:
 # ---------------------------------------------------------------- tenant stream
 
 
-def _upgrade_tenant_sync(conn: Connection, schema: str, revision: str) -> None:
+def _move_tenant_sync(conn: Connection, schema: str, revision: str, down: bool) -> None:
     cfg = alembic_config("tenant")
     cfg.attributes["connection"] = conn
     cfg.attributes["tenant_schema"] = schema
-    if revision.startswith("-") or revision == "base":
+    if down:
         command.downgrade(cfg, revision)
     else:
         command.upgrade(cfg, revision)
 
 
 async def upgrade_tenant(engine: AsyncEngine, schema: str, revision: str = "head") -> None:
-    """Upgrade (or downgrade, for a relative/base target) one tenant schema, in one transaction."""
+    """Upgrade one tenant schema, in one transaction. A relative ("-1") or "base" target
+    downgrades."""
+    down = revision.startswith("-") or revision == "base"
     async with engine.connect() as conn:
-        await conn.run_sync(_upgrade_tenant_sync, schema, revision)
+        await conn.run_sync(_move_tenant_sync, schema, revision, down)
+        await conn.commit()
+
+
+async def downgrade_tenant(engine: AsyncEngine, schema: str, revision: str) -> None:
+    """Downgrade one tenant schema to ``revision`` (tools and tests), in one transaction."""
+    async with engine.connect() as conn:
+        await conn.run_sync(_move_tenant_sync, schema, revision, True)
         await conn.commit()
 
 

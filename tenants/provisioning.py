@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.ids import uuid7
 from tenants.migrate import tenant_ddl_script
@@ -38,8 +38,17 @@ class Provisioned:
 async def create_tenant(
     engine: AsyncEngine, slug: str, name: str, plan: str = "free"
 ) -> Provisioned:
-    """Register and provision a tenant. Raises InvalidSlug / SlugTaken / TenantError."""
+    """Register and provision a tenant in its own transaction.
+    Raises InvalidSlug / SlugTaken / TenantError."""
     t0 = time.perf_counter()
+    async with engine.begin() as conn:
+        info = await provision(conn, slug, name, plan)
+    return Provisioned(info, (time.perf_counter() - t0) * 1000)
+
+
+async def provision(conn: AsyncConnection, slug: str, name: str, plan: str = "free") -> TenantInfo:
+    """Register and provision a tenant inside the caller's transaction (sign-up uses this so
+    the tenant, its first admin and their membership commit together)."""
     validate_slug(slug)
     name = (name or "").strip()
     if not name:
@@ -52,7 +61,7 @@ async def create_tenant(
     script = tenant_ddl_script()
     info = TenantInfo(str(uuid7()), slug, name, schema, TenantStatus.ACTIVE, plan)
     try:
-        async with engine.begin() as conn:
+        async with conn.begin_nested():  # a taken slug leaves the caller's transaction usable
             await conn.execute(
                 insert(Tenant).values(
                     id=info.id,
@@ -75,7 +84,10 @@ async def create_tenant(
         raise TenantError(
             f"schema {schema} already exists without a registered tenant; drop it first", "slug"
         ) from exc
-    return Provisioned(info, (time.perf_counter() - t0) * 1000)
+    # SET LOCAL lasts until the end of the whole transaction, not the savepoint: reset it so
+    # the caller's unqualified statements are not redirected.
+    await conn.exec_driver_sql("SET LOCAL search_path TO DEFAULT")
+    return info
 
 
 async def drop_tenant(engine: AsyncEngine, slug: str) -> None:

@@ -31,8 +31,10 @@ class TenantDatabase:
 
 
 class UnitOfWork:
-    """The request's (or job's) transaction: one tenant session opened on first use; the owner
-    commits on success and rolls back otherwise. Services never commit."""
+    """The operation's (or job's) transaction: one session opened on first use, bound to the
+    tenant's schema when there is a tenant (shared tables are schema-qualified, so the same
+    session reaches them) and to the shared schema only otherwise. The owner commits on
+    success and rolls back otherwise. Services never commit."""
 
     def __init__(self, db: TenantDatabase, tenant: TenantInfo | None):
         self.db = db
@@ -41,10 +43,11 @@ class UnitOfWork:
 
     @property
     def session(self) -> AsyncSession:
-        if self.tenant is None:
-            raise LookupError("no tenant")
         if self._session is None:
-            self._session = self.db.session(self.tenant)
+            if self.tenant is not None:
+                self._session = self.db.session(self.tenant)
+            else:
+                self._session = AsyncSession(self.db.engine, expire_on_commit=False)
         return self._session
 
     @property

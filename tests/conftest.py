@@ -21,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import ensure_database, make_engine, server_url
 from api.logging import configure_logging
+from api.security.kit import SecurityKit, build_kit
 from api.settings import Settings
 from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
 from tenants.registry import TenantInfo
+from tenants.sessions import TenantDatabase
 
 _RUN = uuid.uuid4().hex[:6]
 _counter = itertools.count(1)
@@ -71,14 +73,71 @@ async def engine(db_url: URL, settings: Settings) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
-@pytest.fixture
-def make_tenant(engine: AsyncEngine) -> Callable:
-    """``await make_tenant()`` provisions a tenant with a unique slug and returns its info."""
+# Access tokens of each tenant's admin made by ``make_tenant``; ``gql`` sends them by default.
+TOKENS: dict[str, str] = {}
 
-    async def make(slug: str | None = None, name: str = "Test Realty") -> TenantInfo:
-        return (await create_tenant(engine, slug or unique_slug(), name)).tenant
+
+@pytest.fixture(scope="session")
+def kit(settings: Settings) -> SecurityKit:
+    return build_kit(settings)
+
+
+async def add_member(
+    engine: AsyncEngine,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    roles: list[str],
+    *,
+    name: str = "Member",
+    email: str | None = None,
+    password: str | None = None,
+) -> tuple[uuid.UUID, str]:
+    """An account with a membership of ``roles`` in ``tenant`` and a signed-in session.
+    Returns (account id, access token)."""
+    from api.identity import service
+    from api.identity.models import Membership
+
+    email = email or f"{uuid.uuid4().hex[:12]}@{tenant.slug}.example.com"
+    async with TenantDatabase(engine).session(tenant) as session:
+        account = await service.create_account(
+            session, kit, name=name, phone=None, email=email, password=password
+        )
+        session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=roles))
+        tokens = await service.start_session(session, kit, account.id, tenant)
+        await session.commit()
+    return account.id, tokens.access_token
+
+
+@pytest.fixture
+def member(engine: AsyncEngine, kit: SecurityKit) -> Callable:
+    """``await member(tenant, ["agent"])`` -> (account id, access token)."""
+
+    async def make(tenant: TenantInfo, roles: list[str], **kw) -> tuple[uuid.UUID, str]:
+        return await add_member(engine, kit, tenant, roles, **kw)
 
     return make
+
+
+@pytest.fixture
+def make_tenant(engine: AsyncEngine, kit: SecurityKit) -> Callable:
+    """``await make_tenant()`` provisions a tenant with a unique slug, adds an admin member
+    whose token ``gql`` sends for that tenant by default, and returns the tenant's info."""
+
+    async def make(slug: str | None = None, name: str = "Test Realty") -> TenantInfo:
+        tenant = (await create_tenant(engine, slug or unique_slug(), name)).tenant
+        _, TOKENS[tenant.slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
+        return tenant
+
+    return make
+
+
+def auth_headers(slug: str, token: str | None = None) -> dict[str, str]:
+    """X-Tenant plus the tenant admin's bearer token (or ``token``)."""
+    token = token if token is not None else TOKENS.get(slug)
+    headers = {"X-Tenant": slug}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
 
 class LiveServer:
@@ -142,15 +201,25 @@ def live_server(live_server_factory):
         yield server
 
 
+_ADMIN = object()
+
+
 async def gql(
     client: httpx.AsyncClient,
     query: str,
     variables: dict | None = None,
     *,
     tenant: str | None = None,
+    token: str | object | None = _ADMIN,
     expect_status: int = 200,
 ) -> dict:
-    headers = {"X-Tenant": tenant} if tenant else {}
+    """POST a GraphQL operation. With ``tenant``, sends X-Tenant and, unless ``token`` is
+    given (None: anonymous), the bearer token of that tenant's admin."""
+    headers = {}
+    if tenant:
+        headers = auth_headers(tenant, None if token is _ADMIN else (token or ""))
+    elif token not in (_ADMIN, None):
+        headers = {"Authorization": f"Bearer {token}"}
     resp = await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )

@@ -17,17 +17,11 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 
-from api.errors import ErrorCode
+from api.errors import ErrorCode, Unauthenticated
+from api.identity.auth import Principal, authenticate, bearer_token
+from api.security.kit import SecurityKit
 from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase, UnitOfWork
-
-
-@dataclass(frozen=True)
-class Anonymous:
-    """No sign-in exists yet (identity issue); every caller is anonymous."""
-
-    id: None = None
-    is_authenticated: bool = False
 
 
 class Loaders:
@@ -44,10 +38,14 @@ class Loaders:
         return loader
 
 
+_UNSET = object()
+
+
 @dataclass
 class _Scope:
     uow: UnitOfWork
     loaders: Loaders
+    principal: Any = _UNSET
 
 
 _current: ContextVar[_Scope | None] = ContextVar("anju_operation_scope", default=None)
@@ -59,7 +57,7 @@ class Context:
     response: Any
     tenant: TenantInfo | None
     db: TenantDatabase
-    user: Anonymous = Anonymous()
+    kit: SecurityKit
     connection_params: Any = None
 
     def _scope(self) -> _Scope:
@@ -78,8 +76,46 @@ class Context:
         return self._scope().uow.session
 
     @property
+    def shared_session(self) -> AsyncSession:
+        """This operation's session, usable without a tenant (shared schema only)."""
+        return self._scope().uow.session
+
+    @property
     def loaders(self) -> Loaders:
         return self._scope().loaders
+
+    def access_token(self) -> str | None:
+        params = self.connection_params if isinstance(self.connection_params, dict) else {}
+        if params.get("authorization"):
+            return bearer_token({"authorization": str(params["authorization"])})
+        return bearer_token(self.request.headers)
+
+    @property
+    def client_ip(self) -> str:
+        client = getattr(self.request, "client", None)
+        return client.host if client else ""
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.headers.get("user-agent", "")
+
+    async def principal(self) -> Principal | None:
+        """The signed-in caller (None when no token was sent); read once per operation.
+        Raises Unauthenticated for a token that is invalid here."""
+        scope = self._scope()
+        if scope.principal is _UNSET:
+            token = self.access_token()
+            try:
+                scope.principal = (
+                    await authenticate(self.session, self.kit, self.tenant, token)
+                    if token and self.tenant is not None
+                    else None
+                )
+            except Unauthenticated as exc:
+                scope.principal = exc
+        if isinstance(scope.principal, Exception):
+            raise scope.principal
+        return scope.principal
 
 
 class OperationScope(SchemaExtension):

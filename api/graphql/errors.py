@@ -51,16 +51,49 @@ class ConflictError(UserError):
     pass
 
 
+@strawberry.type(description="Sign-in refused, or a token that is not (or no longer) valid.")
+class AuthError(UserError):
+    pass
+
+
+@strawberry.type(description="Too many attempts; try again after retryAfter seconds.")
+class RateLimitedError(UserError):
+    retry_after: int
+
+
+@strawberry.type(description="The caller's roles do not allow this.")
+class PermissionDeniedError(UserError):
+    pass
+
+
 _BY_CODE = {
     ErrorCode.BAD_USER_INPUT: ValidationError,
     ErrorCode.NOT_FOUND: NotFoundError,
     ErrorCode.CONFLICT: ConflictError,
+    ErrorCode.UNAUTHENTICATED: AuthError,
+    ErrorCode.FORBIDDEN: PermissionDeniedError,
 }
 
 
 def user_error(exc: DomainError) -> UserError:
+    if exc.code == ErrorCode.RATE_LIMITED:
+        return RateLimitedError(
+            code=exc.code, message=exc.message, field=exc.field,
+            retry_after=getattr(exc, "retry_after", 60),
+        )  # fmt: skip
     cls = _BY_CODE.get(exc.code, ValidationError)
     return cls(code=exc.code, message=exc.message, field=exc.field)
+
+
+async def attempt(session, fn):
+    """Run ``fn()`` in a savepoint: a DomainError undoes what it wrote and comes back as a
+    typed error (the operation still commits, since a user mistake is data). Returns
+    (result, None) or (None, error)."""
+    try:
+        async with session.begin_nested():
+            return await fn(), None
+    except DomainError as exc:
+        return None, user_error(exc)
 
 
 def _classify(error: GraphQLError) -> tuple[ErrorCode, bool]:

@@ -9,9 +9,12 @@ from strawberry.tools import merge_types
 from api.domains import schema_modules
 from api.graphql.context import OperationScope
 from api.graphql.errors import (
+    AuthError,
     ConflictError,
     ErrorPolicy,
     NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
     ValidationError,
     apply_error_policy,
 )
@@ -47,7 +50,14 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=query,
         mutation=merge_types("Mutation", mutations) if mutations else None,
         subscription=merge_types("Subscription", subscriptions) if subscriptions else None,
-        types=[ValidationError, NotFoundError, ConflictError],
+        types=[
+            ValidationError,
+            NotFoundError,
+            ConflictError,
+            AuthError,
+            RateLimitedError,
+            PermissionDeniedError,
+        ],
         extensions=[
             lambda: ParserCache(maxsize=settings.graphql_cache_size),
             lambda: ValidationCache(maxsize=settings.graphql_cache_size),

@@ -12,7 +12,7 @@ from strawberry.dataloader import DataLoader
 
 from api.errors import DomainError, NotFound
 from api.graphql.errors import ConflictError, NotFoundError, ValidationError, user_error
-from api.graphql.permissions import CanRead, CanWrite
+from api.graphql.permissions import requires
 from api.project import repository as repo
 from api.project import service
 from api.project.models import Building as BuildingRow
@@ -82,7 +82,7 @@ class Project:
             created_at=row.created_at,
         )
 
-    @strawberry.field(permission_classes=[CanRead])
+    @strawberry.field(permission_classes=[requires("project.read")])
     async def buildings(self, info: strawberry.Info) -> list[Building]:
         loader = info.context.loaders.get("project.buildings", _buildings_of_project_loader)
         rows = await loader.load(uuid.UUID(self.id))
@@ -107,7 +107,7 @@ class Building:
             project_id=row.project_id,
         )
 
-    @strawberry.field(permission_classes=[CanRead])
+    @strawberry.field(permission_classes=[requires("project.read")])
     async def project(self, info: strawberry.Info) -> Project:
         row = await info.context.loaders.get("project.by_id", _project_loader).load(self.project_id)
         return Project.of(row)
@@ -157,7 +157,9 @@ CreateBuildingResult = Annotated[
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=[CanRead], description="Projects ordered by id.")
+    @strawberry.field(
+        permission_classes=[requires("project.read")], description="Projects ordered by id."
+    )
     async def projects(
         self, info: strawberry.Info, first: int = 50, after: strawberry.ID | None = None
     ) -> list[Project]:
@@ -167,7 +169,7 @@ class Query:
         )
         return [Project.of(r) for r in rows]
 
-    @strawberry.field(permission_classes=[CanRead])
+    @strawberry.field(permission_classes=[requires("project.read")])
     async def project(self, info: strawberry.Info, id: strawberry.ID) -> Project | None:
         pid = _id(id)
         if pid is None:
@@ -175,7 +177,7 @@ class Query:
         row = await info.context.loaders.get("project.by_id", _project_loader).load(pid)
         return Project.of(row) if row else None
 
-    @strawberry.field(permission_classes=[CanRead])
+    @strawberry.field(permission_classes=[requires("project.read")])
     async def building(self, info: strawberry.Info, id: strawberry.ID) -> Building | None:
         bid = _id(id)
         if bid is None:
@@ -186,7 +188,7 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[CanWrite])
+    @strawberry.mutation(permission_classes=[requires("project.write")])
     async def create_project(
         self, info: strawberry.Info, input: CreateProjectInput
     ) -> CreateProjectResult:
@@ -206,7 +208,7 @@ class Mutation:
             return user_error(exc)
         return ProjectPayload(project=Project.of(row))
 
-    @strawberry.mutation(permission_classes=[CanWrite])
+    @strawberry.mutation(permission_classes=[requires("project.write")])
     async def create_building(
         self, info: strawberry.Info, input: CreateBuildingInput
     ) -> CreateBuildingResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tenants.migrate import head, tenant_versions, upgrade_tenant
+from tenants.migrate import downgrade_tenant, head, tenant_versions, upgrade_tenant
 
 
 async def test_healthz(client):
@@ -30,7 +30,7 @@ async def test_readyz_lists_a_tenant_behind_head(live_server_factory, engine, ma
     tenant = await make_tenant()
     previous = (await tenant_versions(engine, [tenant.schema_name]))[tenant.schema_name]
     assert previous == head("tenant")
-    await upgrade_tenant(engine, tenant.schema_name, "-1")
+    await downgrade_tenant(engine, tenant.schema_name, "0001")
     try:
         behind = (await tenant_versions(engine, [tenant.schema_name]))[tenant.schema_name]
         assert behind != head("tenant")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tenants.migrate import head, tenant_versions, upgrade_tenant
+from tenants.migrate import downgrade_tenant, head, tenant_versions
 from tenants.provisioning import create_tenant, drop_tenant
 from tenants.registry import get_tenant
 from tests.conftest import unique_slug
@@ -155,7 +155,7 @@ async def test_suspend_and_resume_flip_status(anju, engine, make_tenant):
 async def test_status_and_migrate_bring_tenants_to_head(anju, engine, make_tenant):
     current = await make_tenant()
     behind = await make_tenant()
-    await upgrade_tenant(engine, behind.schema_name, "-1")
+    await downgrade_tenant(engine, behind.schema_name, "0001")
 
     r = anju("tenants", "status")
     assert r.code == 0, r
@@ -181,7 +181,7 @@ async def test_status_and_migrate_bring_tenants_to_head(anju, engine, make_tenan
 async def test_migrate_with_a_broken_tenant_exits_non_zero(anju, engine):
     broken = (await create_tenant(engine, unique_slug("clibroken"), "Broken")).tenant
     try:
-        await upgrade_tenant(engine, broken.schema_name, "-1")
+        await downgrade_tenant(engine, broken.schema_name, "0001")
         async with engine.begin() as conn:  # 0001 -> 0002 creates "building": take the name
             await conn.exec_driver_sql(f'CREATE TABLE "{broken.schema_name}".building (x int)')
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenants.migrate import (
     MigrationReport,
     TenantResult,
+    downgrade_tenant,
     head,
     migrate_tenants,
     tenant_versions,
@@ -53,7 +54,7 @@ async def tenants(engine: AsyncEngine) -> AsyncIterator[Callable]:
 
 async def move_to(engine: AsyncEngine, t: TenantInfo, at: str) -> None:
     if at == FIRST:
-        await upgrade_tenant(engine, t.schema_name, "-1")
+        await downgrade_tenant(engine, t.schema_name, "0001")
     elif at == "base":
         await upgrade_tenant(engine, t.schema_name, "base")
     else:

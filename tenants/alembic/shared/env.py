@@ -4,7 +4,10 @@ from alembic import context
 from sqlalchemy import Connection
 
 from api.db import SHARED_SCHEMA, SharedBase
+from api.domains import load_models
 from tenants import models  # noqa: F401  (registers the shared tables)
+
+load_models()
 
 config = context.config
 

@@ -1,0 +1,1 @@
+"""Accounts, memberships, sign-up, sign-in, sessions and roles."""

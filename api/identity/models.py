@@ -1,0 +1,93 @@
+"""Identity tables.
+
+Shared schema: ``account`` (one global identity per person), ``membership`` (account x tenant x
+roles), ``refresh_token`` (rotated opaque tokens; a family is one signed-in session).
+Tenant schema: ``role`` (custom roles the tenant's admins define; built-in roles live in code).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import SharedBase, TenantBase, Timestamped, utcnow
+from api.ids import uuid7
+
+
+class Account(Timestamped, SharedBase):
+    __tablename__ = "account"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    # Personal data: AES-GCM ciphertext (scope "shared") + blind index for exact lookup.
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Membership(Timestamped, SharedBase):
+    __tablename__ = "membership"
+    __table_args__ = (
+        UniqueConstraint("account_id", "tenant_id"),
+        CheckConstraint("status IN ('invited', 'active', 'disabled')", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.account.id", ondelete="CASCADE"), nullable=False
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.tenant.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, default=list)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+
+
+class RefreshToken(SharedBase):
+    __tablename__ = "refresh_token"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    # The session: every token rotated from one sign-in shares the family id.
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, index=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.account.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.tenant.id", ondelete="CASCADE"), nullable=False
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    issued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    user_agent: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    ip: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+
+
+class Role(Timestamped, TenantBase):
+    __tablename__ = "role"
+    __table_args__ = (CheckConstraint("scope IN ('own', 'team', 'all')", name="scope"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, default=list)
+    scope: Mapped[str] = mapped_column(String(8), nullable=False, default="own")

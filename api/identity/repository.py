@@ -1,0 +1,102 @@
+"""All queries of the identity domain (shared schema, plus the tenant's custom roles)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.identity.models import Account, Membership, RefreshToken, Role
+
+
+async def account_by_bidx(session: AsyncSession, column: str, digest: bytes) -> Account | None:
+    col = Account.phone_bidx if column == "phone" else Account.email_bidx
+    return await session.scalar(select(Account).where(col == digest))
+
+
+async def account_for_update(session: AsyncSession, account_id: uuid.UUID) -> Account | None:
+    return await session.scalar(select(Account).where(Account.id == account_id).with_for_update())
+
+
+async def membership(
+    session: AsyncSession, account_id: uuid.UUID, tenant_id: uuid.UUID
+) -> Membership | None:
+    return await session.scalar(
+        select(Membership).where(
+            Membership.account_id == account_id, Membership.tenant_id == tenant_id
+        )
+    )
+
+
+async def active_roles_in_session(
+    session: AsyncSession, account_id: uuid.UUID, tenant_id: uuid.UUID, family_id: uuid.UUID
+) -> list[str] | None:
+    """Roles of an active membership whose sign-in session is not revoked; None otherwise."""
+    live = exists().where(
+        RefreshToken.family_id == family_id,
+        RefreshToken.account_id == account_id,
+        RefreshToken.revoked_at.is_(None),
+    )
+    return await session.scalar(
+        select(Membership.roles).where(
+            Membership.account_id == account_id,
+            Membership.tenant_id == tenant_id,
+            Membership.status == "active",
+            live,
+        )
+    )
+
+
+async def custom_roles(session: AsyncSession, keys: Sequence[str]) -> Sequence[Role]:
+    return (await session.scalars(select(Role).where(Role.key.in_(keys)))).all()
+
+
+async def refresh_token_for_update(session: AsyncSession, token_hash: bytes) -> RefreshToken | None:
+    return await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+    )
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> int:
+    res = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return res.rowcount
+
+
+async def sessions_of(
+    session: AsyncSession, account_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime
+) -> Sequence:
+    """One row per live session (family): started, last refreshed, expiry, device."""
+    stmt = (
+        select(
+            RefreshToken.family_id,
+            func.min(RefreshToken.issued_at).label("started_at"),
+            func.max(RefreshToken.issued_at).label("last_used_at"),
+            func.max(RefreshToken.expires_at).label("expires_at"),
+            func.max(RefreshToken.user_agent).label("user_agent"),
+            func.max(RefreshToken.ip).label("ip"),
+        )
+        .where(RefreshToken.account_id == account_id, RefreshToken.tenant_id == tenant_id)
+        .group_by(RefreshToken.family_id)
+        .having(func.bool_and(RefreshToken.revoked_at.is_(None)))
+        .having(func.max(RefreshToken.expires_at) > now)
+        .order_by(func.max(RefreshToken.issued_at).desc())
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def family_owner(session: AsyncSession, family_id: uuid.UUID) -> tuple | None:
+    row = (
+        await session.execute(
+            select(RefreshToken.account_id, RefreshToken.tenant_id)
+            .where(RefreshToken.family_id == family_id)
+            .limit(1)
+        )
+    ).first()
+    return tuple(row) if row else None

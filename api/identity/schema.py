@@ -1,0 +1,241 @@
+"""GraphQL of identity: sign-up, sign-in, tokens, sessions, the viewer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from api.errors import DomainError
+from api.graphql.errors import (
+    AuthError,
+    ConflictError,
+    RateLimitedError,
+    ValidationError,
+    attempt,
+    user_error,
+)
+from api.graphql.permissions import Authenticated, Public, TenantRequired
+from api.identity import service
+from api.identity.models import Account as AccountRow
+from api.security.crypto import mask_email, mask_phone
+from tenants.registry import TenantInfo
+
+
+@strawberry.type
+class Tokens:
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
+    session_id: strawberry.ID
+
+    @classmethod
+    def of(cls, t: service.Tokens) -> Tokens:
+        return cls(
+            access_token=t.access_token,
+            access_token_expires_at=t.access_expires_at,
+            refresh_token=t.refresh_token,
+            refresh_token_expires_at=t.refresh_expires_at,
+            session_id=strawberry.ID(str(t.session_id)),
+        )
+
+
+@strawberry.type(description="A person's identity. Phone and email are masked unless the "
+                 "viewer is that person or has pii.read.")  # fmt: skip
+class Account:
+    id: strawberry.ID
+    name: str
+    phone: str | None
+    email: str | None
+
+    @classmethod
+    def of(cls, kit, row: AccountRow, *, unmasked: bool) -> Account:
+        phone, email = service.account_phone(kit, row), service.account_email(kit, row)
+        if not unmasked:
+            phone = mask_phone(phone) if phone else None
+            email = mask_email(email) if email else None
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, phone=phone, email=email)
+
+
+@strawberry.type
+class Tenant:
+    id: strawberry.ID
+    slug: str
+    name: str
+    plan: str
+    status: str
+
+    @classmethod
+    def of(cls, t: TenantInfo) -> Tenant:
+        return cls(id=strawberry.ID(t.id), slug=t.slug, name=t.name, plan=t.plan, status=t.status)
+
+
+@strawberry.type
+class Viewer:
+    account: Account
+    tenant: Tenant
+    roles: list[str]
+    permissions: list[str]
+    data_scope: str
+
+
+@strawberry.type
+class SessionInfo:
+    id: strawberry.ID
+    started_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str
+    ip: str
+    current: bool
+
+
+@strawberry.input
+class SignUpInput:
+    tenant_slug: str
+    tenant_name: str
+    name: str
+    password: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@strawberry.type
+class SignUpPayload:
+    tenant: Tenant
+    account: Account
+    tokens: Tokens
+
+
+@strawberry.type
+class SignInPayload:
+    tokens: Tokens
+
+
+@strawberry.type
+class SignOutPayload:
+    revoked_session_id: strawberry.ID
+
+
+SignUpResult = Annotated[
+    SignUpPayload | ValidationError | ConflictError, strawberry.union("SignUpResult")
+]
+SignInResult = Annotated[
+    SignInPayload | AuthError | RateLimitedError | ValidationError, strawberry.union("SignInResult")
+]
+RefreshResult = Annotated[SignInPayload | AuthError, strawberry.union("RefreshResult")]
+
+
+def _kit(info: strawberry.Info):
+    return info.context.kit
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=[Authenticated], description="The signed-in caller.")
+    async def me(self, info: strawberry.Info) -> Viewer:
+        ctx = info.context
+        p = await ctx.principal()
+        row = await ctx.session.get(AccountRow, p.account_id)
+        return Viewer(
+            account=Account.of(ctx.kit, row, unmasked=True),
+            tenant=Tenant.of(ctx.tenant),
+            roles=list(p.roles),
+            permissions=sorted(p.permissions),
+            data_scope=p.scope,
+        )
+
+    @strawberry.field(permission_classes=[Authenticated], description="Live sign-in sessions.")
+    async def my_sessions(self, info: strawberry.Info) -> list[SessionInfo]:
+        ctx = info.context
+        p = await ctx.principal()
+        rows = await service.repo.sessions_of(ctx.session, p.account_id, p.tenant_id, service.now())
+        return [
+            SessionInfo(
+                id=strawberry.ID(str(r.family_id)), started_at=r.started_at,
+                last_used_at=r.last_used_at, expires_at=r.expires_at, user_agent=r.user_agent,
+                ip=r.ip, current=r.family_id == p.session_id,
+            )
+            for r in rows
+        ]  # fmt: skip
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[Public],
+        description="Self-service sign-up: a new agency (tenant), its first admin, and tokens.",
+    )
+    async def sign_up(self, info: strawberry.Info, input: SignUpInput) -> SignUpResult:
+        ctx = info.context
+        session = ctx.shared_session
+
+        async def run():
+            return await service.sign_up(
+                session, ctx.kit, tenant_slug=input.tenant_slug, tenant_name=input.tenant_name,
+                name=input.name, phone=input.phone, email=input.email, password=input.password,
+                user_agent=ctx.user_agent, ip=ctx.client_ip,
+            )  # fmt: skip
+
+        done, error = await attempt(session, run)
+        if error:
+            return error
+        tenant, account, tokens = done
+        return SignUpPayload(
+            tenant=Tenant.of(tenant),
+            account=Account.of(ctx.kit, account, unmasked=True),
+            tokens=Tokens.of(tokens),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Sign in to the request's tenant with a phone number or email and password.",
+    )
+    async def sign_in(self, info: strawberry.Info, identifier: str, password: str) -> SignInResult:
+        ctx = info.context
+        try:  # no savepoint: a failed attempt must be recorded
+            tokens = await service.sign_in_password(
+                ctx.session, ctx.kit, ctx.tenant, identifier, password,
+                user_agent=ctx.user_agent, ip=ctx.client_ip,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return SignInPayload(tokens=Tokens.of(tokens))
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Spend a refresh token for new tokens. Reusing a spent refresh token "
+        "revokes its whole session.",
+    )
+    async def refresh_tokens(self, info: strawberry.Info, refresh_token: str) -> RefreshResult:
+        ctx = info.context
+        try:  # no savepoint: a detected reuse must revoke the session for good
+            tokens = await service.rotate_refresh_token(
+                ctx.session, ctx.kit, ctx.tenant, refresh_token,
+                user_agent=ctx.user_agent, ip=ctx.client_ip,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return SignInPayload(tokens=Tokens.of(tokens))
+
+    @strawberry.mutation(permission_classes=[Authenticated], description="End this session.")
+    async def sign_out(self, info: strawberry.Info) -> SignOutPayload:
+        p = await info.context.principal()
+        await service.sign_out(info.context.session, p.session_id)
+        return SignOutPayload(revoked_session_id=strawberry.ID(str(p.session_id)))
+
+    @strawberry.mutation(
+        permission_classes=[Authenticated], description="End one of your own sessions."
+    )
+    async def revoke_session(self, info: strawberry.Info, id: strawberry.ID) -> bool:
+        p = await info.context.principal()
+        try:
+            family = uuid.UUID(str(id))
+        except ValueError:
+            return False
+        return await service.revoke_own_session(
+            info.context.session, p.account_id, p.tenant_id, family
+        )

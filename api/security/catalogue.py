@@ -1,0 +1,88 @@
+"""The permission catalogue and the built-in roles, defined in code.
+
+``docs/permissions.md`` is generated from this module (``anju permissions doc``); a test fails
+when it is stale. Domains add their permissions here as they arrive."""
+
+from __future__ import annotations
+
+PERMISSIONS: dict[str, str] = {
+    # inventory
+    "project.read": "Read projects and buildings",
+    "project.write": "Create and change projects and buildings",
+    "unit.read": "Read units and their status",
+    "unit.price.adjust": "Adjust unit prices",
+    # clients
+    "client.read": "Read client records (within the data scope)",
+    "client.write": "Create and change client records (within the data scope)",
+    # people and access
+    "member.read": "List the tenant's members and their roles",
+    "member.invite": "Invite staff and disable members",
+    "role.manage": "Create, change and delete custom roles; assign roles",
+    "team.manage": "Create and change offices and teams",
+    "audit.read": "Read the audit log",
+    "pii.read": "See personal data unmasked (phone and ID numbers); every such read is audited",
+    "tenant.manage": "Change the tenant's settings",
+    # money
+    "payment.read": "Read payments and bills",
+    "payment.refund": "Refund payments",
+}
+
+# Data scopes for records that belong to people: own < team < all.
+SCOPES = ("own", "team", "all")
+
+BUILTIN_ROLES: dict[str, dict] = {
+    "admin": {
+        "name": "Administrator",
+        "permissions": frozenset(PERMISSIONS),
+        "scope": "all",
+    },
+    "manager": {
+        "name": "Sales manager",
+        "permissions": frozenset(
+            {"project.read", "project.write", "unit.read", "unit.price.adjust", "client.read",
+             "client.write", "member.read", "audit.read", "payment.read"}
+        ),
+        "scope": "team",
+    },
+    "agent": {
+        "name": "Agent",
+        "permissions": frozenset({"project.read", "unit.read", "client.read", "client.write"}),
+        "scope": "own",
+    },
+    "finance": {
+        "name": "Finance",
+        "permissions": frozenset(
+            {"project.read", "unit.read", "payment.read", "payment.refund", "pii.read"}
+        ),
+        "scope": "all",
+    },
+    "property_staff": {
+        "name": "Property staff",
+        "permissions": frozenset({"project.read", "unit.read"}),
+        "scope": "own",
+    },
+    "owner": {"name": "Owner", "permissions": frozenset({"project.read"}), "scope": "own"},
+    "client": {"name": "Client", "permissions": frozenset({"project.read"}), "scope": "own"},
+}  # fmt: skip
+
+
+def unknown_permissions(perms) -> list[str]:
+    return sorted(p for p in perms if p not in PERMISSIONS)
+
+
+def markdown_table() -> str:
+    roles = list(BUILTIN_ROLES)
+    lines = [
+        "# Permissions",
+        "",
+        "Generated from `api/security/catalogue.py` by `anju permissions doc`; do not edit.",
+        "",
+        "| permission | meaning | " + " | ".join(roles) + " |",
+        "|---|---|" + "---|" * len(roles),
+    ]
+    for key, text in PERMISSIONS.items():
+        marks = " | ".join("x" if key in BUILTIN_ROLES[r]["permissions"] else "" for r in roles)
+        lines.append(f"| `{key}` | {text} | {marks} |")
+    lines += ["", "Data scope of each built-in role (records that belong to people):", ""]
+    lines += [f"- `{r}`: {BUILTIN_ROLES[r]['scope']}" for r in roles]
+    return "\n".join(lines) + "\n"

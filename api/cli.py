@@ -20,6 +20,8 @@ schema_app = typer.Typer(no_args_is_help=True, help="The GraphQL schema.")
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(schema_app, name="schema")
+permissions_app = typer.Typer(no_args_is_help=True, help="The permission catalogue.")
+app.add_typer(permissions_app, name="permissions")
 
 T = TypeVar("T")
 
@@ -73,7 +75,7 @@ async def _prepare(engine, settings: Settings, *, migrate: bool = True, seed: bo
         report = await migrate_tenants(engine, settings)
         out.extend(report.lines() if report.failed else report.lines()[-1:])
     if seed:
-        out.append(await seed_demo(engine))
+        out.append(await seed_demo(engine, settings))
     return out
 
 
@@ -138,7 +140,7 @@ def seed_demo_cmd() -> None:
     """Create the demo tenant with demo data (idempotent)."""
     from api.seed import seed_demo
 
-    typer.echo(with_engine(lambda e, s: seed_demo(e)))
+    typer.echo(with_engine(seed_demo))
 
 
 @tenants_app.command("create")
@@ -233,6 +235,26 @@ def schema_export(
         typer.echo(f"{path} is current")
         return
     path.write_text(sdl)
+    typer.echo(f"wrote {path}")
+
+
+@permissions_app.command("doc")
+def permissions_doc(
+    path: Annotated[Path, typer.Option(help="Where to write the table.")] = Path(
+        "docs/permissions.md"
+    ),
+    check: Annotated[bool, typer.Option(help="Exit 1 when the file is stale.")] = False,
+) -> None:
+    """Write the generated permission table (or check that it is current)."""
+    from api.security.catalogue import markdown_table
+
+    text = markdown_table()
+    if check:
+        if not path.exists() or path.read_text() != text:
+            fail(f"{path} is stale: run `anju permissions doc`")
+        typer.echo(f"{path} is current")
+        return
+    path.write_text(text)
     typer.echo(f"wrote {path}")
 
 

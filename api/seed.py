@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.identity import service as identity
+from api.identity.models import Membership
 from api.project import service
 from api.project.models import Project
+from api.security.kit import build_kit
+from api.security.secrets import dev_secret
+from api.settings import Settings
 from tenants.provisioning import create_tenant
-from tenants.registry import get_tenant
+from tenants.registry import TenantError, get_tenant
 from tenants.sessions import TenantDatabase
 
 DEMO_SLUG = "demo"
@@ -41,8 +47,38 @@ DEMO_PROJECTS = [
 ]
 
 
-async def seed_demo(engine: AsyncEngine) -> str:
-    """Create the demo tenant and its data when missing. Returns what it did."""
+DEMO_STAFF = [
+    ("Demo Admin", "admin@demo.example.com", "+8613800000001", ["admin"]),
+    ("Demo Manager", "manager@demo.example.com", "+8613800000002", ["manager"]),
+    ("Demo Agent", "agent@demo.example.com", "+8613800000003", ["agent"]),
+]
+
+
+def demo_password(settings: Settings) -> str:
+    return settings.demo_password or dev_secret(settings, "demo_password")
+
+
+async def _seed_staff(session, kit, tenant) -> int:
+    made = 0
+    for name, email, phone, roles in DEMO_STAFF:
+        ident = identity.Identifier("email", email)
+        if await identity.find_account(session, kit, ident) is not None:
+            continue
+        account = await identity.create_account(
+            session, kit, name=name, phone=phone, email=email,
+            password=demo_password(kit.settings),
+        )  # fmt: skip
+        session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=roles))
+        made += 1
+    await session.flush()
+    return made
+
+
+async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
+    """Create the demo tenant, its staff and data when missing. Returns what it did."""
+    if settings.env == "production":
+        raise TenantError("the demo tenant is not seeded in production")
+    kit = build_kit(settings)
     tenant = await get_tenant(engine, DEMO_SLUG)
     did = []
     if tenant is None:
@@ -56,6 +92,12 @@ async def seed_demo(engine: AsyncEngine) -> str:
                     await service.create_building(
                         session, service.BuildingInput(project.id, name, floors)
                     )
-            await session.commit()
             did.append(f"seeded {len(DEMO_PROJECTS)} projects")
-    return ", ".join(did) or "demo tenant already seeded"
+        if staff := await _seed_staff(session, kit, tenant):
+            did.append(f"seeded {staff} staff")
+        await session.commit()
+    did.append(
+        f"demo sign-in (X-Tenant: demo): {', '.join(e for _, e, _, _ in DEMO_STAFF)}; "
+        f"password {demo_password(kit.settings)}"
+    )
+    return "\n".join(did)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     login_lockout_base: int = 60
     login_lockout_max: int = 3600
 
+    # Password of the demo staff that `anju seed-demo` creates (never seeded in production);
+    # empty: generated once into <data_dir>/secrets.json and printed by the seed.
+    demo_password: str = ""
+
     @property
     def is_dev(self) -> bool:
         return self.env == "development"

@@ -8,18 +8,21 @@ from typing import Annotated
 
 import strawberry
 
-from api.errors import DomainError
+from api.errors import DomainError, NotFound
 from api.graphql.errors import (
     AuthError,
     ConflictError,
+    NotFoundError,
     RateLimitedError,
     ValidationError,
     attempt,
     user_error,
 )
-from api.graphql.permissions import Authenticated, Public, TenantRequired
+from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
+from api.identity import roles as roles_service
 from api.identity import service
 from api.identity.models import Account as AccountRow
+from api.security.catalogue import PERMISSIONS
 from api.security.crypto import mask_email, mask_phone
 from tenants.registry import TenantInfo
 
@@ -120,6 +123,76 @@ class SignOutPayload:
     revoked_session_id: strawberry.ID
 
 
+@strawberry.type(description="A role: built-in (defined in code) or custom (defined here).")
+class RoleInfo:
+    key: str
+    name: str
+    permissions: list[str]
+    data_scope: str
+    builtin: bool
+
+    @classmethod
+    def of(cls, r: roles_service.RoleView) -> RoleInfo:
+        return cls(
+            key=r.key, name=r.name, permissions=list(r.permissions), data_scope=r.scope,
+            builtin=r.builtin,
+        )  # fmt: skip
+
+
+@strawberry.type
+class PermissionInfo:
+    key: str
+    description: str
+
+
+@strawberry.type
+class Member:
+    account: Account
+    roles: list[str]
+    status: str
+
+
+@strawberry.input
+class CreateRoleInput:
+    key: str
+    name: str
+    permissions: list[str]
+    data_scope: str = "own"
+
+
+@strawberry.input
+class UpdateRoleInput:
+    key: str
+    name: str | None = None
+    permissions: list[str] | None = None
+    data_scope: str | None = None
+
+
+@strawberry.type
+class RolePayload:
+    role: RoleInfo
+
+
+@strawberry.type
+class DeleteRolePayload:
+    deleted_key: str
+
+
+@strawberry.type
+class MemberPayload:
+    member: Member
+
+
+RoleResult = Annotated[
+    RolePayload | ValidationError | NotFoundError | ConflictError, strawberry.union("RoleResult")
+]
+DeleteRoleResult = Annotated[
+    DeleteRolePayload | NotFoundError | ConflictError, strawberry.union("DeleteRoleResult")
+]
+AssignRolesResult = Annotated[
+    MemberPayload | ValidationError | NotFoundError | ConflictError,
+    strawberry.union("AssignRolesResult"),
+]
 SignUpResult = Annotated[
     SignUpPayload | ValidationError | ConflictError, strawberry.union("SignUpResult")
 ]
@@ -161,6 +234,35 @@ class Query:
             )
             for r in rows
         ]  # fmt: skip
+
+    @strawberry.field(
+        permission_classes=[requires("member.read")], description="Built-in and custom roles."
+    )
+    async def roles(self, info: strawberry.Info) -> list[RoleInfo]:
+        return [RoleInfo.of(r) for r in await roles_service.list_roles(info.context.session)]
+
+    @strawberry.field(
+        permission_classes=[requires("role.manage")], description="Every permission there is."
+    )
+    def permission_catalogue(self) -> list[PermissionInfo]:
+        return [PermissionInfo(key=k, description=v) for k, v in PERMISSIONS.items()]
+
+    @strawberry.field(
+        permission_classes=[requires("member.read")],
+        description="The tenant's members. Phone and email are masked without pii.read.",
+    )
+    async def members(self, info: strawberry.Info) -> list[Member]:
+        ctx = info.context
+        p = await ctx.principal()
+        rows = await roles_service.list_members(ctx.session, p.tenant_id)
+        return [
+            Member(
+                account=Account.of(ctx.kit, a, unmasked=p.can("pii.read") or a.id == p.account_id),
+                roles=list(m.roles),
+                status=m.status,
+            )
+            for m, a in rows
+        ]
 
 
 @strawberry.type
@@ -226,6 +328,66 @@ class Mutation:
         p = await info.context.principal()
         await service.sign_out(info.context.session, p.session_id)
         return SignOutPayload(revoked_session_id=strawberry.ID(str(p.session_id)))
+
+    @strawberry.mutation(permission_classes=[requires("role.manage")])
+    async def create_role(self, info: strawberry.Info, input: CreateRoleInput) -> RoleResult:
+        session = info.context.session
+        role, error = await attempt(
+            session,
+            lambda: roles_service.create_role(
+                session, input.key, input.name, input.permissions, input.data_scope
+            ),
+        )
+        return error or RolePayload(role=RoleInfo.of(role))
+
+    @strawberry.mutation(permission_classes=[requires("role.manage")])
+    async def update_role(self, info: strawberry.Info, input: UpdateRoleInput) -> RoleResult:
+        session = info.context.session
+        role, error = await attempt(
+            session,
+            lambda: roles_service.update_role(
+                session, input.key, name=input.name, permissions=input.permissions,
+                scope=input.data_scope,
+            ),
+        )  # fmt: skip
+        return error or RolePayload(role=RoleInfo.of(role))
+
+    @strawberry.mutation(permission_classes=[requires("role.manage")])
+    async def delete_role(self, info: strawberry.Info, key: str) -> DeleteRoleResult:
+        ctx = info.context
+        p = await ctx.principal()
+        _, error = await attempt(
+            ctx.session, lambda: roles_service.delete_role(ctx.session, p.tenant_id, key)
+        )
+        return error or DeleteRolePayload(deleted_key=key)
+
+    @strawberry.mutation(
+        permission_classes=[requires("role.manage")],
+        description="Replace a member's roles (the tenant always keeps one admin).",
+    )
+    async def assign_roles(
+        self, info: strawberry.Info, account_id: strawberry.ID, roles: list[str]
+    ) -> AssignRolesResult:
+        ctx = info.context
+        p = await ctx.principal()
+        try:
+            target = uuid.UUID(str(account_id))
+        except ValueError:
+            return user_error(NotFound("member not found", "accountId"))
+        membership, error = await attempt(
+            ctx.session, lambda: roles_service.assign_roles(ctx.session, p.tenant_id, target, roles)
+        )
+        if error:
+            return error
+        row = await ctx.session.get(AccountRow, target)
+        unmasked = p.can("pii.read") or target == p.account_id
+        return MemberPayload(
+            member=Member(
+                account=Account.of(ctx.kit, row, unmasked=unmasked),
+                roles=list(membership.roles),
+                status=membership.status,
+            )
+        )
 
     @strawberry.mutation(
         permission_classes=[Authenticated], description="End one of your own sessions."

@@ -29,17 +29,37 @@ class Secrets:
     blind_index_key: bytes
 
 
-def _new_dev_secrets() -> dict[str, str]:
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return {
-        "jwt_private_key": pem.decode(),
-        "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),
-        "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
-    }
+_GENERATORS = {
+    "jwt_private_key": lambda: (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    ),
+    "field_keys": lambda: "1:" + base64.b64encode(os.urandom(32)).decode(),
+    "blind_index_key": lambda: base64.b64encode(os.urandom(32)).decode(),
+    "demo_password": lambda: "demo-" + base64.b32encode(os.urandom(10)).decode().lower(),
+}
+
+
+def dev_secret(settings: Settings, name: str) -> str:
+    """A development secret kept in ``<data_dir>/secrets.json`` (mode 600), made on first use."""
+    if settings.env == "production":
+        raise MissingSecret(f"production needs ANJU_{name.upper()}")
+    path = settings.data_dir / "secrets.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if name not in stored:
+        stored[name] = _GENERATORS[name]()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f)
+        os.replace(tmp, path)
+    return stored[name]
 
 
 def parse_field_keys(raw: str) -> dict[int, bytes]:
@@ -60,21 +80,11 @@ def load_secrets(settings: Settings) -> Secrets:
         "blind_index_key": settings.blind_index_key,
     }
     missing = [k for k, v in values.items() if not v]
-    if missing:
-        if settings.env == "production":
-            names = ", ".join("ANJU_" + k.upper() for k in missing)
-            raise MissingSecret(f"production needs {names}")
-        path = settings.data_dir / "secrets.json"
-        if path.exists():
-            stored = json.loads(path.read_text())
-        else:
-            stored = _new_dev_secrets()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(stored, f)
-        for k in missing:
-            values[k] = stored[k]
+    if missing and settings.env == "production":
+        names = ", ".join("ANJU_" + k.upper() for k in missing)
+        raise MissingSecret(f"production needs {names}")
+    for k in missing:
+        values[k] = dev_secret(settings, k)
     return Secrets(
         jwt_private_key=values["jwt_private_key"],
         jwt_previous_public_keys=tuple(settings.jwt_previous_public_keys),

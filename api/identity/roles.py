@@ -1,0 +1,154 @@
+"""Roles: built-in ones from the catalogue, custom ones the tenant's admins define, and their
+assignment to members. A change takes effect on the members' next request (permissions are
+read per operation)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import Conflict, NotFound, ValidationFailed
+from api.identity.models import Account, Membership, Role
+from api.security.catalogue import BUILTIN_ROLES, SCOPES, unknown_permissions
+
+ROLE_KEY_RE = re.compile(r"[a-z][a-z0-9_]{1,63}")
+
+
+@dataclass(frozen=True)
+class RoleView:
+    key: str
+    name: str
+    permissions: tuple[str, ...]
+    scope: str
+    builtin: bool
+
+
+def _view(role: Role) -> RoleView:
+    return RoleView(role.key, role.name, tuple(sorted(role.permissions)), role.scope, False)
+
+
+def builtin_views() -> list[RoleView]:
+    return [
+        RoleView(k, v["name"], tuple(sorted(v["permissions"])), v["scope"], True)
+        for k, v in BUILTIN_ROLES.items()
+    ]
+
+
+async def list_roles(session: AsyncSession) -> list[RoleView]:
+    custom = (await session.scalars(select(Role).order_by(Role.key))).all()
+    return builtin_views() + [_view(r) for r in custom]
+
+
+def _check(name: str | None, permissions: list[str] | None, scope: str | None) -> None:
+    if name is not None and not (1 <= len(name.strip()) <= 100):
+        raise ValidationFailed("name must be 1 to 100 characters", "name")
+    if permissions is not None and (bad := unknown_permissions(permissions)):
+        raise ValidationFailed(f"unknown permissions: {', '.join(bad)}", "permissions")
+    if scope is not None and scope not in SCOPES:
+        raise ValidationFailed(f"scope must be one of {', '.join(SCOPES)}", "scope")
+
+
+async def create_role(
+    session: AsyncSession, key: str, name: str, permissions: list[str], scope: str
+) -> RoleView:
+    if not ROLE_KEY_RE.fullmatch(key or ""):
+        raise ValidationFailed("key must be 2-64 characters: a-z, 0-9 and _", "key")
+    if key in BUILTIN_ROLES:
+        raise Conflict(f"'{key}' is a built-in role", "key")
+    _check(name, permissions, scope)
+    if await session.get(Role, key) is not None:
+        raise Conflict(f"role '{key}' already exists", "key")
+    role = Role(key=key, name=name.strip(), permissions=sorted(set(permissions)), scope=scope)
+    session.add(role)
+    await session.flush()
+    return _view(role)
+
+
+async def update_role(
+    session: AsyncSession,
+    key: str,
+    *,
+    name: str | None = None,
+    permissions: list[str] | None = None,
+    scope: str | None = None,
+) -> RoleView:
+    if key in BUILTIN_ROLES:
+        raise Conflict("built-in roles cannot be changed; create a custom role", "key")
+    role = await session.get(Role, key, with_for_update=True)
+    if role is None:
+        raise NotFound(f"role '{key}' not found", "key")
+    _check(name, permissions, scope)
+    if name is not None:
+        role.name = name.strip()
+    if permissions is not None:
+        role.permissions = sorted(set(permissions))
+    if scope is not None:
+        role.scope = scope
+    await session.flush()
+    return _view(role)
+
+
+async def delete_role(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> None:
+    if key in BUILTIN_ROLES:
+        raise Conflict("built-in roles cannot be deleted", "key")
+    role = await session.get(Role, key, with_for_update=True)
+    if role is None:
+        raise NotFound(f"role '{key}' not found", "key")
+    holders = await session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.tenant_id == tenant_id, Membership.roles.any(key))
+    )
+    if holders:
+        raise Conflict(f"role '{key}' is assigned to {holders} member(s); unassign it first", "key")
+    await session.delete(role)
+    await session.flush()
+
+
+async def assign_roles(
+    session: AsyncSession, tenant_id: uuid.UUID, account_id: uuid.UUID, roles: list[str]
+) -> Membership:
+    roles = sorted(set(roles))
+    custom = [r for r in roles if r not in BUILTIN_ROLES]
+    if custom:
+        found = set(await session.scalars(select(Role.key).where(Role.key.in_(custom))))
+        if missing := [r for r in custom if r not in found]:
+            raise ValidationFailed(f"unknown roles: {', '.join(missing)}", "roles")
+    # Lock the tenant's admin memberships so two demotions cannot both pass the check.
+    admins = (
+        await session.scalars(
+            select(Membership)
+            .where(
+                Membership.tenant_id == tenant_id,
+                Membership.status == "active",
+                Membership.roles.any("admin"),
+            )
+            .with_for_update()
+        )
+    ).all()
+    member = await session.scalar(
+        select(Membership)
+        .where(Membership.tenant_id == tenant_id, Membership.account_id == account_id)
+        .with_for_update()
+    )
+    if member is None:
+        raise NotFound("member not found", "accountId")
+    if "admin" in member.roles and "admin" not in roles and len(admins) <= 1:
+        raise Conflict("the tenant must keep at least one admin", "roles")
+    member.roles = roles
+    await session.flush()
+    return member
+
+
+async def list_members(session: AsyncSession, tenant_id: uuid.UUID):
+    stmt = (
+        select(Membership, Account)
+        .join(Account, Account.id == Membership.account_id)
+        .where(Membership.tenant_id == tenant_id)
+        .order_by(Account.name, Account.id)
+    )
+    return (await session.execute(stmt)).all()

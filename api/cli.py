@@ -21,6 +21,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(schema_app, name="schema")
 permissions_app = typer.Typer(no_args_is_help=True, help="The permission catalogue.")
+audit_app = typer.Typer(no_args_is_help=True, help="The tenants' audit logs.")
+app.add_typer(audit_app, name="audit")
 app.add_typer(permissions_app, name="permissions")
 
 T = TypeVar("T")
@@ -236,6 +238,28 @@ def schema_export(
         return
     path.write_text(sdl)
     typer.echo(f"wrote {path}")
+
+
+@audit_app.command("verify")
+def audit_verify(tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug.")]) -> None:
+    """Recompute a tenant's audit hash chain; report the first broken entry."""
+    from api.audit.service import verify
+    from tenants.registry import TenantNotFound, get_tenant
+    from tenants.sessions import TenantDatabase
+
+    async def run(engine, settings):
+        info = await get_tenant(engine, tenant)
+        if info is None:
+            raise TenantNotFound(f"no tenant with slug '{tenant}'", "tenant")
+        async with TenantDatabase(engine).session(info) as session:
+            return await verify(session)
+
+    report = with_engine(run)
+    if report.ok:
+        typer.echo(f"{tenant}: audit chain intact ({report.entries} entries)")
+        return
+    typer.echo(f"{tenant}: audit chain BROKEN at entry {report.first_broken_seq}: {report.reason}")
+    raise typer.Exit(1)
 
 
 @permissions_app.command("doc")

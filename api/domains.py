@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-DOMAINS: tuple[str, ...] = ("identity", "project")
+DOMAINS: tuple[str, ...] = ("audit", "identity", "project")
 
 
 def load_models() -> None:

@@ -36,10 +36,11 @@ class UnitOfWork:
     session reaches them) and to the shared schema only otherwise. The owner commits on
     success and rolls back otherwise. Services never commit."""
 
-    def __init__(self, db: TenantDatabase, tenant: TenantInfo | None):
+    def __init__(self, db: TenantDatabase, tenant: TenantInfo | None, on_open=None):
         self.db = db
         self.tenant = tenant
         self._session: AsyncSession | None = None
+        self._on_open = on_open
 
     @property
     def session(self) -> AsyncSession:
@@ -48,6 +49,8 @@ class UnitOfWork:
                 self._session = self.db.session(self.tenant)
             else:
                 self._session = AsyncSession(self.db.engine, expire_on_commit=False)
+            if self._on_open is not None:
+                self._on_open(self._session)
         return self._session
 
     @property

@@ -8,15 +8,20 @@ and keeps them in a context variable; ``Context.session`` and ``Context.loaders`
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import FieldNode, GraphQLError, get_operation_ast
+from graphql.execution.values import get_argument_values
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from api.audit.service import AuditRecorder, Event, clean
+from api.audit.service import append as append_audit
 from api.errors import ErrorCode, Unauthenticated
 from api.identity.auth import Principal, authenticate, bearer_token
 from api.security.kit import SecurityKit
@@ -45,7 +50,16 @@ _UNSET = object()
 class _Scope:
     uow: UnitOfWork
     loaders: Loaders
+    audit: AuditRecorder
     principal: Any = _UNSET
+    actor_id: uuid.UUID | None = None  # set by sign-in, before a principal exists
+
+
+def note_user_error(code: str) -> None:
+    """Called when a mutation returns a typed error: the audit entry records the outcome."""
+    scope = _current.get()
+    if scope is not None:
+        scope.audit.user_errors.append(str(code))
 
 
 _current: ContextVar[_Scope | None] = ContextVar("anju_operation_scope", default=None)
@@ -90,6 +104,18 @@ class Context:
             return bearer_token({"authorization": str(params["authorization"])})
         return bearer_token(self.request.headers)
 
+    def audit(self, action: str, *, target_type: str = "", target_id: object = "", **details):
+        """Record an audit event of this operation (e.g. a read of unmasked personal data)."""
+        self._scope().audit.add(action, target_type=target_type, target_id=target_id, **details)
+
+    def set_actor(self, account_id: uuid.UUID) -> None:
+        """Name the actor of this operation's audit entries when no token was sent (sign-in)."""
+        self._scope().actor_id = account_id
+
+    @property
+    def client_app(self) -> str:
+        return self.request.headers.get("x-anju-app", "")[:32]
+
     @property
     def client_ip(self) -> str:
         client = getattr(self.request, "client", None)
@@ -118,26 +144,64 @@ class Context:
         return scope.principal
 
 
+def _mutation_event(ec, recorder: AuditRecorder) -> Event | None:
+    """One audit event for a mutation operation: its root fields, their arguments (masked),
+    the outcome (ok, or the typed errors returned) and the row changes it made."""
+    doc = ec.graphql_document
+    if doc is None or ec.operation_type != StrawberryOperationType.MUTATION:
+        return None
+    op = get_operation_ast(doc, ec.operation_name)
+    root = ec.schema._schema.mutation_type
+    names, args = [], {}
+    for sel in op.selection_set.selections if op else ():
+        if isinstance(sel, FieldNode) and sel.name.value in root.fields:
+            name = sel.name.value
+            names.append(name)
+            try:
+                args[name] = get_argument_values(root.fields[name], sel, ec.variables or {})
+            except GraphQLError:
+                args[name] = {}
+    if not names:
+        return None
+    outcome = ",".join(recorder.user_errors) if recorder.user_errors else "ok"
+    return Event(
+        ",".join(names), outcome, details=clean({"args": args}) | {"changes": recorder.changes}
+    )
+
+
 class OperationScope(SchemaExtension):
     """The operation owns the transaction: commit when it ends without error, roll back
-    otherwise; the session is closed whatever happens. Services never commit."""
+    otherwise; the session is closed whatever happens. Services never commit. Before a
+    tenant operation commits, its audit events (every mutation, every unmasked read of
+    personal data) are appended to the tenant's audit log in the same transaction."""
 
     async def on_operation(self) -> AsyncIterator[None]:
         ec = self.execution_context
         ctx: Context = ec.context
-        scope = _Scope(UnitOfWork(ctx.db, ctx.tenant), Loaders(ctx))
+        recorder = AuditRecorder()
+        uow = UnitOfWork(ctx.db, ctx.tenant, on_open=recorder.track)
+        scope = _Scope(uow, Loaders(ctx), recorder)
         _current.set(scope)
         try:
             yield
-            uow = scope.uow
-            if not uow.started:
-                return
             result = ec.result
             if (result is not None and result.errors) or ec.pre_execution_errors:
                 await uow.rollback()
                 return
             try:
-                await uow.commit()
+                if ctx.tenant is not None:
+                    events = list(recorder.events)
+                    if (mutation := _mutation_event(ec, recorder)) is not None:
+                        events.insert(0, mutation)
+                    if events:
+                        p = scope.principal
+                        await append_audit(
+                            uow.session, events,
+                            actor_id=p.account_id if isinstance(p, Principal) else scope.actor_id,
+                            actor_ip=ctx.client_ip, actor_app=ctx.client_app,
+                        )  # fmt: skip
+                if uow.started:
+                    await uow.commit()
             except Exception as exc:  # e.g. a deferred constraint: nothing was saved
                 await uow.rollback()
                 if result is not None:

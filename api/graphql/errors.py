@@ -76,6 +76,9 @@ _BY_CODE = {
 
 
 def user_error(exc: DomainError) -> UserError:
+    from api.graphql.context import note_user_error
+
+    note_user_error(exc.code)
     if exc.code == ErrorCode.RATE_LIMITED:
         return RateLimitedError(
             code=exc.code, message=exc.message, field=exc.field,

@@ -202,6 +202,9 @@ SignInResult = Annotated[
 RefreshResult = Annotated[SignInPayload | AuthError, strawberry.union("RefreshResult")]
 
 
+PII_FIELDS = ["phone", "email"]
+
+
 def _kit(info: strawberry.Info):
     return info.context.kit
 
@@ -255,14 +258,16 @@ class Query:
         ctx = info.context
         p = await ctx.principal()
         rows = await roles_service.list_members(ctx.session, p.tenant_id)
-        return [
-            Member(
-                account=Account.of(ctx.kit, a, unmasked=p.can("pii.read") or a.id == p.account_id),
-                roles=list(m.roles),
-                status=m.status,
-            )
-            for m, a in rows
-        ]
+        out = []
+        for m, a in rows:
+            unmasked = p.can("pii.read") or a.id == p.account_id
+            if unmasked and a.id != p.account_id:
+                ctx.audit(
+                    "pii.read", target_type="account", target_id=a.id, fields=["phone", "email"]
+                )
+            out.append(Member(account=Account.of(ctx.kit, a, unmasked=unmasked),
+                              roles=list(m.roles), status=m.status))  # fmt: skip
+        return out
 
 
 @strawberry.type
@@ -301,7 +306,7 @@ class Mutation:
         try:  # no savepoint: a failed attempt must be recorded
             tokens = await service.sign_in_password(
                 ctx.session, ctx.kit, ctx.tenant, identifier, password,
-                user_agent=ctx.user_agent, ip=ctx.client_ip,
+                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
             )  # fmt: skip
         except DomainError as exc:
             return user_error(exc)
@@ -381,6 +386,10 @@ class Mutation:
             return error
         row = await ctx.session.get(AccountRow, target)
         unmasked = p.can("pii.read") or target == p.account_id
+        if unmasked and target != p.account_id:
+            ctx.audit(
+                "pii.read", target_type="account", target_id=target, fields=["phone", "email"]
+            )
         return MemberPayload(
             member=Member(
                 account=Account.of(ctx.kit, row, unmasked=unmasked),

@@ -303,6 +303,7 @@ async def sign_in_password(
     *,
     user_agent: str = "",
     ip: str = "",
+    on_success=None,
 ) -> Tokens:
     """Refusals say the same thing whether the account, the membership or the password is
     wrong. After ``login_max_failures`` failures the account is locked, for a time that doubles
@@ -328,4 +329,6 @@ async def sign_in_password(
         raise AuthFailed("wrong phone/email or password")
     account.failed_logins = 0
     account.locked_until = None
+    if on_success is not None:
+        on_success(account.id)
     return await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)

@@ -22,6 +22,8 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(schema_app, name="schema")
 permissions_app = typer.Typer(no_args_is_help=True, help="The permission catalogue.")
 audit_app = typer.Typer(no_args_is_help=True, help="The tenants' audit logs.")
+keys_app = typer.Typer(no_args_is_help=True, help="Field-encryption keys.")
+app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(permissions_app, name="permissions")
 
@@ -260,6 +262,19 @@ def audit_verify(tenant: Annotated[str, typer.Option("--tenant", help="Tenant sl
         return
     typer.echo(f"{tenant}: audit chain BROKEN at entry {report.first_broken_seq}: {report.reason}")
     raise typer.Exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch: Annotated[int, typer.Option(min=1, max=10000, help="Rows per transaction.")] = 500,
+) -> None:
+    """Re-encrypt personal data under the newest key of ANJU_FIELD_KEYS (online)."""
+    from api.security.fields import rotate_keys
+    from api.security.kit import build_kit
+
+    counts = with_engine(lambda e, s: rotate_keys(e, build_kit(s), batch))
+    for name, n in counts.items():
+        typer.echo(f"{name}: {n} re-encrypted")
 
 
 @permissions_app.command("doc")

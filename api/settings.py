@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     login_lockout_base: int = 60
     login_lockout_max: int = 3600
 
+    # SMS sign-in codes: provider backend (console, capture), validity, attempts per code,
+    # codes per phone per hour, codes per IP per hour, seconds between two codes to one phone.
+    sms_backend: str = "console"
+    sms_code_ttl: int = 300
+    sms_code_max_attempts: int = 5
+    sms_codes_per_phone_hour: int = 5
+    sms_codes_per_ip_hour: int = 20
+    sms_resend_after: int = 60
     # Password of the demo staff that `anju seed-demo` creates (never seeded in production);
     # empty: generated once into <data_dir>/secrets.json and printed by the seed.
     demo_password: str = ""

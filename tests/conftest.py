@@ -37,7 +37,13 @@ def unique_slug(prefix: str = "t") -> str:
 
 
 def test_settings(**overrides) -> Settings:
-    base = {"env": "test", "tenant_cache_ttl": 0.0, "log_json": True, "log_level": "WARNING"}
+    base = {
+        "env": "test",
+        "tenant_cache_ttl": 0.0,
+        "log_json": True,
+        "log_level": "WARNING",
+        "sms_backend": "capture",
+    }
     base.update(overrides)
     return Settings(**base)
 

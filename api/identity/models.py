@@ -83,6 +83,23 @@ class RefreshToken(SharedBase):
     ip: Mapped[str] = mapped_column(String(64), nullable=False, default="")
 
 
+class SmsCode(Timestamped, SharedBase):
+    """A one-time sign-in code sent by SMS (only its HMAC is kept)."""
+
+    __tablename__ = "sms_code"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    phone_bidx: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.tenant.id", ondelete="CASCADE"), nullable=False
+    )
+    code_hmac: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", index=True)
+
+
 class Role(Timestamped, TenantBase):
     __tablename__ = "role"
     __table_args__ = (CheckConstraint("scope IN ('own', 'team', 'all')", name="scope"),)

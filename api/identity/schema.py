@@ -20,7 +20,7 @@ from api.graphql.errors import (
 )
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
 from api.identity import roles as roles_service
-from api.identity import service
+from api.identity import service, sms
 from api.identity.models import Account as AccountRow
 from api.security.catalogue import PERMISSIONS
 from api.security.crypto import mask_email, mask_phone
@@ -116,6 +116,17 @@ class SignUpPayload:
 @strawberry.type
 class SignInPayload:
     tokens: Tokens
+
+
+@strawberry.type
+class SmsCodeSent:
+    expires_at: datetime
+    resend_after_seconds: int
+
+
+SmsCodeResult = Annotated[
+    SmsCodeSent | ValidationError | RateLimitedError, strawberry.union("SmsCodeResult")
+]
 
 
 @strawberry.type
@@ -306,6 +317,38 @@ class Mutation:
         try:  # no savepoint: a failed attempt must be recorded
             tokens = await service.sign_in_password(
                 ctx.session, ctx.kit, ctx.tenant, identifier, password,
+                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return SignInPayload(tokens=Tokens.of(tokens))
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Send a one-time sign-in code by SMS (the answer is the same whether or not "
+        "the phone belongs to a member).",
+    )
+    async def request_sms_code(self, info: strawberry.Info, phone: str) -> SmsCodeResult:
+        ctx = info.context
+        try:
+            expires, resend = await sms.request_code(
+                ctx.session, ctx.kit, ctx.sms, ctx.tenant, phone, ctx.client_ip
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return SmsCodeSent(expires_at=expires, resend_after_seconds=resend)
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Sign in with the code received by SMS.",
+    )
+    async def sign_in_with_sms_code(
+        self, info: strawberry.Info, phone: str, code: str
+    ) -> SignInResult:
+        ctx = info.context
+        try:  # no savepoint: a wrong code must count as an attempt
+            tokens = await sms.sign_in_with_code(
+                ctx.session, ctx.kit, ctx.tenant, phone, code,
                 user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
             )  # fmt: skip
         except DomainError as exc:

@@ -1,0 +1,153 @@
+"""Sign-in with a one-time SMS code: 6 digits, valid 5 minutes, single use, at most 5 attempts
+per code; codes per phone and per IP are rate-limited (the counts live in the database, so the
+limits hold across gateway processes)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import ValidationFailed
+from api.identity import repository as repo
+from api.identity.models import SmsCode
+from api.identity.service import (
+    SHARED_SCOPE,
+    AuthFailed,
+    Identifier,
+    LockedOut,
+    Tokens,
+    find_account,
+    normalize_phone,
+    now,
+    start_session,
+)
+from api.ids import uuid7
+from api.notify.sms import SmsSender
+from api.security.kit import SecurityKit
+from tenants.registry import TenantInfo
+
+
+def _code_hmac(kit: SecurityKit, row_id: uuid.UUID, code: str) -> bytes:
+    return kit.blind_index.digest(f"{row_id}:{code}", scope=SHARED_SCOPE, column="sms_code")
+
+
+def _retry(until: datetime, t: datetime) -> int:
+    return max(1, int((until - t).total_seconds()) + 1)
+
+
+async def request_code(
+    session: AsyncSession,
+    kit: SecurityKit,
+    sender: SmsSender,
+    tenant: TenantInfo,
+    phone_raw: str,
+    ip: str,
+) -> tuple[datetime, int]:
+    """Send a code when the phone belongs to an active member of the tenant. The answer is the
+    same either way (no account enumeration). Returns (expires at, seconds before a resend)."""
+    s = kit.settings
+    phone = normalize_phone(phone_raw or "")
+    bidx = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
+    # Serialise requests for one phone so two concurrent ones cannot both pass the limits.
+    lock_key = int.from_bytes(bidx[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+    t = now()
+    hour_ago = t - timedelta(hours=1)
+    last = await session.scalar(
+        select(func.max(SmsCode.created_at)).where(SmsCode.phone_bidx == bidx)
+    )
+    if last is not None and (t - last).total_seconds() < s.sms_resend_after:
+        until = last + timedelta(seconds=s.sms_resend_after)
+        raise LockedOut("a code was just sent; wait before asking again", _retry(until, t))
+    recent = (
+        await session.scalars(
+            select(SmsCode.created_at)
+            .where(SmsCode.phone_bidx == bidx, SmsCode.created_at > hour_ago)
+            .order_by(SmsCode.created_at)
+        )
+    ).all()
+    if len(recent) >= s.sms_codes_per_phone_hour:
+        until = recent[0] + timedelta(hours=1)
+        raise LockedOut("too many codes for this phone; try later", _retry(until, t))
+    if ip:
+        by_ip = await session.scalar(
+            select(func.count()).where(SmsCode.ip == ip[:64], SmsCode.created_at > hour_ago)
+        )
+        if by_ip >= s.sms_codes_per_ip_hour:
+            raise LockedOut("too many codes from this network; try later", 3600)
+    code = f"{secrets.randbelow(10**6):06d}"
+    row = SmsCode(
+        id=uuid7(),
+        phone_bidx=bidx,
+        tenant_id=uuid.UUID(tenant.id),
+        expires_at=t + timedelta(seconds=s.sms_code_ttl),
+        ip=ip[:64],
+        created_at=t,
+    )
+    row.code_hmac = _code_hmac(kit, row.id, code)
+    session.add(row)
+    await session.flush()
+    account = await find_account(session, kit, Identifier("phone", phone))
+    member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
+    if member is not None and member.status == "active":
+        minutes = max(1, s.sms_code_ttl // 60)
+        await sender.send(
+            phone, f"[Anju] {tenant.name}: your sign-in code is {code}, valid {minutes} minutes."
+        )
+    return row.expires_at, s.sms_resend_after
+
+
+async def sign_in_with_code(
+    session: AsyncSession,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    phone_raw: str,
+    code: str,
+    *,
+    user_agent: str = "",
+    ip: str = "",
+    on_success=None,
+) -> Tokens:
+    """Check the latest code sent to the phone for this tenant. A wrong code counts an
+    attempt (kept even though the sign-in is refused); the fifth wrong one burns the code."""
+    try:
+        phone = normalize_phone(phone_raw or "")
+    except ValidationFailed as exc:
+        raise ValidationFailed("invalid phone number", "phone") from exc
+    bidx = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
+    t = now()
+    row = await session.scalar(
+        select(SmsCode)
+        .where(
+            SmsCode.phone_bidx == bidx,
+            SmsCode.tenant_id == uuid.UUID(tenant.id),
+            SmsCode.used_at.is_(None),
+        )
+        .order_by(SmsCode.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if row is None or row.expires_at <= t:
+        raise AuthFailed("the code expired or was never sent; request a new one", "code")
+    if row.attempts >= kit.settings.sms_code_max_attempts:
+        raise AuthFailed("too many wrong codes; request a new one", "code")
+    given = (code or "").strip()
+    if not (len(given) == 6 and given.isdigit()) or not hmac.compare_digest(
+        _code_hmac(kit, row.id, given), row.code_hmac
+    ):
+        row.attempts += 1
+        await session.flush()
+        raise AuthFailed("wrong code", "code")
+    row.used_at = t
+    account = await find_account(session, kit, Identifier("phone", phone))
+    member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
+    if member is None or member.status != "active":
+        raise AuthFailed("wrong code", "code")
+    if on_success is not None:
+        on_success(account.id)
+    return await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)

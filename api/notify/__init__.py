@@ -1,0 +1,1 @@
+"""Outgoing messages: SMS now; push, email and the inbox with the notifications issue."""

@@ -45,7 +45,7 @@ def clean(value: Any, key: str = "") -> Any:
     if key and _sensitive(key):
         return MASK if value not in (None, "", [], {}) else value
     if isinstance(value, dict):
-        return {str(k): clean(v, str(k)) for k, v in value.items()}
+        return {clean(str(k)): clean(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [clean(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, int):
@@ -60,7 +60,8 @@ def clean(value: Any, key: str = "") -> Any:
         return str(value)
     if hasattr(value, "__dict__") and not isinstance(value, type):
         return clean({k: v for k, v in vars(value).items() if not k.startswith("_")})
-    return str(value)
+    # PostgreSQL's jsonb cannot hold NUL characters.
+    return str(value).replace("\x00", "\ufffd")
 
 
 def canonical(entry: dict) -> bytes:

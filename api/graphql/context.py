@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import FieldNode, GraphQLError, get_operation_ast
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import get_argument_values, get_variable_values
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType as StrawberryOperationType
@@ -152,14 +152,23 @@ def _mutation_event(ec, recorder: AuditRecorder) -> Event | None:
     if doc is None or ec.operation_type != StrawberryOperationType.MUTATION:
         return None
     op = get_operation_ast(doc, ec.operation_name)
-    root = ec.schema._schema.mutation_type
+    graphql_schema = ec.schema._schema
+    root = graphql_schema.mutation_type
+    variables = (
+        get_variable_values(graphql_schema, op.variable_definitions or (), ec.variables or {})
+        if op
+        else []
+    )
     names, args = [], {}
     for sel in op.selection_set.selections if op else ():
         if isinstance(sel, FieldNode) and sel.name.value in root.fields:
             name = sel.name.value
             names.append(name)
             try:
-                args[name] = get_argument_values(root.fields[name], sel, ec.variables or {})
+                args[name] = (
+                    {} if isinstance(variables, list)
+                    else get_argument_values(root.fields[name], sel, variables)
+                )  # fmt: skip
             except GraphQLError:
                 args[name] = {}
     if not names:

@@ -101,7 +101,7 @@ async def delete_role(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> 
     holders = await session.scalar(
         select(func.count())
         .select_from(Membership)
-        .where(Membership.tenant_id == tenant_id, Membership.roles.any(key))
+        .where(Membership.tenant_id == tenant_id, Membership.roles.contains([key]))
     )
     if holders:
         raise Conflict(f"role '{key}' is assigned to {holders} member(s); unassign it first", "key")
@@ -125,7 +125,7 @@ async def assign_roles(
             .where(
                 Membership.tenant_id == tenant_id,
                 Membership.status == "active",
-                Membership.roles.any("admin"),
+                Membership.roles.contains(["admin"]),
             )
             .with_for_update()
         )

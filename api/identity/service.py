@@ -57,7 +57,7 @@ def normalize_phone(raw: str, region: str = "CN") -> str:
 
 def normalize_email(raw: str) -> str:
     try:
-        return validate_email(raw, check_deliverability=False).normalized.lower()
+        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValidationFailed("invalid email address", "email") from exc
 
@@ -73,7 +73,10 @@ def parse_identifier(raw: str) -> Identifier:
     if not raw:
         raise ValidationFailed("phone or email is required", "identifier")
     if "@" in raw:
-        return Identifier("email", normalize_email(raw))
+        try:
+            return Identifier("email", normalize_email(raw))
+        except ValidationFailed as exc:
+            raise ValidationFailed("enter a valid phone number or email", "identifier") from exc
     try:
         return Identifier("phone", normalize_phone(raw))
     except ValidationFailed as exc:

@@ -7,8 +7,11 @@ valid. In production a missing secret stops the process at start-up."""
 from __future__ import annotations
 
 import base64
+import binascii
+import fcntl
 import json
 import os
+import secrets
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -46,30 +49,44 @@ _GENERATORS = {
 
 
 def dev_secret(settings: Settings, name: str) -> str:
-    """A development secret kept in ``<data_dir>/secrets.json`` (mode 600), made on first use."""
+    """A development secret kept in ``<data_dir>/secrets.json`` (mode 600), made on first use.
+    Processes starting together (gateway, worker) serialise on a lock file, so they agree."""
     if settings.env == "production":
         raise MissingSecret(f"production needs ANJU_{name.upper()}")
     path = settings.data_dir / "secrets.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    if name not in stored:
-        stored[name] = _GENERATORS[name]()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(stored, f)
-        os.replace(tmp, path)
-    return stored[name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        if name not in stored:
+            stored[name] = _GENERATORS[name]()
+            tmp = path.with_name(f".secrets.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(stored, f)
+            os.replace(tmp, path)
+        return stored[name]
+
+
+def _key32(b64: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise MissingSecret(f"{name} must be base64 of 32 bytes")
+    return key
 
 
 def parse_field_keys(raw: str) -> dict[int, bytes]:
     keys: dict[int, bytes] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
         version, _, b64 = part.partition(":")
-        key = base64.b64decode(b64)
-        if not version.isdigit() or len(key) != 32:
+        if not version.isdigit() or int(version) > 65535:
             raise MissingSecret("ANJU_FIELD_KEYS entries must be 'version:base64(32 bytes)'")
-        keys[int(version)] = key
+        keys[int(version)] = _key32(b64, f"ANJU_FIELD_KEYS version {version}")
+    if not keys:
+        raise MissingSecret("ANJU_FIELD_KEYS must hold at least one key")
     return keys
 
 
@@ -89,5 +106,5 @@ def load_secrets(settings: Settings) -> Secrets:
         jwt_private_key=values["jwt_private_key"],
         jwt_previous_public_keys=tuple(settings.jwt_previous_public_keys),
         field_keys=parse_field_keys(values["field_keys"]),
-        blind_index_key=base64.b64decode(values["blind_index_key"]),
+        blind_index_key=_key32(values["blind_index_key"], "ANJU_BLIND_INDEX_KEY"),
     )

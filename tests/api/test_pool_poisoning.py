@@ -10,6 +10,7 @@ import random
 from collections import Counter
 
 from tests.api.helpers import RawHTTPPool
+from tests.conftest import auth_headers
 
 TENANTS = 20
 # ~5 ms of server CPU each (strawberry + SQLAlchemy, sharing this process with the client).
@@ -55,7 +56,7 @@ async def test_single_connection_pool_never_leaks_rows(live_server_factory, make
 
             async def post(slug: str, query: str, variables: dict | None = None) -> dict:
                 body = {"query": query, "variables": variables or {}}
-                status, res = await http.post_json("/graphql", body, {"X-Tenant": slug})
+                status, res = await http.post_json("/graphql", body, auth_headers(slug))
                 assert status == 200, res
                 return res
 

@@ -1,5 +1,6 @@
 """Tenant resolution (tenants/middleware.py) over real HTTP and WebSocket connections:
-X-Tenant header, subdomain, unknown / suspended / invalid tenants, and no tenant at all."""
+X-Tenant header, subdomain, unknown / suspended / invalid tenants, and no tenant at all; and
+the access token, which is valid only for the tenant it was issued for."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 from tenants.models import TenantStatus
 from tenants.registry import set_status
 from tests.api.helpers import create_project
-from tests.conftest import gql
+from tests.conftest import TOKENS, auth_headers, gql
 
 PROJECTS = "{ projects { id name } }"
 WS_PROTOCOL = "graphql-transport-ws"
@@ -79,15 +80,18 @@ async def test_subdomain_resolves_tenant_without_header(client, make_tenant, set
     await create_project(client, a.slug, "Alpha by subdomain")
     await create_project(client, b.slug, "Beta by subdomain")
     for tenant, name in ((a, "Alpha by subdomain"), (b, "Beta by subdomain")):
+        bearer = {"Authorization": f"Bearer {TOKENS[tenant.slug]}"}
         for host in (f"{tenant.slug}.{settings.base_domain}", f"{tenant.slug}.localhost:8000"):
-            resp = await client.post("/graphql", json={"query": PROJECTS}, headers={"Host": host})
+            resp = await client.post(
+                "/graphql", json={"query": PROJECTS}, headers={"Host": host, **bearer}
+            )
             assert resp.status_code == 200, resp.text
             assert [p["name"] for p in resp.json()["data"]["projects"]] == [name]
     # The header wins over the subdomain.
     resp = await client.post(
         "/graphql",
         json={"query": PROJECTS},
-        headers={"Host": f"{a.slug}.localhost", "X-Tenant": b.slug},
+        headers={"Host": f"{a.slug}.localhost", **auth_headers(b.slug)},
     )
     assert [p["name"] for p in resp.json()["data"]["projects"]] == ["Beta by subdomain"]
     # An unknown subdomain is an unknown tenant.
@@ -138,6 +142,66 @@ async def test_no_tenant_tenant_fields_fail_but_api_version_works(client, make_t
     assert [p["name"] for p in res["data"]["projects"]] == ["Hidden"]
 
 
+# ---------------------------------------------------------------- access token
+
+CREATE_INTRUDER = 'mutation { createProject(input: {name: "Intruder"}) { __typename } }'
+
+
+def refused_field(res: dict, code: str, field: str) -> None:
+    """The single error of a tenant field refused with ``code``; no data leaked (a nullable
+    field is null, a non-null one nulls the whole data)."""
+    assert res["data"] in (None, {field: None}), res
+    [error] = res["errors"]
+    assert error["extensions"]["code"] == code, res
+    assert error["path"] == [field], res
+
+
+async def test_token_of_another_tenant_is_unauthenticated(client, make_tenant):
+    a, b = await make_tenant(), await make_tenant()
+    await create_project(client, b.slug, "Beta only")
+    foreign = TOKENS[a.slug]  # a valid admin token, but issued for tenant A
+
+    # Named by the X-Tenant header: reads and writes of B are refused.
+    res = await gql(client, PROJECTS, tenant=b.slug, token=foreign)
+    refused_field(res, "UNAUTHENTICATED", "projects")
+    res = await gql(client, CREATE_INTRUDER, tenant=b.slug, token=foreign)
+    refused_field(res, "UNAUTHENTICATED", "createProject")
+    # Named by the subdomain: the same.
+    resp = await client.post(
+        "/graphql",
+        json={"query": PROJECTS},
+        headers={"Host": f"{b.slug}.localhost", "Authorization": f"Bearer {foreign}"},
+    )
+    assert resp.status_code == 200, resp.text
+    refused_field(resp.json(), "UNAUTHENTICATED", "projects")
+
+    # The token itself is fine for the tenant it was issued for.
+    res = await gql(client, PROJECTS, tenant=a.slug, token=foreign)
+    assert res == {"data": {"projects": []}}
+    # Nothing was written to B.
+    res = await gql(client, PROJECTS, tenant=b.slug)
+    assert [p["name"] for p in res["data"]["projects"]] == ["Beta only"]
+
+
+async def test_anonymous_tenant_fields_are_unauthenticated(client, make_tenant):
+    tenant = await make_tenant()
+    project = await create_project(client, tenant.slug, "Members only")
+
+    for query, variables, field in (
+        (PROJECTS, None, "projects"),
+        ("query($id: ID!) { project(id: $id) { id } }", {"id": project["id"]}, "project"),
+        (CREATE_INTRUDER, None, "createProject"),
+    ):
+        res = await gql(client, query, variables, tenant=tenant.slug, token=None)
+        refused_field(res, "UNAUTHENTICATED", field)
+    # A public field still answers anonymously.
+    res = await gql(client, "{ apiVersion }", tenant=tenant.slug, token=None)
+    assert res == {"data": {"apiVersion": "0.1.0"}}
+    # Nothing was written by the anonymous mutation.
+    res = await gql(client, PROJECTS, tenant=tenant.slug)
+    assert [p["name"] for p in res["data"]["projects"]] == ["Members only"]
+
+
 # ---------------------------------------------------------------- websocket
 
 
@@ -167,8 +231,10 @@ async def test_websocket_with_suspended_tenant_is_refused(live_server, engine, m
     assert json.loads(info.value.response.body)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def _ws_init(ws) -> None:
-    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+async def _ws_init(ws, token: str | None) -> None:
+    """graphql-transport-ws handshake; the access token (if any) goes in the init payload."""
+    payload = {"authorization": f"Bearer {token}"} if token else {}
+    await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
     ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert ack["type"] == "connection_ack", ack
 
@@ -216,7 +282,7 @@ async def test_websocket_query_with_valid_tenant(live_server, client, make_tenan
     for tenant, name in ((a, "Alpha over WS"), (b, "Beta over WS")):
         async with _ws_connect(live_server, tenant.slug) as ws:
             assert ws.subprotocol == WS_PROTOCOL
-            await _ws_init(ws)
+            await _ws_init(ws, TOKENS[tenant.slug])
             result = await _ws_operation(ws, "1", PROJECTS)
             assert [p["name"] for p in result["data"]["projects"]] == [name]
             # A second operation on the same connection is answered the same way.
@@ -230,7 +296,7 @@ async def test_websocket_operations_each_own_their_transaction(live_server, clie
     tenant = await make_tenant()
     project_q = "query($id: ID!) { project(id: $id) { name buildings { name } } }"
     async with _ws_connect(live_server, tenant.slug) as ws:
-        await _ws_init(ws)
+        await _ws_init(ws, TOKENS[tenant.slug])
         result = await _ws_operation(
             ws,
             "create",
@@ -282,3 +348,16 @@ async def test_websocket_operations_each_own_their_transaction(live_server, clie
         "Concurrent 4",
         "Late",
     ]
+
+
+async def test_websocket_without_a_valid_token_is_unauthenticated(live_server, make_tenant):
+    """Over WebSocket the token comes from the connection_init payload: none, or one issued
+    for another tenant, leaves tenant fields refused (and public ones answered)."""
+    a, b = await make_tenant(), await make_tenant()
+    for token in (None, TOKENS[a.slug]):
+        async with _ws_connect(live_server, b.slug) as ws:
+            await _ws_init(ws, token)
+            result = await _ws_operation(ws, "1", PROJECTS)
+            refused_field(result, "UNAUTHENTICATED", "projects")
+            result = await _ws_operation(ws, "2", "{ apiVersion }")
+            assert result == {"data": {"apiVersion": "0.1.0"}}

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenants.migrate import (
+    ALEMBIC_DIR,
     MigrationReport,
     TenantResult,
+    alembic_config,
     downgrade_tenant,
     head,
     migrate_tenants,
@@ -86,7 +89,14 @@ def by_slug(report: MigrationReport) -> dict[str, TenantResult]:
 
 
 def test_head_is_the_last_tenant_revision():
-    assert HEAD == "0002"
+    """The tenant stream is one linear chain, numbered in file order, from FIRST to HEAD."""
+    script = ScriptDirectory.from_config(alembic_config("tenant"))
+    chain = [r.revision for r in script.walk_revisions("base", "heads")][::-1]  # base first
+    files = sorted(p.name for p in (ALEMBIC_DIR / "tenant" / "versions").glob("[0-9]*_*.py"))
+    assert chain == [name.split("_", 1)[0] for name in files]
+    assert len(chain) >= 2  # FIRST and at least one revision after it (sabotage needs 0002)
+    assert chain[0] == FIRST
+    assert chain[-1] == HEAD
 
 
 async def test_upgrades_tenants_behind_and_skips_those_at_head(engine, settings, tenants):

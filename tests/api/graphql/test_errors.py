@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from api.project import repository
 from tests.api.helpers import create_project
-from tests.conftest import gql
+from tests.conftest import auth_headers, gql
 
 CODES = {
     "UNAUTHENTICATED",
@@ -38,7 +38,7 @@ async def test_unexpected_exception_is_internal_with_correlation_id(
         resp = await client.post(
             "/graphql",
             json={"query": "{ projects { id name } }"},
-            headers={"X-Tenant": tenant.slug},
+            headers=auth_headers(tenant.slug),
         )
     assert resp.status_code == 200
     body = resp.text

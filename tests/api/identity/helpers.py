@@ -1,0 +1,177 @@
+"""Helpers of the identity and security tests: GraphQL documents, sessions made without a
+password (no argon2 cost), and reads of the shared tables straight from the database."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.identity import service
+from api.identity.models import Membership
+from api.security.kit import SecurityKit
+from tenants.registry import TenantInfo
+from tenants.sessions import TenantDatabase
+
+ME = "{ me { roles permissions dataScope account { id name phone email } tenant { slug } } }"
+
+TOKENS_FIELDS = "accessToken accessTokenExpiresAt refreshToken refreshTokenExpiresAt sessionId"
+
+SIGN_UP = f"""
+mutation($input: SignUpInput!) {{
+  signUp(input: $input) {{
+    __typename
+    ... on SignUpPayload {{
+      tenant {{ id slug name status }}
+      account {{ id name phone email }}
+      tokens {{ {TOKENS_FIELDS} }}
+    }}
+    ... on UserError {{ code message field }}
+  }}
+}}
+"""
+
+TOKENS_PAYLOAD = f"""{{
+    __typename
+    ... on SignInPayload {{ tokens {{ {TOKENS_FIELDS} }} }}
+    ... on RateLimitedError {{ retryAfter }}
+    ... on UserError {{ code message field }}
+}}"""
+
+
+def lit(value) -> str:
+    """A Python value as a GraphQL literal. Tenant mutations in these tests inline their
+    arguments: at the time of writing, any tenant mutation sent with variables fails with
+    INTERNAL (see test_sign_in_with_variables_records_the_failure), which would hide what is
+    tested."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(lit(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {lit(v)}" for k, v in value.items()) + "}"
+    raise TypeError(type(value))
+
+
+def mutation(field: str, selection: str = "", **args) -> str:
+    arguments = "(" + ", ".join(f"{k}: {lit(v)}" for k, v in args.items()) + ")" if args else ""
+    return f"mutation {{ {field}{arguments} {selection} }}"
+
+
+def sign_in_op(identifier: str, password: str) -> str:
+    return mutation("signIn", TOKENS_PAYLOAD, identifier=identifier, password=password)
+
+
+REFRESH_PAYLOAD = TOKENS_PAYLOAD.replace("... on RateLimitedError { retryAfter }", "")
+
+
+def refresh_op(token: str) -> str:
+    return mutation("refreshTokens", REFRESH_PAYLOAD, refreshToken=token)
+
+
+def revoke_session_op(session_id: str) -> str:
+    return mutation("revokeSession", id=session_id)
+
+
+SIGN_OUT = "mutation { signOut { revokedSessionId } }"
+MY_SESSIONS = "{ mySessions { id current userAgent startedAt lastUsedAt expiresAt } }"
+
+PASSWORD = "correct-horse-42"
+
+
+def new_phone() -> tuple[str, str]:
+    """A fresh valid mainland-China mobile number: (national digits, E.164)."""
+    national = "139" + "".join(random.choices("0123456789", k=8))
+    return national, "+86" + national
+
+
+def new_email(tag: str = "u") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def error_codes(res: dict) -> list[str]:
+    return [e.get("extensions", {}).get("code") for e in res.get("errors") or []]
+
+
+def assert_unauthenticated(res: dict) -> None:
+    """The whole response is a refusal: no data, one UNAUTHENTICATED error."""
+    assert res.get("data") is None, res
+    assert error_codes(res) == ["UNAUTHENTICATED"], res
+
+
+async def open_session(
+    engine: AsyncEngine,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    account_id: uuid.UUID,
+) -> service.Tokens:
+    """A new signed-in session (access + refresh token) of an existing member."""
+    async with TenantDatabase(engine).session(tenant) as session:
+        tokens = await service.start_session(session, kit, account_id, tenant)
+        await session.commit()
+    return tokens
+
+
+async def new_account(
+    engine: AsyncEngine,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    roles: list[str],
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    password: str | None = None,
+    name: str = "Person",
+) -> tuple[uuid.UUID, service.Tokens]:
+    """An account with a membership of ``roles`` in ``tenant`` and one session (with its
+    refresh token, which the conftest ``member`` fixture does not return)."""
+    async with TenantDatabase(engine).session(tenant) as session:
+        account = await service.create_account(
+            session,
+            kit,
+            name=name,
+            phone=phone,
+            email=email or (None if phone else new_email()),
+            password=password,
+        )
+        session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=roles))
+        tokens = await service.start_session(session, kit, account.id, tenant)
+        await session.commit()
+    return account.id, tokens
+
+
+async def add_membership(
+    engine: AsyncEngine, account_id: uuid.UUID, tenant: TenantInfo, roles: list[str]
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO shared.membership (id, account_id, tenant_id, roles, status)"
+                " VALUES (:id, :a, :t, :r, 'active')"
+            ),
+            {"id": uuid.uuid4(), "a": account_id, "t": uuid.UUID(tenant.id), "r": roles},
+        )
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params):
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar()
+
+
+async def row(engine: AsyncEngine, sql: str, **params):
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).mappings().first()
+
+
+async def execute(engine: AsyncEngine, sql: str, **params) -> int:
+    async with engine.begin() as conn:
+        return (await conn.execute(text(sql), params)).rowcount

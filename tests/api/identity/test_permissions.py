@@ -1,0 +1,340 @@
+"""Permissions: every root field declares who may call it, every permission used is in the
+catalogue (and in docs/permissions.md), and role checks hold over real HTTP round trips,
+read fresh on each request."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLList,
+    GraphQLNonNull,
+    get_named_type,
+    is_leaf_type,
+    is_required_argument,
+    is_required_input_field,
+)
+from strawberry.types.base import StrawberryObjectDefinition
+
+from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
+from api.graphql.schema import build_schema
+from api.security.catalogue import BUILTIN_ROLES, PERMISSIONS, markdown_table
+from tests.api.identity.helpers import (
+    ME,
+    assert_unauthenticated,
+    error_codes,
+    execute,
+    lit,
+    mutation,
+    new_account,
+    scalar,
+)
+from tests.conftest import gql
+
+ROOT = Path(__file__).resolve().parents[3]
+# Open to anyone / to anyone naming a tenant. Adding a field here is a security decision.
+PUBLIC = {"apiVersion", "signUp"}
+TENANT_ONLY = {"signIn", "refreshTokens", "requestSmsCode", "signInWithSmsCode"}
+
+
+@pytest.fixture(scope="module")
+def schema(settings):
+    return build_schema(settings)
+
+
+def root_fields(schema):
+    """(root type name, GraphQL field name, strawberry field) of every root field."""
+    out = []
+    for type_name in ("Query", "Mutation", "Subscription"):
+        definition = schema.get_type_by_name(type_name)
+        if definition is None:
+            continue
+        for field in definition.fields:
+            out.append((type_name, schema.config.name_converter.get_graphql_name(field), field))
+    return out
+
+
+def is_catalogue_class(cls) -> bool:
+    perm = getattr(cls, "permission", None)
+    return perm is not None and requires(perm) is cls
+
+
+# ---------------------------------------------------------------- the schema walk
+
+
+def test_every_root_field_declares_permissions(schema):
+    fields = root_fields(schema)
+    assert len(fields) > 10  # the walk sees the schema (a broken walk would pass vacuously)
+    missing, foreign = [], []
+    for type_name, name, field in fields:
+        classes = list(field.permission_classes or [])
+        if not classes:
+            missing.append(f"{type_name}.{name}")
+        for cls in classes:
+            if cls not in (Public, TenantRequired, Authenticated) and not is_catalogue_class(cls):
+                foreign.append(f"{type_name}.{name}: {cls!r}")
+    assert not missing, f"root fields without a permission class: {missing}"
+    assert not foreign, f"permission classes not from api.graphql.permissions: {foreign}"
+
+
+def test_public_and_tenant_only_fields_are_explicit_and_known(schema):
+    by_class: dict = {Public: set(), TenantRequired: set()}
+    for _, name, field in root_fields(schema):
+        classes = list(field.permission_classes or [])
+        for cls in (Public, TenantRequired):
+            if cls in classes:
+                assert classes == [cls], f"{name}: {cls.__name__} mixed with {classes}"
+                by_class[cls].add(name)
+    assert by_class[Public] == PUBLIC
+    assert by_class[TenantRequired] == TENANT_ONLY
+
+
+def test_every_required_permission_is_in_the_catalogue(schema):
+    used = set()
+    for ct in schema.schema_converter.type_map.values():
+        definition = ct.definition
+        if not isinstance(definition, StrawberryObjectDefinition):
+            continue
+        for field in definition.fields:
+            for cls in field.permission_classes or []:
+                if getattr(cls, "permission", None):
+                    used.add(cls.permission)
+    assert {"project.read", "project.write", "role.manage"} <= used
+    assert used <= set(PERMISSIONS), sorted(used - set(PERMISSIONS))
+    with pytest.raises(ValueError, match="unknown permission"):
+        requires("project.delete-everything")
+
+
+def test_builtin_roles_use_only_catalogue_permissions():
+    for key, role in BUILTIN_ROLES.items():
+        assert role["permissions"] <= set(PERMISSIONS), key
+        assert role["scope"] in ("own", "team", "all"), key
+    assert BUILTIN_ROLES["admin"]["permissions"] == set(PERMISSIONS)
+
+
+def test_permissions_doc_is_current():
+    assert (ROOT / "docs" / "permissions.md").read_text() == markdown_table()
+
+
+# ---------------------------------------------------------------- refusals of every root field
+
+
+def dummy(gql_type) -> str:
+    """A valid literal of a GraphQL input type (required parts only)."""
+    if isinstance(gql_type, GraphQLNonNull):
+        return dummy(gql_type.of_type)
+    if isinstance(gql_type, GraphQLList):
+        return "[]"
+    if isinstance(gql_type, GraphQLEnumType):
+        return next(iter(gql_type.values))
+    if isinstance(gql_type, GraphQLInputObjectType):
+        parts = [
+            f"{n}: {dummy(f.type)}"
+            for n, f in gql_type.fields.items()
+            if is_required_input_field(f)
+        ]
+        return "{" + ", ".join(parts) + "}"
+    return {
+        "ID": lit(str(uuid.uuid4())),
+        "String": lit("perm-check"),
+        "Int": "1",
+        "Float": "1.0",
+        "Boolean": "false",
+    }.get(gql_type.name, lit("1"))
+
+
+def operation(schema, type_name: str, name: str) -> str:
+    root = getattr(schema._schema, f"{type_name.lower()}_type")
+    field = root.fields[name]
+    args = [f"{a}: {dummy(arg.type)}" for a, arg in field.args.items() if is_required_argument(arg)]
+    arguments = f"({', '.join(args)})" if args else ""
+    selection = "" if is_leaf_type(get_named_type(field.type)) else "{ __typename }"
+    return f"{type_name.lower()} {{ {name}{arguments} {selection} }}"
+
+
+def guarded(schema):
+    return [(t, n, f) for t, n, f in root_fields(schema) if n not in PUBLIC | TENANT_ONLY]
+
+
+async def test_every_guarded_root_field_refuses_anonymous_and_roleless_callers(
+    client, engine, kit, make_tenant, schema
+):
+    tenant = await make_tenant()
+    _, roleless = await new_account(engine, kit, tenant, [])  # a member without any role
+    fields = guarded(schema)
+    assert len(fields) >= 15
+    ops = [(name, operation(schema, t, name), f) for t, name, f in fields]
+    forbidden = [
+        (name, op)
+        for name, op, f in ops
+        if any(is_catalogue_class(c) for c in f.permission_classes)
+    ]
+    # Sent concurrently (independent requests), checked one by one.
+    results = await asyncio.gather(
+        *(gql(client, op) for _, op, _ in ops),  # no tenant: the field needs one
+        *(gql(client, op, tenant=tenant.slug, token=None) for _, op, _ in ops),  # no token
+        # a signed-in member whose roles grant nothing
+        *(gql(client, op, tenant=tenant.slug, token=roleless.access_token) for _, op in forbidden),
+    )
+    expected = (
+        [(name, op, "BAD_USER_INPUT") for name, op, _ in ops]
+        + [(name, op, "UNAUTHENTICATED") for name, op, _ in ops]
+        + [(name, op, "FORBIDDEN") for name, op in forbidden]
+    )
+    for (name, op, code), res in zip(expected, results, strict=True):
+        assert error_codes(res) == [code], (op, res)
+        assert not (res.get("data") or {}).get(name), (op, res)
+    # The role-less member is still signed in (refusals were not sign-outs).
+    res = await gql(client, ME, tenant=tenant.slug, token=roleless.access_token)
+    assert res["data"]["me"]["roles"] == [] and res["data"]["me"]["permissions"] == [], res
+
+
+# ---------------------------------------------------------------- roles over GraphQL
+
+PROJECTS = "{ projects { id name } }"
+
+
+def create_project_op(name: str) -> str:
+    return mutation(
+        "createProject",
+        "{ __typename ... on ProjectPayload { project { id name } } "
+        "... on UserError { code message field } }",
+        input={"name": name},
+    )
+
+
+async def project_count(engine, tenant) -> int:
+    return await scalar(engine, f'SELECT count(*) FROM "{tenant.schema_name}".project')
+
+
+@pytest.fixture
+async def tenant_with_project(client, make_tenant):
+    tenant = await make_tenant()
+    res = await gql(client, create_project_op("Harbour One"), tenant=tenant.slug)
+    assert res["data"]["createProject"]["__typename"] == "ProjectPayload", res
+    return tenant
+
+
+@pytest.mark.parametrize("role", ["agent", "client", "owner", "property_staff", "finance"])
+async def test_readers_can_read_but_not_create_projects(
+    client, engine, kit, tenant_with_project, role
+):
+    tenant = tenant_with_project
+    _, tokens = await new_account(engine, kit, tenant, [role])
+    res = await gql(client, PROJECTS, tenant=tenant.slug, token=tokens.access_token)
+    assert [p["name"] for p in res["data"]["projects"]] == ["Harbour One"], res
+
+    res = await gql(
+        client, create_project_op("Sneaky"), tenant=tenant.slug, token=tokens.access_token
+    )
+    assert res["data"] is None, res
+    assert error_codes(res) == ["FORBIDDEN"], res
+    assert "project.write" in res["errors"][0]["message"]
+    assert await project_count(engine, tenant) == 1  # nothing was written
+
+
+async def test_manager_can_create_projects(client, engine, kit, tenant_with_project):
+    tenant = tenant_with_project
+    _, tokens = await new_account(engine, kit, tenant, ["manager"])
+    res = await gql(
+        client, create_project_op("Harbour Two"), tenant=tenant.slug, token=tokens.access_token
+    )
+    assert res["data"]["createProject"]["__typename"] == "ProjectPayload", res
+    assert await project_count(engine, tenant) == 2
+
+
+async def test_role_and_status_changes_take_effect_on_the_next_request(
+    client, engine, kit, tenant_with_project
+):
+    tenant = tenant_with_project
+    account_id, tokens = await new_account(engine, kit, tenant, ["agent"])
+    token = tokens.access_token
+    me = await gql(client, ME, tenant=tenant.slug, token=token)
+    assert (me["data"]["me"]["roles"], me["data"]["me"]["dataScope"]) == (["agent"], "own")
+
+    async def set_membership(sql: str) -> None:
+        n = await execute(
+            engine, f"UPDATE shared.membership SET {sql} WHERE account_id = :a", a=account_id
+        )
+        assert n == 1
+
+    # Disabled: the very same token is refused at once, for every field.
+    await set_membership("status = 'disabled'")
+    assert_unauthenticated(await gql(client, ME, tenant=tenant.slug, token=token))
+    assert_unauthenticated(await gql(client, PROJECTS, tenant=tenant.slug, token=token))
+    res = await gql(client, create_project_op("While disabled"), tenant=tenant.slug, token=token)
+    assert_unauthenticated(res)
+
+    # Active again (nothing was cached as revoked), and promoted: the new role applies now.
+    await set_membership("status = 'active', roles = '{manager}'")
+    me = await gql(client, ME, tenant=tenant.slug, token=token)
+    assert (me["data"]["me"]["roles"], me["data"]["me"]["dataScope"]) == (["manager"], "team")
+    res = await gql(client, create_project_op("After promotion"), tenant=tenant.slug, token=token)
+    assert res["data"]["createProject"]["__typename"] == "ProjectPayload", res
+
+    # Demoted again: refused again.
+    await set_membership("roles = '{client}'")
+    res = await gql(client, create_project_op("After demotion"), tenant=tenant.slug, token=token)
+    assert error_codes(res) == ["FORBIDDEN"], res
+    assert await project_count(engine, tenant) == 2
+
+
+async def test_membership_removed_is_unauthenticated(client, engine, kit, tenant_with_project):
+    tenant = tenant_with_project
+    account_id, tokens = await new_account(engine, kit, tenant, ["agent"])
+    await execute(engine, "DELETE FROM shared.membership WHERE account_id = :a", a=account_id)
+    assert_unauthenticated(await gql(client, ME, tenant=tenant.slug, token=tokens.access_token))
+
+
+async def test_custom_role_grants_its_permissions(client, engine, kit, tenant_with_project):
+    tenant = tenant_with_project
+    account_id, tokens = await new_account(engine, kit, tenant, ["agent"])
+    role_payload = "{ __typename ... on UserError { code message field } }"
+    res = await gql(
+        client,
+        mutation(
+            "createRole",
+            role_payload,
+            input={
+                "key": "site_lead",
+                "name": "Site lead",
+                "permissions": ["project.write"],
+                "dataScope": "team",
+            },
+        ),
+        tenant=tenant.slug,
+    )
+    assert res["data"]["createRole"]["__typename"] == "RolePayload", res
+    res = await gql(
+        client,
+        mutation(
+            "createRole",
+            role_payload,
+            input={"key": "bad_role", "name": "Bad", "permissions": ["project.nuke"]},
+        ),
+        tenant=tenant.slug,
+    )
+    assert res["data"]["createRole"]["__typename"] == "ValidationError", res
+    assert res["data"]["createRole"]["field"] == "permissions"
+
+    member_payload = "{ __typename ... on UserError { code message field } }"
+    res = await gql(
+        client,
+        mutation(
+            "assignRoles", member_payload, accountId=str(account_id), roles=["agent", "site_lead"]
+        ),
+        tenant=tenant.slug,
+    )
+    assert res["data"]["assignRoles"]["__typename"] == "MemberPayload", res
+    me = await gql(client, ME, tenant=tenant.slug, token=tokens.access_token)
+    assert "project.write" in me["data"]["me"]["permissions"]
+    assert me["data"]["me"]["dataScope"] == "team"  # the widest of the roles
+    res = await gql(
+        client, create_project_op("By the lead"), tenant=tenant.slug, token=tokens.access_token
+    )
+    assert res["data"]["createProject"]["__typename"] == "ProjectPayload", res

@@ -16,6 +16,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView
+from api.notify import Senders
+from api.notify.email import make_email_sender
 from api.notify.sms import make_sender
 from api.security.kit import build_kit
 from api.settings import Settings
@@ -35,12 +37,14 @@ def create_app(
     cache = TenantCache(engine, settings.tenant_cache_ttl)
     schema = build_schema(settings)
     kit = build_kit(settings)
-    sms = make_sender(settings.sms_backend)
+    senders = Senders(
+        sms=make_sender(settings.sms_backend), email=make_email_sender(settings.email_backend)
+    )
     graphql = GraphQLView(
         schema,
         db,
         kit,
-        sms,
+        senders,
         graphql_ide="graphiql" if settings.is_dev else None,
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
@@ -95,6 +99,7 @@ def create_app(
     app.state.tenant_cache = cache
     app.state.schema = schema
     app.state.kit = kit
-    app.state.sms = sms
+    app.state.sms = senders.sms
+    app.state.email = senders.email
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
     return app

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     sms_codes_per_phone_hour: int = 5
     sms_codes_per_ip_hour: int = 20
     sms_resend_after: int = 60
+    email_backend: str = "console"
+    # Invitations: validity (seconds) and the sign-up page the link points to.
+    invitation_ttl: int = 7 * 24 * 3600
+    invitation_url: str = "http://127.0.0.1:8000/invite"
     # Password of the demo staff that `anju seed-demo` creates (never seeded in production);
     # empty: generated once into <data_dir>/secrets.json and printed by the seed.
     demo_password: str = ""

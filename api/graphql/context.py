@@ -72,7 +72,7 @@ class Context:
     tenant: TenantInfo | None
     db: TenantDatabase
     kit: SecurityKit
-    sms: Any = None
+    senders: Any = None
     connection_params: Any = None
 
     def _scope(self) -> _Scope:

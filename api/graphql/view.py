@@ -12,15 +12,15 @@ from tenants.sessions import TenantDatabase
 
 
 class GraphQLView(GraphQL):
-    def __init__(self, schema, db: TenantDatabase, kit: SecurityKit, sms, **kwargs):
+    def __init__(self, schema, db: TenantDatabase, kit: SecurityKit, senders, **kwargs):
         super().__init__(schema, **kwargs)
         self.db = db
         self.kit = kit
-        self.sms = sms
+        self.senders = senders
 
     async def get_context(self, request: Request | WebSocket, response) -> Context:
         tenant = request.scope.get("state", {}).get("tenant")
         return Context(
             request=request, response=response, tenant=tenant, db=self.db, kit=self.kit,
-            sms=self.sms,
+            senders=self.senders,
         )  # fmt: skip

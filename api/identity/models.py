@@ -100,6 +100,24 @@ class SmsCode(Timestamped, SharedBase):
     ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", index=True)
 
 
+class Invitation(Timestamped, SharedBase):
+    """An invitation to join a tenant (only the token's hash is kept)."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.tenant.id", ondelete="CASCADE"), nullable=False
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.account.id", ondelete="CASCADE"), nullable=False
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Role(Timestamped, TenantBase):
     __tablename__ = "role"
     __table_args__ = (CheckConstraint("scope IN ('own', 'team', 'all')", name="scope"),)

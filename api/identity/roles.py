@@ -8,11 +8,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import Conflict, NotFound, ValidationFailed
-from api.identity.models import Account, Membership, Role
+from api.identity.models import Account, Membership, RefreshToken, Role
 from api.security.catalogue import BUILTIN_ROLES, SCOPES, unknown_permissions
 
 ROLE_KEY_RE = re.compile(r"[a-z][a-z0-9_]{1,63}")
@@ -109,17 +109,22 @@ async def delete_role(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> 
     await session.flush()
 
 
-async def assign_roles(
-    session: AsyncSession, tenant_id: uuid.UUID, account_id: uuid.UUID, roles: list[str]
-) -> Membership:
+async def validate_roles(session: AsyncSession, roles: list[str]) -> list[str]:
+    """The roles, deduplicated and sorted, when each is built in or a custom role here."""
     roles = sorted(set(roles))
+    if not roles:
+        raise ValidationFailed("at least one role is required", "roles")
     custom = [r for r in roles if r not in BUILTIN_ROLES]
     if custom:
         found = set(await session.scalars(select(Role.key).where(Role.key.in_(custom))))
         if missing := [r for r in custom if r not in found]:
             raise ValidationFailed(f"unknown roles: {', '.join(missing)}", "roles")
-    # Lock the tenant's admin memberships so two demotions cannot both pass the check.
-    admins = (
+    return roles
+
+
+async def _lock_admins(session: AsyncSession, tenant_id: uuid.UUID) -> list[Membership]:
+    """Lock the tenant's active admin memberships, so two demotions cannot both pass."""
+    return (
         await session.scalars(
             select(Membership)
             .where(
@@ -130,6 +135,43 @@ async def assign_roles(
             .with_for_update()
         )
     ).all()
+
+
+async def disable_member(
+    session: AsyncSession, tenant_id: uuid.UUID, actor_id: uuid.UUID, account_id: uuid.UUID
+) -> Membership:
+    """Disable a membership and end its sessions at once."""
+    if account_id == actor_id:
+        raise Conflict("you cannot disable yourself", "accountId")
+    admins = await _lock_admins(session, tenant_id)
+    member = await session.scalar(
+        select(Membership)
+        .where(Membership.tenant_id == tenant_id, Membership.account_id == account_id)
+        .with_for_update()
+    )
+    if member is None:
+        raise NotFound("member not found", "accountId")
+    if member in admins and len(admins) <= 1:
+        raise Conflict("the tenant must keep at least one admin", "accountId")
+    member.status = "disabled"
+    await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.account_id == account_id,
+            RefreshToken.tenant_id == tenant_id,
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=func.now())
+    )
+    await session.flush()
+    return member
+
+
+async def assign_roles(
+    session: AsyncSession, tenant_id: uuid.UUID, account_id: uuid.UUID, roles: list[str]
+) -> Membership:
+    roles = await validate_roles(session, roles)
+    admins = await _lock_admins(session, tenant_id)
     member = await session.scalar(
         select(Membership)
         .where(Membership.tenant_id == tenant_id, Membership.account_id == account_id)

@@ -19,8 +19,8 @@ from api.graphql.errors import (
     user_error,
 )
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
+from api.identity import invitations, service, sms
 from api.identity import roles as roles_service
-from api.identity import service, sms
 from api.identity.models import Account as AccountRow
 from api.security.catalogue import PERMISSIONS
 from api.security.crypto import mask_email, mask_phone
@@ -194,6 +194,23 @@ class MemberPayload:
     member: Member
 
 
+@strawberry.input
+class InviteMemberInput:
+    name: str
+    roles: list[str]
+    phone: str | None = None
+    email: str | None = None
+
+
+InviteResult = Annotated[
+    MemberPayload | ValidationError | ConflictError, strawberry.union("InviteResult")
+]
+AcceptInvitationResult = Annotated[
+    SignInPayload | AuthError | ValidationError, strawberry.union("AcceptInvitationResult")
+]
+DisableMemberResult = Annotated[
+    MemberPayload | NotFoundError | ConflictError, strawberry.union("DisableMemberResult")
+]
 RoleResult = Annotated[
     RolePayload | ValidationError | NotFoundError | ConflictError, strawberry.union("RoleResult")
 ]
@@ -269,16 +286,18 @@ class Query:
         ctx = info.context
         p = await ctx.principal()
         rows = await roles_service.list_members(ctx.session, p.tenant_id)
-        out = []
-        for m, a in rows:
-            unmasked = p.can("pii.read") or a.id == p.account_id
-            if unmasked and a.id != p.account_id:
-                ctx.audit(
-                    "pii.read", target_type="account", target_id=a.id, fields=["phone", "email"]
-                )
-            out.append(Member(account=Account.of(ctx.kit, a, unmasked=unmasked),
-                              roles=list(m.roles), status=m.status))  # fmt: skip
-        return out
+        return [_member(ctx, p, a, m) for m, a in rows]
+
+
+def _member(ctx, p, account: AccountRow, membership) -> Member:
+    unmasked = p.can("pii.read") or account.id == p.account_id
+    if unmasked and account.id != p.account_id:
+        ctx.audit("pii.read", target_type="account", target_id=account.id, fields=PII_FIELDS)
+    return Member(
+        account=Account.of(ctx.kit, account, unmasked=unmasked),
+        roles=list(membership.roles),
+        status=membership.status,
+    )
 
 
 @strawberry.type
@@ -332,7 +351,7 @@ class Mutation:
         ctx = info.context
         try:
             expires, resend = await sms.request_code(
-                ctx.session, ctx.kit, ctx.sms, ctx.tenant, phone, ctx.client_ip
+                ctx.session, ctx.kit, ctx.senders.sms, ctx.tenant, phone, ctx.client_ip
             )
         except DomainError as exc:
             return user_error(exc)
@@ -428,18 +447,66 @@ class Mutation:
         if error:
             return error
         row = await ctx.session.get(AccountRow, target)
-        unmasked = p.can("pii.read") or target == p.account_id
-        if unmasked and target != p.account_id:
-            ctx.audit(
-                "pii.read", target_type="account", target_id=target, fields=["phone", "email"]
-            )
-        return MemberPayload(
-            member=Member(
-                account=Account.of(ctx.kit, row, unmasked=unmasked),
-                roles=list(membership.roles),
-                status=membership.status,
-            )
+        return MemberPayload(member=_member(ctx, p, row, membership))
+
+    @strawberry.mutation(
+        permission_classes=[requires("member.invite")],
+        description="Invite a person by phone (SMS) or email, with roles.",
+    )
+    async def invite_member(self, info: strawberry.Info, input: InviteMemberInput) -> InviteResult:
+        ctx = info.context
+        p = await ctx.principal()
+        done, error = await attempt(
+            ctx.session,
+            lambda: invitations.invite(
+                ctx.session, ctx.kit, ctx.senders, ctx.tenant, p.account_id, name=input.name,
+                phone=input.phone, email=input.email, roles=input.roles,
+            ),
+        )  # fmt: skip
+        if error:
+            return error
+        account, membership = done
+        return MemberPayload(member=_member(ctx, p, account, membership))
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Accept an invitation: set a password (or give the one of your existing "
+        "account) and sign in.",
+    )
+    async def accept_invitation(
+        self, info: strawberry.Info, token: str, password: str, name: str | None = None
+    ) -> AcceptInvitationResult:
+        ctx = info.context
+        tokens, error = await attempt(
+            ctx.session,
+            lambda: invitations.accept(
+                ctx.session, ctx.kit, ctx.tenant, token, password=password, name=name,
+                user_agent=ctx.user_agent, ip=ctx.client_ip,
+            ),
+        )  # fmt: skip
+        return error or SignInPayload(tokens=Tokens.of(tokens))
+
+    @strawberry.mutation(
+        permission_classes=[requires("member.invite")],
+        description="Disable a member: their sessions end at once.",
+    )
+    async def disable_member(
+        self, info: strawberry.Info, account_id: strawberry.ID
+    ) -> DisableMemberResult:
+        ctx = info.context
+        p = await ctx.principal()
+        try:
+            target = uuid.UUID(str(account_id))
+        except ValueError:
+            return user_error(NotFound("member not found", "accountId"))
+        membership, error = await attempt(
+            ctx.session,
+            lambda: roles_service.disable_member(ctx.session, p.tenant_id, p.account_id, target),
         )
+        if error:
+            return error
+        row = await ctx.session.get(AccountRow, target)
+        return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(
         permission_classes=[Authenticated], description="End one of your own sessions."

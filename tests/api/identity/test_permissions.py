@@ -39,7 +39,13 @@ from tests.conftest import gql
 ROOT = Path(__file__).resolve().parents[3]
 # Open to anyone / to anyone naming a tenant. Adding a field here is a security decision.
 PUBLIC = {"apiVersion", "signUp"}
-TENANT_ONLY = {"signIn", "refreshTokens", "requestSmsCode", "signInWithSmsCode"}
+TENANT_ONLY = {
+    "signIn",
+    "refreshTokens",
+    "requestSmsCode",
+    "signInWithSmsCode",
+    "acceptInvitation",
+}
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_sms_code"),
         sa.ForeignKeyConstraint(
-            ["tenant_id"], ["shared.tenant.id"], name="fk_sms_code_tenant_id_tenant",
+            ["tenant_id"],
+            ["shared.tenant.id"],
+            name="fk_sms_code_tenant_id_tenant",
             ondelete="CASCADE",
         ),
         schema="shared",

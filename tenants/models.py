@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import CheckConstraint, String, Uuid
+from sqlalchemy import Boolean, CheckConstraint, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import SharedBase, Timestamped
@@ -25,3 +25,5 @@ class Tenant(Timestamped, SharedBase):
     schema_name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=TenantStatus.ACTIVE)
     plan: Mapped[str] = mapped_column(String(32), nullable=False, default="free")
+    # Admins must sign in with a second factor (TOTP).
+    require_admin_totp: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

@@ -80,6 +80,7 @@ class TenantInfo:
     schema_name: str
     status: str
     plan: str
+    require_admin_totp: bool = False
 
     @property
     def active(self) -> bool:
@@ -87,11 +88,12 @@ class TenantInfo:
 
     @classmethod
     def of(cls, t: Tenant) -> TenantInfo:
-        return cls(str(t.id), t.slug, t.name, t.schema_name, t.status, t.plan)
+        return cls(str(t.id), t.slug, t.name, t.schema_name, t.status, t.plan, t.require_admin_totp)
 
 
 _COLUMNS = (
-    Tenant.id, Tenant.slug, Tenant.name, Tenant.schema_name, Tenant.status, Tenant.plan
+    Tenant.id, Tenant.slug, Tenant.name, Tenant.schema_name, Tenant.status, Tenant.plan,
+    Tenant.require_admin_totp,
 )  # fmt: skip
 
 
@@ -105,6 +107,12 @@ async def list_tenants(engine: AsyncEngine) -> list[TenantInfo]:
     async with engine.connect() as conn:
         rows = (await conn.execute(select(*_COLUMNS).order_by(Tenant.slug))).all()
     return [TenantInfo(str(r[0]), *r[1:]) for r in rows]
+
+
+async def set_require_admin_totp(engine_or_conn, tenant_id: str, required: bool) -> None:
+    await engine_or_conn.execute(
+        update(Tenant).where(Tenant.id == tenant_id).values(require_admin_totp=required)
+    )
 
 
 async def set_status(engine: AsyncEngine, slug: str, status: TenantStatus) -> TenantInfo:

@@ -109,6 +109,13 @@ class Context:
         """Record an audit event of this operation (e.g. a read of unmasked personal data)."""
         self._scope().audit.add(action, target_type=target_type, target_id=target_id, **details)
 
+    def tenant_changed(self) -> None:
+        """Drop this process's cached copy of the tenant (its settings just changed)."""
+        cache = getattr(getattr(self.request, "app", None), "state", None)
+        cache = getattr(cache, "tenant_cache", None)
+        if cache is not None and self.tenant is not None:
+            cache.invalidate(self.tenant.slug)
+
     def set_actor(self, account_id: uuid.UUID) -> None:
         """Name the actor of this operation's audit entries when no token was sent (sign-in)."""
         self._scope().actor_id = account_id

@@ -75,6 +75,8 @@ def requires(permission: str) -> type[BasePermission]:
         principal = await info.context.principal()
         if principal is None:
             raise Unauthenticated("sign in first")
+        if principal.needs_totp:
+            raise Forbidden("this tenant requires two-factor sign-in for admins: enrol first")
         if not principal.can(permission):
             raise Forbidden(f"your roles do not grant '{permission}'")
         return True

@@ -25,9 +25,11 @@ class Principal:
     roles: tuple[str, ...]
     permissions: frozenset[str]
     scope: str  # widest data scope of the caller's roles: own | team | all
+    # An admin of a tenant that requires TOTP for admins, without TOTP on: may only enrol.
+    needs_totp: bool = False
 
     def can(self, permission: str) -> bool:
-        return permission in self.permissions
+        return permission in self.permissions and not self.needs_totp
 
 
 def bearer_token(headers) -> str | None:
@@ -64,10 +66,12 @@ async def authenticate(
     except InvalidToken as exc:
         raise Unauthenticated(f"invalid access token ({exc})") from exc
     tenant_id = uuid.UUID(tenant.id)
-    roles = await repo.active_roles_in_session(
-        session, claims.account_id, tenant_id, claims.session_id
-    )
-    if roles is None:
+    found = await repo.member_in_session(session, claims.account_id, tenant_id, claims.session_id)
+    if found is None:
         raise Unauthenticated("the session was signed out or the membership is not active")
+    roles, totp_on = found
     perms, scope = await resolve_permissions(session, roles)
-    return Principal(claims.account_id, tenant_id, claims.session_id, tuple(roles), perms, scope)
+    needs_totp = tenant.require_admin_totp and "admin" in roles and not totp_on
+    return Principal(
+        claims.account_id, tenant_id, claims.session_id, tuple(roles), perms, scope, needs_totp
+    )

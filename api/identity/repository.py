@@ -35,19 +35,33 @@ async def active_roles_in_session(
     session: AsyncSession, account_id: uuid.UUID, tenant_id: uuid.UUID, family_id: uuid.UUID
 ) -> list[str] | None:
     """Roles of an active membership whose sign-in session is not revoked; None otherwise."""
+    row = await member_in_session(session, account_id, tenant_id, family_id)
+    return row[0] if row else None
+
+
+async def member_in_session(
+    session: AsyncSession, account_id: uuid.UUID, tenant_id: uuid.UUID, family_id: uuid.UUID
+) -> tuple[list[str], bool] | None:
+    """(roles, TOTP on) of an active membership whose session is not revoked; None otherwise.
+    One statement: it runs on every authenticated operation."""
     live = exists().where(
         RefreshToken.family_id == family_id,
         RefreshToken.account_id == account_id,
         RefreshToken.revoked_at.is_(None),
     )
-    return await session.scalar(
-        select(Membership.roles).where(
-            Membership.account_id == account_id,
-            Membership.tenant_id == tenant_id,
-            Membership.status == "active",
-            live,
+    row = (
+        await session.execute(
+            select(Membership.roles, Account.totp_enabled_at.is_not(None))
+            .join(Account, Account.id == Membership.account_id)
+            .where(
+                Membership.account_id == account_id,
+                Membership.tenant_id == tenant_id,
+                Membership.status == "active",
+                live,
+            )
         )
-    )
+    ).first()
+    return (list(row[0]), bool(row[1])) if row else None
 
 
 async def custom_roles(session: AsyncSession, keys: Sequence[str]) -> Sequence[Role]:

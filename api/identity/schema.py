@@ -19,12 +19,12 @@ from api.graphql.errors import (
     user_error,
 )
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
-from api.identity import invitations, service, sms
+from api.identity import invitations, service, sms, totp
 from api.identity import roles as roles_service
 from api.identity.models import Account as AccountRow
 from api.security.catalogue import PERMISSIONS
 from api.security.crypto import mask_email, mask_phone
-from tenants.registry import TenantInfo
+from tenants.registry import TenantInfo, set_require_admin_totp
 
 
 @strawberry.type
@@ -83,6 +83,11 @@ class Viewer:
     roles: list[str]
     permissions: list[str]
     data_scope: str
+    totp_enabled: bool
+    totp_enrollment_required: bool = strawberry.field(
+        description="The tenant requires TOTP for admins and this admin has none yet: every "
+        "permission is withheld until enrolment."
+    )
 
 
 @strawberry.type
@@ -116,6 +121,27 @@ class SignUpPayload:
 @strawberry.type
 class SignInPayload:
     tokens: Tokens
+
+
+@strawberry.type(description="Password accepted; finish with completeTotpSignIn and a code.")
+class TotpChallenge:
+    challenge_token: str
+    expires_at: datetime
+
+
+@strawberry.type
+class TotpEnrollment:
+    secret: str
+    otpauth_uri: str
+
+
+@strawberry.type
+class TotpStatus:
+    enabled: bool
+
+
+TotpResult = Annotated[TotpStatus | AuthError, strawberry.union("TotpResult")]
+TotpEnrollResult = Annotated[TotpEnrollment | AuthError, strawberry.union("TotpEnrollResult")]
 
 
 @strawberry.type
@@ -225,7 +251,8 @@ SignUpResult = Annotated[
     SignUpPayload | ValidationError | ConflictError, strawberry.union("SignUpResult")
 ]
 SignInResult = Annotated[
-    SignInPayload | AuthError | RateLimitedError | ValidationError, strawberry.union("SignInResult")
+    SignInPayload | TotpChallenge | AuthError | RateLimitedError | ValidationError,
+    strawberry.union("SignInResult"),
 ]
 RefreshResult = Annotated[SignInPayload | AuthError, strawberry.union("RefreshResult")]
 
@@ -250,6 +277,8 @@ class Query:
             roles=list(p.roles),
             permissions=sorted(p.permissions),
             data_scope=p.scope,
+            totp_enabled=row.totp_enabled_at is not None,
+            totp_enrollment_required=p.needs_totp,
         )
 
     @strawberry.field(permission_classes=[Authenticated], description="Live sign-in sessions.")
@@ -340,7 +369,79 @@ class Mutation:
             )  # fmt: skip
         except DomainError as exc:
             return user_error(exc)
+        if isinstance(tokens, service.TotpChallenge):
+            return TotpChallenge(
+                challenge_token=tokens.challenge_token, expires_at=tokens.expires_at
+            )
         return SignInPayload(tokens=Tokens.of(tokens))
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Finish a password sign-in with the code of the authenticator app.",
+    )
+    async def complete_totp_sign_in(
+        self, info: strawberry.Info, challenge_token: str, code: str
+    ) -> SignInResult:
+        ctx = info.context
+        try:  # no savepoint: a wrong code counts towards the lockout
+            tokens = await totp.complete_sign_in(
+                ctx.session, ctx.kit, ctx.tenant, challenge_token, code,
+                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return SignInPayload(tokens=Tokens.of(tokens))
+
+    @strawberry.mutation(
+        permission_classes=[Authenticated],
+        description="Start TOTP enrolment: a new secret for the authenticator app.",
+    )
+    async def enroll_totp(self, info: strawberry.Info) -> TotpEnrollResult:
+        ctx = info.context
+        p = await ctx.principal()
+        done, error = await attempt(
+            ctx.session,
+            lambda: totp.enroll(ctx.session, ctx.kit, p.account_id, f"{ctx.tenant.slug}"),
+        )
+        if error:
+            return error
+        secret, uri = done
+        return TotpEnrollment(secret=secret, otpauth_uri=uri)
+
+    @strawberry.mutation(
+        permission_classes=[Authenticated], description="Turn TOTP on with a first valid code."
+    )
+    async def confirm_totp(self, info: strawberry.Info, code: str) -> TotpResult:
+        ctx = info.context
+        p = await ctx.principal()
+        _, error = await attempt(
+            ctx.session, lambda: totp.confirm(ctx.session, ctx.kit, p.account_id, code)
+        )
+        return error or TotpStatus(enabled=True)
+
+    @strawberry.mutation(
+        permission_classes=[Authenticated], description="Turn TOTP off (needs a valid code)."
+    )
+    async def disable_totp(self, info: strawberry.Info, code: str) -> TotpResult:
+        ctx = info.context
+        p = await ctx.principal()
+        _, error = await attempt(
+            ctx.session, lambda: totp.disable(ctx.session, ctx.kit, p.account_id, code)
+        )
+        return error or TotpStatus(enabled=False)
+
+    @strawberry.mutation(
+        permission_classes=[requires("tenant.manage")],
+        description="Require (or stop requiring) TOTP sign-in for the tenant's admins.",
+    )
+    async def set_require_admin_totp(self, info: strawberry.Info, required: bool) -> Tenant:
+        ctx = info.context
+        await set_require_admin_totp(ctx.session, ctx.tenant.id, required)
+        ctx.tenant_changed()
+        t = ctx.tenant
+        return Tenant(
+            id=strawberry.ID(t.id), slug=t.slug, name=t.name, plan=t.plan, status=t.status
+        )
 
     @strawberry.mutation(
         permission_classes=[TenantRequired],

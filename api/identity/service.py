@@ -157,6 +157,14 @@ async def create_account(
 
 
 @dataclass(frozen=True)
+class TotpChallenge:
+    """Password accepted; send ``challenge_token`` with a TOTP code to finish signing in."""
+
+    challenge_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Tokens:
     access_token: str
     access_expires_at: datetime
@@ -307,11 +315,10 @@ async def sign_in_password(
     user_agent: str = "",
     ip: str = "",
     on_success=None,
-) -> Tokens:
+) -> Tokens | TotpChallenge:
     """Refusals say the same thing whether the account, the membership or the password is
     wrong. After ``login_max_failures`` failures the account is locked, for a time that doubles
     with each further failure (up to ``login_lockout_max``)."""
-    s = kit.settings
     ident = parse_identifier(identifier)
     found = await find_account(session, kit, ident)
     account = await repo.account_for_update(session, found.id) if found else None
@@ -323,15 +330,25 @@ async def sign_in_password(
     member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
     if account is None or not ok or member is None or member.status != "active":
         if account is not None and not ok:
-            account.failed_logins += 1
-            over = account.failed_logins - s.login_max_failures
-            if over >= 0:
-                lock = min(s.login_lockout_base * (2**over), s.login_lockout_max)
-                account.locked_until = t + timedelta(seconds=lock)
-            await session.flush()
+            await record_failure(session, kit, account, t)
         raise AuthFailed("wrong phone/email or password")
+    if account.totp_enabled_at is not None:
+        # Second step: the password was right; a TOTP code must follow.
+        token, exp = kit.tokens.issue_challenge(account.id, tenant.slug, "totp")
+        return TotpChallenge(token, datetime.fromtimestamp(exp, UTC))
     account.failed_logins = 0
     account.locked_until = None
     if on_success is not None:
         on_success(account.id)
     return await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)
+
+
+async def record_failure(session: AsyncSession, kit: SecurityKit, account: Account, t) -> None:
+    """Count a failed sign-in step; past the limit, lock the account for a doubling time."""
+    s = kit.settings
+    account.failed_logins += 1
+    over = account.failed_logins - s.login_max_failures
+    if over >= 0:
+        lock = min(s.login_lockout_base * (2**over), s.login_lockout_max)
+        account.locked_until = t + timedelta(seconds=lock)
+    await session.flush()

@@ -67,6 +67,37 @@ class TokenService:
         token = jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self.kid})
         return token, exp
 
+    def issue_challenge(
+        self, account_id: uuid.UUID, tenant: str, purpose: str, ttl: int = 300
+    ) -> tuple[str, int]:
+        """A short-lived token proving a first step (e.g. the password before TOTP). It has no
+        session id, so it is never accepted as an access token."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer, "sub": str(account_id), "aud": tenant, "purpose": purpose,
+            "iat": now, "nbf": now, "exp": now + ttl, "jti": secrets.token_urlsafe(12),
+        }  # fmt: skip
+        token = jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return token, now + ttl
+
+    def verify_challenge(self, token: str, tenant: str, purpose: str) -> uuid.UUID:
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self._public.get(header.get("kid", ""))
+            if header.get("alg") != ALGORITHM or key is None:
+                raise InvalidToken("bad header")
+            claims = jwt.decode(
+                token, key, algorithms=[ALGORITHM], audience=tenant, issuer=self.issuer,
+                options={"require": ["exp", "sub", "aud", "iss", "purpose"]}, leeway=5,
+            )  # fmt: skip
+            if claims["purpose"] != purpose or "sid" in claims:
+                raise InvalidToken("wrong purpose")
+            return uuid.UUID(claims["sub"])
+        except InvalidToken:
+            raise
+        except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidToken(type(exc).__name__) from exc
+
     def verify(self, token: str, tenant: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)

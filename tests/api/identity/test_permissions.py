@@ -45,6 +45,7 @@ TENANT_ONLY = {
     "requestSmsCode",
     "signInWithSmsCode",
     "acceptInvitation",
+    "completeTotpSignIn",
 }
 
 

@@ -131,3 +131,26 @@ class Role(Timestamped, TenantBase):
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, default=list)
     scope: Mapped[str] = mapped_column(String(8), nullable=False, default="own")
+
+
+class Team(Timestamped, TenantBase):
+    """The tenant's organisation: company > office > team."""
+
+    __tablename__ = "team"
+    __table_args__ = (CheckConstraint("kind IN ('company', 'office', 'team')", name="kind"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("team.id", ondelete="RESTRICT"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+
+
+class TeamMember(TenantBase):
+    __tablename__ = "team_member"
+
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("team.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, index=True)

@@ -21,6 +21,7 @@ from api.graphql.errors import (
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
 from api.identity import invitations, service, sms, totp
 from api.identity import roles as roles_service
+from api.identity import teams as teams_service
 from api.identity.models import Account as AccountRow
 from api.security.catalogue import PERMISSIONS
 from api.security.crypto import mask_email, mask_phone
@@ -220,6 +221,56 @@ class MemberPayload:
     member: Member
 
 
+@strawberry.type(description="A company, office or team of the tenant.")
+class TeamInfo:
+    id: strawberry.ID
+    name: str
+    kind: str
+    parent_id: strawberry.ID | None
+    member_ids: list[strawberry.ID]
+
+
+@strawberry.input
+class CreateTeamInput:
+    name: str
+    kind: str
+    parent_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class TeamPayload:
+    team: TeamInfo
+
+
+@strawberry.type
+class TeamMembershipPayload:
+    team_id: strawberry.ID
+    account_id: strawberry.ID
+
+
+TeamResult = Annotated[
+    TeamPayload | ValidationError | NotFoundError, strawberry.union("TeamResult")
+]
+TeamMembershipResult = Annotated[
+    TeamMembershipPayload | NotFoundError | ConflictError, strawberry.union("TeamMembershipResult")
+]
+
+
+def _team(t, members=()) -> TeamInfo:
+    return TeamInfo(
+        id=strawberry.ID(str(t.id)), name=t.name, kind=t.kind,
+        parent_id=strawberry.ID(str(t.parent_id)) if t.parent_id else None,
+        member_ids=[strawberry.ID(str(m)) for m in members],
+    )  # fmt: skip
+
+
+def _uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
 @strawberry.input
 class InviteMemberInput:
     name: str
@@ -300,6 +351,13 @@ class Query:
     )
     async def roles(self, info: strawberry.Info) -> list[RoleInfo]:
         return [RoleInfo.of(r) for r in await roles_service.list_roles(info.context.session)]
+
+    @strawberry.field(
+        permission_classes=[requires("member.read")], description="Companies, offices, teams."
+    )
+    async def teams(self, info: strawberry.Info) -> list[TeamInfo]:
+        teams, members = await teams_service.list_teams(info.context.session)
+        return [_team(t, members.get(t.id, [])) for t in teams]
 
     @strawberry.field(
         permission_classes=[requires("role.manage")], description="Every permission there is."
@@ -549,6 +607,49 @@ class Mutation:
             return error
         row = await ctx.session.get(AccountRow, target)
         return MemberPayload(member=_member(ctx, p, row, membership))
+
+    @strawberry.mutation(permission_classes=[requires("team.manage")])
+    async def create_team(self, info: strawberry.Info, input: CreateTeamInput) -> TeamResult:
+        session = info.context.session
+        parent = _uuid(input.parent_id) if input.parent_id else None
+        if input.parent_id and parent is None:
+            return user_error(NotFound("parent not found", "parentId"))
+        team, error = await attempt(
+            session, lambda: teams_service.create_team(session, input.name, input.kind, parent)
+        )
+        return error or TeamPayload(team=_team(team))
+
+    @strawberry.mutation(permission_classes=[requires("team.manage")])
+    async def add_team_member(
+        self, info: strawberry.Info, team_id: strawberry.ID, account_id: strawberry.ID
+    ) -> TeamMembershipResult:
+        ctx = info.context
+        p = await ctx.principal()
+        team, account = _uuid(team_id), _uuid(account_id)
+        if team is None:
+            return user_error(NotFound("team not found", "teamId"))
+        if (
+            account is None
+            or await service.repo.membership(ctx.session, account, p.tenant_id) is None
+        ):
+            return user_error(NotFound("member not found", "accountId"))
+        _, error = await attempt(
+            ctx.session, lambda: teams_service.add_member(ctx.session, team, account)
+        )
+        return error or TeamMembershipPayload(team_id=team_id, account_id=account_id)
+
+    @strawberry.mutation(permission_classes=[requires("team.manage")])
+    async def remove_team_member(
+        self, info: strawberry.Info, team_id: strawberry.ID, account_id: strawberry.ID
+    ) -> TeamMembershipResult:
+        ctx = info.context
+        team, account = _uuid(team_id), _uuid(account_id)
+        if team is None or account is None:
+            return user_error(NotFound("not in this team", "accountId"))
+        _, error = await attempt(
+            ctx.session, lambda: teams_service.remove_member(ctx.session, team, account)
+        )
+        return error or TeamMembershipPayload(team_id=team_id, account_id=account_id)
 
     @strawberry.mutation(
         permission_classes=[requires("member.invite")],

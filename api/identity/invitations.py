@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import Conflict, ValidationFailed
+from api.errors import Conflict, Forbidden, ValidationFailed
 from api.identity import repository as repo
 from api.identity.models import Account, Invitation, Membership
-from api.identity.roles import validate_roles
+from api.identity.roles import roles_permissions, validate_roles
 from api.identity.service import (
     AuthFailed,
     Identifier,
@@ -43,12 +43,21 @@ async def invite(
     phone: str | None,
     email: str | None,
     roles: list[str],
+    inviter_permissions: frozenset[str] | None = None,
 ) -> tuple[Account, Membership]:
     """Create (or reuse) the person's account, an invited membership and an invitation, and
     send the link by SMS (phone) or email."""
     if not phone and not email:
         raise ValidationFailed("a phone number or an email is required", "phone")
     roles = await validate_roles(session, roles)
+    if inviter_permissions is not None and "role.manage" not in inviter_permissions:
+        extra = await roles_permissions(session, roles) - set(inviter_permissions)
+        if extra:
+            raise Forbidden(
+                "granting these roles needs role.manage (they carry permissions you do not "
+                f"have: {', '.join(sorted(extra))})",
+                "roles",
+            )
     phone_n = normalize_phone(phone) if phone else None
     email_n = normalize_email(email) if email else None
     ident = Identifier("phone", phone_n) if phone_n else Identifier("email", email_n)

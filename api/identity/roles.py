@@ -49,7 +49,7 @@ def _check(name: str | None, permissions: list[str] | None, scope: str | None) -
     if permissions is not None and (bad := unknown_permissions(permissions)):
         raise ValidationFailed(f"unknown permissions: {', '.join(bad)}", "permissions")
     if scope is not None and scope not in SCOPES:
-        raise ValidationFailed(f"scope must be one of {', '.join(SCOPES)}", "scope")
+        raise ValidationFailed(f"dataScope must be one of {', '.join(SCOPES)}", "dataScope")
 
 
 async def create_role(
@@ -109,6 +109,18 @@ async def delete_role(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> 
     await session.flush()
 
 
+async def roles_permissions(session: AsyncSession, roles: list[str]) -> set[str]:
+    perms: set[str] = set()
+    custom = [r for r in roles if r not in BUILTIN_ROLES]
+    for r in roles:
+        if r in BUILTIN_ROLES:
+            perms |= BUILTIN_ROLES[r]["permissions"]
+    if custom:
+        for role in (await session.scalars(select(Role).where(Role.key.in_(custom)))).all():
+            perms |= set(role.permissions)
+    return perms
+
+
 async def validate_roles(session: AsyncSession, roles: list[str]) -> list[str]:
     """The roles, deduplicated and sorted, when each is built in or a custom role here."""
     roles = sorted(set(roles))
@@ -116,7 +128,12 @@ async def validate_roles(session: AsyncSession, roles: list[str]) -> list[str]:
         raise ValidationFailed("at least one role is required", "roles")
     custom = [r for r in roles if r not in BUILTIN_ROLES]
     if custom:
-        found = set(await session.scalars(select(Role.key).where(Role.key.in_(custom))))
+        # KEY SHARE: a concurrent deleteRole waits for this assignment, then sees it.
+        found = set(
+            await session.scalars(
+                select(Role.key).where(Role.key.in_(custom)).with_for_update(key_share=True)
+            )
+        )
         if missing := [r for r in custom if r not in found]:
             raise ValidationFailed(f"unknown roles: {', '.join(missing)}", "roles")
     return roles

@@ -13,6 +13,7 @@ from api.graphql.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitedError,
     ValidationError,
     attempt,
@@ -280,7 +281,8 @@ class InviteMemberInput:
 
 
 InviteResult = Annotated[
-    MemberPayload | ValidationError | ConflictError, strawberry.union("InviteResult")
+    MemberPayload | ValidationError | ConflictError | PermissionDeniedError,
+    strawberry.union("InviteResult"),
 ]
 AcceptInvitationResult = Annotated[
     SignInPayload | AuthError | ValidationError, strawberry.union("AcceptInvitationResult")
@@ -663,6 +665,7 @@ class Mutation:
             lambda: invitations.invite(
                 ctx.session, ctx.kit, ctx.senders, ctx.tenant, p.account_id, name=input.name,
                 phone=input.phone, email=input.email, roles=input.roles,
+                inviter_permissions=p.permissions,
             ),
         )  # fmt: skip
         if error:

@@ -56,6 +56,12 @@ async def request_code(
     # Serialise requests for one phone so two concurrent ones cannot both pass the limits.
     lock_key = int.from_bytes(bidx[:8], "big", signed=True)
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+    if ip:  # and requests from one address, so they cannot both pass the per-IP limit
+        ip_key = kit.blind_index.digest(ip[:64], scope=SHARED_SCOPE, column="sms_ip")
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"),
+            {"k": int.from_bytes(ip_key[:8], "big", signed=True)},
+        )
     t = now()
     hour_ago = t - timedelta(hours=1)
     last = await session.scalar(

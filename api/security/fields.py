@@ -44,6 +44,7 @@ async def _rotate_one(
     col = getattr(f.model, f.attr)
     current = kit.cipher.current
     done = 0
+    skip_locked = True
     while True:
         # The first two bytes of a ciphertext are its key version.
         stale = func.get_byte(col, 0) * 256 + func.get_byte(col, 1) != current
@@ -52,10 +53,15 @@ async def _rotate_one(
                 select(f.model)
                 .where(col.is_not(None), stale)
                 .limit(batch)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=skip_locked)
             )
         ).all()
         if not rows:
+            if skip_locked:
+                # Rows busy in other transactions were skipped: a last pass waits for them,
+                # so "nothing left" is true when this returns.
+                skip_locked = False
+                continue
             return done
         for row in rows:
             plain = kit.cipher.decrypt(

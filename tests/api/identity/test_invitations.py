@@ -1,0 +1,456 @@
+"""Invitations and disabling members, over real HTTP round trips on a gateway whose SMS and
+email senders capture what they send: the link and its single-use token, accepting (a new
+password, or the existing one of a person who already has an account), expiry and the tenant an
+invitation belongs to, refusals as typed errors, the permission, and disabling (sessions end at
+once; never yourself, never the last admin)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from api.security.tokens import refresh_hash
+from tests.api.identity.helpers import (
+    ME,
+    PASSWORD,
+    REFRESH_PAYLOAD,
+    assert_unauthenticated,
+    error_codes,
+    execute,
+    new_account,
+    new_email,
+    new_phone,
+    refresh_op,
+    row,
+    scalar,
+    sign_in_op,
+)
+from tests.conftest import TOKENS, gql
+
+INVITE = """
+mutation($input: InviteMemberInput!) {
+  inviteMember(input: $input) {
+    __typename
+    ... on MemberPayload { member { status roles account { id name phone email } } }
+    ... on UserError { code message field }
+  }
+}
+"""
+ACCEPT = f"""
+mutation($token: String!, $password: String!, $name: String) {{
+  acceptInvitation(token: $token, password: $password, name: $name) {REFRESH_PAYLOAD}
+}}
+"""
+DISABLE = """
+mutation($id: ID!) {
+  disableMember(accountId: $id) {
+    __typename
+    ... on MemberPayload { member { status roles account { id } } }
+    ... on UserError { code message field }
+  }
+}
+"""
+CREATE_ROLE = """
+mutation($input: CreateRoleInput!) {
+  createRole(input: $input) { __typename ... on UserError { code message field } }
+}
+"""
+LINK_RE = re.compile(r"https?://\S+")
+
+
+@pytest.fixture(scope="module")
+def server(live_server_factory):
+    """A gateway whose email sender captures (the SMS sender captures in every test gateway)."""
+    with live_server_factory(email_backend="capture") as s:
+        yield s
+
+
+@pytest.fixture
+async def client(server):
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def outbox(server):
+    app = server.server.config.app
+    return app.state.email.outbox, app.state.sms.outbox
+
+
+async def invite(client, slug: str, token=None, **fields) -> dict:
+    kw = {} if token is None else {"token": token}
+    data = {"name": "New Person", "roles": ["agent"], **fields}
+    res = await gql(client, INVITE, {"input": data}, tenant=slug, **kw)
+    assert "errors" not in res, res
+    return res["data"]["inviteMember"]
+
+
+async def accept(client, slug: str, token: str, password: str = PASSWORD, name=None) -> dict:
+    res = await gql(
+        client,
+        ACCEPT,
+        {"token": token, "password": password, "name": name},
+        tenant=slug,
+        token=None,
+    )
+    assert "errors" not in res, res
+    return res["data"]["acceptInvitation"]
+
+
+async def disable(client, slug: str, account_id, token=None) -> dict:
+    kw = {} if token is None else {"token": token}
+    res = await gql(client, DISABLE, {"id": str(account_id)}, tenant=slug, **kw)
+    assert "errors" not in res, res
+    return res["data"]["disableMember"]
+
+
+def link_token(text: str, settings, slug: str) -> str:
+    [link] = LINK_RE.findall(text)
+    parts = urlsplit(link)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == settings.invitation_url
+    query = parse_qs(parts.query)
+    assert query["tenant"] == [slug]
+    [token] = query["token"]
+    assert len(token) >= 32
+    return token
+
+
+async def invited_by_email(client, outbox, tenant, settings, **fields) -> tuple[dict, str]:
+    """Invite a new person by email; returns (member, token from the email)."""
+    emails, _ = outbox
+    email = fields.pop("email", None) or new_email("inv")
+    before = len(emails)
+    payload = await invite(client, tenant.slug, email=email, **fields)
+    assert payload["__typename"] == "MemberPayload", payload
+    [message] = emails[before:]
+    assert message.to == email.lower()
+    return payload["member"], link_token(message.text, settings, tenant.slug)
+
+
+async def me(client, slug: str, token: str) -> dict:
+    res = await gql(client, ME, tenant=slug, token=token)
+    assert "errors" not in res, res
+    return res["data"]["me"]
+
+
+async def membership(engine, account_id, tenant):
+    return await row(
+        engine,
+        "SELECT roles, status FROM shared.membership WHERE account_id = :a AND tenant_id = :t",
+        a=uuid.UUID(str(account_id)),
+        t=uuid.UUID(tenant.id),
+    )
+
+
+# ---------------------------------------------------------------- inviting and accepting
+
+
+async def test_invite_by_email_then_accept(client, engine, outbox, make_tenant, settings):
+    tenant = await make_tenant(name="Harbour Realty")
+    emails, _ = outbox
+    email = new_email("Wang.Fang")
+    before = len(emails)
+    payload = await invite(client, tenant.slug, name="Wang Fang", email=email, roles=["agent"])
+    assert payload["__typename"] == "MemberPayload", payload
+    member = payload["member"]
+    assert (member["status"], member["roles"]) == ("invited", ["agent"])
+    assert member["account"]["email"] == email.lower()  # the admin sees it (pii.read)
+    account_id = member["account"]["id"]
+    assert (await membership(engine, account_id, tenant))["status"] == "invited"
+
+    [message] = emails[before:]
+    assert message.to == email.lower()
+    assert "Harbour Realty" in message.subject
+    token = link_token(message.text, settings, tenant.slug)
+    # Only the token's hash is kept.
+    assert await scalar(engine, "SELECT count(*) FROM shared.invitation WHERE token_hash = :h",
+                        h=refresh_hash(token)) == 1  # fmt: skip
+
+    res = await accept(client, tenant.slug, token, name="Wang Fang (HR)")
+    assert res["__typename"] == "SignInPayload", res
+    viewer = await me(client, tenant.slug, res["tokens"]["accessToken"])
+    assert viewer["account"]["id"] == account_id
+    assert viewer["account"]["name"] == "Wang Fang (HR)"
+    assert viewer["roles"] == ["agent"]
+    assert (await membership(engine, account_id, tenant))["status"] == "active"
+
+    # The password set on accepting signs in.
+    res = await gql(client, sign_in_op(email, PASSWORD), tenant=tenant.slug, token=None)
+    assert res["data"]["signIn"]["__typename"] == "SignInPayload", res
+
+    # Single use.
+    res = await accept(client, tenant.slug, token, password="another-pass-1")
+    assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
+
+
+async def test_invite_by_phone_sends_an_sms(client, engine, outbox, make_tenant, settings):
+    tenant = await make_tenant()
+    _, sms = outbox
+    national, phone = new_phone()
+    before = len(sms)
+    payload = await invite(client, tenant.slug, phone=national, roles=["manager", "agent"])
+    assert payload["__typename"] == "MemberPayload", payload
+    assert payload["member"]["status"] == "invited"
+    assert payload["member"]["roles"] == ["agent", "manager"]
+    assert payload["member"]["account"]["phone"] == phone
+    [message] = sms[before:]
+    assert message.phone == phone
+    token = link_token(message.text, settings, tenant.slug)
+
+    # A password that breaks the rules is refused and the invitation stays usable.
+    res = await accept(client, tenant.slug, token, password="short")
+    assert (res["__typename"], res["field"]) == ("ValidationError", "password"), res
+    res = await accept(client, tenant.slug, token)
+    assert res["__typename"] == "SignInPayload", res
+    viewer = await me(client, tenant.slug, res["tokens"]["accessToken"])
+    assert (viewer["account"]["phone"], viewer["dataScope"]) == (phone, "team")
+
+
+async def test_expired_invitation_is_refused(client, engine, outbox, make_tenant, settings):
+    tenant = await make_tenant()
+    member, token = await invited_by_email(client, outbox, tenant, settings)
+    n = await execute(
+        engine,
+        "UPDATE shared.invitation SET expires_at = now() - interval '1 second'"
+        " WHERE account_id = :a",
+        a=uuid.UUID(member["account"]["id"]),
+    )
+    assert n == 1
+    res = await accept(client, tenant.slug, token)
+    assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
+    assert "expired" in res["message"]
+    assert (await membership(engine, member["account"]["id"], tenant))["status"] == "invited"
+
+
+async def test_invitation_is_only_good_for_its_tenant(
+    client, engine, outbox, make_tenant, settings
+):
+    tenant, other = await make_tenant(), await make_tenant()
+    member, token = await invited_by_email(client, outbox, tenant, settings)
+    res = await accept(client, other.slug, token)
+    assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
+    assert await membership(engine, member["account"]["id"], other) is None
+    res = await accept(client, tenant.slug, "not-a-token")
+    assert res["__typename"] == "AuthError", res
+    # Still good where it belongs.
+    assert (await accept(client, tenant.slug, token))["__typename"] == "SignInPayload"
+
+
+async def test_existing_account_proves_its_password_to_join_another_tenant(
+    client, engine, kit, outbox, make_tenant, settings
+):
+    home, second = await make_tenant(), await make_tenant()
+    email = new_email("existing")
+    account_id, home_tokens = await new_account(
+        engine, kit, home, ["agent"], email=email, password=PASSWORD, name="Li Lei"
+    )
+    hash_before = await scalar(
+        engine, "SELECT password_hash FROM shared.account WHERE id = :a", a=account_id
+    )
+    member, token = await invited_by_email(
+        client, outbox, second, settings, email=email.upper(), name="Someone Else"
+    )
+    assert member["account"]["id"] == str(account_id)  # the same person, not a new account
+    assert member["account"]["name"] == "Li Lei"  # the inviter does not rename them
+
+    res = await accept(client, second.slug, token, password="a-new-password-1")
+    assert (res["__typename"], res["field"]) == ("AuthError", "password"), res
+    assert (
+        await scalar(engine, "SELECT password_hash FROM shared.account WHERE id = :a", a=account_id)
+        == hash_before
+    )
+    assert (await membership(engine, account_id, second))["status"] == "invited"
+
+    res = await accept(client, second.slug, token, password=PASSWORD)
+    assert res["__typename"] == "SignInPayload", res
+    assert (await me(client, second.slug, res["tokens"]["accessToken"]))["account"]["id"] == str(
+        account_id
+    )
+    assert (
+        await scalar(engine, "SELECT password_hash FROM shared.account WHERE id = :a", a=account_id)
+        == hash_before
+    )
+    # The home tenant is untouched.
+    assert (await me(client, home.slug, home_tokens.access_token))["roles"] == ["agent"]
+    assert (await membership(engine, account_id, home))["status"] == "active"
+
+
+# ---------------------------------------------------------------- refusals
+
+
+async def test_inviting_an_active_member_is_a_conflict(client, engine, kit, outbox, make_tenant):
+    tenant = await make_tenant()
+    emails, sms = outbox
+    email = new_email("active")
+    _, phone = new_phone()
+    await new_account(engine, kit, tenant, ["agent"], email=email, phone=phone)
+    before = (len(emails), len(sms))
+    res = await invite(client, tenant.slug, email=email.upper())
+    assert (res["__typename"], res["code"], res["field"]) == ("ConflictError", "CONFLICT", "email")
+    res = await invite(client, tenant.slug, phone=phone)
+    assert (res["__typename"], res["field"]) == ("ConflictError", "phone"), res
+    assert (len(emails), len(sms)) == before
+    assert await scalar(engine, "SELECT count(*) FROM shared.invitation WHERE tenant_id = :t",
+                        t=uuid.UUID(tenant.id)) == 0  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"roles": ["wizard"]}, "roles"),
+        ({"roles": ["agent", "no_such_role"]}, "roles"),
+        ({"roles": []}, "roles"),
+        ({"email": "not-an-email"}, "email"),
+        ({"email": None, "phone": "12345"}, "phone"),
+        ({"email": None}, "phone"),
+    ],
+)
+async def test_invalid_invitations_are_validation_errors_and_leave_nothing(
+    client, engine, kit, outbox, make_tenant, fields, field
+):
+    tenant = await make_tenant()
+    emails, sms = outbox
+    email = new_email("invalid")
+    before = (len(emails), len(sms))
+    res = await invite(client, tenant.slug, **({"email": email} | fields))
+    assert (res["__typename"], res["code"], res["field"]) == (
+        "ValidationError",
+        "BAD_USER_INPUT",
+        field,
+    ), res
+    assert (len(emails), len(sms)) == before
+    digest = kit.blind_index.digest(email, scope="shared", column="email")
+    assert await scalar(engine, "SELECT count(*) FROM shared.account WHERE email_bidx = :d",
+                        d=digest) == 0  # fmt: skip
+    assert await scalar(engine, "SELECT count(*) FROM shared.membership WHERE tenant_id = :t",
+                        t=uuid.UUID(tenant.id)) == 1  # fmt: skip
+
+
+async def test_agent_cannot_invite(client, engine, kit, outbox, make_tenant):
+    tenant = await make_tenant()
+    emails, _ = outbox
+    _, agent = await new_account(engine, kit, tenant, ["agent"])
+    before = len(emails)
+    res = await gql(
+        client,
+        INVITE,
+        {"input": {"name": "X", "roles": ["admin"], "email": new_email()}},
+        tenant=tenant.slug,
+        token=agent.access_token,
+    )
+    assert res["data"] is None, res
+    assert error_codes(res) == ["FORBIDDEN"], res
+    res = await gql(client, DISABLE, {"id": str(uuid.uuid4())}, tenant=tenant.slug,
+                    token=agent.access_token)  # fmt: skip
+    assert error_codes(res) == ["FORBIDDEN"], res
+    assert len(emails) == before
+
+
+# ---------------------------------------------------------------- disabling members
+
+
+async def test_disabling_a_member_ends_their_sessions_at_once(client, engine, kit, make_tenant):
+    tenant = await make_tenant()
+    account_id, tokens = await new_account(engine, kit, tenant, ["agent"])
+    _, second_session = await new_account(engine, kit, tenant, ["agent"])  # someone else
+    assert (await me(client, tenant.slug, tokens.access_token))["roles"] == ["agent"]
+
+    payload = await disable(client, tenant.slug, account_id)
+    assert payload["__typename"] == "MemberPayload", payload
+    assert payload["member"]["status"] == "disabled"
+    assert (await membership(engine, account_id, tenant))["status"] == "disabled"
+
+    assert_unauthenticated(await gql(client, ME, tenant=tenant.slug, token=tokens.access_token))
+    res = await gql(client, refresh_op(tokens.refresh_token), tenant=tenant.slug, token=None)
+    assert res["data"]["refreshTokens"]["__typename"] == "AuthError", res
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.refresh_token"
+            " WHERE account_id = :a AND revoked_at IS NULL",
+            a=account_id,
+        )
+        == 0
+    )
+    # Others are not affected.
+    assert (await me(client, tenant.slug, second_session.access_token))["roles"] == ["agent"]
+
+
+async def test_disabling_yourself_the_last_admin_or_a_stranger_is_refused(
+    client, engine, kit, make_tenant
+):
+    tenant, other = await make_tenant(), await make_tenant()
+    admin = (await gql(client, ME, tenant=tenant.slug))["data"]["me"]["account"]["id"]
+    res = await disable(client, tenant.slug, admin)
+    assert (res["__typename"], res["field"]) == ("ConflictError", "accountId"), res
+
+    # Someone who may disable members but is not an admin meets the last-admin rule.
+    res = await gql(
+        client,
+        CREATE_ROLE,
+        {"input": {"key": "hr", "name": "HR", "permissions": ["member.invite", "member.read"]}},
+        tenant=tenant.slug,
+    )
+    assert res["data"]["createRole"]["__typename"] == "RolePayload", res
+    _, hr = await new_account(engine, kit, tenant, ["hr"])
+    second_admin, _ = await new_account(engine, kit, tenant, ["admin"])
+    res = await disable(client, tenant.slug, second_admin, token=hr.access_token)
+    assert res["__typename"] == "MemberPayload", res  # two admins: one may go
+    res = await disable(client, tenant.slug, admin, token=hr.access_token)
+    assert (res["__typename"], res["code"], res["field"]) == (
+        "ConflictError",
+        "CONFLICT",
+        "accountId",
+    ), res
+    assert (await membership(engine, admin, tenant))["status"] == "active"
+    assert (await me(client, tenant.slug, TOKENS[tenant.slug]))["roles"] == ["admin"]
+
+    # A member of another tenant, or no member at all: not found here, and left alone.
+    stranger, stranger_tokens = await new_account(engine, kit, other, ["agent"])
+    for target in (stranger, uuid.uuid4(), "not-an-id"):
+        res = await disable(client, tenant.slug, target)
+        assert (res["__typename"], res["field"]) == ("NotFoundError", "accountId"), res
+    assert (await me(client, other.slug, stranger_tokens.access_token))["roles"] == ["agent"]
+
+
+async def test_disabled_invitee_cannot_accept(client, engine, outbox, make_tenant, settings):
+    tenant = await make_tenant()
+    member, token = await invited_by_email(client, outbox, tenant, settings)
+    res = await disable(client, tenant.slug, member["account"]["id"])
+    assert res["__typename"] == "MemberPayload", res
+    res = await accept(client, tenant.slug, token)
+    assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
+    assert (await membership(engine, member["account"]["id"], tenant))["status"] == "disabled"
+
+
+async def test_inviting_with_roles_needs_role_manage(client, engine, kit, outbox, make_tenant):
+    tenant = await make_tenant()
+    res = await gql(
+        client,
+        CREATE_ROLE,
+        {"input": {"key": "recruiter", "name": "Recruiter", "permissions": ["member.invite"]}},
+        tenant=tenant.slug,
+    )
+    assert res["data"]["createRole"]["__typename"] == "RolePayload", res
+    _, recruiter = await new_account(engine, kit, tenant, ["recruiter"])
+    res = await gql(
+        client,
+        INVITE,
+        {"input": {"name": "My other me", "roles": ["admin"], "email": new_email("alt")}},
+        tenant=tenant.slug,
+        token=recruiter.access_token,
+    )
+    payload = (res.get("data") or {}).get("inviteMember") or {}
+    assert payload.get("__typename") != "MemberPayload", res
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.membership WHERE tenant_id = :t AND 'admin' = ANY(roles)",
+            t=uuid.UUID(tenant.id),
+        )
+        == 1
+    )

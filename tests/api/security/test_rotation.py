@@ -1,0 +1,199 @@
+"""Key rotation (``rotate_keys``): every personal-data value under an older field key is
+re-encrypted under the newest, in small batches; afterwards the old key is not needed, lookups
+by blind index still work, and a second run has nothing to do.
+
+Rotation walks every account of its database, and the other tests' gateways know key 1 only,
+so this module works in a database of its own (``<test database>_rotation``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import ensure_database, make_engine
+from api.identity import service
+from api.security.crypto import DecryptionFailed
+from api.security.fields import ENCRYPTED_FIELDS, rotate_keys
+from api.security.kit import build_kit
+from api.security.secrets import load_secrets
+from tenants.migrate import upgrade_shared
+from tests.api.identity.helpers import new_email, new_phone
+
+
+@pytest.fixture(scope="module")
+async def rot_engine(db_url, settings):
+    url = db_url.set(database=f"{db_url.database}_rotation")
+    await ensure_database(url, recreate=True)
+    engine = make_engine(url, settings)
+    try:
+        await upgrade_shared(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def keys(settings):
+    """(old keys, old version, new version, new key): the test settings' field keys plus one."""
+    secrets = load_secrets(settings)
+    old = dict(secrets.field_keys)
+    return old, max(old), max(old) + 1, os.urandom(32)
+
+
+def kit_with(settings, keys: dict[int, bytes]):
+    """A kit with these field keys and the test settings' other secrets."""
+    secrets = load_secrets(settings)
+    raw = ",".join(f"{v}:{base64.b64encode(k).decode()}" for v, k in sorted(keys.items()))
+    return build_kit(
+        settings.model_copy(
+            update={
+                "field_keys": raw,
+                "jwt_private_key": secrets.jwt_private_key,
+                "blind_index_key": base64.b64encode(secrets.blind_index_key).decode(),
+            }
+        )
+    )
+
+
+async def add_accounts(engine, kit, n: int) -> dict:
+    """``n`` accounts: with a phone and an email, a phone only, an email only (in turn).
+    Returns {account id: (phone, email)}."""
+    made = {}
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        for i in range(n):
+            phone = new_phone()[1] if i % 3 != 2 else None
+            email = new_email("rot") if i % 3 != 1 else None
+            account = await service.create_account(
+                session, kit, name=f"Person {i}", phone=phone, email=email, password=None
+            )
+            made[account.id] = (phone, email)
+        await session.commit()
+    return made
+
+
+async def ciphertexts(engine) -> dict:
+    """{account id: (phone_enc, email_enc)} of every account."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT id, phone_enc, email_enc FROM shared.account"))
+        return {r.id: (r.phone_enc, r.email_enc) for r in rows}
+
+
+async def stale(engine, version: int) -> int:
+    """Values not under key ``version``."""
+    blobs = [b for pair in (await ciphertexts(engine)).values() for b in pair if b is not None]
+    return sum(struct.unpack(">H", b[:2])[0] != version for b in blobs)
+
+
+def decrypt(kit, account_id, column: str, blob: bytes) -> str:
+    return kit.cipher.decrypt(
+        blob, scope="shared", table="account", column=column, row_id=account_id
+    )
+
+
+async def test_rotation_re_encrypts_under_the_newest_key(rot_engine, settings, keys):
+    old, old_version, new_version, new_key = keys
+    kit_old = kit_with(settings, old)
+    kit_both = kit_with(settings, old | {new_version: new_key})
+    kit_new = kit_with(settings, {new_version: new_key})
+    kit_only_old = kit_with(settings, {old_version: old[old_version]})
+    assert kit_both.cipher.current == new_version
+
+    made = await add_accounts(rot_engine, kit_old, 8)
+    before = await ciphertexts(rot_engine)
+    old_prefix = struct.pack(">H", old_version)
+    assert all(b[:2] == old_prefix for i in made for b in before[i] if b is not None)
+    expected = {  # every value not under the newest key (this test's, at least)
+        f"account.{column}": sum(
+            pair[n] is not None and pair[n][:2] != struct.pack(">H", new_version)
+            for pair in before.values()
+        )
+        for n, column in enumerate(("phone", "email"))
+    }
+    assert expected["account.phone"] >= 5 and expected["account.email"] >= 5
+
+    counts = await rotate_keys(rot_engine, kit_both, batch=3)  # several batches
+    assert counts == expected
+    assert set(counts) == {f"{f.table}.{f.column}" for f in ENCRYPTED_FIELDS}
+
+    after = await ciphertexts(rot_engine)
+    prefix = struct.pack(">H", new_version)
+    if old_version == 1:
+        assert prefix == b"\x00\x02"
+    for account_id, (phone, email) in made.items():
+        phone_enc, email_enc = after[account_id]
+        for column, plain, blob, was in (
+            ("phone", phone, phone_enc, before[account_id][0]),
+            ("email", email, email_enc, before[account_id][1]),
+        ):
+            if plain is None:
+                assert blob is None  # nothing invented
+                continue
+            assert blob[:2] == prefix
+            assert blob != was
+            assert decrypt(kit_new, account_id, column, blob) == plain  # the new key alone
+            assert decrypt(kit_both, account_id, column, blob) == plain
+            with pytest.raises(DecryptionFailed):
+                decrypt(kit_only_old, account_id, column, blob)  # the old key alone cannot
+            with pytest.raises(DecryptionFailed):  # still bound to its row
+                decrypt(kit_new, next(i for i in made if i != account_id), column, blob)
+
+    # Lookups by blind index are unaffected; the decrypted values are the same.
+    async with AsyncSession(rot_engine) as session:
+        for account_id, (phone, email) in made.items():
+            kind, value = ("phone", phone) if phone else ("email", email)
+            found = await service.find_account(session, kit_new, service.Identifier(kind, value))
+            assert found is not None and found.id == account_id
+            assert service.account_phone(kit_new, found) == phone
+            assert service.account_email(kit_new, found) == email
+
+    # A second run has nothing left to do, and changes nothing.
+    assert await rotate_keys(rot_engine, kit_both) == {k: 0 for k in expected}
+    assert await ciphertexts(rot_engine) == after
+    assert await rotate_keys(rot_engine, kit_new) == {k: 0 for k in expected}
+
+
+async def test_values_written_under_the_old_key_during_a_rollout_are_rotated(
+    rot_engine, settings, keys
+):
+    """A gateway not yet rolled keeps writing under the old key: the next run catches it."""
+    old, _, new_version, new_key = keys
+    kit_both = kit_with(settings, old | {new_version: new_key})
+    await rotate_keys(rot_engine, kit_both)
+    await add_accounts(rot_engine, kit_with(settings, old), 3)
+    assert await stale(rot_engine, new_version) > 0
+    counts = await rotate_keys(rot_engine, kit_both)
+    assert sum(counts.values()) == 4  # 3 accounts: phone+email, phone, email
+    assert await stale(rot_engine, new_version) == 0
+
+
+async def test_rotation_does_not_leave_locked_rows_behind(rot_engine, settings, keys):
+    old, _, new_version, new_key = keys
+    kit_both = kit_with(settings, old | {new_version: new_key})
+    await rotate_keys(rot_engine, kit_both)
+    made = await add_accounts(rot_engine, kit_with(settings, old), 3)
+    busy = next(iter(made))
+    locked = asyncio.Event()
+
+    async def hold_row() -> None:  # e.g. a sign-in updating the account, for a moment
+        async with rot_engine.connect() as conn:
+            await conn.execute(
+                text("SELECT 1 FROM shared.account WHERE id = :a FOR UPDATE"), {"a": busy}
+            )
+            locked.set()
+            await asyncio.sleep(0.3)
+            await conn.rollback()
+
+    holder = asyncio.create_task(hold_row())
+    try:
+        await locked.wait()
+        counts = await rotate_keys(rot_engine, kit_both)
+    finally:
+        await holder
+    left = await stale(rot_engine, new_version)
+    assert left == 0, f"{left} value(s) still under the old key after rotate_keys -> {counts}"

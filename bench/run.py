@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import tenancy
+from bench import http, tenancy
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -23,9 +23,15 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", choices=["small", "full"], default="full")
+    parser.add_argument("--only", choices=["tenancy", "http"], default=None)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    results = {"tenancy": tenancy.main(args.size)}
+    parser_only = args.only
+    results = {}
+    if parser_only in (None, "tenancy"):
+        results["tenancy"] = tenancy.main(args.size)
+    if parser_only in (None, "http"):
+        results.update(http.main(args.size))
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -41,6 +47,9 @@ def main() -> None:
         "|---|---|---|",
     ]
     for scenario, values in results.items():
+        if not isinstance(values, dict):
+            lines.insert(1, f"Load generator: {values}.")
+            continue
         for key, value in values.items():
             lines.append(f"| {scenario} | {key} | {value} |")
     table = "\n".join(lines) + "\n"

@@ -5,18 +5,21 @@
 - ``Authenticated``: a signed-in member of the request's tenant.
 - ``requires("unit.read")``: a member whose roles grant that permission (catalogue in
   ``api/security/catalogue.py``).
-A refusal raises, so the field fails with ``extensions.code`` UNAUTHENTICATED / FORBIDDEN /
-BAD_USER_INPUT (no tenant)."""
+A refusal of a root mutation whose result union has ``PermissionDeniedError`` (FORBIDDEN) or
+``AuthError`` (UNAUTHENTICATED) comes back as that typed error, as data; any other refusal fails
+the field with ``extensions.code`` UNAUTHENTICATED / FORBIDDEN / BAD_USER_INPUT (no tenant)."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
 import strawberry
+from graphql import GraphQLUnionType, get_nullable_type
 from strawberry.permission import BasePermission
 
-from api.errors import ErrorCode, Forbidden, Unauthenticated
+from api.errors import DomainError, ErrorCode, Forbidden, Unauthenticated
 from api.security.catalogue import PERMISSIONS
 
 
@@ -28,6 +31,54 @@ def _need_tenant(info: strawberry.Info) -> None:
             ErrorCode.BAD_USER_INPUT,
             "this field needs a tenant: send the X-Tenant header or use the tenant subdomain",
         )
+
+
+# The refusal of the field being checked, handed from has_permission to on_unauthorized
+# (both run in the field's own task, one after the other).
+_denied: ContextVar[DomainError | None] = ContextVar("anju_denied", default=None)
+
+
+def _typed_denial(info: strawberry.Info, exc: DomainError) -> bool:
+    """A root mutation whose result union has a type for this refusal returns it as data;
+    anything else fails as a field error with the code."""
+    raw = info._raw_info  # graphql-core's info: the schema types, not the Python ones
+    if raw.parent_type.name != "Mutation":
+        return False
+    union = get_nullable_type(raw.return_type)
+    if not isinstance(union, GraphQLUnionType):
+        return False
+    wanted = "PermissionDeniedError" if exc.code == ErrorCode.FORBIDDEN else "AuthError"
+    return any(t.name == wanted for t in union.types)
+
+
+class _Guard(BasePermission):
+    """Runs ``check``; a refusal becomes a typed error (mutations whose union has one) or a
+    field error with extensions.code."""
+
+    message = "forbidden"
+    permission: str | None = None
+
+    async def check(self, info: strawberry.Info) -> None:
+        raise NotImplementedError
+
+    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        try:
+            await self.check(info)
+        except (Forbidden, Unauthenticated) as exc:
+            if _typed_denial(info, exc):
+                _denied.set(exc)
+                return False
+            raise
+        return True
+
+    def on_unauthorized(self) -> Any:
+        from api.graphql.errors import user_error
+
+        exc = _denied.get()
+        _denied.set(None)
+        if exc is None:  # cannot happen: has_permission sets it before returning False
+            raise Forbidden("forbidden")
+        return user_error(exc)
 
 
 class Public(BasePermission):
@@ -51,17 +102,15 @@ class TenantRequired(BasePermission):
         return True
 
 
-class Authenticated(BasePermission):
+class Authenticated(_Guard):
     """A signed-in member of the request's tenant."""
 
     message = "sign in first"
-    permission: str | None = None
 
-    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+    async def check(self, info: strawberry.Info) -> None:
         _need_tenant(info)
         if await info.context.principal() is None:
             raise Unauthenticated("sign in first")
-        return True
 
 
 @cache
@@ -70,7 +119,7 @@ def requires(permission: str) -> type[BasePermission]:
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}: add it to the catalogue")
 
-    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+    async def check(self, info: strawberry.Info) -> None:
         _need_tenant(info)
         principal = await info.context.principal()
         if principal is None:
@@ -79,11 +128,9 @@ def requires(permission: str) -> type[BasePermission]:
             raise Forbidden("this tenant requires two-factor sign-in for admins: enrol first")
         if not principal.can(permission):
             raise Forbidden(f"your roles do not grant '{permission}'")
-        return True
 
     return type(
         f"Requires_{permission.replace('.', '_')}",
-        (BasePermission,),
-        {"message": f"needs {permission}", "permission": permission,
-         "has_permission": has_permission},
-    )  # fmt: skip
+        (_Guard,),
+        {"message": f"needs {permission}", "permission": permission, "check": check},
+    )

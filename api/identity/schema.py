@@ -250,10 +250,12 @@ class TeamMembershipPayload:
 
 
 TeamResult = Annotated[
-    TeamPayload | ValidationError | NotFoundError, strawberry.union("TeamResult")
+    TeamPayload | ValidationError | NotFoundError | PermissionDeniedError | AuthError,
+    strawberry.union("TeamResult"),
 ]
 TeamMembershipResult = Annotated[
-    TeamMembershipPayload | NotFoundError | ConflictError, strawberry.union("TeamMembershipResult")
+    TeamMembershipPayload | NotFoundError | ConflictError | PermissionDeniedError | AuthError,
+    strawberry.union("TeamMembershipResult"),
 ]
 
 
@@ -281,23 +283,36 @@ class InviteMemberInput:
 
 
 InviteResult = Annotated[
-    MemberPayload | ValidationError | ConflictError | PermissionDeniedError,
+    MemberPayload | ValidationError | ConflictError | PermissionDeniedError | AuthError,
     strawberry.union("InviteResult"),
 ]
 AcceptInvitationResult = Annotated[
     SignInPayload | AuthError | ValidationError, strawberry.union("AcceptInvitationResult")
 ]
 DisableMemberResult = Annotated[
-    MemberPayload | NotFoundError | ConflictError, strawberry.union("DisableMemberResult")
+    MemberPayload | NotFoundError | ConflictError | PermissionDeniedError | AuthError,
+    strawberry.union("DisableMemberResult"),
 ]
 RoleResult = Annotated[
-    RolePayload | ValidationError | NotFoundError | ConflictError, strawberry.union("RoleResult")
+    RolePayload
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | PermissionDeniedError
+    | AuthError,
+    strawberry.union("RoleResult"),
 ]
 DeleteRoleResult = Annotated[
-    DeleteRolePayload | NotFoundError | ConflictError, strawberry.union("DeleteRoleResult")
+    DeleteRolePayload | NotFoundError | ConflictError | PermissionDeniedError | AuthError,
+    strawberry.union("DeleteRoleResult"),
 ]
 AssignRolesResult = Annotated[
-    MemberPayload | ValidationError | NotFoundError | ConflictError,
+    MemberPayload
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | PermissionDeniedError
+    | AuthError,
     strawberry.union("AssignRolesResult"),
 ]
 SignUpResult = Annotated[

@@ -11,7 +11,14 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from api.errors import DomainError, NotFound
-from api.graphql.errors import ConflictError, NotFoundError, ValidationError, user_error
+from api.graphql.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    user_error,
+)
 from api.graphql.permissions import requires
 from api.project import repository as repo
 from api.project import service
@@ -144,10 +151,16 @@ class BuildingPayload:
 
 
 CreateProjectResult = Annotated[
-    ProjectPayload | ValidationError, strawberry.union("CreateProjectResult")
+    ProjectPayload | ValidationError | PermissionDeniedError | AuthError,
+    strawberry.union("CreateProjectResult"),
 ]
 CreateBuildingResult = Annotated[
-    BuildingPayload | ValidationError | NotFoundError | ConflictError,
+    BuildingPayload
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | PermissionDeniedError
+    | AuthError,
     strawberry.union("CreateBuildingResult"),
 ]
 

@@ -29,6 +29,21 @@ mutation($input: CreateBuildingInput!) {
 }
 """
 
+# The typed error a refused mutation returns (when its result union has it), by refusal code.
+DENIAL_TYPES = {"FORBIDDEN": "PermissionDeniedError", "UNAUTHENTICATED": "AuthError"}
+
+
+def typed_denial(res: dict, field: str, code: str) -> dict:
+    """A mutation refused by its permission, as data: the typed error of ``code`` (FORBIDDEN:
+    PermissionDeniedError, UNAUTHENTICATED: AuthError), not a field error. The selection must
+    ask for ``... on UserError { code message field }``. Returns the error."""
+    assert "errors" not in res, res
+    error = res["data"][field]
+    expected = (DENIAL_TYPES[code], code, None)
+    assert (error["__typename"], error["code"], error["field"]) == expected, res
+    assert isinstance(error["message"], str) and error["message"], res
+    return error
+
 
 async def create_project(client: httpx.AsyncClient, tenant: str, name: str, **fields) -> dict:
     """Create a project through GraphQL; returns the project (fails on a typed error)."""

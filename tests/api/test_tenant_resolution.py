@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from tenants.models import TenantStatus
 from tenants.registry import set_status
-from tests.api.helpers import create_project
+from tests.api.helpers import create_project, typed_denial
 from tests.conftest import TOKENS, auth_headers, gql
 
 PROJECTS = "{ projects { id name } }"
@@ -144,7 +144,11 @@ async def test_no_tenant_tenant_fields_fail_but_api_version_works(client, make_t
 
 # ---------------------------------------------------------------- access token
 
-CREATE_INTRUDER = 'mutation { createProject(input: {name: "Intruder"}) { __typename } }'
+CREATE_INTRUDER = """
+mutation {
+  createProject(input: {name: "Intruder"}) { __typename ... on UserError { code message field } }
+}
+"""
 
 
 def refused_field(res: dict, code: str, field: str) -> None:
@@ -165,7 +169,7 @@ async def test_token_of_another_tenant_is_unauthenticated(client, make_tenant):
     res = await gql(client, PROJECTS, tenant=b.slug, token=foreign)
     refused_field(res, "UNAUTHENTICATED", "projects")
     res = await gql(client, CREATE_INTRUDER, tenant=b.slug, token=foreign)
-    refused_field(res, "UNAUTHENTICATED", "createProject")
+    typed_denial(res, "createProject", "UNAUTHENTICATED")  # a mutation: the typed AuthError
     # Named by the subdomain: the same.
     resp = await client.post(
         "/graphql",
@@ -190,10 +194,12 @@ async def test_anonymous_tenant_fields_are_unauthenticated(client, make_tenant):
     for query, variables, field in (
         (PROJECTS, None, "projects"),
         ("query($id: ID!) { project(id: $id) { id } }", {"id": project["id"]}, "project"),
-        (CREATE_INTRUDER, None, "createProject"),
     ):
         res = await gql(client, query, variables, tenant=tenant.slug, token=None)
         refused_field(res, "UNAUTHENTICATED", field)
+    # A mutation whose result union has AuthError returns it, as data.
+    res = await gql(client, CREATE_INTRUDER, tenant=tenant.slug, token=None)
+    typed_denial(res, "createProject", "UNAUTHENTICATED")
     # A public field still answers anonymously.
     res = await gql(client, "{ apiVersion }", tenant=tenant.slug, token=None)
     assert res == {"data": {"apiVersion": "0.1.0"}}

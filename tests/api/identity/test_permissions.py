@@ -14,7 +14,9 @@ from graphql import (
     GraphQLInputObjectType,
     GraphQLList,
     GraphQLNonNull,
+    GraphQLUnionType,
     get_named_type,
+    get_nullable_type,
     is_leaf_type,
     is_required_argument,
     is_required_input_field,
@@ -24,6 +26,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
 from api.graphql.schema import build_schema
 from api.security.catalogue import BUILTIN_ROLES, PERMISSIONS, markdown_table
+from tests.api.helpers import DENIAL_TYPES, typed_denial
 from tests.api.identity.helpers import (
     ME,
     assert_unauthenticated,
@@ -155,17 +158,58 @@ def dummy(gql_type) -> str:
     }.get(gql_type.name, lit("1"))
 
 
+def graphql_field(schema, type_name: str, name: str):
+    return getattr(schema._schema, f"{type_name.lower()}_type").fields[name]
+
+
+def result_union(schema, type_name: str, name: str) -> set[str] | None:
+    """The member type names of a root field's result union; None if it is not a union."""
+    result = get_nullable_type(graphql_field(schema, type_name, name).type)
+    return {t.name for t in result.types} if isinstance(result, GraphQLUnionType) else None
+
+
+def typed_refusal(schema, type_name: str, name: str, code: str) -> bool:
+    """Whether a refusal with ``code`` comes back as a typed error (data) rather than a field
+    error: only for a mutation whose result union has the type of that refusal."""
+    union = result_union(schema, type_name, name)
+    return type_name == "Mutation" and union is not None and DENIAL_TYPES[code] in union
+
+
 def operation(schema, type_name: str, name: str) -> str:
-    root = getattr(schema._schema, f"{type_name.lower()}_type")
-    field = root.fields[name]
+    field = graphql_field(schema, type_name, name)
     args = [f"{a}: {dummy(arg.type)}" for a, arg in field.args.items() if is_required_argument(arg)]
     arguments = f"({', '.join(args)})" if args else ""
-    selection = "" if is_leaf_type(get_named_type(field.type)) else "{ __typename }"
+    if is_leaf_type(get_named_type(field.type)):
+        selection = ""
+    elif (result_union(schema, type_name, name) or set()) & set(DENIAL_TYPES.values()):
+        selection = "{ __typename ... on UserError { code message field } }"
+    else:
+        selection = "{ __typename }"
     return f"{type_name.lower()} {{ {name}{arguments} {selection} }}"
 
 
 def guarded(schema):
     return [(t, n, f) for t, n, f in root_fields(schema) if n not in PUBLIC | TENANT_ONLY]
+
+
+def test_guarded_mutations_can_return_their_refusals_as_typed_errors(schema):
+    """A guarded mutation whose result is a union has the typed error of each refusal its
+    permission can make: AuthError (not signed in) always, PermissionDeniedError (roles) for a
+    catalogue permission (``Authenticated`` never refuses with FORBIDDEN). So a new tenant
+    mutation keeps the typed form."""
+    checked, missing = 0, []
+    for type_name, name, field in guarded(schema):
+        union = result_union(schema, type_name, name)
+        if type_name != "Mutation" or union is None:
+            continue
+        checked += 1
+        wanted = {"AuthError"}
+        if any(is_catalogue_class(c) for c in field.permission_classes):
+            wanted.add("PermissionDeniedError")
+        if not wanted <= union:
+            missing.append(f"{name}: {sorted(wanted - union)}")
+    assert checked >= 10, checked  # the walk sees the tenant mutations
+    assert not missing, f"guarded mutation unions without their refusal types: {missing}"
 
 
 async def test_every_guarded_root_field_refuses_anonymous_and_roleless_callers(
@@ -175,27 +219,45 @@ async def test_every_guarded_root_field_refuses_anonymous_and_roleless_callers(
     _, roleless = await new_account(engine, kit, tenant, [])  # a member without any role
     fields = guarded(schema)
     assert len(fields) >= 15
-    ops = [(name, operation(schema, t, name), f) for t, name, f in fields]
+    ops = [(t, name, operation(schema, t, name), f) for t, name, f in fields]
     forbidden = [
-        (name, op)
-        for name, op, f in ops
+        (t, name, op, f)
+        for t, name, op, f in ops
         if any(is_catalogue_class(c) for c in f.permission_classes)
     ]
     # Sent concurrently (independent requests), checked one by one.
     results = await asyncio.gather(
-        *(gql(client, op) for _, op, _ in ops),  # no tenant: the field needs one
-        *(gql(client, op, tenant=tenant.slug, token=None) for _, op, _ in ops),  # no token
+        *(gql(client, op) for _, _, op, _ in ops),  # no tenant: the field needs one
+        *(gql(client, op, tenant=tenant.slug, token=None) for _, _, op, _ in ops),  # no token
         # a signed-in member whose roles grant nothing
-        *(gql(client, op, tenant=tenant.slug, token=roleless.access_token) for _, op in forbidden),
+        *(
+            gql(client, op, tenant=tenant.slug, token=roleless.access_token)
+            for _, _, op, _ in forbidden
+        ),
     )
     expected = (
-        [(name, op, "BAD_USER_INPUT") for name, op, _ in ops]
-        + [(name, op, "UNAUTHENTICATED") for name, op, _ in ops]
-        + [(name, op, "FORBIDDEN") for name, op in forbidden]
+        [(t, name, op, f, "BAD_USER_INPUT") for t, name, op, f in ops]
+        + [(t, name, op, f, "UNAUTHENTICATED") for t, name, op, f in ops]
+        + [(t, name, op, f, "FORBIDDEN") for t, name, op, f in forbidden]
     )
-    for (name, op, code), res in zip(expected, results, strict=True):
-        assert error_codes(res) == [code], (op, res)
-        assert not (res.get("data") or {}).get(name), (op, res)
+    typed = set()
+    for (type_name, name, op, field, code), res in zip(expected, results, strict=True):
+        if code != "BAD_USER_INPUT" and typed_refusal(schema, type_name, name, code):
+            # A mutation whose union has the refusal's type: the typed error, as data.
+            error = typed_denial(res, name, code)
+            typed.add((name, code))
+        else:  # a query, a mutation without that type, or no tenant: a field error
+            assert error_codes(res) == [code], (op, res)
+            assert not (res.get("data") or {}).get(name), (op, res)
+            [error] = res["errors"]
+            assert error["path"] == [name], (op, res)
+        if code == "FORBIDDEN":
+            [cls] = [c for c in field.permission_classes if is_catalogue_class(c)]
+            assert cls.permission in error["message"], (op, res)
+    # Both forms were seen (the expectation is not vacuous either way).
+    assert ("createProject", "UNAUTHENTICATED") in typed, sorted(typed)
+    assert ("createProject", "FORBIDDEN") in typed, sorted(typed)
+    assert ("signOut", "UNAUTHENTICATED") not in typed
     # The role-less member is still signed in (refusals were not sign-outs).
     res = await gql(client, ME, tenant=tenant.slug, token=roleless.access_token)
     assert res["data"]["me"]["roles"] == [] and res["data"]["me"]["permissions"] == [], res
@@ -239,9 +301,7 @@ async def test_readers_can_read_but_not_create_projects(
     res = await gql(
         client, create_project_op("Sneaky"), tenant=tenant.slug, token=tokens.access_token
     )
-    assert res["data"] is None, res
-    assert error_codes(res) == ["FORBIDDEN"], res
-    assert "project.write" in res["errors"][0]["message"]
+    assert "project.write" in typed_denial(res, "createProject", "FORBIDDEN")["message"]
     assert await project_count(engine, tenant) == 1  # nothing was written
 
 
@@ -275,7 +335,8 @@ async def test_role_and_status_changes_take_effect_on_the_next_request(
     assert_unauthenticated(await gql(client, ME, tenant=tenant.slug, token=token))
     assert_unauthenticated(await gql(client, PROJECTS, tenant=tenant.slug, token=token))
     res = await gql(client, create_project_op("While disabled"), tenant=tenant.slug, token=token)
-    assert_unauthenticated(res)
+    typed_denial(res, "createProject", "UNAUTHENTICATED")
+    assert await project_count(engine, tenant) == 1  # nothing was written
 
     # Active again (nothing was cached as revoked), and promoted: the new role applies now.
     await set_membership("status = 'active', roles = '{manager}'")
@@ -287,7 +348,7 @@ async def test_role_and_status_changes_take_effect_on_the_next_request(
     # Demoted again: refused again.
     await set_membership("roles = '{client}'")
     res = await gql(client, create_project_op("After demotion"), tenant=tenant.slug, token=token)
-    assert error_codes(res) == ["FORBIDDEN"], res
+    assert "project.write" in typed_denial(res, "createProject", "FORBIDDEN")["message"]
     assert await project_count(engine, tenant) == 2
 
 

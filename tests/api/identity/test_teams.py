@@ -7,6 +7,7 @@ import uuid
 from api.identity.auth import Principal
 from api.identity.teams import visible_owners
 from tenants.sessions import TenantDatabase
+from tests.api.helpers import typed_denial
 from tests.conftest import gql
 
 CREATE = """
@@ -72,7 +73,17 @@ async def test_hierarchy_rules_and_membership(client, make_tenant, member):
         client, CREATE, {"input": {"name": "Z", "kind": "company"}}, tenant=t.slug,
         token=agent_token,
     )  # fmt: skip
-    assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "team.manage" in typed_denial(res, "createTeam", "FORBIDDEN")["message"]
+    other_id, _ = await member(t, ["agent"])
+    res = await gql(client, ADD, {"t": team["team"]["id"], "a": str(other_id)}, tenant=t.slug,
+                    token=agent_token)  # fmt: skip
+    assert res["data"]["addTeamMember"] == {"__typename": "PermissionDeniedError",
+                                            "code": "FORBIDDEN", "field": None}  # fmt: skip
+    res = await gql(client, "{ teams { name memberIds } }", tenant=t.slug)
+    assert "errors" not in res, res
+    # Nothing was written: no new team, no new team member.
+    assert sorted(x["name"] for x in res["data"]["teams"]) == ["Acme", "Pudong office", "Team A"]
+    assert {x["name"]: x["memberIds"] for x in res["data"]["teams"]}["Team A"] == [str(agent_id)]
 
 
 async def test_visible_owners_follow_the_scope(engine, client, make_tenant, member):

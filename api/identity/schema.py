@@ -393,6 +393,18 @@ class Query:
         return [_member(ctx, p, a, m) for m, a in rows]
 
 
+async def _signed_in(call):
+    """Await a sign-in step and shape its outcome. No savepoint: a refused step must keep what
+    it recorded (failed attempts, a revoked session)."""
+    try:
+        outcome = await call
+    except DomainError as exc:
+        return user_error(exc)
+    if isinstance(outcome, service.TotpChallenge):
+        return TotpChallenge(challenge_token=outcome.challenge_token, expires_at=outcome.expires_at)
+    return SignInPayload(tokens=Tokens.of(outcome))
+
+
 def _member(ctx, p, account: AccountRow, membership) -> Member:
     unmasked = p.can("pii.read") or account.id == p.account_id
     if unmasked and account.id != p.account_id:
@@ -437,18 +449,18 @@ class Mutation:
     )
     async def sign_in(self, info: strawberry.Info, identifier: str, password: str) -> SignInResult:
         ctx = info.context
-        try:  # no savepoint: a failed attempt must be recorded
-            tokens = await service.sign_in_password(
-                ctx.session, ctx.kit, ctx.tenant, identifier, password,
-                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
-            )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        if isinstance(tokens, service.TotpChallenge):
-            return TotpChallenge(
-                challenge_token=tokens.challenge_token, expires_at=tokens.expires_at
+        return await _signed_in(
+            service.sign_in_password(
+                ctx.session,
+                ctx.kit,
+                ctx.tenant,
+                identifier,
+                password,
+                user_agent=ctx.user_agent,
+                ip=ctx.client_ip,
+                on_success=ctx.set_actor,
             )
-        return SignInPayload(tokens=Tokens.of(tokens))
+        )
 
     @strawberry.mutation(
         permission_classes=[TenantRequired],
@@ -458,14 +470,18 @@ class Mutation:
         self, info: strawberry.Info, challenge_token: str, code: str
     ) -> SignInResult:
         ctx = info.context
-        try:  # no savepoint: a wrong code counts towards the lockout
-            tokens = await totp.complete_sign_in(
-                ctx.session, ctx.kit, ctx.tenant, challenge_token, code,
-                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
-            )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return SignInPayload(tokens=Tokens.of(tokens))
+        return await _signed_in(
+            totp.complete_sign_in(
+                ctx.session,
+                ctx.kit,
+                ctx.tenant,
+                challenge_token,
+                code,
+                user_agent=ctx.user_agent,
+                ip=ctx.client_ip,
+                on_success=ctx.set_actor,
+            )
+        )
 
     @strawberry.mutation(
         permission_classes=[Authenticated],
@@ -513,10 +529,7 @@ class Mutation:
         ctx = info.context
         await set_require_admin_totp(ctx.session, ctx.tenant.id, required)
         ctx.tenant_changed()
-        t = ctx.tenant
-        return Tenant(
-            id=strawberry.ID(t.id), slug=t.slug, name=t.name, plan=t.plan, status=t.status
-        )
+        return Tenant.of(ctx.tenant)
 
     @strawberry.mutation(
         permission_classes=[TenantRequired],
@@ -541,14 +554,18 @@ class Mutation:
         self, info: strawberry.Info, phone: str, code: str
     ) -> SignInResult:
         ctx = info.context
-        try:  # no savepoint: a wrong code must count as an attempt
-            tokens = await sms.sign_in_with_code(
-                ctx.session, ctx.kit, ctx.tenant, phone, code,
-                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
-            )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return SignInPayload(tokens=Tokens.of(tokens))
+        return await _signed_in(
+            sms.sign_in_with_code(
+                ctx.session,
+                ctx.kit,
+                ctx.tenant,
+                phone,
+                code,
+                user_agent=ctx.user_agent,
+                ip=ctx.client_ip,
+                on_success=ctx.set_actor,
+            )
+        )
 
     @strawberry.mutation(
         permission_classes=[TenantRequired],
@@ -557,14 +574,16 @@ class Mutation:
     )
     async def refresh_tokens(self, info: strawberry.Info, refresh_token: str) -> RefreshResult:
         ctx = info.context
-        try:  # no savepoint: a detected reuse must revoke the session for good
-            tokens = await service.rotate_refresh_token(
-                ctx.session, ctx.kit, ctx.tenant, refresh_token,
-                user_agent=ctx.user_agent, ip=ctx.client_ip,
-            )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return SignInPayload(tokens=Tokens.of(tokens))
+        return await _signed_in(
+            service.rotate_refresh_token(
+                ctx.session,
+                ctx.kit,
+                ctx.tenant,
+                refresh_token,
+                user_agent=ctx.user_agent,
+                ip=ctx.client_ip,
+            )
+        )
 
     @strawberry.mutation(permission_classes=[Authenticated], description="End this session.")
     async def sign_out(self, info: strawberry.Info) -> SignOutPayload:

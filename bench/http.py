@@ -116,6 +116,16 @@ def _compare(gw_port, raw_port, gw_reqs, raw_reqs, secs) -> dict:
         "p50_ratio": round(gfix["p50_ms"] / rfix["p50_ms"], 2),
         "p99_ratio": round(gfix["p99_ms"] / rfix["p99_ms"], 2),
         "errors": gmax["errors"] + rmax["errors"] + gfix["errors"] + rfix["errors"],
+        "error_kinds": {
+            name: m["error_kinds"]
+            for name, m in (
+                ("gateway_max", gmax),
+                ("raw_max", rmax),
+                ("gateway_fixed", gfix),
+                ("raw_fixed", rfix),
+            )
+            if m["error_kinds"]
+        },
     }
 
 

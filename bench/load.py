@@ -49,17 +49,20 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
     for _ in range(size):
         pool.put_nowait(_Conn(*await asyncio.open_connection("127.0.0.1", port)))
     latencies: list[float] = []
-    errors = 0
+    error_kinds: dict[str, int] = {}
+
+    def failed(kind: str) -> None:
+        error_kinds[kind] = error_kinds.get(kind, 0) + 1
 
     async def one(scheduled: float) -> None:
-        nonlocal errors
         conn = await pool.get()
         try:
             status = await conn.request(rng.choice(raws))
             if status != 200:
-                errors += 1
-        except (OSError, asyncio.IncompleteReadError):
-            errors += 1
+                failed(f"HTTP {status}")
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            failed(type(exc).__name__)
+            conn.writer.close()
             conn = _Conn(*await asyncio.open_connection("127.0.0.1", port))
         finally:
             pool.put_nowait(conn)
@@ -94,7 +97,8 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
 
     return {
         "requests": len(latencies),
-        "errors": errors,
+        "errors": sum(error_kinds.values()),
+        "error_kinds": error_kinds,
         "rps": len(latencies) / elapsed,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),

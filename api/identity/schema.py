@@ -328,10 +328,6 @@ RefreshResult = Annotated[SignInPayload | AuthError, strawberry.union("RefreshRe
 PII_FIELDS = ["phone", "email"]
 
 
-def _kit(info: strawberry.Info):
-    return info.context.kit
-
-
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[Authenticated], description="The signed-in caller.")

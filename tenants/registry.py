@@ -86,10 +86,6 @@ class TenantInfo:
     def active(self) -> bool:
         return self.status == TenantStatus.ACTIVE
 
-    @classmethod
-    def of(cls, t: Tenant) -> TenantInfo:
-        return cls(str(t.id), t.slug, t.name, t.schema_name, t.status, t.plan, t.require_admin_totp)
-
 
 _COLUMNS = (
     Tenant.id, Tenant.slug, Tenant.name, Tenant.schema_name, Tenant.status, Tenant.plan,
@@ -97,16 +93,20 @@ _COLUMNS = (
 )  # fmt: skip
 
 
+def _info(row) -> TenantInfo:
+    return TenantInfo(str(row[0]), *row[1:])
+
+
 async def get_tenant(engine: AsyncEngine, slug: str) -> TenantInfo | None:
     async with engine.connect() as conn:
         row = (await conn.execute(select(*_COLUMNS).where(Tenant.slug == slug))).first()
-    return TenantInfo(str(row[0]), *row[1:]) if row else None
+    return _info(row) if row else None
 
 
 async def list_tenants(engine: AsyncEngine) -> list[TenantInfo]:
     async with engine.connect() as conn:
         rows = (await conn.execute(select(*_COLUMNS).order_by(Tenant.slug))).all()
-    return [TenantInfo(str(r[0]), *r[1:]) for r in rows]
+    return [_info(r) for r in rows]
 
 
 async def set_require_admin_totp(engine_or_conn, tenant_id: str, required: bool) -> None:
@@ -123,7 +123,7 @@ async def set_status(engine: AsyncEngine, slug: str, status: TenantStatus) -> Te
         row = res.first()
     if row is None:
         raise TenantNotFound(f"no tenant with slug '{slug}'", "slug")
-    return TenantInfo(str(row[0]), *row[1:])
+    return _info(row)
 
 
 class TenantCache:

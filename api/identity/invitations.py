@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import Conflict, Forbidden, ValidationFailed
 from api.identity import repository as repo
+from api.identity.auth import resolve_permissions
 from api.identity.models import Account, Invitation, Membership
-from api.identity.roles import roles_permissions, validate_roles
+from api.identity.roles import validate_roles
 from api.identity.service import (
     AuthFailed,
     Identifier,
@@ -51,7 +52,8 @@ async def invite(
         raise ValidationFailed("a phone number or an email is required", "phone")
     roles = await validate_roles(session, roles)
     if inviter_permissions is not None and "role.manage" not in inviter_permissions:
-        extra = await roles_permissions(session, roles) - set(inviter_permissions)
+        granted, _ = await resolve_permissions(session, roles)
+        extra = granted - set(inviter_permissions)
         if extra:
             raise Forbidden(
                 "granting these roles needs role.manage (they carry permissions you do not "

@@ -109,18 +109,6 @@ async def delete_role(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> 
     await session.flush()
 
 
-async def roles_permissions(session: AsyncSession, roles: list[str]) -> set[str]:
-    perms: set[str] = set()
-    custom = [r for r in roles if r not in BUILTIN_ROLES]
-    for r in roles:
-        if r in BUILTIN_ROLES:
-            perms |= BUILTIN_ROLES[r]["permissions"]
-    if custom:
-        for role in (await session.scalars(select(Role).where(Role.key.in_(custom)))).all():
-            perms |= set(role.permissions)
-    return perms
-
-
 async def validate_roles(session: AsyncSession, roles: list[str]) -> list[str]:
     """The roles, deduplicated and sorted, when each is built in or a custom role here."""
     roles = sorted(set(roles))

@@ -36,6 +36,12 @@ def _code_hmac(kit: SecurityKit, row_id: uuid.UUID, code: str) -> bytes:
     return kit.blind_index.digest(f"{row_id}:{code}", scope=SHARED_SCOPE, column="sms_code")
 
 
+async def _lock(session: AsyncSession, digest: bytes) -> None:
+    """A transaction-scoped advisory lock keyed by a digest."""
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
 def _retry(until: datetime, t: datetime) -> int:
     return max(1, int((until - t).total_seconds()) + 1)
 
@@ -53,15 +59,11 @@ async def request_code(
     s = kit.settings
     phone = normalize_phone(phone_raw or "")
     bidx = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
-    # Serialise requests for one phone so two concurrent ones cannot both pass the limits.
-    lock_key = int.from_bytes(bidx[:8], "big", signed=True)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
-    if ip:  # and requests from one address, so they cannot both pass the per-IP limit
-        ip_key = kit.blind_index.digest(ip[:64], scope=SHARED_SCOPE, column="sms_ip")
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:k)"),
-            {"k": int.from_bytes(ip_key[:8], "big", signed=True)},
-        )
+    # Serialise requests for one phone so two concurrent ones cannot both pass the limits,
+    # and requests from one address, so they cannot both pass the per-IP limit.
+    await _lock(session, bidx)
+    if ip:
+        await _lock(session, kit.blind_index.digest(ip[:64], scope=SHARED_SCOPE, column="sms_ip"))
     t = now()
     hour_ago = t - timedelta(hours=1)
     last = await session.scalar(

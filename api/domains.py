@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-DOMAINS: tuple[str, ...] = ("audit", "identity", "project")
+DOMAINS: tuple[str, ...] = ("audit", "identity", "setting", "project", "unit")
 
 
 def load_models() -> None:

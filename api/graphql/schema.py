@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.domains import schema_modules
@@ -19,6 +20,7 @@ from api.graphql.errors import (
     apply_error_policy,
 )
 from api.graphql.permissions import Public
+from api.graphql.types import SCALARS
 from api.settings import Settings
 
 
@@ -58,6 +60,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             RateLimitedError,
             PermissionDeniedError,
         ],
+        config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
             lambda: ParserCache(maxsize=settings.graphql_cache_size),
             lambda: ValidationCache(maxsize=settings.graphql_cache_size),

@@ -3,7 +3,17 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db import TenantBase, Timestamped
@@ -20,6 +30,10 @@ class Project(Timestamped, TenantBase):
     address: Mapped[str] = mapped_column(String(300), nullable=False, default="")
     latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
+    facilities: Mapped[list[str]] = mapped_column(
+        ARRAY(String(50)), nullable=False, default=list, server_default="{}"
+    )
+    surroundings: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
 
     buildings: Mapped[list[Building]] = relationship(back_populates="project", lazy="raise")
 

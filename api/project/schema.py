@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -20,6 +20,7 @@ from api.graphql.errors import (
     user_error,
 )
 from api.graphql.permissions import requires
+from api.graphql.types import Node
 from api.project import repository as repo
 from api.project import service
 from api.project.models import Building as BuildingRow
@@ -27,11 +28,14 @@ from api.project.models import Project as ProjectRow
 
 MAX_PAGE = 100
 
+if TYPE_CHECKING:
+    from api.unit.schema import UnitType
+
 
 # ---------------------------------------------------------------- loaders (one set per request)
 
 
-def _project_loader(ctx) -> DataLoader:
+def project_loader(ctx) -> DataLoader:
     async def load(ids: list[uuid.UUID]):
         found = await repo.projects_by_ids(ctx.session, ids)
         return [found.get(i) for i in ids]
@@ -39,7 +43,7 @@ def _project_loader(ctx) -> DataLoader:
     return DataLoader(load_fn=load)
 
 
-def _buildings_of_project_loader(ctx) -> DataLoader:
+def _buildings_ofproject_loader(ctx) -> DataLoader:
     async def load(ids: list[uuid.UUID]):
         found = await repo.buildings_by_project_ids(ctx.session, ids)
         return [found.get(i, []) for i in ids]
@@ -47,7 +51,7 @@ def _buildings_of_project_loader(ctx) -> DataLoader:
     return DataLoader(load_fn=load)
 
 
-def _building_loader(ctx) -> DataLoader:
+def building_loader(ctx) -> DataLoader:
     async def load(ids: list[uuid.UUID]):
         found = await repo.buildings_by_ids(ctx.session, ids)
         return [found.get(i) for i in ids]
@@ -66,7 +70,7 @@ def _id(value: strawberry.ID | str) -> uuid.UUID | None:
 
 
 @strawberry.type(description="A development: one site with its buildings.")
-class Project:
+class Project(Node):
     id: strawberry.ID
     name: str
     city: str
@@ -74,6 +78,8 @@ class Project:
     address: str
     latitude: Decimal | None
     longitude: Decimal | None
+    facilities: list[str]
+    surroundings: str
     created_at: datetime
 
     @classmethod
@@ -86,18 +92,29 @@ class Project:
             address=row.address,
             latitude=row.latitude,
             longitude=row.longitude,
+            facilities=list(row.facilities),
+            surroundings=row.surroundings,
             created_at=row.created_at,
         )
 
     @strawberry.field(permission_classes=[requires("project.read")])
     async def buildings(self, info: strawberry.Info) -> list[Building]:
-        loader = info.context.loaders.get("project.buildings", _buildings_of_project_loader)
+        loader = info.context.loaders.get("project.buildings", _buildings_ofproject_loader)
         rows = await loader.load(uuid.UUID(self.id))
         return [Building.of(b) for b in rows]
 
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def unit_types(
+        self, info: strawberry.Info
+    ) -> list[Annotated[UnitType, strawberry.lazy("api.unit.schema")]]:
+        from api.unit.schema import UnitType, types_of_project_loader
+
+        loader = info.context.loaders.get("project.unit_types", types_of_project_loader)
+        return [UnitType.of(t) for t in await loader.load(uuid.UUID(self.id))]
+
 
 @strawberry.type(description="A building of a project.")
-class Building:
+class Building(Node):
     id: strawberry.ID
     name: str
     floors: int
@@ -116,7 +133,7 @@ class Building:
 
     @strawberry.field(permission_classes=[requires("project.read")])
     async def project(self, info: strawberry.Info) -> Project:
-        row = await info.context.loaders.get("project.by_id", _project_loader).load(self.project_id)
+        row = await info.context.loaders.get("project.by_id", project_loader).load(self.project_id)
         return Project.of(row)
 
 
@@ -131,6 +148,8 @@ class CreateProjectInput:
     address: str = ""
     latitude: Decimal | None = None
     longitude: Decimal | None = None
+    facilities: list[str] = strawberry.field(default_factory=list)
+    surroundings: str = ""
 
 
 @strawberry.input
@@ -187,7 +206,7 @@ class Query:
         pid = _id(id)
         if pid is None:
             return None
-        row = await info.context.loaders.get("project.by_id", _project_loader).load(pid)
+        row = await info.context.loaders.get("project.by_id", project_loader).load(pid)
         return Project.of(row) if row else None
 
     @strawberry.field(permission_classes=[requires("project.read")])
@@ -195,7 +214,7 @@ class Query:
         bid = _id(id)
         if bid is None:
             return None
-        row = await info.context.loaders.get("building.by_id", _building_loader).load(bid)
+        row = await info.context.loaders.get("building.by_id", building_loader).load(bid)
         return Building.of(row) if row else None
 
 
@@ -215,6 +234,8 @@ class Mutation:
                     address=input.address,
                     latitude=input.latitude,
                     longitude=input.longitude,
+                    facilities=input.facilities,
+                    surroundings=input.surroundings,
                 ),
             )
         except DomainError as exc:

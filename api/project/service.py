@@ -4,7 +4,7 @@ transaction."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.project import repository as repo
 from api.project.models import Building, Project
+from api.validate import text
 
 MAX_FLOORS = 200
 
@@ -25,6 +26,8 @@ class ProjectInput:
     address: str = ""
     latitude: Decimal | None = None
     longitude: Decimal | None = None
+    facilities: list[str] = field(default_factory=list)
+    surroundings: str = ""
 
 
 @dataclass
@@ -34,23 +37,25 @@ class BuildingInput:
     floors: int
 
 
-def _text(value: str, field: str, *, required: bool, max_len: int) -> str:
-    value = (value or "").strip()
-    if any(ord(c) < 32 and c not in "\t\n" for c in value):
-        raise ValidationFailed(f"{field} must not contain control characters", field)
-    if required and not value:
-        raise ValidationFailed(f"{field} is required", field)
-    if len(value) > max_len:
-        raise ValidationFailed(f"{field} must be at most {max_len} characters", field)
-    return value
+def _facilities(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        v = text(v, "facilities", required=True, max_len=50)
+        if v not in out:
+            out.append(v)
+    if len(out) > 50:
+        raise ValidationFailed("at most 50 facilities", "facilities")
+    return out
 
 
 async def create_project(session: AsyncSession, data: ProjectInput) -> Project:
     project = Project(
-        name=_text(data.name, "name", required=True, max_len=200),
-        city=_text(data.city, "city", required=False, max_len=100),
-        district=_text(data.district, "district", required=False, max_len=100),
-        address=_text(data.address, "address", required=False, max_len=300),
+        name=text(data.name, "name", required=True, max_len=200),
+        city=text(data.city, "city", required=False, max_len=100),
+        district=text(data.district, "district", required=False, max_len=100),
+        address=text(data.address, "address", required=False, max_len=300),
+        facilities=_facilities(data.facilities),
+        surroundings=text(data.surroundings, "surroundings", required=False, max_len=2000),
     )
     if (data.latitude is None) != (data.longitude is None):
         raise ValidationFailed("latitude and longitude go together", "latitude")
@@ -68,7 +73,7 @@ async def create_project(session: AsyncSession, data: ProjectInput) -> Project:
 
 
 async def create_building(session: AsyncSession, data: BuildingInput) -> Building:
-    name = _text(data.name, "name", required=True, max_len=100)
+    name = text(data.name, "name", required=True, max_len=100)
     if not 1 <= data.floors <= MAX_FLOORS:
         raise ValidationFailed(f"floors must be between 1 and {MAX_FLOORS}", "floors")
     if not await repo.projects_by_ids(session, [data.project_id]):

@@ -9,8 +9,11 @@ PERMISSIONS: dict[str, str] = {
     # inventory
     "project.read": "Read projects and buildings",
     "project.write": "Create and change projects and buildings",
-    "unit.read": "Read units and their status",
-    "unit.price.adjust": "Adjust unit prices",
+    "unit.read": "Read units, unit types, their status, timeline and price history",
+    "unit.write": "Create units and unit types; change a unit's status; release anyone's hold",
+    "unit.hold": "Hold and reserve units (an agent's own holds)",
+    "unit.price.adjust": "Adjust unit prices by rule (large decreases wait for approval)",
+    "unit.price.approve": "Approve or reject price adjustments waiting for approval",
     # clients
     "client.read": "Read client records (within the data scope)",
     "client.write": "Create and change client records (within the data scope)",
@@ -21,7 +24,7 @@ PERMISSIONS: dict[str, str] = {
     "team.manage": "Create and change offices and teams",
     "audit.read": "Read the audit log",
     "pii.read": "See personal data unmasked (phone and ID numbers); every such read is audited",
-    "tenant.manage": "Change the tenant's settings",
+    "tenant.manage": "Read and change the tenant's settings",
     # money
     "payment.read": "Read payments and bills",
     "payment.refund": "Refund payments",
@@ -39,14 +42,16 @@ BUILTIN_ROLES: dict[str, dict] = {
     "manager": {
         "name": "Sales manager",
         "permissions": frozenset(
-            {"project.read", "project.write", "unit.read", "unit.price.adjust", "client.read",
+            {"project.read", "project.write", "unit.read", "unit.write", "unit.hold",
+             "unit.price.adjust", "unit.price.approve", "client.read",
              "client.write", "member.read", "audit.read", "payment.read"}
         ),
         "scope": "team",
     },
     "agent": {
         "name": "Agent",
-        "permissions": frozenset({"project.read", "unit.read", "client.read", "client.write"}),
+        "permissions": frozenset({"project.read", "unit.read", "unit.hold", "client.read",
+                                 "client.write"}),
         "scope": "own",
     },
     "finance": {

@@ -171,6 +171,8 @@ async def test_mutation_writes_one_entry_with_actor_app_args_and_changes(
                 "address": "",
                 "latitude": "31.2",
                 "longitude": "121.5",
+                "facilities": [],
+                "surroundings": "",
             }
         }
     }

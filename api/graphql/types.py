@@ -1,0 +1,76 @@
+"""Types every domain uses: Node, Long, Money, PageInfo and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+from typing import NewType
+
+import strawberry
+from graphql import GraphQLError
+
+
+@strawberry.interface(description="An object with a stable id that apps may cache by.")
+class Node:
+    id: strawberry.ID
+
+
+def _parse_long(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise GraphQLError("Long must be an integer")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise GraphQLError("Long must be an integer") from exc
+    if not -(2**63) <= number < 2**63:
+        raise GraphQLError("Long is out of range (64-bit)")
+    return number
+
+
+Long = NewType("Long", int)
+
+# Custom scalars, given to the schema's config (``build_schema``).
+SCALARS = {
+    Long: strawberry.scalar(
+        name="Long",
+        serialize=int,
+        parse_value=_parse_long,
+        description="A 64-bit integer (money in minor units), as a JSON number.",
+    )
+}
+
+
+@strawberry.type(description="An amount of money: minor units (fen, cents) and ISO currency.")
+class Money:
+    minor_units: Long
+    currency: str
+
+    @strawberry.field(description="The amount in major units, as a decimal string.")
+    def amount(self) -> Decimal:
+        return (Decimal(self.minor_units) / 100).quantize(Decimal("0.01"))
+
+    @classmethod
+    def of(cls, minor: int | None, currency: str) -> Money | None:
+        return None if minor is None else cls(minor_units=minor, currency=currency)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def encode_cursor(values: list) -> str:
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list | None:
+    """The values in a cursor, or None when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return values if isinstance(values, list) else None

@@ -1,0 +1,98 @@
+"""Tenant settings, declared here with their type, bounds and default.
+
+A tenant row exists only for a key its admin changed; reading returns the default otherwise."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import utcnow
+from api.errors import ValidationFailed
+from api.setting.models import Setting
+
+
+@dataclass(frozen=True)
+class Spec:
+    key: str
+    kind: type  # int or Decimal
+    default: Any
+    low: Any
+    high: Any
+    description: str
+
+    def parse(self, raw: str) -> Any:
+        try:
+            value = self.kind(raw)
+        except (ValueError, InvalidOperation) as exc:
+            raise ValidationFailed(f"{self.key} must be a {self.kind.__name__}", self.key) from exc
+        if self.kind is Decimal and not value.is_finite():
+            raise ValidationFailed(f"{self.key} must be a number", self.key)
+        if not self.low <= value <= self.high:
+            raise ValidationFailed(
+                f"{self.key} must be between {self.low} and {self.high}", self.key
+            )
+        return value
+
+
+SPECS: dict[str, Spec] = {
+    s.key: s
+    for s in (
+        Spec(
+            "inventory.hold_minutes", int, 30, 5, 7 * 24 * 60,
+            "How long a hold keeps a unit for an agent, unless the hold names a shorter time",
+        ),
+        Spec(
+            "inventory.max_discount_pct", Decimal, Decimal("3"), Decimal(0), Decimal(100),
+            "A price decrease larger than this percentage waits for approval",
+        ),
+    )
+}  # fmt: skip
+
+
+def _decode(spec: Spec, stored: Any) -> Any:
+    return spec.kind(str(stored))
+
+
+async def get(session: AsyncSession, key: str) -> Any:
+    spec = SPECS[key]
+    stored = await session.scalar(select(Setting.value).where(Setting.key == key))
+    return spec.default if stored is None else _decode(spec, stored)
+
+
+async def get_all(session: AsyncSession) -> dict[str, Any]:
+    rows = dict((await session.execute(select(Setting.key, Setting.value))).tuples().all())
+    return {
+        key: (_decode(spec, rows[key]) if key in rows else spec.default)
+        for key, spec in SPECS.items()
+    }
+
+
+async def update(
+    session: AsyncSession, changes: dict[str, str], *, actor_id: uuid.UUID | None
+) -> dict[str, Any]:
+    """Validate every change first; store them all or none."""
+    parsed = {}
+    for key, raw in changes.items():
+        spec = SPECS.get(key)
+        if spec is None:
+            raise ValidationFailed(f"unknown setting '{key}'", "key")
+        parsed[key] = spec.parse(raw)
+    for key, value in parsed.items():
+        stmt = insert(Setting).values(
+            key=key, value=str(value) if isinstance(value, Decimal) else value,
+            updated_at=utcnow(), updated_by=actor_id,
+        )  # fmt: skip
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Setting.key],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at,
+                  "updated_by": stmt.excluded.updated_by},
+        )  # fmt: skip
+        await session.execute(stmt)
+    return await get_all(session)

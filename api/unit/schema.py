@@ -1,0 +1,737 @@
+"""GraphQL types, queries and mutations of units, unit types and price adjustments."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.scalars import JSON
+
+from api.errors import DomainError, NotFound, ValidationFailed
+from api.graphql.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    QueryError,
+    ValidationError,
+    user_error,
+)
+from api.graphql.permissions import requires
+from api.graphql.types import Long, Money, Node, PageInfo, decode_cursor, encode_cursor
+from api.project.schema import Building, Project, building_loader, project_loader
+from api.unit import repository as repo
+from api.unit import service
+from api.unit.models import PriceAdjustment as AdjustmentRow
+from api.unit.models import Unit as UnitRow
+from api.unit.models import UnitEvent as EventRow
+from api.unit.models import UnitType as UnitTypeRow
+from api.unit.status import RESO
+
+MAX_PAGE = 100
+
+UnitStatus = strawberry.enum(
+    enum.Enum("UnitStatus", {s.upper(): s for s in RESO}),
+    description="The local status of a unit (finer than RESO StandardStatus).",
+)
+
+
+@strawberry.enum(description="RESO Data Dictionary StandardStatus.")
+class StandardStatus(enum.Enum):
+    ACTIVE = "Active"
+    ACTIVE_UNDER_CONTRACT = "Active Under Contract"
+    PENDING = "Pending"
+    CLOSED = "Closed"
+    COMING_SOON = "Coming Soon"
+    HOLD = "Hold"
+    WITHDRAWN = "Withdrawn"
+    EXPIRED = "Expired"
+    CANCELED = "Canceled"
+
+
+@strawberry.enum(description="How the search orders units.")
+class UnitSort(enum.Enum):
+    NEWEST = "NEWEST"
+    PRICE_ASC = "PRICE_ASC"
+    PRICE_DESC = "PRICE_DESC"
+    AREA_ASC = "AREA_ASC"
+    AREA_DESC = "AREA_DESC"
+    PRICE_PER_M2_ASC = "PRICE_PER_M2_ASC"
+    FLOOR_ASC = "FLOOR_ASC"
+    DISTANCE = strawberry.enum_value("DISTANCE", description="Needs filter.near")
+    RELEVANCE = strawberry.enum_value("RELEVANCE", description="Needs filter.keyword")
+
+
+def _id(value: strawberry.ID | str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _ids(values: list[strawberry.ID] | None, field: str) -> list[uuid.UUID]:
+    out = []
+    for v in values or ():
+        parsed = _id(v)
+        if parsed is None:
+            raise ValidationFailed(f"{field} holds an id that is not one", field)
+        out.append(parsed)
+    return out
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def _by_ids(fetch):
+    def factory(ctx) -> DataLoader:
+        async def load(ids: list[uuid.UUID]):
+            found = await fetch(ctx.session, ids)
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load)
+
+    return factory
+
+
+unit_loader = _by_ids(repo.units_by_ids)
+unit_type_loader = _by_ids(repo.unit_types_by_ids)
+
+
+def _events_loader(ctx) -> DataLoader:
+    async def load(ids: list[uuid.UUID]):
+        found = await repo.events_by_unit_ids(ctx.session, ids)
+        return [found.get(i, []) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def types_of_project_loader(ctx) -> DataLoader:
+    async def load(ids: list[uuid.UUID]):
+        found = await repo.unit_types_by_project_ids(ctx.session, ids)
+        return [found.get(i, []) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+# ---------------------------------------------------------------- types
+
+
+@strawberry.type(description="A unit type (户型): rooms, area, layout, floor plan, VR link.")
+class UnitType(Node):
+    id: strawberry.ID
+    name: str
+    rooms: int
+    living_rooms: int
+    bathrooms: int
+    gross_area: Decimal
+    net_area: Decimal | None
+    orientation: str | None
+    layout: str
+    floor_plan_url: str
+    vr_url: str
+    project_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def of(cls, row: UnitTypeRow) -> UnitType:
+        return cls(
+            id=strawberry.ID(str(row.id)), name=row.name, rooms=row.rooms,
+            living_rooms=row.living_rooms, bathrooms=row.bathrooms, gross_area=row.gross_area,
+            net_area=row.net_area, orientation=row.orientation, layout=row.layout,
+            floor_plan_url=row.floor_plan_url, vr_url=row.vr_url, project_id=row.project_id,
+        )  # fmt: skip
+
+    @strawberry.field(permission_classes=[requires("project.read")])
+    async def project(self, info: strawberry.Info) -> Project:
+        row = await info.context.loaders.get("project.by_id", project_loader).load(self.project_id)
+        return Project.of(row)
+
+
+@strawberry.type(description="One line of a unit's timeline (its whole life).")
+class UnitEvent:
+    id: strawberry.ID
+    kind: str = strawberry.field(
+        description="created, status, hold, release, hold_expired, price, ..."
+    )
+    from_status: UnitStatus | None
+    to_status: UnitStatus | None
+    old_price: Money | None
+    new_price: Money | None
+    actor_id: strawberry.ID | None
+    reason: str
+    ref_id: strawberry.ID | None
+    data: JSON
+    at: datetime
+
+    @classmethod
+    def of(cls, row: EventRow, currency: str) -> UnitEvent:
+        return cls(
+            id=strawberry.ID(str(row.id)), kind=row.kind,
+            from_status=UnitStatus(row.from_status) if row.from_status else None,
+            to_status=UnitStatus(row.to_status) if row.to_status else None,
+            old_price=Money.of(row.old_price, currency),
+            new_price=Money.of(row.new_price, currency),
+            actor_id=strawberry.ID(str(row.actor_id)) if row.actor_id else None,
+            reason=row.reason, ref_id=strawberry.ID(str(row.ref_id)) if row.ref_id else None,
+            data=row.data, at=row.at,
+        )  # fmt: skip
+
+
+@strawberry.type(description="One flat, house or shop, for its whole life.")
+class Unit(Node):
+    id: strawberry.ID
+    number: str
+    floor: int
+    gross_area: Decimal
+    net_area: Decimal | None
+    orientation: str | None
+    rooms: int | None
+    list_price: Money | None
+    price_per_m2: Money | None
+    status: UnitStatus
+    standard_status: StandardStatus
+    hold_expires_at: datetime | None
+    held_by: strawberry.ID | None
+    status_changed_at: datetime
+    version: int = strawberry.field(description="Bumped by every change; for optimistic checks.")
+    tags: list[str]
+    created_at: datetime
+    project_id: strawberry.Private[uuid.UUID]
+    building_id: strawberry.Private[uuid.UUID]
+    unit_type_id: strawberry.Private[uuid.UUID | None]
+    currency: strawberry.Private[str]
+
+    @classmethod
+    def of(cls, row: UnitRow) -> Unit:
+        return cls(
+            id=strawberry.ID(str(row.id)), number=row.number, floor=row.floor,
+            gross_area=row.gross_area, net_area=row.net_area, orientation=row.orientation,
+            rooms=row.rooms, list_price=Money.of(row.list_price, row.currency),
+            price_per_m2=Money.of(row.price_per_m2, row.currency),
+            status=UnitStatus(row.status), standard_status=StandardStatus(RESO[row.status]),
+            hold_expires_at=row.hold_expires_at,
+            held_by=strawberry.ID(str(row.held_by)) if row.held_by else None,
+            status_changed_at=row.status_changed_at, version=row.version, tags=list(row.tags),
+            created_at=row.created_at, project_id=row.project_id, building_id=row.building_id,
+            unit_type_id=row.unit_type_id, currency=row.currency,
+        )  # fmt: skip
+
+    @strawberry.field(permission_classes=[requires("project.read")])
+    async def project(self, info: strawberry.Info) -> Project:
+        row = await info.context.loaders.get("project.by_id", project_loader).load(self.project_id)
+        return Project.of(row)
+
+    @strawberry.field(permission_classes=[requires("project.read")])
+    async def building(self, info: strawberry.Info) -> Building:
+        loader = info.context.loaders.get("building.by_id", building_loader)
+        return Building.of(await loader.load(self.building_id))
+
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def unit_type(self, info: strawberry.Info) -> UnitType | None:
+        if self.unit_type_id is None:
+            return None
+        loader = info.context.loaders.get("unit_type.by_id", unit_type_loader)
+        row = await loader.load(self.unit_type_id)
+        return UnitType.of(row) if row else None
+
+    @strawberry.field(
+        permission_classes=[requires("unit.read")],
+        description="The unit's whole life, oldest first: creation, status, holds, prices...",
+    )
+    async def timeline(self, info: strawberry.Info) -> list[UnitEvent]:
+        rows = await info.context.loaders.get("unit.events", _events_loader).load(
+            uuid.UUID(self.id)
+        )
+        return [UnitEvent.of(r, self.currency) for r in rows]
+
+    @strawberry.field(
+        permission_classes=[requires("unit.read")], description="List price changes, oldest first."
+    )
+    async def price_history(self, info: strawberry.Info) -> list[UnitEvent]:
+        rows = await info.context.loaders.get("unit.events", _events_loader).load(
+            uuid.UUID(self.id)
+        )
+        return [UnitEvent.of(r, self.currency) for r in rows if r.new_price is not None]
+
+
+@strawberry.type
+class UnitEdge:
+    cursor: str
+    node: Unit
+
+
+@strawberry.type(description="A page of units (Relay connection).")
+class UnitConnection:
+    edges: list[UnitEdge]
+    page_info: PageInfo
+    search: strawberry.Private[repo.UnitSearch]
+
+    @strawberry.field(description="How many units match the filter (one more query, on demand).")
+    async def total_count(self, info: strawberry.Info) -> int:
+        return await repo.count(info.context.session, self.search)
+
+
+@strawberry.type
+class PriceAdjustmentLine:
+    unit_id: strawberry.ID
+    old_price: Long
+    new_price: Long
+
+
+@strawberry.type(description="A batch price change by rule; may wait for approval.")
+class PriceAdjustment(Node):
+    id: strawberry.ID
+    project_id: strawberry.ID
+    status: str = strawberry.field(description="pending_approval, applied, rejected or stale")
+    reason: str
+    rule: JSON
+    unit_count: int
+    max_discount_pct: Decimal
+    requested_by: strawberry.ID | None
+    decided_by: strawberry.ID | None
+    decided_at: datetime | None
+    decision_note: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: AdjustmentRow) -> PriceAdjustment:
+        def sid(v):
+            return strawberry.ID(str(v)) if v else None
+
+        return cls(
+            id=sid(row.id), project_id=sid(row.project_id), status=row.status, reason=row.reason,
+            rule=row.rule, unit_count=row.unit_count, max_discount_pct=row.max_discount_pct,
+            requested_by=sid(row.requested_by), decided_by=sid(row.decided_by),
+            decided_at=row.decided_at, decision_note=row.decision_note, created_at=row.created_at,
+        )  # fmt: skip
+
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def lines(self, info: strawberry.Info) -> list[PriceAdjustmentLine]:
+        rows = await repo.adjustment_lines(info.context.session, uuid.UUID(self.id))
+        return [
+            PriceAdjustmentLine(unit_id=strawberry.ID(str(r.unit_id)), old_price=r.old_price,
+                                new_price=r.new_price)
+            for r in rows
+        ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@strawberry.input
+class NearInput:
+    latitude: float
+    longitude: float
+    radius_km: float = 5.0
+
+
+@strawberry.input(description="Every given filter must hold (lists: any of the values).")
+class UnitFilter:
+    project_ids: list[strawberry.ID] | None = None
+    building_ids: list[strawberry.ID] | None = None
+    unit_type_ids: list[strawberry.ID] | None = None
+    districts: list[str] | None = None
+    statuses: list[UnitStatus] | None = None
+    rooms: list[int] | None = None
+    orientations: list[str] | None = None
+    tags: list[str] | None = strawberry.field(default=None, description="All of these tags.")
+    price_min: Long | None = None
+    price_max: Long | None = None
+    area_min: Decimal | None = None
+    area_max: Decimal | None = None
+    floor_min: int | None = None
+    floor_max: int | None = None
+    keyword: str | None = None
+    near: NearInput | None = None
+
+
+def to_search(f: UnitFilter | None) -> repo.UnitSearch:
+    f = f or UnitFilter()
+    for name in ("districts", "rooms", "orientations", "tags", "project_ids", "building_ids"):
+        if len(getattr(f, name) or ()) > 100:
+            raise ValidationFailed(f"at most 100 values in {name}", name)
+    keyword = (f.keyword or "").strip().lower()[:100] or None
+    near = None
+    if f.near is not None:
+        n = f.near
+        if not (-90 <= n.latitude <= 90 and -180 <= n.longitude <= 180 and 0 < n.radius_km <= 500):
+            raise ValidationFailed("near needs a valid point and a radius up to 500 km", "near")
+        near = repo.Near(n.latitude, n.longitude, n.radius_km)
+    return repo.UnitSearch(
+        project_ids=_ids(f.project_ids, "projectIds"),
+        building_ids=_ids(f.building_ids, "buildingIds"),
+        unit_type_ids=_ids(f.unit_type_ids, "unitTypeIds"),
+        districts=list(f.districts or ()), statuses=[s.value for s in f.statuses or ()],
+        rooms=list(f.rooms or ()), orientations=[o.upper() for o in f.orientations or ()],
+        tags=list(f.tags or ()), price_min=f.price_min, price_max=f.price_max,
+        area_min=f.area_min, area_max=f.area_max, floor_min=f.floor_min, floor_max=f.floor_max,
+        keyword=keyword, near=near,
+    )  # fmt: skip
+
+
+@strawberry.input
+class CreateUnitTypeInput:
+    project_id: strawberry.ID
+    name: str
+    rooms: int
+    gross_area: Decimal
+    living_rooms: int = 1
+    bathrooms: int = 1
+    net_area: Decimal | None = None
+    orientation: str | None = None
+    layout: str = ""
+    floor_plan_url: str = ""
+    vr_url: str = ""
+
+
+@strawberry.input
+class UnitInput:
+    building_id: strawberry.ID
+    floor: int
+    number: str
+    gross_area: Decimal | None = strawberry.field(default=None, description="Default: the type's")
+    net_area: Decimal | None = None
+    unit_type_id: strawberry.ID | None = None
+    orientation: str | None = None
+    rooms: int | None = None
+    list_price: Long | None = None
+    status: UnitStatus = UnitStatus("planned")
+    tags: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ChangeUnitStatusInput:
+    unit_id: strawberry.ID
+    status: UnitStatus
+    reason: str = ""
+    expected_version: int | None = None
+
+
+@strawberry.input
+class HoldUnitInput:
+    unit_id: strawberry.ID
+    minutes: int | None = strawberry.field(default=None, description="Default: tenant setting")
+    client_ref: str = ""
+
+
+@strawberry.input
+class ReserveUnitInput:
+    unit_id: strawberry.ID
+    reason: str = ""
+
+
+@strawberry.input(description="Which units (within one project) and exactly one change.")
+class AdjustPricesInput:
+    project_id: strawberry.ID
+    reason: str
+    building_ids: list[strawberry.ID] | None = None
+    unit_type_ids: list[strawberry.ID] | None = None
+    unit_ids: list[strawberry.ID] | None = None
+    floor_min: int | None = None
+    floor_max: int | None = None
+    percent: Decimal | None = strawberry.field(default=None, description="e.g. 3 or -2.5")
+    amount: Long | None = strawberry.field(default=None, description="Minor units, signed")
+    price_per_m2: Long | None = None
+    price: Long | None = None
+
+
+@strawberry.input
+class DecidePriceAdjustmentInput:
+    id: strawberry.ID
+    approve: bool
+    note: str = ""
+
+
+# ---------------------------------------------------------------- payloads
+
+
+@strawberry.type
+class UnitTypePayload:
+    unit_type: UnitType
+
+
+@strawberry.type
+class UnitsPayload:
+    units: list[Unit]
+
+
+@strawberry.type
+class UnitPayload:
+    unit: Unit
+
+
+@strawberry.type
+class PriceAdjustmentPayload:
+    adjustment: PriceAdjustment
+
+
+_Refusals = ValidationError | NotFoundError | ConflictError | PermissionDeniedError | AuthError
+CreateUnitTypeResult = Annotated[
+    UnitTypePayload | _Refusals, strawberry.union("CreateUnitTypeResult")
+]
+CreateUnitsResult = Annotated[UnitsPayload | _Refusals, strawberry.union("CreateUnitsResult")]
+UnitResult = Annotated[UnitPayload | _Refusals, strawberry.union("UnitResult")]
+PriceAdjustmentResult = Annotated[
+    PriceAdjustmentPayload | _Refusals, strawberry.union("PriceAdjustmentResult")
+]
+
+
+async def _actor(info) -> uuid.UUID:
+    return (await info.context.principal()).account_id
+
+
+async def _can(info, permission: str) -> bool:
+    return (await info.context.principal()).can(permission)
+
+
+def _unit_id(value: strawberry.ID) -> uuid.UUID:
+    parsed = _id(value)
+    if parsed is None:
+        raise NotFound("unit not found", "unitId")
+    return parsed
+
+
+# ---------------------------------------------------------------- root fields
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def unit(self, info: strawberry.Info, id: strawberry.ID) -> Unit | None:
+        uid = _id(id)
+        row = await info.context.loaders.get("unit.by_id", unit_loader).load(uid) if uid else None
+        return Unit.of(row) if row else None
+
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def unit_type(self, info: strawberry.Info, id: strawberry.ID) -> UnitType | None:
+        tid = _id(id)
+        loader = info.context.loaders.get("unit_type.by_id", unit_type_loader)
+        row = await loader.load(tid) if tid else None
+        return UnitType.of(row) if row else None
+
+    @strawberry.field(
+        permission_classes=[requires("unit.read")],
+        description="Search units: filters, keyword, distance, sort, cursor pagination.",
+    )
+    async def units(
+        self, info: strawberry.Info, filter: UnitFilter | None = None,
+        sort: UnitSort = UnitSort.NEWEST, first: int = 20, after: str | None = None,
+    ) -> UnitConnection:  # fmt: skip
+        try:
+            search = to_search(filter)
+        except ValidationFailed as exc:
+            raise QueryError(exc.code, exc.message) from exc
+        if sort is UnitSort.DISTANCE and search.near is None:
+            raise QueryError(ValidationFailed.code, "sort DISTANCE needs filter.near")
+        if sort is UnitSort.RELEVANCE and not search.keyword:
+            raise QueryError(ValidationFailed.code, "sort RELEVANCE needs filter.keyword")
+        first = max(0, min(first, MAX_PAGE))
+        cursor = None
+        if after is not None:
+            values = decode_cursor(after)
+            if values is None or len(values) != 3 or values[0] != sort.value:
+                raise QueryError(ValidationFailed.code, "after is not a cursor of this search")
+            cursor = _cursor_values(sort, values[1], values[2])
+        rows = await repo.search(
+            info.context.session, search, sort=sort.value, limit=first + 1, after=cursor
+        )
+        page = rows[:first]
+        edges = [
+            UnitEdge(cursor=encode_cursor([sort.value, key, str(u.id)]), node=Unit.of(u))
+            for u, key in page
+        ]
+        return UnitConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
+            ),
+            search=search,
+        )
+
+    @strawberry.field(permission_classes=[requires("unit.price.adjust")])
+    async def price_adjustments(
+        self, info: strawberry.Info, project_id: strawberry.ID | None = None,
+        status: str | None = None, first: int = 50,
+    ) -> list[PriceAdjustment]:  # fmt: skip
+        rows = await repo.adjustments(
+            info.context.session, project_id=_id(project_id) if project_id else None,
+            status=status, limit=max(0, min(first, MAX_PAGE)),
+        )  # fmt: skip
+        return [PriceAdjustment.of(r) for r in rows]
+
+
+def _cursor_values(sort: UnitSort, key, unit_id) -> tuple:
+    uid = _id(unit_id)
+    if uid is None:
+        raise QueryError(ValidationFailed.code, "after is not a cursor of this search")
+    if sort is UnitSort.NEWEST:
+        return (uid,)
+    try:
+        if sort in (UnitSort.AREA_ASC, UnitSort.AREA_DESC):
+            key = Decimal(str(key))
+        elif sort in (UnitSort.DISTANCE, UnitSort.RELEVANCE):
+            key = float(key)
+        else:
+            key = int(key)
+    except (ValueError, TypeError, InvalidOperation) as exc:
+        raise QueryError(ValidationFailed.code, "after is not a cursor of this search") from exc
+    return (key, uid)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(permission_classes=[requires("unit.write")])
+    async def create_unit_type(
+        self, info: strawberry.Info, input: CreateUnitTypeInput
+    ) -> CreateUnitTypeResult:
+        try:
+            pid = _id(input.project_id)
+            if pid is None:
+                raise NotFound("project not found", "projectId")
+            row = await service.create_unit_type(
+                info.context.session,
+                service.UnitTypeInput(
+                    project_id=pid, name=input.name, rooms=input.rooms,
+                    gross_area=input.gross_area, living_rooms=input.living_rooms,
+                    bathrooms=input.bathrooms, net_area=input.net_area,
+                    orientation=input.orientation, layout=input.layout,
+                    floor_plan_url=input.floor_plan_url, vr_url=input.vr_url,
+                ),
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return UnitTypePayload(unit_type=UnitType.of(row))
+
+    @strawberry.mutation(
+        permission_classes=[requires("unit.write")],
+        description="Create units (up to 5,000), all or none.",
+    )
+    async def create_units(
+        self, info: strawberry.Info, units: list[UnitInput]
+    ) -> CreateUnitsResult:
+        try:
+            items = []
+            for u in units:
+                bid = _id(u.building_id)
+                if bid is None:
+                    raise NotFound("building not found", "buildingId")
+                tid = _id(u.unit_type_id) if u.unit_type_id else None
+                if u.unit_type_id and tid is None:
+                    raise NotFound("unit type not found in this project", "unitTypeId")
+                items.append(service.UnitInput(
+                    building_id=bid, floor=u.floor, number=u.number, gross_area=u.gross_area,
+                    net_area=u.net_area, unit_type_id=tid, orientation=u.orientation,
+                    rooms=u.rooms, list_price=u.list_price, status=u.status.value, tags=u.tags,
+                ))  # fmt: skip
+            rows = await service.create_units(
+                info.context.session, items, actor_id=await _actor(info)
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return UnitsPayload(units=[Unit.of(r) for r in rows])
+
+    @strawberry.mutation(permission_classes=[requires("unit.write")])
+    async def change_unit_status(
+        self, info: strawberry.Info, input: ChangeUnitStatusInput
+    ) -> UnitResult:
+        try:
+            row = await service.change_status(
+                info.context.session, _unit_id(input.unit_id), input.status.value,
+                actor_id=await _actor(info), reason=input.reason,
+                expected_version=input.expected_version,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return UnitPayload(unit=Unit.of(row))
+
+    @strawberry.mutation(
+        permission_classes=[requires("unit.hold")],
+        description="Hold an available unit for yourself until the hold expires.",
+    )
+    async def hold_unit(self, info: strawberry.Info, input: HoldUnitInput) -> UnitResult:
+        try:
+            row = await service.hold_unit(
+                info.context.session, _unit_id(input.unit_id), actor_id=await _actor(info),
+                minutes=input.minutes, client_ref=input.client_ref,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return UnitPayload(unit=Unit.of(row))
+
+    @strawberry.mutation(
+        permission_classes=[requires("unit.hold")],
+        description="Release your hold (staff with unit.write may release anyone's).",
+    )
+    async def release_unit_hold(self, info: strawberry.Info, unit_id: strawberry.ID) -> UnitResult:
+        try:
+            row = await service.release_hold(
+                info.context.session, _unit_id(unit_id), actor_id=await _actor(info),
+                override=await _can(info, "unit.write"),
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return UnitPayload(unit=Unit.of(row))
+
+    @strawberry.mutation(
+        permission_classes=[requires("unit.hold")],
+        description="Reserve an available unit or one you hold. Exactly one of concurrent "
+        "attempts wins; the others get CONFLICT.",
+    )
+    async def reserve_unit(self, info: strawberry.Info, input: ReserveUnitInput) -> UnitResult:
+        try:
+            row = await service.reserve_unit(
+                info.context.session, _unit_id(input.unit_id), actor_id=await _actor(info),
+                override=await _can(info, "unit.write"), reason=input.reason,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return UnitPayload(unit=Unit.of(row))
+
+    @strawberry.mutation(
+        permission_classes=[requires("unit.price.adjust")],
+        description="Change prices by rule. A decrease beyond the tenant's limit "
+        "(inventory.max_discount_pct) waits for approval.",
+    )
+    async def adjust_prices(
+        self, info: strawberry.Info, input: AdjustPricesInput
+    ) -> PriceAdjustmentResult:
+        try:
+            pid = _id(input.project_id)
+            if pid is None:
+                raise NotFound("project not found", "projectId")
+            rule = service.PriceRule(
+                project_id=pid, building_ids=_ids(input.building_ids, "buildingIds"),
+                unit_type_ids=_ids(input.unit_type_ids, "unitTypeIds"),
+                unit_ids=_ids(input.unit_ids, "unitIds"), floor_min=input.floor_min,
+                floor_max=input.floor_max, percent=input.percent, amount=input.amount,
+                price_per_m2=input.price_per_m2, price=input.price,
+            )  # fmt: skip
+            row = await service.adjust_prices(
+                info.context.session, rule, reason=input.reason, actor_id=await _actor(info)
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return PriceAdjustmentPayload(adjustment=PriceAdjustment.of(row))
+
+    @strawberry.mutation(
+        permission_classes=[requires("unit.price.approve")],
+        description="Approve or reject a pending price adjustment (not your own).",
+    )
+    async def decide_price_adjustment(
+        self, info: strawberry.Info, input: DecidePriceAdjustmentInput
+    ) -> PriceAdjustmentResult:
+        try:
+            aid = _id(input.id)
+            if aid is None:
+                raise NotFound("price adjustment not found", "id")
+            row = await service.decide_adjustment(
+                info.context.session, aid, approve=input.approve, actor_id=await _actor(info),
+                note=input.note,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return PriceAdjustmentPayload(adjustment=PriceAdjustment.of(row))

@@ -47,6 +47,9 @@ def create_app(
         senders,
         graphql_ide="graphiql" if settings.is_dev else None,
         allow_queries_via_get=False,
+        # File uploads (imports, media) use the GraphQL multipart request spec. Calls are
+        # authorised by a bearer token, never a cookie, so a cross-site form post is anonymous.
+        multipart_uploads_enabled=True,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         keep_alive=True,
         keep_alive_interval=15,

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import importlib
 
-DOMAINS: tuple[str, ...] = ("audit", "identity", "setting", "project", "unit")
+DOMAINS: tuple[str, ...] = (
+    "audit",
+    "identity",
+    "setting",
+    "project",
+    "unit",
+    "listing",
+    "follow",
+    "importing",
+)
 
 
 def load_models() -> None:

@@ -15,3 +15,15 @@ def text(value: str, field: str, *, required: bool, max_len: int) -> str:
     if len(value) > max_len:
         raise ValidationFailed(f"{field} must be at most {max_len} characters", field)
     return value
+
+
+def unique_texts(values: list[str], field: str, *, max_len: int = 50, max_count: int = 30):
+    """Distinct non-empty texts (first occurrence kept), each and the count bounded."""
+    out: list[str] = []
+    for v in values:
+        v = text(v, field, required=True, max_len=max_len)
+        if v not in out:
+            out.append(v)
+    if len(out) > max_count:
+        raise ValidationFailed(f"at most {max_count} {field}", field)
+    return out

@@ -74,3 +74,35 @@ def decode_cursor(cursor: str) -> list | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return values if isinstance(values, list) else None
+
+
+def after_values(after: str | None, sort: str, key_kind: type | None) -> tuple | None:
+    """The (key, id) a cursor of this ``sort`` carries, typed (``key_kind``: int, float,
+    Decimal, or None for id-only sorts); raises BAD_USER_INPUT for anything else."""
+    import uuid
+
+    from api.errors import ErrorCode
+    from api.graphql.errors import QueryError
+
+    if after is None:
+        return None
+    values = decode_cursor(after)
+    bad = QueryError(ErrorCode.BAD_USER_INPUT, "after is not a cursor of this search")
+    if values is None or len(values) != 3 or values[0] != sort:
+        raise bad
+    try:
+        row_id = uuid.UUID(str(values[2]))
+        if key_kind is None:
+            return (row_id,)
+        return (key_kind(str(values[1]) if key_kind is Decimal else values[1]), row_id)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise bad from exc
+
+
+def edges_of(rows: list, first: int, sort: str, make) -> tuple[list, PageInfo]:
+    """Edges (cursor, node) and PageInfo from ``first + 1`` (row, key) pairs; ``make`` builds
+    an edge from (cursor, row)."""
+    edges = [make(encode_cursor([sort, key, str(row.id)]), row) for row, key in rows[:first]]
+    info = PageInfo(has_next_page=len(rows) > first,
+                    end_cursor=edges[-1].cursor if edges else None)  # fmt: skip
+    return edges, info

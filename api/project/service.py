@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.project import repository as repo
 from api.project.models import Building, Project
-from api.validate import text
+from api.validate import text, unique_texts
 
 MAX_FLOORS = 200
 
@@ -37,24 +37,13 @@ class BuildingInput:
     floors: int
 
 
-def _facilities(values: list[str]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        v = text(v, "facilities", required=True, max_len=50)
-        if v not in out:
-            out.append(v)
-    if len(out) > 50:
-        raise ValidationFailed("at most 50 facilities", "facilities")
-    return out
-
-
 async def create_project(session: AsyncSession, data: ProjectInput) -> Project:
     project = Project(
         name=text(data.name, "name", required=True, max_len=200),
         city=text(data.city, "city", required=False, max_len=100),
         district=text(data.district, "district", required=False, max_len=100),
         address=text(data.address, "address", required=False, max_len=300),
-        facilities=_facilities(data.facilities),
+        facilities=unique_texts(data.facilities, "facilities", max_count=50),
         surroundings=text(data.surroundings, "surroundings", required=False, max_len=2000),
     )
     if (data.latitude is None) != (data.longitude is None):

@@ -9,11 +9,18 @@ PERMISSIONS: dict[str, str] = {
     # inventory
     "project.read": "Read projects and buildings",
     "project.write": "Create and change projects and buildings",
-    "unit.read": "Read units, unit types, their status, timeline and price history",
+    "unit.read": "Read units, unit types and their status",
+    "unit.history": "Read a unit's timeline and price history",
     "unit.write": "Create units and unit types; change a unit's status; release anyone's hold",
     "unit.hold": "Hold and reserve units (an agent's own holds)",
     "unit.price.adjust": "Adjust unit prices by rule (large decreases wait for approval)",
     "unit.price.approve": "Approve or reject price adjustments waiting for approval",
+    "listing.read": "Read resale listings",
+    "listing.seller": "See who sells a listing (name; phone masked unless pii.read)",
+    "listing.write": "Create resale listings and change one's own",
+    "listing.manage": "Change any resale listing",
+    "listing.verify": "Mark resale listings as verified",
+    "follow": "Follow units, listings and saved searches (one's own follows)",
     # clients
     "client.read": "Read client records (within the data scope)",
     "client.write": "Create and change client records (within the data scope)",
@@ -33,6 +40,8 @@ PERMISSIONS: dict[str, str] = {
 # Data scopes for records that belong to people: own < team < all.
 SCOPES = ("own", "team", "all")
 
+_STAFF_READ = {"project.read", "unit.read", "unit.history", "listing.read", "follow"}
+
 BUILTIN_ROLES: dict[str, dict] = {
     "admin": {
         "name": "Administrator",
@@ -41,33 +50,40 @@ BUILTIN_ROLES: dict[str, dict] = {
     },
     "manager": {
         "name": "Sales manager",
-        "permissions": frozenset(
-            {"project.read", "project.write", "unit.read", "unit.write", "unit.hold",
-             "unit.price.adjust", "unit.price.approve", "client.read",
-             "client.write", "member.read", "audit.read", "payment.read"}
-        ),
+        "permissions": frozenset(_STAFF_READ | {
+            "project.write", "unit.write", "unit.hold", "unit.price.adjust", "unit.price.approve",
+            "listing.seller", "listing.write", "listing.manage", "listing.verify",
+            "client.read", "client.write", "member.read", "audit.read", "payment.read",
+        }),
         "scope": "team",
     },
     "agent": {
         "name": "Agent",
-        "permissions": frozenset({"project.read", "unit.read", "unit.hold", "client.read",
-                                 "client.write"}),
+        "permissions": frozenset(_STAFF_READ | {
+            "unit.hold", "listing.seller", "listing.write", "client.read", "client.write",
+        }),
         "scope": "own",
     },
     "finance": {
         "name": "Finance",
-        "permissions": frozenset(
-            {"project.read", "unit.read", "payment.read", "payment.refund", "pii.read"}
-        ),
+        "permissions": frozenset(_STAFF_READ | {"payment.read", "payment.refund", "pii.read"}),
         "scope": "all",
     },
     "property_staff": {
         "name": "Property staff",
-        "permissions": frozenset({"project.read", "unit.read"}),
+        "permissions": frozenset(_STAFF_READ),
         "scope": "own",
     },
-    "owner": {"name": "Owner", "permissions": frozenset({"project.read"}), "scope": "own"},
-    "client": {"name": "Client", "permissions": frozenset({"project.read"}), "scope": "own"},
+    "owner": {
+        "name": "Owner",
+        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow"}),
+        "scope": "own",
+    },
+    "client": {
+        "name": "Client",
+        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow"}),
+        "scope": "own",
+    },
 }  # fmt: skip
 
 

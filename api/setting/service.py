@@ -32,8 +32,10 @@ class Spec:
             value = self.kind(raw)
         except (ValueError, InvalidOperation) as exc:
             raise ValidationFailed(f"{self.key} must be a {self.kind.__name__}", self.key) from exc
-        if self.kind is Decimal and not value.is_finite():
-            raise ValidationFailed(f"{self.key} must be a number", self.key)
+        if self.kind is Decimal:
+            if not value.is_finite():
+                raise ValidationFailed(f"{self.key} must be a number", self.key)
+            value = Decimal(format(value, "f"))  # "1e1" is stored and shown as "10"
         if not self.low <= value <= self.high:
             raise ValidationFailed(
                 f"{self.key} must be between {self.low} and {self.high}", self.key
@@ -67,7 +69,7 @@ async def get(session: AsyncSession, key: str) -> Any:
 
 
 async def get_all(session: AsyncSession) -> dict[str, Any]:
-    rows = dict((await session.execute(select(Setting.key, Setting.value))).tuples().all())
+    rows = dict((await session.execute(select(Setting.key, Setting.value))).all())
     return {
         key: (_decode(spec, rows[key]) if key in rows else spec.default)
         for key, spec in SPECS.items()

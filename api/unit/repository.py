@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import search as search_kit
 from api.project.models import Building, Project
 from api.unit.models import PriceAdjustment, PriceAdjustmentLine, Unit, UnitEvent, UnitType
 
@@ -119,17 +120,10 @@ async def expire_holds(session: AsyncSession, now: datetime, limit: int) -> list
                 version=Unit.version + 1)
         .returning(old.c.id, old.c.held_by, old.c.hold_expires_at)
     )  # fmt: skip
-    return list((await session.execute(stmt)).tuples())
+    return [tuple(row) for row in await session.execute(stmt)]
 
 
 # ---------------------------------------------------------------- search
-
-
-@dataclass
-class Near:
-    latitude: float
-    longitude: float
-    radius_km: float
 
 
 @dataclass
@@ -149,21 +143,11 @@ class UnitSearch:
     floor_min: int | None = None
     floor_max: int | None = None
     keyword: str | None = None
-    near: Near | None = None
+    near: search_kit.Near | None = None
 
 
 def distance_km(lat: float, lng: float) -> ColumnElement:
-    """Great-circle distance (haversine) from a point to the unit's project, in km."""
-    dlat = func.radians(Project.latitude - lat) / 2
-    dlng = func.radians(Project.longitude - lng) / 2
-    a = func.power(func.sin(dlat), 2) + func.cos(func.radians(lat)) * func.cos(
-        func.radians(Project.latitude)
-    ) * func.power(func.sin(dlng), 2)
-    return 2 * 6371.0 * func.asin(func.least(1.0, func.sqrt(a)))
-
-
-def _like(value: str) -> str:
-    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return search_kit.distance_km(Project.latitude, Project.longitude, lat, lng)
 
 
 def filtered(s: UnitSearch) -> Select:
@@ -199,7 +183,7 @@ def filtered(s: UnitSearch) -> Select:
     if s.floor_max is not None:
         stmt = stmt.where(Unit.floor <= s.floor_max)
     if s.keyword:
-        stmt = stmt.where(Unit.search_text.ilike(_like(s.keyword)))
+        stmt = stmt.where(Unit.search_text.ilike(search_kit.like(s.keyword)))
     if s.near is not None:
         stmt = stmt.join(Project, Project.id == Unit.project_id).where(
             Project.latitude.is_not(None),
@@ -229,17 +213,8 @@ async def search(
     """One page of units: (unit, sort key) pairs, ``limit`` of them at most."""
     key_of, desc = SORTS[sort]
     key = key_of(s) if key_of is not None else None
-    stmt = filtered(s)
-    cols = (key, Unit.id) if key is not None else (Unit.id,)
-    if after is not None:
-        cmp = tuple_(*cols) if key is not None else Unit.id
-        value = tuple_(*after) if key is not None else after[-1]
-        stmt = stmt.where(cmp < value if desc else cmp > value)
-    stmt = stmt.order_by(*(c.desc() if desc else c.asc() for c in cols)).limit(limit)
-    if key is not None:
-        stmt = stmt.add_columns(key.label("sort_key"))
-        return [(row[0], row[1]) for row in await session.execute(stmt)]
-    return [(u, None) for u in await session.scalars(stmt)]
+    stmt = search_kit.page(filtered(s), key, Unit.id, desc=desc, after=after, limit=limit)
+    return await search_kit.fetch_page(session, stmt, keyed=key is not None)
 
 
 async def count(session: AsyncSession, s: UnitSearch) -> int:

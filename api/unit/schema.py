@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
+from api import search as search_kit
 from api.errors import DomainError, NotFound, ValidationFailed
 from api.graphql.errors import (
     AuthError,
@@ -23,7 +24,7 @@ from api.graphql.errors import (
     user_error,
 )
 from api.graphql.permissions import requires
-from api.graphql.types import Long, Money, Node, PageInfo, decode_cursor, encode_cursor
+from api.graphql.types import Long, Money, Node, PageInfo, after_values, edges_of
 from api.project.schema import Building, Project, building_loader, project_loader
 from api.unit import repository as repo
 from api.unit import service
@@ -65,6 +66,14 @@ class UnitSort(enum.Enum):
     FLOOR_ASC = "FLOOR_ASC"
     DISTANCE = strawberry.enum_value("DISTANCE", description="Needs filter.near")
     RELEVANCE = strawberry.enum_value("RELEVANCE", description="Needs filter.keyword")
+
+
+# The type of each sort's key in a cursor (None: the id alone).
+SORT_KEYS = {
+    UnitSort.NEWEST: None, UnitSort.PRICE_ASC: int, UnitSort.PRICE_DESC: int,
+    UnitSort.AREA_ASC: Decimal, UnitSort.AREA_DESC: Decimal, UnitSort.PRICE_PER_M2_ASC: int,
+    UnitSort.FLOOR_ASC: int, UnitSort.DISTANCE: float, UnitSort.RELEVANCE: float,
+}  # fmt: skip
 
 
 def _id(value: strawberry.ID | str | None) -> uuid.UUID | None:
@@ -239,7 +248,7 @@ class Unit(Node):
         return UnitType.of(row) if row else None
 
     @strawberry.field(
-        permission_classes=[requires("unit.read")],
+        permission_classes=[requires("unit.history")],
         description="The unit's whole life, oldest first: creation, status, holds, prices...",
     )
     async def timeline(self, info: strawberry.Info) -> list[UnitEvent]:
@@ -249,7 +258,8 @@ class Unit(Node):
         return [UnitEvent.of(r, self.currency) for r in rows]
 
     @strawberry.field(
-        permission_classes=[requires("unit.read")], description="List price changes, oldest first."
+        permission_classes=[requires("unit.history")],
+        description="List price changes, oldest first.",
     )
     async def price_history(self, info: strawberry.Info) -> list[UnitEvent]:
         rows = await info.context.loaders.get("unit.events", _events_loader).load(
@@ -360,7 +370,7 @@ def to_search(f: UnitFilter | None) -> repo.UnitSearch:
         n = f.near
         if not (-90 <= n.latitude <= 90 and -180 <= n.longitude <= 180 and 0 < n.radius_km <= 500):
             raise ValidationFailed("near needs a valid point and a radius up to 500 km", "near")
-        near = repo.Near(n.latitude, n.longitude, n.radius_km)
+        near = search_kit.Near(n.latitude, n.longitude, n.radius_km)
     return repo.UnitSearch(
         project_ids=_ids(f.project_ids, "projectIds"),
         building_ids=_ids(f.building_ids, "buildingIds"),
@@ -530,56 +540,28 @@ class Query:
         if sort is UnitSort.RELEVANCE and not search.keyword:
             raise QueryError(ValidationFailed.code, "sort RELEVANCE needs filter.keyword")
         first = max(0, min(first, MAX_PAGE))
-        cursor = None
-        if after is not None:
-            values = decode_cursor(after)
-            if values is None or len(values) != 3 or values[0] != sort.value:
-                raise QueryError(ValidationFailed.code, "after is not a cursor of this search")
-            cursor = _cursor_values(sort, values[1], values[2])
+        cursor = after_values(after, sort.value, SORT_KEYS[sort])
         rows = await repo.search(
             info.context.session, search, sort=sort.value, limit=first + 1, after=cursor
         )
-        page = rows[:first]
-        edges = [
-            UnitEdge(cursor=encode_cursor([sort.value, key, str(u.id)]), node=Unit.of(u))
-            for u, key in page
-        ]
-        return UnitConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
-            ),
-            search=search,
+        edges, page_info = edges_of(
+            rows, first, sort.value, lambda c, u: UnitEdge(cursor=c, node=Unit.of(u))
         )
+        return UnitConnection(edges=edges, page_info=page_info, search=search)
 
     @strawberry.field(permission_classes=[requires("unit.price.adjust")])
     async def price_adjustments(
         self, info: strawberry.Info, project_id: strawberry.ID | None = None,
         status: str | None = None, first: int = 50,
     ) -> list[PriceAdjustment]:  # fmt: skip
+        pid = _id(project_id) if project_id is not None else None
+        if project_id is not None and pid is None:
+            raise QueryError(ValidationFailed.code, "projectId is not an id")
         rows = await repo.adjustments(
-            info.context.session, project_id=_id(project_id) if project_id else None,
+            info.context.session, project_id=pid,
             status=status, limit=max(0, min(first, MAX_PAGE)),
         )  # fmt: skip
         return [PriceAdjustment.of(r) for r in rows]
-
-
-def _cursor_values(sort: UnitSort, key, unit_id) -> tuple:
-    uid = _id(unit_id)
-    if uid is None:
-        raise QueryError(ValidationFailed.code, "after is not a cursor of this search")
-    if sort is UnitSort.NEWEST:
-        return (uid,)
-    try:
-        if sort in (UnitSort.AREA_ASC, UnitSort.AREA_DESC):
-            key = Decimal(str(key))
-        elif sort in (UnitSort.DISTANCE, UnitSort.RELEVANCE):
-            key = float(key)
-        else:
-            key = int(key)
-    except (ValueError, TypeError, InvalidOperation) as exc:
-        raise QueryError(ValidationFailed.code, "after is not a cursor of this search") from exc
-    return (key, uid)
 
 
 @strawberry.type

@@ -28,6 +28,7 @@ from api.unit.models import (
 )
 from api.unit.status import MARKETABLE, NEEDS_REASON, allowed
 from api.validate import text as _text
+from api.validate import unique_texts
 
 MAX_PRICE = 10**13  # minor units: a hundred billion in major units
 MAX_AREA = Decimal("100000")
@@ -57,17 +58,6 @@ def _price(value: int | None, field_name: str = "listPrice") -> int | None:
     if value is not None and not 0 <= value <= MAX_PRICE:
         raise ValidationFailed(f"{field_name} must be between 0 and {MAX_PRICE}", field_name)
     return value
-
-
-def _tags(values: list[str]) -> list[str]:
-    out = []
-    for v in values:
-        v = _text(v, "tags", required=True, max_len=50)
-        if v not in out:
-            out.append(v)
-    if len(out) > 30:
-        raise ValidationFailed("at most 30 tags", "tags")
-    return out
 
 
 def search_text(project: Project, building: Building, number: str, type_name: str = "") -> str:
@@ -145,39 +135,48 @@ class UnitInput:
     tags: list[str] = field(default_factory=list)
 
 
-async def create_units(
-    session, items: list[UnitInput], *, actor_id: uuid.UUID | None
-) -> list[Unit]:
-    """Create units, all or none. Each gets a ``created`` event carrying its first price."""
-    if not items:
-        return []
-    if len(items) > MAX_BATCH:
-        raise ValidationFailed(f"at most {MAX_BATCH} units at once", "units")
-    now = utcnow()
-    places: dict[uuid.UUID, tuple[Building, Project, set[str]]] = {}
-    types: dict[uuid.UUID, UnitType] = {}
-    type_ids = {i.unit_type_id for i in items if i.unit_type_id is not None}
-    if type_ids:
-        types = await repo.unit_types_by_ids(session, list(type_ids))
-    units, events = [], []
-    for item in items:
-        if item.building_id not in places:
-            found = await repo.building_with_project(session, item.building_id)
+class UnitBuilder:
+    """Validates unit inputs one at a time and builds the rows (nothing is written): a
+    creation checks all of them before writing any, an import reports each bad row."""
+
+    def __init__(self, session, *, actor_id: uuid.UUID | None):
+        self.session = session
+        self.actor_id = actor_id
+        self.now = utcnow()
+        self.places: dict[uuid.UUID, tuple[Building, Project, set[str], set[str]]] = {}
+        self.types: dict[uuid.UUID, UnitType] = {}
+
+    async def preload_types(self, ids) -> None:
+        missing = [i for i in set(ids) if i is not None and i not in self.types]
+        if missing:
+            self.types.update(await repo.unit_types_by_ids(self.session, missing))
+
+    async def _place(self, building_id: uuid.UUID):
+        if building_id not in self.places:
+            found = await repo.building_with_project(self.session, building_id)
             if found is None:
                 raise NotFound("building not found", "buildingId")
-            places[item.building_id] = (*found, await repo.unit_numbers(session, item.building_id))
-        building, project, taken = places[item.building_id]
+            existing = await repo.unit_numbers(self.session, building_id)
+            self.places[building_id] = (*found, existing, set())
+        return self.places[building_id]
+
+    async def exists(self, building_id: uuid.UUID, number: str) -> bool:
+        """Whether the building already has this unit number (in the database)."""
+        return number.strip() in (await self._place(building_id))[2]
+
+    async def build(self, item: UnitInput) -> tuple[Unit, UnitEvent]:
+        building, project, existing, batch = await self._place(item.building_id)
         number = _text(item.number, "number", required=True, max_len=20)
-        if number in taken:
+        if number in existing or number in batch:
             raise Conflict(f"unit {number} already exists in building {building.name}", "number")
-        taken.add(number)
         if not -10 <= item.floor <= building.floors or item.floor == 0:
             raise ValidationFailed(
                 f"floor must be between -10 and {building.floors}, and not 0", "floor"
             )
         utype = None
         if item.unit_type_id is not None:
-            utype = types.get(item.unit_type_id)
+            await self.preload_types([item.unit_type_id])
+            utype = self.types.get(item.unit_type_id)
             if utype is None or utype.project_id != project.id:
                 raise NotFound("unit type not found in this project", "unitTypeId")
         gross = (
@@ -195,21 +194,38 @@ async def create_units(
         rooms = item.rooms if item.rooms is not None else (utype.rooms if utype else None)
         if rooms is not None and not 0 <= rooms <= 20:
             raise ValidationFailed("rooms must be between 0 and 20", "rooms")
+        now = self.now
         unit = Unit(
             id=uuid7(), project_id=project.id, building_id=building.id,
             unit_type_id=utype.id if utype else None, floor=item.floor, number=number,
             gross_area=gross, net_area=net,
             orientation=_orientation(item.orientation) or (utype.orientation if utype else None),
             rooms=rooms, list_price=_price(item.list_price), currency="CNY", status=item.status,
-            status_changed_at=now, version=1, tags=_tags(item.tags), created_at=now,
+            status_changed_at=now, version=1, tags=unique_texts(item.tags, "tags"), created_at=now,
             search_text=search_text(project, building, number, utype.name if utype else ""),
         )  # fmt: skip
-        units.append(unit)
-        events.append(_event(unit, "created", actor_id, now, to_status=unit.status,
-                             new_price=unit.list_price))  # fmt: skip
-    await repo.add_all(session, units)
-    await repo.add_all(session, events)
-    return units
+        batch.add(number)
+        event = _event(unit, "created", self.actor_id, now, to_status=unit.status,
+                       new_price=unit.list_price)  # fmt: skip
+        return unit, event
+
+
+async def write_units(session, built: list[tuple[Unit, UnitEvent]]) -> None:
+    await repo.add_all(session, [u for u, _ in built])
+    await repo.add_all(session, [e for _, e in built])
+
+
+async def create_units(
+    session, items: list[UnitInput], *, actor_id: uuid.UUID | None
+) -> list[Unit]:
+    """Create units, all or none. Each gets a ``created`` event carrying its first price."""
+    if len(items) > MAX_BATCH:
+        raise ValidationFailed(f"at most {MAX_BATCH} units at once", "units")
+    builder = UnitBuilder(session, actor_id=actor_id)
+    await builder.preload_types(i.unit_type_id for i in items)
+    built = [await builder.build(item) for item in items]
+    await write_units(session, built)
+    return [u for u, _ in built]
 
 
 # ---------------------------------------------------------------- status
@@ -418,7 +434,7 @@ def _validate_rule(rule: PriceRule) -> None:
 
 def _discount_pct(old: int, new: int) -> Decimal:
     if new >= old or old == 0:
-        return Decimal(0)
+        return Decimal("0.00")
     return (Decimal(old - new) * 100 / old).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 

@@ -23,30 +23,24 @@ mutation($input: CreateUnitTypeInput!) {
 """
 
 CREATE_UNITS = (
-    """
-mutation($units: [UnitInput!]!) {
-  createUnits(units: $units) {
-    __typename
-    ... on UnitsPayload { units { %s } }
-    ... on UserError { code message field }
-  }
-}
-"""
-    % UNIT_FIELDS
+    "mutation($units: [UnitInput!]!) { createUnits(units: $units) { __typename"
+    " ... on UnitsPayload { units {" + UNIT_FIELDS + "} }"
+    " ... on UserError { code message field } } }"
 )
 
 _UNIT_RESULT = (
-    "{ __typename ... on UnitPayload { unit { %s } } ... on UserError { code message field } }"
-    % UNIT_FIELDS
-)  # noqa: E501
-
-HOLD_UNIT = "mutation($input: HoldUnitInput!) { holdUnit(input: $input) %s }" % _UNIT_RESULT
-RELEASE_HOLD = "mutation($id: ID!) { releaseUnitHold(unitId: $id) %s }" % _UNIT_RESULT
+    "{ __typename ... on UnitPayload { unit {" + UNIT_FIELDS + "} }"
+    " ... on UserError { code message field } }"
+)
+HOLD_UNIT = "mutation($input: HoldUnitInput!) { holdUnit(input: $input) " + _UNIT_RESULT + " }"
+RELEASE_HOLD = "mutation($id: ID!) { releaseUnitHold(unitId: $id) " + _UNIT_RESULT + " }"
 RESERVE_UNIT = (
-    "mutation($input: ReserveUnitInput!) { reserveUnit(input: $input) %s }" % _UNIT_RESULT
+    "mutation($input: ReserveUnitInput!) { reserveUnit(input: $input) " + _UNIT_RESULT + " }"
 )
 CHANGE_STATUS = (
-    "mutation($input: ChangeUnitStatusInput!) { changeUnitStatus(input: $input) %s }" % _UNIT_RESULT
+    "mutation($input: ChangeUnitStatusInput!) { changeUnitStatus(input: $input) "
+    + _UNIT_RESULT
+    + " }"
 )
 
 ADJUST_PRICES = """
@@ -71,14 +65,10 @@ mutation($input: DecidePriceAdjustmentInput!) {
 """
 
 UNIT_QUERY = (
-    """
-query($id: ID!) { unit(id: $id) { %s
-  timeline { kind fromStatus toStatus oldPrice { minorUnits } newPrice { minorUnits } reason actorId }
-  priceHistory { oldPrice { minorUnits } newPrice { minorUnits } reason }
-} }
-"""
-    % UNIT_FIELDS
-)  # noqa: E501
+    "query($id: ID!) { unit(id: $id) {" + UNIT_FIELDS + " timeline { kind fromStatus toStatus"
+    " oldPrice { minorUnits } newPrice { minorUnits } reason actorId }"
+    " priceHistory { oldPrice { minorUnits } newPrice { minorUnits } reason } } }"
+)
 
 SEARCH_UNITS = """
 query($filter: UnitFilter, $sort: UnitSort, $first: Int, $after: String) {

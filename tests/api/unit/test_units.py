@@ -26,11 +26,16 @@ async def test_unit_life_from_launch_to_delivery(client, make_tenant, member):
     assert unit["pricePerM2"]["minorUnits"] == round(300_000_000 / 89.5)
 
     _, agent = await member(tenant, ["agent"])
-    held = ok(await gql(client, HOLD_UNIT, {"input": {"unitId": unit["id"], "minutes": 10}},
-                        tenant=tenant.slug, token=agent), "holdUnit", "UnitPayload")["unit"]  # fmt: skip
+    res = await gql(
+        client, HOLD_UNIT, {"input": {"unitId": unit["id"], "minutes": 10}},
+        tenant=tenant.slug, token=agent,
+    )  # fmt: skip
+    held = ok(res, "holdUnit", "UnitPayload")["unit"]
     assert (held["status"], held["standardStatus"]) == ("ON_HOLD", "HOLD")
-    reserved = ok(await gql(client, RESERVE_UNIT, {"input": {"unitId": unit["id"]}},
-                            tenant=tenant.slug, token=agent), "reserveUnit", "UnitPayload")  # fmt: skip
+    res = await gql(
+        client, RESERVE_UNIT, {"input": {"unitId": unit["id"]}}, tenant=tenant.slug, token=agent
+    )
+    reserved = ok(res, "reserveUnit", "UnitPayload")
     assert reserved["unit"]["standardStatus"] == "ACTIVE_UNDER_CONTRACT"
     for status in ("SUBSCRIBED", "CONTRACTED", "SOLD", "DELIVERED"):
         res = await gql(client, CHANGE_STATUS, {"input": {"unitId": unit["id"], "status": status}},

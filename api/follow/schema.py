@@ -1,0 +1,167 @@
+"""Follows over GraphQL: follow a unit or a listing, save a search, list and remove follows."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from api.errors import DomainError, NotFound, ValidationFailed
+from api.follow import service
+from api.follow.models import Follow as FollowRow
+from api.graphql.errors import (
+    AuthError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    user_error,
+)
+from api.graphql.permissions import requires
+from api.listing.schema import Listing, ListingFilter, listing_loader
+from api.listing.schema import to_search as listing_search
+from api.unit.schema import Unit, UnitFilter, unit_loader
+from api.unit.schema import to_search as unit_search
+
+
+@strawberry.enum
+class FollowKind(enum.Enum):
+    UNIT = "unit"
+    LISTING = "listing"
+    SEARCH = "search"
+
+
+@strawberry.type(description="Something you follow: a unit, a listing or a saved search.")
+class Follow:
+    id: strawberry.ID
+    kind: FollowKind
+    target_id: strawberry.ID | None
+    name: str
+    search: JSON | None = strawberry.field(description="A saved search: {on, filter}")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r: FollowRow) -> Follow:
+        return cls(
+            id=strawberry.ID(str(r.id)), kind=FollowKind(r.target_kind),
+            target_id=strawberry.ID(str(r.target_id)) if r.target_id else None, name=r.name,
+            search=r.search, created_at=r.created_at,
+        )  # fmt: skip
+
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def unit(self, info: strawberry.Info) -> Unit | None:
+        if self.kind is not FollowKind.UNIT:
+            return None
+        row = await info.context.loaders.get("unit.by_id", unit_loader).load(
+            uuid.UUID(self.target_id)
+        )
+        return Unit.of(row) if row else None
+
+    @strawberry.field(permission_classes=[requires("listing.read")])
+    async def listing(self, info: strawberry.Info) -> Listing | None:
+        if self.kind is not FollowKind.LISTING:
+            return None
+        row = await info.context.loaders.get("listing.by_id", listing_loader).load(
+            uuid.UUID(self.target_id)
+        )
+        return Listing.of(row) if row else None
+
+
+@strawberry.input
+class SaveSearchInput:
+    name: str
+    units: UnitFilter | None = None
+    listings: ListingFilter | None = None
+
+
+@strawberry.type
+class FollowPayload:
+    follow: Follow
+
+
+@strawberry.type
+class UnfollowPayload:
+    id: strawberry.ID
+
+
+FollowResult = Annotated[
+    FollowPayload | ValidationError | NotFoundError | PermissionDeniedError | AuthError,
+    strawberry.union("FollowResult"),
+]
+UnfollowResult = Annotated[
+    UnfollowPayload | NotFoundError | PermissionDeniedError | AuthError,
+    strawberry.union("UnfollowResult"),
+]
+
+
+def _uuid(value, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{what} not found", "targetId") from None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=[requires("follow")], description="What you follow.")
+    async def my_follows(
+        self, info: strawberry.Info, kind: FollowKind | None = None
+    ) -> list[Follow]:
+        p = await info.context.principal()
+        rows = await service.follows_of(
+            info.context.session, p.account_id, kind.value if kind else None
+        )
+        return [Follow.of(r) for r in rows]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[requires("follow")],
+        description="Follow a unit or a listing (following twice is the same follow).",
+    )
+    async def follow(
+        self, info: strawberry.Info, kind: FollowKind, target_id: strawberry.ID
+    ) -> FollowResult:
+        p = await info.context.principal()
+        try:
+            if kind is FollowKind.SEARCH:
+                raise ValidationFailed("use saveSearch to follow a search", "kind")
+            row = await service.follow(
+                info.context.session, p.account_id, kind.value, _uuid(target_id, kind.value)
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return FollowPayload(follow=Follow.of(row))
+
+    @strawberry.mutation(
+        permission_classes=[requires("follow")],
+        description="Save a search of units or of listings (give exactly one filter).",
+    )
+    async def save_search(self, info: strawberry.Info, input: SaveSearchInput) -> FollowResult:
+        p = await info.context.principal()
+        try:
+            if (input.units is None) == (input.listings is None):
+                raise ValidationFailed("give exactly one of units, listings", "units")
+            if input.units is not None:
+                on, search = "units", unit_search(input.units)
+            else:
+                on, search = "listings", listing_search(input.listings)
+            row = await service.save_search(
+                info.context.session, p.account_id, input.name, on, search
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return FollowPayload(follow=Follow.of(row))
+
+    @strawberry.mutation(permission_classes=[requires("follow")])
+    async def unfollow(self, info: strawberry.Info, id: strawberry.ID) -> UnfollowResult:
+        p = await info.context.principal()
+        try:
+            await service.unfollow(info.context.session, p.account_id, _uuid(id, "follow"))
+        except DomainError as exc:
+            return user_error(exc)
+        return UnfollowPayload(id=id)

@@ -1,0 +1,86 @@
+"""Follows of units, listings and saved searches. Never commits.
+
+Live updates and push (later issues) ask ``followers`` who to tell about a change."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from api.errors import NotFound, ValidationFailed
+from api.follow.models import Follow
+from api.ids import uuid7
+from api.listing import repository as listing_repo
+from api.unit import repository as unit_repo
+from api.validate import text
+
+MAX_FOLLOWS = 500
+
+
+async def follow(session, account_id: uuid.UUID, kind: str, target_id: uuid.UUID) -> Follow:
+    """Follow a unit or a listing; following twice is the same follow."""
+    fetch = unit_repo.units_by_ids if kind == "unit" else listing_repo.listings_by_ids
+    if not await fetch(session, [target_id]):
+        raise NotFound(f"{kind} not found", "targetId")
+    await _check_room(session, account_id)
+    stmt = (
+        insert(Follow)
+        .values(id=uuid7(), account_id=account_id, target_kind=kind, target_id=target_id,
+                name="")
+        .on_conflict_do_nothing(
+            index_elements=[Follow.account_id, Follow.target_kind, Follow.target_id],
+            index_where=Follow.target_id.is_not(None),
+        )
+    )  # fmt: skip
+    await session.execute(stmt)
+    found = await session.scalars(
+        select(Follow).where(Follow.account_id == account_id, Follow.target_kind == kind,
+                             Follow.target_id == target_id)
+    )  # fmt: skip
+    return found.one()
+
+
+def _jsonable(search) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(search), default=str))
+
+
+async def save_search(session, account_id: uuid.UUID, name: str, on: str, search) -> Follow:
+    """Follow a saved search (``on``: units or listings) with the filter as the caller gave it."""
+    name = text(name, "name", required=True, max_len=100)
+    await _check_room(session, account_id)
+    row = Follow(account_id=account_id, target_kind="search", name=name,
+                 search={"on": on, "filter": _jsonable(search)})  # fmt: skip
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def _check_room(session, account_id: uuid.UUID) -> None:
+    n = await session.scalar(select(func.count()).where(Follow.account_id == account_id))
+    if n >= MAX_FOLLOWS:
+        raise ValidationFailed(f"at most {MAX_FOLLOWS} follows; remove some first", "targetId")
+
+
+async def unfollow(session, account_id: uuid.UUID, follow_id: uuid.UUID) -> None:
+    stmt = delete(Follow).where(Follow.id == follow_id, Follow.account_id == account_id)
+    if (await session.execute(stmt)).rowcount == 0:
+        raise NotFound("follow not found", "id")
+
+
+async def follows_of(session, account_id: uuid.UUID, kind: str | None) -> Sequence[Follow]:
+    stmt = select(Follow).where(Follow.account_id == account_id).order_by(Follow.id.desc())
+    if kind is not None:
+        stmt = stmt.where(Follow.target_kind == kind)
+    return (await session.scalars(stmt)).all()
+
+
+async def followers(session, kind: str, target_id: uuid.UUID) -> list[uuid.UUID]:
+    """Accounts following this unit or listing."""
+    stmt = select(Follow.account_id).where(Follow.target_kind == kind,
+                                           Follow.target_id == target_id)  # fmt: skip
+    return list(await session.scalars(stmt))

@@ -72,7 +72,7 @@ MUST_REFUSE = {
 # open together; that still makes dozens of transactions queue on the same row lock.
 RACE_ATTEMPTS = 200
 RACE_ROUNDS = 5
-RACE_CONNECTIONS = 80
+RACE_CONNECTIONS = 50
 HTTP_AGENTS = 40
 
 

@@ -1,0 +1,89 @@
+"""Recommendations over GraphQL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import strawberry
+
+from api.errors import ErrorCode
+from api.graphql.errors import QueryError
+from api.graphql.permissions import requires
+from api.graphql.types import Long
+from api.listing.schema import Listing
+from api.recommend import service
+from api.unit.schema import Unit
+
+MAX_RESULTS = 50
+
+
+@strawberry.type(description="Why a candidate scored what it did, one factor at a time.")
+class ScoreReason:
+    factor: str = strawberry.field(description="budget, area, rooms, district or must_haves")
+    points: float
+    text: str
+
+
+@strawberry.type(description="A unit or a listing, its score out of 100 and the reasons.")
+class Recommendation:
+    score: float
+    reasons: list[ScoreReason]
+    unit: Unit | None
+    listing: Listing | None
+
+
+@strawberry.input(description="What the client wants. Anything left out ranks nothing.")
+class NeedsInput:
+    budget_min: Long | None = None
+    budget_max: Long | None = None
+    area_min: Decimal | None = None
+    area_max: Decimal | None = None
+    rooms: list[int] | None = None
+    districts: list[str] | None = None
+    must_haves: list[str] | None = strawberry.field(
+        default=None, description="Tags or project facilities that must be there."
+    )
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        permission_classes=[requires("unit.read")],
+        description="Units on sale and (with listing.read) resale listings ranked against "
+        "the needs, best first, each with the reasons for its score.",
+    )
+    async def recommendations(
+        self, info: strawberry.Info, needs: NeedsInput, first: int = 20,
+        include_listings: bool = True,
+    ) -> list[Recommendation]:  # fmt: skip
+        lists = [needs.rooms, needs.districts, needs.must_haves]
+        if any(len(v or ()) > 50 for v in lists):
+            raise QueryError(ErrorCode.BAD_USER_INPUT, "at most 50 values in each list")
+        for value in (needs.budget_min, needs.budget_max):
+            if value is not None and value <= 0:
+                raise QueryError(ErrorCode.BAD_USER_INPUT, "a budget must be positive")
+        if needs.area_min is not None and (not needs.area_min.is_finite() or needs.area_min < 0):
+            raise QueryError(ErrorCode.BAD_USER_INPUT, "areaMin must be a positive number")
+        if needs.area_max is not None and (not needs.area_max.is_finite() or needs.area_max <= 0):
+            raise QueryError(ErrorCode.BAD_USER_INPUT, "areaMax must be a positive number")
+        principal = await info.context.principal()
+        found = await service.recommend(
+            info.context.session,
+            service.Needs(
+                budget_min=needs.budget_min, budget_max=needs.budget_max,
+                area_min=needs.area_min, area_max=needs.area_max, rooms=list(needs.rooms or ()),
+                districts=list(needs.districts or ()), must_haves=list(needs.must_haves or ()),
+            ),
+            units=True, listings=include_listings and principal.can("listing.read"),
+            first=max(0, min(first, MAX_RESULTS)),
+        )  # fmt: skip
+        return [
+            Recommendation(
+                score=s.score,
+                reasons=[ScoreReason(factor=r.factor, points=r.points, text=r.text)
+                         for r in s.reasons],
+                unit=Unit.of(s.row) if s.kind == "unit" else None,
+                listing=Listing.of(s.row) if s.kind == "listing" else None,
+            )
+            for s in found
+        ]  # fmt: skip

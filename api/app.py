@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView
+from api.media.storage import LocalStorage, make_storage
 from api.notify import Senders
 from api.notify.email import make_email_sender
 from api.notify.sms import make_sender
@@ -40,11 +42,13 @@ def create_app(
     senders = Senders(
         sms=make_sender(settings.sms_backend), email=make_email_sender(settings.email_backend)
     )
+    storage = make_storage(settings)
     graphql = GraphQLView(
         schema,
         db,
         kit,
         senders,
+        storage,
         graphql_ide="graphiql" if settings.is_dev else None,
         allow_queries_via_get=False,
         # File uploads (imports, media) use the GraphQL multipart request spec. Calls are
@@ -89,13 +93,16 @@ def create_app(
         if owned:
             await engine.dispose()
 
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    if isinstance(storage, LocalStorage):  # S3 serves its own files
+        routes.append(Mount("/media", StaticFiles(directory=storage.root, check_dir=False)))
     app = Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-        ],
+        routes=routes,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -104,5 +111,6 @@ def create_app(
     app.state.kit = kit
     app.state.sms = senders.sms
     app.state.email = senders.email
+    app.state.storage = storage
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
     return app

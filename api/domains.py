@@ -13,6 +13,7 @@ DOMAINS: tuple[str, ...] = (
     "project",
     "unit",
     "listing",
+    "media",
     "follow",
     "importing",
     "recommend",

@@ -74,6 +74,22 @@ class Settings(BaseSettings):
     # empty: generated once into <data_dir>/secrets.json and printed by the seed.
     demo_password: str = ""
 
+    # ---- media (photos, videos, floor plans). Backend "local": files under media_dir, served
+    # by the gateway at /media/; "s3": any S3-compatible store (AWS, MinIO, OSS, COS...).
+    media_backend: Literal["local", "s3"] = "local"
+    media_dir: Path = Path(".anju/media")
+    # Public base URL of stored media; empty: http://<host>:<port>/media (local) or the
+    # bucket's own URL at the endpoint (s3).
+    media_public_url: str = ""
+    media_max_image_bytes: int = 20 * 1024 * 1024
+    media_max_video_bytes: int = 200 * 1024 * 1024
+    media_thumb_size: int = 480
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+
     @property
     def is_dev(self) -> bool:
         return self.env == "development"

@@ -4,14 +4,18 @@ a fresh database per run migrated with Alembic, tenant factories and a live uvic
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,9 +40,15 @@ def unique_slug(prefix: str = "t") -> str:
     return f"{prefix}-{_RUN}-{next(_counter)}"
 
 
+# Media written by the test run's gateways (local storage backend); removed at exit.
+_MEDIA_DIR = Path(tempfile.mkdtemp(prefix="anju-test-media-"))
+atexit.register(shutil.rmtree, _MEDIA_DIR, ignore_errors=True)
+
+
 def test_settings(**overrides) -> Settings:
     base = {
         "env": "test",
+        "media_dir": _MEDIA_DIR,
         "tenant_cache_ttl": 0.0,
         "log_json": True,
         "log_level": "WARNING",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from graphql import FieldNode, GraphQLError, get_operation_ast
 from graphql.execution.values import get_argument_values, get_variable_values
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +45,7 @@ class Loaders:
 
 
 _UNSET = object()
+log = structlog.get_logger("anju.graphql")
 
 
 @dataclass
@@ -53,6 +55,7 @@ class _Scope:
     audit: AuditRecorder
     principal: Any = _UNSET
     actor_id: uuid.UUID | None = None  # set by sign-in, before a principal exists
+    after_commit: list = field(default_factory=list)
 
 
 def note_user_error(code: str) -> None:
@@ -73,6 +76,7 @@ class Context:
     db: TenantDatabase
     kit: SecurityKit
     senders: Any = None
+    storage: Any = None  # media storage (api.media.storage)
     connection_params: Any = None
 
     def _scope(self) -> _Scope:
@@ -115,6 +119,11 @@ class Context:
         cache = getattr(cache, "tenant_cache", None)
         if cache is not None and self.tenant is not None:
             cache.invalidate(self.tenant.slug)
+
+    def after_commit(self, fn) -> None:
+        """Run ``await fn()`` once this operation's transaction has committed (never when it
+        rolls back); a failure there is logged, the response is already decided."""
+        self._scope().after_commit.append(fn)
 
     def set_actor(self, account_id: uuid.UUID) -> None:
         """Name the actor of this operation's audit entries when no token was sent (sign-in)."""
@@ -224,6 +233,12 @@ class OperationScope(SchemaExtension):
                 if result is not None:
                     result.data = None
                     result.errors = [GraphQLError("commit failed", original_error=exc)]
+                return
+            for fn in scope.after_commit:
+                try:
+                    await fn()
+                except Exception:
+                    log.exception("after-commit task failed")
         finally:
             await scope.uow.close()
             _current.set(None)

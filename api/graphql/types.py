@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from decimal import Decimal
 from typing import NewType
 
@@ -94,9 +95,17 @@ def after_values(after: str | None, sort: str, key_kind: type | None) -> tuple |
         row_id = uuid.UUID(str(values[2]))
         if key_kind is None:
             return (row_id,)
-        return (key_kind(str(values[1]) if key_kind is Decimal else values[1]), row_id)
+        key = key_kind(str(values[1]) if key_kind is Decimal else values[1])
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise bad from exc
+    # A forged cursor must not reach the database with a value it cannot take.
+    if key_kind is int and not -(2**63) <= key < 2**63:
+        raise bad
+    if key_kind is float and not math.isfinite(key):
+        raise bad
+    if key_kind is Decimal and (not key.is_finite() or abs(key) >= 10**12):
+        raise bad
+    return (key, row_id)
 
 
 def edges_of(rows: list, first: int, sort: str, make) -> tuple[list, PageInfo]:

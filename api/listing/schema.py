@@ -29,6 +29,7 @@ from api.listing import service
 from api.listing.models import DECORATIONS, RIGHTS
 from api.listing.models import Listing as ListingRow
 from api.listing.models import ListingEvent as EventRow
+from api.media.schema import Media, first_photo_of, media_of
 from api.security.crypto import mask_phone
 from api.unit.schema import StandardStatus, Unit, unit_loader
 
@@ -212,6 +213,14 @@ class Listing(Node):
             return None
         row = await info.context.loaders.get("unit.by_id", unit_loader).load(self.row.unit_id)
         return Unit.of(row) if row else None
+
+    @strawberry.field(permission_classes=[requires("listing.read")])
+    async def media(self, info: strawberry.Info) -> list[Media]:
+        return await media_of(info, self.row.id)
+
+    @strawberry.field(permission_classes=[requires("listing.read")])
+    async def first_photo(self, info: strawberry.Info) -> Media | None:
+        return await first_photo_of(info, self.row.id)
 
     @strawberry.field(permission_classes=[requires("listing.read")])
     async def timeline(self, info: strawberry.Info) -> list[ListingEvent]:

@@ -29,6 +29,7 @@ from api.project.models import Project as ProjectRow
 MAX_PAGE = 100
 
 if TYPE_CHECKING:
+    from api.media.schema import Media
     from api.unit.schema import UnitType
 
 
@@ -111,6 +112,14 @@ class Project(Node):
 
         loader = info.context.loaders.get("project.unit_types", types_of_project_loader)
         return [UnitType.of(t) for t in await loader.load(uuid.UUID(self.id))]
+
+    @strawberry.field(permission_classes=[requires("project.read")])
+    async def media(
+        self, info: strawberry.Info
+    ) -> list[Annotated[Media, strawberry.lazy("api.media.schema")]]:
+        from api.media.schema import media_of
+
+        return await media_of(info, uuid.UUID(self.id))
 
 
 @strawberry.type(description="A building of a project.")

@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, str] = {
     "listing.write": "Create resale listings and change one's own",
     "listing.manage": "Change any resale listing",
     "listing.verify": "Mark resale listings as verified",
+    "media.write": "Upload and remove media of what you may change (inventory, own listings)",
     "follow": "Follow units, listings and saved searches (one's own follows)",
     # clients
     "client.read": "Read client records (within the data scope)",
@@ -52,7 +53,7 @@ BUILTIN_ROLES: dict[str, dict] = {
         "name": "Sales manager",
         "permissions": frozenset(_STAFF_READ | {
             "project.write", "unit.write", "unit.hold", "unit.price.adjust", "unit.price.approve",
-            "listing.seller", "listing.write", "listing.manage", "listing.verify",
+            "listing.seller", "listing.write", "listing.manage", "listing.verify", "media.write",
             "client.read", "client.write", "member.read", "audit.read", "payment.read",
         }),
         "scope": "team",
@@ -60,7 +61,8 @@ BUILTIN_ROLES: dict[str, dict] = {
     "agent": {
         "name": "Agent",
         "permissions": frozenset(_STAFF_READ | {
-            "unit.hold", "listing.seller", "listing.write", "client.read", "client.write",
+            "unit.hold", "listing.seller", "listing.write", "media.write", "client.read",
+            "client.write",
         }),
         "scope": "own",
     },

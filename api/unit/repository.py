@@ -218,7 +218,7 @@ async def search(
 
 
 async def count(session: AsyncSession, s: UnitSearch) -> int:
-    stmt = filtered(s).with_only_columns(func.count()).order_by(None)
+    stmt = select(func.count()).select_from(filtered(s).order_by(None).subquery())
     return int(await session.scalar(stmt) or 0)
 
 

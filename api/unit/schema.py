@@ -25,6 +25,7 @@ from api.graphql.errors import (
 )
 from api.graphql.permissions import requires
 from api.graphql.types import Long, Money, Node, PageInfo, after_values, edges_of
+from api.media.schema import Media, first_photo_of, media_of
 from api.project.schema import Building, Project, building_loader, project_loader
 from api.unit import repository as repo
 from api.unit import service
@@ -159,6 +160,10 @@ class UnitType(Node):
         row = await info.context.loaders.get("project.by_id", project_loader).load(self.project_id)
         return Project.of(row)
 
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def media(self, info: strawberry.Info) -> list[Media]:
+        return await media_of(info, uuid.UUID(self.id))
+
 
 @strawberry.type(description="One line of a unit's timeline (its whole life).")
 class UnitEvent:
@@ -246,6 +251,17 @@ class Unit(Node):
         loader = info.context.loaders.get("unit_type.by_id", unit_type_loader)
         row = await loader.load(self.unit_type_id)
         return UnitType.of(row) if row else None
+
+    @strawberry.field(permission_classes=[requires("unit.read")])
+    async def media(self, info: strawberry.Info) -> list[Media]:
+        return await media_of(info, uuid.UUID(self.id))
+
+    @strawberry.field(
+        permission_classes=[requires("unit.read")],
+        description="The unit's first photo, else its unit type's (for lists).",
+    )
+    async def first_photo(self, info: strawberry.Info) -> Media | None:
+        return await first_photo_of(info, uuid.UUID(self.id), self.unit_type_id)
 
     @strawberry.field(
         permission_classes=[requires("unit.history")],

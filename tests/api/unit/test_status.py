@@ -32,17 +32,19 @@ from tests.conftest import TOKENS, add_member, gql, unique_slug
 FIELDS = "id number status standardStatus version heldBy holdExpiresAt statusChangedAt"
 TIMELINE = "timeline { kind fromStatus toStatus actorId reason data }"
 RESULT = (
-    "{ __typename ... on UnitPayload { unit { %s } } ... on UserError { code message field } }"
-    % FIELDS
+    "{ __typename ... on UnitPayload { unit { " + FIELDS + " } } "
+    "... on UserError { code message field } }"
 )
-CHANGE = "mutation($input: ChangeUnitStatusInput!) { changeUnitStatus(input: $input) %s }" % RESULT
-HOLD = "mutation($input: HoldUnitInput!) { holdUnit(input: $input) %s }" % RESULT
-RESERVE = "mutation($input: ReserveUnitInput!) { reserveUnit(input: $input) %s }" % RESULT
-RELEASE = "mutation($id: ID!) { releaseUnitHold(unitId: $id) %s }" % RESULT
-READ = "query($id: ID!) { unit(id: $id) { %s %s } }" % (FIELDS, TIMELINE)
+CHANGE = (
+    "mutation($input: ChangeUnitStatusInput!) { changeUnitStatus(input: $input) " + RESULT + " }"
+)
+HOLD = "mutation($input: HoldUnitInput!) { holdUnit(input: $input) " + RESULT + " }"
+RESERVE = "mutation($input: ReserveUnitInput!) { reserveUnit(input: $input) " + RESULT + " }"
+RELEASE = "mutation($id: ID!) { releaseUnitHold(unitId: $id) " + RESULT + " }"
+READ = "query($id: ID!) { unit(id: $id) { " + FIELDS + " " + TIMELINE + " } }"
 CREATE = (
     "mutation($units: [UnitInput!]!) { createUnits(units: $units) { __typename "
-    "... on UnitsPayload { units { %s } } ... on UserError { code message field } } }" % FIELDS
+    "... on UnitsPayload { units { " + FIELDS + " } } ... on UserError { code message field } } }"
 )
 SETTINGS = """
 mutation($changes: [SettingChange!]!) {
@@ -141,11 +143,10 @@ def unit_of(result: dict) -> dict:
 
 
 def refused(result: dict, typename: str, code: str, field: str | None) -> str:
-    assert (result["__typename"], result.get("code"), result.get("field")) == (
-        typename,
-        code,
-        field,
-    ), result
+    """The typed error of a refused mutation; returns its message."""
+    got = (result["__typename"], result.get("code"), result.get("field"))
+    assert got == (typename, code, field), result
+    assert result["message"], result
     return result["message"]
 
 
@@ -477,7 +478,7 @@ async def test_an_expired_hold_is_recorded_even_when_the_call_is_refused(
     client, shop, member, engine
 ):
     unit = await new_unit(client, shop)
-    alice_id, alice = await member(shop.tenant, ["agent"])
+    _, alice = await member(shop.tenant, ["agent"])
     unit_of(await hold(client, shop.slug, unit["id"], alice, minutes=5))
     await expire_hold_in_db(engine, shop.tenant, unit["id"])
     # Alice's hold is gone: releasing it is a conflict, and the expiry is on record.

@@ -1,0 +1,219 @@
+"""Media over GraphQL: the Media type (used by projects, unit types, units and listings),
+uploads through GraphQL multipart requests, outside links, removal."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.file_uploads import Upload
+
+from api.errors import DomainError, Forbidden, NotFound
+from api.graphql.errors import (
+    AuthError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    user_error,
+)
+from api.graphql.permissions import requires
+from api.graphql.types import Node
+from api.media import service
+from api.media.models import MEDIA_KINDS, OWNER_KINDS
+from api.media.models import Media as MediaRow
+
+MediaKind = strawberry.enum(
+    enum.Enum("MediaKind", {k.upper(): k for k in MEDIA_KINDS}),
+    description="Photos, videos, floor plans, and 360 tours (an image or a link).",
+)
+MediaOwner = strawberry.enum(enum.Enum("MediaOwner", {k.upper(): k for k in OWNER_KINDS}))
+
+
+@strawberry.type(description="A photo, video, floor plan or 360 tour of something for sale.")
+class Media(Node):
+    id: strawberry.ID
+    kind: MediaKind
+    url: str
+    thumbnail_url: str | None
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+    position: int
+    caption: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: MediaRow, storage) -> Media:
+        return cls(
+            id=strawberry.ID(str(row.id)), kind=MediaKind(row.kind),
+            url=row.link_url or storage.url(row.storage_key),
+            thumbnail_url=storage.url(row.thumb_key) if row.thumb_key else None,
+            content_type=row.content_type, size=row.size, width=row.width, height=row.height,
+            position=row.position, caption=row.caption, created_at=row.created_at,
+        )  # fmt: skip
+
+
+def media_loader(ctx) -> DataLoader:
+    """All media of an owner (project, unit type, unit or listing), in display order."""
+
+    async def load(ids: list[uuid.UUID]):
+        found = await service.media_by_owner_ids(ctx.session, ids)
+        return [found.get(i, []) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def first_photo_loader(ctx) -> DataLoader:
+    """Keyed by (owner id, fallback owner id): the owner's first photo, else the fallback's
+    (a unit without photos shows its unit type's). One query for the whole page."""
+
+    async def load(keys: list[tuple[uuid.UUID, uuid.UUID | None]]):
+        ids = {k for pair in keys for k in pair if k is not None}
+        found = await service.media_by_owner_ids(ctx.session, list(ids), ["photo"])
+        out = []
+        for owner, fallback in keys:
+            photos = found.get(owner) or (found.get(fallback) if fallback else None) or []
+            out.append(photos[0] if photos else None)
+        return out
+
+    return DataLoader(load_fn=load)
+
+
+async def media_of(info: strawberry.Info, owner_id: uuid.UUID) -> list[Media]:
+    rows = await info.context.loaders.get("media.by_owner", media_loader).load(owner_id)
+    return [Media.of(r, info.context.storage) for r in rows]
+
+
+async def first_photo_of(
+    info: strawberry.Info, owner_id: uuid.UUID, fallback: uuid.UUID | None = None
+) -> Media | None:
+    loader = info.context.loaders.get("media.first_photo", first_photo_loader)
+    row = await loader.load((owner_id, fallback))
+    return Media.of(row, info.context.storage) if row else None
+
+
+@strawberry.input
+class MediaTarget:
+    owner_kind: MediaOwner
+    owner_id: strawberry.ID
+    kind: MediaKind
+    caption: str = ""
+
+
+@strawberry.input
+class MediaLinkInput:
+    owner_kind: MediaOwner
+    owner_id: strawberry.ID
+    kind: MediaKind = strawberry.field(description="VR (360 tour) or VIDEO")
+    url: str
+    caption: str = ""
+
+
+@strawberry.type
+class MediaPayload:
+    media: Media
+
+
+@strawberry.type
+class DeleteMediaPayload:
+    id: strawberry.ID
+
+
+MediaResult = Annotated[
+    MediaPayload | ValidationError | NotFoundError | PermissionDeniedError | AuthError,
+    strawberry.union("MediaResult"),
+]
+DeleteMediaResult = Annotated[
+    DeleteMediaPayload | NotFoundError | PermissionDeniedError | AuthError,
+    strawberry.union("DeleteMediaResult"),
+]
+
+
+def _uuid(value, what: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{what} not found", field) from None
+
+
+async def _may_change(info, owner_kind: str, owner_id: uuid.UUID) -> None:
+    """Units, unit types and projects: unit.write. Listings: their agent (listing.write) or
+    listing.manage."""
+    p = await info.context.principal()
+    owner = await service.owner_exists(info.context.session, owner_kind, owner_id)
+    if owner_kind == "listing":
+        if p.can("listing.manage") or (p.can("listing.write") and owner.agent_id == p.account_id):
+            return
+        raise Forbidden("only the listing agent or staff who manage listings can change its media")
+    if not p.can("unit.write"):
+        raise Forbidden("changing inventory media needs unit.write")
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[requires("media.write")],
+        description="Upload a photo, floor plan, 360 panorama or video (GraphQL multipart). "
+        "Images are re-encoded without metadata and get a thumbnail.",
+    )
+    async def upload_media(
+        self, info: strawberry.Info, input: MediaTarget, file: Upload
+    ) -> MediaResult:
+        ctx = info.context
+        settings = ctx.request.app.state.settings
+        try:
+            owner_id = _uuid(input.owner_id, input.owner_kind.value, "ownerId")
+            await _may_change(info, input.owner_kind.value, owner_id)
+            limit = max(settings.media_max_image_bytes, settings.media_max_video_bytes)
+            data = await file.read(limit + 1)
+            row = await service.upload(
+                ctx.session, ctx.storage, settings, tenant_slug=ctx.tenant.slug,
+                owner_kind=input.owner_kind.value, owner_id=owner_id, kind=input.kind.value,
+                data=data, caption=input.caption, actor_id=(await ctx.principal()).account_id,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return MediaPayload(media=Media.of(row, ctx.storage))
+
+    @strawberry.mutation(
+        permission_classes=[requires("media.write")],
+        description="Attach an outside link: a 360 tour or a hosted video (https only).",
+    )
+    async def add_media_link(self, info: strawberry.Info, input: MediaLinkInput) -> MediaResult:
+        ctx = info.context
+        try:
+            owner_id = _uuid(input.owner_id, input.owner_kind.value, "ownerId")
+            await _may_change(info, input.owner_kind.value, owner_id)
+            row = await service.add_link(
+                ctx.session, owner_kind=input.owner_kind.value, owner_id=owner_id,
+                kind=input.kind.value, url=input.url, caption=input.caption,
+                actor_id=(await ctx.principal()).account_id,
+            )  # fmt: skip
+        except DomainError as exc:
+            return user_error(exc)
+        return MediaPayload(media=Media.of(row, ctx.storage))
+
+    @strawberry.mutation(
+        permission_classes=[requires("media.write")],
+        description="Remove a media item; its files are deleted once this commits.",
+    )
+    async def delete_media(self, info: strawberry.Info, id: strawberry.ID) -> DeleteMediaResult:
+        ctx = info.context
+        try:
+            row = await service.get(ctx.session, _uuid(id, "media", "id"))
+            await _may_change(info, row.owner_kind, row.owner_id)
+            keys = await service.remove(ctx.session, row)
+        except DomainError as exc:
+            return user_error(exc)
+
+        async def delete_files() -> None:
+            for key in keys:
+                await ctx.storage.delete(key)
+
+        ctx.after_commit(delete_files)
+        return DeleteMediaPayload(id=id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -89,7 +90,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        worker = None
+        if settings.run_worker_in_process:
+            from api.jobs import run_worker
+
+            worker = asyncio.create_task(run_worker(
+                settings, engine, engine.url, concurrency=settings.worker_concurrency,
+                install_signal_handlers=False, name="anju-gateway-worker",
+            ))  # fmt: skip
         yield
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         if owned:
             await engine.dispose()
 

@@ -125,6 +125,36 @@ async def _serve_prepare(engine, settings: Settings, migrate: bool, seed: bool):
     return engine.url
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Jobs run at once.")] = None,
+    burst: Annotated[bool, typer.Option(help="Stop once the queue is empty.")] = False,
+) -> None:
+    """Run a job worker (periodic sweeps, reminders, deliveries) until stopped."""
+    from api.db import make_engine, server_url
+    from api.jobs import run_worker
+    from api.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+
+    async def main():
+        url = server_url(settings)
+        engine = make_engine(url, settings)
+        try:
+            await run_worker(
+                settings,
+                engine,
+                url,
+                concurrency=concurrency or settings.worker_concurrency,
+                wait=not burst,
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply shared migrations, then bring every tenant to head."""

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # empty: generated once into <data_dir>/secrets.json and printed by the seed.
     demo_password: str = ""
 
+    # ---- background jobs: `anju worker` processes; a worker inside the gateway too when
+    # worker_in_process is true (unset: only in development, so `make run` has one).
+    worker_in_process: bool | None = None
+    worker_concurrency: int = Field(default=4, ge=1)
+
     # ---- media (photos, videos, floor plans). Backend "local": files under media_dir, served
     # by the gateway at /media/; "s3": any S3-compatible store (AWS, MinIO, OSS, COS...).
     media_backend: Literal["local", "s3"] = "local"
@@ -93,6 +98,10 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env == "development"
+
+    @property
+    def run_worker_in_process(self) -> bool:
+        return self.is_dev if self.worker_in_process is None else self.worker_in_process
 
 
 @lru_cache

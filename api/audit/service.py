@@ -37,7 +37,8 @@ SKIP_TABLES = {"audit_log", "audit_head", "refresh_token"}
 
 def _sensitive(key: str) -> bool:
     k = key.lower().replace("_", "").replace("-", "")
-    return k in SENSITIVE or k.endswith(("enc", "bidx", "hash"))
+    # Any key naming a phone, an email or an ID number (sellerPhone, ownerEmail...) too.
+    return k in SENSITIVE or k.endswith(("enc", "bidx", "hash", "phone", "email", "idnumber"))
 
 
 def clean(value: Any, key: str = "") -> Any:

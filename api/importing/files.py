@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
 from collections.abc import Iterator
 
 from api.errors import ValidationFailed
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 20_000
+csv.field_size_limit(MAX_BYTES)  # a cell may be as large as the file may be
 
 
 def _norm(header: object) -> str:
@@ -40,12 +40,19 @@ def _read_xlsx(data: bytes) -> Iterator[list]:
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except Exception as exc:  # zip, XML or workbook structure: whatever the parser trips on
         raise ValidationFailed("the file is not a readable XLSX workbook", "file") from exc
     try:
-        sheet = book.worksheets[0]
-        for row in sheet.iter_rows(values_only=True):
-            yield ["" if v is None else v for v in row]
+        sheet = book.worksheets[0] if book.worksheets else None
+        if sheet is None:
+            return
+        try:
+            for row in sheet.iter_rows(values_only=True):
+                yield ["" if v is None else v for v in row]
+        except ValidationFailed:
+            raise
+        except Exception as exc:  # a sheet part that is not well-formed
+            raise ValidationFailed("the file is not a readable XLSX workbook", "file") from exc
     finally:
         book.close()
 

@@ -16,12 +16,14 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 
 from api.errors import DomainError, NotFound, ValidationFailed
+from api.ids import uuid7
 from api.importing.files import read_table
 from api.importing.models import ImportBatch
 from api.listing import repository as listing_repo
 from api.listing import service as listing_service
 from api.project import repository as project_repo
 from api.project.models import Building
+from api.project.service import MAX_FLOORS
 from api.security.kit import SecurityKit
 from api.unit import service as unit_service
 from api.unit.models import UnitType
@@ -158,6 +160,10 @@ def _tags(record: dict) -> list[str]:
     return [t.strip() for t in raw.split(";") if t.strip()]
 
 
+def _default(value, default):
+    return default if value is None else value
+
+
 def _mapped(value: str, table: dict[str, str]) -> str:
     return table.get(value, value)
 
@@ -172,7 +178,7 @@ async def import_units(
     if not projects:
         raise NotFound("project not found", "projectId")
     rows = read_table(filename, data, UNIT_COLUMNS)
-    report = Report(batch_id=uuid.uuid4(), rows_total=len(rows))
+    report = Report(batch_id=uuid7(), rows_total=len(rows))
     buildings = {
         b.name: b for b in (await project_repo.buildings_by_project_ids(session, [project_id]))[
             project_id]
@@ -181,14 +187,15 @@ async def import_units(
         t.name: t
         for t in await session.scalars(select(UnitType).where(UnitType.project_id == project_id))
     }
-    # Pass 1: parse every row; find the buildings the good rows need.
+    # Pass 1: parse every row.
     parsed: list[tuple[int, str, dict]] = []
-    new_floors: dict[str, int] = {}
     for number, record in rows:
         try:
             name = _str(record, "building")
             if not name:
                 raise ValidationFailed("building is required", "building")
+            if len(name) > 100:
+                raise ValidationFailed("building must be at most 100 characters", "building")
             floor = _int(record, "floor", required=True)
             type_name = _str(record, "unit_type")
             if type_name and type_name not in types:
@@ -205,31 +212,33 @@ async def import_units(
         except DomainError as exc:
             report.errors.append(RowError(number, exc.field or "", exc.message))
             continue
-        if name not in buildings:
-            new_floors[name] = max(new_floors.get(name, 1), floor)
         parsed.append((number, name, item))
-    # Buildings named by good rows and missing from the project are created, as high as needed.
-    for name, floors in new_floors.items():
-        if not 1 <= floors <= 200 or len(name) > 100:
-            continue  # every row of it fails below with the builder's reason
-        building = Building(project_id=project_id, name=name, floors=floors)
-        await project_repo.add(session, building)
-        buildings[name] = building
     # Pass 2: build each row with the same rules as createUnits; skip what already exists.
+    # A building named only by the file is a draft as high as a building may be; it is
+    # created afterwards, as high as its highest good row, and only if it has one.
     builder = unit_service.UnitBuilder(session, actor_id=actor_id)
+    drafts: dict[str, Building] = {}
     built = []
     for number, name, item in parsed:
-        building = buildings.get(name)
+        building = buildings.get(name) or drafts.get(name)
+        if building is None:
+            building = drafts[name] = Building(
+                id=uuid7(), project_id=project_id, name=name, floors=MAX_FLOORS
+            )
+            builder.add_draft_building(building, projects[project_id])
         try:
-            if building is None:
-                raise ValidationFailed(f"building '{name}' cannot be created", "building")
-            if await builder.exists(building.id, item["number"]):
+            if name in buildings and await builder.exists(building.id, item["number"]):
                 report.skipped += 1
                 continue
             built.append(await builder.build(unit_service.UnitInput(building_id=building.id,
                                                                     **item)))  # fmt: skip
         except DomainError as exc:
             report.errors.append(RowError(number, exc.field or "", exc.message))
+    for building in drafts.values():
+        floors = [u.floor for u, _ in built if u.building_id == building.id]
+        if floors:
+            building.floors = max(1, *floors)
+            await project_repo.add(session, building)
     await unit_service.write_units(session, built)
     report.imported = len(built)
     await _record(session, report, "units", filename, data, actor_id)
@@ -250,7 +259,7 @@ async def import_listings(
     actor_id: uuid.UUID | None,
 ) -> Report:  # fmt: skip
     rows = read_table(filename, data, LISTING_COLUMNS)
-    report = Report(batch_id=uuid.uuid4(), rows_total=len(rows))
+    report = Report(batch_id=uuid7(), rows_total=len(rows))
     refs = {number: (_str(record, "ref") or _fingerprint(record))[:100] for number, record in rows}
     existing = await listing_repo.by_source_refs(session, list(set(refs.values())))
     seen: dict[str, int] = {}
@@ -268,8 +277,8 @@ async def import_listings(
                 community=_str(record, "community"), district=_str(record, "district"),
                 city=_str(record, "city"), address=_str(record, "address"),
                 gross_area=_decimal(record, "gross_area"), rooms=_int(record, "rooms"),
-                living_rooms=_int(record, "living_rooms") or 0,
-                bathrooms=_int(record, "bathrooms") or 0, floor=_int(record, "floor"),
+                living_rooms=_default(_int(record, "living_rooms"), 1),
+                bathrooms=_default(_int(record, "bathrooms"), 1), floor=_int(record, "floor"),
                 total_floors=_int(record, "total_floors"),
                 orientation=_mapped(_str(record, "orientation"), ORIENTATION_ZH) or None,
                 year_built=_int(record, "year_built"), decoration=decoration,

@@ -196,7 +196,10 @@ async def create_listing(
     row.mortgaged, row.only_home = data.mortgaged, data.only_home
     row.seller_name = text(data.seller_name, "sellerName", required=False, max_len=100)
     if data.seller_phone:
-        phone = normalize_phone(data.seller_phone)
+        try:
+            phone = normalize_phone(data.seller_phone)
+        except ValidationFailed as exc:
+            raise ValidationFailed(exc.message, "sellerPhone") from None
         row.seller_phone_enc, row.seller_phone_bidx = encrypt_phone(kit, tenant_id, row.id, phone)
     row.agent_id = data.agent_id or actor_id
     if not 0 < data.asking_price <= MAX_PRICE:

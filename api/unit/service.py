@@ -160,6 +160,10 @@ class UnitBuilder:
             self.places[building_id] = (*found, existing, set())
         return self.places[building_id]
 
+    def add_draft_building(self, building: Building, project: Project) -> None:
+        """A building not in the database yet (an import creates it once it has units)."""
+        self.places[building.id] = (building, project, set(), set())
+
     async def exists(self, building_id: uuid.UUID, number: str) -> bool:
         """Whether the building already has this unit number (in the database)."""
         return number.strip() in (await self._place(building_id))[2]
@@ -266,8 +270,8 @@ async def _lock_fresh(session, unit_id: uuid.UUID, now: datetime) -> Unit:
     caller decides next (it is a fact), so every rule below sees the unit as it really is."""
     unit = _check_found(await repo.lock_unit(session, unit_id))
     if _hold_expired(unit, now):
-        session.add(_set_status(unit, "available", None, now, kind="hold_expired",
-                                data={"held_by": str(unit.held_by)}))  # fmt: skip
+        data = {"held_by": str(unit.held_by), "expired_at": unit.hold_expires_at.isoformat()}
+        session.add(_set_status(unit, "available", None, now, kind="hold_expired", data=data))
     return unit
 
 

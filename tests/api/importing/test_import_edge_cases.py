@@ -69,9 +69,7 @@ def xlsx_bytes(rows: list[list], header: list[str] = HEADER) -> bytes:
 async def import_units(
     client, slug: str, project_id: str, data: bytes, filename: str = "units.csv", **kw
 ) -> dict:
-    res = await upload(
-        client, slug, IMPORT_UNITS, {"projectId": project_id}, filename, data, **kw
-    )
+    res = await upload(client, slug, IMPORT_UNITS, {"projectId": project_id}, filename, data, **kw)
     assert "errors" not in res, res
     return res["data"]["importUnits"]
 
@@ -376,12 +374,6 @@ async def test_new_buildings_are_created_and_existing_ones_reused(client, make_t
     assert ("N1", 7) in await buildings_of(client, tenant.slug, project["id"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: import_units sizes (and creates) a new building from every row that passed "
-    "pass 1, before the builder refuses rows in pass 2: a bad row's floor raises the new "
-    "building's floors, and a building whose rows are all bad is created anyway",
-)
 async def test_bad_rows_do_not_shape_new_buildings(client, make_tenant, engine):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Shaped")
@@ -397,11 +389,6 @@ async def test_bad_rows_do_not_shape_new_buildings(client, make_tenant, engine):
     assert (await db_counts(engine, tenant))["building"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: one row with a floor above 200 stops the new building from being created, "
-    "so its good rows fail too ('building cannot be created') instead of only the bad row",
-)
 async def test_one_impossible_floor_does_not_sink_a_new_buildings_good_rows(client, make_tenant):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Sunk")
@@ -574,12 +561,6 @@ async def test_import_is_recorded_and_audited(client, make_tenant, member, engin
 # ---------------------------------------------------------------- known defects
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: files._read_xlsx catches BadZipFile/KeyError/ValueError/OSError only; a zip "
-    "whose XML parts are not well-formed raises xml.etree.ElementTree.ParseError, which "
-    "escapes as an INTERNAL error instead of a ValidationError on `file`",
-)
 async def test_corrupt_workbook_xml_is_a_typed_error(client, make_tenant):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Corrupt")
@@ -590,11 +571,6 @@ async def test_corrupt_workbook_xml_is_a_typed_error(client, make_tenant):
     assert_file_error(res["data"]["importUnits"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: files._read_csv uses csv.reader with its default 128 KiB field limit; a "
-    "cell larger than that (in a file far under 10 MB) raises _csv.Error, an INTERNAL error",
-)
 async def test_a_long_cell_in_an_ignored_column_is_not_an_internal_error(client, make_tenant):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Long cell")
@@ -607,11 +583,6 @@ async def test_a_long_cell_in_an_ignored_column_is_not_an_internal_error(client,
     assert result["__typename"] in ("ImportReport", "ValidationError"), result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: import_units/import_listings make the batch id with uuid.uuid4(); DESIGN.md "
-    "requires time-ordered UUIDv7 ids made by the application (ImportBatch's default is uuid7)",
-)
 async def test_batch_id_is_a_time_ordered_uuid7(client, make_tenant):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Ids")

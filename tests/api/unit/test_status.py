@@ -73,7 +73,7 @@ MUST_REFUSE = {
 # run's own pools), so each attempt keeps its own connection but at most RACE_CONNECTIONS are
 # open together; that still makes dozens of transactions queue on the same row lock.
 RACE_ATTEMPTS = 200
-RACE_ROUNDS = 5
+RACE_ROUNDS = 3  # per operation (reserve, hold): 6 races of 200 attempts each
 RACE_CONNECTIONS = 50
 HTTP_AGENTS = 40
 

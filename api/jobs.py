@@ -1,0 +1,157 @@
+"""The job queue and worker: procrastinate, with its tables in the shared schema.
+
+* Every domain with background work has a ``tasks.py`` holding a ``blueprint``; ``make_app``
+  gathers them (namespaced by domain) into one procrastinate App.
+* ``tenant_task`` makes a task that works on one tenant: it takes ``tenant`` (a slug) and fails
+  closed when it is missing, unknown or suspended; it opens that tenant's session, and commits
+  when the work returns (nothing is saved when it raises, and procrastinate retries or records
+  the failure).
+* Periodic sweeps (``blueprint.periodic``) defer one job per active tenant, each with a
+  queueing lock, so a slow tenant never piles up duplicates and tenants stay isolated.
+* Procrastinate's connection pool is its own (psycopg): its connections have ``shared`` on the
+  search path, where its tables and functions live. Tenant data is never reached through it.
+* ``anju worker`` runs workers in their own processes; ``ANJU_WORKER_IN_PROCESS`` (on by default
+  in development, so ``make run`` has one) runs one inside the gateway.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+import procrastinate
+import structlog
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.db import asyncpg_dsn
+from api.domains import DOMAINS
+from api.settings import Settings
+from tenants.registry import TenantInfo, get_tenant, list_tenants
+from tenants.sessions import TenantDatabase
+
+log = structlog.get_logger("anju.jobs")
+
+
+class JobRefused(Exception):
+    """A job that must not run: no tenant, an unknown one, or a suspended one."""
+
+
+@dataclass
+class Runtime:
+    """What tasks work with: set by whoever runs the worker (``anju worker`` or the gateway)."""
+
+    settings: Settings
+    engine: AsyncEngine
+
+    @functools.cached_property
+    def db(self) -> TenantDatabase:
+        return TenantDatabase(self.engine)
+
+
+_runtime: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the job runtime is not set (run tasks through `anju worker`)")
+    return _runtime
+
+
+def tenant_task(blueprint: procrastinate.Blueprint, **options):
+    """``@tenant_task(blueprint)`` on ``async def work(session, tenant, **kwargs)``: a task
+    deferred as ``work.defer_async(tenant="slug", **kwargs)``."""
+
+    def decorate(fn):
+        @blueprint.task(name=fn.__name__, **options)
+        @functools.wraps(fn)
+        async def run(*, tenant: str | None = None, **kwargs):
+            if not tenant:
+                raise JobRefused(f"{fn.__name__}: a job without a tenant is refused")
+            rt = runtime()
+            info = await get_tenant(rt.engine, tenant)
+            if info is None:
+                raise JobRefused(f"{fn.__name__}: unknown tenant '{tenant}'")
+            if not info.active:
+                raise JobRefused(f"{fn.__name__}: tenant '{tenant}' is suspended")
+            async with rt.db.session(info) as session:
+                result = await fn(session, info, **kwargs)
+                await session.commit()
+            return result
+
+        run.work = fn  # the undecorated work, for tests and for callers already in a session
+        return run
+
+    return decorate
+
+
+async def defer_for_each_tenant(task, *, lock_prefix: str, **kwargs) -> int:
+    """Defer ``task`` once per active tenant; a tenant whose previous job of this kind is
+    still waiting is skipped (queueing lock). Returns how many were deferred."""
+    deferred = 0
+    for info in await active_tenants():
+        try:
+            await task.configure(queueing_lock=f"{lock_prefix}:{info.slug}").defer_async(
+                tenant=info.slug, **kwargs
+            )
+            deferred += 1
+        except procrastinate.exceptions.AlreadyEnqueued:
+            continue
+    return deferred
+
+
+async def active_tenants() -> list[TenantInfo]:
+    return [t for t in await list_tenants(runtime().engine) if t.active]
+
+
+def _task_modules() -> list[str]:
+    return [f"api.{d}.tasks" for d in DOMAINS if importlib.util.find_spec(f"api.{d}.tasks")]
+
+
+_app: tuple[str, procrastinate.App] | None = None
+
+
+def make_app(url: URL) -> procrastinate.App:
+    """The process's job App for the database at ``url`` (made once: the domains' blueprints
+    can be bound to one App only)."""
+    global _app
+    dsn = asyncpg_dsn(url)
+    if _app is not None:
+        if _app[0] != dsn:
+            raise RuntimeError("this process already has a job App for another database")
+        return _app[1]
+    connector = procrastinate.PsycopgConnector(
+        conninfo=dsn,
+        kwargs={"options": "-c search_path=shared", "application_name": "anju-jobs"},
+        min_size=1,
+        max_size=4,
+    )
+    app = procrastinate.App(connector=connector)
+    for path in _task_modules():
+        module = importlib.import_module(path)
+        app.add_tasks_from(module.blueprint, namespace=path.split(".")[1])
+    _app = (dsn, app)
+    return app
+
+
+async def run_worker(
+    settings: Settings, engine: AsyncEngine, url: URL, *, concurrency: int = 4, wait: bool = True,
+    install_signal_handlers: bool = True, name: str = "anju-worker",
+) -> None:  # fmt: skip
+    """Run a worker until stopped (``wait=False``: until the queue is empty)."""
+    set_runtime(Runtime(settings, engine))
+    app = make_app(url)
+    async with app.open_async():
+        log.info("worker started", name=name, concurrency=concurrency)
+        await app.run_worker_async(
+            concurrency=concurrency, wait=wait, name=name,
+            install_signal_handlers=install_signal_handlers, shutdown_graceful_timeout=30,
+            delete_jobs="successful",
+        )  # fmt: skip

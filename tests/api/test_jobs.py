@@ -1,0 +1,83 @@
+"""The job worker (procrastinate on PostgreSQL): tenant jobs run in their tenant, jobs without
+a valid tenant fail closed, and the periodic sweep reaches every active tenant."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text, update
+
+from api.db import utcnow
+from api.jobs import make_app, run_worker
+from api.unit import tasks
+from api.unit.models import Unit
+from tenants.registry import TenantStatus, set_status
+from tenants.sessions import TenantDatabase
+from tests.api.unit.helpers import HOLD_UNIT, UNIT_QUERY, inventory
+from tests.conftest import gql, test_settings
+
+
+async def held_and_expired(client, engine, tenant) -> str:
+    inv = await inventory(client, tenant.slug, floors=1, per_floor=1)
+    unit_id = inv["units"][0]["id"]
+    res = await gql(client, HOLD_UNIT, {"input": {"unitId": unit_id}}, tenant=tenant.slug)
+    assert res["data"]["holdUnit"]["__typename"] == "UnitPayload", res
+    async with TenantDatabase(engine).session(tenant) as session:
+        past = utcnow() - timedelta(minutes=1)
+        await session.execute(update(Unit).where(Unit.id == unit_id).values(hold_expires_at=past))
+        await session.commit()
+    return unit_id
+
+
+async def status_of(client, slug: str, unit_id: str) -> tuple[str, list[str]]:
+    res = await gql(client, UNIT_QUERY, {"id": unit_id}, tenant=slug)
+    unit = res["data"]["unit"]
+    return unit["status"], [e["kind"] for e in unit["timeline"]]
+
+
+async def job_statuses(engine, task_name: str) -> list[tuple[str, dict]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT status, args FROM shared.procrastinate_jobs WHERE task_name = :n"
+                 " ORDER BY id"), {"n": task_name},
+        )  # fmt: skip
+        return [(r.status, r.args) for r in rows]
+
+
+async def drain(engine, db_url) -> None:
+    await run_worker(test_settings(), engine, db_url, wait=False, install_signal_handlers=False)
+
+
+async def test_sweep_releases_expired_holds_in_every_active_tenant(
+    client, engine, db_url, make_tenant
+):
+    a, b, suspended = await make_tenant(), await make_tenant(), await make_tenant()
+    ua = await held_and_expired(client, engine, a)
+    ub = await held_and_expired(client, engine, b)
+    us = await held_and_expired(client, engine, suspended)
+    await set_status(engine, suspended.slug, TenantStatus.SUSPENDED)
+    async with make_app(db_url).open_async():
+        await tasks.sweep_expired_holds.defer_async(timestamp=0)
+    await drain(engine, db_url)
+    assert await status_of(client, a.slug, ua) == ("AVAILABLE", ["created", "hold", "hold_expired"])
+    assert (await status_of(client, b.slug, ub))[0] == "AVAILABLE"
+    await set_status(engine, suspended.slug, TenantStatus.ACTIVE)
+    async with TenantDatabase(engine).session(suspended) as session:  # untouched while suspended
+        assert (await session.get(Unit, us)).status == "on_hold"
+    # Succeeded jobs are deleted; none failed, and the suspended tenant never got one.
+    left = await job_statuses(engine, "unit:release_expired_holds")
+    assert not [args for status, args in left if args.get("tenant") in
+                (a.slug, b.slug, suspended.slug)]  # fmt: skip
+
+
+async def test_jobs_without_a_valid_tenant_fail_closed(client, engine, db_url, make_tenant):
+    tenant = await make_tenant()
+    unit_id = await held_and_expired(client, engine, tenant)
+    async with make_app(db_url).open_async():
+        await tasks.release_expired_holds.defer_async()  # no tenant
+        await tasks.release_expired_holds.defer_async(tenant="no-such-tenant")
+    await drain(engine, db_url)
+    statuses = await job_statuses(engine, "unit:release_expired_holds")
+    assert ("failed", {}) in statuses
+    assert ("failed", {"tenant": "no-such-tenant"}) in statuses
+    assert (await status_of(client, tenant.slug, unit_id))[0] == "ON_HOLD"  # nothing ran

@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: tenant ``demo`` with projects and buildings (idempotent)."""
+"""Demo data for ``make run``: tenant ``demo`` with projects, buildings, unit types and units,
+and its staff (idempotent)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.identity import service as identity
 from api.identity.models import Membership
+from api.project import repository as project_repo
 from api.project import service
 from api.project.models import Project
 from api.security.kit import build_kit
 from api.security.secrets import dev_secret
 from api.settings import Settings
+from api.unit import service as units
+from api.unit.models import Unit
 from tenants.provisioning import create_tenant
 from tenants.registry import TenantError, get_tenant
 from tenants.sessions import TenantDatabase
@@ -52,6 +56,38 @@ DEMO_STAFF = [
     ("Demo Manager", "manager@demo.example.com", "+8613800000002", ["manager"]),
     ("Demo Agent", "agent@demo.example.com", "+8613800000003", ["agent"]),
 ]
+
+
+# Per project: price per m² (yuan), and two unit types (name, rooms, gross area, orientation).
+DEMO_PRICING = {"Riverside Garden": 68_000, "Lakeview Residences": 42_000}
+DEMO_TYPES = [("A 3-room", 3, Decimal("89.50"), "S"), ("B 4-room", 4, Decimal("128.00"), "NS")]
+
+
+async def _seed_units(session) -> int:
+    """Four units a floor in every building (stacks 01-02 type A, 03-04 type B), priced by
+    area and floor, all available."""
+    projects = (await session.scalars(select(Project).order_by(Project.name))).all()
+    items = []
+    for project in projects:
+        types = []
+        for name, rooms, area, orientation in DEMO_TYPES:
+            spec = units.UnitTypeInput(project_id=project.id, name=name, rooms=rooms,
+                                       gross_area=area, orientation=orientation)  # fmt: skip
+            types.append(await units.create_unit_type(session, spec))
+        per_m2 = DEMO_PRICING.get(project.name, 50_000)
+        for building in (await project_repo.buildings_by_project_ids(session, [project.id]))[
+            project.id
+        ]:
+            for floor in range(1, building.floors + 1):
+                for stack in range(1, 5):
+                    utype = types[0] if stack <= 2 else types[1]
+                    price = int(utype.gross_area * per_m2 * (1 + Decimal("0.004") * floor))
+                    items.append(units.UnitInput(
+                        building_id=building.id, floor=floor, number=f"{floor}{stack:02d}",
+                        unit_type_id=utype.id, list_price=price * 100, status="available",
+                    ))  # fmt: skip
+    await units.create_units(session, items, actor_id=None)
+    return len(items)
 
 
 def demo_password(settings: Settings) -> str:
@@ -93,6 +129,9 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
                         session, service.BuildingInput(project.id, name, floors)
                     )
             did.append(f"seeded {len(DEMO_PROJECTS)} projects")
+        if await session.scalar(select(func.count()).select_from(Unit)) == 0:
+            units = await _seed_units(session)
+            did.append(f"seeded {units} units")
         if staff := await _seed_staff(session, kit, tenant):
             did.append(f"seeded {staff} staff")
         await session.commit()

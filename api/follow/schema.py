@@ -97,11 +97,11 @@ UnfollowResult = Annotated[
 ]
 
 
-def _uuid(value, what: str) -> uuid.UUID:
+def _uuid(value, what: str, field: str = "targetId") -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise NotFound(f"{what} not found", "targetId") from None
+        raise NotFound(f"{what} not found", field) from None
 
 
 @strawberry.type
@@ -161,7 +161,7 @@ class Mutation:
     async def unfollow(self, info: strawberry.Info, id: strawberry.ID) -> UnfollowResult:
         p = await info.context.principal()
         try:
-            await service.unfollow(info.context.session, p.account_id, _uuid(id, "follow"))
+            await service.unfollow(info.context.session, p.account_id, _uuid(id, "follow", "id"))
         except DomainError as exc:
             return user_error(exc)
         return UnfollowPayload(id=id)

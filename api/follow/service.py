@@ -27,6 +27,9 @@ async def follow(session, account_id: uuid.UUID, kind: str, target_id: uuid.UUID
     fetch = unit_repo.units_by_ids if kind == "unit" else listing_repo.listings_by_ids
     if not await fetch(session, [target_id]):
         raise NotFound(f"{kind} not found", "targetId")
+    existing = await _existing(session, account_id, kind, target_id)
+    if existing is not None:
+        return existing
     await _check_room(session, account_id)
     stmt = (
         insert(Follow)
@@ -38,11 +41,14 @@ async def follow(session, account_id: uuid.UUID, kind: str, target_id: uuid.UUID
         )
     )  # fmt: skip
     await session.execute(stmt)
-    found = await session.scalars(
-        select(Follow).where(Follow.account_id == account_id, Follow.target_kind == kind,
-                             Follow.target_id == target_id)
-    )  # fmt: skip
-    return found.one()
+    return await _existing(session, account_id, kind, target_id)
+
+
+async def _existing(session, account_id, kind, target_id) -> Follow | None:
+    stmt = select(Follow).where(
+        Follow.account_id == account_id, Follow.target_kind == kind, Follow.target_id == target_id
+    )
+    return (await session.scalars(stmt)).first()
 
 
 def _jsonable(search) -> dict:

@@ -14,7 +14,8 @@ from api.unit.models import Unit
 from tenants.registry import TenantStatus, set_status
 from tenants.sessions import TenantDatabase
 from tests.api.unit.helpers import HOLD_UNIT, UNIT_QUERY, inventory
-from tests.conftest import gql, test_settings
+from tests.conftest import gql
+from tests.conftest import test_settings as settings_for_tests
 
 
 async def held_and_expired(client, engine, tenant) -> str:
@@ -45,7 +46,8 @@ async def job_statuses(engine, task_name: str) -> list[tuple[str, dict]]:
 
 
 async def drain(engine, db_url) -> None:
-    await run_worker(test_settings(), engine, db_url, wait=False, install_signal_handlers=False)
+    settings = settings_for_tests()
+    await run_worker(settings, engine, db_url, wait=False, install_signal_handlers=False)
 
 
 async def test_sweep_releases_expired_holds_in_every_active_tenant(

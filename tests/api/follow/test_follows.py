@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from api.follow import service
 from tenants.sessions import TenantDatabase
 from tests.api.helpers import typed_denial
@@ -338,11 +336,6 @@ async def test_follow_limit(client, make_tenant, member, monkeypatch):
     assert len(await my_follows(client, slug, me)) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service.follow checks the limit before looking for the existing follow: at the "
-    "limit, following an already-followed target is a ValidationError, not the same follow",
-)
 async def test_following_again_at_the_limit_is_the_same_follow(
     client, make_tenant, member, monkeypatch
 ):
@@ -357,11 +350,6 @@ async def test_following_again_at_the_limit_is_the_same_follow(
     assert again["follow"]["id"] == first["id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="follow.schema._uuid names the field 'targetId' for every malformed id, so "
-    'unfollow(id: "nope") blames targetId, an argument unfollow does not have',
-)
 async def test_unfollow_with_a_malformed_id_names_the_id_field(client, make_tenant):
     tenant = await make_tenant()
     refused(await unfollow(client, tenant.slug, "nope"), "NotFoundError", "NOT_FOUND", "id")

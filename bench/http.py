@@ -1,9 +1,9 @@
 """HTTP scenarios: the gateway against the raw baseline, same database, same run.
 
-Scenarios: a trivial query; one project by id; a list of 100 projects; one project by id for a
-random tenant among 1, 100 and 2,000 tenants (small size: 1, 20, 200). Units arrive with the
-inventory issue; until then projects stand in for them (same shape of work: one indexed row,
-or 100 rows, in the tenant's schema, behind the same authentication).
+Each tenant holds one project, one building and 100 units. Scenarios: a trivial query; one unit
+by id; a page of 100 units (``units(first: 100)``, newest first); one unit by id for a random
+tenant among 1, 100 and 2,000 tenants (small size: 1, 20, 200). Before measuring, each scenario
+fetches the same requests from both servers and fails unless the JSON bodies are equal.
 """
 
 from __future__ import annotations
@@ -16,30 +16,49 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
+import urllib.request
+from decimal import Decimal
 
 import asyncpg
 
 from api.db import asyncpg_dsn, embedded_url, ensure_database, make_engine
-from api.identity import service as identity
-from api.identity.models import Membership
+from api.ids import uuid7
 from api.security.kit import build_kit
 from api.settings import Settings
 from bench.load import NAME as LOAD_GENERATOR
 from bench.load import measure
+from bench.seed import UNIT_COLUMNS, tenant_with_admin, unit_record
 from tenants.migrate import upgrade_shared
-from tenants.provisioning import create_tenant
 from tenants.sessions import TenantDatabase
 
 TRIVIAL = json.dumps({"query": "{ apiVersion }"}).encode()
-BY_ID = "query($id: ID!) { project(id: $id) { id name city district } }"
-LIST = json.dumps({"query": "{ projects(first: 100) { id name city district } }"}).encode()
+BY_ID = "query($id: ID!) { unit(id: $id) { id number floor status listPrice { minorUnits } } }"
+LIST = json.dumps({"query": "{ units(first: 100) { edges { cursor node { "
+                   "id number floor status listPrice { minorUnits } } } } }"}).encode()  # fmt: skip
+MEDIA_PUBLIC_URL = "http://127.0.0.1:8000/media"
+STATUSES = ["available"] * 6 + ["planned", "reserved", "subscribed", "contracted", "sold"]
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _units(project_id, building_id, rng: random.Random) -> list[tuple]:
+    """100 units on 25 floors (4 a floor) of one building."""
+    out = []
+    for j in range(100):
+        floor = j // 4 + 1
+        area = Decimal(f"{rng.uniform(45, 140):.2f}")
+        status = rng.choice(STATUSES)
+        price = None if status == "planned" else int(area * rng.randint(40_000, 90_000)) * 100
+        out.append(unit_record(
+            id=uuid7(), project_id=project_id, building_id=building_id, floor=floor,
+            number=f"{floor}{j % 4 + 1:02d}", gross_area=area, list_price=price, status=status,
+            rooms=rng.randint(1, 4), search_text=f"project pudong 1 {floor}{j % 4 + 1:02d}",
+        ))  # fmt: skip
+    return out
 
 
 async def _setup(settings: Settings, url, n_tenants: int) -> list[dict]:
@@ -49,32 +68,68 @@ async def _setup(settings: Settings, url, n_tenants: int) -> list[dict]:
     kit = build_kit(settings)
     db = TenantDatabase(engine)
     conn = await asyncpg.connect(asyncpg_dsn(url))
+    rng = random.Random(11)
     tenants = []
     for i in range(n_tenants):
-        t = (await create_tenant(engine, f"bench-{i:05d}", f"Bench {i}")).tenant
-        async with db.session(t) as session:
-            account = await identity.create_account(
-                session, kit, name="Bench", phone=None, email=f"b{i}@bench.example.com",
-                password=None,
-            )  # fmt: skip
-            session.add(
-                Membership(account_id=account.id, tenant_id=uuid.UUID(t.id), roles=["admin"])
-            )
-            tokens = await identity.start_session(session, kit, account.id, t)
-            await session.commit()
-        ids = [uuid.uuid4() for _ in range(100)]
-        await conn.executemany(
+        t, token = await tenant_with_admin(
+            engine, db, kit, f"bench-{i:05d}", f"Bench {i}", f"b{i}@bench.example.com"
+        )
+        pid, bid = uuid7(), uuid7()
+        await conn.execute(
             f'INSERT INTO "{t.schema_name}".project (id, name, city, district, address) '
             "VALUES ($1, $2, 'Shanghai', 'Pudong', '')",
-            [(pid, f"Project {j}") for j, pid in enumerate(ids)],
+            pid, f"Project {i}",
+        )  # fmt: skip
+        await conn.execute(
+            f'INSERT INTO "{t.schema_name}".building (id, project_id, name, floors) '
+            "VALUES ($1, $2, '1', 25)",
+            bid, pid,
+        )  # fmt: skip
+        units = _units(pid, bid, rng)
+        await conn.copy_records_to_table(
+            "unit", schema_name=t.schema_name, columns=UNIT_COLUMNS, records=units
         )
-        tenants.append({"slug": t.slug, "token": tokens.access_token, "ids": [str(x) for x in ids]})
+        tenants.append({"slug": t.slug, "token": token, "ids": [str(u[0]) for u in units]})
     await conn.close()
     await engine.dispose()
     return tenants
 
 
-def _start(kind: str, env: dict) -> tuple[subprocess.Popen, int]:
+def server_env(url, base: Settings) -> dict:
+    """The environment of both servers: same database, same settings."""
+    env = dict(os.environ)
+    env.update(
+        ANJU_DATABASE_URL=url.set(drivername="postgresql").render_as_string(hide_password=False),
+        ANJU_ACCESS_TOKEN_TTL="7200", ANJU_LOG_LEVEL="WARNING", ANJU_TENANT_CACHE_TTL="60",
+        ANJU_DATA_DIR=str(base.data_dir), ANJU_MEDIA_PUBLIC_URL=MEDIA_PUBLIC_URL,
+        # The gateway serves requests only: no in-process job worker (in development it would
+        # run one, and its per-minute sweeps defer a job per tenant).
+        ANJU_WORKER_IN_PROCESS="false",
+    )  # fmt: skip
+    return env
+
+
+def fetch(port: int, path: str, headers: dict, body: bytes) -> dict:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read())
+
+
+def assert_same(scenario: str, gw_port, raw_port, gw_reqs, raw_reqs, n: int = 3) -> None:
+    """The first ``n`` requests give equal JSON bodies on both servers (else: fail loudly)."""
+    for g, r in list(zip(gw_reqs, raw_reqs, strict=True))[:n]:
+        got, want = fetch(gw_port, *g), fetch(raw_port, *r)
+        if got != want or "errors" in got:
+            raise AssertionError(
+                f"{scenario}: the gateway and the raw baseline answer differently\n"
+                f"gateway: {json.dumps(got)[:2000]}\nraw:     {json.dumps(want)[:2000]}"
+            )
+
+
+def start(kind: str, env: dict) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.servers", kind, str(port)], env=env)
     deadline = time.time() + 30
@@ -92,13 +147,25 @@ def _by_id_requests(tenants: list[dict], path: str, rng: random.Random) -> list:
     out = []
     for t in tenants:
         headers = {"X-Tenant": t["slug"], "Authorization": f"Bearer {t['token']}"}
-        for pid in rng.sample(t["ids"], min(len(t["ids"]), max(1, 2000 // len(tenants)))):
-            body = json.dumps({"query": BY_ID, "variables": {"id": pid}}).encode()
+        for uid in rng.sample(t["ids"], min(len(t["ids"]), max(1, 2000 // len(tenants)))):
+            body = json.dumps({"query": BY_ID, "variables": {"id": uid}}).encode()
             out.append((path, headers, body))
     return out
 
 
-def _compare(gw_port, raw_port, gw_reqs, raw_reqs, secs) -> dict:
+def _raw(reqs: list, path: str) -> list:
+    """The same requests, sent to the raw server's ``path``."""
+    return [(path, h, b) for _, h, b in reqs]
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(10)
+
+
+def compare(gw_port, raw_port, gw_reqs, raw_reqs, secs) -> dict:
     gmax = measure(gw_port, gw_reqs, "max", secs["max"])
     rmax = measure(raw_port, raw_reqs, "max", secs["max"])
     rate = 0.7 * gmax["rps"]
@@ -137,29 +204,23 @@ def run(size: str) -> dict:
     url = embedded_url(base, "bench-pg", "anju_bench_http")
     settings = base.model_copy(update={"access_token_ttl": 7200})
     tenants = asyncio.run(_setup(settings, url, counts[-1]))
-    env = dict(os.environ)
-    env.update(
-        ANJU_DATABASE_URL=url.set(drivername="postgresql").render_as_string(hide_password=False),
-        ANJU_ACCESS_TOKEN_TTL="7200", ANJU_LOG_LEVEL="WARNING", ANJU_TENANT_CACHE_TTL="60",
-        ANJU_DATA_DIR=str(base.data_dir),
-    )  # fmt: skip
-    gw, gw_port = _start("gateway", env)
-    raw, raw_port = _start("raw", env)
+    env = server_env(url, base)
+    gw, gw_port = start("gateway", env)
+    raw, raw_port = start("raw", env)
     rng = random.Random(7)
     results: dict = {"load_generator": LOAD_GENERATOR}
     try:
         one = tenants[:1]
-        results["trivial_query"] = _compare(
-            gw_port, raw_port, [("/graphql", {}, TRIVIAL)], [("/trivial", {}, TRIVIAL)], secs
-        )
-        results["project_by_id"] = _compare(
-            gw_port, raw_port, _by_id_requests(one, "/graphql", rng),
-            _by_id_requests(one, "/project", rng), secs,
-        )  # fmt: skip
+        trivial = ([("/graphql", {}, TRIVIAL)], [("/trivial", {}, TRIVIAL)])
+        assert_same("trivial_query", gw_port, raw_port, *trivial)
+        results["trivial_query"] = compare(gw_port, raw_port, *trivial, secs)
+        by_id = _by_id_requests(one, "/graphql", rng)
+        assert_same("unit_by_id", gw_port, raw_port, by_id, _raw(by_id, "/unit"))
+        results["unit_by_id"] = compare(gw_port, raw_port, by_id, _raw(by_id, "/unit"), secs)
         h = {"X-Tenant": one[0]["slug"], "Authorization": f"Bearer {one[0]['token']}"}
-        results["list_100_projects"] = _compare(
-            gw_port, raw_port, [("/graphql", h, LIST)], [("/projects", h, LIST)], secs
-        )
+        lists = ([("/graphql", h, LIST)], [("/units", h, LIST)])
+        assert_same("list_100_units", gw_port, raw_port, *lists)
+        results["list_100_units"] = compare(gw_port, raw_port, *lists, secs)
         # Many tenants: the same query, a random tenant per request, at one fixed rate.
         reqs = {n: _by_id_requests(tenants[:n], "/graphql", rng) for n in counts}
         gmax = measure(gw_port, reqs[1], "max", secs["max"])
@@ -175,10 +236,7 @@ def run(size: str) -> dict:
         )
         results["random_tenant"] = multi
     finally:
-        gw.terminate()
-        raw.terminate()
-        gw.wait(10)
-        raw.wait(10)
+        stop(gw, raw)
     return results
 
 

@@ -1,5 +1,9 @@
 """``make bench [BENCH_SIZE=small]``: run the scenarios, write bench/results/latest.json and
-bench/results/latest.md. Not part of ``make test``."""
+bench/results/latest.md, and the table between the bench markers of the README. Not part of
+``make test``.
+
+``python -m bench.run --only tenancy|http|search``: one group of scenarios; writes
+bench/results/<group>.json and .md and leaves latest.* and the README alone."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http, tenancy
+from bench import http, search, tenancy
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -23,7 +27,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", choices=["small", "full"], default="full")
-    parser.add_argument("--only", choices=["tenancy", "http"], default=None)
+    parser.add_argument("--only", choices=["tenancy", "http", "search"], default=None)
     args = parser.parse_args()
     t0 = time.perf_counter()
     parser_only = args.only
@@ -32,6 +36,8 @@ def main() -> None:
         results["tenancy"] = tenancy.main(args.size)
     if parser_only in (None, "http"):
         results.update(http.main(args.size))
+    if parser_only in (None, "search"):
+        results.update(search.main(args.size))
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -39,7 +45,8 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
+    name = parser_only or "latest"
+    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
     lines = [
         f"Measured {meta['date']} on {meta['machine']} (size {args.size}).",
         "",
@@ -53,14 +60,16 @@ def main() -> None:
         for key, value in values.items():
             lines.append(f"| {scenario} | {key} | {value} |")
     table = "\n".join(lines) + "\n"
-    (RESULTS / "latest.md").write_text(table)
+    (RESULTS / f"{name}.md").write_text(table)
+    print(table)
+    if parser_only:
+        return
     readme = Path(__file__).parent.parent / "README.md"
     text = readme.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start in text and end in text:
         head, rest = text.split(start, 1)
         readme.write_text(head + start + "\n" + table + rest[rest.index(end) :])
-    print(table)
 
 
 if __name__ == "__main__":

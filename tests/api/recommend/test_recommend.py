@@ -91,3 +91,35 @@ async def test_open_needs_rank_nothing_and_bad_input_is_typed(client, make_tenan
     other = await make_tenant()
     res = await gql(client, QUERY, {"needs": NEEDS}, tenant=other.slug)
     assert res["data"]["recommendations"] == []  # another tenant's units never show
+
+
+CREATE_LISTING = """
+mutation($input: CreateListingInput!) {
+  createListing(input: $input) { __typename ... on UserError { code message field } }
+}
+"""
+
+
+async def test_listings_are_ranked_with_units_when_the_caller_may_read_them(
+    client, make_tenant, member
+):
+    tenant = await make_tenant()
+    await seed(client, tenant.slug)
+    listing = {
+        "community": "Old Town", "district": "Nanshan", "grossArea": "88", "rooms": 3,
+        "askingPrice": 290_000_000, "tags": ["school", "metro"],
+    }  # fmt: skip
+    res = await gql(client, CREATE_LISTING, {"input": listing}, tenant=tenant.slug)
+    assert res["data"]["createListing"]["__typename"] == "ListingPayload", res
+    res = await gql(client, QUERY, {"needs": NEEDS, "first": 3}, tenant=tenant.slug)
+    top = res["data"]["recommendations"][:2]
+    # the listing meets every need as well as the best unit: both score 100
+    assert {(r["score"], bool(r["unit"]), bool(r["listing"])) for r in top} == {
+        (100, True, False), (100, False, True),
+    }  # fmt: skip
+    res = await gql(client, QUERY, {"needs": NEEDS, "listings": False}, tenant=tenant.slug)
+    assert all(r["listing"] is None for r in res["data"]["recommendations"])
+    # owners browse in the owner app: they have unit.read and listing.read
+    _, token = await member(tenant, ["owner"])
+    res = await gql(client, QUERY, {"needs": NEEDS}, tenant=tenant.slug, token=token)
+    assert any(r["listing"] for r in res["data"]["recommendations"])

@@ -122,7 +122,8 @@ def make_app(url: URL) -> procrastinate.App:
     """The process's job App for the database at ``url`` (made once: the domains' blueprints
     can be bound to one App only)."""
     global _app
-    dsn = asyncpg_dsn(url)
+    # The engine's asyncpg-only option means nothing to libpq (the socket host stays).
+    dsn = asyncpg_dsn(url.difference_update_query(["prepared_statement_cache_size"]))
     if _app is not None:
         if _app[0] != dsn:
             raise RuntimeError("this process already has a job App for another database")

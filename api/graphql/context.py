@@ -8,6 +8,7 @@ and keeps them in a context variable; ``Context.session`` and ``Context.loaders`
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -142,6 +143,17 @@ class Context:
     def user_agent(self) -> str:
         return self.request.headers.get("user-agent", "")
 
+    def principal_now(self) -> Principal | None:
+        """The caller, already read when the operation started (see ``principal``)."""
+        scope = self._scope()
+        if scope.principal is _UNSET:
+            if self.tenant is None or not self.access_token():
+                return None
+            raise RuntimeError("the caller was not read before execution")
+        if isinstance(scope.principal, Exception):
+            raise scope.principal
+        return scope.principal
+
     async def principal(self) -> Principal | None:
         """The signed-in caller (None when no token was sent); read once per operation.
         Raises Unauthenticated for a token that is invalid here."""
@@ -200,6 +212,15 @@ class OperationScope(SchemaExtension):
     otherwise; the session is closed whatever happens. Services never commit. Before a
     tenant operation commits, its audit events (every mutation, every unmasked read of
     personal data) are appended to the tenant's audit log in the same transaction."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """Read the caller once, before any resolver runs, so permission checks are
+        synchronous lookups. A bad token is kept and raised where a field needs the caller."""
+        ctx: Context = self.execution_context.context
+        if ctx.tenant is not None and ctx.access_token():
+            with contextlib.suppress(Unauthenticated):
+                await ctx.principal()
+        yield
 
     async def on_operation(self) -> AsyncIterator[None]:
         ec = self.execution_context

@@ -58,12 +58,15 @@ class _Guard(BasePermission):
     message = "forbidden"
     permission: str | None = None
 
-    async def check(self, info: strawberry.Info) -> None:
+    def check(self, info: strawberry.Info) -> None:
         raise NotImplementedError
 
-    async def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+    # Synchronous on purpose: the caller is read once when the operation starts
+    # (OperationScope), so a check is a lookup, and a field stays synchronous when its
+    # resolver is: no task, no await per guarded field.
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
         try:
-            await self.check(info)
+            self.check(info)
         except (Forbidden, Unauthenticated) as exc:
             if _typed_denial(info, exc):
                 _denied.set(exc)
@@ -107,9 +110,9 @@ class Authenticated(_Guard):
 
     message = "sign in first"
 
-    async def check(self, info: strawberry.Info) -> None:
+    def check(self, info: strawberry.Info) -> None:
         _need_tenant(info)
-        if await info.context.principal() is None:
+        if info.context.principal_now() is None:
             raise Unauthenticated("sign in first")
 
 
@@ -119,9 +122,9 @@ def requires(permission: str) -> type[BasePermission]:
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}: add it to the catalogue")
 
-    async def check(self, info: strawberry.Info) -> None:
+    def check(self, info: strawberry.Info) -> None:
         _need_tenant(info)
-        principal = await info.context.principal()
+        principal = info.context.principal_now()
         if principal is None:
             raise Unauthenticated("sign in first")
         if principal.needs_totp:

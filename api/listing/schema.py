@@ -219,8 +219,8 @@ class Listing(Node):
         return await media_of(info, self.row.id)
 
     @strawberry.field(permission_classes=[requires("listing.read")])
-    async def first_photo(self, info: strawberry.Info) -> Media | None:
-        return await first_photo_of(info, self.row.id)
+    def first_photo(self, info: strawberry.Info) -> Media | None:
+        return first_photo_of(info, self.row.id)
 
     @strawberry.field(permission_classes=[requires("listing.read")])
     async def timeline(self, info: strawberry.Info) -> list[ListingEvent]:

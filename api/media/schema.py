@@ -20,6 +20,7 @@ from api.graphql.errors import (
     ValidationError,
     user_error,
 )
+from api.graphql.loading import now_or_later, then
 from api.graphql.permissions import requires
 from api.graphql.types import Node
 from api.media import service
@@ -89,12 +90,17 @@ async def media_of(info: strawberry.Info, owner_id: uuid.UUID) -> list[Media]:
     return [Media.of(r, info.context.storage) for r in rows]
 
 
-async def first_photo_of(
-    info: strawberry.Info, owner_id: uuid.UUID, fallback: uuid.UUID | None = None
-) -> Media | None:
+def first_photo_of(info: strawberry.Info, owner_id: uuid.UUID, fallback: uuid.UUID | None = None):
+    """The first photo (a Media, or None), now when prefetched, else awaitable."""
     loader = info.context.loaders.get("media.first_photo", first_photo_loader)
-    row = await loader.load((owner_id, fallback))
-    return Media.of(row, info.context.storage) if row else None
+    storage = info.context.storage
+    return then(
+        now_or_later(loader, (owner_id, fallback)), lambda r: Media.of(r, storage) if r else None
+    )
+
+
+async def prefetch_first_photos(info: strawberry.Info, keys: list) -> None:
+    await info.context.loaders.get("media.first_photo", first_photo_loader).load_many(keys)
 
 
 @strawberry.input

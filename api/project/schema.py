@@ -19,6 +19,7 @@ from api.graphql.errors import (
     ValidationError,
     user_error,
 )
+from api.graphql.loading import now_or_later, then
 from api.graphql.permissions import requires
 from api.graphql.types import Node
 from api.project import repository as repo
@@ -44,7 +45,7 @@ def project_loader(ctx) -> DataLoader:
     return DataLoader(load_fn=load)
 
 
-def _buildings_ofproject_loader(ctx) -> DataLoader:
+def _buildings_of_project_loader(ctx) -> DataLoader:
     async def load(ids: list[uuid.UUID]):
         found = await repo.buildings_by_project_ids(ctx.session, ids)
         return [found.get(i, []) for i in ids]
@@ -100,7 +101,7 @@ class Project(Node):
 
     @strawberry.field(permission_classes=[requires("project.read")])
     async def buildings(self, info: strawberry.Info) -> list[Building]:
-        loader = info.context.loaders.get("project.buildings", _buildings_ofproject_loader)
+        loader = info.context.loaders.get("project.buildings", _buildings_of_project_loader)
         rows = await loader.load(uuid.UUID(self.id))
         return [Building.of(b) for b in rows]
 
@@ -141,9 +142,9 @@ class Building(Node):
         )
 
     @strawberry.field(permission_classes=[requires("project.read")])
-    async def project(self, info: strawberry.Info) -> Project:
-        row = await info.context.loaders.get("project.by_id", project_loader).load(self.project_id)
-        return Project.of(row)
+    def project(self, info: strawberry.Info) -> Project:
+        loader = info.context.loaders.get("project.by_id", project_loader)
+        return then(now_or_later(loader, self.project_id), Project.of)
 
 
 # ---------------------------------------------------------------- inputs and payloads

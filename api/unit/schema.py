@@ -23,9 +23,10 @@ from api.graphql.errors import (
     ValidationError,
     user_error,
 )
+from api.graphql.loading import now_or_later, selected_paths, then
 from api.graphql.permissions import requires
 from api.graphql.types import Long, Money, Node, PageInfo, after_values, edges_of
-from api.media.schema import Media, first_photo_of, media_of
+from api.media.schema import Media, first_photo_of, media_of, prefetch_first_photos
 from api.project.schema import Building, Project, building_loader, project_loader
 from api.unit import repository as repo
 from api.unit import service
@@ -126,6 +127,29 @@ def types_of_project_loader(ctx) -> DataLoader:
         return [found.get(i, []) for i in ids]
 
     return DataLoader(load_fn=load)
+
+
+async def prefetch(info: strawberry.Info, units: list, prefix: str) -> None:
+    """Load the relations the query selects under ``prefix`` for a page of units, one batch
+    each, before the page resolves: its relation fields then resolve without awaiting."""
+    if not units:
+        return
+    paths = selected_paths(info)
+    loaders = info.context.loaders
+    if prefix + "building" in paths:
+        await loaders.get("building.by_id", building_loader).load_many(
+            list({u.building_id for u in units})
+        )
+    if prefix + "project" in paths or prefix + "building.project" in paths:
+        await loaders.get("project.by_id", project_loader).load_many(
+            list({u.project_id for u in units})
+        )
+    if prefix + "unitType" in paths:
+        await loaders.get("unit_type.by_id", unit_type_loader).load_many(
+            list({u.unit_type_id for u in units if u.unit_type_id is not None})
+        )
+    if prefix + "firstPhoto" in paths:
+        await prefetch_first_photos(info, [(u.id, u.unit_type_id) for u in units])
 
 
 # ---------------------------------------------------------------- types
@@ -235,22 +259,23 @@ class Unit(Node):
         )  # fmt: skip
 
     @strawberry.field(permission_classes=[requires("project.read")])
-    async def project(self, info: strawberry.Info) -> Project:
-        row = await info.context.loaders.get("project.by_id", project_loader).load(self.project_id)
-        return Project.of(row)
+    def project(self, info: strawberry.Info) -> Project:
+        loader = info.context.loaders.get("project.by_id", project_loader)
+        return then(now_or_later(loader, self.project_id), Project.of)
 
     @strawberry.field(permission_classes=[requires("project.read")])
-    async def building(self, info: strawberry.Info) -> Building:
+    def building(self, info: strawberry.Info) -> Building:
         loader = info.context.loaders.get("building.by_id", building_loader)
-        return Building.of(await loader.load(self.building_id))
+        return then(now_or_later(loader, self.building_id), Building.of)
 
     @strawberry.field(permission_classes=[requires("unit.read")])
-    async def unit_type(self, info: strawberry.Info) -> UnitType | None:
+    def unit_type(self, info: strawberry.Info) -> UnitType | None:
         if self.unit_type_id is None:
             return None
         loader = info.context.loaders.get("unit_type.by_id", unit_type_loader)
-        row = await loader.load(self.unit_type_id)
-        return UnitType.of(row) if row else None
+        return then(
+            now_or_later(loader, self.unit_type_id), lambda r: UnitType.of(r) if r else None
+        )
 
     @strawberry.field(permission_classes=[requires("unit.read")])
     async def media(self, info: strawberry.Info) -> list[Media]:
@@ -260,8 +285,8 @@ class Unit(Node):
         permission_classes=[requires("unit.read")],
         description="The unit's first photo, else its unit type's (for lists).",
     )
-    async def first_photo(self, info: strawberry.Info) -> Media | None:
-        return await first_photo_of(info, uuid.UUID(self.id), self.unit_type_id)
+    def first_photo(self, info: strawberry.Info) -> Media | None:
+        return first_photo_of(info, uuid.UUID(self.id), self.unit_type_id)
 
     @strawberry.field(
         permission_classes=[requires("unit.history")],
@@ -560,6 +585,7 @@ class Query:
         rows = await repo.search(
             info.context.session, search, sort=sort.value, limit=first + 1, after=cursor
         )
+        await prefetch(info, [u for u, _ in rows[:first]], "edges.node.")
         edges, page_info = edges_of(
             rows, first, sort.value, lambda c, u: UnitEdge(cursor=c, node=Unit.of(u))
         )

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ALGORITHM = "EdDSA"  # the only algorithm accepted
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class InvalidToken(Exception):
@@ -44,6 +45,7 @@ class TokenService:
         self._private = key
         self.kid = key_id(key.public_key())
         self._public: dict[str, Ed25519PublicKey] = {self.kid: key.public_key()}
+        self._verified: dict[tuple[str, str], AccessClaims] = {}
         for pem in previous_public_pems:
             pub = serialization.load_pem_public_key(pem.encode())
             if isinstance(pub, Ed25519PublicKey):
@@ -99,6 +101,22 @@ class TokenService:
             raise InvalidToken(type(exc).__name__) from exc
 
     def verify(self, token: str, tenant: str) -> AccessClaims:
+        """The claims of a valid access token for ``tenant``. A token verified once is kept
+        (bounded, per process) until it expires: the signature cannot change, and revocation
+        is checked against the database on every request anyway."""
+        key = (token, tenant)
+        hit = self._verified.get(key)
+        if hit is not None:
+            if hit.expires_at + 5 >= time.time():
+                return hit
+            self._verified.pop(key, None)
+        claims = self._verify(token, tenant)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first
+        self._verified[key] = claims
+        return claims
+
+    def _verify(self, token: str, tenant: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != ALGORITHM:

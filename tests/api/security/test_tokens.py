@@ -185,6 +185,17 @@ def test_ttl_negative_means_expired(signing_pem, service):
         service.verify(token, "acme")
 
 
+def test_a_remembered_token_still_expires_and_stays_bound_to_its_tenant(service, monkeypatch):
+    token, exp = service.issue(uuid.uuid4(), "acme", uuid.uuid4())
+    assert service.verify(token, "acme").expires_at == exp  # verified, now remembered
+    with pytest.raises(InvalidToken):  # remembered for acme only
+        service.verify(token, "other")
+    assert service.verify(token, "acme").expires_at == exp  # served from memory
+    monkeypatch.setattr(time, "time", lambda: exp + 6)  # past expiry and leeway
+    with pytest.raises(InvalidToken):
+        service.verify(token, "acme")
+
+
 def test_previous_keys_verify_until_dropped(signing_pem):
     old = TokenService(signing_pem)
     token, _ = old.issue(uuid.uuid4(), "acme", uuid.uuid4())

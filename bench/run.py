@@ -2,8 +2,8 @@
 bench/results/latest.md, and the table between the bench markers of the README. Not part of
 ``make test``.
 
-``python -m bench.run --only tenancy|http|search``: one group of scenarios; writes
-bench/results/<group>.json and .md and leaves latest.* and the README alone."""
+``python -m bench.run --only tenancy|http|search``: one group of scenarios; prints its table
+and leaves latest.* and the README alone."""
 
 from __future__ import annotations
 
@@ -44,9 +44,6 @@ def main() -> None:
         "size": args.size,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    RESULTS.mkdir(exist_ok=True)
-    name = parser_only or "latest"
-    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
     lines = [
         f"Measured {meta['date']} on {meta['machine']} (size {args.size}).",
         "",
@@ -60,10 +57,12 @@ def main() -> None:
         for key, value in values.items():
             lines.append(f"| {scenario} | {key} | {value} |")
     table = "\n".join(lines) + "\n"
-    (RESULTS / f"{name}.md").write_text(table)
     print(table)
     if parser_only:
         return
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(table)
     readme = Path(__file__).parent.parent / "README.md"
     text = readme.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -4,10 +4,11 @@
 * ``raw``: the baseline, a plain Starlette app on the same uvicorn that runs the same data SQL
   through an asyncpg pool and builds the JSON by hand. It reads the caller from the token's
   payload without checking its signature and runs the same membership query the gateway runs;
-  it opens no transaction. The statements below are the gateway's (SQLAlchemy's rendering,
-  captured with a ``before_cursor_execute`` listener), with the schema named directly: same
-  columns, same WHERE, ORDER BY and LIMIT, same bind types and numbering. The JSON has the
-  gateway's field names, shapes, cursors and bytes (``json.dumps`` escapes like the gateway).
+  it opens no transaction. The data statements below (units, search, buildings, unit types,
+  photos) are the gateway's as SQLAlchemy renders them (seen with a ``before_cursor_execute``
+  listener), with the schema named directly: same columns, WHERE, ORDER BY and LIMIT, same
+  bind types and numbering. The JSON has the gateway's field names, shapes, cursors and bytes
+  (``json.dumps`` escapes non-ASCII text as the gateway does).
 
 ``python -m bench.servers gateway|raw PORT``; the database and secrets come from ANJU_* variables.
 """
@@ -278,9 +279,12 @@ def main() -> None:
         # The local storage backend's public URL (api.media.storage.make_storage).
         public = settings.media_public_url or f"http://{settings.host}:{settings.port}/media"
         app = raw_app(asyncpg_dsn(server_url(settings)), public.rstrip("/"))
+    # Keep-alive beyond uvicorn's 5 s default: at a fixed rate the load generator cycles through
+    # 256 open connections, and a connection the server closed while idle fails its next request
+    # (IncompleteReadError) on either server.
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-        log_level="warning", lifespan="on",
+        log_level="warning", lifespan="on", timeout_keep_alive=75,
     )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 
 from sqlalchemy.engine import URL
@@ -90,6 +91,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        # Everything loaded so far (schema, mappers, compiled caches) lives as long as the
+        # process: keep it out of the collector's way, and collect the young generation less
+        # often. Full collections otherwise pause a busy gateway for ~100 ms every few seconds.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         worker = None
         if settings.run_worker_in_process:
             from api.jobs import run_worker

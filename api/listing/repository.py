@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import search as search_kit
+from api.db import rows_where_in
 from api.listing.models import Listing, ListingEvent
 
 BIG = 2**63 - 1
@@ -19,7 +20,7 @@ BIG = 2**63 - 1
 async def listings_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Listing]:
-    return {x.id: x for x in await session.scalars(select(Listing).where(Listing.id.in_(ids)))}
+    return {x.id: x for x in await rows_where_in(session, Listing.id, ids)}
 
 
 async def listings_by_unit_ids(

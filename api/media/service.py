@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import secrets
 import uuid
@@ -20,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from api.db import utcnow
 from api.errors import NotFound, ValidationFailed
@@ -189,11 +190,16 @@ async def remove(session, row: Media) -> list[str]:
     return [k for k in (row.storage_key, row.thumb_key) if k]
 
 
-async def media_by_owner_ids(session, ids, kinds=None) -> dict[uuid.UUID, list[Media]]:
-    stmt = select(Media).where(Media.owner_id.in_(ids))
+@functools.cache
+def _by_owners(kinds: tuple[str, ...]):
+    stmt = select(Media).where(Media.owner_id.in_(bindparam("ids", expanding=True)))
     if kinds:
         stmt = stmt.where(Media.kind.in_(kinds))
+    return stmt.order_by(Media.position, Media.id)
+
+
+async def media_by_owner_ids(session, ids, kinds=()) -> dict[uuid.UUID, list[Media]]:
     out: dict[uuid.UUID, list[Media]] = {i: [] for i in ids}
-    for m in await session.scalars(stmt.order_by(Media.position, Media.id)):
+    for m in await session.scalars(_by_owners(tuple(kinds or ())), {"ids": list(ids)}):
         out[m.owner_id].append(m)
     return out

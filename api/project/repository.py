@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db import rows_where_in
 from api.project.models import Building, Project
 
 
@@ -23,14 +24,14 @@ async def list_projects(
 async def projects_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Project]:
-    rows = await session.scalars(select(Project).where(Project.id.in_(ids)))
+    rows = await rows_where_in(session, Project.id, ids)
     return {p.id: p for p in rows}
 
 
 async def buildings_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Building]:
-    rows = await session.scalars(select(Building).where(Building.id.in_(ids)))
+    rows = await rows_where_in(session, Building.id, ids)
     return {b.id: b for b in rows}
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import search as search_kit
+from api.db import rows_where_in
 from api.project.models import Building, Project
 from api.unit.models import PriceAdjustment, PriceAdjustmentLine, Unit, UnitEvent, UnitType
 
@@ -22,13 +23,13 @@ BIG = 2**63 - 1
 
 
 async def units_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Unit]:
-    return {u.id: u for u in await session.scalars(select(Unit).where(Unit.id.in_(ids)))}
+    return {u.id: u for u in await rows_where_in(session, Unit.id, ids)}
 
 
 async def unit_types_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, UnitType]:
-    rows = await session.scalars(select(UnitType).where(UnitType.id.in_(ids)))
+    rows = await rows_where_in(session, UnitType.id, ids)
     return {t.id: t for t in rows}
 
 

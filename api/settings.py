@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     log_json: bool = True
     # Query parser / validation caches (number of distinct documents kept).
     graphql_cache_size: int = Field(default=1024, ge=1)
+    # Document limits, checked before anything runs (api/graphql/limits.py).
+    graphql_max_tokens: int = Field(default=6000, ge=100)
+    graphql_max_depth: int = Field(default=15, ge=3)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_cost: int = Field(default=5000, ge=10)
 
     # ---- identity and secrets (see docs/security.md). Empty outside production: a development
     # secret is generated once into <data_dir>/secrets.json; production refuses to start.

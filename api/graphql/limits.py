@@ -1,0 +1,107 @@
+"""Limits on what one GraphQL document may ask for, checked before anything runs.
+
+* tokens (the parser stops counting past the limit), depth, aliases: strawberry's extensions;
+* cost: ``CostLimit`` below, computed on the document alone (no per-field resolve hook). Each
+  field costs 1; a paginated field (an argument ``first``) multiplies what it selects by its
+  page size (a variable counts as the largest page, ``MAX_PAGE``); the ``edges`` list of a
+  connection adds no multiplier of its own; any other list multiplies by ``LIST_FACTOR``.
+  Fragments are expanded (a cycle is left to the standard NoFragmentCycles rule).
+"""
+
+from __future__ import annotations
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    ValidationRule,
+    get_named_type,
+    get_nullable_type,
+    is_list_type,
+)
+
+MAX_PAGE = 100
+LIST_FACTOR = 10
+PAGE_ARGS = ("first", "last")
+
+
+def cost_rule(max_cost: int) -> type[ValidationRule]:
+    class CostLimit(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args) -> None:
+            schema = self.context.schema
+
+            root = schema.get_root_type(node.operation)
+            if root is None:
+                return
+            fragments = {f.name.value: f for f in self.context.document.definitions
+                         if f.kind == "fragment_definition"}  # fmt: skip
+            cost = _selection_cost(node.selection_set, root, schema, fragments, set(), max_cost)
+            if cost > max_cost:
+                name = node.name.value if node.name else "the operation"
+                self.report_error(GraphQLError(
+                    f"{name} costs {cost}, more than the limit of {max_cost}: ask for smaller "
+                    "pages or fewer nested lists",
+                    node, extensions={"code": "BAD_USER_INPUT", "cost": cost, "maxCost": max_cost},
+                ))  # fmt: skip
+
+    return CostLimit
+
+
+def _page_size(field: FieldNode) -> int | None:
+    for arg in field.arguments or ():
+        if arg.name.value in PAGE_ARGS:
+            if isinstance(arg.value, IntValueNode):
+                return max(0, min(int(arg.value.value), MAX_PAGE))
+            return MAX_PAGE  # a variable: the largest page the server gives
+    return None
+
+
+def _selection_cost(selection_set, parent, schema, fragments, seen: set, cap: int) -> int:
+    if selection_set is None:
+        return 0
+    total = 0
+    for sel in selection_set.selections:
+        if isinstance(sel, FieldNode):
+            total += _field_cost(sel, parent, schema, fragments, seen, cap)
+        elif isinstance(sel, InlineFragmentNode):
+            target = parent
+            if sel.type_condition is not None:
+                target = schema.get_type(sel.type_condition.name.value) or parent
+            total += _selection_cost(sel.selection_set, target, schema, fragments, seen, cap)
+        elif isinstance(sel, FragmentSpreadNode):
+            name = sel.name.value
+            frag = fragments.get(name)
+            if frag is None or name in seen:
+                continue
+            target = schema.get_type(frag.type_condition.name.value) or parent
+            total += _selection_cost(frag.selection_set, target, schema, fragments,
+                                     seen | {name}, cap)  # fmt: skip
+        if total > cap:  # already over: stop walking a huge document
+            return total
+    return total
+
+
+def _field_cost(field: FieldNode, parent, schema, fragments, seen, cap) -> int:
+    name = field.name.value
+    if name.startswith("__"):
+        return 1
+    fields = getattr(parent, "fields", None) or {}
+    definition = fields.get(name)
+    if definition is None:  # an unknown field: the standard rules report it
+        return 1
+    target = get_named_type(definition.type)
+    inner = _selection_cost(field.selection_set, target, schema, fragments, seen, cap)
+    page = _page_size(field)
+    if page is not None:
+        factor = page
+    elif is_list_type(get_nullable_type(definition.type)) and name != "edges":
+        factor = LIST_FACTOR
+    else:
+        factor = 1
+    if not isinstance(target, GraphQLObjectType) and field.selection_set is None:
+        return 1
+    return 1 + factor * inner

@@ -10,6 +10,7 @@ import time
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -19,6 +20,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView
+from api.http import RequestTimeout, SecurityHeaders
 from api.media.storage import LocalStorage, make_storage
 from api.notify import Senders
 from api.notify.email import make_email_sender
@@ -132,5 +134,16 @@ def create_app(
     app.state.sms = senders.sms
     app.state.email = senders.email
     app.state.storage = storage
+    # Outermost last: headers on every answer (refusals too), CORS preflights answered before
+    # tenant resolution, the time limit innermost (around the GraphQL work).
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-tenant", "x-anju-app"],
+            max_age=600,
+        )  # fmt: skip
+    app.add_middleware(SecurityHeaders, production=settings.env == "production")
     return app

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=15, ge=3)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_cost: int = Field(default=5000, ge=10)
+    # Seconds an HTTP request may run before it is stopped (0: no limit).
+    request_timeout: float = Field(default=30.0, ge=0)
+    # Origins allowed to call the API from a browser (web consoles); empty: none.
+    cors_origins: list[str] = Field(default_factory=list)
 
     # ---- identity and secrets (see docs/security.md). Empty outside production: a development
     # secret is generated once into <data_dir>/secrets.json; production refuses to start.

@@ -58,6 +58,7 @@ def create_app(
         # File uploads (imports, media) use the GraphQL multipart request spec. Calls are
         # authorised by a bearer token, never a cookie, so a cross-site form post is anonymous.
         multipart_uploads_enabled=True,
+        production=settings.env == "production",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         keep_alive=True,
         keep_alive_interval=15,

@@ -21,11 +21,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(schema_app, name="schema")
 permissions_app = typer.Typer(no_args_is_help=True, help="The permission catalogue.")
+contracts_app = typer.Typer(no_args_is_help=True, help="The apps' documents (trusted documents).")
 audit_app = typer.Typer(no_args_is_help=True, help="The tenants' audit logs.")
 keys_app = typer.Typer(no_args_is_help=True, help="Field-encryption keys.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(permissions_app, name="permissions")
+app.add_typer(contracts_app, name="contracts")
 
 T = TypeVar("T")
 
@@ -305,6 +307,23 @@ def keys_rotate(
     counts = with_engine(lambda e, s: rotate_keys(e, build_kit(s), batch))
     for name, n in counts.items():
         typer.echo(f"{name}: {n} re-encrypted")
+
+
+@contracts_app.command("manifest")
+def contracts_manifest(
+    check: Annotated[bool, typer.Option(help="Fail if the file is stale; write nothing.")] = False,
+) -> None:
+    """Write (or check) mobile_contracts/manifest.json, the trusted documents."""
+    from mobile_contracts.contracts import MANIFEST, manifest_text
+
+    text = manifest_text()
+    if check:
+        if not MANIFEST.exists() or MANIFEST.read_text() != text:
+            fail("mobile_contracts/manifest.json is stale: run `anju contracts manifest`")
+        typer.echo("mobile_contracts/manifest.json is current")
+        return
+    MANIFEST.write_text(text)
+    typer.echo(f"wrote {MANIFEST.relative_to(MANIFEST.parent.parent)}")
 
 
 @permissions_app.command("doc")

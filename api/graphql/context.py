@@ -78,6 +78,7 @@ class Context:
     kit: SecurityKit
     senders: Any = None
     storage: Any = None  # media storage (api.media.storage)
+    production: bool = False
     connection_params: Any = None
 
     def _scope(self) -> _Scope:
@@ -129,6 +130,12 @@ class Context:
     def set_actor(self, account_id: uuid.UUID) -> None:
         """Name the actor of this operation's audit entries when no token was sent (sign-in)."""
         self._scope().actor_id = account_id
+
+    @property
+    def adhoc_document(self) -> bool:
+        """The request sent a full document, not a trusted document id (set by the view)."""
+        state = getattr(self.request, "state", None)
+        return bool(getattr(state, "adhoc_document", False))
 
     @property
     def client_app(self) -> str:
@@ -217,9 +224,19 @@ class OperationScope(SchemaExtension):
         """Read the caller once, before any resolver runs, so permission checks are
         synchronous lookups. A bad token is kept and raised where a field needs the caller."""
         ctx: Context = self.execution_context.context
+        principal = None
         if ctx.tenant is not None and ctx.access_token():
             with contextlib.suppress(Unauthenticated):
-                await ctx.principal()
+                principal = await ctx.principal()
+        if (
+            ctx.production
+            and ctx.adhoc_document
+            and not (principal is not None and principal.can("graphql.adhoc"))
+        ):
+            raise GraphQLError(
+                "send a trusted document id (documentId); full documents need graphql.adhoc",
+                extensions={"code": ErrorCode.FORBIDDEN.value},
+            )
         yield
 
     async def on_operation(self) -> AsyncIterator[None]:

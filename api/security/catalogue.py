@@ -33,6 +33,8 @@ PERMISSIONS: dict[str, str] = {
     "audit.read": "Read the audit log",
     "pii.read": "See personal data unmasked (phone and ID numbers); every such read is audited",
     "tenant.manage": "Read and change the tenant's settings",
+    "graphql.adhoc": "Send full GraphQL documents in production (web consoles, tools); apps "
+    "send trusted document ids",
     # money
     "payment.read": "Read payments and bills",
     "payment.refund": "Refund payments",
@@ -55,6 +57,7 @@ BUILTIN_ROLES: dict[str, dict] = {
             "project.write", "unit.write", "unit.hold", "unit.price.adjust", "unit.price.approve",
             "listing.seller", "listing.write", "listing.manage", "listing.verify", "media.write",
             "client.read", "client.write", "member.read", "audit.read", "payment.read",
+            "graphql.adhoc",
         }),
         "scope": "team",
     },
@@ -68,7 +71,8 @@ BUILTIN_ROLES: dict[str, dict] = {
     },
     "finance": {
         "name": "Finance",
-        "permissions": frozenset(_STAFF_READ | {"payment.read", "payment.refund", "pii.read"}),
+        "permissions": frozenset(_STAFF_READ | {"payment.read", "payment.refund", "pii.read",
+                                                "graphql.adhoc"}),
         "scope": "all",
     },
     "property_staff": {

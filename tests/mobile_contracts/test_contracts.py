@@ -1,0 +1,216 @@
+"""The apps' documents: each validates against the current schema (with the gateway's limits),
+the manifest is current, deprecated fields they use are in the CHANGELOG, trusted documents
+are enforced in production, and every contract operation runs against a seeded server."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+from graphql import (
+    FieldNode,
+    OperationDefinitionNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    parse,
+    specified_rules,
+    validate,
+    visit,
+)
+
+from api.graphql.limits import cost_rule
+from api.graphql.schema import build_schema
+from api.security.secrets import load_secrets
+from api.seed import DEMO_SLUG, seed_demo
+from api.settings import Settings
+from mobile_contracts.contracts import MANIFEST, ROOT, documents, manifest_text
+from tests.conftest import test_settings as settings_for_tests
+
+SCHEMA = build_schema(Settings())._schema
+DOCS = documents()
+
+
+def test_there_are_documents_for_every_app():
+    assert {d.app for d in DOCS} == {"agent", "owner", "staff"}
+    assert len(DOCS) >= 40
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: f"{d.app}/{d.name}")
+def test_document_is_one_named_operation_valid_against_the_schema(doc):
+    ast = parse(doc.text)
+    ops = [d for d in ast.definitions if isinstance(d, OperationDefinitionNode)]
+    assert len(ops) == 1 and ops[0].name and ops[0].name.value == doc.name
+    settings = Settings()
+    errors = validate(SCHEMA, ast, [*specified_rules, cost_rule(settings.graphql_max_cost)])
+    assert not errors, [e.message for e in errors]
+
+
+def test_manifest_is_current():
+    assert MANIFEST.read_text() == manifest_text(), "run `anju contracts manifest`"
+
+
+def test_deprecated_fields_in_use_are_announced_in_the_changelog():
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    used = set()
+
+    class Collect(Visitor):
+        def __init__(self, info: TypeInfo):
+            super().__init__()
+            self.info = info
+
+        def enter_field(self, node: FieldNode, *_):
+            field, parent = self.info.get_field_def(), self.info.get_parent_type()
+            if field is not None and field.deprecation_reason:
+                used.add(f"{parent.name}.{node.name.value}")
+
+    for doc in DOCS:
+        info = TypeInfo(SCHEMA)
+        visit(parse(doc.text), TypeInfoVisitor(info, Collect(info)))
+    missing = sorted(f for f in used if f"`{f}`" not in changelog)
+    assert not missing, f"deprecated fields used by app documents, not in the CHANGELOG: {missing}"
+
+
+def by_name(app: str, name: str):
+    return next(d for d in DOCS if d.app == app and d.name == name)
+
+
+async def run(client, app, name, variables=None, token=None, tenant=DEMO_SLUG) -> dict:
+    headers = {"X-Tenant": tenant, "X-Anju-App": app}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = {"documentId": by_name(app, name).id, "variables": variables or {}}
+    resp = await client.post("/graphql", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    res = resp.json()
+    assert "errors" not in res, (name, res)
+    return res["data"]
+
+
+@pytest.fixture(scope="module")
+async def demo(engine):
+    await seed_demo(engine, settings_for_tests(demo_password="demo-pass-123456"))
+    return "demo-pass-123456"
+
+
+async def test_every_agent_operation_runs_against_the_demo_tenant(client, demo):
+    signed = await run(client, "agent", "SignInWithPassword",
+                       {"identifier": "agent@demo.example.com", "password": demo})  # fmt: skip
+    tokens = signed["signIn"]["tokens"]
+    tok = tokens["accessToken"]
+    me = await run(client, "agent", "Me", token=tok)
+    assert me["me"]["roles"] == ["agent"]
+    search = {"filter": {"statuses": ["AVAILABLE"]}, "sort": "PRICE_ASC"}
+    units = await run(client, "agent", "SearchUnits", search, tok)
+    first = units["units"]["edges"][0]["node"]
+    assert units["units"]["totalCount"] > 0 and first["firstPhoto"] is None
+    uid = first["id"]
+    assert (await run(client, "agent", "UnitDetail", {"id": uid}, tok))["unit"]["id"] == uid
+    assert (await run(client, "agent", "UnitTimeline", {"id": uid}, tok))["unit"]["timeline"]
+    held = await run(client, "agent", "HoldUnit", {"unitId": uid, "minutes": 5}, tok)
+    assert held["holdUnit"]["unit"]["status"] == "ON_HOLD"
+    released = await run(client, "agent", "ReleaseUnitHold", {"unitId": uid}, tok)
+    assert released["releaseUnitHold"]["unit"]["status"] == "AVAILABLE"
+    created = await run(client, "agent", "CreateListing", {"input": {
+        "community": "Contract Court", "grossArea": "88", "rooms": 3, "askingPrice": 290_000_000,
+        "sellerName": "Wang", "sellerPhone": "13912345678"}}, tok)  # fmt: skip
+    lid = created["createListing"]["listing"]["id"]
+    await run(client, "agent", "ChangeListingPrice",
+              {"input": {"listingId": lid, "askingPrice": 285_000_000}}, tok)  # fmt: skip
+    detail = await run(client, "agent", "ListingDetail", {"id": lid}, tok)
+    assert len(detail["listing"]["priceHistory"]) == 2
+    seller = await run(client, "agent", "ListingSeller", {"id": lid}, tok)
+    assert seller["listing"]["sellerPhone"] == "+8613912345678"  # the agent's own listing
+    found = await run(client, "agent", "SearchListings",
+                      {"filter": {"keyword": "contract"}, "sort": "NEWEST"}, tok)  # fmt: skip
+    assert [e["node"]["id"] for e in found["listings"]["edges"]] == [lid]
+    await run(client, "agent", "ChangeListingStatus",
+              {"input": {"listingId": lid, "status": "WITHDRAWN"}}, tok)  # fmt: skip
+    recs = await run(client, "agent", "Recommendations", {"needs": {"rooms": [3]}}, tok)
+    assert recs["recommendations"]
+    follow = await run(client, "agent", "Follow", {"kind": "UNIT", "targetId": uid}, tok)
+    fid = follow["follow"]["follow"]["id"]
+    saved = await run(client, "agent", "SaveSearch",
+                      {"input": {"name": "3 rooms", "units": {"rooms": [3]}}}, tok)  # fmt: skip
+    assert saved["saveSearch"]["follow"]["name"] == "3 rooms"
+    mine = await run(client, "agent", "MyFollows", {}, tok)
+    assert {f["kind"] for f in mine["myFollows"]} == {"UNIT", "SEARCH"}
+    await run(client, "agent", "Unfollow", {"id": fid}, tok)
+    refreshed = await run(client, "agent", "RefreshTokens",
+                          {"refreshToken": tokens["refreshToken"]})  # fmt: skip
+    tok = refreshed["refreshTokens"]["tokens"]["accessToken"]
+    await run(client, "agent", "SignOut", token=tok)
+
+
+async def test_staff_and_owner_read_operations_run(client, demo):
+    signed = await run(client, "staff", "SignInWithPassword",
+                       {"identifier": "manager@demo.example.com", "password": demo})  # fmt: skip
+    tok = signed["signIn"]["tokens"]["accessToken"]
+    projects = await run(client, "staff", "Projects", token=tok)
+    assert len(projects["projects"]) == 2
+    sms = await run(client, "owner", "RequestSmsCode", {"phone": "13800000009"})
+    assert sms["requestSmsCode"]["__typename"] in ("SmsCodeSent", "RateLimitedError")
+
+
+@pytest.fixture(scope="module")
+def production(live_server_factory):
+    """A production gateway with the test run's own secrets (so accounts made by the fixtures
+    can sign in there), given as production requires: through settings."""
+    dev = load_secrets(settings_for_tests())
+    secrets = dict(
+        env="production", jwt_private_key=dev.jwt_private_key,
+        field_keys=",".join(f"{v}:{base64.b64encode(k).decode()}"
+                            for v, k in dev.field_keys.items()),
+        blind_index_key=base64.b64encode(dev.blind_index_key).decode(),
+    )  # fmt: skip
+    with live_server_factory(**secrets) as server:
+        yield server
+
+
+async def test_production_runs_app_requests_only_from_trusted_documents(
+    production, make_tenant, member
+):
+    tenant = await make_tenant()  # tokens made with the test kit do not verify here
+    async with httpx.AsyncClient(base_url=production.url, timeout=30) as client:
+        # sign in by document id works without a token: a typed refusal, not FORBIDDEN
+        res = await run(client, "agent", "SignInWithPassword",
+                        {"identifier": "nobody@example.com", "password": "wrong-password"},
+                        tenant=tenant.slug)  # fmt: skip
+        assert res["signIn"]["__typename"] == "AuthError"
+        # the same document sent as text by an anonymous caller is refused
+        text = by_name("agent", "SignInWithPassword").text
+        variables = {"identifier": "x@example.com", "password": "y"}
+        resp = await client.post("/graphql", headers={"X-Tenant": tenant.slug},
+                                 json={"query": text, "variables": variables})  # fmt: skip
+        body = resp.json()
+        assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        unknown = await client.post("/graphql", headers={"X-Tenant": tenant.slug},
+                                    json={"documentId": "0" * 64})  # fmt: skip
+        assert unknown.status_code == 400
+
+
+async def test_production_full_documents_need_graphql_adhoc(production, make_tenant, member):
+    tenant = await make_tenant()
+    password = "a-long-enough-password-1"
+    await member(tenant, ["admin"], email=f"boss@{tenant.slug}.example.com", password=password)
+    await member(tenant, ["agent"], email=f"agent@{tenant.slug}.example.com", password=password)
+    async with httpx.AsyncClient(base_url=production.url, timeout=30) as client:
+
+        async def sign_in(who: str) -> str:
+            res = await run(client, "agent", "SignInWithPassword", {
+                "identifier": f"{who}@{tenant.slug}.example.com", "password": password,
+            }, tenant=tenant.slug)  # fmt: skip
+            assert "tokens" in res["signIn"], res
+            return res["signIn"]["tokens"]["accessToken"]
+
+        boss, agent = await sign_in("boss"), await sign_in("agent")
+        query = {"query": "{ me { roles } }"}
+        as_boss = await client.post("/graphql", json=query, headers={
+            "X-Tenant": tenant.slug, "Authorization": f"Bearer {boss}"})  # fmt: skip
+        assert as_boss.json() == {"data": {"me": {"roles": ["admin"]}}}
+        as_agent = await client.post("/graphql", json=query, headers={
+            "X-Tenant": tenant.slug, "Authorization": f"Bearer {agent}"})  # fmt: skip
+        assert as_agent.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        me = await run(client, "agent", "Me", token=agent, tenant=tenant.slug)
+        assert me["me"]["roles"] == ["agent"]  # the same caller, by trusted document

@@ -67,7 +67,13 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     query = merge_types("Query", (CoreQuery, *_collect("Query")))
     mutations = _collect("Mutation")
     subscriptions = _collect("Subscription")
-    cost = cost_rule(settings.graphql_max_cost)
+    # The limit rules are made once: the validation cache is keyed by the rule classes, and
+    # strawberry's limiters make a new class per instance (a miss on every request).
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+        cost_rule(settings.graphql_max_cost),
+    ]
     schema = AnjuSchema(
         query=query,
         mutation=merge_types("Mutation", mutations) if mutations else None,
@@ -85,9 +91,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
             lambda: ParserCache(maxsize=settings.graphql_cache_size),
             lambda: ValidationCache(maxsize=settings.graphql_cache_size),
-            lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
-            lambda: AddValidationRules([cost]),
+            lambda: AddValidationRules(limit_rules),
             *([DisableIntrospection] if settings.env == "production" else []),
             ErrorPolicy,  # outermost of the two: sees the commit error too
             OperationScope,

@@ -133,4 +133,6 @@ async def test_production_hides_the_schema(production):
         assert "traceback" not in str(res).lower()
         resp = await client.get("/graphql", headers={"accept": "text/html"})
         assert resp.status_code != 200 or "graphiql" not in resp.text.lower()
-        await still_serving(client)
+        # a valid full document from an anonymous caller: production wants a trusted id
+        res = await gql(client, "{ apiVersion }")
+        assert res["data"] is None and codes(res) == ["FORBIDDEN"]

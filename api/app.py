@@ -25,6 +25,7 @@ from api.media.storage import LocalStorage, make_storage
 from api.notify import Senders
 from api.notify.email import make_email_sender
 from api.notify.sms import make_sender
+from api.ratelimit import make_limiter
 from api.security.kit import build_kit
 from api.settings import Settings
 from tenants.middleware import TenantMiddleware
@@ -47,6 +48,7 @@ def create_app(
         sms=make_sender(settings.sms_backend), email=make_email_sender(settings.email_backend)
     )
     storage = make_storage(settings)
+    limiter = make_limiter(settings.redis_url)
     graphql = GraphQLView(
         schema,
         db,
@@ -59,6 +61,12 @@ def create_app(
         # authorised by a bearer token, never a cookie, so a cross-site form post is anonymous.
         multipart_uploads_enabled=True,
         production=settings.env == "production",
+        limiter=limiter,
+        limits=(
+            settings.rate_user_per_minute,
+            settings.rate_tenant_per_minute,
+            settings.rate_anonymous_per_minute,
+        ),
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         keep_alive=True,
         keep_alive_interval=15,

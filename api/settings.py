@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # asyncpg prepared statements kept per connection (tenants x hot statements).
     db_statement_cache_size: int = 1024
     redis_url: str = ""
+    # Redis the tests that need one use (CI sets it; without it they skip).
+    test_redis_url: str = ""
     log_level: str = "INFO"
     log_json: bool = True
     # Query parser / validation caches (number of distinct documents kept).
@@ -43,6 +45,11 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=15, ge=3)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_cost: int = Field(default=5000, ge=10)
+    # Operations a minute: per signed-in caller, per tenant, per anonymous client IP (0: no
+    # limit). Counted in Redis when redis_url is set (all processes), else per process.
+    rate_user_per_minute: int = Field(default=600, ge=0)
+    rate_tenant_per_minute: int = Field(default=6000, ge=0)
+    rate_anonymous_per_minute: int = Field(default=120, ge=0)
     # Seconds an HTTP request may run before it is stopped (0: no limit).
     request_timeout: float = Field(default=30.0, ge=0)
     # Origins allowed to call the API from a browser (web consoles); empty: none.

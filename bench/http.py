@@ -105,6 +105,10 @@ def server_env(url, base: Settings) -> dict:
         # The gateway serves requests only: no in-process job worker (in development it would
         # run one, and its per-minute sweeps defer a job per tenant).
         ANJU_WORKER_IN_PROCESS="false",
+        # One token sends thousands of requests a second here: no rate limits (the raw
+        # baseline has none either).
+        ANJU_RATE_USER_PER_MINUTE="0", ANJU_RATE_TENANT_PER_MINUTE="0",
+        ANJU_RATE_ANONYMOUS_PER_MINUTE="0",
     )  # fmt: skip
     return env
 

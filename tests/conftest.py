@@ -49,6 +49,11 @@ def test_settings(**overrides) -> Settings:
     base = {
         "env": "test",
         "media_dir": _MEDIA_DIR,
+        # Rate limits off for the suite (tests make many calls a minute); their own tests
+        # turn them on.
+        "rate_user_per_minute": 0,
+        "rate_tenant_per_minute": 0,
+        "rate_anonymous_per_minute": 0,
         "tenant_cache_ttl": 0.0,
         "log_json": True,
         "log_level": "WARNING",

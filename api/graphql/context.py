@@ -79,6 +79,8 @@ class Context:
     senders: Any = None
     storage: Any = None  # media storage (api.media.storage)
     production: bool = False
+    limiter: Any = None  # api.ratelimit.Limiter
+    limits: Any = None  # (per caller, per tenant, per anonymous IP) a minute
     connection_params: Any = None
 
     def _scope(self) -> _Scope:
@@ -237,7 +239,32 @@ class OperationScope(SchemaExtension):
                 "send a trusted document id (documentId); full documents need graphql.adhoc",
                 extensions={"code": ErrorCode.FORBIDDEN.value},
             )
+        await self._rate_limit(ctx, principal)
         yield
+
+    @staticmethod
+    async def _rate_limit(ctx: Context, principal) -> None:
+        if ctx.limiter is None or ctx.limits is None:
+            return
+        per_user, per_tenant, per_anonymous = ctx.limits
+        checks = [(f"u:{principal.account_id}", per_user) if principal is not None
+                  else (f"ip:{ctx.client_ip}", per_anonymous)]  # fmt: skip
+        if ctx.tenant is not None:
+            checks.append((f"t:{ctx.tenant.id}", per_tenant))
+        for key, limit in checks:
+            if limit <= 0:
+                continue
+            verdict = await ctx.limiter.hit(key, limit)
+            if not verdict.allowed:
+                headers = getattr(ctx.response, "headers", None)
+                if headers is not None:
+                    headers["Retry-After"] = str(verdict.retry_after)
+                who = "this tenant" if key.startswith("t:") else "you"
+                raise GraphQLError(
+                    f"too many requests from {who}: try again in {verdict.retry_after} s",
+                    extensions={"code": ErrorCode.RATE_LIMITED.value,
+                                "retryAfter": verdict.retry_after},
+                )  # fmt: skip
 
     async def on_operation(self) -> AsyncIterator[None]:
         ec = self.execution_context

@@ -24,7 +24,8 @@ from tenants.sessions import TenantDatabase
 class GraphQLView(GraphQL):
     def __init__(
         self, schema, db: TenantDatabase, kit: SecurityKit, senders, storage=None, *,
-        trusted: dict[str, str] | None = None, production: bool = False, **kwargs,
+        trusted: dict[str, str] | None = None, production: bool = False, limiter=None,
+        limits: tuple[int, int, int] | None = None, **kwargs,
     ):  # fmt: skip
         super().__init__(schema, **kwargs)
         self.db = db
@@ -33,6 +34,8 @@ class GraphQLView(GraphQL):
         self.storage = storage
         self.trusted = load_manifest() if trusted is None else trusted
         self.production = production
+        self.limiter = limiter
+        self.limits = limits
 
     async def parse_http_body(self, request) -> GraphQLRequestData | list[GraphQLRequestData]:
         content_type = (request.content_type or "").split(";")[0].strip()
@@ -74,5 +77,5 @@ class GraphQLView(GraphQL):
         return Context(
             request=request, response=response, tenant=tenant, db=self.db, kit=self.kit,
             senders=self.senders, storage=self.storage,
-            production=self.production,
+            production=self.production, limiter=self.limiter, limits=self.limits,
         )  # fmt: skip

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, func, tuple_
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
+
+from api.errors import ValidationFailed
 
 
 @dataclass
@@ -30,11 +32,30 @@ def page(stmt: Select, key: ColumnElement | None, id_col, *, desc: bool, after: 
     return stmt
 
 
-async def fetch_page(session, stmt: Select, *, keyed: bool) -> list[tuple[object, object]]:
-    """Rows of a ``page`` statement as (entity, sort key) pairs (key None when unkeyed)."""
-    if keyed:
+async def search(session, stmt: Select, sort_spec, criteria, id_col, *, after: tuple | None,
+                 limit: int) -> list[tuple[object, object]]:  # fmt: skip
+    """One page of ``stmt``'s rows as (entity, sort key) pairs. ``sort_spec`` is a domain's
+    (key builder taking ``criteria``, or None for the id alone; descending)."""
+    key_of, desc = sort_spec
+    key = key_of(criteria) if key_of is not None else None
+    stmt = page(stmt, key, id_col, desc=desc, after=after, limit=limit)
+    if key is not None:
         return [(row[0], row[1]) for row in await session.execute(stmt)]
     return [(row, None) for row in await session.scalars(stmt)]
+
+
+async def count(session, stmt: Select) -> int:
+    """How many rows ``stmt`` matches (counted over it as a subquery, so a statement without
+    any WHERE still names its table)."""
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    return int(total or 0)
+
+
+def near(latitude: float, longitude: float, radius_km: float) -> Near:
+    """A checked search point: a real position and a radius up to 500 km."""
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180 and 0 < radius_km <= 500):
+        raise ValidationFailed("near needs a valid point and a radius up to 500 km", "near")
+    return Near(latitude, longitude, radius_km)
 
 
 def like(value: str) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from api.errors import DomainError, NotFound, ValidationFailed
+from api.errors import DomainError, ValidationFailed
 from api.follow import service
 from api.follow.models import Follow as FollowRow
 from api.graphql.errors import (
@@ -21,6 +21,7 @@ from api.graphql.errors import (
     user_error,
 )
 from api.graphql.permissions import requires
+from api.graphql.types import require_id
 from api.listing.schema import Listing, ListingFilter, listing_loader
 from api.listing.schema import to_search as listing_search
 from api.unit.schema import Unit, UnitFilter, unit_loader
@@ -97,13 +98,6 @@ UnfollowResult = Annotated[
 ]
 
 
-def _uuid(value, what: str, field: str = "targetId") -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"{what} not found", field) from None
-
-
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[requires("follow")], description="What you follow.")
@@ -131,7 +125,10 @@ class Mutation:
             if kind is FollowKind.SEARCH:
                 raise ValidationFailed("use saveSearch to follow a search", "kind")
             row = await service.follow(
-                info.context.session, p.account_id, kind.value, _uuid(target_id, kind.value)
+                info.context.session,
+                p.account_id,
+                kind.value,
+                require_id(target_id, kind.value, "targetId"),
             )
         except DomainError as exc:
             return user_error(exc)
@@ -161,7 +158,9 @@ class Mutation:
     async def unfollow(self, info: strawberry.Info, id: strawberry.ID) -> UnfollowResult:
         p = await info.context.principal()
         try:
-            await service.unfollow(info.context.session, p.account_id, _uuid(id, "follow", "id"))
+            await service.unfollow(
+                info.context.session, p.account_id, require_id(id, "follow", "id")
+            )
         except DomainError as exc:
             return user_error(exc)
         return UnfollowPayload(id=id)

@@ -14,6 +14,22 @@ from typing import Any
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 
+def batch_loader(fetch, missing: Callable[[], Any] = lambda: None):
+    """A DataLoader factory (one loader per operation, made by ``ctx.loaders.get``) over a
+    repository function ``fetch(session, keys) -> {key: value}``; keys it leaves out get
+    ``missing()`` (None, or e.g. ``list`` for one-to-many relations)."""
+    from strawberry.dataloader import DataLoader
+
+    def factory(ctx) -> DataLoader:
+        async def load(keys: list):
+            found = await fetch(ctx.session, keys)
+            return [found[k] if k in found else missing() for k in keys]
+
+        return DataLoader(load_fn=load)
+
+    return factory
+
+
 def now_or_later(loader, key) -> Any:
     """The loaded value if the loader has it already, else the loader's pending awaitable."""
     future = loader.cache_map.get(key) if loader.cache else None

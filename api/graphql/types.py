@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import uuid
 from decimal import Decimal
 from typing import NewType
 
@@ -77,11 +78,49 @@ def decode_cursor(cursor: str) -> list | None:
     return values if isinstance(values, list) else None
 
 
+MAX_PAGE = 100
+
+
+def parse_id(value) -> uuid.UUID | None:
+    """The UUID an ID argument holds, or None when it holds none."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def require_id(value, what: str, field: str) -> uuid.UUID:
+    """The UUID an ID argument holds; a malformed one names nothing: NOT_FOUND on ``field``."""
+    from api.errors import NotFound
+
+    parsed = parse_id(value)
+    if parsed is None:
+        raise NotFound(f"{what} not found", field)
+    return parsed
+
+
+def search_args(to_search, filter, sort, first: int, after: str | None, key_kind):
+    """The checked arguments of a search connection: (criteria, page size, cursor values).
+    Bad input fails the field with BAD_USER_INPUT: invalid filters, DISTANCE without
+    filter.near, RELEVANCE without filter.keyword, a cursor of another search."""
+    from api.errors import ErrorCode, ValidationFailed
+    from api.graphql.errors import QueryError
+
+    try:
+        criteria = to_search(filter)
+    except ValidationFailed as exc:
+        raise QueryError(exc.code, exc.message) from exc
+    if sort.value == "DISTANCE" and criteria.near is None:
+        raise QueryError(ErrorCode.BAD_USER_INPUT, "sort DISTANCE needs filter.near")
+    if sort.value == "RELEVANCE" and not criteria.keyword:
+        raise QueryError(ErrorCode.BAD_USER_INPUT, "sort RELEVANCE needs filter.keyword")
+    first = max(0, min(first, MAX_PAGE))
+    return criteria, first, after_values(after, sort.value, key_kind)
+
+
 def after_values(after: str | None, sort: str, key_kind: type | None) -> tuple | None:
     """The (key, id) a cursor of this ``sort`` carries, typed (``key_kind``: int, float,
     Decimal, or None for id-only sorts); raises BAD_USER_INPUT for anything else."""
-    import uuid
-
     from api.errors import ErrorCode
     from api.graphql.errors import QueryError
 

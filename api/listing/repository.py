@@ -144,12 +144,10 @@ SORTS = {
 async def search(
     session: AsyncSession, s: ListingSearch, *, sort: str, limit: int, after: tuple | None
 ) -> list[tuple[Listing, object]]:
-    key_of, desc = SORTS[sort]
-    key = key_of(s) if key_of is not None else None
-    stmt = search_kit.page(filtered(s), key, Listing.id, desc=desc, after=after, limit=limit)
-    return await search_kit.fetch_page(session, stmt, keyed=key is not None)
+    return await search_kit.search(
+        session, filtered(s), SORTS[sort], s, Listing.id, after=after, limit=limit
+    )
 
 
 async def count(session: AsyncSession, s: ListingSearch) -> int:
-    stmt = select(func.count()).select_from(filtered(s).order_by(None).subquery())
-    return int(await session.scalar(stmt) or 0)
+    return await search_kit.count(session, filtered(s))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from api import search as search_kit
 from api.errors import DomainError, NotFound, ValidationFailed
@@ -18,12 +16,21 @@ from api.graphql.errors import (
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
-    QueryError,
     ValidationError,
     user_error,
 )
+from api.graphql.loading import batch_loader
 from api.graphql.permissions import requires
-from api.graphql.types import Long, Money, Node, PageInfo, after_values, edges_of
+from api.graphql.types import (
+    Long,
+    Money,
+    Node,
+    PageInfo,
+    edges_of,
+    parse_id,
+    require_id,
+    search_args,
+)
 from api.listing import repository as repo
 from api.listing import service
 from api.listing.models import DECORATIONS, RIGHTS
@@ -32,8 +39,6 @@ from api.listing.models import ListingEvent as EventRow
 from api.media.schema import Media, first_photo_of, media_of
 from api.security.crypto import mask_phone
 from api.unit.schema import StandardStatus, Unit, unit_loader
-
-MAX_PAGE = 100
 
 ListingStatus = strawberry.enum(
     enum.Enum("ListingStatus", {s.upper(): s for s in service.RESO}),
@@ -65,31 +70,14 @@ SORT_KEYS = {
 }  # fmt: skip
 
 
-def _id(value) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
 def _sid(value) -> strawberry.ID | None:
     return strawberry.ID(str(value)) if value is not None else None
 
 
-def _events_loader(ctx) -> DataLoader:
-    async def load(ids: list[uuid.UUID]):
-        found = await repo.events_by_listing_ids(ctx.session, ids)
-        return [found.get(i, []) for i in ids]
-
-    return DataLoader(load_fn=load)
+_events_loader = batch_loader(repo.events_by_listing_ids, list)
 
 
-def listing_loader(ctx) -> DataLoader:
-    async def load(ids: list[uuid.UUID]):
-        found = await repo.listings_by_ids(ctx.session, ids)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
+listing_loader = batch_loader(repo.listings_by_ids)
 
 
 @strawberry.type
@@ -284,15 +272,12 @@ def to_search(f: ListingFilter | None) -> repo.ListingSearch:
             raise ValidationFailed(f"at most 100 values in {name}", name)
     agents = []
     for a in f.agent_ids or ():
-        if (aid := _id(a)) is None:
+        if (aid := parse_id(a)) is None:
             raise ValidationFailed("agentIds holds an id that is not one", "agentIds")
         agents.append(aid)
     near = None
     if f.near is not None:
-        n = f.near
-        if not (-90 <= n.latitude <= 90 and -180 <= n.longitude <= 180 and 0 < n.radius_km <= 500):
-            raise ValidationFailed("near needs a valid point and a radius up to 500 km", "near")
-        near = search_kit.Near(n.latitude, n.longitude, n.radius_km)
+        near = search_kit.near(f.near.latitude, f.near.longitude, f.near.radius_km)
     return repo.ListingSearch(
         districts=list(f.districts or ()), communities=list(f.communities or ()),
         statuses=[s.value for s in f.statuses or ()], rooms=list(f.rooms or ()),
@@ -340,7 +325,7 @@ class CreateListingInput:
 def listing_input(i: CreateListingInput, **extra) -> service.ListingInput:
     unit_id = None
     if i.unit_id:
-        unit_id = _id(i.unit_id)
+        unit_id = parse_id(i.unit_id)
         if unit_id is None:
             raise NotFound("unit not found", "unitId")
     if i.expires_in_days is not None and not 1 <= i.expires_in_days <= 3650:
@@ -396,18 +381,11 @@ ListingResult = Annotated[
 ]
 
 
-def _listing_id(value) -> uuid.UUID:
-    lid = _id(value)
-    if lid is None:
-        raise NotFound("listing not found", "listingId")
-    return lid
-
-
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[requires("listing.read")])
     async def listing(self, info: strawberry.Info, id: strawberry.ID) -> Listing | None:
-        lid = _id(id)
+        lid = parse_id(id)
         row = (
             await info.context.loaders.get("listing.by_id", listing_loader).load(lid)
             if lid
@@ -423,16 +401,7 @@ class Query:
         self, info: strawberry.Info, filter: ListingFilter | None = None,
         sort: ListingSort = ListingSort.NEWEST, first: int = 20, after: str | None = None,
     ) -> ListingConnection:  # fmt: skip
-        try:
-            search = to_search(filter)
-        except ValidationFailed as exc:
-            raise QueryError(exc.code, exc.message) from exc
-        if sort is ListingSort.DISTANCE and search.near is None:
-            raise QueryError(ValidationFailed.code, "sort DISTANCE needs filter.near")
-        if sort is ListingSort.RELEVANCE and not search.keyword:
-            raise QueryError(ValidationFailed.code, "sort RELEVANCE needs filter.keyword")
-        first = max(0, min(first, MAX_PAGE))
-        cursor = after_values(after, sort.value, SORT_KEYS[sort])
+        search, first, cursor = search_args(to_search, filter, sort, first, after, SORT_KEYS[sort])
         rows = await repo.search(
             info.context.session, search, sort=sort.value, limit=first + 1, after=cursor
         )
@@ -475,9 +444,13 @@ class Mutation:
         p = await _principal(info)
         try:
             row = await service.change_price(
-                info.context.session, _listing_id(input.listing_id), input.asking_price,
-                reason=input.reason, actor_id=p.account_id, can_all=p.can("listing.manage"),
-            )  # fmt: skip
+                info.context.session,
+                require_id(input.listing_id, "listing", "listingId"),
+                input.asking_price,
+                reason=input.reason,
+                actor_id=p.account_id,
+                can_all=p.can("listing.manage"),
+            )
         except DomainError as exc:
             return user_error(exc)
         return ListingPayload(listing=Listing.of(row))
@@ -492,10 +465,14 @@ class Mutation:
         p = await _principal(info)
         try:
             row = await service.change_status(
-                info.context.session, _listing_id(input.listing_id), input.status.value,
-                reason=input.reason, actor_id=p.account_id, can_all=p.can("listing.manage"),
+                info.context.session,
+                require_id(input.listing_id, "listing", "listingId"),
+                input.status.value,
+                reason=input.reason,
+                actor_id=p.account_id,
+                can_all=p.can("listing.manage"),
                 expected_version=input.expected_version,
-            )  # fmt: skip
+            )
         except DomainError as exc:
             return user_error(exc)
         return ListingPayload(listing=Listing.of(row))
@@ -510,7 +487,10 @@ class Mutation:
         p = await _principal(info)
         try:
             row = await service.verify(
-                info.context.session, _listing_id(listing_id), actor_id=p.account_id, note=note
+                info.context.session,
+                require_id(listing_id, "listing", "listingId"),
+                actor_id=p.account_id,
+                note=note,
             )
         except DomainError as exc:
             return user_error(exc)

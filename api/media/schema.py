@@ -12,7 +12,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.file_uploads import Upload
 
-from api.errors import DomainError, Forbidden, NotFound
+from api.errors import DomainError, Forbidden
 from api.graphql.errors import (
     AuthError,
     NotFoundError,
@@ -20,9 +20,9 @@ from api.graphql.errors import (
     ValidationError,
     user_error,
 )
-from api.graphql.loading import now_or_later, then
+from api.graphql.loading import batch_loader, now_or_later, then
 from api.graphql.permissions import requires
-from api.graphql.types import Node
+from api.graphql.types import Node, require_id
 from api.media import service
 from api.media.models import MEDIA_KINDS, OWNER_KINDS
 from api.media.models import Media as MediaRow
@@ -59,14 +59,7 @@ class Media(Node):
         )  # fmt: skip
 
 
-def media_loader(ctx) -> DataLoader:
-    """All media of an owner (project, unit type, unit or listing), in display order."""
-
-    async def load(ids: list[uuid.UUID]):
-        found = await service.media_by_owner_ids(ctx.session, ids)
-        return [found.get(i, []) for i in ids]
-
-    return DataLoader(load_fn=load)
+media_loader = batch_loader(service.media_by_owner_ids, list)
 
 
 def first_photo_loader(ctx) -> DataLoader:
@@ -140,13 +133,6 @@ DeleteMediaResult = Annotated[
 ]
 
 
-def _uuid(value, what: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"{what} not found", field) from None
-
-
 async def _may_change(info, owner_kind: str, owner_id: uuid.UUID) -> None:
     """Units, unit types and projects: unit.write. Listings: their agent (listing.write) or
     listing.manage."""
@@ -173,7 +159,7 @@ class Mutation:
         ctx = info.context
         settings = ctx.request.app.state.settings
         try:
-            owner_id = _uuid(input.owner_id, input.owner_kind.value, "ownerId")
+            owner_id = require_id(input.owner_id, input.owner_kind.value, "ownerId")
             await _may_change(info, input.owner_kind.value, owner_id)
             limit = max(settings.media_max_image_bytes, settings.media_max_video_bytes)
             data = await file.read(limit + 1)
@@ -193,7 +179,7 @@ class Mutation:
     async def add_media_link(self, info: strawberry.Info, input: MediaLinkInput) -> MediaResult:
         ctx = info.context
         try:
-            owner_id = _uuid(input.owner_id, input.owner_kind.value, "ownerId")
+            owner_id = require_id(input.owner_id, input.owner_kind.value, "ownerId")
             await _may_change(info, input.owner_kind.value, owner_id)
             row = await service.add_link(
                 ctx.session, owner_kind=input.owner_kind.value, owner_id=owner_id,
@@ -211,7 +197,7 @@ class Mutation:
     async def delete_media(self, info: strawberry.Info, id: strawberry.ID) -> DeleteMediaResult:
         ctx = info.context
         try:
-            row = await service.get(ctx.session, _uuid(id, "media", "id"))
+            row = await service.get(ctx.session, require_id(id, "media", "id"))
             await _may_change(info, row.owner_kind, row.owner_id)
             keys = await service.remove(ctx.session, row)
         except DomainError as exc:

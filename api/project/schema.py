@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from api.errors import DomainError, NotFound
 from api.graphql.errors import (
@@ -19,9 +18,9 @@ from api.graphql.errors import (
     ValidationError,
     user_error,
 )
-from api.graphql.loading import now_or_later, then
+from api.graphql.loading import batch_loader, now_or_later, then
 from api.graphql.permissions import requires
-from api.graphql.types import Node
+from api.graphql.types import Node, parse_id
 from api.project import repository as repo
 from api.project import service
 from api.project.models import Building as BuildingRow
@@ -37,35 +36,13 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------- loaders (one set per request)
 
 
-def project_loader(ctx) -> DataLoader:
-    async def load(ids: list[uuid.UUID]):
-        found = await repo.projects_by_ids(ctx.session, ids)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
+project_loader = batch_loader(repo.projects_by_ids)
 
 
-def _buildings_of_project_loader(ctx) -> DataLoader:
-    async def load(ids: list[uuid.UUID]):
-        found = await repo.buildings_by_project_ids(ctx.session, ids)
-        return [found.get(i, []) for i in ids]
-
-    return DataLoader(load_fn=load)
+_buildings_of_project_loader = batch_loader(repo.buildings_by_project_ids, list)
 
 
-def building_loader(ctx) -> DataLoader:
-    async def load(ids: list[uuid.UUID]):
-        found = await repo.buildings_by_ids(ctx.session, ids)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
-
-
-def _id(value: strawberry.ID | str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
+building_loader = batch_loader(repo.buildings_by_ids)
 
 
 # ---------------------------------------------------------------- types
@@ -207,13 +184,13 @@ class Query:
     ) -> list[Project]:
         first = max(0, min(first, MAX_PAGE))
         rows = await repo.list_projects(
-            info.context.session, limit=first, after=_id(after) if after else None
+            info.context.session, limit=first, after=parse_id(after) if after else None
         )
         return [Project.of(r) for r in rows]
 
     @strawberry.field(permission_classes=[requires("project.read")])
     async def project(self, info: strawberry.Info, id: strawberry.ID) -> Project | None:
-        pid = _id(id)
+        pid = parse_id(id)
         if pid is None:
             return None
         row = await info.context.loaders.get("project.by_id", project_loader).load(pid)
@@ -221,7 +198,7 @@ class Query:
 
     @strawberry.field(permission_classes=[requires("project.read")])
     async def building(self, info: strawberry.Info, id: strawberry.ID) -> Building | None:
-        bid = _id(id)
+        bid = parse_id(id)
         if bid is None:
             return None
         row = await info.context.loaders.get("building.by_id", building_loader).load(bid)
@@ -256,7 +233,7 @@ class Mutation:
     async def create_building(
         self, info: strawberry.Info, input: CreateBuildingInput
     ) -> CreateBuildingResult:
-        project_id = _id(input.project_id)
+        project_id = parse_id(input.project_id)
         if project_id is None:
             return user_error(NotFound("project not found", "projectId"))
         try:

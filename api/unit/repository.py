@@ -212,15 +212,13 @@ async def search(
     session: AsyncSession, s: UnitSearch, *, sort: str, limit: int, after: tuple | None
 ) -> list[tuple[Unit, object]]:
     """One page of units: (unit, sort key) pairs, ``limit`` of them at most."""
-    key_of, desc = SORTS[sort]
-    key = key_of(s) if key_of is not None else None
-    stmt = search_kit.page(filtered(s), key, Unit.id, desc=desc, after=after, limit=limit)
-    return await search_kit.fetch_page(session, stmt, keyed=key is not None)
+    return await search_kit.search(
+        session, filtered(s), SORTS[sort], s, Unit.id, after=after, limit=limit
+    )
 
 
 async def count(session: AsyncSession, s: UnitSearch) -> int:
-    stmt = select(func.count()).select_from(filtered(s).order_by(None).subquery())
-    return int(await session.scalar(stmt) or 0)
+    return await search_kit.count(session, filtered(s))
 
 
 async def building_with_project(

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Annotated
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from api import search as search_kit
@@ -23,9 +22,18 @@ from api.graphql.errors import (
     ValidationError,
     user_error,
 )
-from api.graphql.loading import now_or_later, selected_paths, then
+from api.graphql.loading import batch_loader, now_or_later, selected_paths, then
 from api.graphql.permissions import requires
-from api.graphql.types import Long, Money, Node, PageInfo, after_values, edges_of
+from api.graphql.types import (
+    Long,
+    Money,
+    Node,
+    PageInfo,
+    edges_of,
+    parse_id,
+    require_id,
+    search_args,
+)
 from api.media.schema import Media, first_photo_of, media_of, prefetch_first_photos
 from api.project.schema import Building, Project, building_loader, project_loader
 from api.unit import repository as repo
@@ -78,17 +86,10 @@ SORT_KEYS = {
 }  # fmt: skip
 
 
-def _id(value: strawberry.ID | str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
 def _ids(values: list[strawberry.ID] | None, field: str) -> list[uuid.UUID]:
     out = []
     for v in values or ():
-        parsed = _id(v)
+        parsed = parse_id(v)
         if parsed is None:
             raise ValidationFailed(f"{field} holds an id that is not one", field)
         out.append(parsed)
@@ -98,35 +99,14 @@ def _ids(values: list[strawberry.ID] | None, field: str) -> list[uuid.UUID]:
 # ---------------------------------------------------------------- loaders
 
 
-def _by_ids(fetch):
-    def factory(ctx) -> DataLoader:
-        async def load(ids: list[uuid.UUID]):
-            found = await fetch(ctx.session, ids)
-            return [found.get(i) for i in ids]
-
-        return DataLoader(load_fn=load)
-
-    return factory
+unit_loader = batch_loader(repo.units_by_ids)
+unit_type_loader = batch_loader(repo.unit_types_by_ids)
 
 
-unit_loader = _by_ids(repo.units_by_ids)
-unit_type_loader = _by_ids(repo.unit_types_by_ids)
+_events_loader = batch_loader(repo.events_by_unit_ids, list)
 
 
-def _events_loader(ctx) -> DataLoader:
-    async def load(ids: list[uuid.UUID]):
-        found = await repo.events_by_unit_ids(ctx.session, ids)
-        return [found.get(i, []) for i in ids]
-
-    return DataLoader(load_fn=load)
-
-
-def types_of_project_loader(ctx) -> DataLoader:
-    async def load(ids: list[uuid.UUID]):
-        found = await repo.unit_types_by_project_ids(ctx.session, ids)
-        return [found.get(i, []) for i in ids]
-
-    return DataLoader(load_fn=load)
+types_of_project_loader = batch_loader(repo.unit_types_by_project_ids, list)
 
 
 async def prefetch(info: strawberry.Info, units: list, prefix: str) -> None:
@@ -408,10 +388,7 @@ def to_search(f: UnitFilter | None) -> repo.UnitSearch:
     keyword = (f.keyword or "").strip().lower()[:100] or None
     near = None
     if f.near is not None:
-        n = f.near
-        if not (-90 <= n.latitude <= 90 and -180 <= n.longitude <= 180 and 0 < n.radius_km <= 500):
-            raise ValidationFailed("near needs a valid point and a radius up to 500 km", "near")
-        near = search_kit.Near(n.latitude, n.longitude, n.radius_km)
+        near = search_kit.near(f.near.latitude, f.near.longitude, f.near.radius_km)
     return repo.UnitSearch(
         project_ids=_ids(f.project_ids, "projectIds"),
         building_ids=_ids(f.building_ids, "buildingIds"),
@@ -539,13 +516,6 @@ async def _can(info, permission: str) -> bool:
     return (await info.context.principal()).can(permission)
 
 
-def _unit_id(value: strawberry.ID) -> uuid.UUID:
-    parsed = _id(value)
-    if parsed is None:
-        raise NotFound("unit not found", "unitId")
-    return parsed
-
-
 # ---------------------------------------------------------------- root fields
 
 
@@ -553,13 +523,13 @@ def _unit_id(value: strawberry.ID) -> uuid.UUID:
 class Query:
     @strawberry.field(permission_classes=[requires("unit.read")])
     async def unit(self, info: strawberry.Info, id: strawberry.ID) -> Unit | None:
-        uid = _id(id)
+        uid = parse_id(id)
         row = await info.context.loaders.get("unit.by_id", unit_loader).load(uid) if uid else None
         return Unit.of(row) if row else None
 
     @strawberry.field(permission_classes=[requires("unit.read")])
     async def unit_type(self, info: strawberry.Info, id: strawberry.ID) -> UnitType | None:
-        tid = _id(id)
+        tid = parse_id(id)
         loader = info.context.loaders.get("unit_type.by_id", unit_type_loader)
         row = await loader.load(tid) if tid else None
         return UnitType.of(row) if row else None
@@ -572,16 +542,7 @@ class Query:
         self, info: strawberry.Info, filter: UnitFilter | None = None,
         sort: UnitSort = UnitSort.NEWEST, first: int = 20, after: str | None = None,
     ) -> UnitConnection:  # fmt: skip
-        try:
-            search = to_search(filter)
-        except ValidationFailed as exc:
-            raise QueryError(exc.code, exc.message) from exc
-        if sort is UnitSort.DISTANCE and search.near is None:
-            raise QueryError(ValidationFailed.code, "sort DISTANCE needs filter.near")
-        if sort is UnitSort.RELEVANCE and not search.keyword:
-            raise QueryError(ValidationFailed.code, "sort RELEVANCE needs filter.keyword")
-        first = max(0, min(first, MAX_PAGE))
-        cursor = after_values(after, sort.value, SORT_KEYS[sort])
+        search, first, cursor = search_args(to_search, filter, sort, first, after, SORT_KEYS[sort])
         rows = await repo.search(
             info.context.session, search, sort=sort.value, limit=first + 1, after=cursor
         )
@@ -596,7 +557,7 @@ class Query:
         self, info: strawberry.Info, project_id: strawberry.ID | None = None,
         status: str | None = None, first: int = 50,
     ) -> list[PriceAdjustment]:  # fmt: skip
-        pid = _id(project_id) if project_id is not None else None
+        pid = parse_id(project_id) if project_id is not None else None
         if project_id is not None and pid is None:
             raise QueryError(ValidationFailed.code, "projectId is not an id")
         rows = await repo.adjustments(
@@ -613,7 +574,7 @@ class Mutation:
         self, info: strawberry.Info, input: CreateUnitTypeInput
     ) -> CreateUnitTypeResult:
         try:
-            pid = _id(input.project_id)
+            pid = parse_id(input.project_id)
             if pid is None:
                 raise NotFound("project not found", "projectId")
             row = await service.create_unit_type(
@@ -640,10 +601,10 @@ class Mutation:
         try:
             items = []
             for u in units:
-                bid = _id(u.building_id)
+                bid = parse_id(u.building_id)
                 if bid is None:
                     raise NotFound("building not found", "buildingId")
-                tid = _id(u.unit_type_id) if u.unit_type_id else None
+                tid = parse_id(u.unit_type_id) if u.unit_type_id else None
                 if u.unit_type_id and tid is None:
                     raise NotFound("unit type not found in this project", "unitTypeId")
                 items.append(service.UnitInput(
@@ -664,10 +625,13 @@ class Mutation:
     ) -> UnitResult:
         try:
             row = await service.change_status(
-                info.context.session, _unit_id(input.unit_id), input.status.value,
-                actor_id=await _actor(info), reason=input.reason,
+                info.context.session,
+                require_id(input.unit_id, "unit", "unitId"),
+                input.status.value,
+                actor_id=await _actor(info),
+                reason=input.reason,
                 expected_version=input.expected_version,
-            )  # fmt: skip
+            )
         except DomainError as exc:
             return user_error(exc)
         return UnitPayload(unit=Unit.of(row))
@@ -679,9 +643,12 @@ class Mutation:
     async def hold_unit(self, info: strawberry.Info, input: HoldUnitInput) -> UnitResult:
         try:
             row = await service.hold_unit(
-                info.context.session, _unit_id(input.unit_id), actor_id=await _actor(info),
-                minutes=input.minutes, client_ref=input.client_ref,
-            )  # fmt: skip
+                info.context.session,
+                require_id(input.unit_id, "unit", "unitId"),
+                actor_id=await _actor(info),
+                minutes=input.minutes,
+                client_ref=input.client_ref,
+            )
         except DomainError as exc:
             return user_error(exc)
         return UnitPayload(unit=Unit.of(row))
@@ -693,9 +660,11 @@ class Mutation:
     async def release_unit_hold(self, info: strawberry.Info, unit_id: strawberry.ID) -> UnitResult:
         try:
             row = await service.release_hold(
-                info.context.session, _unit_id(unit_id), actor_id=await _actor(info),
+                info.context.session,
+                require_id(unit_id, "unit", "unitId"),
+                actor_id=await _actor(info),
                 override=await _can(info, "unit.write"),
-            )  # fmt: skip
+            )
         except DomainError as exc:
             return user_error(exc)
         return UnitPayload(unit=Unit.of(row))
@@ -708,9 +677,12 @@ class Mutation:
     async def reserve_unit(self, info: strawberry.Info, input: ReserveUnitInput) -> UnitResult:
         try:
             row = await service.reserve_unit(
-                info.context.session, _unit_id(input.unit_id), actor_id=await _actor(info),
-                override=await _can(info, "unit.write"), reason=input.reason,
-            )  # fmt: skip
+                info.context.session,
+                require_id(input.unit_id, "unit", "unitId"),
+                actor_id=await _actor(info),
+                override=await _can(info, "unit.write"),
+                reason=input.reason,
+            )
         except DomainError as exc:
             return user_error(exc)
         return UnitPayload(unit=Unit.of(row))
@@ -724,7 +696,7 @@ class Mutation:
         self, info: strawberry.Info, input: AdjustPricesInput
     ) -> PriceAdjustmentResult:
         try:
-            pid = _id(input.project_id)
+            pid = parse_id(input.project_id)
             if pid is None:
                 raise NotFound("project not found", "projectId")
             rule = service.PriceRule(
@@ -749,7 +721,7 @@ class Mutation:
         self, info: strawberry.Info, input: DecidePriceAdjustmentInput
     ) -> PriceAdjustmentResult:
         try:
-            aid = _id(input.id)
+            aid = parse_id(input.id)
             if aid is None:
                 raise NotFound("price adjustment not found", "id")
             row = await service.decide_adjustment(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import time
+from datetime import timedelta
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,11 @@ from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView
 from api.http import RequestTimeout, SecurityHeaders
+from api.live.bus import make_bus
+from api.live.hub import Hub
+from api.live.relay import Relay
+from api.live.schema import to_object
+from api.live.ws import LiveEndpoint
 from api.media.storage import LocalStorage, make_storage
 from api.notify import Senders
 from api.notify.email import make_email_sender
@@ -72,6 +78,23 @@ def create_app(
         keep_alive_interval=15,
     )
 
+    bus = make_bus(settings.redis_url, settings.live_channel)
+    hub = Hub(schema._schema, engine, to_object=to_object)
+    relay = Relay(
+        engine, bus, poll=settings.live_relay_poll,
+        retention=timedelta(hours=settings.live_retention_hours),
+    )  # fmt: skip
+    live = LiveEndpoint(
+        schema, hub, db, kit, trusted=graphql.trusted, production=settings.env == "production",
+        max_tokens=settings.graphql_max_tokens, max_subscriptions=settings.live_max_subscriptions,
+        replay_max=settings.live_replay_max,
+    )  # fmt: skip
+
+    async def keepalive() -> None:
+        while True:
+            await asyncio.sleep(settings.live_keepalive)
+            hub.ping_all()
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -108,6 +131,13 @@ def create_app(
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+        hub.start()
+        await bus.start(hub.on_bus)
+        tasks = []
+        if settings.live_relay_in_process:
+            tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))
+        if settings.live_keepalive:
+            tasks.append(asyncio.create_task(keepalive(), name="anju-live-keepalive"))
         worker = None
         if settings.run_worker_in_process:
             from api.jobs import run_worker
@@ -117,16 +147,18 @@ def create_app(
                 install_signal_handlers=False, name="anju-gateway-worker",
             ))  # fmt: skip
         yield
-        if worker is not None:
-            worker.cancel()
+        for task in [*tasks, *([worker] if worker is not None else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await worker
+                await task
+        await bus.close()
+        await hub.stop()
         if owned:
             await engine.dispose()
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", live),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -143,6 +175,8 @@ def create_app(
     app.state.sms = senders.sms
     app.state.email = senders.email
     app.state.storage = storage
+    app.state.hub = hub
+    app.state.relay = relay
     # Outermost last: headers on every answer (refusals too), CORS preflights answered before
     # tenant resolution, the time limit innermost (around the GraphQL work).
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)

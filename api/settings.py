@@ -52,6 +52,21 @@ class Settings(BaseSettings):
     rate_anonymous_per_minute: int = Field(default=120, ge=0)
     # Seconds an HTTP request may run before it is stopped (0: no limit).
     request_timeout: float = Field(default=30.0, ge=0)
+    # ---- live updates (docs/live.md)
+    # Run the outbox relay in the gateway process (one leads at a time, the others stand by).
+    live_relay_in_process: bool = True
+    # Seconds between relay polls when no NOTIFY woke it.
+    live_relay_poll: float = Field(default=5.0, gt=0)
+    # Hours published events are kept for clients that resume (``since``).
+    live_retention_hours: float = Field(default=24.0, gt=0)
+    # At most this many missed events are replayed; beyond, the client is told to refetch.
+    live_replay_max: int = Field(default=1000, ge=1)
+    live_max_subscriptions: int = Field(default=20, ge=1)
+    # The Redis pub/sub channel of live events (pub/sub ignores Redis database numbers: two
+    # deployments on one Redis server need two channels).
+    live_channel: str = "anju:live"
+    # Seconds between server pings on every WebSocket (0: none).
+    live_keepalive: float = Field(default=15.0, ge=0)
     # Origins allowed to call the API from a browser (web consoles); empty: none.
     cors_origins: list[str] = Field(default_factory=list)
 

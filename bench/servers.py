@@ -10,7 +10,10 @@
   bind types and numbering. The JSON has the gateway's field names, shapes, cursors and bytes
   (``json.dumps`` escapes non-ASCII text as the gateway does).
 
-``python -m bench.servers gateway|raw PORT``; the database and secrets come from ANJU_* variables.
+* ``rawws``: the live scenario's WebSocket baseline (``raw_ws_app``).
+
+``python -m bench.servers gateway|raw|rawws PORT``; the database and secrets come from ANJU_*
+variables.
 """
 
 from __future__ import annotations
@@ -262,6 +265,41 @@ def raw_app(dsn: str, public_url: str) -> Starlette:
     )
 
 
+def raw_ws_app() -> Starlette:
+    """The live scenario's baseline: graphql-transport-ws connections acknowledged without
+    any check, and ``POST /broadcast`` sending its body, as a ``next`` payload, to every
+    subscription, one socket after the other."""
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    subscribers: dict[WebSocket, str] = {}
+
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept(subprotocol="graphql-transport-ws")
+        try:
+            while True:
+                msg = json.loads(await ws.receive_text())
+                if msg["type"] == "connection_init":
+                    await ws.send_text('{"type":"connection_ack"}')
+                elif msg["type"] == "subscribe":
+                    subscribers[ws] = '{"id":' + json.dumps(msg["id"]) + ',"type":"next","payload":'
+                elif msg["type"] == "ping":
+                    await ws.send_text('{"type":"pong"}')
+        except WebSocketDisconnect:
+            pass
+        finally:
+            subscribers.pop(ws, None)
+
+    async def broadcast(request: Request) -> Response:
+        body = (await request.body()).decode()
+        for ws, prefix in list(subscribers.items()):
+            await ws.send_text(prefix + body + "}")
+        return Response("{}", media_type="application/json")
+
+    return Starlette(routes=[WebSocketRoute("/graphql", socket),
+                             Route("/broadcast", broadcast, methods=["POST"])])  # fmt: skip
+
+
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     from api.settings import get_settings
@@ -273,6 +311,8 @@ def main() -> None:
 
         configure_logging(settings)
         app = create_app(settings)
+    elif kind == "rawws":
+        app = raw_ws_app()
     else:
         from api.db import asyncpg_dsn, server_url
 
@@ -284,7 +324,7 @@ def main() -> None:
     # (IncompleteReadError) on either server.
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-        log_level="warning", lifespan="on", timeout_keep_alive=75,
+        log_level="warning", lifespan="on", timeout_keep_alive=75, ws="websockets-sansio",
     )  # fmt: skip
 
 

@@ -27,7 +27,11 @@ class TenantDatabase:
         return eng
 
     def session(self, tenant: TenantInfo) -> AsyncSession:
-        return AsyncSession(self.engine_for(tenant.schema_name), expire_on_commit=False)
+        # The tenant travels with the session (the outbox of live events needs it).
+        return AsyncSession(
+            self.engine_for(tenant.schema_name), expire_on_commit=False,
+            info={"tenant_id": tenant.id},
+        )  # fmt: skip
 
 
 class UnitOfWork:

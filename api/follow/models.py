@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import TenantBase, utcnow
 from api.ids import uuid7
+from api.live.outbox import watch
 from api.unit.models import _in
 
 
@@ -34,3 +35,12 @@ class Follow(TenantBase):
     search: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
                                                  default=utcnow)  # fmt: skip
+
+
+def live_payload(f: Follow) -> dict:
+    """Followed-items feeds of the account update their set from these."""
+    return {"account_id": str(f.account_id), "target_kind": f.target_kind,
+            "target_id": str(f.target_id) if f.target_id else None}  # fmt: skip
+
+
+watch(Follow, "follow", {}, live_payload, on_new=True, on_delete=True)

@@ -13,9 +13,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from api.errors import NotFound, ValidationFailed
-from api.follow.models import Follow
+from api.follow.models import Follow, live_payload
 from api.ids import uuid7
 from api.listing import repository as listing_repo
+from api.live import outbox
 from api.unit import repository as unit_repo
 from api.validate import text
 
@@ -39,9 +40,13 @@ async def follow(session, account_id: uuid.UUID, kind: str, target_id: uuid.UUID
             index_elements=[Follow.account_id, Follow.target_kind, Follow.target_id],
             index_where=Follow.target_id.is_not(None),
         )
+        .returning(Follow.id)
     )  # fmt: skip
-    await session.execute(stmt)
-    return await _existing(session, account_id, kind, target_id)
+    created = (await session.execute(stmt)).scalar_one_or_none()
+    row = await _existing(session, account_id, kind, target_id)
+    if created is not None and row is not None:  # a bulk insert: the flush hook does not see it
+        outbox.emit(session, "follow.created", row.id, live_payload(row))
+    return row
 
 
 async def _existing(session, account_id, kind, target_id) -> Follow | None:
@@ -73,9 +78,14 @@ async def _check_room(session, account_id: uuid.UUID) -> None:
 
 
 async def unfollow(session, account_id: uuid.UUID, follow_id: uuid.UUID) -> None:
-    stmt = delete(Follow).where(Follow.id == follow_id, Follow.account_id == account_id)
-    if (await session.execute(stmt)).rowcount == 0:
+    stmt = (
+        delete(Follow).where(Follow.id == follow_id, Follow.account_id == account_id)
+        .returning(Follow.account_id, Follow.target_kind, Follow.target_id)
+    )  # fmt: skip
+    gone = (await session.execute(stmt)).first()
+    if gone is None:
         raise NotFound("follow not found", "id")
+    outbox.emit(session, "follow.deleted", follow_id, live_payload(gone))
 
 
 async def follows_of(session, account_id: uuid.UUID, kind: str | None) -> Sequence[Follow]:

@@ -226,6 +226,11 @@ class OperationScope(SchemaExtension):
         """Read the caller once, before any resolver runs, so permission checks are
         synchronous lookups. A bad token is kept and raised where a field needs the caller."""
         ctx: Context = self.execution_context.context
+        if self.execution_context.operation_type == StrawberryOperationType.SUBSCRIPTION:
+            raise GraphQLError(
+                "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
+                extensions={"code": ErrorCode.BAD_USER_INPUT.value},
+            )
         principal = None
         if ctx.tenant is not None and ctx.access_token():
             with contextlib.suppress(Unauthenticated):

@@ -124,16 +124,34 @@ def requires(permission: str) -> type[BasePermission]:
 
     def check(self, info: strawberry.Info) -> None:
         _need_tenant(info)
-        principal = info.context.principal_now()
-        if principal is None:
-            raise Unauthenticated("sign in first")
-        if principal.needs_totp:
-            raise Forbidden("this tenant requires two-factor sign-in for admins: enrol first")
-        if not principal.can(permission):
-            raise Forbidden(f"your roles do not grant '{permission}'")
+        check_principal(info.context.principal_now(), permission)
 
     return type(
         f"Requires_{permission.replace('.', '_')}",
         (_Guard,),
         {"message": f"needs {permission}", "permission": permission, "check": check},
     )
+
+
+def check_principal(principal, permission: str | None) -> None:
+    """The rule of ``requires(permission)`` (``None``: any signed-in member) for a caller."""
+    if principal is None:
+        raise Unauthenticated("sign in first")
+    if permission is None:
+        return
+    if principal.needs_totp:
+        raise Forbidden("this tenant requires two-factor sign-in for admins: enrol first")
+    if not principal.can(permission):
+        raise Forbidden(f"your roles do not grant '{permission}'")
+
+
+def check_classes(classes, principal) -> None:
+    """The field's declared permission classes, for a caller known outside a GraphQL
+    execution (a WebSocket subscription, tenant already resolved). Raises a DomainError."""
+    for cls in classes:
+        if cls in (Public, TenantRequired):
+            continue
+        if cls is Authenticated or issubclass(cls, _Guard):
+            check_principal(principal, getattr(cls, "permission", None))
+            continue
+        raise Forbidden(f"permission class {cls.__name__} cannot be checked here")

@@ -98,6 +98,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ],
     )
     schema.hide_suggestions = settings.env == "production"
+    schema.limit_rules = limit_rules  # the WebSocket endpoint validates with them too
     return schema
 
 

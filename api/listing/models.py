@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import TenantBase, utcnow
 from api.ids import uuid7
+from api.live.outbox import watch
 from api.unit.models import ORIENTATIONS, _in
 
 LISTING_STATUSES = ("active", "under_contract", "sold", "withdrawn", "expired")
@@ -123,3 +124,24 @@ class ListingEvent(TenantBase):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+def live_payload(x: Listing) -> dict:
+    """A listing's live event: its status and price, and what saved filters match on."""
+    return {
+        "listing_id": str(x.id), "unit_id": str(x.unit_id) if x.unit_id else None,
+        "status": x.status or "active", "asking_price": x.asking_price,
+        "currency": x.currency or "CNY", "version": x.version or 1,
+        "verified": bool(x.verified), "city": x.city,
+        "district": x.district, "community": x.community, "rooms": x.rooms,
+        "gross_area": str(x.gross_area), "orientation": x.orientation,
+        "decoration": x.decoration, "year_built": x.year_built, "tags": list(x.tags or ()),
+        "agent_id": str(x.agent_id) if x.agent_id else None,
+        "latitude": float(x.latitude) if x.latitude is not None else None,
+        "longitude": float(x.longitude) if x.longitude is not None else None,
+        "text": x.search_text,
+    }  # fmt: skip
+
+
+watch(Listing, "listing", {"status": "status", "asking_price": "price", "verified": "verified"},
+      live_payload, on_new=True)  # fmt: skip

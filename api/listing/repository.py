@@ -54,7 +54,7 @@ async def by_source_refs(session: AsyncSession, refs: Sequence[str]) -> set[str]
 
 
 async def expire_due(session: AsyncSession, now, limit: int) -> list[uuid.UUID]:
-    """Active listings past their expiry become expired; returns their ids."""
+    """Active listings past their expiry become expired; returns them (as updated)."""
     due = (
         select(Listing.id)
         .where(Listing.status == "active", Listing.expires_at <= now)
@@ -66,7 +66,8 @@ async def expire_due(session: AsyncSession, now, limit: int) -> list[uuid.UUID]:
         update(Listing)
         .where(Listing.id.in_(due))
         .values(status="expired", status_changed_at=now, version=Listing.version + 1)
-        .returning(Listing.id)
+        .returning(Listing)
+        .execution_options(synchronize_session=False)
     )
     return list(await session.scalars(stmt))
 

@@ -5,6 +5,7 @@ price changes, resold), so the unit shows its whole life."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,7 +16,8 @@ from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from api.identity.service import normalize_phone
 from api.ids import uuid7
 from api.listing import repository as repo
-from api.listing.models import DECORATIONS, RIGHTS, Listing, ListingEvent
+from api.listing.models import DECORATIONS, RIGHTS, Listing, ListingEvent, live_payload
+from api.live import outbox
 from api.project import repository as project_repo
 from api.security.kit import SecurityKit
 from api.unit import repository as unit_repo
@@ -371,17 +373,68 @@ async def verify(session, listing_id: uuid.UUID, *, actor_id: uuid.UUID, note: s
 async def expire_listings(session, *, now: datetime | None = None, limit: int = 1000) -> int:
     """The listing-expiry job's work for one tenant."""
     now = now or utcnow()
-    ids = await repo.expire_due(session, now, limit)
+    expired = await repo.expire_due(session, now, limit)
+    for row in expired:  # a bulk update: the flush hook does not see it
+        outbox.emit(session, "listing.status", row.id, live_payload(row))
     session.add_all(
         ListingEvent(
-            listing_id=i,
+            listing_id=row.id,
             kind="status",
             from_status="active",
             to_status="expired",
             at=now,
             reason="expired",
         )
-        for i in ids
+        for row in expired
     )
     await session.flush()
-    return len(ids)
+    return len(expired)
+
+
+def matches(search: dict, p: dict) -> bool:
+    """Does a listing's live payload (models.live_payload) match a saved search (the JSON of a
+    ``repository.ListingSearch``)? The same rules as the search query, in Python."""
+
+    def among(name: str, value) -> bool:
+        wanted = search.get(name) or []
+        return not wanted or value in wanted
+
+    if not (among("districts", p["district"]) and among("communities", p["community"])
+            and among("statuses", p["status"]) and among("rooms", p["rooms"])
+            and among("orientations", p["orientation"]) and among("decorations", p["decoration"])
+            and among("agent_ids", p["agent_id"])):  # fmt: skip
+        return False
+    if not set(search.get("tags") or ()).issubset(p["tags"] or ()):
+        return False
+    price = p["asking_price"]
+    if search.get("price_min") is not None and price < int(search["price_min"]):
+        return False
+    if search.get("price_max") is not None and price > int(search["price_max"]):
+        return False
+    area = Decimal(p["gross_area"])
+    if search.get("area_min") is not None and area < Decimal(str(search["area_min"])):
+        return False
+    if search.get("area_max") is not None and area > Decimal(str(search["area_max"])):
+        return False
+    if search.get("built_after") is not None and (p["year_built"] or 0) < search["built_after"]:
+        return False
+    if search.get("verified_only") and not p["verified"]:
+        return False
+    if (keyword := search.get("keyword")) and keyword not in (p["text"] or "").lower():
+        return False
+    if near := search.get("near"):
+        if p["latitude"] is None or p["longitude"] is None:
+            return False
+        if _km(near["latitude"], near["longitude"], p["latitude"], p["longitude"]) > float(
+            near["radius_km"]
+        ):
+            return False
+    return True
+
+
+def _km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    dlat, dlng = math.radians(lat2 - lat1) / 2, math.radians(lng2 - lng1) / 2
+    a = math.sin(dlat) ** 2 + math.cos(math.radians(lat1)) * math.cos(math.radians(lat2)) * (
+        math.sin(dlng) ** 2
+    )
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))

@@ -104,7 +104,8 @@ async def adjustments(
 
 
 async def expire_holds(session: AsyncSession, now: datetime, limit: int) -> list[tuple]:
-    """Put expired holds back to available; returns (id, held_by, hold_expires_at) of each."""
+    """Put expired holds back to available; returns (unit, held_by, hold_expires_at) of each
+    (the unit as updated, the holder and expiry it had)."""
     due = (
         select(Unit.id)
         .where(Unit.status == "on_hold", Unit.hold_expires_at <= now)
@@ -119,7 +120,8 @@ async def expire_holds(session: AsyncSession, now: datetime, limit: int) -> list
         .where(Unit.id == old.c.id)
         .values(status="available", hold_expires_at=None, held_by=None, status_changed_at=now,
                 version=Unit.version + 1)
-        .returning(old.c.id, old.c.held_by, old.c.hold_expires_at)
+        .returning(Unit, old.c.held_by, old.c.hold_expires_at)
+        .execution_options(synchronize_session=False)
     )  # fmt: skip
     return [tuple(row) for row in await session.execute(stmt)]
 
@@ -258,3 +260,20 @@ def rule_units(
 async def add_all(session: AsyncSession, objs: Sequence) -> None:
     session.add_all(objs)
     await session.flush()
+
+
+async def building_units(session: AsyncSession, building_id: uuid.UUID) -> Sequence[Unit]:
+    """Every unit of a building, top floor first (a sales table's rows)."""
+    stmt = (
+        select(Unit).where(Unit.building_id == building_id)
+        .order_by(Unit.floor.desc(), Unit.number)
+    )  # fmt: skip
+    return (await session.scalars(stmt)).all()
+
+
+async def event_head(session: AsyncSession, tenant_id) -> int:
+    """The tenant's latest live-event sequence (0 before the first)."""
+    from api.live.models import EventStream
+
+    stmt = select(EventStream.last_seq).where(EventStream.tenant_id == uuid.UUID(str(tenant_id)))
+    return (await session.scalar(stmt)) or 0

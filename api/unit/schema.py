@@ -519,8 +519,53 @@ async def _can(info, permission: str) -> bool:
 # ---------------------------------------------------------------- root fields
 
 
+@strawberry.type(description="How many units of the table have one status.")
+class StatusCount:
+    status: UnitStatus
+    count: int
+
+
+@strawberry.type(
+    description="A building's sales table (销控表): every unit with its status and price, read "
+    "in one round trip. Subscribe to unitChanges(buildingId, since: seq) to keep it current: "
+    "no change made after this read is missed."
+)
+class SalesTable:
+    building: Building
+    seq: Long = strawberry.field(description="The tenant's live-event sequence at the read.")
+    units: list[Unit] = strawberry.field(description="Top floor first, then by number.")
+    counts: list[StatusCount]
+
+
 @strawberry.type
 class Query:
+    @strawberry.field(
+        permission_classes=[requires("unit.read")],
+        description="A building's sales table; null when there is no such building.",
+    )
+    async def sales_table(
+        self, info: strawberry.Info, building_id: strawberry.ID
+    ) -> SalesTable | None:
+        bid = parse_id(building_id)
+        if bid is None:
+            return None
+        session = info.context.session
+        # The sequence first: every change numbered up to it committed before the units are
+        # read, so the table holds it; a later one comes through the subscription.
+        seq = await repo.event_head(session, info.context.tenant.id)
+        building = await info.context.loaders.get("building.by_id", building_loader).load(bid)
+        if building is None:
+            return None
+        rows = await repo.building_units(session, bid)
+        await prefetch(info, list(rows), "units.")
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return SalesTable(
+            building=Building.of(building), seq=seq, units=[Unit.of(r) for r in rows],
+            counts=[StatusCount(status=UnitStatus(k), count=v) for k, v in sorted(counts.items())],
+        )  # fmt: skip
+
     @strawberry.field(permission_classes=[requires("unit.read")])
     async def unit(self, info: strawberry.Info, id: strawberry.ID) -> Unit | None:
         uid = parse_id(id)

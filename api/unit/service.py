@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from api.db import utcnow
 from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from api.ids import uuid7
+from api.live import outbox
 from api.project import repository as project_repo
 from api.project.models import Building, Project
 from api.setting import service as settings
@@ -25,6 +26,7 @@ from api.unit.models import (
     Unit,
     UnitEvent,
     UnitType,
+    live_payload,
 )
 from api.unit.status import MARKETABLE, NEEDS_REASON, allowed
 from api.validate import text as _text
@@ -359,10 +361,12 @@ async def release_expired_holds(session, *, now: datetime | None = None, limit: 
     now = now or utcnow()
     released = await repo.expire_holds(session, now, limit)
     events = [
-        UnitEvent(unit_id=uid, kind="hold_expired", from_status="on_hold", to_status="available",
+        UnitEvent(unit_id=u.id, kind="hold_expired", from_status="on_hold", to_status="available",
                   at=now, data={"held_by": str(held_by), "expired_at": expires.isoformat()})
-        for uid, held_by, expires in released
+        for u, held_by, expires in released
     ]  # fmt: skip
+    for u, _, _ in released:  # a bulk update: the flush hook does not see it
+        outbox.emit(session, "unit.status", u.id, live_payload(u))
     await repo.add_all(session, events)
     return len(released)
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tenants.models import TenantStatus
 from tenants.registry import set_status
@@ -245,31 +245,25 @@ async def _ws_init(ws, token: str | None) -> None:
     assert ack["type"] == "connection_ack", ack
 
 
-async def _ws_operations(ws, operations: dict[str, tuple[str, dict | None]]) -> dict[str, dict]:
-    """Send every operation at once (graphql-transport-ws ``subscribe``); collect each one's
-    single ``next`` payload until its ``complete``."""
-    for op_id, (query, variables) in operations.items():
-        payload = {"query": query, "variables": variables or {}}
-        await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
-    results: dict[str, list] = {op_id: [] for op_id in operations}
-    pending = set(operations)
-    while pending:
+async def _ws_first(ws, op_id: str, query: str, variables: dict | None = None) -> dict:
+    """Subscribe and return the first message for it (pings answered)."""
+    payload = {"query": query, "variables": variables or {}}
+    await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+    while True:
         msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
         if msg["type"] == "ping":
             await ws.send(json.dumps({"type": "pong"}))
             continue
-        assert msg["id"] in pending, msg
-        if msg["type"] == "complete":
-            pending.discard(msg["id"])
-            continue
-        assert msg["type"] == "next", msg
-        results[msg["id"]].append(msg["payload"])
-    assert all(len(r) == 1 for r in results.values()), results
-    return {op_id: r[0] for op_id, r in results.items()}
+        assert msg.get("id") == op_id, msg
+        return msg
 
 
-async def _ws_operation(ws, op_id: str, query: str, variables: dict | None = None) -> dict:
-    return (await _ws_operations(ws, {op_id: (query, variables)}))[op_id]
+# From beyond any tenant's head, a unit subscription first answers RefetchRequired naming the
+# tenant's own head: proof that the socket serves that tenant.
+UNIT_CHANGES = (
+    "subscription($p: ID) { unitChanges(projectId: $p, since: 1000000000) "
+    "{ __typename ... on RefetchRequired { seq } } }"
+)
 
 
 def _ws_connect(server, slug: str):
@@ -281,89 +275,31 @@ def _ws_connect(server, slug: str):
     )
 
 
-async def test_websocket_query_with_valid_tenant(live_server, client, make_tenant):
-    a, b = await make_tenant(), await make_tenant()
-    await create_project(client, a.slug, "Alpha over WS")
-    await create_project(client, b.slug, "Beta over WS")
-    for tenant, name in ((a, "Alpha over WS"), (b, "Beta over WS")):
-        async with _ws_connect(live_server, tenant.slug) as ws:
-            assert ws.subprotocol == WS_PROTOCOL
-            await _ws_init(ws, TOKENS[tenant.slug])
-            result = await _ws_operation(ws, "1", PROJECTS)
-            assert [p["name"] for p in result["data"]["projects"]] == [name]
-            # A second operation on the same connection is answered the same way.
-            result = await _ws_operation(ws, "2", "{ apiVersion projects { name } }")
-            assert result["data"] == {"apiVersion": "0.1.0", "projects": [{"name": name}]}
-
-
-async def test_websocket_operations_each_own_their_transaction(live_server, client, make_tenant):
-    """Each operation on a socket commits when it ends (not when the socket closes), and
-    reads fresh data (no DataLoader cache or identity map shared across operations)."""
+async def test_websocket_subscription_with_valid_tenant(live_server, client, make_tenant):
+    """The handshake's X-Tenant is the socket's tenant: a subscription runs against it, and
+    queries and mutations are refused there (they go over HTTP)."""
     tenant = await make_tenant()
-    project_q = "query($id: ID!) { project(id: $id) { name buildings { name } } }"
+    project = await create_project(client, tenant.slug, "Alpha over WS")
     async with _ws_connect(live_server, tenant.slug) as ws:
+        assert ws.subprotocol == WS_PROTOCOL
         await _ws_init(ws, TOKENS[tenant.slug])
-        result = await _ws_operation(
-            ws,
-            "create",
-            'mutation { createProject(input: {name: "Made over WS"}) '
-            "{ ... on ProjectPayload { project { id } } } }",
-        )
-        project_id = result["data"]["createProject"]["project"]["id"]
-        # Committed while the socket is still open.
-        res = await gql(client, PROJECTS, tenant=tenant.slug)
-        assert [p["name"] for p in res["data"]["projects"]] == ["Made over WS"]
-
-        before = await _ws_operation(ws, "read1", project_q, {"id": project_id})
-        assert before["data"]["project"] == {"name": "Made over WS", "buildings": []}
-        await gql(
-            client,
-            'mutation($p: ID!) { createBuilding(input: {projectId: $p, name: "Late", floors: 2}) '
-            "{ __typename } }",
-            {"p": project_id},
-            tenant=tenant.slug,
-        )
-        after = await _ws_operation(ws, "read2", project_q, {"id": project_id})
-        assert after["data"]["project"]["buildings"] == [{"name": "Late"}]
-
-        # Several operations in flight at once on one socket, each with its own session.
-        results = await _ws_operations(
-            ws,
-            {
-                f"op{i}": (
-                    "mutation($p: ID!, $n: String!) { createBuilding(input: {projectId: $p, "
-                    "name: $n, floors: 3}) { __typename } }",
-                    {"p": project_id, "n": f"Concurrent {i}"},
-                )
-                for i in range(5)
-            }
-            | {f"q{i}": (project_q, {"id": project_id}) for i in range(5)},
-        )
-        for op_id, result in results.items():
-            assert "errors" not in result, (op_id, result)
-        assert all(
-            results[f"op{i}"]["data"]["createBuilding"]["__typename"] == "BuildingPayload"
-            for i in range(5)
-        )
-    res = await gql(client, project_q, {"id": project_id}, tenant=tenant.slug)
-    assert sorted(b["name"] for b in res["data"]["project"]["buildings"]) == [
-        "Concurrent 0",
-        "Concurrent 1",
-        "Concurrent 2",
-        "Concurrent 3",
-        "Concurrent 4",
-        "Late",
-    ]
+        msg = await _ws_first(ws, "1", UNIT_CHANGES, {"p": project["id"]})
+        assert msg["type"] == "next", msg
+        assert msg["payload"]["data"]["unitChanges"] == {"__typename": "RefetchRequired",
+                                                       "seq": 0}  # fmt: skip
+        msg = await _ws_first(ws, "2", PROJECTS)
+        assert msg["type"] == "error", msg
+        assert msg["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT", msg
 
 
-async def test_websocket_without_a_valid_token_is_unauthenticated(live_server, make_tenant):
+async def test_websocket_without_a_valid_token_is_closed(live_server, make_tenant):
     """Over WebSocket the token comes from the connection_init payload: none, or one issued
-    for another tenant, leaves tenant fields refused (and public ones answered)."""
+    for another tenant, closes the socket with 4403 before anything runs."""
     a, b = await make_tenant(), await make_tenant()
     for token in (None, TOKENS[a.slug]):
         async with _ws_connect(live_server, b.slug) as ws:
-            await _ws_init(ws, token)
-            result = await _ws_operation(ws, "1", PROJECTS)
-            refused_field(result, "UNAUTHENTICATED", "projects")
-            result = await _ws_operation(ws, "2", "{ apiVersion }")
-            assert result == {"data": {"apiVersion": "0.1.0"}}
+            payload = {"authorization": f"Bearer {token}"} if token else {}
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd.code == 4403

@@ -26,6 +26,7 @@ from api.security.secrets import load_secrets
 from api.seed import DEMO_SLUG, seed_demo
 from api.settings import Settings
 from mobile_contracts.contracts import MANIFEST, ROOT, documents, manifest_text
+from tests.api.live.helpers import live
 from tests.conftest import test_settings as settings_for_tests
 
 SCHEMA = build_schema(Settings())._schema
@@ -214,3 +215,35 @@ async def test_production_full_documents_need_graphql_adhoc(production, make_ten
         assert as_agent.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         me = await run(client, "agent", "Me", token=agent, tenant=tenant.slug)
         assert me["me"]["roles"] == ["agent"]  # the same caller, by trusted document
+
+
+async def test_live_operations_run_by_id_over_the_websocket(client, live_server, demo):
+    """The agent's sales table, then its subscription by documentId from the table's seq: a
+    hold made through the contracts arrives; the owner app's followed items as well."""
+    signed = await run(client, "agent", "SignInWithPassword",
+                       {"identifier": "agent@demo.example.com", "password": demo})  # fmt: skip
+    tok = signed["signIn"]["tokens"]["accessToken"]
+    search = {"filter": {"statuses": ["AVAILABLE"]}, "sort": "PRICE_ASC"}
+    units = await run(client, "agent", "SearchUnits", search, tok)
+    uid = units["units"]["edges"][0]["node"]["id"]
+    building = (await run(client, "agent", "UnitDetail", {"id": uid}, tok))["unit"]["building"]
+    table = await run(client, "agent", "SalesTable", {"buildingId": building["id"]}, tok)
+    table = table["salesTable"]
+    assert uid in {u["id"] for u in table["units"]}
+    assert sum(c["count"] for c in table["counts"]) == len(table["units"])
+    await run(client, "agent", "Follow", {"kind": "UNIT", "targetId": uid}, tok)
+    async with live(live_server, DEMO_SLUG, tok) as ws:
+        await ws.subscribe("", {"buildingId": building["id"], "since": table["seq"]},
+                           documentId=by_name("agent", "UnitChanges").id)  # fmt: skip
+        await ws.subscribe("", {}, documentId=by_name("agent", "FollowedChanges").id)
+        await ws.subscribe("", {"filter": {"districts": ["nowhere"]}},
+                           documentId=by_name("agent", "ListingChanges").id)  # fmt: skip
+        await run(client, "agent", "HoldUnit", {"unitId": uid, "minutes": 5}, tok)
+        got = {}
+        for _ in range(2):
+            msg = await ws.next()
+            [(field, change)] = msg["payload"]["data"].items()
+            got[field] = change
+        assert got["unitChanges"]["unitId"] == uid and got["unitChanges"]["status"] == "ON_HOLD"
+        assert got["followedChanges"]["seq"] == got["unitChanges"]["seq"]
+        await run(client, "agent", "ReleaseUnitHold", {"unitId": uid}, tok)

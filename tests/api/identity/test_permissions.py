@@ -189,7 +189,22 @@ def operation(schema, type_name: str, name: str) -> str:
 
 
 def guarded(schema):
-    return [(t, n, f) for t, n, f in root_fields(schema) if n not in PUBLIC | TENANT_ONLY]
+    """Guarded root fields served over HTTP (subscriptions are checked over WebSocket:
+    tests/api/live)."""
+    return [
+        (t, n, f) for t, n, f in root_fields(schema)
+        if n not in PUBLIC | TENANT_ONLY and t != "Subscription"
+    ]  # fmt: skip
+
+
+async def test_subscriptions_over_http_are_refused(client, make_tenant, schema):
+    tenant = await make_tenant()
+    names = [n for t, n, _ in root_fields(schema) if t == "Subscription"]
+    assert {"unitChanges", "listingChanges", "followedChanges"} <= set(names)
+    for name in names:
+        res = await gql(client, operation(schema, "Subscription", name), tenant=tenant.slug)
+        assert error_codes(res) == ["BAD_USER_INPUT"], res
+        assert "WebSocket" in res["errors"][0]["message"], res
 
 
 def test_guarded_mutations_can_return_their_refusals_as_typed_errors(schema):

@@ -1,0 +1,333 @@
+"""The per-process hub: one bus subscription, fan-out in process.
+
+Each subscription of a WebSocket is a ``Feed`` registered under topic keys (a project, a
+building, an entity, the listings of a tenant, an account's follows), always prefixed by its
+tenant: an event is only ever looked up under its own tenant's keys. For each event the hub
+gathers the feeds that want it, groups them by ``Shape`` (the subscription document and the
+variables its selection reads) and builds the payload once per shape: one GraphQL execution
+and one JSON encoding, whatever the number of subscribers. Sending is one synchronous write per
+socket; a socket whose client does not read has its messages queued (bounded), the others are
+not held up.
+
+Per tenant the hub remembers the last sequence it dispatched: a repeat (a relay restarted
+after publishing) is dropped, and a gap (a lost bus message) is read back from the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from graphql import ExecutionResult, execute
+from sqlalchemy import select
+
+log = structlog.get_logger("anju.live")
+
+MAX_BACKLOG = 256  # messages queued for a client that does not read; then it is closed
+
+
+class Connection:
+    """One WebSocket: its ASGI ``send``, caller, feeds, and a backlog only while it is slow."""
+
+    __slots__ = ("backlog", "close_code", "closed", "feeds", "principal", "send", "tenant_id",
+                 "token")  # fmt: skip
+
+    def __init__(self, send, tenant_id: str, principal, token: str = "") -> None:
+        self.send = send
+        self.tenant_id = tenant_id
+        self.principal = principal
+        self.token = token  # read again at each subscribe (a sign-out or role change counts)
+        self.feeds: dict[str, Feed] = {}
+        self.backlog: deque[str] | None = None
+        self.closed = False
+        self.close_code: int | None = None
+
+    def push(self, text: str) -> None:
+        """Send without waiting: written at once when the socket can take it; otherwise
+        queued behind the pending write (a client that stops reading is disconnected)."""
+        if self.closed:
+            return
+        if self.backlog is not None:
+            if len(self.backlog) >= MAX_BACKLOG:
+                self.closed, self.close_code = True, 4008
+                return
+            self.backlog.append(text)
+            return
+        coro = self.send({"type": "websocket.send", "text": text})
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return  # written
+        except Exception:  # the socket is gone
+            self.closed = True
+            return
+        self.backlog = deque()
+        asyncio.get_running_loop().create_task(self._finish(coro, waiting))
+
+    async def _finish(self, coro, waiting) -> None:
+        try:
+            while True:  # finish the suspended write, then the queue
+                if waiting is None:
+                    await asyncio.sleep(0)
+                else:
+                    await waiting
+                try:
+                    waiting = coro.send(None)
+                except StopIteration:
+                    break
+            while self.backlog and not self.closed:
+                await self.send({"type": "websocket.send", "text": self.backlog.popleft()})
+        except Exception:
+            self.closed = True
+        finally:
+            self.backlog = None
+
+
+class Shape:
+    """A subscription document plus the variables its selection reads; payloads are built
+    once per event per shape."""
+
+    __slots__ = (
+        "_body",
+        "_ev",
+        "document",
+        "key",
+        "operation_name",
+        "schema",
+        "users",
+        "variables",
+    )
+
+    def __init__(self, key, schema, document, operation_name, variables) -> None:
+        self.key = key
+        self.schema = schema
+        self.document = document
+        self.operation_name = operation_name
+        self.variables = variables
+        self.users = 0
+        self._ev: Any = None
+        self._body = ""
+
+    def render(self, ev: dict, obj: Any) -> str:
+        """The ``next`` payload (JSON text) for ``obj``, built at most once per event."""
+        if self._ev is ev:
+            return self._body
+        result = execute(
+            self.schema, self.document, root_value=obj,
+            operation_name=self.operation_name, variable_values=self.variables,
+        )  # fmt: skip
+        if not isinstance(result, ExecutionResult):  # an async field: not expected on events
+            raise TypeError("live payload types must resolve synchronously")
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            from api.graphql.errors import apply_error_policy
+
+            payload["errors"] = [e.formatted for e in apply_error_policy(result.errors)]
+        self._ev, self._body = ev, json.dumps(payload, separators=(",", ":"), default=str)
+        return self._body
+
+
+class Feed:
+    """One subscription of one connection."""
+
+    __slots__ = (
+        "accept",
+        "buffer",
+        "conn",
+        "control",
+        "keys",
+        "last_seq",
+        "prefix",
+        "shape",
+        "sub_id",
+    )  # fmt: skip
+
+    def __init__(
+        self, conn: Connection, sub_id: str, shape: Shape, keys: set,
+        accept: Callable[[dict], bool], control: Callable | None = None,
+    ) -> None:  # fmt: skip
+        self.conn = conn
+        self.sub_id = sub_id
+        self.shape = shape
+        self.keys = keys
+        self.accept = accept
+        self.control = control  # (hub, feed, event) for follow changes: re-key, not sent
+        self.last_seq = 0
+        self.buffer: list | None = None  # while replaying: live events wait here
+        self.prefix = '{"id":' + json.dumps(sub_id) + ',"type":"next","payload":'
+
+    def deliver(self, seq: int, body: str) -> None:
+        if seq <= self.last_seq:
+            return
+        self.last_seq = seq
+        self.conn.push(self.prefix + body + "}")
+
+
+def event_keys(ev: dict) -> list[tuple]:
+    t, kind, p = ev["tenant"], ev["kind"], ev["payload"]
+    if kind.startswith("unit."):
+        return [(t, "building", p["building_id"]), (t, "project", p["project_id"]),
+                (t, "entity", p["unit_id"])]  # fmt: skip
+    if kind.startswith("listing."):
+        return [(t, "listings"), (t, "entity", p["listing_id"])]
+    if kind.startswith("follow."):
+        return [(t, "account", p["account_id"])]
+    return []
+
+
+class Hub:
+    def __init__(self, schema, engine=None, *, to_object: Callable[[dict], Any]) -> None:
+        self.schema = schema  # graphql-core schema
+        self.engine = engine  # for reading a gap back from the outbox
+        self.to_object = to_object
+        self.topics: dict[tuple, set[Feed]] = {}
+        self.shapes: dict[tuple, Shape] = {}
+        self.connections: set[Connection] = set()
+        self.last_seq: dict[str, int] = {}
+        self.queue: asyncio.Queue[list[dict]] = asyncio.Queue()
+        self.dispatched = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()  # other threads hand events in through it
+        self._task = self.loop.create_task(self._run(), name="anju-live-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def on_bus(self, events: list[dict]) -> None:
+        """The bus handler: never blocks the bus; events are dispatched in order."""
+        self.queue.put_nowait(events)
+
+    async def _run(self) -> None:
+        while True:
+            events = await self.queue.get()
+            for ev in events:
+                try:
+                    await self._accept(ev)
+                except Exception:
+                    log.exception("live hub: an event could not be dispatched", seq=ev.get("seq"))
+
+    # ------------------------------------------------------------ registry
+
+    def shape(self, key: tuple, document, operation_name, variables) -> Shape:
+        shape = self.shapes.get(key)
+        if shape is None:
+            shape = self.shapes[key] = Shape(key, self.schema, document, operation_name, variables)
+        shape.users += 1
+        return shape
+
+    def register(self, feed: Feed) -> None:
+        feed.conn.feeds[feed.sub_id] = feed
+        for key in feed.keys:
+            self.topics.setdefault(key, set()).add(feed)
+
+    def add_key(self, feed: Feed, key: tuple) -> None:
+        feed.keys.add(key)
+        self.topics.setdefault(key, set()).add(feed)
+
+    def remove_key(self, feed: Feed, key: tuple) -> None:
+        feed.keys.discard(key)
+        self._unlink(feed, key)
+
+    def _unlink(self, feed: Feed, key: tuple) -> None:
+        members = self.topics.get(key)
+        if members is not None:
+            members.discard(feed)
+            if not members:
+                del self.topics[key]
+
+    def unregister(self, feed: Feed) -> None:
+        if feed.conn.feeds.get(feed.sub_id) is feed:
+            del feed.conn.feeds[feed.sub_id]
+        for key in feed.keys:
+            self._unlink(feed, key)
+        feed.shape.users -= 1
+        if feed.shape.users <= 0:
+            self.shapes.pop(feed.shape.key, None)
+
+    def drop(self, conn: Connection) -> None:
+        for feed in list(conn.feeds.values()):
+            self.unregister(feed)
+        conn.closed = True
+        self.connections.discard(conn)
+
+    def feeds(self) -> int:
+        return sum(len(c.feeds) for c in self.connections)
+
+    # ------------------------------------------------------------ dispatch
+
+    async def _accept(self, ev: dict) -> None:
+        tenant, seq = ev["tenant"], ev["seq"]
+        last = self.last_seq.get(tenant)
+        if last is not None and seq <= last:
+            return  # published again after a relay restart
+        if last is not None and seq > last + 1 and self.engine is not None:
+            for missed in await self._read_back(tenant, last, seq):
+                self.dispatch(missed)
+        self.last_seq[tenant] = seq
+        self.dispatch(ev)
+
+    async def _read_back(self, tenant: str, after: int, before: int) -> list[dict]:
+        from api.live.relay import OUTBOX, wire
+
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(OUTBOX).where(OUTBOX.c.tenant_id == uuid.UUID(tenant), OUTBOX.c.seq > after,
+                                     OUTBOX.c.seq < before).order_by(OUTBOX.c.seq)
+            )).all()  # fmt: skip
+            await conn.rollback()
+        log.info("live hub: read back a gap", tenant=tenant, missed=len(rows))
+        return [json.loads(json.dumps(wire(r), default=str)) for r in rows]
+
+    def dispatch(self, ev: dict) -> int:
+        """Send ``ev`` to every feed that wants it; returns how many got it."""
+        self.dispatched += 1
+        feeds: set[Feed] = set()
+        for key in event_keys(ev):
+            members = self.topics.get(key)
+            if members:
+                feeds |= members
+        if not feeds:
+            return 0
+        groups: dict[Shape, list[Feed]] = {}
+        for feed in feeds:
+            if feed.control is not None and ev["kind"].startswith("follow."):
+                feed.control(self, feed, ev)
+                continue
+            if not feed.accept(ev):
+                continue
+            if feed.buffer is not None:
+                feed.buffer.append(ev)
+                continue
+            groups.setdefault(feed.shape, []).append(feed)
+        sent = 0
+        if groups:
+            obj = self.to_object(ev)
+            seq = ev["seq"]
+            dead = []
+            for shape, members in groups.items():
+                body = shape.render(ev, obj)
+                for feed in members:
+                    feed.deliver(seq, body)
+                    if feed.conn.closed:
+                        dead.append(feed.conn)
+                sent += len(members)
+            for conn in dead:  # stopped reading: its feeds go (the socket ends with its client)
+                self.drop(conn)
+        return sent
+
+    def ping_all(self) -> None:
+        for conn in list(self.connections):
+            conn.push('{"type":"ping"}')

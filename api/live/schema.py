@@ -1,0 +1,257 @@
+"""Live subscriptions: unit status and price changes of a project or building, listing
+changes matching a filter or saved search, and the caller's followed items.
+
+They are served by the graphql-transport-ws endpoint (api/live/ws.py), which builds each
+event's payload once per document shape. Each field here declares its arguments, payload and
+permission; ``PLANS`` says which events a subscription receives."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import select
+
+from api.errors import ErrorCode, NotFound, ValidationFailed
+from api.follow.models import Follow
+from api.graphql.permissions import requires
+from api.graphql.types import Long, Money, parse_id
+from api.listing import service as listing_service
+from api.listing.schema import ListingFilter, ListingStatus
+from api.listing.schema import to_search as listing_search
+from api.unit.schema import StandardStatus, UnitStatus
+from api.unit.status import RESO
+
+
+@strawberry.enum(description="What changed on a unit.")
+class UnitChangeKind(enum.Enum):
+    STATUS = "status"
+    PRICE = "price"
+
+
+@strawberry.enum(description="What changed on a listing.")
+class ListingChangeKind(enum.Enum):
+    CREATED = "created"
+    STATUS = "status"
+    PRICE = "price"
+    VERIFIED = "verified"
+
+
+@strawberry.type(description="A unit's new status or price, as a sales table patches its row.")
+class UnitChange:
+    seq: Long = strawberry.field(description="The tenant's event sequence (resume from it).")
+    kind: UnitChangeKind
+    unit_id: strawberry.ID
+    building_id: strawberry.ID
+    project_id: strawberry.ID
+    number: str
+    floor: int
+    status: UnitStatus
+    standard_status: StandardStatus
+    list_price: Money | None
+    version: int = strawberry.field(description="The unit's version after the change.")
+    hold_expires_at: datetime | None
+    occurred_at: datetime
+
+
+@strawberry.type(description="A listing created, or its status, price or verification changed.")
+class ListingChange:
+    seq: Long
+    kind: ListingChangeKind
+    listing_id: strawberry.ID
+    unit_id: strawberry.ID | None
+    status: ListingStatus
+    standard_status: StandardStatus
+    asking_price: Money
+    version: int
+    verified: bool
+    city: str
+    district: str
+    community: str
+    rooms: int
+    gross_area: Decimal
+    occurred_at: datetime
+
+
+@strawberry.type(
+    description="Events since the given sequence are no longer all kept (or the sequence is "
+    "unknown): read the current state again, then go on from this message's sequence."
+)
+class RefetchRequired:
+    seq: Long = strawberry.field(description="The tenant's latest sequence.")
+    reason: str
+
+
+UnitLive = Annotated[UnitChange | RefetchRequired, strawberry.union("UnitLive")]
+ListingLive = Annotated[ListingChange | RefetchRequired, strawberry.union("ListingLive")]
+FollowedLive = Annotated[
+    UnitChange | ListingChange | RefetchRequired, strawberry.union("FollowedLive")
+]
+
+
+def to_object(ev: dict) -> Any:
+    """The GraphQL object of one bus event (built once per event)."""
+    p, kind = ev["payload"], ev["kind"].split(".", 1)[1]
+    at = datetime.fromisoformat(ev["at"])
+    if ev["kind"].startswith("unit."):
+        hold = p.get("hold_expires_at")
+        return UnitChange(
+            seq=ev["seq"], kind=UnitChangeKind(kind), unit_id=p["unit_id"],
+            building_id=p["building_id"], project_id=p["project_id"], number=p["number"],
+            floor=p["floor"], status=UnitStatus(p["status"]),
+            standard_status=StandardStatus(RESO[p["status"]]),
+            list_price=Money.of(p["list_price"], p["currency"]), version=p["version"],
+            hold_expires_at=datetime.fromisoformat(hold) if hold else None, occurred_at=at,
+        )  # fmt: skip
+    return ListingChange(
+        seq=ev["seq"], kind=ListingChangeKind(kind), listing_id=p["listing_id"],
+        unit_id=p["unit_id"], status=ListingStatus(p["status"]),
+        standard_status=StandardStatus(listing_service.RESO[p["status"]]),
+        asking_price=Money(minor_units=p["asking_price"], currency=p["currency"]),
+        version=p["version"], verified=p["verified"], city=p["city"], district=p["district"],
+        community=p["community"], rooms=p["rooms"], gross_area=Decimal(p["gross_area"]),
+        occurred_at=at,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- plans
+
+
+@dataclass
+class Plan:
+    """Which events a subscription receives: its topic keys (under its tenant), a filter,
+    and for followed items a control hook that re-keys the feed when a follow changes."""
+
+    keys: set
+    accept: Callable[[dict], bool]
+    control: Callable | None = None
+
+
+def _one_id(value, what: str, field: str) -> str:
+    parsed = parse_id(value)
+    if parsed is None:
+        raise NotFound(f"{what} not found", field)
+    return str(parsed)
+
+
+def _is_unit(ev: dict) -> bool:
+    return ev["kind"].startswith("unit.")
+
+
+async def plan_units(ctx, args: dict) -> Plan:
+    project, building = args.get("project_id"), args.get("building_id")
+    if (project is None) == (building is None):
+        raise ValidationFailed("give exactly one of projectId and buildingId", "projectId")
+    t = ctx.tenant_id
+    if building is not None:
+        return Plan({(t, "building", _one_id(building, "building", "buildingId"))}, _is_unit)
+    return Plan({(t, "project", _one_id(project, "project", "projectId"))}, _is_unit)
+
+
+async def plan_listings(ctx, args: dict) -> Plan:
+    saved, given = args.get("saved_search_id"), args.get("filter")
+    if saved is not None and given is not None:
+        raise ValidationFailed("give a filter or a saved search, not both", "filter")
+    if saved is not None:
+        sid = parse_id(saved)
+        async with ctx.session() as session:
+            row = None if sid is None else await session.get(Follow, sid)
+        mine = row is not None and row.account_id == ctx.principal.account_id
+        if not mine or row.target_kind != "search" or (row.search or {}).get("on") != "listings":
+            raise NotFound("saved listing search not found", "savedSearchId")
+        search = row.search["filter"]
+    else:
+        from api.follow.service import _jsonable
+
+        search = _jsonable(listing_search(given))
+
+    def accept(ev: dict) -> bool:
+        return ev["kind"].startswith("listing.") and listing_service.matches(search, ev["payload"])
+
+    return Plan({(ctx.tenant_id, "listings")}, accept)
+
+
+async def plan_followed(ctx, args: dict) -> Plan:
+    t, me = ctx.tenant_id, ctx.principal.account_id
+    async with ctx.session() as session:
+        rows = (await session.execute(
+            select(Follow.target_id).where(Follow.account_id == me,
+                                           Follow.target_kind.in_(("unit", "listing")))
+        )).scalars().all()  # fmt: skip
+    keys = {(t, "entity", str(i)) for i in rows} | {(t, "account", str(me))}
+
+    def control(hub, feed, ev: dict) -> None:
+        p = ev["payload"]
+        if p["account_id"] != str(me) or p["target_id"] is None:
+            return
+        key = (t, "entity", p["target_id"])
+        if ev["kind"] == "follow.created":
+            hub.add_key(feed, key)
+        else:
+            hub.remove_key(feed, key)
+
+    def accept(ev: dict) -> bool:
+        return not ev["kind"].startswith("follow.")
+
+    return Plan(keys, accept, control)
+
+
+PLANS: dict[str, Callable] = {
+    "unitChanges": plan_units,
+    "listingChanges": plan_listings,
+    "followedChanges": plan_followed,
+}
+
+
+def _websocket_only():
+    from api.graphql.errors import QueryError
+
+    raise QueryError(
+        ErrorCode.BAD_USER_INPUT,
+        "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
+    )
+
+
+SINCE = "Resume: the last sequence this client saw; missed events come first (or RefetchRequired)."
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        permission_classes=[requires("unit.read")],
+        description="Status and price changes of a project's or a building's units.",
+    )
+    async def unit_changes(
+        self, project_id: strawberry.ID | None = None, building_id: strawberry.ID | None = None,
+        since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
+    ) -> AsyncGenerator[UnitLive, None]:  # fmt: skip
+        _websocket_only()
+        yield  # pragma: no cover
+
+    @strawberry.subscription(
+        permission_classes=[requires("listing.read")],
+        description="Listings created or changed that match a filter or one of your saved "
+        "listing searches (neither: every listing).",
+    )
+    async def listing_changes(
+        self, filter: ListingFilter | None = None, saved_search_id: strawberry.ID | None = None,
+        since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
+    ) -> AsyncGenerator[ListingLive, None]:  # fmt: skip
+        _websocket_only()
+        yield  # pragma: no cover
+
+    @strawberry.subscription(
+        permission_classes=[requires("follow")],
+        description="Changes of the units and listings you follow (follows made meanwhile "
+        "count at once).",
+    )
+    async def followed_changes(
+        self, since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
+    ) -> AsyncGenerator[FollowedLive, None]:  # fmt: skip
+        _websocket_only()
+        yield  # pragma: no cover

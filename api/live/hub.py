@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -34,31 +35,41 @@ MAX_BACKLOG = 256  # messages queued for a client that does not read; then it is
 class Connection:
     """One WebSocket: its ASGI ``send``, caller, feeds, and a backlog only while it is slow."""
 
-    __slots__ = ("backlog", "close_code", "closed", "feeds", "principal", "send", "tenant_id",
-                 "token")  # fmt: skip
+    __slots__ = ("backlog", "close_code", "closed", "expires_at", "feeds", "principal", "send",
+                 "tenant_id", "token")  # fmt: skip
 
-    def __init__(self, send, tenant_id: str, principal, token: str = "") -> None:
+    def __init__(self, send, tenant_id: str, principal, token: str = "",
+                 expires_at: float = 0.0) -> None:  # fmt: skip
         self.send = send
         self.tenant_id = tenant_id
         self.principal = principal
         self.token = token  # read again at each subscribe (a sign-out or role change counts)
+        self.expires_at = expires_at  # the access token's expiry: then the socket is closed
         self.feeds: dict[str, Feed] = {}
-        self.backlog: deque[str] | None = None
+        self.backlog: deque[dict] | None = None
         self.closed = False
         self.close_code: int | None = None
 
     def push(self, text: str) -> None:
         """Send without waiting: written at once when the socket can take it; otherwise
         queued behind the pending write (a client that stops reading is disconnected)."""
+        self._put({"type": "websocket.send", "text": text})
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket (after what is queued); its receive loop then ends."""
+        self._put({"type": "websocket.close", "code": code, "reason": reason[:120]})
+        self.closed, self.close_code = True, code
+
+    def _put(self, message: dict) -> None:
         if self.closed:
             return
         if self.backlog is not None:
             if len(self.backlog) >= MAX_BACKLOG:
                 self.closed, self.close_code = True, 4008
                 return
-            self.backlog.append(text)
+            self.backlog.append(message)
             return
-        coro = self.send({"type": "websocket.send", "text": text})
+        coro = self.send(message)
         try:
             waiting = coro.send(None)
         except StopIteration:
@@ -80,8 +91,8 @@ class Connection:
                     waiting = coro.send(None)
                 except StopIteration:
                     break
-            while self.backlog and not self.closed:
-                await self.send({"type": "websocket.send", "text": self.backlog.popleft()})
+            while self.backlog and self.close_code != 4008:
+                await self.send(self.backlog.popleft())
         except Exception:
             self.closed = True
         finally:
@@ -328,6 +339,14 @@ class Hub:
                 self.drop(conn)
         return sent
 
-    def ping_all(self) -> None:
+    def ping_all(self, now: float | None = None) -> None:
+        """The keep-alive tick: ping every socket; close those whose access token expired
+        (the client reconnects with a fresh one, so a sign-out ends its sockets within a
+        token's lifetime)."""
+        now = time.time() if now is None else now
         for conn in list(self.connections):
-            conn.push('{"type":"ping"}')
+            if conn.expires_at and conn.expires_at < now:
+                conn.close(4403, "Forbidden: the access token expired; reconnect with a new one")
+                self.drop(conn)
+            else:
+                conn.push('{"type":"ping"}')

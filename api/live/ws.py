@@ -130,7 +130,8 @@ class LiveEndpoint:
         principal, refusal = await self._authenticate(tenant, token)
         if principal is None:
             return await close(4403, f"Forbidden: {refusal}")
-        conn = Connection(send, tenant.id, principal, token)
+        claims = self.kit.tokens.verify(token, tenant.slug)  # verified just now: cached
+        conn = Connection(send, tenant.id, principal, token, float(claims.expires_at))
         self.hub.connections.add(conn)
         try:
             conn.push(ACK)

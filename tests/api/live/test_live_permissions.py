@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -47,3 +48,24 @@ async def test_anonymous_connection_is_closed_at_init(live_server, make_tenant):
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd.code == 4403
+
+
+async def test_socket_is_closed_when_its_access_token_expires(live_server_factory, make_tenant):
+    """The keep-alive tick closes a socket whose token expired (4403): a signed-out caller's
+    open subscriptions end within a token's lifetime. Other sockets keep their pings."""
+    tenant = await make_tenant()
+    with live_server_factory(live_keepalive=0.2, live_relay_in_process=False) as server:
+        hub = server.server.config.app.state.hub
+        async with live(server, tenant.slug) as old:
+            [conn] = hub.connections
+            assert conn.expires_at > time.time() + 60  # the token's own expiry
+            conn.expires_at = time.time() - 1  # as if it had run out
+            async with live(server, tenant.slug) as fresh:
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(old.ws.recv(), 5)  # pings, then the close
+                assert closed.value.rcvd.code == 4403
+                assert "expired" in closed.value.rcvd.reason
+                msg = json.loads(await asyncio.wait_for(fresh.ws.recv(), 5))
+                assert msg == {"type": "ping"}
+                assert len(hub.connections) == 1

@@ -51,7 +51,8 @@ def create_app(
     schema = build_schema(settings)
     kit = build_kit(settings)
     senders = Senders(
-        sms=make_sender(settings.sms_backend), email=make_email_sender(settings.email_backend)
+        sms=make_sender(settings.sms_backend),
+        email=make_email_sender(settings.email_backend, settings),
     )
     storage = make_storage(settings)
     limiter = make_limiter(settings.redis_url)

@@ -17,6 +17,7 @@ DOMAINS: tuple[str, ...] = (
     "follow",
     "importing",
     "recommend",
+    "notify",
     "live",
 )
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import procrastinate
 import structlog
+from sqlalchemy import column, insert, table
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -49,6 +51,19 @@ class Runtime:
     @functools.cached_property
     def db(self) -> TenantDatabase:
         return TenantDatabase(self.engine)
+
+    @functools.cached_property
+    def kit(self):
+        from api.security.kit import build_kit
+
+        return build_kit(self.settings)
+
+    @functools.cached_property
+    def senders(self):
+        """Push, email and SMS senders of this worker process (api/notify)."""
+        from api.notify import make_senders
+
+        return make_senders(self.settings)
 
 
 _runtime: Runtime | None = None
@@ -156,3 +171,29 @@ async def run_worker(
             install_signal_handlers=install_signal_handlers, shutdown_graceful_timeout=30,
             delete_jobs="successful",
         )  # fmt: skip
+
+
+# The queue's job table (procrastinate's, in the shared schema): a job written in the caller's
+# own transaction exists exactly when that transaction commits (the table's trigger wakes the
+# workers at commit). Columns as in the pinned procrastinate version's schema (migration 0007).
+JOBS = table(
+    "procrastinate_jobs",
+    column("queue_name"), column("task_name"), column("priority"), column("lock"),
+    column("queueing_lock"), column("args", JSONB), column("scheduled_at"),
+    schema="shared",
+)  # fmt: skip
+
+
+def enqueue(task, *, tenant: str, scheduled_at=None, queue: str = "default", **kwargs):
+    """The statement deferring ``task`` (a ``tenant_task``) for ``tenant`` inside the caller's
+    transaction: ``await session.execute(enqueue(...))`` (or ``session.execute`` in a flush
+    hook). Nothing is queued when that transaction rolls back."""
+    if not tenant:
+        raise JobRefused("a job without a tenant is refused")
+    name = task.name  # namespaced by its domain once make_app has gathered the blueprints
+    if ":" not in name:
+        name = f"{task.func.__module__.split('.')[1]}:{name}"
+    return insert(JOBS).values(
+        queue_name=queue, task_name=name, priority=0, lock=None, queueing_lock=None,
+        args={"tenant": tenant, **kwargs}, scheduled_at=scheduled_at,
+    )  # fmt: skip

@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     rate_anonymous_per_minute: int = Field(default=120, ge=0)
     # Seconds an HTTP request may run before it is stopped (0: no limit).
     request_timeout: float = Field(default=30.0, ge=0)
+    # ---- notifications (docs/notifications.md)
+    # FCM: without a project id, pushes go to a log sender (the inbox still works).
+    fcm_project_id: str = ""
+    fcm_credentials_file: str = ""  # a service account's JSON key
+    fcm_access_token: str = ""  # or an OAuth token obtained elsewhere (no call to Google)
+    fcm_url: str = ""  # the FCM endpoint's base (empty: Google's)
+    fcm_retries: int = Field(default=4, ge=0)  # the SDK's own retries of a 500 / 503
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "Anju <no-reply@anju.local>"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
     # ---- live updates (docs/live.md)
     # Run the outbox relay in the gateway process (one leads at a time, the others stand by).
     live_relay_in_process: bool = True

@@ -2,8 +2,8 @@
 bench/results/latest.md, and the table between the bench markers of the README. Not part of
 ``make test``.
 
-``python -m bench.run --only tenancy|http|search|live``: one group of scenarios; prints its table
-and leaves latest.* and the README alone."""
+``python -m bench.run --only tenancy|http|search|live|notify``: one group of scenarios; prints
+its table and leaves latest.* and the README alone."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http, live, search, tenancy
+from bench import http, live, notify, search, tenancy
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -27,7 +27,9 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", choices=["small", "full"], default="full")
-    parser.add_argument("--only", choices=["tenancy", "http", "search", "live"], default=None)
+    parser.add_argument(
+        "--only", choices=["tenancy", "http", "search", "live", "notify"], default=None
+    )
     args = parser.parse_args()
     t0 = time.perf_counter()
     parser_only = args.only
@@ -40,6 +42,8 @@ def main() -> None:
         results.update(search.main(args.size))
     if parser_only in (None, "live"):
         results.update(live.main(args.size))
+    if parser_only in (None, "notify"):
+        results.update(notify.main(args.size))
     if parser_only in (None, "tenancy"):
         results = {"tenancy": tenancy.main(args.size), **results}
     meta = {

@@ -30,7 +30,7 @@ class TenantDatabase:
         # The tenant travels with the session (the outbox of live events needs it).
         return AsyncSession(
             self.engine_for(tenant.schema_name), expire_on_commit=False,
-            info={"tenant_id": tenant.id},
+            info={"tenant_id": tenant.id, "tenant_slug": tenant.slug},
         )  # fmt: skip
 
 

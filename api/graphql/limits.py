@@ -3,9 +3,9 @@
 * tokens (the parser stops counting past the limit), depth, aliases: strawberry's extensions;
 * cost: ``CostLimit`` below, computed on the document alone (no per-field resolve hook). Each
   field costs 1; a paginated field (an argument ``first``) multiplies what it selects by its
-  page size (a variable counts as the largest page, ``MAX_PAGE``); the ``edges`` list of a
-  connection adds no multiplier of its own; any other list multiplies by ``LIST_FACTOR``.
-  Fragments are expanded (a cycle is left to the standard NoFragmentCycles rule).
+  page size (a variable counts as the largest page, ``MAX_PAGE``); the list that holds the page
+  (``edges``, ``nodes``, ``items``) adds no multiplier of its own; any other list multiplies by
+  ``LIST_FACTOR``. Fragments are expanded (a cycle is left to the standard NoFragmentCycles rule).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from graphql import (
 MAX_PAGE = 100
 LIST_FACTOR = 10
 PAGE_ARGS = ("first", "last")
+# The list that *is* a paginated field's page (its size is the page's): no factor of its own.
+PAGE_LISTS = ("edges", "nodes", "items")
 
 
 def cost_rule(max_cost: int) -> type[ValidationRule]:
@@ -98,7 +100,7 @@ def _field_cost(field: FieldNode, parent, schema, fragments, seen, cap) -> int:
     page = _page_size(field)
     if page is not None:
         factor = page
-    elif is_list_type(get_nullable_type(definition.type)) and name != "edges":
+    elif is_list_type(get_nullable_type(definition.type)) and name not in PAGE_LISTS:
         factor = LIST_FACTOR
     else:
         factor = 1

@@ -188,6 +188,8 @@ def event_keys(ev: dict) -> list[tuple]:
         return [(t, "listings"), (t, "entity", p["listing_id"])]
     if kind.startswith("follow."):
         return [(t, "account", p["account_id"])]
+    if kind.startswith("notification."):
+        return [(t, "inbox", p["account_id"])]
     return []
 
 

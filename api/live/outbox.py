@@ -29,11 +29,18 @@ class Watch:
 
 
 _WATCHES: dict[type, Watch] = {}
+_REACTORS: list[Callable] = []
 
 
 def watch(model: type, kind: str, fields: dict[str, str], payload: Callable[[Any], dict], *,
           on_new: bool = False, on_delete: bool = False) -> None:  # fmt: skip
     _WATCHES[model] = Watch(kind, fields, payload, on_new, on_delete)
+
+
+def react(fn: Callable) -> None:
+    """``fn(sync_session, events)`` runs before each flush that carries new events (each
+    ``{"kind", "entity", "payload"}``), in the same transaction: e.g. to queue a job."""
+    _REACTORS.append(fn)
 
 
 def emit(session, kind: str, entity_id: uuid.UUID, payload: dict) -> None:
@@ -43,6 +50,10 @@ def emit(session, kind: str, entity_id: uuid.UUID, payload: dict) -> None:
         raise RuntimeError("live events need a tenant session")
     session.add(OutboxEvent(tenant_id=uuid.UUID(str(tenant_id)), kind=kind,
                             entity_id=entity_id, payload=payload))  # fmt: skip
+    if _REACTORS:
+        session.info.setdefault("live_events", []).append(
+            {"kind": kind, "entity": str(entity_id), "payload": payload}
+        )
 
 
 def _changed(obj, fields: dict[str, str]) -> list[str]:
@@ -52,7 +63,7 @@ def _changed(obj, fields: dict[str, str]) -> list[str]:
 
 @event.listens_for(Session, "before_flush")
 def _capture(session: Session, flush_context, instances) -> None:
-    if "tenant_id" not in session.info or not _WATCHES:
+    if "tenant_id" not in session.info:
         return
     for obj in session.new:
         w = _WATCHES.get(type(obj))
@@ -71,3 +82,7 @@ def _capture(session: Session, flush_context, instances) -> None:
         w = _WATCHES.get(type(obj))
         if w is not None and w.on_delete:
             emit(session, f"{w.kind}.deleted", obj.id, w.payload(obj))
+    events = session.info.pop("live_events", None)
+    if events:
+        for fn in _REACTORS:
+            fn(session, events)

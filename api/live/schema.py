@@ -19,11 +19,12 @@ from sqlalchemy import select
 
 from api.errors import ErrorCode, NotFound, ValidationFailed
 from api.follow.models import Follow
-from api.graphql.permissions import requires
+from api.graphql.permissions import Authenticated, requires
 from api.graphql.types import Long, Money, parse_id
 from api.listing import service as listing_service
 from api.listing.schema import ListingFilter, ListingStatus
 from api.listing.schema import to_search as listing_search
+from api.notify.schema import Notification, NotificationCategory
 from api.unit.schema import StandardStatus, UnitStatus
 from api.unit.status import RESO
 
@@ -98,6 +99,12 @@ def to_object(ev: dict) -> Any:
     """The GraphQL object of one bus event (built once per event)."""
     p, kind = ev["payload"], ev["kind"].split(".", 1)[1]
     at = datetime.fromisoformat(ev["at"])
+    if ev["kind"].startswith("notification."):
+        return Notification(
+            id=p["notification_id"], category=NotificationCategory(p["category"]),
+            urgent=p["urgent"], title=p["title"], body=p["body"], data=p["data"],
+            created_at=datetime.fromisoformat(p["created_at"]), read_at=None,
+        )  # fmt: skip
     if ev["kind"].startswith("unit."):
         hold = p.get("hold_expires_at")
         return UnitChange(
@@ -201,7 +208,13 @@ async def plan_followed(ctx, args: dict) -> Plan:
     return Plan(keys, accept, control)
 
 
+async def plan_inbox(ctx, args: dict) -> Plan:
+    key = (ctx.tenant_id, "inbox", str(ctx.principal.account_id))
+    return Plan({key}, lambda ev: ev["kind"].startswith("notification."))
+
+
 PLANS: dict[str, Callable] = {
+    "inboxChanges": plan_inbox,
     "unitChanges": plan_units,
     "listingChanges": plan_listings,
     "followedChanges": plan_followed,
@@ -242,6 +255,14 @@ class Subscription:
         self, filter: ListingFilter | None = None, saved_search_id: strawberry.ID | None = None,
         since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
     ) -> AsyncGenerator[ListingLive, None]:  # fmt: skip
+        _websocket_only()
+        yield  # pragma: no cover
+
+    @strawberry.subscription(
+        permission_classes=[Authenticated],
+        description="New notifications in your inbox, as they are made.",
+    )
+    async def inbox_changes(self) -> AsyncGenerator[Notification, None]:
         _websocket_only()
         yield  # pragma: no cover
 

@@ -35,6 +35,8 @@ PERMISSIONS: dict[str, str] = {
     "tenant.manage": "Read and change the tenant's settings",
     "graphql.adhoc": "Send full GraphQL documents in production (web consoles, tools); apps "
     "send trusted document ids",
+    # property management
+    "notice.publish": "Publish notices to the tenant's members (pushed and in their inbox)",
     # money
     "payment.read": "Read payments and bills",
     "payment.refund": "Refund payments",
@@ -57,7 +59,7 @@ BUILTIN_ROLES: dict[str, dict] = {
             "project.write", "unit.write", "unit.hold", "unit.price.adjust", "unit.price.approve",
             "listing.seller", "listing.write", "listing.manage", "listing.verify", "media.write",
             "client.read", "client.write", "member.read", "audit.read", "payment.read",
-            "graphql.adhoc",
+            "graphql.adhoc", "notice.publish",
         }),
         "scope": "team",
     },
@@ -77,7 +79,7 @@ BUILTIN_ROLES: dict[str, dict] = {
     },
     "property_staff": {
         "name": "Property staff",
-        "permissions": frozenset(_STAFF_READ),
+        "permissions": frozenset(_STAFF_READ | {"notice.publish"}),
         "scope": "own",
     },
     "owner": {

@@ -5,6 +5,7 @@ are enforced in production, and every contract operation runs against a seeded s
 from __future__ import annotations
 
 import base64
+import uuid
 
 import httpx
 import pytest
@@ -247,3 +248,52 @@ async def test_live_operations_run_by_id_over_the_websocket(client, live_server,
         assert got["unitChanges"]["unitId"] == uid and got["unitChanges"]["status"] == "ON_HOLD"
         assert got["followedChanges"]["seq"] == got["unitChanges"]["seq"]
         await run(client, "agent", "ReleaseUnitHold", {"unitId": uid}, tok)
+
+
+def test_push_payload_schemas_are_valid_json_schemas():
+    import json
+
+    import jsonschema
+
+    schemas = sorted((ROOT / "push").glob("*.schema.json"))
+    assert schemas, "mobile_contracts/push holds the push payload schemas"
+    for path in schemas:
+        jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+async def test_notification_operations_run_by_id(client, live_server, demo, engine):
+    """Each app's notification documents: register a device, settings, the inbox live and
+    read, sign-out's unregister."""
+    from api.notify import service
+    from tenants.registry import get_tenant
+    from tenants.sessions import TenantDatabase
+
+    signed = await run(client, "agent", "SignInWithPassword",
+                       {"identifier": "agent@demo.example.com", "password": demo})  # fmt: skip
+    tok = signed["signIn"]["tokens"]["accessToken"]
+    me = (await run(client, "agent", "Me", token=tok))["me"]
+    phone = {"app": "AGENT", "platform": "IOS", "token": "contract-token-1", "locale": "en"}
+    device = await run(client, "agent", "RegisterDevice", {"input": phone}, tok)
+    assert device["registerDevice"]["device"]["locale"] == "en"
+    settings = await run(client, "agent", "UpdateNotificationSettings", {"input": {
+        "categories": [{"category": "MARKETING", "push": False}],
+        "quietHours": {"start": "22:30", "end": "07:00"}}}, tok)  # fmt: skip
+    quiet = settings["updateNotificationSettings"]["settings"]["quietHours"]
+    assert quiet == {"start": "22:30", "end": "07:00", "timeZone": "Asia/Shanghai"}
+    read = await run(client, "agent", "NotificationSettings", token=tok)
+    assert read["notificationSettings"]["quietHours"] == quiet
+    demo_tenant = await get_tenant(engine, DEMO_SLUG)
+    async with live(live_server, DEMO_SLUG, tok) as ws:
+        await ws.subscribe("", {}, documentId=by_name("agent", "InboxChanges").id)
+        async with TenantDatabase(engine).session(demo_tenant) as session:
+            await service.notify(session, DEMO_SLUG, [uuid.UUID(me["account"]["id"])], "system",
+                                 "notice", {"title": "Contract", "text": "check"})  # fmt: skip
+            await session.commit()
+        msg = await ws.next()
+        assert msg["payload"]["data"]["inboxChanges"]["title"] == "Contract"
+    inbox = await run(client, "agent", "Inbox", {"first": 5}, tok)
+    assert inbox["inbox"]["items"][0]["title"] == "Contract" and inbox["inbox"]["unreadCount"] >= 1
+    done = await run(client, "agent", "MarkNotificationsRead", {}, tok)
+    assert done["markNotificationsRead"]["unreadCount"] == 0
+    gone = await run(client, "agent", "UnregisterDevice", {"token": "contract-token-1"}, tok)
+    assert gone["unregisterDevice"] is True

@@ -1,0 +1,288 @@
+"""The notification centre: devices, notify (inbox first, then deliveries per channel, handed
+to the job worker in the same transaction), the inbox, preferences and quiet hours.
+
+Nothing here sends anything: api/notify/delivery.py does, in the worker."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from api.db import utcnow
+from api.errors import NotFound, ValidationFailed
+from api.ids import uuid7
+from api.live import outbox
+from api.notify.models import (
+    APPS,
+    CATEGORIES,
+    PLATFORMS,
+    Delivery,
+    Device,
+    Notification,
+    Preference,
+    QuietHours,
+)
+from api.notify.templates import locale_of, render
+from api.validate import text
+
+DEVICE_IDLE_DAYS = 270
+JOB_SIZE = 500  # deliveries per deliver job (one FCM batch)
+# Channels a category uses when the account has not chosen (marketing needs consent: off).
+DEFAULTS = {c: {"push": c != "marketing", "email": False, "sms": False} for c in CATEGORIES}
+
+
+# ---------------------------------------------------------------- devices
+
+
+async def register_device(
+    session, account_id: uuid.UUID, *, app: str, platform: str, token: str = "",
+    installation_id: str = "", locale: str = "zh-CN", app_version: str = "",
+) -> Device:  # fmt: skip
+    """Register (or refresh) this device for the account: its FCM registration token, or
+    only its Firebase installation ID (FCM then addresses the installation). An address is one
+    device: one seen before moves to this account (the phone changed hands or signed in
+    again); a new token for a known installation replaces the old one."""
+    if app not in APPS:
+        raise ValidationFailed(f"app is one of {', '.join(APPS)}", "app")
+    if platform not in PLATFORMS:
+        raise ValidationFailed(f"platform is one of {', '.join(PLATFORMS)}", "platform")
+    token = text(token, "token", required=False, max_len=4096)
+    installation_id = text(installation_id, "installationId", required=False, max_len=200)
+    if not token and not installation_id:
+        raise ValidationFailed("give the FCM registration token or the installation id", "token")
+    is_fid = not token
+    token = token or installation_id
+    app_version = text(app_version, "appVersion", required=False, max_len=40)
+    now = utcnow()
+    if installation_id:  # one installation is one device: its older token goes
+        await session.execute(delete(Device).where(
+            Device.installation_id == installation_id, Device.token != token,
+        ))  # fmt: skip
+    values = dict(account_id=account_id, app=app, platform=platform, is_fid=is_fid,
+                  installation_id=installation_id, locale=locale_of(locale),
+                  app_version=app_version, last_seen_at=now)  # fmt: skip
+    stmt = (
+        insert(Device).values(id=uuid7(), token=token, created_at=now, **values)
+        .on_conflict_do_update(index_elements=[Device.token], set_=values)
+        .returning(Device.id)
+    )  # fmt: skip
+    device_id = (await session.execute(stmt)).scalar_one()
+    return await session.get(Device, device_id, populate_existing=True)
+
+
+async def unregister_device(session, account_id: uuid.UUID, token: str) -> bool:
+    result = await session.execute(
+        delete(Device).where(Device.account_id == account_id, Device.token == token)
+    )
+    return bool(result.rowcount)
+
+
+async def prune_devices(session, *, now: datetime | None = None) -> int:
+    """Drop devices not seen for 270 days (their tokens are stale)."""
+    cutoff = (now or utcnow()) - timedelta(days=DEVICE_IDLE_DAYS)
+    result = await session.execute(delete(Device).where(Device.last_seen_at < cutoff))
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------- notify
+
+
+async def channels_of(session, account_ids: Iterable[uuid.UUID], category: str) -> dict:
+    rows = (await session.scalars(select(Preference).where(
+        Preference.account_id.in_(list(account_ids)), Preference.category == category
+    ))).all()  # fmt: skip
+    chosen = {r.account_id: {"push": r.push, "email": r.email, "sms": r.sms} for r in rows}
+    return {a: chosen.get(a, DEFAULTS[category]) for a in account_ids}
+
+
+async def notify(
+    session, tenant_slug: str, account_ids: Iterable[uuid.UUID], category: str, template: str,
+    params: dict, *, urgent: bool = False, data: dict | None = None,
+) -> list[Notification]:  # fmt: skip
+    """Put a notification in each account's inbox (in its device's language), and a delivery
+    per chosen channel (push: per device); the deliveries go to the worker with this
+    transaction. Urgent ones ignore quiet hours and throttling."""
+    from api.notify import tasks  # the deliver task (tasks imports this module)
+
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown notification category {category!r}")
+    accounts = list(dict.fromkeys(account_ids))
+    if not accounts:
+        return []
+    devices: dict[uuid.UUID, list[Device]] = {a: [] for a in accounts}
+    for d in (await session.scalars(
+        select(Device).where(Device.account_id.in_(accounts)).order_by(Device.last_seen_at.desc())
+    )).all():  # fmt: skip
+        devices[d.account_id].append(d)
+    wanted = await channels_of(session, accounts, category)
+    now = utcnow()
+    made, deliveries = [], []
+    for account in accounts:
+        locale = devices[account][0].locale if devices[account] else "zh-CN"
+        title, body = render(template, locale, params)
+        n = Notification(id=uuid7(), account_id=account, category=category, urgent=urgent,
+                         template=template, params=params, locale=locale, title=title,
+                         body=body, data=data or {}, created_at=now)  # fmt: skip
+        made.append(n)
+        channels = wanted[account]
+        if channels["push"]:
+            deliveries += [Delivery(id=uuid7(), notification_id=n.id, account_id=account,
+                                    category=category, channel="push", device_id=d.id,
+                                    next_attempt_at=now) for d in devices[account]]  # fmt: skip
+        for channel in ("email", "sms"):
+            if channels[channel]:
+                deliveries.append(Delivery(id=uuid7(), notification_id=n.id,
+                                           account_id=account, category=category,
+                                           channel=channel, next_attempt_at=now))  # fmt: skip
+    session.add_all(made)
+    await session.flush()
+    session.add_all(deliveries)
+    for n in made:  # the live inbox
+        outbox.emit(session, "notification.created", n.id, inbox_payload(n))
+    await session.flush()
+    ids = [str(d.id) for d in deliveries]
+    for start in range(0, len(ids), JOB_SIZE):  # several workers share a large notice
+        await session.execute(tasks.enqueue_delivery(tenant_slug, ids[start : start + JOB_SIZE]))
+    return made
+
+
+def inbox_payload(n: Notification) -> dict:
+    return {
+        "notification_id": str(n.id), "account_id": str(n.account_id), "category": n.category,
+        "urgent": n.urgent, "title": n.title, "body": n.body, "data": n.data,
+        "created_at": n.created_at.isoformat(),
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------- inbox
+
+
+async def inbox(session, account_id: uuid.UUID, *, first: int, before: uuid.UUID | None,
+                unread_only: bool) -> tuple[list[Notification], bool]:  # fmt: skip
+    stmt = select(Notification).where(Notification.account_id == account_id)
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    if before is not None:
+        stmt = stmt.where(Notification.id < before)
+    rows = (await session.scalars(stmt.order_by(Notification.id.desc()).limit(first + 1))).all()
+    return list(rows[:first]), len(rows) > first
+
+
+async def unread_count(session, account_id: uuid.UUID) -> int:
+    stmt = select(func.count()).where(Notification.account_id == account_id,
+                                      Notification.read_at.is_(None))  # fmt: skip
+    return (await session.scalar(stmt)) or 0
+
+
+async def mark_read(session, account_id: uuid.UUID, ids: list[uuid.UUID] | None) -> int:
+    """Mark the given notifications (None: all) of the account read; returns how many."""
+    stmt = update(Notification).where(Notification.account_id == account_id,
+                                      Notification.read_at.is_(None))  # fmt: skip
+    if ids is not None:
+        stmt = stmt.where(Notification.id.in_(ids))
+    return (await session.execute(stmt.values(read_at=utcnow()))).rowcount or 0
+
+
+# ---------------------------------------------------------------- preferences
+
+
+async def set_preference(session, account_id: uuid.UUID, category: str, *, push: bool,
+                         email: bool, sms: bool) -> None:  # fmt: skip
+    if category not in CATEGORIES:
+        raise ValidationFailed(f"category is one of {', '.join(CATEGORIES)}", "category")
+    values = {"push": push, "email": email, "sms": sms}
+    await session.execute(
+        insert(Preference).values(account_id=account_id, category=category, **values)
+        .on_conflict_do_update(index_elements=[Preference.account_id, Preference.category],
+                               set_=values)
+    )  # fmt: skip
+
+
+async def set_quiet_hours(session, account_id: uuid.UUID, start: int | None, end: int | None,
+                          time_zone: str = "Asia/Shanghai") -> None:  # fmt: skip
+    """Quiet hours as minutes after midnight (None, None: none)."""
+    if start is None and end is None:
+        await session.execute(delete(QuietHours).where(QuietHours.account_id == account_id))
+        return
+    check_quiet_hours(start, end, time_zone)
+    values = {"start_minute": start, "end_minute": end, "time_zone": time_zone}
+    await session.execute(
+        insert(QuietHours).values(account_id=account_id, **values)
+        .on_conflict_do_update(index_elements=[QuietHours.account_id], set_=values)
+    )  # fmt: skip
+
+
+def check_quiet_hours(start: int | None, end: int | None, time_zone: str) -> None:
+    if start is None or end is None or not (0 <= start < 1440 and 0 <= end < 1440) or start == end:
+        raise ValidationFailed("quiet hours are two different times of day", "quietHours")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationFailed(f"unknown time zone {time_zone!r}", "timeZone") from exc
+
+
+def quiet_until(q: QuietHours | None, now: datetime) -> datetime | None:
+    """When the quiet hours that contain ``now`` end (None: not quiet now)."""
+    if q is None:
+        return None
+    local = now.astimezone(ZoneInfo(q.time_zone))
+    minute = local.hour * 60 + local.minute
+    start, end = q.start_minute, q.end_minute
+    inside = start <= minute < end if start < end else (minute >= start or minute < end)
+    if not inside:
+        return None
+    end_today = local.replace(hour=end // 60, minute=end % 60, second=0, microsecond=0)
+    if end_today <= local:
+        end_today += timedelta(days=1)
+    return end_today.astimezone(now.tzinfo)
+
+
+def require_found(row, what: str, field: str):
+    if row is None:
+        raise NotFound(f"{what} not found", field)
+    return row
+
+
+# ---------------------------------------------------------------- notices
+
+
+NOTICE_CHUNK = 1000  # recipients per notify() call of a notice
+ROLE_NAME = re.compile(r"[a-z0-9_.:-]{1,64}")
+
+
+async def notice_recipients(session, tenant_id, roles: list[str]) -> list[uuid.UUID]:
+    """Active members of the tenant (with one of ``roles``, when given)."""
+    from api.identity.models import Membership
+
+    stmt = select(Membership.account_id).where(
+        Membership.tenant_id == uuid.UUID(str(tenant_id)), Membership.status == "active"
+    )
+    if roles:
+        stmt = stmt.where(Membership.roles.overlap(roles))
+    return list(await session.scalars(stmt))
+
+
+def check_notice(title: str, body: str, roles: list[str]) -> tuple[str, str, list[str]]:
+    title = text(title, "title", required=True, max_len=100)
+    body = text(body, "text", required=True, max_len=2000)
+    if len(roles) > 20 or any(not ROLE_NAME.fullmatch(r or "") for r in roles):
+        raise ValidationFailed("roles are at most 20 role names", "roles")
+    return title, body, list(dict.fromkeys(roles))
+
+
+async def publish_notice(session, tenant_slug: str, tenant_id, *, title: str, body: str,
+                         roles: list[str], urgent: bool) -> int:  # fmt: skip
+    """The notice job's work: every recipient gets it (in chunks, each queuing its own
+    delivery jobs). Returns how many were notified."""
+    accounts = await notice_recipients(session, tenant_id, roles)
+    for start in range(0, len(accounts), NOTICE_CHUNK):
+        await notify(session, tenant_slug, accounts[start : start + NOTICE_CHUNK],
+                     "property_notices", "notice", {"title": title, "text": body},
+                     urgent=urgent, data={"kind": "notice"})  # fmt: skip
+    return len(accounts)

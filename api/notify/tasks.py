@@ -1,0 +1,151 @@
+"""Background jobs of notifications: delivering, retrying, waking deferred ones, reminders,
+followers of a changed unit or listing, and dropping stale devices."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+
+import procrastinate
+import structlog
+from sqlalchemy import select
+
+from api.db import utcnow
+from api.jobs import defer_for_each_tenant, enqueue, runtime, tenant_task
+from api.live import outbox
+from api.notify import delivery, service, templates
+from api.notify.models import Delivery, Notification
+
+log = structlog.get_logger("anju.notify")
+blueprint = procrastinate.Blueprint()
+
+HOLD_WARNING = timedelta(minutes=10)
+
+
+def enqueue_delivery(tenant: str, ids: list[str], scheduled_at=None):
+    """The statement that queues ``deliver`` in the caller's transaction."""
+    return enqueue(deliver, tenant=tenant, ids=ids, scheduled_at=scheduled_at)
+
+
+@tenant_task(blueprint)
+async def deliver(session, tenant, ids: list[str]) -> dict:
+    """Send these deliveries (those still due); queue the next attempt when some wait. Not
+    retried by the queue: failures are retried per delivery (and ``deliver_due`` sweeps up
+    deliveries whose job failed), and a refused job (no tenant) can never succeed."""
+    rt = runtime()
+    out = await delivery.deliver(session, [uuid.UUID(i) for i in ids], senders=rt.senders,
+                                 kit=rt.kit)  # fmt: skip
+    if out.next_at is not None:
+        await session.execute(enqueue_delivery(tenant.slug, ids, scheduled_at=out.next_at))
+    return out.__dict__ | {"next_at": out.next_at.isoformat() if out.next_at else None}
+
+
+@tenant_task(blueprint)
+async def deliver_due(session, tenant) -> int:
+    """Safety net: deliveries due for over a minute that no job carries (a worker lost its
+    queued job, or a deferral outlived the queue's retention) are sent now."""
+    stale = utcnow() - timedelta(minutes=1)
+    ids = list(await session.scalars(
+        select(Delivery.id).where(Delivery.status.in_(("pending", "deferred")),
+                                  Delivery.next_attempt_at < stale).limit(2000)
+    ))  # fmt: skip
+    if ids:
+        rt = runtime()
+        await delivery.deliver(session, ids, senders=rt.senders, kit=rt.kit)
+    return len(ids)
+
+
+@tenant_task(blueprint)
+async def remind_expiring_holds(session, tenant) -> int:
+    """A hold about to expire (within 10 minutes): tell its agent, once per hold."""
+    from api.unit.models import Unit
+
+    now = utcnow()
+    units = (await session.scalars(select(Unit).where(
+        Unit.status == "on_hold", Unit.hold_expires_at > now,
+        Unit.hold_expires_at <= now + HOLD_WARNING, Unit.held_by.is_not(None),
+    ))).all()  # fmt: skip
+    sent = 0
+    for u in units:
+        ref = f"hold:{u.id}:{u.hold_expires_at.isoformat()}"
+        seen = await session.scalar(select(Notification.id).where(
+            Notification.template == "hold.expiring", Notification.params["ref"].astext == ref
+        ).limit(1))  # fmt: skip
+        if seen is not None:
+            continue
+        minutes = max(1, math.ceil((u.hold_expires_at - now).total_seconds() / 60))
+        await service.notify(
+            session, tenant.slug, [u.held_by], "system", "hold.expiring",
+            {"number": u.number, "minutes": minutes, "ref": ref}, urgent=True,
+            data={"kind": "unit", "id": str(u.id)},
+        )  # fmt: skip
+        sent += 1
+    return sent
+
+
+@tenant_task(blueprint)
+async def notify_followers(session, tenant, events: list[dict]) -> int:
+    """Followers of a unit or listing whose status or price changed get a notification."""
+    from api.follow.service import followers
+
+    made = 0
+    for ev in events:
+        kind, change = ev["kind"].split(".", 1)
+        p = ev["payload"]
+        entity = uuid.UUID(ev["entity"])
+        accounts = await followers(session, kind, entity)
+        if not accounts:
+            continue
+        if kind == "unit":
+            params = {"number": p["number"], "status": p["status"],
+                      "price": templates.price(p["list_price"], p["currency"])}  # fmt: skip
+        else:
+            params = {"community": p["community"], "rooms": p["rooms"], "status": p["status"],
+                      "price": templates.price(p["asking_price"], p["currency"])}  # fmt: skip
+        made += len(await service.notify(
+            session, tenant.slug, accounts, "listing_updates", f"{kind}.{change}", params,
+            data={"kind": kind, "id": str(entity)},
+        ))  # fmt: skip
+    return made
+
+
+def _react(session, events: list[dict]) -> None:
+    """Outbox reactor: status and price changes of units and listings queue one
+    ``notify_followers`` job per flush, in the same transaction."""
+    wanted = [e for e in events if e["kind"] in FOLLOWED_KINDS]
+    slug = session.info.get("tenant_slug")
+    if wanted and slug:
+        session.execute(enqueue(notify_followers, tenant=slug, events=wanted))
+
+
+FOLLOWED_KINDS = {"unit.status", "unit.price", "listing.status", "listing.price"}
+outbox.react(_react)
+
+
+@tenant_task(blueprint)
+async def publish_notice(session, tenant, title: str, body: str, roles: list[str],
+                         urgent: bool) -> int:  # fmt: skip
+    """A tenant notice to its members: the fan-out runs here, not in the request."""
+    return await service.publish_notice(session, tenant.slug, tenant.id, title=title, body=body,
+                                        roles=roles, urgent=urgent)  # fmt: skip
+
+
+@tenant_task(blueprint)
+async def prune_devices(session, tenant) -> int:
+    return await service.prune_devices(session)
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="notify-minute")
+@blueprint.task(name="sweep_notifications")
+async def sweep_notifications(timestamp: int) -> int:
+    """Every minute, per tenant: hold reminders, and due deliveries no job carries."""
+    n = await defer_for_each_tenant(remind_expiring_holds, lock_prefix="hold-reminders")
+    return n + await defer_for_each_tenant(deliver_due, lock_prefix="deliver-due")
+
+
+@blueprint.periodic(cron="17 3 * * *", periodic_id="notify-devices")
+@blueprint.task(name="sweep_devices")
+async def sweep_devices(timestamp: int) -> int:
+    """Daily: drop devices unused for 270 days."""
+    return await defer_for_each_tenant(prune_devices, lock_prefix="prune-devices")

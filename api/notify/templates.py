@@ -1,0 +1,73 @@
+"""Notification texts in Chinese and English (one table; the recipient's locale picks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOCALES = ("zh-CN", "en")
+
+STATUS = {
+    "zh-CN": {
+        "planned": "未推出", "available": "可售", "on_hold": "保留中", "reserved": "已预订",
+        "subscribed": "已认购", "contracted": "已签约", "sold": "已售", "delivered": "已交付",
+        "active": "在售", "under_contract": "已签约", "withdrawn": "已下架", "expired": "已过期",
+    },
+    "en": {
+        "planned": "planned", "available": "available", "on_hold": "on hold",
+        "reserved": "reserved", "subscribed": "subscribed", "contracted": "contracted",
+        "sold": "sold", "delivered": "delivered", "active": "for sale",
+        "under_contract": "under contract", "withdrawn": "withdrawn", "expired": "expired",
+    },
+}  # fmt: skip
+
+# key -> locale -> (title, body), formatted with the notification's params.
+TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "unit.status": {
+        "zh-CN": ("关注的房源有新状态", "{number} 现为{status}"),
+        "en": ("A unit you follow changed", "Unit {number} is now {status}"),
+    },
+    "unit.price": {
+        "zh-CN": ("关注的房源调价", "{number} 现价 {price}"),
+        "en": ("A unit you follow has a new price", "Unit {number} is now {price}"),
+    },
+    "listing.status": {
+        "zh-CN": ("关注的二手房有新状态", "{community} {rooms}室 现为{status}"),
+        "en": ("A listing you follow changed", "{community}, {rooms} rooms: now {status}"),
+    },
+    "listing.price": {
+        "zh-CN": ("关注的二手房调价", "{community} {rooms}室 现价 {price}"),
+        "en": ("A listing you follow has a new price", "{community}, {rooms} rooms: {price}"),
+    },
+    "hold.expiring": {
+        "zh-CN": ("保留即将到期", "{number} 的保留将在 {minutes} 分钟后到期"),
+        "en": ("Your hold ends soon", "Your hold on unit {number} ends in {minutes} minutes"),
+    },
+    "notice": {
+        "zh-CN": ("{title}", "{text}"),
+        "en": ("{title}", "{text}"),
+    },
+}
+
+
+def price(minor: int | None, currency: str = "CNY") -> str:
+    if minor is None:
+        return "-"
+    symbol = {"CNY": "¥", "USD": "$", "HKD": "HK$"}.get(currency, currency + " ")
+    return f"{symbol}{minor / 100:,.0f}"
+
+
+def locale_of(value: str | None) -> str:
+    value = (value or "").replace("_", "-")
+    if value.lower().startswith("en"):
+        return "en"
+    return "zh-CN"
+
+
+def render(key: str, locale: str, params: dict[str, Any]) -> tuple[str, str]:
+    """(title, body) of template ``key`` in ``locale``; statuses are shown in that language."""
+    loc = locale_of(locale)
+    title, body = TEMPLATES[key][loc]
+    shown = dict(params)
+    if "status" in shown:
+        shown["status"] = STATUS[loc].get(str(shown["status"]), str(shown["status"]))
+    return title.format(**shown), body.format(**shown)

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     fcm_access_token: str = ""  # or an OAuth token obtained elsewhere (no call to Google)
     fcm_url: str = ""  # the FCM endpoint's base (empty: Google's)
     fcm_retries: int = Field(default=4, ge=0)  # the SDK's own retries of a 500 / 503
+    # Messages in flight per worker (at most 500, FCM's batch): see api/notify/push.py.
+    fcm_concurrency: int = Field(default=50, ge=1, le=500)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_from: str = "Anju <no-reply@anju.local>"

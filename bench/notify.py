@@ -1,14 +1,16 @@
 """The notification scenario (issue #6): one notice to 10,000 devices (small: 2,000), each of
 its own account. Measured in a separate worker process, as the job worker runs it:
 
-- ``notify``: the inbox rows, deliveries and the queued job, in one transaction;
-- ``deliver``: ``api.notify.delivery.deliver`` over all deliveries with the real
-  ``FcmPushSender`` (firebase-admin's async API, batches of 500) until the loopback FCM
-  (bench/fcm.py, its own process) has answered every message;
+- ``notify``: the inbox rows, deliveries and queued jobs, in chunks of 1,000 recipients, one
+  transaction each (as the notice job does);
+- ``deliver``: ``api.notify.delivery.deliver`` over the deliveries, 500 a transaction (as one
+  worker runs the deliver jobs), with the real ``FcmPushSender`` (firebase-admin's async API)
+  until the loopback FCM (bench/fcm.py, its own process) has answered every message;
 - peak memory: the worker process's maximum RSS, and its growth during the scenario.
 
 Raw baseline: the same FCM request bodies posted by a bare httpx client with the same
-concurrency (500 at a time) to the same server. Target: every message handed over in < 3 s."""
+concurrency (the sender's default, ``GROUP``) to the same server. Target: every message handed
+over in < 3 s."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from api.db import asyncpg_dsn, embedded_url, ensure_database, make_engine
+from api.notify.push import GROUP
 from api.settings import Settings
 from bench.http import _free_port, stop
 from tenants.migrate import upgrade_shared
@@ -66,29 +69,39 @@ async def _gateway(url, setup: dict, fcm_url: str) -> dict:
     db = TenantDatabase(engine)
     sender = FcmPushSender("bench", access_token="bench", url=fcm_url, retries=0)
     rss0 = _rss_mib()
+    accounts = [uuid.UUID(a) for a in setup["accounts"]]
     t0 = time.perf_counter()
-    async with db.session(tenant) as session:
-        made = await service.notify(
-            session, tenant.slug, [uuid.UUID(a) for a in setup["accounts"]], "property_notices",
-            "notice", {"title": "停水通知", "text": "明天 9:00-12:00 二期 3 号楼停水检修。"},
-            urgent=True,
-        )  # fmt: skip
-        await session.commit()
+    made = 0
+    # As the notice job does: notify in chunks of NOTICE_CHUNK, one transaction each.
+    for start in range(0, len(accounts), service.NOTICE_CHUNK):
+        async with db.session(tenant) as session:
+            made += len(await service.notify(
+                session, tenant.slug, accounts[start : start + service.NOTICE_CHUNK],
+                "property_notices", "notice",
+                {"title": "停水通知", "text": "明天 9:00-12:00 二期 3 号楼停水检修。"}, urgent=True,
+            ))  # fmt: skip
+            await session.commit()
     t1 = time.perf_counter()
     from sqlalchemy import select
 
     from api.notify.models import Delivery
 
     async with db.session(tenant) as session:
-        ids = list(await session.scalars(select(Delivery.id)))
-        out = await delivery.deliver(session, ids, senders=Senders(None, None, sender))
-        await session.commit()
+        ids = list(await session.scalars(select(Delivery.id).order_by(Delivery.id)))
+    sent = 0
+    # As one worker runs the deliver jobs: JOB_SIZE deliveries each, one transaction each.
+    for start in range(0, len(ids), service.JOB_SIZE):
+        async with db.session(tenant) as session:
+            out = await delivery.deliver(session, ids[start : start + service.JOB_SIZE],
+                                         senders=Senders(None, None, sender))  # fmt: skip
+            await session.commit()
+        sent += out.sent
     t2 = time.perf_counter()
     await sender.close()
     await engine.dispose()
     return {
-        "notifications": len(made),
-        "sent": out.sent,
+        "notifications": made,
+        "sent": sent,
         "notify_s": t1 - t0,
         "deliver_s": t2 - t1,
         "rss_peak_mib": _rss_mib(),
@@ -108,9 +121,9 @@ async def _raw(setup: dict, fcm_url: str) -> dict:
     headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
     # The SDK's client: httpx's default pool (100 connections), the sender's 30 s timeout.
     async with httpx.AsyncClient(headers=headers, timeout=30) as client:
-        for start in range(0, len(bodies), 500):
+        for start in range(0, len(bodies), GROUP):  # the sender's default concurrency
             await asyncio.gather(*(client.post(url, content=b)
-                                   for b in bodies[start : start + 500]))  # fmt: skip
+                                   for b in bodies[start : start + GROUP]))  # fmt: skip
     return {"deliver_s": time.perf_counter() - t0}
 
 

@@ -18,9 +18,11 @@ import structlog
 log = structlog.get_logger("anju.push")
 
 BATCH = 500  # FCM's limit per send_each call
-# Messages handed to the SDK at once: it sends one HTTP request per message, all concurrently;
-# 500 at once queue on httpx's 100 connections, which costs more than it saves (measured).
-GROUP = 100
+# Messages handed to the SDK at once (``ANJU_FCM_CONCURRENCY``): it sends one HTTP request per
+# message, all concurrently. httpx's pool does work per queued request for every request, so
+# fewer at once cost less CPU per message (loopback: 10 at a time 1.1 ms, 100 at a time
+# 1.9 ms), while a distant FCM needs more in flight to cover its round trips.
+GROUP = 50
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class FcmPushSender:
     _names = itertools.count(1)
 
     def __init__(self, project_id: str, *, credentials_file: str = "", access_token: str = "",
-                 url: str = "", retries: int = 4, timeout: int = 30) -> None:  # fmt: skip
+                 url: str = "", retries: int = 4, timeout: int = 30,
+                 concurrency: int = GROUP) -> None:  # fmt: skip
         import firebase_admin
         from firebase_admin import credentials
 
@@ -81,6 +84,7 @@ class FcmPushSender:
         self.project_id = project_id
         self.url = url.rstrip("/")
         self.retries = retries
+        self.concurrency = max(1, min(concurrency, BATCH))
 
     def _service(self):
         from firebase_admin import _http_client, _retry, messaging
@@ -91,11 +95,12 @@ class FcmPushSender:
                 service._fcm_url = f"{self.url}/v1/projects/{self.project_id}/messages:send"
             retry = _retry.HttpxRetry(max_retries=self.retries, status_forcelist=[500, 503],
                                       backoff_factor=0.5)  # fmt: skip
-            service._async_client = _http_client.HttpxAsyncClient(
+            client = _http_client.HttpxAsyncClient(
                 credential=service._credential, retry_config=retry,
                 timeout=self.app.options.get("httpTimeout", 30),
                 http2=not self.url.startswith("http://"),
             )  # fmt: skip
+            service._async_client = client
             service._anju_configured = True
             self._configured = service
         return service
@@ -104,8 +109,8 @@ class FcmPushSender:
 
         service = self._service()
         results: list[PushResult] = []
-        for start in range(0, len(messages), GROUP):
-            chunk = messages[start : start + GROUP]
+        for start in range(0, len(messages), self.concurrency):
+            chunk = messages[start : start + self.concurrency]
             try:
                 batch = await service.send_each_async([_fcm(m) for m in chunk], dry_run=False)
             except Exception as exc:  # the whole call failed (auth, network): retry them all
@@ -216,5 +221,5 @@ def make_push_sender(settings) -> LogPushSender | FcmPushSender:
     return FcmPushSender(
         settings.fcm_project_id, credentials_file=settings.fcm_credentials_file,
         access_token=settings.fcm_access_token, url=settings.fcm_url,
-        retries=settings.fcm_retries,
+        retries=settings.fcm_retries, concurrency=settings.fcm_concurrency,
     )  # fmt: skip

@@ -326,6 +326,17 @@ def contracts_manifest(
     typer.echo(f"wrote {MANIFEST.relative_to(MANIFEST.parent.parent)}")
 
 
+@contracts_app.command("release")
+def contracts_release() -> None:
+    """Record the current schema as the one the released apps use (when an app ships):
+    breaking changes are measured against it."""
+    from api.graphql.schema import export_sdl
+    from mobile_contracts.contracts import RELEASED
+
+    RELEASED.write_text(export_sdl())
+    typer.echo(f"wrote {RELEASED.relative_to(RELEASED.parent.parent)}")
+
+
 @permissions_app.command("doc")
 def permissions_doc(
     path: Annotated[Path, typer.Option(help="Where to write the table.")] = Path(

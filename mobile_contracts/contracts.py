@@ -3,12 +3,18 @@
 Every ``<app>/<Operation>.graphql`` file holds one operation. Its id is the SHA-256 of the
 file's text (hex). ``manifest.json`` maps id -> {app, name, document}; ``anju contracts
 manifest`` writes it, a test fails when it is stale, and in production the gateway runs app
-requests only from it (``documentId`` instead of ``query``)."""
+requests only from it (``documentId`` instead of ``query``).
+
+``released.graphql`` is the schema the apps in users' hands were built against (``anju
+contracts release`` when an app ships). A change from it that breaks what an app document uses
+(a field removed or its type changed, an output made nullable, an enum value removed, a
+required argument added...) fails ``make test`` unless the CHANGELOG announces it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,3 +56,90 @@ def load_manifest(path: Path = MANIFEST) -> dict[str, str]:
     if not path.exists():
         return {}
     return {k: v["document"] for k, v in json.loads(path.read_text()).items()}
+
+
+# ---------------------------------------------------------------- breaking changes
+
+RELEASED = ROOT / "released.graphql"
+COORDINATE = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)\b")
+
+
+def used_coordinates(schema, docs: list[Document]) -> set[str]:
+    """``Type.field`` of every field the documents select (and ``Type`` of its type), every
+    input field and enum value their variables and results can carry."""
+    from graphql import (
+        FieldNode,
+        GraphQLEnumType,
+        GraphQLInputObjectType,
+        TypeInfo,
+        TypeInfoVisitor,
+        Visitor,
+        get_named_type,
+        parse,
+        visit,
+    )
+
+    used: set[str] = set()
+
+    def reach(named) -> None:  # a type a document can send or receive: all its members
+        if named is None or named.name in used:
+            return
+        used.add(named.name)
+        if isinstance(named, GraphQLEnumType):
+            used.update(f"{named.name}.{v}" for v in named.values)
+        elif isinstance(named, GraphQLInputObjectType):
+            for name, field in named.fields.items():
+                used.add(f"{named.name}.{name}")
+                reach(get_named_type(field.type))
+
+    class Collect(Visitor):
+        def __init__(self, info: TypeInfo) -> None:
+            super().__init__()
+            self.info = info
+
+        def enter_field(self, node: FieldNode, *_):
+            parent, field = self.info.get_parent_type(), self.info.get_field_def()
+            if parent is not None and field is not None:
+                used.add(f"{parent.name}.{node.name.value}")
+                used.add(parent.name)
+                named = get_named_type(field.type)
+                if isinstance(named, GraphQLEnumType):
+                    reach(named)
+                used.add(named.name)
+                for arg in field.args.values():
+                    reach(get_named_type(arg.type))
+
+        def enter_variable_definition(self, node, *_):
+            reach(schema.get_type(_base_name(node.type)))
+
+    for doc in docs:
+        info = TypeInfo(schema)
+        visit(parse(doc.text), TypeInfoVisitor(info, Collect(info)))
+    return used
+
+
+def _base_name(type_node) -> str:
+    while hasattr(type_node, "type"):
+        type_node = type_node.type
+    return type_node.name.value
+
+
+def app_breaking_changes(released_sdl: str, current_sdl: str, docs: list[Document],
+                         changelog: str) -> list[str]:  # fmt: skip
+    """Breaking changes from the released schema to the current one that touch what an app
+    document uses and that the CHANGELOG does not announce (as `Type.field`)."""
+    from graphql import build_schema, find_breaking_changes
+
+    released = build_schema(released_sdl)
+    used = used_coordinates(released, docs)
+    out = []
+    for change in find_breaking_changes(released, build_schema(current_sdl)):
+        text = change.description
+        coordinates = {f"{t}.{m}" for t, m in COORDINATE.findall(text)}
+        names = set(re.findall(r"\b[A-Z]\w*\b", text))
+        if not (coordinates & used or (not coordinates and names & used)):
+            continue
+        if any(f"`{c}`" in changelog for c in coordinates | names):
+            continue
+        out.append(text)
+    return out

@@ -297,3 +297,42 @@ async def test_notification_operations_run_by_id(client, live_server, demo, engi
     assert done["markNotificationsRead"]["unreadCount"] == 0
     gone = await run(client, "agent", "UnregisterDevice", {"token": "contract-token-1"}, tok)
     assert gone["unregisterDevice"] is True
+
+
+def _changelog() -> str:
+    return (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_no_unannounced_breaking_change_to_what_apps_use():
+    """The current schema against the one released apps were built with."""
+    from api.graphql.schema import export_sdl
+    from mobile_contracts.contracts import RELEASED, app_breaking_changes
+
+    current = export_sdl(Settings())
+    found = app_breaking_changes(RELEASED.read_text(), current, DOCS, _changelog())
+    assert not found, f"breaking changes to fields apps use, not in the CHANGELOG: {found}"
+
+
+def test_breaking_changes_to_used_fields_are_caught_unless_announced():
+    """Changes validation alone does not see: an output made nullable, an enum value removed,
+    a required argument added; a change to something no app uses passes."""
+    from mobile_contracts.contracts import RELEASED, app_breaking_changes
+
+    released = RELEASED.read_text()
+    head, unit = released.split("type Unit implements Node {", 1)
+    unit = unit.replace("  status: UnitStatus!\n", "  status: UnitStatus\n", 1)  # Unit.status
+    changed = (
+        (head + "type Unit implements Node {" + unit)
+        .replace("  ON_HOLD\n", "", 1)  # UnitStatus.ON_HOLD
+        .replace("unit(id: ID!): Unit", "unit(id: ID!, scope: String!): Unit", 1)
+        .replace("  decidedAt: DateTime\n", "  decidedAt: String\n", 1)  # used by no app
+    )  # fmt: skip
+    assert changed.count("\n") < released.count("\n")  # the replacements happened
+    found = app_breaking_changes(released, changed, DOCS, "")
+    assert any("Unit.status" in f for f in found), found
+    assert any("UnitStatus.ON_HOLD" in f for f in found), found
+    assert any("Query.unit" in f for f in found), found
+    assert not any("decidedAt" in f for f in found), found
+    announced = "- `Unit.status` is deprecated; app 3.4 stops reading it without a value."
+    later = app_breaking_changes(released, changed, DOCS, announced)
+    assert not any("Unit.status" in f for f in later) and len(later) == len(found) - 1

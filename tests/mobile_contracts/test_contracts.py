@@ -4,7 +4,11 @@ are enforced in production, and every contract operation runs against a seeded s
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
+import json
+import re
 import uuid
 
 import httpx
@@ -26,7 +30,7 @@ from api.graphql.schema import build_schema
 from api.security.secrets import load_secrets
 from api.seed import DEMO_SLUG, seed_demo
 from api.settings import Settings
-from mobile_contracts.contracts import MANIFEST, ROOT, documents, manifest_text
+from mobile_contracts.contracts import APPS, MANIFEST, ROOT, documents, manifest_text
 from tests.api.live.helpers import live
 from tests.conftest import test_settings as settings_for_tests
 
@@ -336,3 +340,139 @@ def test_breaking_changes_to_used_fields_are_caught_unless_announced():
     announced = "- `Unit.status` is deprecated; app 3.4 stops reading it without a value."
     later = app_breaking_changes(released, changed, DOCS, announced)
     assert not any("Unit.status" in f for f in later) and len(later) == len(found) - 1
+
+
+# The order an app's documents are run in (what one needs, an earlier one makes); sign-out last.
+ORDER = [
+    "RequestSmsCode", "SignInWithSmsCode", "SignInWithPassword", "Me", "Projects",
+    "SearchUnits", "UnitDetail", "UnitTimeline", "SalesTable", "HoldUnit", "ReleaseUnitHold",
+    "ReserveUnit", "UploadMedia", "CreateListing", "ChangeListingPrice", "ListingDetail",
+    "ListingSeller", "SearchListings", "ChangeListingStatus", "Recommendations", "Follow",
+    "SaveSearch", "MyFollows", "UnitChanges", "ListingChanges", "FollowedChanges",
+    "InboxChanges", "Unfollow", "RegisterDevice", "NotificationSettings",
+    "UpdateNotificationSettings", "PublishNotice", "Inbox", "MarkNotificationsRead",
+    "UnregisterDevice", "RefreshTokens", "SignOut",
+]  # fmt: skip
+SMS_PHONE = {"agent": "+8613800000003", "owner": "+8613800000001", "staff": "+8613800000002"}
+
+
+async def test_every_document_of_every_app_runs(client, live_server, demo):
+    """Every document in mobile_contracts runs by documentId against the seeded demo tenant
+    (subscriptions over the WebSocket, the upload as a multipart request) without errors."""
+    docs = {(d.app, d.name) for d in DOCS}
+    assert not {n for _, n in docs} - set(ORDER), "add new documents to ORDER"
+    sms = live_server.server.config.app.state.sms
+    ran: set[tuple[str, str]] = set()
+    listing: dict = {}  # the agent app's listing, for the other apps' listing documents
+    for app in APPS:  # agent first
+        s: dict = {"pw": demo, **listing}
+        for name in [n for n in ORDER if (app, n) in docs]:
+            v, tok = _variables(name, app, s), s.get("token")
+            if name == "SignInWithSmsCode":
+                code = re.search(r"\d{6}", sms.last_to(SMS_PHONE[app]).text).group()
+                v["code"] = code
+            if name in ("UnitChanges", "ListingChanges", "FollowedChanges", "InboxChanges"):
+                await _subscribe_ok(live_server, app, name, v, tok)
+            elif name == "UploadMedia":
+                await _upload(client, app, v, tok)
+            else:
+                data = await run(client, app, name, v, tok)
+                _remember(name, data, s)
+            ran.add((app, name))
+        listing = {"listing": s["listing"]} if "listing" in s else listing
+    assert ran == docs
+
+
+def _variables(name: str, app: str, s: dict) -> dict:
+    listing = {
+        "community": "Contract Court",
+        "grossArea": "88",
+        "rooms": 3,
+        "askingPrice": 290_000_000,
+        "sellerName": "Wang",
+        "sellerPhone": "13912345678",
+    }
+    return {
+        "RequestSmsCode": {"phone": SMS_PHONE[app]},
+        "SignInWithSmsCode": {"phone": SMS_PHONE[app]},
+        "SignInWithPassword": {"identifier": "manager@demo.example.com", "password": s.get("pw")},
+        "SearchUnits": {"filter": {"statuses": ["AVAILABLE"]}, "sort": "PRICE_ASC"},
+        "UnitDetail": {"id": s.get("unit")}, "UnitTimeline": {"id": s.get("unit")},
+        "SalesTable": {"buildingId": s.get("building")},
+        "HoldUnit": {"unitId": s.get("unit"), "minutes": 5},
+        "ReleaseUnitHold": {"unitId": s.get("unit")}, "ReserveUnit": {"unitId": s.get("unit2")},
+        "UploadMedia": {"input": {"ownerKind": "UNIT", "ownerId": s.get("unit"),
+                                  "kind": "PHOTO"}, "file": None},
+        "CreateListing": {"input": listing},
+        "ChangeListingPrice": {"input": {"listingId": s.get("listing"),
+                                         "askingPrice": 285_000_000}},
+        "ListingDetail": {"id": s.get("listing")}, "ListingSeller": {"id": s.get("listing")},
+        "SearchListings": {"filter": {"keyword": "contract"}, "sort": "NEWEST"},
+        "ChangeListingStatus": {"input": {"listingId": s.get("listing"), "status": "WITHDRAWN"}},
+        "Recommendations": {"needs": {"rooms": [3]}},
+        "Follow": {"kind": "UNIT", "targetId": s.get("unit")},
+        "SaveSearch": {"input": {"name": "3 rooms", "units": {"rooms": [3]}}},
+        "UnitChanges": {"buildingId": s.get("building"), "since": 10**12},
+        "ListingChanges": {"filter": {"districts": ["nowhere"]}, "since": 10**12},
+        "FollowedChanges": {"since": 10**12},
+        "Unfollow": {"id": s.get("follow")},
+        "RegisterDevice": {"input": {"app": app.upper(), "platform": "ANDROID",
+                                     "token": f"contract-{app}-token"}},
+        "UpdateNotificationSettings": {
+            "input": {"categories": [{"category": "MARKETING", "push": False}]}},
+        "PublishNotice": {"input": {"title": "Lift", "text": "Lift 2 serviced", "roles": []}},
+        "Inbox": {"first": 10}, "MarkNotificationsRead": {},
+        "UnregisterDevice": {"token": f"contract-{app}-token"},
+        "RefreshTokens": {"refreshToken": s.get("refresh")},
+    }.get(name, {})  # fmt: skip
+
+
+def _remember(name: str, data: dict, s: dict) -> None:
+    if name.startswith("SignIn") or name == "RefreshTokens":
+        payload = next(iter(data.values()))
+        assert payload["__typename"] == "SignInPayload", (name, data)
+        s["token"], s["refresh"] = (payload["tokens"]["accessToken"],
+                                    payload["tokens"]["refreshToken"])  # fmt: skip
+    elif name == "SearchUnits":
+        edges = data["units"]["edges"]
+        s["unit"], s["unit2"] = edges[0]["node"]["id"], edges[1]["node"]["id"]
+    elif name == "UnitDetail":
+        s["building"] = data["unit"]["building"]["id"]
+    elif name == "CreateListing":
+        s["listing"] = data["createListing"]["listing"]["id"]
+    elif name == "Follow":
+        s["follow"] = data["follow"]["follow"]["id"]
+    for value in data.values():  # a typed error is a failed run
+        if isinstance(value, dict) and "code" in value and "message" in value:
+            raise AssertionError(f"{name}: {value}")
+
+
+async def _subscribe_ok(server, app: str, name: str, variables: dict, token: str) -> None:
+    async with live(server, DEMO_SLUG, token) as ws:
+        sid = await ws.subscribe("", variables, documentId=by_name(app, name).id)
+        await ws.ws.send('{"type":"ping"}')
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.ws.recv(), 10))
+            assert msg["type"] != "error", (name, msg)
+            if msg["type"] == "pong":
+                return
+            assert msg["id"] == sid and msg["type"] == "next", (name, msg)
+
+
+async def _upload(client, app: str, variables: dict, token: str) -> None:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "JPEG")
+    operations = {"documentId": by_name(app, "UploadMedia").id, "variables": variables}
+    resp = await client.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.file"]})},
+        files={"0": ("photo.jpg", buf.getvalue(), "image/jpeg")},
+        headers={"X-Tenant": DEMO_SLUG, "Authorization": f"Bearer {token}", "X-Anju-App": app},
+    )  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert "errors" not in body and body["data"]["uploadMedia"]["__typename"] == "MediaPayload", (
+        body
+    )

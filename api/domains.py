@@ -17,6 +17,7 @@ DOMAINS: tuple[str, ...] = (
     "follow",
     "importing",
     "recommend",
+    "client",
     "notify",
     "live",
 )

@@ -42,6 +42,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("保留即将到期", "{number} 的保留将在 {minutes} 分钟后到期"),
         "en": ("Your hold ends soon", "Your hold on unit {number} ends in {minutes} minutes"),
     },
+    "followup.due": {
+        "zh-CN": ("跟进提醒", "{time} 跟进客户 {client} {note}"),
+        "en": ("Follow-up due", "{time}: follow up with {client}. {note}"),
+    },
     "notice": {
         "zh-CN": ("{title}", "{text}"),
         "en": ("{title}", "{text}"),

@@ -54,6 +54,11 @@ SPECS: dict[str, Spec] = {
             "inventory.max_discount_pct", Decimal, Decimal("3"), Decimal(0), Decimal(100),
             "A price decrease larger than this percentage waits for approval",
         ),
+        Spec(
+            "crm.neglect_days", int, 7, 1, 365,
+            "An open client with no contact and no follow-up planned for this many days "
+            "returns to the shared pool",
+        ),
     )
 }  # fmt: skip
 

@@ -351,6 +351,8 @@ ORDER = [
     "SaveSearch", "MyFollows", "UnitChanges", "ListingChanges", "FollowedChanges",
     "InboxChanges", "Unfollow", "RegisterDevice", "NotificationSettings",
     "UpdateNotificationSettings", "PublishNotice", "Inbox", "MarkNotificationsRead",
+    "CreateClient", "Clients", "LogClientContact", "ScheduleFollowUp", "ClientDetail",
+    "CompleteFollowUp", "ChangeClientStage", "MyDay", "ClientPool",
     "UnregisterDevice", "RefreshTokens", "SignOut",
 ]  # fmt: skip
 SMS_PHONE = {"agent": "+8613800000003", "owner": "+8613800000001", "staff": "+8613800000002"}
@@ -424,7 +426,22 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "Inbox": {"first": 10}, "MarkNotificationsRead": {},
         "UnregisterDevice": {"token": f"contract-{app}-token"},
         "RefreshTokens": {"refreshToken": s.get("refresh")},
+        "CreateClient": {"input": {"name": "李女士", "phone": f"1391234{len(app):04d}",
+                                   "source": "PORTAL", "needs": {"rooms": [3]}}},
+        "Clients": {"first": 10}, "ClientPool": {"first": 10},
+        "ClientDetail": {"id": s.get("client")},
+        "LogClientContact": {"clientId": s.get("client"), "kind": "CALL",
+                             "outcome": "wants a school district"},
+        "ScheduleFollowUp": {"clientId": s.get("client"), "dueAt": _in_an_hour()},
+        "CompleteFollowUp": {"followUpId": s.get("followUp"), "outcome": "visit booked"},
+        "ChangeClientStage": {"clientId": s.get("client"), "stage": "QUALIFIED"},
     }.get(name, {})  # fmt: skip
+
+
+def _in_an_hour() -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 
 
 def _remember(name: str, data: dict, s: dict) -> None:
@@ -442,6 +459,10 @@ def _remember(name: str, data: dict, s: dict) -> None:
         s["listing"] = data["createListing"]["listing"]["id"]
     elif name == "Follow":
         s["follow"] = data["follow"]["follow"]["id"]
+    elif name == "CreateClient":
+        s["client"] = data["createClient"]["client"]["id"]
+    elif name == "ScheduleFollowUp":
+        s["followUp"] = data["scheduleFollowUp"]["followUp"]["id"]
     for value in data.values():  # a typed error is a failed run
         if isinstance(value, dict) and "code" in value and "message" in value:
             raise AssertionError(f"{name}: {value}")

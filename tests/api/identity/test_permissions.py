@@ -155,6 +155,7 @@ def dummy(gql_type) -> str:
         "Int": "1",
         "Float": "1.0",
         "Boolean": "false",
+        "DateTime": lit("2030-01-01T00:00:00+00:00"),
     }.get(gql_type.name, lit("1"))
 
 

@@ -1,0 +1,126 @@
+"""Client records and their follow-ups (tenant schema)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import TenantBase, utcnow
+from api.ids import uuid7
+from api.unit.models import _in
+
+SOURCES = ("walk_in", "phone", "portal", "referral", "campaign", "event", "other")
+STAGES = ("new", "contacted", "qualified", "showing", "negotiating", "won", "lost")
+GRADES = ("A", "B", "C")
+KINDS = ("call", "message", "visit", "showing", "note")
+
+
+class Client(TenantBase):
+    __tablename__ = "client"
+    __table_args__ = (
+        CheckConstraint(_in("source", SOURCES), name="source"),
+        CheckConstraint(_in("stage", STAGES), name="stage"),
+        CheckConstraint("grade IS NULL OR " + _in("grade", GRADES), name="grade"),
+        CheckConstraint("(stage = 'lost') = (lost_reason IS NOT NULL)", name="lost_reason"),
+        Index("ix_client_phone_bidx", "phone_bidx"),
+        Index("ix_client_id_number_bidx", "id_number_bidx"),
+        Index("ix_client_owner_stage", "owner_id", "stage"),
+        Index("ix_client_next_follow_up", "owner_id", "next_follow_up_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # Personal data: encrypted and bound to the row; a blind index finds duplicates; the
+    # masked form is kept for lists (no decryption to show 138****5678).
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_mask: Mapped[str] = mapped_column(String(24), nullable=False, default="")
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_mask: Mapped[str] = mapped_column(String(24), nullable=False, default="")
+    source: Mapped[str] = mapped_column(String(12), nullable=False, default="other")
+    stage: Mapped[str] = mapped_column(String(12), nullable=False, default="new")
+    lost_reason: Mapped[str | None] = mapped_column(String(300))
+    grade: Mapped[str | None] = mapped_column(String(1))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the agent; None: the pool
+    # budget_min/max (minor units), area_min/max, rooms, districts, purpose, must_haves
+    needs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), nullable=False, default=list)
+    notes: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    consent_marketing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # A record that matched an existing one when created (flagged for review or merge).
+    duplicate_of: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Merged into another client: kept (its history moved there), hidden from lists.
+    merged_into: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                 default=utcnow)  # fmt: skip
+    stage_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                       default=utcnow)  # fmt: skip
+    last_contact_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_follow_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+class FollowUp(TenantBase):
+    """A contact that happened (``happened_at``) or one scheduled (``due_at``, until done)."""
+
+    __tablename__ = "client_follow_up"
+    __table_args__ = (
+        CheckConstraint(_in("kind", KINDS), name="kind"),
+        CheckConstraint("happened_at IS NOT NULL OR due_at IS NOT NULL", name="when"),
+        Index("ix_client_follow_up_client", "client_id", "id"),
+        Index("ix_client_follow_up_due", "assignee_id", "due_at",
+              postgresql_where="due_at IS NOT NULL AND done_at IS NULL"),
+    )  # fmt: skip
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    outcome: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    next_step: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    happened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                 default=utcnow)  # fmt: skip
+
+
+class Assignment(TenantBase):
+    """Every change of a client's owner, with why (the app shows the reason)."""
+
+    __tablename__ = "client_assignment"
+    __table_args__ = (Index("ix_client_assignment_client", "client_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+    )
+    from_owner: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    to_owner: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # created, claimed, returned_to_pool (neglected), merged, assigned
+    reason: Mapped[str] = mapped_column(String(30), nullable=False)
+    detail: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

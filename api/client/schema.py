@@ -1,0 +1,430 @@
+"""Clients in GraphQL: records (contact details masked unless pii.read, and audited then),
+the lifecycle, follow-ups and the agent's day. Every read is within the caller's scope."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, time, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import strawberry
+
+from api.client import service
+from api.client.models import KINDS, SOURCES, STAGES
+from api.client.models import Client as ClientRow
+from api.client.models import FollowUp as FollowUpRow
+from api.errors import DomainError
+from api.graphql.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    attempt,
+)
+from api.graphql.permissions import requires
+from api.graphql.types import Long, parse_id, require_id
+
+ClientStage = strawberry.enum(enum.Enum("ClientStage", {s.upper(): s for s in STAGES}))
+ClientSource = strawberry.enum(enum.Enum("ClientSource", {s.upper(): s for s in SOURCES}))
+ContactKind = strawberry.enum(enum.Enum("ContactKind", {k.upper(): k for k in KINDS}))
+
+
+@strawberry.enum(description="Intent grade: A hot, B warm, C cold.")
+class ClientGrade(enum.Enum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+@strawberry.type(description="What the client looks for.")
+class ClientNeeds:
+    budget_min: Long | None
+    budget_max: Long | None
+    area_min: float | None
+    area_max: float | None
+    rooms: list[int]
+    districts: list[str]
+    purpose: str | None
+    must_haves: list[str]
+
+    @classmethod
+    def of(cls, d: dict) -> ClientNeeds:
+        return cls(budget_min=d.get("budget_min"), budget_max=d.get("budget_max"),
+                   area_min=d.get("area_min"), area_max=d.get("area_max"),
+                   rooms=d.get("rooms", []), districts=d.get("districts", []),
+                   purpose=d.get("purpose"), must_haves=d.get("must_haves", []))  # fmt: skip
+
+
+@strawberry.input
+class ClientNeedsInput:
+    budget_min: Long | None = None
+    budget_max: Long | None = None
+    area_min: float | None = None
+    area_max: float | None = None
+    rooms: list[int] = strawberry.field(default_factory=list)
+    districts: list[str] = strawberry.field(default_factory=list)
+    purpose: str | None = None
+    must_haves: list[str] = strawberry.field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v not in (None, [])}
+
+
+@strawberry.type(description="A contact that happened, or a follow-up scheduled (dueAt).")
+class FollowUp:
+    id: strawberry.ID
+    client_id: strawberry.ID
+    kind: ContactKind
+    outcome: str
+    next_step: str
+    happened_at: datetime | None
+    due_at: datetime | None
+    done_at: datetime | None
+    assignee_id: strawberry.ID | None
+
+    @classmethod
+    def of(cls, r: FollowUpRow) -> FollowUp:
+        assignee = strawberry.ID(str(r.assignee_id)) if r.assignee_id else None
+        return cls(id=strawberry.ID(str(r.id)), client_id=strawberry.ID(str(r.client_id)),
+                   kind=ContactKind(r.kind), outcome=r.outcome, next_step=r.next_step,
+                   happened_at=r.happened_at, due_at=r.due_at, done_at=r.done_at,
+                   assignee_id=assignee)  # fmt: skip
+
+
+@strawberry.type(description="A client (a lead until won).")
+class Client:
+    id: strawberry.ID
+    name: str
+    source: ClientSource
+    stage: ClientStage
+    lost_reason: str | None
+    grade: ClientGrade | None
+    owner_id: strawberry.ID | None
+    needs: ClientNeeds
+    tags: list[str]
+    notes: str
+    consent_marketing: bool
+    duplicate_of: strawberry.ID | None = strawberry.field(
+        description="An existing client this one matched when it was created."
+    )
+    merged_into: strawberry.ID | None
+    created_at: datetime
+    last_contact_at: datetime | None
+    next_follow_up_at: datetime | None
+    version: int
+    row: strawberry.Private[ClientRow]
+
+    @classmethod
+    def of(cls, r: ClientRow) -> Client:
+        return cls(
+            id=strawberry.ID(str(r.id)), name=r.name, source=ClientSource(r.source),
+            stage=ClientStage(r.stage), lost_reason=r.lost_reason,
+            grade=ClientGrade(r.grade) if r.grade else None,
+            owner_id=strawberry.ID(str(r.owner_id)) if r.owner_id else None,
+            needs=ClientNeeds.of(r.needs or {}), tags=list(r.tags or ()), notes=r.notes,
+            consent_marketing=r.consent_marketing,
+            duplicate_of=strawberry.ID(str(r.duplicate_of)) if r.duplicate_of else None,
+            merged_into=strawberry.ID(str(r.merged_into)) if r.merged_into else None,
+            created_at=r.created_at, last_contact_at=r.last_contact_at,
+            next_follow_up_at=r.next_follow_up_at, version=r.version, row=r,
+        )  # fmt: skip
+
+    def _reveal(self, info: strawberry.Info, column: str) -> str | None:
+        ctx = info.context
+        p = ctx.principal_now()
+        mask = getattr(self.row, f"{column}_mask") or None
+        if mask is None or p is None or not p.can("pii.read"):
+            return mask
+        ctx.audit("pii.read", target_type="client", target_id=self.row.id, fields=[column])
+        return service.reveal(ctx.kit, ctx.tenant.id, self.row, column)
+
+    @strawberry.field(description="Masked unless you have pii.read (then audited).")
+    def phone(self, info: strawberry.Info) -> str | None:
+        return self._reveal(info, "phone")
+
+    @strawberry.field(description="Masked unless you have pii.read (then audited).")
+    def id_number(self, info: strawberry.Info) -> str | None:
+        return self._reveal(info, "id_number")
+
+    @strawberry.field(permission_classes=[requires("client.read")],
+                      description="Who had this client, and why it went where it did.")  # fmt: skip
+    async def assignments(self, info: strawberry.Info) -> list[Assignment]:
+        p = info.context.principal_now()
+        rows = await service.assignments(info.context.session, p, self.row.id)
+        return [Assignment(
+            from_owner=strawberry.ID(str(a.from_owner)) if a.from_owner else None,
+            to_owner=strawberry.ID(str(a.to_owner)) if a.to_owner else None,
+            reason=a.reason, detail=a.detail, at=a.at) for a in rows]  # fmt: skip
+
+    @strawberry.field(permission_classes=[requires("client.read")])
+    async def follow_ups(self, info: strawberry.Info) -> list[FollowUp]:
+        p = info.context.principal_now()
+        rows = await service.follow_ups(info.context.session, p, self.row.id)
+        return [FollowUp.of(r) for r in rows]
+
+
+@strawberry.type(description="A change of a client's agent and why (created, claimed, returned).")
+class Assignment:
+    from_owner: strawberry.ID | None
+    to_owner: strawberry.ID | None
+    reason: str
+    detail: str
+    at: datetime
+
+
+@strawberry.type
+class StageCount:
+    stage: ClientStage
+    count: int
+
+
+@strawberry.type(description="The agent's day: follow-ups due today, overdue, clients by stage.")
+class MyDay:
+    today: list[FollowUp]
+    overdue: list[FollowUp]
+    stage_counts: list[StageCount]
+
+
+@strawberry.input
+class CreateClientInput:
+    name: str
+    phone: str | None = None
+    id_number: str | None = None
+    source: ClientSource = ClientSource.OTHER  # type: ignore[attr-defined]
+    grade: ClientGrade | None = None
+    needs: ClientNeedsInput | None = None
+    tags: list[str] = strawberry.field(default_factory=list)
+    notes: str = ""
+    consent_marketing: bool = False
+    refuse_duplicates: bool = strawberry.field(
+        default=False, description="Refuse (CONFLICT) instead of flagging a duplicate."
+    )
+
+
+@strawberry.type
+class ClientPayload:
+    client: Client
+    duplicates: list[strawberry.ID] = strawberry.field(
+        description="Existing clients with the same phone, or the same ID number."
+    )
+
+
+@strawberry.type
+class FollowUpPayload:
+    follow_up: FollowUp
+    client: Client
+
+
+ClientResult = Annotated[
+    ClientPayload
+    | ValidationError
+    | ConflictError
+    | NotFoundError
+    | PermissionDeniedError
+    | AuthError,
+    strawberry.union("ClientResult"),
+]
+FollowUpResult = Annotated[
+    FollowUpPayload
+    | ValidationError
+    | ConflictError
+    | NotFoundError
+    | PermissionDeniedError
+    | AuthError,
+    strawberry.union("FollowUpResult"),
+]
+
+
+def _day(now: datetime, tz: str = "Asia/Shanghai") -> tuple[datetime, datetime]:
+    local = now.astimezone(ZoneInfo(tz))
+    start = datetime.combine(local.date(), time(0), tzinfo=ZoneInfo(tz))
+    return start, start + timedelta(days=1)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        permission_classes=[requires("client.read")],
+        description="Clients within your scope, newest first (mineOnly: those you own).",
+    )
+    async def clients(
+        self, info: strawberry.Info, stage: ClientStage | None = None, mine_only: bool = False,
+        first: int = 20, after: strawberry.ID | None = None,
+    ) -> list[Client]:  # fmt: skip
+        p = info.context.principal_now()
+        rows = await service.clients(
+            info.context.session, p, stage=stage.value if stage else None, mine_only=mine_only,
+            first=max(1, min(first, 100)), after=parse_id(after) if after else None,
+        )  # fmt: skip
+        return [Client.of(r) for r in rows]
+
+    @strawberry.field(permission_classes=[requires("client.read")])
+    async def client(self, info: strawberry.Info, id: strawberry.ID) -> Client | None:
+        cid = parse_id(id)
+        if cid is None:
+            return None
+        try:
+            row = await service.get_visible(info.context.session, info.context.principal_now(), cid)
+        except DomainError:
+            return None
+        return Client.of(row)
+
+    @strawberry.field(
+        permission_classes=[requires("client.read")],
+        description="Unassigned clients (returned or new) that an agent may claim.",
+    )
+    async def client_pool(self, info: strawberry.Info, first: int = 20) -> list[Client]:
+        rows = await service.pool(info.context.session, info.context.principal_now(),
+                                  first=max(1, min(first, 100)))  # fmt: skip
+        return [Client.of(r) for r in rows]
+
+    @strawberry.field(permission_classes=[requires("client.read")])
+    async def my_day(self, info: strawberry.Info) -> MyDay:
+        from api.db import utcnow
+
+        p, session = info.context.principal_now(), info.context.session
+        start, end = _day(utcnow())
+        today, overdue = await service.agenda(session, p, day_start=start, day_end=end)
+        counts = await service.stage_counts(session, p)
+        return MyDay(today=[FollowUp.of(f) for f in today],
+                     overdue=[FollowUp.of(f) for f in overdue],
+                     stage_counts=[StageCount(stage=ClientStage(s), count=n)
+                                   for s, n in counts.items()])  # fmt: skip
+
+
+@strawberry.type
+class Mutation:
+    """Each runs in a savepoint (``attempt``): a refusal undoes whatever it had written."""
+
+    @strawberry.mutation(permission_classes=[requires("client.write")])
+    async def create_client(self, info: strawberry.Info, input: CreateClientInput) -> ClientResult:
+        ctx = info.context
+
+        async def work():
+            row, found = await service.create_client(
+                ctx.session, ctx.kit, ctx.tenant.id, ctx.principal_now(),
+                service.ClientInput(
+                    name=input.name, phone=input.phone, id_number=input.id_number,
+                    source=input.source.value, grade=input.grade.value if input.grade else None,
+                    needs=input.needs.as_dict() if input.needs else {}, tags=input.tags,
+                    notes=input.notes, consent_marketing=input.consent_marketing,
+                ),
+                refuse_duplicates=input.refuse_duplicates,
+            )  # fmt: skip
+            return ClientPayload(client=Client.of(row),
+                                 duplicates=[strawberry.ID(str(d.id)) for d in found])  # fmt: skip
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.write")],
+        description="Move a client along its lifecycle (lost needs a reason).",
+    )
+    async def change_client_stage(
+        self, info: strawberry.Info, client_id: strawberry.ID, stage: ClientStage,
+        reason: str = "", expected_version: int | None = None,
+    ) -> ClientResult:  # fmt: skip
+        ctx = info.context
+
+        async def work():
+            row = await service.change_stage(
+                ctx.session, ctx.principal_now(), require_id(client_id, "client", "clientId"),
+                stage.value, reason=reason, expected_version=expected_version,
+            )  # fmt: skip
+            return ClientPayload(client=Client.of(row), duplicates=[])
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.write")],
+        description="Log a contact (call, message, visit, showing, note); nextDueAt schedules "
+        "the next follow-up.",
+    )
+    async def log_client_contact(
+        self, info: strawberry.Info, client_id: strawberry.ID, kind: ContactKind, outcome: str,
+        next_step: str = "", happened_at: datetime | None = None,
+        next_due_at: datetime | None = None,
+    ) -> FollowUpResult:  # fmt: skip
+        ctx = info.context
+
+        async def work():
+            cid = require_id(client_id, "client", "clientId")
+            f = await service.log_contact(
+                ctx.session, ctx.principal_now(), cid, kind=kind.value, outcome=outcome,
+                next_step=next_step, happened_at=happened_at, next_due_at=next_due_at,
+            )  # fmt: skip
+            row = await service.get_visible(ctx.session, ctx.principal_now(), cid)
+            return FollowUpPayload(follow_up=FollowUp.of(f), client=Client.of(row))
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(permission_classes=[requires("client.write")])
+    async def schedule_follow_up(
+        self, info: strawberry.Info, client_id: strawberry.ID, due_at: datetime,
+        kind: ContactKind = ContactKind.CALL, note: str = "",  # type: ignore[attr-defined]
+    ) -> FollowUpResult:  # fmt: skip
+        ctx = info.context
+
+        async def work():
+            cid = require_id(client_id, "client", "clientId")
+            f = await service.schedule(ctx.session, ctx.principal_now(), cid, due_at=due_at,
+                                       kind=kind.value, note=note)  # fmt: skip
+            row = await service.get_visible(ctx.session, ctx.principal_now(), cid)
+            return FollowUpPayload(follow_up=FollowUp.of(f), client=Client.of(row))
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(permission_classes=[requires("client.write")])
+    async def complete_follow_up(
+        self, info: strawberry.Info, follow_up_id: strawberry.ID, outcome: str
+    ) -> FollowUpResult:
+        ctx = info.context
+
+        async def work():
+            f = await service.complete(ctx.session, ctx.principal_now(),
+                                       require_id(follow_up_id, "follow-up", "followUpId"),
+                                       outcome=outcome)  # fmt: skip
+            row = await service.get_visible(ctx.session, ctx.principal_now(), f.client_id)
+            return FollowUpPayload(follow_up=FollowUp.of(f), client=Client.of(row))
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.write")],
+        description="Merge a duplicate into the client to keep: all history moves there.",
+    )
+    async def merge_clients(
+        self, info: strawberry.Info, keep_id: strawberry.ID, merge_id: strawberry.ID
+    ) -> ClientResult:
+        ctx = info.context
+
+        async def work():
+            row = await service.merge(ctx.session, ctx.principal_now(),
+                                      require_id(keep_id, "client", "keepId"),
+                                      require_id(merge_id, "client", "mergeId"))  # fmt: skip
+            return ClientPayload(client=Client.of(row), duplicates=[])
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.write")],
+        description="Take a client from the shared pool (the first to claim gets it).",
+    )
+    async def claim_client(self, info: strawberry.Info, client_id: strawberry.ID) -> ClientResult:
+        ctx = info.context
+
+        async def work():
+            row = await service.claim(ctx.session, ctx.principal_now(),
+                                      require_id(client_id, "client", "clientId"))  # fmt: skip
+            return ClientPayload(client=Client.of(row), duplicates=[])
+
+        result, error = await attempt(ctx.session, work)
+        return error or result

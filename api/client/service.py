@@ -1,0 +1,421 @@
+"""Client rules: contact details encrypted with a blind index (duplicates are found by it),
+the lifecycle, follow-ups, and the data scope every read goes through. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+
+from api.client.models import GRADES, KINDS, SOURCES, STAGES, Assignment, Client, FollowUp
+from api.db import utcnow
+from api.errors import Conflict, NotFound, ValidationFailed
+from api.identity.auth import Principal
+from api.identity.service import normalize_phone
+from api.identity.teams import visible_owners
+from api.ids import uuid7
+from api.security.crypto import mask_phone
+from api.security.kit import SecurityKit
+from api.validate import text, unique_texts
+
+OPEN = ("new", "contacted", "qualified", "showing", "negotiating")
+ORDER = {s: i for i, s in enumerate(STAGES)}
+
+
+def _scope(tenant_id: str) -> str:
+    return str(uuid.UUID(str(tenant_id)))
+
+
+def _mask_id(value: str) -> str:
+    return value[:3] + "*" * max(0, len(value) - 7) + value[-4:] if len(value) > 7 else "****"
+
+
+def _normalize_id(raw: str) -> str:
+    value = "".join(raw.split()).upper()
+    if not 6 <= len(value) <= 32 or not value.isalnum():
+        raise ValidationFailed("an ID number is 6 to 32 letters and digits", "idNumber")
+    return value
+
+
+@dataclass
+class ClientInput:
+    name: str = ""
+    phone: str | None = None
+    id_number: str | None = None
+    source: str = "other"
+    grade: str | None = None
+    needs: dict = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+    consent_marketing: bool = False
+    owner_id: uuid.UUID | None = None
+
+
+def _seal(kit: SecurityKit, tenant_id: str, row: Client, column: str, value: str) -> None:
+    scope = _scope(tenant_id)
+    setattr(row, f"{column}_enc", kit.cipher.encrypt(value, scope=scope, table="client",
+                                                    column=column, row_id=row.id))  # fmt: skip
+    setattr(row, f"{column}_bidx", kit.blind_index.digest(value, scope=scope, column=column))
+    setattr(row, f"{column}_mask", mask_phone(value) if column == "phone" else _mask_id(value))
+
+
+def reveal(kit: SecurityKit, tenant_id: str, row: Client, column: str) -> str | None:
+    blob = getattr(row, f"{column}_enc")
+    if blob is None:
+        return None
+    return kit.cipher.decrypt(blob, scope=_scope(tenant_id), table="client", column=column,
+                              row_id=row.id)  # fmt: skip
+
+
+def _aware(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationFailed("give the time with its UTC offset (e.g. +08:00)", field)
+    return value
+
+
+def _check(i: ClientInput) -> None:
+    if i.source not in SOURCES:
+        raise ValidationFailed(f"source is one of {', '.join(SOURCES)}", "source")
+    if i.grade is not None and i.grade not in GRADES:
+        raise ValidationFailed("grade is A, B or C", "grade")
+    needs = i.needs or {}
+    lo, hi = needs.get("budget_min"), needs.get("budget_max")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValidationFailed("the budget's minimum is above its maximum", "needs.budgetMin")
+
+
+async def duplicates(session, kit: SecurityKit, tenant_id: str, *, phone: str | None,
+                     id_number: str | None, name: str = "") -> list[Client]:  # fmt: skip
+    """Clients with the same phone, or the same name and ID number (blind index: no
+    decryption, no plain text in the query)."""
+    scope = _scope(tenant_id)
+    clauses = []
+    if phone:
+        clauses.append(Client.phone_bidx == kit.blind_index.digest(phone, scope=scope,
+                                                                   column="phone"))  # fmt: skip
+    if id_number:
+        clauses.append(Client.id_number_bidx == kit.blind_index.digest(
+            id_number, scope=scope, column="id_number"))  # fmt: skip
+    if not clauses:
+        return []
+    return list((await session.scalars(
+        select(Client).where(or_(*clauses)).order_by(Client.created_at)
+    )).all())  # fmt: skip
+
+
+async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
+                        i: ClientInput, *, refuse_duplicates: bool = False
+                        ) -> tuple[Client, list[Client]]:  # fmt: skip
+    """A new client (owned by the caller unless another owner is given). Returns it and the
+    existing clients it duplicates: refused (CONFLICT naming the first) or flagged."""
+    name = text(i.name, "name", required=True, max_len=100)
+    phone = normalize_phone(i.phone) if i.phone else None
+    id_number = _normalize_id(i.id_number) if i.id_number else None
+    if not phone and not id_number:
+        raise ValidationFailed("a client needs a phone or an ID number", "phone")
+    _check(i)
+    found = await duplicates(session, kit, tenant_id, phone=phone, id_number=id_number)
+    if found and refuse_duplicates:
+        raise Conflict(f"this client exists already ({found[0].id})", "phone")
+    row = Client(
+        id=uuid7(), name=name, source=i.source, grade=i.grade, needs=i.needs or {},
+        tags=unique_texts(i.tags, "tags", max_len=50, max_count=30),
+        notes=text(i.notes, "notes", required=False, max_len=5000),
+        consent_marketing=i.consent_marketing,
+        owner_id=i.owner_id if i.owner_id is not None else p.account_id,
+        duplicate_of=found[0].id if found else None, created_by=p.account_id,
+    )  # fmt: skip
+    if phone:
+        _seal(kit, tenant_id, row, "phone", phone)
+    if id_number:
+        _seal(kit, tenant_id, row, "id_number", id_number)
+    session.add(row)
+    await session.flush()  # the row first: its assignment refers to it
+    session.add(Assignment(client_id=row.id, to_owner=row.owner_id, reason="created",
+                           by_id=p.account_id))  # fmt: skip
+    await session.flush()
+    return row, found
+
+
+async def visible(session, p: Principal):
+    """The WHERE clause of the caller's data scope: own records, the team's (and the teams
+    below), or all; the unassigned pool is visible to team and all scopes."""
+    owners = await visible_owners(session, p)
+    live = Client.merged_into.is_(None)
+    if owners is None:
+        return live
+    clause = Client.owner_id.in_(owners)
+    return and_(live, or_(clause, Client.owner_id.is_(None)) if p.scope != "own" else clause)
+
+
+async def get_visible(session, p: Principal, client_id: uuid.UUID, *, lock: bool = False) -> Client:
+    stmt = select(Client).where(Client.id == client_id, await visible(session, p))
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await session.scalars(stmt)).first()
+    if row is None:  # another scope's client and a missing one look the same
+        raise NotFound("client not found", "clientId")
+    return row
+
+
+async def change_stage(
+    session, p: Principal, client_id: uuid.UUID, stage: str, *, reason: str = "",
+    expected_version: int | None = None,
+) -> Client:  # fmt: skip
+    """Forward along new -> contacted -> qualified -> showing -> negotiating -> won (steps may
+    be skipped); lost from any open stage, with a reason; a lost client reopens as contacted.
+    Won is final."""
+    row = await get_visible(session, p, client_id, lock=True)
+    if expected_version is not None and row.version != expected_version:
+        raise Conflict(f"the client changed meanwhile (version {row.version})", "expectedVersion")
+    if stage not in STAGES:
+        raise ValidationFailed(f"stage is one of {', '.join(STAGES)}", "stage")
+    now, current = utcnow(), row.stage
+    if stage == current:
+        return row
+    if current == "won":
+        raise Conflict("a won client's stage is final", "stage")
+    if stage == "lost":
+        reason = text(reason, "reason", required=True, max_len=300)
+        row.lost_reason = reason
+    elif current == "lost":
+        if stage != "contacted":
+            raise Conflict("a lost client reopens as contacted", "stage")
+        row.lost_reason = None
+    elif ORDER[stage] < ORDER[current]:
+        raise Conflict(f"a client who is {current} cannot go back to {stage}", "stage")
+    row.stage, row.stage_changed_at = stage, now
+    row.version += 1
+    await session.flush()
+    return row
+
+
+async def log_contact(session, p: Principal, client_id: uuid.UUID, *, kind: str, outcome: str,
+                      next_step: str = "", happened_at: datetime | None = None,
+                      next_due_at: datetime | None = None) -> FollowUp:  # fmt: skip
+    """Record a contact; a new client becomes contacted. With ``next_due_at`` the next
+    follow-up is scheduled at once (the agent's usual "call again Friday")."""
+    if kind not in KINDS:
+        raise ValidationFailed(f"kind is one of {', '.join(KINDS)}", "kind")
+    _aware(happened_at, "happenedAt")
+    _aware(next_due_at, "nextDueAt")
+    if next_due_at is not None and next_due_at < utcnow() - timedelta(minutes=5):
+        raise ValidationFailed("a follow-up is scheduled in the future", "nextDueAt")
+    row = await get_visible(session, p, client_id, lock=True)
+    now = utcnow()
+    when = happened_at or now
+    if when > now + timedelta(minutes=5):
+        raise ValidationFailed("a logged contact cannot be in the future", "happenedAt")
+    f = FollowUp(id=uuid7(), client_id=row.id, kind=kind, happened_at=when,
+                 outcome=text(outcome, "outcome", required=kind != "note", max_len=2000),
+                 next_step=text(next_step, "nextStep", required=False, max_len=500),
+                 created_by=p.account_id)  # fmt: skip
+    session.add(f)
+    if kind != "note":
+        row.last_contact_at = max(row.last_contact_at or when, when)
+        if row.stage == "new":
+            row.stage, row.stage_changed_at = "contacted", now
+    row.version += 1
+    await session.flush()
+    if next_due_at is not None:
+        await schedule(session, p, row.id, due_at=next_due_at, kind="call", note=next_step)
+    return f
+
+
+async def schedule(session, p: Principal, client_id: uuid.UUID, *, due_at: datetime,
+                   kind: str = "call", note: str = "") -> FollowUp:  # fmt: skip
+    if kind not in KINDS:
+        raise ValidationFailed(f"kind is one of {', '.join(KINDS)}", "kind")
+    _aware(due_at, "dueAt")
+    row = await get_visible(session, p, client_id, lock=True)
+    if due_at < utcnow() - timedelta(minutes=5):
+        raise ValidationFailed("a follow-up is scheduled in the future", "dueAt")
+    f = FollowUp(id=uuid7(), client_id=row.id, kind=kind, due_at=due_at,
+                 next_step=text(note, "note", required=False, max_len=500),
+                 assignee_id=row.owner_id or p.account_id, created_by=p.account_id)  # fmt: skip
+    session.add(f)
+    await session.flush()
+    await _refresh_next(session, row)
+    return f
+
+
+async def complete(session, p: Principal, follow_up_id: uuid.UUID, *, outcome: str) -> FollowUp:
+    outcome = text(outcome, "outcome", required=True, max_len=2000)
+    missing = NotFound("scheduled follow-up not found", "followUpId")
+    client_id = await session.scalar(
+        select(FollowUp.client_id).where(FollowUp.id == follow_up_id, FollowUp.due_at.is_not(None))
+    )  # fmt: skip
+    if client_id is None:
+        raise missing
+    try:  # scope first: another scope's follow-up and a missing one look the same
+        row = await get_visible(session, p, client_id, lock=True)
+    except NotFound:
+        raise missing from None
+    f = await session.get(FollowUp, follow_up_id, with_for_update=True, populate_existing=True)
+    if f.done_at is not None:
+        raise Conflict("this follow-up is done already", "followUpId")
+    now = utcnow()
+    f.done_at, f.happened_at, f.outcome = now, now, outcome
+    if f.kind != "note":
+        row.last_contact_at = now
+        if row.stage == "new":
+            row.stage, row.stage_changed_at = "contacted", now
+    row.version += 1
+    await session.flush()
+    await _refresh_next(session, row)
+    return f
+
+
+async def _refresh_next(session, row: Client) -> None:
+    row.next_follow_up_at = await session.scalar(
+        select(func.min(FollowUp.due_at)).where(FollowUp.client_id == row.id,
+                                                FollowUp.done_at.is_(None),
+                                                FollowUp.due_at.is_not(None))
+    )  # fmt: skip
+    await session.flush()
+
+
+# ---------------------------------------------------------------- views
+
+
+async def clients(session, p: Principal, *, stage: str | None, mine_only: bool, first: int,
+                  after: uuid.UUID | None) -> list[Client]:  # fmt: skip
+    stmt = select(Client).where(await visible(session, p))
+    if stage is not None:
+        stmt = stmt.where(Client.stage == stage)
+    if mine_only:
+        stmt = stmt.where(Client.owner_id == p.account_id)
+    if after is not None:
+        stmt = stmt.where(Client.id < after)
+    return list((await session.scalars(stmt.order_by(Client.id.desc()).limit(first))).all())
+
+
+async def stage_counts(session, p: Principal) -> dict[str, int]:
+    rows = (await session.execute(
+        select(Client.stage, func.count()).where(await visible(session, p),
+                                                 Client.owner_id == p.account_id)
+        .group_by(Client.stage)
+    )).all()  # fmt: skip
+    return {s: dict(rows).get(s, 0) for s in STAGES}
+
+
+async def agenda(session, p: Principal, *, day_start: datetime, day_end: datetime
+                 ) -> tuple[list[FollowUp], list[FollowUp]]:  # fmt: skip
+    """The caller's open follow-ups due today, and those overdue (before today)."""
+    base = select(FollowUp).where(
+        FollowUp.assignee_id == p.account_id, FollowUp.done_at.is_(None),
+        FollowUp.due_at.is_not(None),
+    )  # fmt: skip
+    today = (await session.scalars(base.where(
+        and_(FollowUp.due_at >= day_start, FollowUp.due_at < day_end)).order_by(FollowUp.due_at)
+    )).all()  # fmt: skip
+    overdue = (await session.scalars(
+        base.where(FollowUp.due_at < day_start).order_by(FollowUp.due_at)
+    )).all()  # fmt: skip
+    return list(today), list(overdue)
+
+
+async def follow_ups(session, p: Principal, client_id: uuid.UUID) -> list[FollowUp]:
+    await get_visible(session, p, client_id)
+    stmt = select(FollowUp).where(FollowUp.client_id == client_id).order_by(FollowUp.id.desc())
+    return list((await session.scalars(stmt)).all())
+
+
+async def due_for_reminder(session, now: datetime, ahead: timedelta) -> list[tuple]:
+    """Scheduled follow-ups of open clients due within ``ahead`` (and not over an hour ago:
+    those are on the overdue list) and not reminded yet (locked): (follow-up, client name)."""
+    rows = (await session.execute(
+        select(FollowUp, Client.name).join(Client, Client.id == FollowUp.client_id)
+        .where(FollowUp.due_at <= now + ahead, FollowUp.due_at > now - timedelta(hours=1),
+               FollowUp.done_at.is_(None), FollowUp.reminded_at.is_(None),
+               FollowUp.assignee_id.is_not(None), Client.stage.in_(OPEN))
+        .with_for_update(of=FollowUp, skip_locked=True).limit(1000)
+    )).all()  # fmt: skip
+    return [tuple(r) for r in rows]
+
+
+async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID) -> Client:
+    """Merge ``merge_id`` into ``keep_id`` (both within the caller's scope): every follow-up
+    moves to the kept client, contact details and needs it lacks are taken over, tags are
+    joined and notes appended; the merged record stays (``merged_into``) for the history and
+    disappears from lists. The mutation's audit entry records who merged what."""
+    if keep_id == merge_id:
+        raise ValidationFailed("a client cannot be merged into itself", "mergeId")
+    first, second = sorted([keep_id, merge_id])  # lock in one order: no deadlock
+    rows = {first: await get_visible(session, p, first, lock=True),
+            second: await get_visible(session, p, second, lock=True)}  # fmt: skip
+    keep, gone = rows[keep_id], rows[merge_id]
+    for column in ("phone", "id_number"):
+        if getattr(keep, f"{column}_enc") is None and getattr(gone, f"{column}_enc") is not None:
+            raise Conflict(f"the kept client has no {column}: keep the other one instead",
+                           "keepId")  # fmt: skip
+    await session.execute(
+        update(FollowUp).where(FollowUp.client_id == gone.id).values(client_id=keep.id)
+    )
+    keep.needs = {**(gone.needs or {}), **(keep.needs or {})}
+    keep.tags = list(dict.fromkeys([*(keep.tags or ()), *(gone.tags or ())]))[:30]
+    if gone.notes:
+        keep.notes = (keep.notes + "\n" if keep.notes else "") + gone.notes
+    keep.grade = keep.grade or gone.grade
+    keep.consent_marketing = keep.consent_marketing or gone.consent_marketing
+    times = [t for t in (keep.last_contact_at, gone.last_contact_at) if t]
+    keep.last_contact_at = max(times) if times else None
+    keep.version += 1
+    gone.merged_into, gone.version = keep.id, gone.version + 1
+    await session.flush()
+    await _refresh_next(session, keep)
+    return keep
+
+
+async def claim(session, p: Principal, client_id: uuid.UUID) -> Client:
+    """Take a client from the shared pool: the first to claim gets it (row lock); a client
+    someone owns meanwhile is a CONFLICT."""
+    row = (await session.scalars(
+        select(Client).where(Client.id == client_id, Client.merged_into.is_(None))
+        .with_for_update()
+    )).first()  # fmt: skip
+    if row is None:
+        raise NotFound("client not found", "clientId")
+    if row.owner_id is not None:
+        raise Conflict("this client has an agent already", "clientId")
+    row.owner_id, row.version = p.account_id, row.version + 1
+    session.add(Assignment(client_id=row.id, to_owner=p.account_id, reason="claimed",
+                           by_id=p.account_id))  # fmt: skip
+    await session.flush()
+    return row
+
+
+async def return_neglected(session, *, days: int, now: datetime | None = None) -> int:
+    """Open clients with no contact (or creation) for ``days`` and no follow-up planned go
+    back to the pool, each with the reason recorded."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=days)
+    rows = (await session.scalars(
+        select(Client).where(
+            Client.owner_id.is_not(None), Client.merged_into.is_(None),
+            Client.stage.in_(OPEN), Client.next_follow_up_at.is_(None),
+            func.coalesce(Client.last_contact_at, Client.created_at) < cutoff,
+        ).with_for_update(skip_locked=True).limit(1000)
+    )).all()  # fmt: skip
+    for row in rows:
+        why = f"no contact and nothing planned for {days} days"
+        session.add(Assignment(client_id=row.id, from_owner=row.owner_id, reason="returned",
+                               detail=why))  # fmt: skip
+        row.owner_id, row.version = None, row.version + 1
+    await session.flush()
+    return len(rows)
+
+
+async def pool(session, p: Principal, *, first: int) -> list[Client]:
+    """Unassigned clients any agent with client.read may claim (name and masked contact)."""
+    stmt = (select(Client).where(Client.owner_id.is_(None), Client.merged_into.is_(None))
+            .order_by(Client.id.desc()).limit(first))  # fmt: skip
+    return list((await session.scalars(stmt)).all())
+
+
+async def assignments(session, p: Principal, client_id: uuid.UUID) -> list[Assignment]:
+    await get_visible(session, p, client_id)
+    stmt = select(Assignment).where(Assignment.client_id == client_id).order_by(Assignment.id)
+    return list((await session.scalars(stmt)).all())

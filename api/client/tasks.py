@@ -1,0 +1,57 @@
+"""Background jobs of clients: reminders of follow-ups coming due (notification centre)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import procrastinate
+
+from api.client import service
+from api.db import utcnow
+from api.jobs import defer_for_each_tenant, tenant_task
+from api.notify import service as notify
+
+blueprint = procrastinate.Blueprint()
+
+REMIND_AHEAD = timedelta(minutes=15)
+
+
+@tenant_task(blueprint)
+async def remind_follow_ups(session, tenant) -> int:
+    """Scheduled follow-ups due within 15 minutes: their agent gets one reminder each."""
+    now = utcnow()
+    due = await service.due_for_reminder(session, now, REMIND_AHEAD)
+    for f, name in due:
+        local = f.due_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+        await notify.notify(
+            session, tenant.slug, [f.assignee_id], "leads", "followup.due",
+            {"time": local, "client": name, "note": f.next_step or ""},
+            data={"kind": "client", "id": str(f.client_id)},
+        )  # fmt: skip
+        f.reminded_at = now
+    await session.flush()
+    return len(due)
+
+
+@tenant_task(blueprint)
+async def return_neglected(session, tenant) -> int:
+    """Neglected clients back to the shared pool (the tenant's crm.neglect_days)."""
+    from api.setting import service as settings
+
+    return await service.return_neglected(
+        session, days=await settings.get(session, "crm.neglect_days")
+    )
+
+
+@blueprint.periodic(cron="7 * * * *", periodic_id="client-pool")
+@blueprint.task(name="sweep_neglected_clients")
+async def sweep_neglected_clients(timestamp: int) -> int:
+    """Hourly: neglected clients of every tenant return to the pool."""
+    return await defer_for_each_tenant(return_neglected, lock_prefix="client-pool")
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="client-reminders")
+@blueprint.task(name="sweep_follow_up_reminders")
+async def sweep_follow_up_reminders(timestamp: int) -> int:
+    return await defer_for_each_tenant(remind_follow_ups, lock_prefix="follow-up-reminders")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -96,6 +96,22 @@ def create_app(
             await asyncio.sleep(settings.live_keepalive)
             hub.ping_all()
 
+    async def calendar(request: Request) -> Response:
+        """An agent's private calendar (ICS); the token in the path is the credential."""
+        from api.client import showings
+
+        tenant = await cache.get(request.path_params["tenant"])
+        token = request.path_params["token"]
+        if tenant is None or not tenant.active or len(token) > 100:
+            return Response("not found", status_code=404)
+        async with db.session(tenant) as session:
+            owner = await showings.feed_owner(session, token)
+            if owner is None:
+                return Response("not found", status_code=404)
+            body = await showings.ics(session, owner, tenant_name=tenant.name)
+        return Response(body, media_type="text/calendar; charset=utf-8",
+                        headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -160,6 +176,7 @@ def create_app(
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", live),
+        Route("/calendar/{tenant}/{token}.ics", calendar),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]

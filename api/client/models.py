@@ -124,3 +124,49 @@ class Assignment(TenantBase):
     detail: Mapped[str] = mapped_column(String(300), nullable=False, default="")
     by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+SHOWING_STATUSES = ("scheduled", "confirmed", "done", "cancelled")
+
+
+class Showing(TenantBase):
+    """A visit with a client to units or listings; the agent's calendar."""
+
+    __tablename__ = "client_showing"
+    __table_args__ = (
+        CheckConstraint(_in("status", SHOWING_STATUSES), name="status"),
+        CheckConstraint("ends_at > starts_at", name="span"),
+        Index("ix_client_showing_agent", "agent_id", "starts_at"),
+        Index("ix_client_showing_client", "client_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+    )
+    agent_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="scheduled")
+    unit_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False, default=list)
+    listing_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False,
+                                                         default=list)  # fmt: skip
+    place: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    # [{"kind": "unit" | "listing", "id": "...", "rating": 1..5, "comment": "..."}]
+    feedback: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                 default=utcnow)  # fmt: skip
+
+
+class CalendarFeed(TenantBase):
+    """An agent's private calendar URL: only the token's hash is stored; a new one (or a
+    revocation) ends the old."""
+
+    __tablename__ = "calendar_feed"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                 default=utcnow)  # fmt: skip

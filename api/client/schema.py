@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import strawberry
 
-from api.client import service
+from api.client import service, showings
 from api.client.models import KINDS, SOURCES, STAGES
 from api.client.models import Client as ClientRow
 from api.client.models import FollowUp as FollowUpRow
@@ -159,6 +159,12 @@ class Client:
             reason=a.reason, detail=a.detail, at=a.at) for a in rows]  # fmt: skip
 
     @strawberry.field(permission_classes=[requires("client.read")])
+    async def showings(self, info: strawberry.Info) -> list[Showing]:
+        p = info.context.principal_now()
+        rows = await showings.showings(info.context.session, p, client_id=self.row.id)
+        return [Showing.of(r) for r in rows]
+
+    @strawberry.field(permission_classes=[requires("client.read")])
     async def follow_ups(self, info: strawberry.Info) -> list[FollowUp]:
         p = info.context.principal_now()
         rows = await service.follow_ups(info.context.session, p, self.row.id)
@@ -172,6 +178,77 @@ class Assignment:
     reason: str
     detail: str
     at: datetime
+
+
+@strawberry.type
+class ShowingFeedback:
+    kind: str
+    id: strawberry.ID
+    rating: int
+    comment: str
+
+
+@strawberry.type(description="A visit with a client to units or listings.")
+class Showing:
+    id: strawberry.ID
+    client_id: strawberry.ID
+    agent_id: strawberry.ID
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    unit_ids: list[strawberry.ID]
+    listing_ids: list[strawberry.ID]
+    place: str
+    feedback: list[ShowingFeedback]
+    cancel_reason: str | None
+    version: int
+
+    @classmethod
+    def of(cls, r) -> Showing:
+        return cls(
+            id=strawberry.ID(str(r.id)), client_id=strawberry.ID(str(r.client_id)),
+            agent_id=strawberry.ID(str(r.agent_id)), starts_at=r.starts_at, ends_at=r.ends_at,
+            status=r.status, unit_ids=[strawberry.ID(str(u)) for u in r.unit_ids],
+            listing_ids=[strawberry.ID(str(x)) for x in r.listing_ids], place=r.place,
+            feedback=[ShowingFeedback(kind=f["kind"], id=strawberry.ID(f["id"]),
+                                      rating=f["rating"], comment=f["comment"])
+                      for f in r.feedback or ()],
+            cancel_reason=r.cancel_reason, version=r.version,
+        )  # fmt: skip
+
+
+@strawberry.input
+class ScheduleShowingInput:
+    client_id: strawberry.ID
+    starts_at: datetime
+    ends_at: datetime
+    unit_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    listing_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    place: str = ""
+
+
+@strawberry.enum
+class ShownKind(enum.Enum):
+    UNIT = "unit"
+    LISTING = "listing"
+
+
+@strawberry.input
+class ShowingFeedbackInput:
+    kind: ShownKind
+    id: strawberry.ID
+    rating: int
+    comment: str = ""
+
+
+@strawberry.type
+class ShowingPayload:
+    showing: Showing
+
+
+@strawberry.type(description="Subscribe to this URL in a calendar app; keep it private.")
+class CalendarFeedPayload:
+    url: str
 
 
 @strawberry.type
@@ -217,6 +294,15 @@ class FollowUpPayload:
     client: Client
 
 
+ShowingResult = Annotated[
+    ShowingPayload
+    | ValidationError
+    | ConflictError
+    | NotFoundError
+    | PermissionDeniedError
+    | AuthError,
+    strawberry.union("ShowingResult"),
+]
 ClientResult = Annotated[
     ClientPayload
     | ValidationError
@@ -279,6 +365,20 @@ class Query:
         rows = await service.pool(info.context.session, info.context.principal_now(),
                                   first=max(1, min(first, 100)))  # fmt: skip
         return [Client.of(r) for r in rows]
+
+    @strawberry.field(
+        permission_classes=[requires("client.read")],
+        description="Your showings (since: from that time; default: 30 days back).",
+    )
+    async def my_showings(self, info: strawberry.Info, since: datetime | None = None
+                          ) -> list[Showing]:  # fmt: skip
+        from api.db import utcnow
+
+        rows = await showings.showings(
+            info.context.session, info.context.principal_now(),
+            since=since or utcnow() - timedelta(days=30),
+        )  # fmt: skip
+        return [Showing.of(r) for r in rows]
 
     @strawberry.field(permission_classes=[requires("client.read")])
     async def my_day(self, info: strawberry.Info) -> MyDay:
@@ -428,3 +528,84 @@ class Mutation:
 
         result, error = await attempt(ctx.session, work)
         return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.write")],
+        description="Schedule a showing; the agent's overlapping showings are refused.",
+    )
+    async def schedule_showing(
+        self, info: strawberry.Info, input: ScheduleShowingInput
+    ) -> ShowingResult:
+        ctx = info.context
+
+        async def work():
+            row = await showings.schedule(
+                ctx.session, ctx.principal_now(), require_id(input.client_id, "client", "clientId"),
+                starts_at=input.starts_at, ends_at=input.ends_at,
+                unit_ids=[require_id(u, "unit", "unitIds") for u in input.unit_ids],
+                listing_ids=[require_id(x, "listing", "listingIds") for x in input.listing_ids],
+                place=input.place,
+            )  # fmt: skip
+            return ShowingPayload(showing=Showing.of(row))
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(permission_classes=[requires("client.write")])
+    async def confirm_showing(self, info: strawberry.Info, showing_id: strawberry.ID
+                              ) -> ShowingResult:  # fmt: skip
+        return await _showing_status(info, showing_id, "confirmed", "")
+
+    @strawberry.mutation(permission_classes=[requires("client.write")])
+    async def cancel_showing(self, info: strawberry.Info, showing_id: strawberry.ID,
+                             reason: str) -> ShowingResult:  # fmt: skip
+        return await _showing_status(info, showing_id, "cancelled", reason)
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.write")],
+        description="After the visit: a rating and a comment per unit or listing shown.",
+    )
+    async def showing_feedback(
+        self, info: strawberry.Info, showing_id: strawberry.ID, items: list[ShowingFeedbackInput]
+    ) -> ShowingResult:
+        ctx = info.context
+
+        async def work():
+            row = await showings.give_feedback(
+                ctx.session, ctx.principal_now(), require_id(showing_id, "showing", "showingId"),
+                [{"kind": i.kind.value, "id": i.id, "rating": i.rating, "comment": i.comment}
+                 for i in items[:40]],
+            )  # fmt: skip
+            return ShowingPayload(showing=Showing.of(row))
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.read")],
+        description="A new private calendar URL of your showings and follow-ups (the previous "
+        "one stops working).",
+    )
+    async def create_calendar_feed(self, info: strawberry.Info) -> CalendarFeedPayload:
+        ctx = info.context
+        token = await showings.new_feed(ctx.session, ctx.principal_now().account_id)
+        base = str(ctx.request.base_url).rstrip("/")
+        return CalendarFeedPayload(url=f"{base}/calendar/{ctx.tenant.slug}/{token}.ics")
+
+    @strawberry.mutation(permission_classes=[requires("client.read")])
+    async def revoke_calendar_feed(self, info: strawberry.Info) -> bool:
+        ctx = info.context
+        return await showings.revoke_feed(ctx.session, ctx.principal_now().account_id)
+
+
+async def _showing_status(info, showing_id, status: str, reason: str):
+    ctx = info.context
+
+    async def work():
+        row = await showings.set_status(ctx.session, ctx.principal_now(),
+                                        require_id(showing_id, "showing", "showingId"), status,
+                                        reason=reason)  # fmt: skip
+        return ShowingPayload(showing=Showing.of(row))
+
+    result, error = await attempt(ctx.session, work)
+    return error or result

@@ -80,7 +80,6 @@ def upgrade() -> None:
     op.create_index("ix_client_follow_up_due", "client_follow_up", ["assignee_id", "due_at"],
                     postgresql_where=sa.text("due_at IS NOT NULL AND done_at IS NULL"))  # fmt: skip
 
-
     op.create_table(
         "client_assignment",
         sa.Column("id", sa.Uuid(), primary_key=True),

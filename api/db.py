@@ -131,6 +131,12 @@ def server_url(settings: Settings, *, for_tests: bool = False) -> URL:
     return embedded_url(settings, "pg", settings.embedded_database)
 
 
+def connection_dsn(url: URL) -> str:
+    """The DSN of a connection made outside the engine (the job queue's libpq pool, the live
+    relay's LISTEN connection): the engine's asyncpg-only option means nothing there."""
+    return asyncpg_dsn(url.difference_update_query(["prepared_statement_cache_size"]))
+
+
 def asyncpg_dsn(url: URL, database: str | None = None) -> str:
     """A DSN asyncpg understands (no driver suffix)."""
     u = url.set(drivername="postgresql")

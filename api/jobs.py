@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db import asyncpg_dsn
+from api.db import connection_dsn
 from api.domains import DOMAINS
 from api.settings import Settings
 from tenants.registry import TenantInfo, get_tenant, list_tenants
@@ -137,8 +137,7 @@ def make_app(url: URL) -> procrastinate.App:
     """The process's job App for the database at ``url`` (made once: the domains' blueprints
     can be bound to one App only)."""
     global _app
-    # The engine's asyncpg-only option means nothing to libpq (the socket host stays).
-    dsn = asyncpg_dsn(url.difference_update_query(["prepared_statement_cache_size"]))
+    dsn = connection_dsn(url)
     if _app is not None:
         if _app[0] != dsn:
             raise RuntimeError("this process already has a job App for another database")

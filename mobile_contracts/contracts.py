@@ -76,6 +76,7 @@ def used_coordinates(schema, docs: list[Document]) -> set[str]:
         Visitor,
         get_named_type,
         parse,
+        type_from_ast,
         visit,
     )
 
@@ -110,18 +111,12 @@ def used_coordinates(schema, docs: list[Document]) -> set[str]:
                     reach(get_named_type(arg.type))
 
         def enter_variable_definition(self, node, *_):
-            reach(schema.get_type(_base_name(node.type)))
+            reach(get_named_type(type_from_ast(schema, node.type)))
 
     for doc in docs:
         info = TypeInfo(schema)
         visit(parse(doc.text), TypeInfoVisitor(info, Collect(info)))
     return used
-
-
-def _base_name(type_node) -> str:
-    while hasattr(type_node, "type"):
-        type_node = type_node.type
-    return type_node.name.value
 
 
 def app_breaking_changes(released_sdl: str, current_sdl: str, docs: list[Document],

@@ -203,7 +203,6 @@ class Hub:
         self.connections: set[Connection] = set()
         self.last_seq: dict[str, int] = {}
         self.queue: asyncio.Queue[list[dict]] = asyncio.Queue()
-        self.dispatched = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
 
@@ -276,9 +275,6 @@ class Hub:
         conn.closed = True
         self.connections.discard(conn)
 
-    def feeds(self) -> int:
-        return sum(len(c.feeds) for c in self.connections)
-
     # ------------------------------------------------------------ dispatch
 
     async def _accept(self, ev: dict) -> None:
@@ -302,11 +298,10 @@ class Hub:
             )).all()  # fmt: skip
             await conn.rollback()
         log.info("live hub: read back a gap", tenant=tenant, missed=len(rows))
-        return [json.loads(json.dumps(wire(r), default=str)) for r in rows]
+        return [wire(r) for r in rows]
 
     def dispatch(self, ev: dict) -> int:
         """Send ``ev`` to every feed that wants it; returns how many got it."""
-        self.dispatched += 1
         feeds: set[Feed] = set()
         for key in event_keys(ev):
             members = self.topics.get(key)

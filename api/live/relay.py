@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db import asyncpg_dsn
+from api.db import connection_dsn
 from api.live.models import EventStream, OutboxEvent
 
 log = structlog.get_logger("anju.live")
@@ -41,7 +41,7 @@ OUTBOX = OutboxEvent.__table__
 
 
 def wire(row) -> dict:
-    """An outbox row as the bus carries it."""
+    """An outbox row as the bus carries it (JSON-ready: the payload came from JSONB)."""
     return {
         "tenant": str(row.tenant_id), "seq": row.seq, "kind": row.kind,
         "entity": str(row.entity_id), "payload": row.payload, "at": row.created_at.isoformat(),
@@ -64,9 +64,7 @@ class Relay:
 
     async def run(self) -> None:
         """Forever: wait for leadership, then relay; reconnect after a lost connection."""
-        dsn = asyncpg_dsn(
-            self.engine.url.difference_update_query(["prepared_statement_cache_size"])
-        )
+        dsn = connection_dsn(self.engine.url)
         while True:
             conn = None
             try:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from api.errors import ErrorCode, NotFound, ValidationFailed
 from api.follow.models import Follow
 from api.graphql.permissions import Authenticated, requires
-from api.graphql.types import Long, Money, parse_id
+from api.graphql.types import Long, Money, parse_id, require_id
 from api.listing import service as listing_service
 from api.listing.schema import ListingFilter, ListingStatus
 from api.listing.schema import to_search as listing_search
@@ -139,13 +139,6 @@ class Plan:
     control: Callable | None = None
 
 
-def _one_id(value, what: str, field: str) -> str:
-    parsed = parse_id(value)
-    if parsed is None:
-        raise NotFound(f"{what} not found", field)
-    return str(parsed)
-
-
 def _is_unit(ev: dict) -> bool:
     return ev["kind"].startswith("unit.")
 
@@ -156,8 +149,10 @@ async def plan_units(ctx, args: dict) -> Plan:
         raise ValidationFailed("give exactly one of projectId and buildingId", "projectId")
     t = ctx.tenant_id
     if building is not None:
-        return Plan({(t, "building", _one_id(building, "building", "buildingId"))}, _is_unit)
-    return Plan({(t, "project", _one_id(project, "project", "projectId"))}, _is_unit)
+        key = (t, "building", str(require_id(building, "building", "buildingId")))
+    else:
+        key = (t, "project", str(require_id(project, "project", "projectId")))
+    return Plan({key}, _is_unit)
 
 
 async def plan_listings(ctx, args: dict) -> Plan:

@@ -303,7 +303,7 @@ class LiveEndpoint:
             feed.last_seq = last
             return
         for row in rows:
-            ev = json.loads(json.dumps(wire(row), default=str))
+            ev = wire(row)
             if ev["kind"].startswith("follow.") or not feed.keys.intersection(event_keys(ev)):
                 continue
             if feed.accept(ev):

@@ -184,10 +184,7 @@ def _hhmm(minute: int) -> str:
 
 
 async def _settings(session, account_id) -> NotificationSettings:
-    chosen = {}
-    for c in CATEGORIES:
-        chosen.update(await service.channels_of(session, [account_id], c))
-        chosen[c] = chosen.pop(account_id)
+    chosen = await service.preferences(session, account_id)
     q = await session.get(QuietRow, account_id, populate_existing=True)
     return NotificationSettings(
         categories=[CategoryPreference(category=NotificationCategory(c), **v)

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from api.db import utcnow
-from api.errors import NotFound, ValidationFailed
+from api.errors import ValidationFailed
 from api.ids import uuid7
 from api.live import outbox
 from api.notify.models import (
@@ -91,6 +91,15 @@ async def prune_devices(session, *, now: datetime | None = None) -> int:
 
 
 # ---------------------------------------------------------------- notify
+
+
+async def preferences(session, account_id: uuid.UUID) -> dict[str, dict]:
+    """One account's channels for every category (defaults where it has not chosen)."""
+    rows = (await session.scalars(
+        select(Preference).where(Preference.account_id == account_id)
+    )).all()  # fmt: skip
+    chosen = {r.category: {"push": r.push, "email": r.email, "sms": r.sms} for r in rows}
+    return {c: chosen.get(c, DEFAULTS[c]) for c in CATEGORIES}
 
 
 async def channels_of(session, account_ids: Iterable[uuid.UUID], category: str) -> dict:
@@ -241,12 +250,6 @@ def quiet_until(q: QuietHours | None, now: datetime) -> datetime | None:
     if end_today <= local:
         end_today += timedelta(days=1)
     return end_today.astimezone(now.tzinfo)
-
-
-def require_found(row, what: str, field: str):
-    if row is None:
-        raise NotFound(f"{what} not found", field)
-    return row
 
 
 # ---------------------------------------------------------------- notices

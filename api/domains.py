@@ -30,4 +30,15 @@ def load_models() -> None:
 
 
 def schema_modules() -> list:
-    return [importlib.import_module(f"api.{name}.schema") for name in DOMAINS]
+    """Each domain's ``schema`` module, then its ``schema_<part>`` modules (a domain's GraphQL
+    may be split by topic, e.g. ``api/client/schema_routing.py``)."""
+    import pkgutil
+
+    modules = []
+    for name in DOMAINS:
+        modules.append(importlib.import_module(f"api.{name}.schema"))
+        package = importlib.import_module(f"api.{name}")
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if info.name.startswith("schema_"):
+                modules.append(importlib.import_module(f"api.{name}.{info.name}"))
+    return modules

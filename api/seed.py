@@ -110,6 +110,39 @@ async def _seed_staff(session, kit, tenant) -> int:
     return made
 
 
+async def _seed_sales(session, kit, tenant) -> bool:
+    """A sales team (the demo manager and agent), a routing rule offering portal leads to it
+    for 60 minutes, and two leads: one offered to the team, one in the shared pool."""
+    from api.client import routing
+    from api.client import service as clients
+    from api.identity.auth import Principal
+    from api.identity.models import Team
+    from api.identity.teams import add_member, create_team
+
+    if await session.scalar(select(func.count()).select_from(Team)):
+        return False
+    company = await create_team(session, "Demo Realty", "company", None)
+    office = await create_team(session, "Head office", "office", company.id)
+    sales = await create_team(session, "Sales 1", "team", office.id)
+    staff = {}
+    for _, email, _, _ in DEMO_STAFF:
+        account = await identity.find_account(session, kit, identity.Identifier("email", email))
+        staff[email] = account.id
+    for email in ("manager@demo.example.com", "agent@demo.example.com"):
+        await add_member(session, sales.id, staff[email])
+    await routing.create_route(session, routing.RouteInput(
+        name="Portal leads", team_id=sales.id, mode="claim", claim_minutes=60,
+        sources=("portal",)))  # fmt: skip
+    admin = Principal(account_id=staff["admin@demo.example.com"], tenant_id=uuid.UUID(tenant.id),
+                      session_id=uuid.uuid4(), roles=("admin",), permissions=frozenset(),
+                      scope="all")  # fmt: skip
+    for name, phone, source in (("Portal lead", "+8613900000101", "portal"),
+                                ("Walk-in lead", "+8613900000102", "walk_in")):  # fmt: skip
+        lead = clients.ClientInput(name=name, phone=phone, source=source, needs={"rooms": [2, 3]})
+        await clients.create_client(session, kit, tenant.id, admin, lead, route=True)
+    return True
+
+
 async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     """Create the demo tenant, its staff and data when missing. Returns what it did."""
     if settings.env == "production":
@@ -134,6 +167,8 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
             did.append(f"seeded {units} units")
         if staff := await _seed_staff(session, kit, tenant):
             did.append(f"seeded {staff} staff")
+        if await _seed_sales(session, kit, tenant):
+            did.append("seeded a sales team, a lead routing rule and two leads")
         await session.commit()
     did.append(
         f"demo sign-in (X-Tenant: demo): {', '.join(e for _, e, _, _ in DEMO_STAFF)}; "

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -42,6 +43,8 @@ class Client(TenantBase):
         Index("ix_client_id_number_bidx", "id_number_bidx"),
         Index("ix_client_owner_stage", "owner_id", "stage"),
         Index("ix_client_next_follow_up", "owner_id", "next_follow_up_at"),
+        Index("ix_client_offer", "offer_expires_at", postgresql_where="offer_team_id IS NOT NULL"),
+        CheckConstraint("(offer_team_id IS NULL) = (offer_expires_at IS NULL)", name="offer"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
@@ -64,6 +67,13 @@ class Client(TenantBase):
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), nullable=False, default=list)
     notes: Mapped[str] = mapped_column(Text, nullable=False, default="")
     consent_marketing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    language: Mapped[str] = mapped_column(String(16), nullable=False, default="")  # zh, en, yue
+    # Offered by a routing rule to a team whose members may claim it until it expires (then
+    # the rule's next fallback group, then the pool).
+    offer_team_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    offer_route_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    offer_step: Mapped[int | None] = mapped_column(Integer)
+    offer_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A record that matched an existing one when created (flagged for review or merge).
     duplicate_of: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # Merged into another client: kept (its history moved there), hidden from lists.
@@ -124,6 +134,56 @@ class Assignment(TenantBase):
     detail: Mapped[str] = mapped_column(String(300), nullable=False, default="")
     by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+ROUTE_MODES = ("round_robin", "claim")
+
+
+class LeadRoute(TenantBase):
+    """A routing rule: leads matching its conditions (each empty condition matches all) go to
+    its agent or team (round-robin, or offered for the first to claim), else to its fallback
+    teams in order, else to the pool. Rules are tried by position."""
+
+    __tablename__ = "lead_route"
+    __table_args__ = (
+        CheckConstraint(_in("mode", ROUTE_MODES), name="mode"),
+        CheckConstraint("(team_id IS NULL) <> (agent_id IS NULL)", name="target"),
+        CheckConstraint("claim_minutes BETWEEN 1 AND 1440", name="claim_minutes"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    sources: Mapped[list[str]] = mapped_column(ARRAY(String(12)), nullable=False, default=list)
+    districts: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False,
+                                                 default=list)  # fmt: skip
+    languages: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False,
+                                                 default=list)  # fmt: skip
+    budget_min: Mapped[int | None] = mapped_column(BigInteger)
+    budget_max: Mapped[int | None] = mapped_column(BigInteger)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    mode: Mapped[str] = mapped_column(String(12), nullable=False, default="round_robin")
+    claim_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=15)
+    fallback_team_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False,
+                                                               default=list)  # fmt: skip
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                 default=utcnow)  # fmt: skip
+
+
+class AgentRouting(TenantBase):
+    """An agent's availability for routing, and when a rule last gave them a lead (round-robin
+    goes to whoever waited longest)."""
+
+    __tablename__ = "agent_routing"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pause_reason: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 SHOWING_STATUSES = ("scheduled", "confirmed", "done", "cancelled")

@@ -106,6 +106,13 @@ class Client:
     tags: list[str]
     notes: str
     consent_marketing: bool
+    language: str = strawberry.field(description="zh, en, yue...; empty when unknown.")
+    offer_team_id: strawberry.ID | None = strawberry.field(
+        description="Offered by a routing rule to this team: its members may claim it."
+    )
+    offer_expires_at: datetime | None = strawberry.field(
+        description="Until then the offer stands; then the next team, or the pool."
+    )
     duplicate_of: strawberry.ID | None = strawberry.field(
         description="An existing client this one matched when it was created."
     )
@@ -124,7 +131,9 @@ class Client:
             grade=ClientGrade(r.grade) if r.grade else None,
             owner_id=strawberry.ID(str(r.owner_id)) if r.owner_id else None,
             needs=ClientNeeds.of(r.needs or {}), tags=list(r.tags or ()), notes=r.notes,
-            consent_marketing=r.consent_marketing,
+            consent_marketing=r.consent_marketing, language=r.language,
+            offer_team_id=strawberry.ID(str(r.offer_team_id)) if r.offer_team_id else None,
+            offer_expires_at=r.offer_expires_at,
             duplicate_of=strawberry.ID(str(r.duplicate_of)) if r.duplicate_of else None,
             merged_into=strawberry.ID(str(r.merged_into)) if r.merged_into else None,
             created_at=r.created_at, last_contact_at=r.last_contact_at,
@@ -171,7 +180,10 @@ class Client:
         return [FollowUp.of(r) for r in rows]
 
 
-@strawberry.type(description="A change of a client's agent and why (created, claimed, returned).")
+@strawberry.type(
+    description="A change of a client's agent and why: created, routed, offered, claimed, "
+    "assigned, unrouted, unclaimed, returned (neglected); detail says it in words."
+)
 class Assignment:
     from_owner: strawberry.ID | None
     to_owner: strawberry.ID | None
@@ -275,8 +287,13 @@ class CreateClientInput:
     tags: list[str] = strawberry.field(default_factory=list)
     notes: str = ""
     consent_marketing: bool = False
+    language: str = strawberry.field(default="", description="zh, en, yue, ja, ko...")
     refuse_duplicates: bool = strawberry.field(
         default=False, description="Refuse (CONFLICT) instead of flagging a duplicate."
+    )
+    route: bool = strawberry.field(
+        default=False,
+        description="Let the tenant's routing rules choose the agent (else: you own it).",
     )
 
 
@@ -410,8 +427,9 @@ class Mutation:
                     source=input.source.value, grade=input.grade.value if input.grade else None,
                     needs=input.needs.as_dict() if input.needs else {}, tags=input.tags,
                     notes=input.notes, consent_marketing=input.consent_marketing,
+                    language=input.language,
                 ),
-                refuse_duplicates=input.refuse_duplicates,
+                refuse_duplicates=input.refuse_duplicates, route=input.route,
             )  # fmt: skip
             return ClientPayload(client=Client.of(row),
                                  duplicates=[strawberry.ID(str(d.id)) for d in found])  # fmt: skip

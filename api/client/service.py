@@ -20,6 +20,7 @@ from api.security.crypto import mask_phone
 from api.security.kit import SecurityKit
 from api.validate import text, unique_texts
 
+LANGUAGES = ("zh", "en", "yue", "ja", "ko", "fr", "de", "es", "ru", "ar")
 OPEN = ("new", "contacted", "qualified", "showing", "negotiating")
 ORDER = {s: i for i, s in enumerate(STAGES)}
 
@@ -51,6 +52,7 @@ class ClientInput:
     notes: str = ""
     consent_marketing: bool = False
     owner_id: uuid.UUID | None = None
+    language: str = ""
 
 
 def _seal(kit: SecurityKit, tenant_id: str, row: Client, column: str, value: str) -> None:
@@ -78,6 +80,8 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
 def _check(i: ClientInput) -> None:
     if i.source not in SOURCES:
         raise ValidationFailed(f"source is one of {', '.join(SOURCES)}", "source")
+    if i.language and i.language not in LANGUAGES:
+        raise ValidationFailed(f"language is one of {', '.join(LANGUAGES)}", "language")
     if i.grade is not None and i.grade not in GRADES:
         raise ValidationFailed("grade is A, B or C", "grade")
     needs = i.needs or {}
@@ -106,10 +110,11 @@ async def duplicates(session, kit: SecurityKit, tenant_id: str, *, phone: str | 
 
 
 async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
-                        i: ClientInput, *, refuse_duplicates: bool = False
+                        i: ClientInput, *, refuse_duplicates: bool = False, route: bool = False
                         ) -> tuple[Client, list[Client]]:  # fmt: skip
-    """A new client (owned by the caller unless another owner is given). Returns it and the
-    existing clients it duplicates: refused (CONFLICT naming the first) or flagged."""
+    """A new client (owned by the caller unless another owner is given, or by whoever the
+    routing rules pick with ``route``). Returns it and the existing clients it duplicates:
+    refused (CONFLICT naming the first) or flagged."""
     name = text(i.name, "name", required=True, max_len=100)
     phone = normalize_phone(i.phone) if i.phone else None
     id_number = _normalize_id(i.id_number) if i.id_number else None
@@ -123,8 +128,8 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         id=uuid7(), name=name, source=i.source, grade=i.grade, needs=i.needs or {},
         tags=unique_texts(i.tags, "tags", max_len=50, max_count=30),
         notes=text(i.notes, "notes", required=False, max_len=5000),
-        consent_marketing=i.consent_marketing,
-        owner_id=i.owner_id if i.owner_id is not None else p.account_id,
+        consent_marketing=i.consent_marketing, language=i.language,
+        owner_id=None if route else i.owner_id if i.owner_id is not None else p.account_id,
         duplicate_of=found[0].id if found else None, created_by=p.account_id,
     )  # fmt: skip
     if phone:
@@ -136,6 +141,10 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
     session.add(Assignment(client_id=row.id, to_owner=row.owner_id, reason="created",
                            by_id=p.account_id))  # fmt: skip
     await session.flush()
+    if route:
+        from api.client import routing
+
+        await routing.announce(session, row, await routing.route(session, row, by=p.account_id))
     return row, found
 
 
@@ -370,8 +379,8 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID) 
 
 
 async def claim(session, p: Principal, client_id: uuid.UUID) -> Client:
-    """Take a client from the shared pool: the first to claim gets it (row lock); a client
-    someone owns meanwhile is a CONFLICT."""
+    """Take a client from the shared pool, or one offered to the caller's team: the first to
+    claim gets it (row lock); a client someone owns meanwhile is a CONFLICT."""
     row = (await session.scalars(
         select(Client).where(Client.id == client_id, Client.merged_into.is_(None))
         .with_for_update()
@@ -380,6 +389,11 @@ async def claim(session, p: Principal, client_id: uuid.UUID) -> Client:
         raise NotFound("client not found", "clientId")
     if row.owner_id is not None:
         raise Conflict("this client has an agent already", "clientId")
+    if row.offer_team_id is not None:  # offered by a routing rule: that team's members only
+        from api.client import routing
+
+        await routing.claim_offer(session, p, row, utcnow())
+        return row
     row.owner_id, row.version = p.account_id, row.version + 1
     session.add(Assignment(client_id=row.id, to_owner=p.account_id, reason="claimed",
                            by_id=p.account_id))  # fmt: skip
@@ -410,7 +424,8 @@ async def return_neglected(session, *, days: int, now: datetime | None = None) -
 
 async def pool(session, p: Principal, *, first: int) -> list[Client]:
     """Unassigned clients any agent with client.read may claim (name and masked contact)."""
-    stmt = (select(Client).where(Client.owner_id.is_(None), Client.merged_into.is_(None))
+    stmt = (select(Client).where(Client.owner_id.is_(None), Client.merged_into.is_(None),
+                                 Client.offer_team_id.is_(None))
             .order_by(Client.id.desc()).limit(first))  # fmt: skip
     return list((await session.scalars(stmt)).all())
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import procrastinate
 
-from api.client import service
+from api.client import routing, service
 from api.db import utcnow
 from api.jobs import defer_for_each_tenant, tenant_task
 from api.notify import service as notify
@@ -55,3 +55,18 @@ async def sweep_neglected_clients(timestamp: int) -> int:
 @blueprint.task(name="sweep_follow_up_reminders")
 async def sweep_follow_up_reminders(timestamp: int) -> int:
     return await defer_for_each_tenant(remind_follow_ups, lock_prefix="follow-up-reminders")
+
+
+@tenant_task(blueprint)
+async def expire_lead_offers(session, tenant) -> int:
+    """Leads nobody claimed in time go to the rule's next team (notified), or to the pool."""
+    moved = await routing.expire_offers(session)
+    for client, routed in moved:
+        await routing.announce(session, client, routed)
+    return len(moved)
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="lead-offers")
+@blueprint.task(name="sweep_lead_offers")
+async def sweep_lead_offers(timestamp: int) -> int:
+    return await defer_for_each_tenant(expire_lead_offers, lock_prefix="lead-offers")

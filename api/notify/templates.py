@@ -46,6 +46,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("跟进提醒", "{time} 跟进客户 {client} {note}"),
         "en": ("Follow-up due", "{time}: follow up with {client}. {note}"),
     },
+    "lead.assigned": {
+        "zh-CN": ("新客户分配给你", "{client} ({source}) 已分配给你, 请尽快联系"),
+        "en": ("A new lead is yours", "{client} ({source}) was assigned to you: call them soon"),
+    },
+    "lead.offered": {
+        "zh-CN": ("新客户待认领", "{client} ({source}) {minutes} 分钟内可认领"),
+        "en": ("A lead to claim", "{client} ({source}): claim within {minutes} minutes"),
+    },
     "notice": {
         "zh-CN": ("{title}", "{text}"),
         "en": ("{title}", "{text}"),

@@ -25,6 +25,8 @@ PERMISSIONS: dict[str, str] = {
     # clients
     "client.read": "Read client records (within the data scope)",
     "client.write": "Create and change client records (within the data scope)",
+    "lead.route": "Configure lead routing rules; pause agents, route and assign clients (within "
+    "the data scope)",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -58,8 +60,8 @@ BUILTIN_ROLES: dict[str, dict] = {
         "permissions": frozenset(_STAFF_READ | {
             "project.write", "unit.write", "unit.hold", "unit.price.adjust", "unit.price.approve",
             "listing.seller", "listing.write", "listing.manage", "listing.verify", "media.write",
-            "client.read", "client.write", "member.read", "audit.read", "payment.read",
-            "graphql.adhoc", "notice.publish",
+            "client.read", "client.write", "lead.route", "member.read", "audit.read",
+            "payment.read", "graphql.adhoc", "notice.publish",
         }),
         "scope": "team",
     },

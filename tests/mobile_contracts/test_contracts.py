@@ -352,7 +352,8 @@ ORDER = [
     "InboxChanges", "Unfollow", "RegisterDevice", "NotificationSettings",
     "UpdateNotificationSettings", "PublishNotice", "Inbox", "MarkNotificationsRead",
     "CreateClient", "Clients", "LogClientContact", "ScheduleFollowUp", "ClientDetail",
-    "CompleteFollowUp", "ChangeClientStage", "MyDay", "ClientPool",
+    "CompleteFollowUp", "ChangeClientStage", "MyDay", "ClientPool", "MyLeadOffers",
+    "ClaimClient", "MyRouting", "SetMyRoutingPause",
     "UnregisterDevice", "RefreshTokens", "SignOut",
 ]  # fmt: skip
 SMS_PHONE = {"agent": "+8613800000003", "owner": "+8613800000001", "staff": "+8613800000002"}
@@ -435,6 +436,8 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "ScheduleFollowUp": {"clientId": s.get("client"), "dueAt": _in_an_hour()},
         "CompleteFollowUp": {"followUpId": s.get("followUp"), "outcome": "visit booked"},
         "ChangeClientStage": {"clientId": s.get("client"), "stage": "QUALIFIED"},
+        "MyLeadOffers": {"first": 10}, "ClaimClient": {"clientId": s.get("offer")},
+        "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
     }.get(name, {})  # fmt: skip
 
 
@@ -463,6 +466,10 @@ def _remember(name: str, data: dict, s: dict) -> None:
         s["client"] = data["createClient"]["client"]["id"]
     elif name == "ScheduleFollowUp":
         s["followUp"] = data["scheduleFollowUp"]["followUp"]["id"]
+    elif name == "MyLeadOffers":  # the demo's portal lead, offered to the manager's team
+        s["offer"] = data["myLeadOffers"][0]["id"]
+    elif name == "ClaimClient":
+        assert data["claimClient"]["client"]["assignments"][-1]["reason"] == "claimed", data
     for value in data.values():  # a typed error is a failed run
         if isinstance(value, dict) and "code" in value and "message" in value:
             raise AssertionError(f"{name}: {value}")

@@ -112,6 +112,33 @@ def create_app(
         return Response(body, media_type="text/calendar; charset=utf-8",
                         headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
 
+    async def receipt_pdf(request: Request) -> Response:
+        """A receipt's PDF; the signed, expiring query string is the credential."""
+        from api.payment import receipts
+
+        tenant = await cache.get(request.path_params["tenant"])
+        receipt_id, q = request.path_params["receipt"], request.query_params
+        locale = q.get("locale", "")
+        if (
+            tenant is None
+            or not tenant.active
+            or not receipts.valid(
+                kit, tenant.id, receipt_id, locale, q.get("exp", ""), q.get("sig", "")
+            )
+        ):
+            return Response("not found", status_code=404)
+        async with db.session(tenant) as session:
+            body = await receipts.pdf_of(session, tenant, receipt_id, locale)
+        if body is None:
+            return Response("not found", status_code=404)
+        return Response(body, media_type="application/pdf",
+                        headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
+
+    async def stripe_webhook(request: Request) -> Response:
+        from api.payment import webhook
+
+        return await webhook.receive(request, engine, settings)
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -177,6 +204,8 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", live),
         Route("/calendar/{tenant}/{token}.ics", calendar),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/receipts/{tenant}/{receipt}.pdf", receipt_pdf),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]

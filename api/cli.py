@@ -28,6 +28,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(permissions_app, name="permissions")
 app.add_typer(contracts_app, name="contracts")
+stripe_app = typer.Typer(no_args_is_help=True, help="Stripe: recover events.")
+app.add_typer(stripe_app, name="stripe")
 
 T = TypeVar("T")
 
@@ -177,6 +179,32 @@ def seed_demo_cmd() -> None:
     from api.seed import seed_demo
 
     typer.echo(with_engine(seed_demo))
+
+
+@stripe_app.command("replay")
+def stripe_replay(
+    since: Annotated[str, typer.Option(help="A date (2026-11-20) or time with offset, UTC.")],
+) -> None:
+    """Fetch every connected account's events since a date from Stripe and store (and
+    process) those that never arrived; events already stored are left alone."""
+    from datetime import UTC, datetime
+
+    from api.payment import webhook
+
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError:
+        fail("--since is a date like 2026-11-20 or a time like 2026-11-20T08:00:00+08:00")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if not get_settings().stripe_secret_key:
+        fail("ANJU_STRIPE_SECRET_KEY is not set")
+
+    async def run(engine, settings):
+        return await webhook.replay(engine, settings, int(when.timestamp()))
+
+    counts = with_engine(run)
+    typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 @tenants_app.command("create")

@@ -18,6 +18,7 @@ DOMAINS: tuple[str, ...] = (
     "importing",
     "recommend",
     "client",
+    "payment",
     "notify",
     "live",
 )

@@ -143,6 +143,27 @@ async def _seed_sales(session, kit, tenant) -> bool:
     return True
 
 
+async def _seed_bills(session, kit) -> bool:
+    """A property fee bill for the demo's owner-app user (the admin's phone), due in 10 days."""
+    from datetime import timedelta
+
+    from api.identity.auth import Principal
+    from api.payment import bills
+    from api.payment.models import Bill
+
+    if await session.scalar(select(func.count()).select_from(Bill)):
+        return False
+    email = identity.Identifier("email", "admin@demo.example.com")
+    payer = (await identity.find_account(session, kit, email)).id
+    staff = Principal(account_id=payer, tenant_id=uuid.UUID(str(session.info["tenant_id"])),
+                      session_id=uuid.uuid4(), roles=("admin",), permissions=frozenset(),
+                      scope="all")  # fmt: skip
+    await bills.issue(session, staff, bills.BillInput(
+        kind="property_fee", title="物业费 Property fee", period="2026-12", payer_id=payer,
+        amount=45_600, due_on=bills.today() + timedelta(days=10)))  # fmt: skip
+    return True
+
+
 async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
     """Create the demo tenant, its staff and data when missing. Returns what it did."""
     if settings.env == "production":
@@ -169,6 +190,8 @@ async def seed_demo(engine: AsyncEngine, settings: Settings) -> str:
             did.append(f"seeded {staff} staff")
         if await _seed_sales(session, kit, tenant):
             did.append("seeded a sales team, a lead routing rule and two leads")
+        if await _seed_bills(session, kit):
+            did.append("seeded a property fee bill")
         await session.commit()
     did.append(
         f"demo sign-in (X-Tenant: demo): {', '.join(e for _, e, _, _ in DEMO_STAFF)}; "

@@ -67,6 +67,25 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    # ---- payments (docs/payments.md)
+    # Without a secret key, payments are off (starting one answers PAYMENTS_UNAVAILABLE);
+    # without a webhook secret, /webhooks/stripe answers 404.
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = ""  # whsec_...: the platform endpoint's signing secret
+    stripe_connect_webhook_secret: str = ""  # the Connect endpoint's (may be the same URL)
+    stripe_api_url: str = ""  # Stripe's API base (empty: Stripe's own)
+    # WeChat Pay inside the apps needs the app id registered with WeChat (else the apps are
+    # offered cards and Alipay only).
+    stripe_wechat_app_id: str = ""
+    stripe_retries: int = Field(default=2, ge=0)  # network retries (idempotency keys kept)
+    stripe_tolerance: int = Field(default=300, ge=1)  # seconds a signature stays valid
+    # The platform's fee on each payment, in basis points of the amount, by plan.
+    stripe_fee_bps: dict[str, int] = {"free": 200, "standard": 100, "pro": 50}
+    # Stripe Billing: the price id of each paid plan, and the days a tenant may stay past due
+    # before it is suspended.
+    stripe_plan_prices: dict[str, str] = {}
+    stripe_billing_grace_days: int = Field(default=7, ge=0)
     # ---- live updates (docs/live.md)
     # Run the outbox relay in the gateway process (one leads at a time, the others stand by).
     live_relay_in_process: bool = True

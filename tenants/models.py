@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, String, Uuid
+from sqlalchemy import Boolean, CheckConstraint, DateTime, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import SharedBase, Timestamped
@@ -27,3 +28,11 @@ class Tenant(Timestamped, SharedBase):
     plan: Mapped[str] = mapped_column(String(32), nullable=False, default="free")
     # Admins must sign in with a second factor (TOTP).
     require_admin_totp: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # The tenant's Stripe Connect account: its customers' payments are created on it.
+    stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The tenant's own Anju plan, paid through Stripe Billing (docs/payments.md).
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(64))
+    # none, active, past_due, suspended (past due beyond the grace period), canceled
+    billing_status: Mapped[str] = mapped_column(String(12), nullable=False, default="none")
+    past_due_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -54,6 +54,30 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("新客户待认领", "{client} ({source}) {minutes} 分钟内可认领"),
         "en": ("A lead to claim", "{client} ({source}): claim within {minutes} minutes"),
     },
+    "payment.received": {
+        "zh-CN": ("收到定金", "{number} 定金 {amount} 已支付"),
+        "en": ("Deposit received", "Deposit for unit {number}: {amount} paid"),
+    },
+    "payment.refunded": {
+        "zh-CN": ("定金已退回", "{number} 定金 {amount} 已退回"),
+        "en": ("Deposit refunded", "Deposit for unit {number}: {amount} refunded ({reason})"),
+    },
+    "bill.issued": {
+        "zh-CN": ("新账单", "{title} {amount}, 请于 {due} 前缴纳"),
+        "en": ("New bill", "{title}: {amount}, due {due}"),
+    },
+    "bill.due": {
+        "zh-CN": ("账单即将到期", "{title} 尚欠 {left}, 将于 {due} 到期"),
+        "en": ("Bill due soon", "{title}: {left} left to pay by {due}"),
+    },
+    "bill.paid": {
+        "zh-CN": ("缴费成功", "{title} 已缴 {amount}, 尚欠 {left}"),
+        "en": ("Payment received", "{title}: {amount} paid, {left} left"),
+    },
+    "bill.refunded": {
+        "zh-CN": ("款项已退回", "{title} 已结清, 多付的 {amount} 已退回"),
+        "en": ("Payment refunded", "{title} was settled already: {amount} refunded"),
+    },
     "notice": {
         "zh-CN": ("{title}", "{text}"),
         "en": ("{title}", "{text}"),

@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, str] = {
     # money
     "payment.read": "Read payments and bills",
     "payment.refund": "Refund payments",
+    "bill.manage": "Issue and void fee bills; read every bill and its receipts",
+    "bill.pay": "Read and pay one's own bills; download their receipts",
 }
 
 # Data scopes for records that belong to people: own < team < all.
@@ -76,22 +78,24 @@ BUILTIN_ROLES: dict[str, dict] = {
     "finance": {
         "name": "Finance",
         "permissions": frozenset(_STAFF_READ | {"payment.read", "payment.refund", "pii.read",
-                                                "graphql.adhoc"}),
+                                                "graphql.adhoc", "bill.manage"}),
         "scope": "all",
     },
     "property_staff": {
         "name": "Property staff",
-        "permissions": frozenset(_STAFF_READ | {"notice.publish"}),
+        "permissions": frozenset(_STAFF_READ | {"notice.publish", "bill.manage"}),
         "scope": "own",
     },
     "owner": {
         "name": "Owner",
-        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow"}),
+        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow",
+                                  "bill.pay"}),
         "scope": "own",
     },
     "client": {
         "name": "Client",
-        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow"}),
+        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow",
+                                  "bill.pay"}),
         "scope": "own",
     },
 }  # fmt: skip

@@ -59,6 +59,18 @@ SPECS: dict[str, Spec] = {
             "An open client with no contact and no follow-up planned for this many days "
             "returns to the shared pool",
         ),
+        Spec(
+            "payments.deposit_amount", int, 2_000_000, 100, 10_000_000_000,
+            "The deposit a buyer pays to reserve a unit, in minor units (fen)",
+        ),
+        Spec(
+            "payments.refund_full_hours", int, 24, 0, 24 * 90,
+            "A reservation cancelled within this many hours of paying is refunded in full",
+        ),
+        Spec(
+            "payments.refund_late_pct", int, 50, 0, 100,
+            "The part of the deposit refunded (percent) when a reservation is cancelled later",
+        ),
     )
 }  # fmt: skip
 

@@ -353,7 +353,7 @@ ORDER = [
     "UpdateNotificationSettings", "PublishNotice", "Inbox", "MarkNotificationsRead",
     "CreateClient", "Clients", "LogClientContact", "ScheduleFollowUp", "ClientDetail",
     "CompleteFollowUp", "ChangeClientStage", "MyDay", "ClientPool", "MyLeadOffers",
-    "ClaimClient", "MyRouting", "SetMyRoutingPause",
+    "ClaimClient", "MyRouting", "SetMyRoutingPause", "MyBills",
     "UnregisterDevice", "RefreshTokens", "SignOut",
 ]  # fmt: skip
 SMS_PHONE = {"agent": "+8613800000003", "owner": "+8613800000001", "staff": "+8613800000002"}
@@ -436,7 +436,8 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "ScheduleFollowUp": {"clientId": s.get("client"), "dueAt": _in_an_hour()},
         "CompleteFollowUp": {"followUpId": s.get("followUp"), "outcome": "visit booked"},
         "ChangeClientStage": {"clientId": s.get("client"), "stage": "QUALIFIED"},
-        "MyLeadOffers": {"first": 10}, "ClaimClient": {"clientId": s.get("offer")},
+        "MyBills": {"locale": "en"}, "MyLeadOffers": {"first": 10},
+        "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
     }.get(name, {})  # fmt: skip
 
@@ -466,6 +467,8 @@ def _remember(name: str, data: dict, s: dict) -> None:
         s["client"] = data["createClient"]["client"]["id"]
     elif name == "ScheduleFollowUp":
         s["followUp"] = data["scheduleFollowUp"]["followUp"]["id"]
+    elif name == "MyBills":  # the demo's property fee bill
+        assert data["myBills"][0]["number"] == "B00000001", data
     elif name == "MyLeadOffers":  # the demo's portal lead, offered to the manager's team
         s["offer"] = data["myLeadOffers"][0]["id"]
     elif name == "ClaimClient":

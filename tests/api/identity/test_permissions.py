@@ -156,6 +156,7 @@ def dummy(gql_type) -> str:
         "Float": "1.0",
         "Boolean": "false",
         "DateTime": lit("2030-01-01T00:00:00+00:00"),
+        "Date": lit("2030-01-01"),
     }.get(gql_type.name, lit("1"))
 
 

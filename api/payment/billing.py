@@ -1,0 +1,135 @@
+"""Each tenant's own Anju plan, paid through Stripe Billing.
+
+A tenant admin starts a Checkout for a plan (``startPlanCheckout``); the tenant becomes a Stripe
+customer once (metadata: the tenant id). Subscription and invoice events (platform events, no
+connected account) are stored like the others and applied by a job from the subscription's
+current state, fetched again:
+- active or trialing: the plan of its price, billing ``active``; a tenant suspended for not
+  paying is restored;
+- past due or unpaid: billing ``past_due`` since the first such event; a sweep suspends the
+  tenant once that lasts longer than ``ANJU_STRIPE_BILLING_GRACE_DAYS``;
+- canceled (or its first payment never made): back to the free plan, billing ``canceled``,
+  restored if it was suspended for not paying.
+The job runs on the shared schema, so it works for a suspended tenant too."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import stripe
+from sqlalchemy import select, update
+
+from api.db import utcnow
+from api.errors import ValidationFailed
+from api.payment import stripe_api
+from api.settings import Settings
+from tenants.models import Tenant
+
+ACTIVE = ("active", "trialing")
+PAST_DUE = ("past_due", "unpaid")
+ENDED = ("canceled", "incomplete_expired")
+
+
+async def start_checkout(session, settings: Settings, tenant, plan: str, *, success_url: str,
+                         cancel_url: str) -> str:  # fmt: skip
+    """A Checkout page (URL) where the tenant's admin subscribes to ``plan``."""
+    price = settings.stripe_plan_prices.get(plan)
+    if not price:
+        raise ValidationFailed(f"plan is one of {', '.join(settings.stripe_plan_prices)}", "plan")
+    for url, name in ((success_url, "successUrl"), (cancel_url, "cancelUrl")):
+        if not url.startswith("https://") or len(url) > 500:
+            raise ValidationFailed("an https URL", name)
+    api = stripe_api.client(settings)
+    row = await session.get(Tenant, uuid.UUID(str(tenant.id)), with_for_update=True)
+    try:
+        if not row.stripe_customer_id:
+            customer = await api.v1.customers.create_async(
+                {"name": row.name, "metadata": {"tenant_id": str(row.id), "slug": row.slug}},
+                {"idempotency_key": f"customer:{row.id}"},
+            )
+            row.stripe_customer_id = customer.id
+            await session.flush()
+        meta = {"tenant_id": str(row.id)}
+        checkout = await api.v1.checkout.sessions.create_async({
+            "mode": "subscription", "customer": row.stripe_customer_id,
+            "line_items": [{"price": price, "quantity": 1}], "success_url": success_url,
+            "cancel_url": cancel_url, "client_reference_id": str(row.id), "metadata": meta,
+            "subscription_data": {"metadata": meta},
+        })  # fmt: skip
+    except stripe.StripeError as exc:
+        raise stripe_api._failed(exc) from exc
+    return checkout.url
+
+
+def _subscription_id(event: dict) -> str | None:
+    obj = event["data"]["object"]
+    if obj.get("object") == "subscription":
+        return obj.get("id")
+    parent = obj.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    return details.get("subscription") or obj.get("subscription")
+
+
+def _plan_of(settings: Settings, sub) -> str | None:
+    by_price = {price: plan for plan, price in settings.stripe_plan_prices.items()}
+    for item in sub["items"]["data"]:
+        price = item["price"]
+        key = getattr(price, "lookup_key", None)
+        plan = by_price.get(price["id"]) or by_price.get(key or "")
+        if plan:
+            return plan
+    return None
+
+
+async def apply(conn, settings: Settings, tenant_id, event: dict) -> str:
+    """Bring the tenant's plan and billing status in line with its subscription now."""
+    sub_id = _subscription_id(event)
+    if not sub_id:
+        return "ignored: no subscription"
+    sub = await stripe_api.client(settings).v1.subscriptions.retrieve_async(sub_id)
+    row = (await conn.execute(
+        select(Tenant.stripe_customer_id, Tenant.stripe_subscription_id, Tenant.billing_status,
+               Tenant.status, Tenant.plan, Tenant.past_due_since)
+        .where(Tenant.id == tenant_id).with_for_update()
+    )).first()  # fmt: skip
+    if row.stripe_customer_id and sub["customer"] != row.stripe_customer_id:
+        return "ignored: another customer's subscription"
+    if (
+        row.stripe_subscription_id
+        and sub_id != row.stripe_subscription_id
+        and (sub["status"] not in ACTIVE)
+    ):
+        return "ignored: an older subscription"
+    values: dict = {"stripe_subscription_id": sub_id}
+    suspended_for_billing = row.billing_status == "suspended"
+    if sub["status"] in ACTIVE:
+        values.update(plan=_plan_of(settings, sub) or row.plan, billing_status="active",
+                      past_due_since=None)  # fmt: skip
+        if suspended_for_billing:
+            values["status"] = "active"
+    elif sub["status"] in PAST_DUE:
+        if not suspended_for_billing:
+            values["billing_status"] = "past_due"
+        values["past_due_since"] = row.past_due_since or utcnow()
+    elif sub["status"] in ENDED:
+        values.update(plan="free", billing_status="canceled", past_due_since=None)
+        if suspended_for_billing:
+            values["status"] = "active"
+    else:
+        return f"waiting: {sub['status']}"
+    await conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(**values))
+    return f"subscription {sub['status']}: plan {values.get('plan', row.plan)}"
+
+
+async def suspend_unpaid(conn, settings: Settings) -> list[str]:
+    """Tenants past due beyond the grace period are suspended (slugs)."""
+    cutoff = utcnow() - timedelta(days=settings.stripe_billing_grace_days)
+    rows = await conn.execute(
+        update(Tenant)
+        .where(Tenant.billing_status == "past_due", Tenant.past_due_since < cutoff,
+               Tenant.status == "active")
+        .values(status="suspended", billing_status="suspended")
+        .returning(Tenant.slug)
+    )  # fmt: skip
+    return list(rows.scalars())

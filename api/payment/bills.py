@@ -1,0 +1,222 @@
+"""Fee bills (property, parking, service) that owners and clients pay in the app, in part or in
+full, and their numbered receipts. Never commits.
+
+Issuing a bill books the fee (accounts receivable / fee income); each payment that arrives
+settles part of it (Stripe balance and platform fee / accounts receivable) and gets a receipt
+numbered per tenant without gaps. A bill is overdue while it is open past its due date
+(Asia/Shanghai); its payer is reminded once, three days before."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from api.db import utcnow
+from api.errors import Conflict, NotFound, ValidationFailed
+from api.identity.auth import Principal
+from api.ids import uuid7
+from api.payment import ledger, stripe_api
+from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
+from api.settings import Settings
+from api.validate import text
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MIN_PAYMENT = 100  # ¥1
+REMIND_DAYS = 3
+
+
+def today() -> date:
+    return utcnow().astimezone(SHANGHAI).date()
+
+
+def overdue(bill: Bill, on: date | None = None) -> bool:
+    return bill.status == "open" and bill.due_on < (on or today())
+
+
+async def next_number(session, name: str) -> int:
+    """The next number of ``name`` (gapless: the row is locked until this transaction ends)."""
+    return await session.scalar(
+        insert(Counter).values(name=name, value=1)
+        .on_conflict_do_update(index_elements=[Counter.name],
+                               set_={"value": Counter.value + 1})
+        .returning(Counter.value)
+    )  # fmt: skip
+
+
+@dataclass
+class BillInput:
+    kind: str
+    title: str
+    payer_id: uuid.UUID
+    amount: int
+    due_on: date
+    period: str = ""
+    unit_id: uuid.UUID | None = None
+
+
+async def issue(session, p: Principal, i: BillInput) -> Bill:
+    from api.payment.service import members
+
+    if i.kind not in BILL_KINDS:
+        raise ValidationFailed(f"kind is one of {', '.join(BILL_KINDS)}", "kind")
+    if not 1 <= i.amount <= 10_000_000_000:
+        raise ValidationFailed("an amount is 1 to 10,000,000,000 fen", "amount")
+    if i.due_on < today() - timedelta(days=366):
+        raise ValidationFailed("a due date within the last year or later", "dueOn")
+    if not await members(session, [i.payer_id]):
+        raise NotFound("no active member with this id", "payerId")
+    number = await next_number(session, "bill")
+    bill = Bill(id=uuid7(), number=f"B{number:08d}", kind=i.kind, payer_id=i.payer_id,
+                title=text(i.title, "title", required=True, max_len=200),
+                period=text(i.period, "period", required=False, max_len=40), unit_id=i.unit_id,
+                amount=i.amount, due_on=i.due_on, issued_by=p.account_id)  # fmt: skip
+    session.add(bill)
+    await session.flush()
+    await ledger.post(session, f"bill:{bill.id}:issued", f"bill {bill.number}", bill.currency,
+                      [("accounts_receivable", bill.amount, 0),
+                       ("fee_income", 0, bill.amount)])  # fmt: skip
+    from api.payment.service import tell_bill
+
+    await tell_bill(session, bill, "bill.issued")
+    return bill
+
+
+async def void(session, bill_id: uuid.UUID, reason: str) -> Bill:
+    bill = await session.get(Bill, bill_id, with_for_update=True)
+    if bill is None:
+        raise NotFound("bill not found", "billId")
+    if bill.status != "open" or bill.paid_amount:
+        raise Conflict("only an open bill with nothing paid can be voided", "billId")
+    bill.void_reason = text(reason, "reason", required=True, max_len=300)
+    bill.status, bill.version = "void", bill.version + 1
+    await ledger.post(session, f"bill:{bill.id}:void", f"bill {bill.number} voided",
+                      bill.currency, [("fee_income", bill.amount, 0),
+                                      ("accounts_receivable", 0, bill.amount)])  # fmt: skip
+    await session.flush()
+    return bill
+
+
+async def bill_of(session, p: Principal, bill_id: uuid.UUID, *, staff: bool,
+                  lock: bool = False) -> Bill:  # fmt: skip
+    """The bill, if it is the caller's (or the caller manages bills)."""
+    stmt = select(Bill).where(Bill.id == bill_id)
+    if not staff:
+        stmt = stmt.where(Bill.payer_id == p.account_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    bill = (await session.scalars(stmt)).first()
+    if bill is None:  # another payer's bill and a missing one look the same
+        raise NotFound("bill not found", "billId")
+    return bill
+
+
+async def listing(session, *, payer_id: uuid.UUID | None, status: str | None, first: int,
+                  overdue_only: bool = False) -> list[Bill]:  # fmt: skip
+    stmt = select(Bill).order_by(Bill.due_on, Bill.number).limit(first)
+    if payer_id is not None:
+        stmt = stmt.where(Bill.payer_id == payer_id)
+    if status is not None:
+        stmt = stmt.where(Bill.status == status)
+    if overdue_only:
+        stmt = stmt.where(Bill.status == "open", Bill.due_on < today())
+    return list((await session.scalars(stmt)).all())
+
+
+async def receipts(session, bill_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Receipt]]:
+    out: dict[uuid.UUID, list[Receipt]] = {b: [] for b in bill_ids}
+    if bill_ids:
+        rows = await session.scalars(
+            select(Receipt).where(Receipt.bill_id.in_(bill_ids)).order_by(Receipt.number)
+        )
+        for r in rows:
+            out[r.bill_id].append(r)
+    return out
+
+
+@dataclass
+class PaymentStarted:
+    payment: Payment
+    client_secret: str
+
+
+async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.UUID, *,
+              amount: int | None, platform: str) -> PaymentStarted:  # fmt: skip
+    """Start paying the caller's bill: all that is left, or part of it (at least ¥1). Asking
+    again for the same amount while it is pending gives the same payment."""
+    from api.payment.service import METHODS, connected_account, platform_fee
+
+    account = await connected_account(session, tenant.id)
+    if not account:
+        raise stripe_api.PaymentsOff("this company does not take payments yet", None)
+    stripe_api.client(settings)
+    bill = await bill_of(session, p, bill_id, staff=False, lock=True)
+    if bill.status != "open":
+        raise Conflict(f"this bill is {bill.status}", "billId")
+    left = bill.amount - bill.paid_amount
+    amount = left if amount is None else amount
+    if not min(MIN_PAYMENT, left) <= amount <= left:
+        raise ValidationFailed(f"pay between {min(MIN_PAYMENT, left)} and {left} fen", "amount")
+    pending = (await session.scalars(
+        select(Payment).where(Payment.bill_id == bill.id, Payment.status == "pending",
+                              Payment.payer_id == p.account_id, Payment.amount == amount)
+    )).first()  # fmt: skip
+    if pending is not None:
+        intent = await stripe_api.retrieve_intent(settings, account, pending.stripe_payment_intent)
+        return PaymentStarted(pending, intent.client_secret)
+    payment = Payment(id=uuid7(), kind="fee", status="pending", amount=amount,
+                      currency=bill.currency, bill_id=bill.id, unit_id=bill.unit_id,
+                      payer_id=p.account_id, stripe_account=account,
+                      application_fee=platform_fee(settings, tenant.plan, amount))  # fmt: skip
+    session.add(payment)
+    await session.flush()
+    methods = [m for m in METHODS if m != "wechat_pay" or platform == "web"
+               or settings.stripe_wechat_app_id]  # fmt: skip
+    intent = await stripe_api.create_intent(
+        settings, account=account, amount=amount, currency=bill.currency, methods=methods,
+        platform=platform, fee=payment.application_fee, key=f"fee:{payment.id}",
+        metadata={"tenant_id": str(tenant.id), "payment_id": str(payment.id),
+                  "bill_id": str(bill.id), "kind": "fee"},
+        description=f"Bill {bill.number}: {bill.title}"[:200],
+    )  # fmt: skip
+    payment.stripe_payment_intent = intent.id
+    await session.flush()
+    return PaymentStarted(payment, intent.client_secret)
+
+
+async def settle(session, payment: Payment) -> tuple[Bill | None, bool]:
+    """A fee payment arrived: settle its bill and number a receipt. Returns (the bill, whether
+    the payment fits: False when the bill was paid or voided meanwhile: refund it)."""
+    bill = await session.get(Bill, payment.bill_id, with_for_update=True)
+    if bill is None or bill.status != "open" or payment.amount > bill.amount - bill.paid_amount:
+        return bill, False
+    bill.paid_amount += payment.amount
+    if bill.paid_amount == bill.amount:
+        bill.status = "paid"
+    bill.version += 1
+    number = await next_number(session, "receipt")
+    session.add(Receipt(id=uuid7(), number=f"R{number:08d}", payment_id=payment.id,
+                        bill_id=bill.id, payer_id=payment.payer_id, amount=payment.amount,
+                        currency=payment.currency))  # fmt: skip
+    await session.flush()
+    return bill, True
+
+
+async def due_for_reminder(session, on: date) -> list[Bill]:
+    """Open bills due within three days (and not yet overdue), not reminded yet (locked)."""
+    return list((await session.scalars(
+        select(Bill).where(Bill.status == "open", Bill.reminded_at.is_(None),
+                           Bill.due_on >= on, Bill.due_on <= on + timedelta(days=REMIND_DAYS))
+        .with_for_update(skip_locked=True).limit(1000)
+    )).all())  # fmt: skip
+
+
+async def mark_reminded(session, bills: list[Bill], at: datetime) -> None:
+    if bills:
+        await session.execute(
+            update(Bill).where(Bill.id.in_([b.id for b in bills])).values(reminded_at=at)
+        )

@@ -1,0 +1,199 @@
+"""Fee bills in GraphQL: staff issue and void them (bill.manage); owners and clients see and
+pay their own (bill.pay), in part or in full, and download numbered receipts (PDF)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Annotated
+
+import strawberry
+
+from api.graphql.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    attempt,
+)
+from api.graphql.permissions import requires
+from api.graphql.types import Long, require_id
+from api.payment import bills, receipts
+from api.payment.models import BILL_KINDS, BILL_STATUSES
+from api.payment.models import Bill as BillRow
+from api.payment.models import Receipt as ReceiptRow
+from api.payment.schema import Payment, PaymentPlatform
+
+BillKind = strawberry.enum(enum.Enum("BillKind", {k.upper(): k for k in BILL_KINDS}))
+BillStatus = strawberry.enum(enum.Enum("BillStatus", {s.upper(): s for s in BILL_STATUSES}))
+
+
+@strawberry.type(description="A numbered receipt for one payment of a bill.")
+class Receipt:
+    id: strawberry.ID
+    number: str
+    amount: Long
+    currency: str
+    issued_at: datetime
+    row: strawberry.Private[ReceiptRow]
+
+    @strawberry.field(description="A PDF of this receipt (zh-CN or en), valid for 15 minutes.")
+    def pdf_url(self, info: strawberry.Info, locale: str = "zh-CN") -> str:
+        ctx = info.context
+        base = str(ctx.request.base_url).rstrip("/")
+        return receipts.url(base, ctx.kit, ctx.tenant, self.row.id, locale)
+
+
+@strawberry.type(description="A fee an owner or client owes.")
+class Bill:
+    id: strawberry.ID
+    number: str
+    kind: BillKind
+    title: str
+    period: str
+    payer_id: strawberry.ID
+    unit_id: strawberry.ID | None
+    amount: Long
+    paid_amount: Long
+    outstanding: Long
+    currency: str
+    due_on: date
+    status: BillStatus
+    overdue: bool = strawberry.field(description="Open past its due date (Asia/Shanghai).")
+    issued_at: datetime
+    receipts: list[Receipt]
+
+    @classmethod
+    def of(cls, r: BillRow, made: list[ReceiptRow]) -> Bill:
+        return cls(
+            id=strawberry.ID(str(r.id)), number=r.number, kind=BillKind(r.kind), title=r.title,
+            period=r.period, payer_id=strawberry.ID(str(r.payer_id)),
+            unit_id=strawberry.ID(str(r.unit_id)) if r.unit_id else None, amount=r.amount,
+            paid_amount=r.paid_amount, outstanding=r.amount - r.paid_amount,
+            currency=r.currency, due_on=r.due_on, status=BillStatus(r.status),
+            overdue=bills.overdue(r), issued_at=r.issued_at,
+            receipts=[Receipt(id=strawberry.ID(str(x.id)), number=x.number, amount=x.amount,
+                              currency=x.currency, issued_at=x.issued_at, row=x) for x in made],
+        )  # fmt: skip
+
+
+async def _bills(session, rows: list[BillRow]) -> list[Bill]:
+    made = await bills.receipts(session, [r.id for r in rows])
+    return [Bill.of(r, made[r.id]) for r in rows]
+
+
+@strawberry.input
+class IssueBillInput:
+    kind: BillKind
+    title: str
+    payer_id: strawberry.ID
+    amount: Long = strawberry.field(description="Minor units (fen).")
+    due_on: date
+    period: str = ""
+    unit_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class BillPayload:
+    bill: Bill
+
+
+@strawberry.type(description="What Stripe's mobile SDK needs to pay (part of) a bill.")
+class BillPaymentPayload:
+    payment: Payment
+    client_secret: str
+    publishable_key: str
+    stripe_account_id: str
+
+
+BillResult = Annotated[
+    BillPayload | ValidationError | ConflictError | NotFoundError | PermissionDeniedError
+    | AuthError,
+    strawberry.union("BillResult"),
+]  # fmt: skip
+BillPaymentResult = Annotated[
+    BillPaymentPayload | ValidationError | ConflictError | NotFoundError
+    | PermissionDeniedError | AuthError,
+    strawberry.union("BillPaymentResult"),
+]  # fmt: skip
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=[requires("bill.pay")],
+                      description="Your bills, soonest due first.")  # fmt: skip
+    async def my_bills(self, info: strawberry.Info, status: BillStatus | None = None,
+                       first: int = 50) -> list[Bill]:  # fmt: skip
+        ctx = info.context
+        rows = await bills.listing(ctx.session, payer_id=ctx.principal_now().account_id,
+                                   status=status.value if status else None,
+                                   first=max(1, min(first, 200)))  # fmt: skip
+        return await _bills(ctx.session, rows)
+
+    @strawberry.field(permission_classes=[requires("bill.manage")])
+    async def bills(self, info: strawberry.Info, status: BillStatus | None = None,
+                    payer_id: strawberry.ID | None = None, overdue: bool = False,
+                    first: int = 50) -> list[Bill]:  # fmt: skip
+        ctx = info.context
+        payer = require_id(payer_id, "member", "payerId") if payer_id else None
+        rows = await bills.listing(ctx.session, payer_id=payer,
+                                   status=status.value if status else None,
+                                   first=max(1, min(first, 500)), overdue_only=overdue)  # fmt: skip
+        return await _bills(ctx.session, rows)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(permission_classes=[requires("bill.manage")],
+                         description="Bill an owner or client (they are notified).")  # fmt: skip
+    async def issue_bill(self, info: strawberry.Info, input: IssueBillInput) -> BillResult:
+        ctx = info.context
+
+        async def work():
+            row = await bills.issue(ctx.session, ctx.principal_now(), bills.BillInput(
+                kind=input.kind.value, title=input.title, amount=input.amount,
+                payer_id=require_id(input.payer_id, "member", "payerId"), due_on=input.due_on,
+                period=input.period,
+                unit_id=require_id(input.unit_id, "unit", "unitId") if input.unit_id else None,
+            ))  # fmt: skip
+            return BillPayload(bill=Bill.of(row, []))
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(permission_classes=[requires("bill.manage")],
+                         description="Cancel an open bill nothing was paid on.")  # fmt: skip
+    async def void_bill(self, info: strawberry.Info, bill_id: strawberry.ID, reason: str
+                        ) -> BillResult:  # fmt: skip
+        ctx = info.context
+
+        async def work():
+            row = await bills.void(ctx.session, require_id(bill_id, "bill", "billId"), reason)
+            return BillPayload(bill=(await _bills(ctx.session, [row]))[0])
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("bill.pay")],
+        description="Pay your bill: all that is left, or part of it (amount, at least ¥1).",
+    )
+    async def pay_bill(self, info: strawberry.Info, bill_id: strawberry.ID,
+                       platform: PaymentPlatform, amount: Long | None = None
+                       ) -> BillPaymentResult:  # fmt: skip
+        ctx = info.context
+        settings = ctx.kit.settings
+
+        async def work():
+            started = await bills.pay(ctx.session, settings, ctx.tenant, ctx.principal_now(),
+                                      require_id(bill_id, "bill", "billId"), amount=amount,
+                                      platform=platform.value)  # fmt: skip
+            return BillPaymentPayload(
+                payment=Payment.of(started.payment), client_secret=started.client_secret,
+                publishable_key=settings.stripe_publishable_key,
+                stripe_account_id=started.payment.stripe_account,
+            )  # fmt: skip
+
+        result, error = await attempt(ctx.session, work)
+        return error or result

@@ -1,0 +1,392 @@
+"""Deposits: a buyer pays to reserve a unit. Never commits.
+
+``start_deposit`` holds the unit for the agent and creates the payment and its PaymentIntent
+(idempotency key ``deposit:<payment id>``) on the tenant's connected account, with the
+platform fee of the tenant's plan. Stripe's events then decide (``apply_intent``, from the
+event job, always on the PaymentIntent's *current* state, fetched again):
+- succeeded: the deposit is paid (ledger: held as a liability) and the unit reserved; if the
+  unit went to someone else meanwhile, the payment is refunded at once (ledger reversed);
+- failed or canceled: the payment is closed and the agent's hold released."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from api.db import utcnow
+from api.errors import Conflict, NotFound
+from api.identity.auth import Principal
+from api.ids import uuid7
+from api.payment import ledger, stripe_api
+from api.payment.models import Payment
+from api.settings import Settings
+from api.unit import service as units
+from api.unit.models import Unit
+from tenants.models import Tenant
+
+METHODS = ["card", "alipay", "wechat_pay"]
+PLATFORMS = ("ios", "android", "web")
+
+
+class RetryLater(Exception):
+    """A prerequisite of an event has not arrived yet (the job retries)."""
+
+
+async def connected_account(session, tenant_id) -> str | None:
+    return await session.scalar(
+        select(Tenant.stripe_account_id).where(Tenant.id == uuid.UUID(str(tenant_id)))
+    )
+
+
+def platform_fee(settings: Settings, plan: str, amount: int) -> int:
+    bps = settings.stripe_fee_bps.get(plan, settings.stripe_fee_bps.get("free", 0))
+    return amount * bps // 10_000
+
+
+@dataclass
+class DepositStarted:
+    payment: Payment
+    client_secret: str
+    hold_expires_at: datetime | None
+
+
+async def start_deposit(
+    session,
+    settings: Settings,
+    tenant,
+    p: Principal,
+    unit_id: uuid.UUID,
+    *,
+    client_id: uuid.UUID | None,
+    platform: str,
+) -> DepositStarted:
+    """Hold the unit for the caller (or keep the caller's hold) and create the deposit's
+    PaymentIntent. Asking again while it is pending gives the same payment."""
+    from api.setting import service as tenant_settings
+
+    if platform not in PLATFORMS:
+        raise ValueError(platform)
+    account = await connected_account(session, tenant.id)
+    if not account:
+        raise stripe_api.PaymentsOff("this company does not take payments yet", None)
+    stripe_api.client(settings)  # configured at all (before anything is held)
+    pending = (
+        await session.scalars(
+            select(Payment)
+            .where(
+                Payment.unit_id == unit_id,
+                Payment.kind == "deposit",
+                Payment.status == "pending",
+                Payment.agent_id == p.account_id,
+            )
+            .with_for_update()
+        )
+    ).first()
+    unit = await _hold(session, unit_id, p.account_id)
+    if pending is not None:
+        intent = await stripe_api.retrieve_intent(settings, account, pending.stripe_payment_intent)
+        return DepositStarted(pending, intent.client_secret, unit.hold_expires_at)
+    amount = await tenant_settings.get(session, "payments.deposit_amount")
+    payment = Payment(
+        id=uuid7(),
+        kind="deposit",
+        status="pending",
+        amount=amount,
+        currency="cny",
+        unit_id=unit.id,
+        client_id=client_id,
+        agent_id=p.account_id,
+        stripe_account=account,
+        application_fee=platform_fee(settings, tenant.plan, amount),
+    )
+    session.add(payment)
+    await session.flush()
+    intent = await stripe_api.create_intent(
+        settings,
+        account=account,
+        amount=amount,
+        currency="cny",
+        methods=METHODS,
+        platform=platform,
+        fee=payment.application_fee,
+        key=f"deposit:{payment.id}",
+        metadata={
+            "tenant_id": str(tenant.id),
+            "payment_id": str(payment.id),
+            "unit_id": str(unit.id),
+            "kind": "deposit",
+        },
+        description=f"Deposit for unit {unit.number}",
+    )
+    payment.stripe_payment_intent = intent.id
+    await session.flush()
+    return DepositStarted(payment, intent.client_secret, unit.hold_expires_at)
+
+
+async def _hold(session, unit_id: uuid.UUID, agent: uuid.UUID):
+    try:
+        return await units.hold_unit(session, unit_id, actor_id=agent)
+    except Conflict:
+        unit = await session.get(Unit, unit_id, populate_existing=True)
+        if unit is not None and unit.status == "on_hold" and unit.held_by == agent:
+            return unit  # the caller's own hold stands
+        raise
+
+
+async def payment_for(session, intent) -> Payment | None:
+    row = (
+        await session.scalars(
+            select(Payment).where(Payment.stripe_payment_intent == intent.id).with_for_update()
+        )
+    ).first()
+    if row is None and "payment_id" in intent.metadata:
+        try:
+            pid = uuid.UUID(intent.metadata["payment_id"])
+        except ValueError:
+            return None
+        row = await session.get(Payment, pid, with_for_update=True)
+        if row is not None and row.stripe_payment_intent not in (None, intent.id):
+            return None  # another intent's payment: not ours to touch
+    return row
+
+
+def _paid_lines(p: Payment) -> list[tuple[str, int, int]]:
+    held = "deposits_held" if p.kind == "deposit" else "accounts_receivable"
+    return [
+        ("stripe_balance", p.amount - p.application_fee, 0),
+        ("platform_fees", p.application_fee, 0),
+        (held, 0, p.amount),
+    ]
+
+
+async def apply_intent(
+    session, settings: Settings, intent, *, account: str, received_at: datetime
+) -> str:
+    """Bring our records in line with the PaymentIntent's current state. Returns what it did
+    (stored with the event). Safe to run any number of times, in any order."""
+    payment = await payment_for(session, intent)
+    if payment is None:
+        if (utcnow() - received_at).total_seconds() < 600:
+            raise RetryLater(f"no payment for {intent.id} yet")
+        if intent.status == "succeeded":  # money nobody can attribute: give it back
+            await stripe_api.refund(
+                settings,
+                account=account,
+                intent_id=intent.id,
+                amount=intent.amount,
+                key=f"refund:orphan:{intent.id}",
+                reason="no_record",
+            )
+            return "refunded: no payment record"
+        return "ignored: no payment record"
+    if intent.status == "succeeded":
+        if payment.status in ("paid", "refunded"):
+            return f"already {payment.status}"
+        payment.status, payment.paid_at, payment.failure_code = "paid", utcnow(), None
+        payment.version += 1
+        await ledger.post(
+            session,
+            f"payment:{payment.id}:paid",
+            f"{payment.kind} paid",
+            payment.currency,
+            _paid_lines(payment),
+            payment_id=payment.id,
+        )
+        await session.flush()
+        if payment.kind == "fee":
+            return await _settle_bill(session, settings, payment)
+        await _tell(session, payment, "payment.received")
+        if payment.unit_id is not None:
+            return await _reserve_or_refund(session, settings, payment)
+        return "paid"
+    if intent.status in ("canceled", "requires_payment_method"):
+        error = getattr(intent, "last_payment_error", None)
+        if intent.status == "requires_payment_method" and not error:
+            return "waiting: requires_payment_method"
+        if payment.status != "pending":
+            return f"already {payment.status}"
+        payment.status = "canceled" if intent.status == "canceled" else "failed"
+        payment.failure_code = (error["code"] if error and "code" in error else None) or (
+            intent.status
+        )
+        payment.version += 1
+        await _release(session, payment)
+        await session.flush()
+        return payment.status
+    return f"waiting: {intent.status}"
+
+
+async def _reserve_or_refund(session, settings: Settings, payment: Payment) -> str:
+    try:
+        await units.reserve_unit(
+            session,
+            payment.unit_id,
+            actor_id=payment.agent_id,
+            override=False,
+            reason=f"deposit {payment.id} paid",
+        )
+        return "paid; unit reserved"
+    except (Conflict, NotFound):
+        pass  # held by another agent, reserved, sold...: refund the whole deposit
+    await refund_payment(session, settings, payment, reason="unit_unavailable")
+    return "paid; unit unavailable: refunded"
+
+
+async def refund_payment(session, settings: Settings, payment: Payment, *, reason: str,
+                         amount: int | None = None) -> int:  # fmt: skip
+    """Refund ``amount`` (default: all that is left) with the platform fee in proportion; the
+    part of a deposit not refunded is forfeited (income). Returns the amount refunded."""
+    left = payment.amount - payment.refunded_amount
+    amount = left if amount is None else min(amount, left)
+    kept = left - amount if payment.kind == "deposit" else 0
+    if left <= 0 or (amount <= 0 and not kept):
+        return 0
+    if amount > 0:
+        await stripe_api.refund(settings, account=payment.stripe_account,
+                                intent_id=payment.stripe_payment_intent, amount=amount,
+                                key=f"refund:{payment.id}:{reason}", reason=reason)  # fmt: skip
+    held = "deposits_held" if payment.kind == "deposit" else "accounts_receivable"
+    fee = payment.application_fee * amount // payment.amount
+    await ledger.post(
+        session, f"payment:{payment.id}:refund:{reason}", f"refund ({reason})",
+        payment.currency,
+        [(held, amount + kept, 0), ("stripe_balance", 0, amount - fee),
+         ("platform_fees", 0, fee), ("deposit_forfeits", 0, kept)],
+        payment_id=payment.id,
+    )  # fmt: skip
+    payment.refunded_amount += amount
+    payment.status, payment.refund_reason = "refunded", reason
+    payment.version += 1
+    await session.flush()
+    if payment.kind == "deposit" and amount:
+        await _tell(session, payment, "payment.refunded", amount=amount)
+    return amount
+
+
+async def cancel_reservation(session, settings: Settings, p: Principal, unit_id: uuid.UUID, *,
+                             reason: str) -> tuple[Payment, int]:  # fmt: skip
+    """A reserved unit goes back on sale and its paid deposit is refunded by the tenant's
+    rules: in full within ``payments.refund_full_hours`` of paying, else
+    ``payments.refund_late_pct`` percent (the rest is forfeited)."""
+    from api.setting import service as tenant_settings
+
+    payment = (await session.scalars(
+        select(Payment).where(Payment.unit_id == unit_id, Payment.kind == "deposit",
+                              Payment.status == "paid").with_for_update()
+    )).first()  # fmt: skip
+    if payment is None:
+        raise NotFound("no paid deposit for this unit", "unitId")
+    await units.change_status(session, unit_id, "available", actor_id=p.account_id,
+                              reason=reason)  # fmt: skip
+    hours = await tenant_settings.get(session, "payments.refund_full_hours")
+    if (utcnow() - payment.paid_at).total_seconds() <= hours * 3600:
+        amount = payment.amount
+    else:
+        pct = await tenant_settings.get(session, "payments.refund_late_pct")
+        amount = payment.amount * pct // 100
+    refunded = await refund_payment(session, settings, payment, reason="reservation_canceled",
+                                    amount=amount)  # fmt: skip
+    return payment, refunded
+
+
+async def _settle_bill(session, settings: Settings, payment: Payment) -> str:
+    from api.payment import bills
+
+    bill, fits = await bills.settle(session, payment)
+    if not fits:  # paid twice, or voided meanwhile: give this one back
+        await refund_payment(session, settings, payment, reason="bill_closed")
+        if bill is not None:
+            await tell_bill(session, bill, "bill.refunded", amount=payment.amount)
+        return "paid; bill closed: refunded"
+    await tell_bill(session, bill, "bill.paid", amount=payment.amount)
+    return f"paid; bill {bill.number} {bill.status}"
+
+
+async def tell_bill(session, bill, template: str, *, amount: int | None = None) -> None:
+    """The payer hears of a bill: issued, due, paid (a receipt), refunded."""
+    from api.notify import service as notify
+    from api.notify.templates import price
+
+    slug = session.info.get("tenant_slug")
+    if slug is None:
+        return
+    params = {"number": bill.number, "title": bill.title, "due": bill.due_on.isoformat(),
+              "amount": price(bill.amount if amount is None else amount, bill.currency.upper()),
+              "left": price(bill.amount - bill.paid_amount, bill.currency.upper())}  # fmt: skip
+    await notify.notify(session, slug, [bill.payer_id], "payments", template, params,
+                        data={"kind": "bill", "id": str(bill.id)})  # fmt: skip
+
+
+async def members(session, accounts) -> set[uuid.UUID]:
+    """Of ``accounts``, those with an active membership of the session's tenant."""
+    from api.identity.models import Membership
+
+    stmt = select(Membership.account_id).where(
+        Membership.account_id.in_(list(accounts)), Membership.status == "active",
+        Membership.tenant_id == uuid.UUID(str(session.info["tenant_id"])),
+    )  # fmt: skip
+    return set(await session.scalars(stmt))
+
+
+REASONS = {"unit_unavailable": "the unit is no longer available",
+           "reservation_canceled": "the reservation was canceled"}  # fmt: skip
+
+
+async def _tell(session, payment: Payment, template: str, *, amount: int | None = None) -> None:
+    """The payer and the agent hear of it (category payments; it opens the payment)."""
+    from api.notify import service as notify
+    from api.notify.templates import price
+
+    slug = session.info.get("tenant_slug")
+    people = [a for a in (payment.payer_id, payment.agent_id) if a is not None]
+    if slug is None or not people:
+        return
+    number = await session.scalar(select(Unit.number).where(Unit.id == payment.unit_id))
+    shown = payment.amount if amount is None else amount
+    reason = payment.refund_reason or ""
+    params = {
+        "number": number or "-",
+        "amount": price(shown, payment.currency.upper()),
+        "reason": REASONS.get(reason, reason),
+    }
+    await notify.notify(session, slug, people, "payments", template, params,
+                        data={"kind": "payment", "id": str(payment.id)})  # fmt: skip
+
+
+async def _release(session, payment: Payment) -> None:
+    """The agent's hold for this deposit ends (if it is still theirs and on hold)."""
+    if payment.kind != "deposit" or payment.unit_id is None:
+        return
+    unit = await session.get(Unit, payment.unit_id, populate_existing=True)
+    if unit is not None and unit.status == "on_hold" and unit.held_by == payment.agent_id:
+        await units.release_hold(session, unit.id, actor_id=payment.agent_id, override=True)
+
+
+async def expire_deposits(session, settings: Settings, limit: int = 200) -> int:
+    """Pending deposits whose hold is over (expired or released): cancel their PaymentIntent
+    so nobody pays for a unit that is no longer kept for them, and close them. One paid
+    meanwhile is applied as paid instead (reserved, or refunded if the unit is gone)."""
+    rows = (await session.scalars(
+        select(Payment).join(Unit, Unit.id == Payment.unit_id)
+        .where(Payment.kind == "deposit", Payment.status == "pending",
+               Payment.stripe_payment_intent.is_not(None),
+               ~((Unit.status == "on_hold") & (Unit.held_by == Payment.agent_id)
+                 & (Unit.hold_expires_at > utcnow())))
+        .with_for_update(of=Payment, skip_locked=True).limit(limit)
+    )).all()  # fmt: skip
+    for payment in rows:
+        intent = await stripe_api.cancel_intent(settings, payment.stripe_account,
+                                                payment.stripe_payment_intent)  # fmt: skip
+        await apply_intent(session, settings, intent, account=payment.stripe_account,
+                           received_at=payment.created_at)  # fmt: skip
+    return len(rows)
+
+
+async def payments(session, p: Principal, *, unit_id: uuid.UUID | None, first: int):
+    stmt = select(Payment).order_by(Payment.id.desc()).limit(first)
+    if unit_id is not None:
+        stmt = stmt.where(Payment.unit_id == unit_id)
+    return list((await session.scalars(stmt)).all())

@@ -1,0 +1,152 @@
+"""``POST /webhooks/stripe``: verify, route, store once, queue; answer fast.
+
+- No signing secret configured: 404 (the endpoint does not exist).
+- The signature is checked on the raw body (Stripe's scheme: HMAC-SHA256 of ``t.body``, within
+  the tolerance); a bad or old one, or a body that is not an event: 400, nothing stored.
+- Event types we do not handle: 200 and nothing stored (Stripe stops sending them).
+- An event of a connected account goes to the tenant holding that account; an unknown account,
+  or an object whose metadata names another tenant: 400, nothing stored.
+- The event is inserted once by its id (a repeat is answered 200 as a duplicate); its job is
+  queued in the same transaction."""
+
+from __future__ import annotations
+
+import json
+
+import stripe
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.db import utcnow
+from api.jobs import enqueue
+from api.payment.models import StripeEvent
+from tenants.models import Tenant
+
+# Connected-account events we act on.
+PAYMENTS = frozenset({
+    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+})  # fmt: skip
+# Platform events about the tenants' own plans (Stripe Billing).
+BILLING = frozenset({
+    "customer.subscription.created", "customer.subscription.updated",
+    "customer.subscription.deleted", "invoice.paid", "invoice.payment_failed",
+})  # fmt: skip
+HANDLED = PAYMENTS | BILLING
+MAX_BODY = 512 * 1024
+
+
+def _refuse(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def verify(body: bytes, header: str | None, secrets: list[str], tolerance: int) -> bool:
+    payload = body.decode("utf-8", errors="replace")
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+            return True
+        except stripe.SignatureVerificationError:
+            continue
+    return False
+
+
+async def receive(request: Request, engine, settings) -> Response:
+    secrets = [
+        s for s in (settings.stripe_webhook_secret, settings.stripe_connect_webhook_secret) if s
+    ]
+    if not secrets:
+        return Response("not found", status_code=404)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return _refuse(413, "payload too large")
+    if not verify(
+        body, request.headers.get("stripe-signature"), secrets, settings.stripe_tolerance
+    ):
+        return _refuse(400, "bad signature")
+    try:
+        event = json.loads(body)
+        event_id, kind, created = event["id"], event["type"], int(event["created"])
+        obj = event["data"]["object"]
+        if not isinstance(event_id, str) or not event_id.startswith("evt_"):
+            raise ValueError(event_id)
+    except (ValueError, KeyError, TypeError):
+        return _refuse(400, "not a Stripe event")
+    if kind not in HANDLED:
+        return JSONResponse({"received": True, "ignored": kind})
+    async with engine.begin() as conn:
+        refused, stored = await store(conn, event_id, kind, created, obj, event)
+    if refused:
+        return _refuse(400, refused)
+    if stored is None:
+        return JSONResponse({"received": True, "ignored": kind})
+    return JSONResponse({"received": True, "duplicate": not stored})
+
+
+async def store(conn, event_id: str, kind: str, created: int, obj, event: dict
+                ) -> tuple[str | None, bool | None]:  # fmt: skip
+    """Store a verified event once and queue its job, in the caller's transaction. Returns
+    (why it is refused, None) or (None, stored: True / a duplicate: False / ignored: None)."""
+    if kind not in HANDLED:
+        return None, None
+    account = event.get("account")
+    if kind in BILLING:
+        customer = obj.get("customer") if isinstance(obj, dict) else None
+        if account or not isinstance(customer, str):
+            return "a billing event is the platform's, about a customer", None
+        tenant = (await conn.execute(
+            select(Tenant.id, Tenant.slug).where(Tenant.stripe_customer_id == customer)
+        )).first()  # fmt: skip
+        if tenant is None:
+            return "unknown customer", None
+    else:
+        if not account:
+            return "a payment event without its connected account", None
+        tenant = (await conn.execute(
+            select(Tenant.id, Tenant.slug).where(Tenant.stripe_account_id == account)
+        )).first()  # fmt: skip
+        if tenant is None:
+            return "unknown connected account", None
+    named = (obj.get("metadata") or {}).get("tenant_id") if isinstance(obj, dict) else None
+    if named is not None and named != str(tenant.id):
+        return "the event's object belongs to another tenant", None
+    stored = await conn.scalar(
+        insert(StripeEvent)
+        .values(id=event_id, type=kind, account=account, tenant_id=tenant.id, created=created,
+                payload=event, received_at=utcnow(), attempts=0, outcome="")
+        .on_conflict_do_nothing(index_elements=[StripeEvent.id])
+        .returning(StripeEvent.id)
+    )  # fmt: skip
+    if stored is None:
+        return None, False
+    from api.payment import tasks
+
+    task = tasks.apply_billing_event if kind in BILLING else tasks.apply_stripe_event
+    await conn.execute(enqueue(task, tenant=tenant.slug, event_id=event_id))
+    return None, True
+
+
+async def replay(engine, settings, since: int) -> dict[str, int]:
+    """Fetch the platform's events and every connected account's since ``since`` (unix
+    seconds) from Stripe and store those that never arrived (``anju stripe replay``)."""
+    from api.payment import stripe_api
+
+    counts = {"stored": 0, "duplicate": 0, "ignored": 0, "refused": 0}
+    async with engine.connect() as conn:
+        accounts = list(await conn.scalars(
+            select(Tenant.stripe_account_id).where(Tenant.stripe_account_id.is_not(None))
+        ))  # fmt: skip
+    for account in [None, *accounts]:  # the platform's own (plans), then each tenant's
+        async for ev in stripe_api.events_since(settings, since, account):
+            event = ev.to_dict(for_json=True)  # decimal strings stay strings
+            if account:
+                event.setdefault("account", account)
+            async with engine.begin() as conn:
+                refused, stored = await store(conn, event["id"], event["type"],
+                                              int(event["created"]),
+                                              event["data"]["object"], event)  # fmt: skip
+            key = ("refused" if refused else "ignored" if stored is None
+                   else "stored" if stored else "duplicate")  # fmt: skip
+            counts[key] += 1
+    return counts

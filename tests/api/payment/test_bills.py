@@ -1,0 +1,242 @@
+"""Fee bills paid in the app through Stripe (loopback): partial payments, numbered receipts
+(PDF in Chinese and English at a signed URL), overdue, reminders three days before, voiding,
+a payment arriving for a bill settled meanwhile (refunded), and who sees what."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import timedelta
+
+import pypdf
+from sqlalchemy import select, text
+
+from api.payment import bills
+from api.payment import tasks as payment_tasks
+from api.payment.models import Bill as BillRow
+from tenants.sessions import TenantDatabase
+from tests.api.payment.test_payments import books, connect, deliver, told, work
+from tests.conftest import TOKENS, gql
+
+BILL_FIELDS = """
+  id number kind title period payerId amount paidAmount outstanding dueOn status overdue
+  receipts { id number amount pdfUrl(locale: $locale) }
+"""
+ISSUE = (
+    """
+mutation($input: IssueBillInput!, $locale: String! = "zh-CN") {
+  issueBill(input: $input) {
+    __typename
+    ... on BillPayload { bill { """
+    + BILL_FIELDS
+    + """ } }
+    ... on UserError { code message field }
+  }
+}
+"""
+)
+MINE = 'query($locale: String! = "zh-CN") { myBills { ' + BILL_FIELDS + " } }"
+ALL = (
+    'query($overdue: Boolean! = false, $locale: String! = "en") { bills(overdue: $overdue) { '
+    + BILL_FIELDS
+    + " } }"
+)
+PAY = """
+mutation($b: ID!, $a: Long) {
+  payBill(billId: $b, platform: WEB, amount: $a) {
+    __typename
+    ... on BillPaymentPayload { clientSecret stripeAccountId payment { id amount status } }
+    ... on UserError { code message field }
+  }
+}
+"""
+VOID = """
+mutation($b: ID!, $r: String!) {
+  voidBill(billId: $b, reason: $r) {
+    __typename ... on BillPayload { bill { status } } ... on UserError { code field }
+  }
+}
+"""
+
+
+async def issue(http, slug, payer, amount=30_000, due_in=10, **extra) -> dict:
+    from api.payment.bills import today
+
+    fields = {"kind": "PROPERTY_FEE", "title": "物业费 2026-12", "payerId": str(payer),
+              "amount": amount, "dueOn": (today() + timedelta(days=due_in)).isoformat(),
+              "period": "2026-12", **extra}  # fmt: skip
+    res = await gql(http, ISSUE, {"input": fields}, tenant=slug)
+    assert "errors" not in res, res
+    return res["data"]["issueBill"]
+
+
+async def pay(http, slug, token, bill_id, amount=None) -> dict:
+    res = await gql(http, PAY, {"b": bill_id, "a": amount}, tenant=slug, token=token)
+    assert "errors" not in res, res
+    return res["data"]["payBill"]
+
+
+async def mine(http, slug, token, locale="zh-CN") -> list[dict]:
+    res = await gql(http, MINE, {"locale": locale}, tenant=slug, token=token)
+    assert "errors" not in res, res
+    return res["data"]["myBills"]
+
+
+def pi(started: dict) -> str:
+    return started["clientSecret"].split("_secret_")[0]
+
+
+async def test_partial_payments_receipts_and_the_ledger(
+    http, fake, engine, db_url, make_tenant, member, worker_settings
+):
+    tenant = await make_tenant()
+    slug = tenant.slug
+    account = await connect(engine, tenant)
+    owner_id, owner = await member(tenant, ["owner"])
+    _, neighbour = await member(tenant, ["owner"])
+    bill = (await issue(http, slug, owner_id, amount=30_000))["bill"]
+    assert (bill["number"], bill["status"], bill["outstanding"]) == ("B00000001", "OPEN", 30_000)
+    assert [t for _, t, _ in await told(engine, tenant)] == ["bill.issued"]
+    assert await mine(http, slug, neighbour) == []
+    got = await pay(http, slug, neighbour, bill["id"])  # someone else's bill: not found
+    assert (got["__typename"], got["field"]) == ("NotFoundError", "billId")
+
+    # Too much, too little, then 100 yuan of 300.
+    for amount in (30_001, 99, 0):
+        got = await pay(http, slug, owner, bill["id"], amount)
+        assert (got["__typename"], got["field"]) == ("ValidationError", "amount"), got
+    first = await pay(http, slug, owner, bill["id"], 10_000)
+    assert first["__typename"] == "BillPaymentPayload" and first["stripeAccountId"] == account
+    [call] = [c for c in fake.calls("POST", "/v1/payment_intents")
+              if c.body["metadata"].get("bill_id") == bill["id"]]  # fmt: skip
+    assert call.body["amount"] == "10000" and call.body["application_fee_amount"] == "200"
+    assert call.body["payment_method_options"] == {"wechat_pay": {"client": "web"}}
+    assert call.headers["idempotency-key"] == f"fee:{first['payment']['id']}"
+    await deliver(http, fake, fake.succeed(pi(first)))
+    await work(worker_settings, engine, db_url)
+    [b] = await mine(http, slug, owner)
+    assert (b["status"], b["paidAmount"], b["outstanding"]) == ("OPEN", 10_000, 20_000)
+    assert [(r["number"], r["amount"]) for r in b["receipts"]] == [("R00000001", 10_000)]
+
+    # The rest; the receipt's PDF in Chinese and in English.
+    rest = await pay(http, slug, owner, bill["id"])
+    assert rest["payment"]["amount"] == 20_000
+    await deliver(http, fake, fake.succeed(pi(rest)))
+    await work(worker_settings, engine, db_url)
+    [b] = await mine(http, slug, owner)
+    assert (b["status"], b["outstanding"]) == ("PAID", 0)
+    assert [r["number"] for r in b["receipts"]] == ["R00000001", "R00000002"]
+    pdf = await http.get(b["receipts"][1]["pdfUrl"])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    words = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    for expected in ("收据", "R00000002", "B00000001", "物业费 2026-12", "¥200"):
+        assert expected in words, (expected, words)
+    [b_en] = await mine(http, slug, owner, locale="en")
+    words = pypdf.PdfReader(io.BytesIO((await http.get(b_en["receipts"][0]["pdfUrl"])).content))
+    assert "Receipt" in words.pages[0].extract_text()
+    # A tampered or expired link is refused.
+    url = b["receipts"][1]["pdfUrl"]
+    assert (await http.get(url.replace("locale=zh-CN", "locale=en"))).status_code == 404
+    assert (await http.get(url.replace(url.split("sig=")[1], "x" * 24))).status_code == 404
+    assert (await http.get(url.replace("exp=", "exp=1"))).status_code == 404
+    paid = await pay(http, slug, owner, bill["id"])
+    assert (paid["__typename"], paid["field"]) == ("ConflictError", "billId")
+
+    balances, journals = await books(engine, tenant)
+    assert journals == 3  # issued, two payments
+    assert balances == {"fee_income": -30_000, "accounts_receivable": 0,
+                        "stripe_balance": 29_400, "platform_fees": 600}  # fmt: skip
+    assert [t for _, t, _ in await told(engine, tenant)] == ["bill.issued", "bill.paid",
+                                                             "bill.paid"]  # fmt: skip
+
+
+async def test_a_payment_for_a_bill_settled_meanwhile_is_refunded(
+    http, fake, engine, db_url, make_tenant, member, worker_settings
+):
+    """Two phones pay the whole bill at once: both payments succeed at Stripe; the second to
+    arrive finds the bill paid and is refunded."""
+    tenant = await make_tenant()
+    await connect(engine, tenant)
+    owner_id, owner = await member(tenant, ["owner"])
+    bill = (await issue(http, tenant.slug, owner_id, amount=5_000))["bill"]
+    a = await pay(http, tenant.slug, owner, bill["id"])
+    b = await pay(http, tenant.slug, owner, bill["id"], 4_999)  # another amount: another intent
+    assert pi(a) != pi(b)
+    await deliver(http, fake, fake.succeed(pi(a)))
+    await deliver(http, fake, fake.succeed(pi(b)))
+    await work(worker_settings, engine, db_url)
+    [got] = await mine(http, tenant.slug, owner)
+    assert (got["status"], got["paidAmount"], len(got["receipts"])) == ("PAID", 5_000, 1)
+    refunds = [c for c in fake.calls("POST", "/v1/refunds") if c.body["payment_intent"] == pi(b)]
+    assert len(refunds) == 1 and refunds[0].body["amount"] == "4999"
+    balances, _ = await books(engine, tenant)
+    assert balances["accounts_receivable"] == 0 and balances["fee_income"] == -5_000
+    assert "bill.refunded" in [t for _, t, _ in await told(engine, tenant)]
+
+
+async def test_overdue_reminders_once_and_voiding(
+    http, fake, engine, make_tenant, member, worker_settings
+):
+    tenant = await make_tenant()
+    slug = tenant.slug
+    await connect(engine, tenant)
+    owner_id, owner = await member(tenant, ["owner"])
+    soon = (await issue(http, slug, owner_id, due_in=2))["bill"]
+    later = (await issue(http, slug, owner_id, due_in=20, kind="PARKING_FEE"))["bill"]
+    late = (await issue(http, slug, owner_id, due_in=-3))["bill"]
+    assert [soon["overdue"], later["overdue"], late["overdue"]] == [False, False, True]
+    res = await gql(http, ALL, {"overdue": True}, tenant=slug)
+    assert [x["id"] for x in res["data"]["bills"]] == [late["id"]]
+
+    async def remind() -> int:
+        async with TenantDatabase(engine).session(tenant) as session:
+            n = await payment_tasks.remind_bills.work(session, tenant)
+            await session.commit()
+        return n
+
+    assert await remind() == 1 and await remind() == 0
+    due = [t for t in await told(engine, tenant) if t[1] == "bill.due"]
+    assert due == [(owner_id, "bill.due", "payments")]
+
+    got = await gql(http, VOID, {"b": soon["id"], "r": "issued twice"}, tenant=slug)
+    assert got["data"]["voidBill"]["bill"]["status"] == "VOID"
+    got = await gql(http, VOID, {"b": soon["id"], "r": "again"}, tenant=slug)
+    assert got["data"]["voidBill"]["__typename"] == "ConflictError"
+    got = await pay(http, slug, owner, soon["id"])
+    assert got["__typename"] == "ConflictError"
+    balances, _ = await books(engine, tenant)
+    assert balances["accounts_receivable"] == 60_000  # two open bills of 300 yuan
+    # Owners can't issue, staff can't pay others' bills as theirs.
+    fields = {"kind": "SERVICE_FEE", "title": "x", "payerId": str(owner_id), "amount": 1,
+              "dueOn": "2026-12-01"}  # fmt: skip
+    res = await gql(http, ISSUE, {"input": fields}, tenant=slug, token=owner)
+    assert res["data"]["issueBill"]["__typename"] == "PermissionDeniedError"
+    assert await mine(http, slug, TOKENS[slug]) == []
+
+
+async def test_bill_numbers_have_no_gaps_under_concurrency(engine, make_tenant, member):
+    tenant = await make_tenant()
+    owner_id, _ = await member(tenant, ["owner"])
+    import asyncio
+
+    from api.identity.auth import Principal
+
+    staff = Principal(account_id=uuid.uuid4(), tenant_id=uuid.UUID(str(tenant.id)),
+                      session_id=uuid.uuid4(), roles=("admin",), permissions=frozenset(),
+                      scope="all")  # fmt: skip
+
+    async def one(i: int, fail: bool) -> None:
+        async with TenantDatabase(engine).session(tenant) as session:
+            await bills.issue(session, staff, bills.BillInput(
+                kind="service_fee", title=f"#{i}", payer_id=owner_id, amount=100,
+                due_on=bills.today()))  # fmt: skip
+            if fail:
+                await session.rollback()  # a rolled-back bill gives its number back
+                return
+            await session.commit()
+
+    await asyncio.gather(*(one(i, i % 3 == 0) for i in range(12)))
+    async with TenantDatabase(engine).session(tenant) as session:
+        numbers = sorted((await session.scalars(select(BillRow.number))).all())
+        assert await session.scalar(text(f'SELECT count(*) FROM "{tenant.schema_name}".journal'))
+    assert numbers == [f"B{n:08d}" for n in range(1, 9)]

@@ -29,8 +29,8 @@ from api.client.service import LANGUAGES, OPEN
 from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
-from api.identity.models import Membership, Team, TeamMember
-from api.identity.teams import visible_owners
+from api.identity.models import Team, TeamMember
+from api.identity.teams import active_members, visible_owners
 from api.validate import text, unique_texts
 
 # ---------------------------------------------------------------- rules
@@ -81,7 +81,7 @@ async def _check_route(session, i: RouteInput) -> None:
         if teams - found:
             field = "teamId" if i.team_id in teams - found else "fallbackTeamIds"
             raise NotFound("team not found", field)
-    if i.agent_id is not None and not await _members(session, [i.agent_id]):
+    if i.agent_id is not None and not await active_members(session, [i.agent_id]):
         raise NotFound("no active member with this id", "agentId")
 
 
@@ -173,17 +173,6 @@ def matches(rule: LeadRoute, client: Client) -> list[str] | None:
 # ---------------------------------------------------------------- availability
 
 
-async def _members(session, accounts) -> set[uuid.UUID]:
-    """Of ``accounts``, those with an active membership of this tenant."""
-    tenant_id = session.info.get("tenant_id")
-    stmt = select(Membership.account_id).where(
-        Membership.account_id.in_(list(accounts)), Membership.status == "active"
-    )
-    if tenant_id is not None:
-        stmt = stmt.where(Membership.tenant_id == uuid.UUID(str(tenant_id)))
-    return set(await session.scalars(stmt))
-
-
 def _available_clause(now: datetime):
     return or_(
         AgentRouting.paused.is_(None),
@@ -206,12 +195,12 @@ async def available_members(session, team_id: uuid.UUID, now: datetime) -> list[
         .scalars()
         .all()
     )
-    active = await _members(session, rows) if rows else set()
+    active = await active_members(session, rows) if rows else set()
     return [a for a in rows if a in active]
 
 
 async def is_available(session, account_id: uuid.UUID, now: datetime) -> bool:
-    if not await _members(session, [account_id]):
+    if not await active_members(session, [account_id]):
         return False
     row = await session.get(AgentRouting, account_id)
     return (
@@ -508,7 +497,7 @@ async def claim_offer(session, p: Principal, client: Client, now: datetime) -> N
 async def check_agent(session, p: Principal, agent: uuid.UUID) -> None:
     """``agent`` is an active member within the caller's data scope (else NOT_FOUND)."""
     owners = await visible_owners(session, p)
-    if (owners is not None and agent not in owners) or not await _members(session, [agent]):
+    if (owners is not None and agent not in owners) or not await active_members(session, [agent]):
         raise NotFound("no active member with this id", "agentId")
 
 

@@ -89,6 +89,17 @@ async def visible_owners(session: AsyncSession, p: Principal) -> set[uuid.UUID] 
     return set(owners) | {p.account_id}
 
 
+async def active_members(session: AsyncSession, accounts) -> set[uuid.UUID]:
+    """Of ``accounts``, those with an active membership of the session's tenant."""
+    from api.identity.models import Membership
+
+    stmt = select(Membership.account_id).where(
+        Membership.account_id.in_(list(accounts)), Membership.status == "active",
+        Membership.tenant_id == uuid.UUID(str(session.info["tenant_id"])),
+    )  # fmt: skip
+    return set(await session.scalars(stmt))
+
+
 def owner_filter(column, owners: set[uuid.UUID] | None):
     """The WHERE clause for a repository: ``owner_id IN (...)``, or true for scope all."""
     return literal(True) if owners is None else column.in_(owners)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
+from api.identity.teams import active_members
 from api.ids import uuid7
 from api.payment import ledger, stripe_api
 from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
@@ -60,15 +61,13 @@ class BillInput:
 
 
 async def issue(session, p: Principal, i: BillInput) -> Bill:
-    from api.payment.service import members
-
     if i.kind not in BILL_KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(BILL_KINDS)}", "kind")
     if not 1 <= i.amount <= 10_000_000_000:
         raise ValidationFailed("an amount is 1 to 10,000,000,000 fen", "amount")
     if i.due_on < today() - timedelta(days=366):
         raise ValidationFailed("a due date within the last year or later", "dueOn")
-    if not await members(session, [i.payer_id]):
+    if not await active_members(session, [i.payer_id]):
         raise NotFound("no active member with this id", "payerId")
     number = await next_number(session, "bill")
     bill = Bill(id=uuid7(), number=f"B{number:08d}", kind=i.kind, payer_id=i.payer_id,

@@ -320,17 +320,6 @@ async def tell_bill(session, bill, template: str, *, amount: int | None = None) 
                         data={"kind": "bill", "id": str(bill.id)})  # fmt: skip
 
 
-async def members(session, accounts) -> set[uuid.UUID]:
-    """Of ``accounts``, those with an active membership of the session's tenant."""
-    from api.identity.models import Membership
-
-    stmt = select(Membership.account_id).where(
-        Membership.account_id.in_(list(accounts)), Membership.status == "active",
-        Membership.tenant_id == uuid.UUID(str(session.info["tenant_id"])),
-    )  # fmt: skip
-    return set(await session.scalars(stmt))
-
-
 REASONS = {"unit_unavailable": "the unit is no longer available",
            "reservation_canceled": "the reservation was canceled"}  # fmt: skip
 

@@ -12,7 +12,6 @@ import uuid
 import pytest
 from sqlalchemy import func, select, text, update
 
-from api.jobs import run_worker
 from api.payment import ledger
 from api.payment.models import Journal, Payment, StripeEvent
 from tenants.models import Tenant
@@ -45,9 +44,10 @@ async def connect(engine, tenant) -> str:
 
 
 async def work(settings, engine, db_url) -> None:
-    """A burst worker: every job due now, then it stops."""
-    await asyncio.wait_for(run_worker(settings, engine, db_url, wait=False,
-                                      install_signal_handlers=False), 60)  # fmt: skip
+    """Burst workers until every job due now has run."""
+    from tests.api.test_jobs import drain
+
+    await asyncio.wait_for(drain(engine, db_url, settings), 60)
 
 
 async def deliver(http, fake, event, *, secret=SECRET, timestamp=None, body=None):

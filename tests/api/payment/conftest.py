@@ -29,8 +29,10 @@ def plans(fake) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def gateway(live_server_factory, fake, plans):
+    # No outbox relay here: with the in-process bus, a second relay that became leader would
+    # publish live events in this process only, and the suite's main gateway would miss them.
     with live_server_factory(stripe_api_url=fake.url, stripe_plan_prices=plans,
-                             **STRIPE) as server:  # fmt: skip
+                             live_relay_in_process=False, **STRIPE) as server:  # fmt: skip
         yield server
 
 

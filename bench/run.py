@@ -2,8 +2,8 @@
 bench/results/latest.md, and the table between the bench markers of the README. Not part of
 ``make test``.
 
-``python -m bench.run --only tenancy|http|search|live|notify``: one group of scenarios; prints
-its table and leaves latest.* and the README alone."""
+``python -m bench.run --only tenancy|http|search|live|notify|stripe``: one group of scenarios;
+prints its table and leaves latest.* and the README alone."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http, live, notify, search, tenancy
+from bench import http, live, notify, search, stripe, tenancy
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -28,7 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", choices=["small", "full"], default="full")
     parser.add_argument(
-        "--only", choices=["tenancy", "http", "search", "live", "notify"], default=None
+        "--only",
+        choices=["tenancy", "http", "search", "live", "notify", "stripe"],
+        default=None,
     )
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -44,6 +46,8 @@ def main() -> None:
         results.update(live.main(args.size))
     if parser_only in (None, "notify"):
         results.update(notify.main(args.size))
+    if parser_only in (None, "stripe"):
+        results.update(stripe.main(args.size))
     if parser_only in (None, "tenancy"):
         results = {"tenancy": tenancy.main(args.size), **results}
     meta = {

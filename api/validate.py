@@ -27,3 +27,10 @@ def unique_texts(values: list[str], field: str, *, max_len: int = 50, max_count:
     if len(out) > max_count:
         raise ValidationFailed(f"at most {max_count} {field}", field)
     return out
+
+
+def https_url(value: str, field: str, *, max_len: int = 500) -> str:
+    """A URL Stripe may send a browser back to: https, at most ``max_len`` characters."""
+    if not value.startswith("https://") or len(value) > max_len:
+        raise ValidationFailed("an https URL", field)
+    return value

@@ -24,6 +24,7 @@ from api.db import utcnow
 from api.errors import ValidationFailed
 from api.payment import stripe_api
 from api.settings import Settings
+from api.validate import https_url
 from tenants.models import Tenant
 
 ACTIVE = ("active", "trialing")
@@ -37,9 +38,8 @@ async def start_checkout(session, settings: Settings, tenant, plan: str, *, succ
     price = settings.stripe_plan_prices.get(plan)
     if not price:
         raise ValidationFailed(f"plan is one of {', '.join(settings.stripe_plan_prices)}", "plan")
-    for url, name in ((success_url, "successUrl"), (cancel_url, "cancelUrl")):
-        if not url.startswith("https://") or len(url) > 500:
-            raise ValidationFailed("an https URL", name)
+    https_url(success_url, "successUrl")
+    https_url(cancel_url, "cancelUrl")
     api = stripe_api.client(settings)
     row = await session.get(Tenant, uuid.UUID(str(tenant.id)), with_for_update=True)
     try:
@@ -58,7 +58,7 @@ async def start_checkout(session, settings: Settings, tenant, plan: str, *, succ
             "subscription_data": {"metadata": meta},
         })  # fmt: skip
     except stripe.StripeError as exc:
-        raise stripe_api._failed(exc) from exc
+        raise stripe_api.failed(exc) from exc
     return checkout.url
 
 

@@ -147,12 +147,9 @@ async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.U
               amount: int | None, platform: str) -> PaymentStarted:  # fmt: skip
     """Start paying the caller's bill: all that is left, or part of it (at least ¥1). Asking
     again for the same amount while it is pending gives the same payment."""
-    from api.payment.service import METHODS, connected_account, platform_fee
+    from api.payment.service import platform_fee, require_account
 
-    account = await connected_account(session, tenant.id)
-    if not account:
-        raise stripe_api.PaymentsOff("this company does not take payments yet", None)
-    stripe_api.client(settings)
+    account = await require_account(session, settings, tenant)
     bill = await bill_of(session, p, bill_id, staff=False, lock=True)
     if bill.status != "open":
         raise Conflict(f"this bill is {bill.status}", "billId")
@@ -173,10 +170,8 @@ async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.U
                       application_fee=platform_fee(settings, tenant.plan, amount))  # fmt: skip
     session.add(payment)
     await session.flush()
-    methods = [m for m in METHODS if m != "wechat_pay" or platform == "web"
-               or settings.stripe_wechat_app_id]  # fmt: skip
     intent = await stripe_api.create_intent(
-        settings, account=account, amount=amount, currency=bill.currency, methods=methods,
+        settings, account=account, amount=amount, currency=bill.currency,
         platform=platform, fee=payment.application_fee, key=f"fee:{payment.id}",
         metadata={"tenant_id": str(tenant.id), "payment_id": str(payment.id),
                   "bill_id": str(bill.id), "kind": "fee"},

@@ -23,6 +23,7 @@ from api.graphql.types import Long, require_id
 from api.payment import service, stripe_api
 from api.payment.models import PAYMENT_KINDS, PAYMENT_STATUSES
 from api.payment.models import Payment as PaymentRow
+from api.validate import https_url
 
 PaymentStatus = strawberry.enum(
     enum.Enum("PaymentStatus", {s.upper(): s for s in PAYMENT_STATUSES})
@@ -264,11 +265,8 @@ class Mutation:
         settings = ctx.kit.settings
 
         async def work():
-            for url, name in ((return_url, "returnUrl"), (refresh_url, "refreshUrl")):
-                if not url.startswith("https://") or len(url) > 500:
-                    from api.errors import ValidationFailed
-
-                    raise ValidationFailed("an https URL", name)
+            https_url(return_url, "returnUrl")
+            https_url(refresh_url, "refreshUrl")
             account = await service.connected_account(ctx.session, ctx.tenant.id)
             if not account:
                 made = await stripe_api.create_account(

@@ -27,12 +27,21 @@ from api.unit import service as units
 from api.unit.models import Unit
 from tenants.models import Tenant
 
-METHODS = ["card", "alipay", "wechat_pay"]
 PLATFORMS = ("ios", "android", "web")
 
 
 class RetryLater(Exception):
     """A prerequisite of an event has not arrived yet (the job retries)."""
+
+
+async def require_account(session, settings: Settings, tenant) -> str:
+    """The tenant's connected account, with payments configured; else PaymentsOff (before
+    anything is held or created)."""
+    account = await connected_account(session, tenant.id)
+    if not account:
+        raise stripe_api.PaymentsOff("this company does not take payments yet", None)
+    stripe_api.client(settings)
+    return account
 
 
 async def connected_account(session, tenant_id) -> str | None:
@@ -69,10 +78,7 @@ async def start_deposit(
 
     if platform not in PLATFORMS:
         raise ValueError(platform)
-    account = await connected_account(session, tenant.id)
-    if not account:
-        raise stripe_api.PaymentsOff("this company does not take payments yet", None)
-    stripe_api.client(settings)  # configured at all (before anything is held)
+    account = await require_account(session, settings, tenant)
     pending = (
         await session.scalars(
             select(Payment)
@@ -109,7 +115,6 @@ async def start_deposit(
         account=account,
         amount=amount,
         currency="cny",
-        methods=METHODS,
         platform=platform,
         fee=payment.application_fee,
         key=f"deposit:{payment.id}",

@@ -54,15 +54,26 @@ async def close_all() -> None:
         await held[2].close_async()
 
 
-def _failed(exc: stripe.StripeError) -> ProviderFailed:
+def failed(exc: stripe.StripeError) -> ProviderFailed:
     message = getattr(exc, "user_message", None) or "the payment provider refused"
     return ProviderFailed(f"payment provider: {message}", None)
 
 
+METHODS = ("card", "alipay", "wechat_pay")
+
+
+def methods_for(settings: Settings, platform: str) -> list[str]:
+    """Cards and Alipay everywhere; WeChat Pay on the web, and in the apps once the app id
+    registered with WeChat is configured."""
+    return [m for m in METHODS if m != "wechat_pay" or platform == "web"
+            or settings.stripe_wechat_app_id]  # fmt: skip
+
+
 async def create_intent(
-    settings: Settings, *, account: str, amount: int, currency: str, methods: list[str],
-    platform: str, fee: int, metadata: dict, key: str, description: str = "",
+    settings: Settings, *, account: str, amount: int, currency: str, platform: str, fee: int,
+    metadata: dict, key: str, description: str = "",
 ) -> stripe.PaymentIntent:  # fmt: skip
+    methods = methods_for(settings, platform)
     params: dict[str, Any] = {
         "amount": amount, "currency": currency, "allowed_payment_method_types": methods,
         "metadata": metadata, "description": description,
@@ -79,7 +90,7 @@ async def create_intent(
             params, {"stripe_account": account, "idempotency_key": key}
         )
     except stripe.StripeError as exc:
-        raise _failed(exc) from exc
+        raise failed(exc) from exc
 
 
 async def retrieve_intent(settings: Settings, account: str | None, intent_id: str):
@@ -126,7 +137,7 @@ async def create_account(settings: Settings, *, tenant_id: str, name: str, key: 
     try:
         return await client(settings).v1.accounts.create_async(params, {"idempotency_key": key})
     except stripe.StripeError as exc:
-        raise _failed(exc) from exc
+        raise failed(exc) from exc
 
 
 async def onboarding_link(settings: Settings, *, account: str, refresh_url: str, return_url: str):
@@ -139,7 +150,7 @@ async def onboarding_link(settings: Settings, *, account: str, refresh_url: str,
     try:
         return await client(settings).v1.account_links.create_async(params)
     except stripe.StripeError as exc:
-        raise _failed(exc) from exc
+        raise failed(exc) from exc
 
 
 async def events_since(settings: Settings, since: int, account: str | None = None):

@@ -16,9 +16,10 @@ from api.payment import ledger
 from api.payment.models import Journal, Payment, StripeEvent
 from tenants.models import Tenant
 from tenants.sessions import TenantDatabase
-from tests.api.payment.conftest import SECRET
+from tests.api.payment.conftest import SECRET, STRIPE
 from tests.api.unit.helpers import UNIT_QUERY, inventory
 from tests.conftest import TOKENS, gql
+from tests.conftest import test_settings as settings_with
 
 START = """
 mutation($u: ID!, $p: PaymentPlatform!) {
@@ -502,3 +503,12 @@ async def test_a_deposit_whose_hold_ran_out_is_cancelled_at_stripe(
     assert await unit_status(http, tenant.slug, paid_late) == "RESERVED"
     assert await unit_status(http, tenant.slug, gone) == "AVAILABLE"
     await books(engine, tenant)
+
+
+def test_wechat_pay_is_offered_in_the_apps_only_with_an_app_id():
+    from api.payment.stripe_api import methods_for
+
+    bare = settings_with(**{**STRIPE, "stripe_wechat_app_id": ""})
+    assert methods_for(bare, "ios") == ["card", "alipay"]
+    assert methods_for(bare, "web") == ["card", "alipay", "wechat_pay"]
+    assert methods_for(settings_with(**STRIPE), "android") == ["card", "alipay", "wechat_pay"]

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,13 @@ async def rows_where_in(session, column, ids) -> list:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def lock_for_transaction(session, name: bytes) -> None:
+    """A transaction-scoped advisory lock on ``name`` (64 bits of its SHA-256): concurrent
+    transactions taking the same name run one after the other; it ends at commit."""
+    key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 class Timestamped:

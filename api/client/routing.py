@@ -17,7 +17,6 @@ what matched, which group, and what was skipped on the way. Never commits."""
 from __future__ import annotations
 
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from api.client.models import ROUTE_MODES, SOURCES, AgentRouting, Assignment, Client, LeadRoute
 from api.client.service import LANGUAGES, OPEN
-from api.db import utcnow
+from api.db import lock_for_transaction, utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
 from api.identity.models import Team, TeamMember
@@ -248,10 +247,6 @@ async def _touch(session, account_id: uuid.UUID) -> None:
     )
 
 
-def _lock_key(team_id: uuid.UUID) -> int:
-    return zlib.crc32(b"route:" + team_id.bytes) - 2**31
-
-
 # ---------------------------------------------------------------- routing
 
 
@@ -325,7 +320,7 @@ async def _walk(
         team = names.get(target, str(target))
         label = "team" if index == 0 else "fallback team"
         # One lead at a time per team: the next one sees who got this one.
-        await session.execute(select(func.pg_advisory_xact_lock(_lock_key(target))))
+        await lock_for_transaction(session, b"route:" + target.bytes)
         members = await available_members(session, target, now)
         if not members:
             skipped.append(f"{label} {team}: nobody available")

@@ -14,12 +14,12 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from api.client.models import CalendarFeed, Client, FollowUp, Showing
 from api.client.service import _aware, get_visible
-from api.db import utcnow
+from api.db import lock_for_transaction, utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
 from api.ids import uuid7
@@ -43,7 +43,7 @@ async def schedule(session, p: Principal, client_id: uuid.UUID, *, starts_at: da
     client = await get_visible(session, p, client_id)
     agent = client.owner_id or p.account_id
     # One agent's schedule at a time (the lock ends with the transaction).
-    await session.execute(select(func.pg_advisory_xact_lock(_lock_key(agent))))
+    await lock_for_transaction(session, b"showing:" + agent.bytes)
     clash = await session.scalar(select(Showing.id).where(
         Showing.agent_id == agent, Showing.status.in_(ACTIVE),
         Showing.starts_at < ends_at, Showing.ends_at > starts_at,
@@ -60,11 +60,6 @@ async def schedule(session, p: Principal, client_id: uuid.UUID, *, starts_at: da
         client.version += 1
     await session.flush()
     return row
-
-
-def _lock_key(agent: uuid.UUID) -> int:
-    return int.from_bytes(hashlib.sha256(b"showing:" + agent.bytes).digest()[:8], "big",
-                          signed=True)  # fmt: skip
 
 
 async def _visible_showing(session, p: Principal, showing_id: uuid.UUID) -> Showing:

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import procrastinate
 import structlog
-from sqlalchemy import column, insert, table
+from sqlalchemy import column, insert, table, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -183,16 +184,27 @@ JOBS = table(
 )  # fmt: skip
 
 
-def enqueue(task, *, tenant: str, scheduled_at=None, queue: str = "default", **kwargs):
+def enqueue(task, *, tenant: str, scheduled_at=None, queue: str = "default",
+            queueing_lock: str | None = None, **kwargs):  # fmt: skip
     """The statement deferring ``task`` (a ``tenant_task``) for ``tenant`` inside the caller's
     transaction: ``await session.execute(enqueue(...))`` (or ``session.execute`` in a flush
-    hook). Nothing is queued when that transaction rolls back."""
+    hook). Nothing is queued when that transaction rolls back. With ``queueing_lock`` (which
+    should name the tenant) nothing is queued while a job with that lock is still waiting:
+    many triggers, one job."""
     if not tenant:
         raise JobRefused("a job without a tenant is refused")
     name = task.name  # namespaced by its domain once make_app has gathered the blueprints
     if ":" not in name:
         name = f"{task.func.__module__.split('.')[1]}:{name}"
-    return insert(JOBS).values(
-        queue_name=queue, task_name=name, priority=0, lock=None, queueing_lock=None,
-        args={"tenant": tenant, **kwargs}, scheduled_at=scheduled_at,
-    )  # fmt: skip
+    values = dict(queue_name=queue, task_name=name, priority=0, lock=None,
+                  queueing_lock=queueing_lock, args={"tenant": tenant, **kwargs},
+                  scheduled_at=scheduled_at)  # fmt: skip
+    if queueing_lock is None:
+        return insert(JOBS).values(**values)
+    return (
+        pg_insert(JOBS)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=["queueing_lock"], index_where=text("status = 'todo'")
+        )
+    )

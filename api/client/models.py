@@ -45,7 +45,11 @@ class Client(TenantBase):
         Index("ix_client_next_follow_up", "owner_id", "next_follow_up_at"),
         Index("ix_client_offer", "offer_expires_at", postgresql_where="offer_team_id IS NOT NULL"),
         CheckConstraint("(offer_team_id IS NULL) = (offer_expires_at IS NULL)", name="offer"),
-    )
+        CheckConstraint("suggested_grade IS NULL OR " + _in("suggested_grade", GRADES),
+                        name="suggested_grade"),
+        Index("ix_client_account", "account_id", postgresql_where="account_id IS NOT NULL"),
+        Index("ix_client_owner_active", "owner_id", "last_active_at"),
+    )  # fmt: skip
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -85,7 +89,41 @@ class Client(TenantBase):
                                                        default=utcnow)  # fmt: skip
     last_contact_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_follow_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The client's own app account (linked by phone), what it did there summarised
+    # (api/client/profile.py), the grade that suggests, and when it was last active.
+    account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    suggested_grade: Mapped[str | None] = mapped_column(String(1))
+    last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+ACTIVITY_KINDS = ("view_unit", "view_listing", "search")
+
+
+class ClientActivity(TenantBase):
+    """Something a client did in the app: a unit or listing viewed (with what it cost, its
+    area, rooms and district then), or a search (its criteria). Kept under the account that
+    did it; ``client_id`` once a client record is linked to that account."""
+
+    __tablename__ = "client_activity"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ACTIVITY_KINDS), name="kind"),
+        CheckConstraint("seconds IS NULL OR seconds BETWEEN 0 AND 86400", name="seconds"),
+        Index("ix_client_activity_client", "client_id", "at"),
+        Index("ix_client_activity_account", "account_id", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(12), nullable=False)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # view: price (minor units), area, rooms, district, project_id; search: districts,
+    # price_min/max, area_min/max, rooms, keyword
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    seconds: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class FollowUp(TenantBase):

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import strawberry
 
-from api.client import service, showings
+from api.client import profile, service, showings
 from api.client.models import KINDS, SOURCES, STAGES
 from api.client.models import Client as ClientRow
 from api.client.models import FollowUp as FollowUpRow
@@ -93,6 +93,65 @@ class FollowUp:
                    assignee_id=assignee)  # fmt: skip
 
 
+ProfileTag = strawberry.enum(
+    enum.Enum("ProfileTag", {t.upper(): t for t in profile.TAGS}),
+    description="What the client's behaviour shows (api/client/profile.py): VERY_ACTIVE 10+ "
+    "views and searches in 7 days; RETURNING active on 3+ of the last 14 days; FOLLOWS_ITEMS; "
+    "COMPARING_PROJECTS units of 3+ projects viewed in 30 days; NEW_AND_RESALE both viewed; "
+    "UPCOMING_SHOWING; LIKED_A_SHOWING rated 4-5 in 30 days; DISLIKED_SHOWINGS two or more "
+    "rated 1-2; GONE_QUIET nothing for 14 days.",
+)
+
+
+@strawberry.type
+class DistrictShare:
+    district: str
+    share: float = strawberry.field(description="Of the interest seen, 0 to 1.")
+
+
+@strawberry.type(description="What the client's activity shows: the app's views and searches "
+                             "(when the client's app account is linked by phone), follows, "
+                             "showings and their ratings, over 90 days.")  # fmt: skip
+class ClientProfile:
+    districts: list[DistrictShare]
+    price_min: Long | None = strawberry.field(description="Middle half of prices looked at.")
+    price_max: Long | None
+    area_min: float | None
+    area_max: float | None
+    rooms: list[int]
+    views_7d: int
+    views_30d: int
+    searches_30d: int
+    follows: int
+    showings: int
+    average_rating: float | None
+    active_days_14d: int
+    tags: list[ProfileTag]
+    grade_factors: list[ProfileTag] = strawberry.field(
+        description="The tags that decided the suggested grade."
+    )
+    computed_at: datetime | None
+
+    @classmethod
+    def of(cls, d: dict) -> ClientProfile:
+        def area(key):
+            return float(d[key]) if d.get(key) is not None else None
+
+        return cls(
+            districts=[DistrictShare(district=x["district"], share=x["share"])
+                       for x in d.get("districts", ())],
+            price_min=d.get("price_min"), price_max=d.get("price_max"),
+            area_min=area("area_min"), area_max=area("area_max"), rooms=d.get("rooms", []),
+            views_7d=d.get("views_7d", 0), views_30d=d.get("views_30d", 0),
+            searches_30d=d.get("searches_30d", 0), follows=d.get("follows", 0),
+            showings=d.get("showings", 0), average_rating=d.get("average_rating"),
+            active_days_14d=d.get("active_days_14d", 0),
+            tags=[ProfileTag(t) for t in d.get("tags", ())],
+            grade_factors=[ProfileTag(t) for t in d.get("grade_factors", ())],
+            computed_at=datetime.fromisoformat(d["computed_at"]) if d.get("computed_at") else None,
+        )  # fmt: skip
+
+
 @strawberry.type(description="A client (a lead until won).")
 class Client:
     id: strawberry.ID
@@ -120,6 +179,15 @@ class Client:
     created_at: datetime
     last_contact_at: datetime | None
     next_follow_up_at: datetime | None
+    suggested_grade: ClientGrade | None = strawberry.field(
+        description="The grade the client's behaviour suggests (see profile.gradeFactors)."
+    )
+    last_active_at: datetime | None = strawberry.field(
+        description="The client's latest activity in the app."
+    )
+    app_linked: bool = strawberry.field(
+        description="The client's own app account is linked (by phone): its activity counts."
+    )
     version: int
     row: strawberry.Private[ClientRow]
 
@@ -137,7 +205,10 @@ class Client:
             duplicate_of=strawberry.ID(str(r.duplicate_of)) if r.duplicate_of else None,
             merged_into=strawberry.ID(str(r.merged_into)) if r.merged_into else None,
             created_at=r.created_at, last_contact_at=r.last_contact_at,
-            next_follow_up_at=r.next_follow_up_at, version=r.version, row=r,
+            next_follow_up_at=r.next_follow_up_at,
+            suggested_grade=ClientGrade(r.suggested_grade) if r.suggested_grade else None,
+            last_active_at=r.last_active_at, app_linked=r.account_id is not None,
+            version=r.version, row=r,
         )  # fmt: skip
 
     def _reveal(self, info: strawberry.Info, column: str) -> str | None:
@@ -148,6 +219,10 @@ class Client:
             return mask
         ctx.audit("pii.read", target_type="client", target_id=self.row.id, fields=[column])
         return service.reveal(ctx.kit, ctx.tenant.id, self.row, column)
+
+    @strawberry.field(description="Preferences, activity and tags from behaviour.")
+    def profile(self) -> ClientProfile:
+        return ClientProfile.of(self.row.profile or {})
 
     @strawberry.field(description="Masked unless you have pii.read (then audited).")
     def phone(self, info: strawberry.Info) -> str | None:
@@ -269,11 +344,18 @@ class StageCount:
     count: int
 
 
-@strawberry.type(description="The agent's day: follow-ups due today, overdue, clients by stage.")
+@strawberry.type(
+    description="The agent's day: follow-ups due today, overdue, clients by stage, and who "
+    "was active in the app lately."
+)
 class MyDay:
     today: list[FollowUp]
     overdue: list[FollowUp]
     stage_counts: list[StageCount]
+    recently_active: list[Client] = strawberry.field(
+        description="Your clients active in the app in the last 7 days, latest first (20)."
+    )
+    recently_active_count: int
 
 
 @strawberry.input
@@ -405,10 +487,15 @@ class Query:
         start, end = _day(utcnow())
         today, overdue = await service.agenda(session, p, day_start=start, day_end=end)
         counts = await service.stage_counts(session, p)
+        active, active_count = await service.recently_active(
+            session, p, since=utcnow() - timedelta(days=7), first=20
+        )
         return MyDay(today=[FollowUp.of(f) for f in today],
                      overdue=[FollowUp.of(f) for f in overdue],
                      stage_counts=[StageCount(stage=ClientStage(s), count=n)
-                                   for s, n in counts.items()])  # fmt: skip
+                                   for s, n in counts.items()],
+                     recently_active=[Client.of(c) for c in active],
+                     recently_active_count=active_count)  # fmt: skip
 
 
 @strawberry.type
@@ -431,6 +518,8 @@ class Mutation:
                 ),
                 refuse_duplicates=input.refuse_duplicates, route=input.route,
             )  # fmt: skip
+            if row.last_active_at is not None:  # the app account's earlier activity came along
+                await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
             return ClientPayload(client=Client.of(row),
                                  duplicates=[strawberry.ID(str(d.id)) for d in found])  # fmt: skip
 
@@ -527,6 +616,7 @@ class Mutation:
             row = await service.merge(ctx.session, ctx.principal_now(),
                                       require_id(keep_id, "client", "keepId"),
                                       require_id(merge_id, "client", "mergeId"))  # fmt: skip
+            await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
             return ClientPayload(client=Client.of(row), duplicates=[])
 
         result, error = await attempt(ctx.session, work)
@@ -564,6 +654,7 @@ class Mutation:
                 listing_ids=[require_id(x, "listing", "listingIds") for x in input.listing_ids],
                 place=input.place,
             )  # fmt: skip
+            await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.client_id])
             return ShowingPayload(showing=Showing.of(row))
 
         result, error = await attempt(ctx.session, work)
@@ -594,6 +685,7 @@ class Mutation:
                 [{"kind": i.kind.value, "id": i.id, "rating": i.rating, "comment": i.comment}
                  for i in items[:40]],
             )  # fmt: skip
+            await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.client_id])
             return ShowingPayload(showing=Showing.of(row))
 
         result, error = await attempt(ctx.session, work)
@@ -623,6 +715,7 @@ async def _showing_status(info, showing_id, status: str, reason: str):
         row = await showings.set_status(ctx.session, ctx.principal_now(),
                                         require_id(showing_id, "showing", "showingId"), status,
                                         reason=reason)  # fmt: skip
+        await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.client_id])
         return ShowingPayload(showing=Showing.of(row))
 
     result, error = await attempt(ctx.session, work)

@@ -7,9 +7,19 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
-from api.client.models import GRADES, KINDS, SOURCES, STAGES, Assignment, Client, FollowUp
+from api.client import profile
+from api.client.models import (
+    GRADES,
+    KINDS,
+    SOURCES,
+    STAGES,
+    Assignment,
+    Client,
+    ClientActivity,
+    FollowUp,
+)
 from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
@@ -136,8 +146,10 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         _seal(kit, tenant_id, row, "phone", phone)
     if id_number:
         _seal(kit, tenant_id, row, "id_number", id_number)
+    row.account_id = await profile.account_for_phone(session, kit, phone)
     session.add(row)
     await session.flush()  # the row first: its assignment refers to it
+    await profile.attach_orphans(session, row)
     session.add(Assignment(client_id=row.id, to_owner=row.owner_id, reason="created",
                            by_id=p.account_id))  # fmt: skip
     await session.flush()
@@ -310,6 +322,18 @@ async def stage_counts(session, p: Principal) -> dict[str, int]:
     return {s: dict(rows).get(s, 0) for s in STAGES}
 
 
+async def recently_active(session, p: Principal, *, since: datetime, first: int
+                          ) -> tuple[list[Client], int]:  # fmt: skip
+    """The caller's own clients active in the app since then (latest first), and how many."""
+    where = (await visible(session, p), Client.owner_id == p.account_id,
+             Client.last_active_at >= since)  # fmt: skip
+    rows = (await session.scalars(
+        select(Client).where(*where).order_by(Client.last_active_at.desc()).limit(first)
+    )).all()  # fmt: skip
+    count = await session.scalar(select(func.count()).select_from(Client).where(*where))
+    return list(rows), count or 0
+
+
 async def agenda(session, p: Principal, *, day_start: datetime, day_end: datetime
                  ) -> tuple[list[FollowUp], list[FollowUp]]:  # fmt: skip
     """The caller's open follow-ups due today, and those overdue (before today)."""
@@ -363,6 +387,13 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID) 
     await session.execute(
         update(FollowUp).where(FollowUp.client_id == gone.id).values(client_id=keep.id)
     )
+    # Activity moves too, unless it is the same account's (then the kept record has a copy).
+    same = gone.account_id is not None and gone.account_id == keep.account_id
+    moved = delete(ClientActivity) if same else update(ClientActivity).values(client_id=keep.id)
+    await session.execute(moved.where(ClientActivity.client_id == gone.id))
+    keep.account_id = keep.account_id or gone.account_id
+    actives = [t for t in (keep.last_active_at, gone.last_active_at) if t]
+    keep.last_active_at = max(actives) if actives else None
     keep.needs = {**(gone.needs or {}), **(keep.needs or {})}
     keep.tags = list(dict.fromkeys([*(keep.tags or ()), *(gone.tags or ())]))[:30]
     if gone.notes:

@@ -1,13 +1,15 @@
-"""Background jobs of clients: reminders of follow-ups coming due (notification centre)."""
+"""Background jobs of clients: reminders of follow-ups coming due (notification centre), the
+shared pool, lead offers, and profiles rebuilt from behaviour."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import procrastinate
 
-from api.client import routing, service
+from api.client import profile, routing, service
 from api.db import utcnow
 from api.jobs import defer_for_each_tenant, tenant_task
 from api.notify import service as notify
@@ -70,3 +72,41 @@ async def expire_lead_offers(session, tenant) -> int:
 @blueprint.task(name="sweep_lead_offers")
 async def sweep_lead_offers(timestamp: int) -> int:
     return await defer_for_each_tenant(expire_lead_offers, lock_prefix="lead-offers")
+
+
+async def _tell_if_warmer(session, tenant, done) -> None:
+    """The owner hears when a client's behaviour first suggests grade A."""
+    if done is None:
+        return
+    client, before = done
+    if client.suggested_grade == "A" and before != "A" and client.owner_id is not None:
+        await notify.notify(
+            session, tenant.slug, [client.owner_id], "leads", "client.hot",
+            {"client": client.name}, data={"kind": "client", "id": str(client.id)},
+        )  # fmt: skip
+
+
+@tenant_task(blueprint)
+async def refresh_profile(session, tenant, client_id: str) -> str | None:
+    """One client's profile and suggested grade, after what they did changed."""
+    done = await profile.refresh(session, uuid.UUID(client_id))
+    await _tell_if_warmer(session, tenant, done)
+    return done[0].suggested_grade if done else None
+
+
+@tenant_task(blueprint)
+async def refresh_profiles(session, tenant) -> int:
+    """Daily: profiles that time alone changes (a grade fades when the client goes quiet),
+    and activity past its retention deleted."""
+    now = utcnow()
+    ids = await profile.stale(session, now)
+    for cid in ids:
+        await _tell_if_warmer(session, tenant, await profile.refresh(session, cid, now))
+    await profile.prune(session, now)
+    return len(ids)
+
+
+@blueprint.periodic(cron="30 18 * * *", periodic_id="client-profiles")  # 02:30 in Shanghai
+@blueprint.task(name="sweep_client_profiles")
+async def sweep_client_profiles(timestamp: int) -> int:
+    return await defer_for_each_tenant(refresh_profiles, lock_prefix="client-profiles")

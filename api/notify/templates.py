@@ -50,6 +50,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("新客户分配给你", "{client} ({source}) 已分配给你, 请尽快联系"),
         "en": ("A new lead is yours", "{client} ({source}) was assigned to you: call them soon"),
     },
+    "client.hot": {
+        "zh-CN": ("客户意向升温", "{client} 近期行为活跃, 建议评为 A 级, 请尽快跟进"),
+        "en": ("A client is warming up", "{client} has been very active: suggested grade A"),
+    },
     "lead.offered": {
         "zh-CN": ("新客户待认领", "{client} ({source}) {minutes} 分钟内可认领"),
         "en": ("A lead to claim", "{client} ({source}): claim within {minutes} minutes"),

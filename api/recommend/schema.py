@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
-from api.errors import ErrorCode
+from api.client import profile
+from api.client import service as client_service
+from api.errors import DomainError, ErrorCode
 from api.graphql.errors import QueryError
 from api.graphql.permissions import requires
-from api.graphql.types import Long
+from api.graphql.types import Long, parse_id
 from api.listing.schema import Listing
 from api.recommend import service
 from api.unit.schema import Unit
@@ -45,6 +48,34 @@ class NeedsInput:
     )
 
 
+async def _needs(info: strawberry.Info, given: NeedsInput, client_id) -> NeedsInput:
+    if client_id is None:
+        return given
+    principal = info.context.principal_now()
+    missing = QueryError(ErrorCode.NOT_FOUND, "client not found")
+    cid = parse_id(client_id)
+    if cid is None or not principal.can("client.read"):
+        raise missing
+    try:  # another scope's client and a missing one look the same
+        client = await client_service.get_visible(info.context.session, principal, cid)
+    except DomainError:
+        raise missing from None
+    wanted = profile.needs_from(client)
+
+    def area(key):
+        return Decimal(str(wanted[key])) if wanted.get(key) is not None else None
+
+    from_client = NeedsInput(
+        budget_min=wanted.get("budget_min"), budget_max=wanted.get("budget_max"),
+        area_min=area("area_min"), area_max=area("area_max"), rooms=wanted.get("rooms"),
+        districts=wanted.get("districts"), must_haves=wanted.get("must_haves"),
+    )  # fmt: skip
+    for key, value in vars(given).items():
+        if value is not None:
+            setattr(from_client, key, value)
+    return from_client
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -53,9 +84,14 @@ class Query:
         "the needs, best first, each with the reasons for its score.",
     )
     async def recommendations(
-        self, info: strawberry.Info, needs: NeedsInput, first: int = 20,
+        self, info: strawberry.Info, needs: NeedsInput | None = None, first: int = 20,
         include_listings: bool = True,
+        for_client: Annotated[strawberry.ID | None, strawberry.argument(
+            description="A client in your scope (client.read): their stated needs, with what "
+            "their profile shows filling what they left out; `needs` given here override.",
+        )] = None,
     ) -> list[Recommendation]:  # fmt: skip
+        needs = await _needs(info, needs or NeedsInput(), for_client)
         lists = [needs.rooms, needs.districts, needs.must_haves]
         if any(len(v or ()) > 50 for v in lists):
             raise QueryError(ErrorCode.BAD_USER_INPUT, "at most 50 values in each list")

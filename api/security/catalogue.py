@@ -27,6 +27,8 @@ PERMISSIONS: dict[str, str] = {
     "client.write": "Create and change client records (within the data scope)",
     "lead.route": "Configure lead routing rules; pause agents, route and assign clients (within "
     "the data scope)",
+    "activity.track": "Record what one views and searches in the app (builds one's client "
+    "profile for one's agent)",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -89,13 +91,13 @@ BUILTIN_ROLES: dict[str, dict] = {
     "owner": {
         "name": "Owner",
         "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow",
-                                  "bill.pay"}),
+                                  "bill.pay", "activity.track"}),
         "scope": "own",
     },
     "client": {
         "name": "Client",
         "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow",
-                                  "bill.pay"}),
+                                  "bill.pay", "activity.track"}),
         "scope": "own",
     },
 }  # fmt: skip

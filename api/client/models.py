@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     Uuid,
@@ -61,6 +62,9 @@ class Client(TenantBase):
     id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_mask: Mapped[str] = mapped_column(String(24), nullable=False, default="")
+    # More phones (the encrypted values in client_phone); their masks here for lists.
+    other_phone_masks: Mapped[list[str]] = mapped_column(ARRAY(String(24)), nullable=False,
+                                                         default=list)  # fmt: skip
     source: Mapped[str] = mapped_column(String(12), nullable=False, default="other")
     stage: Mapped[str] = mapped_column(String(12), nullable=False, default="new")
     lost_reason: Mapped[str | None] = mapped_column(String(300))
@@ -96,6 +100,26 @@ class Client(TenantBase):
     suggested_grade: Mapped[str | None] = mapped_column(String(1))
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+class ClientPhone(TenantBase):
+    """One of a client's other phones: encrypted and bound to this row, with the same blind
+    index as the main phone (duplicates are found through either)."""
+
+    __tablename__ = "client_phone"
+    __table_args__ = (
+        Index("ix_client_phone_client", "client_id", "position"),
+        Index("ix_client_phone_number_bidx", "phone_bidx"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    phone_enc: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    phone_bidx: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    phone_mask: Mapped[str] = mapped_column(String(24), nullable=False)
 
 
 ACTIVITY_KINDS = ("view_unit", "view_listing", "search")

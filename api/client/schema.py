@@ -25,6 +25,7 @@ from api.graphql.errors import (
 )
 from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id, require_id
+from api.notify import service as notify
 
 ClientStage = strawberry.enum(enum.Enum("ClientStage", {s.upper(): s for s in STAGES}))
 ClientSource = strawberry.enum(enum.Enum("ClientSource", {s.upper(): s for s in SOURCES}))
@@ -232,6 +233,18 @@ class Client:
     def id_number(self, info: strawberry.Info) -> str | None:
         return self._reveal(info, "id_number")
 
+    @strawberry.field(description="More phones; masked unless you have pii.read (then "
+                                  "audited).")  # fmt: skip
+    async def other_phones(self, info: strawberry.Info) -> list[str]:
+        ctx = info.context
+        p = ctx.principal_now()
+        masks = list(self.row.other_phone_masks or ())
+        if not masks or p is None or not p.can("pii.read"):
+            return masks
+        ctx.audit("pii.read", target_type="client", target_id=self.row.id,
+                  fields=["other_phones"])  # fmt: skip
+        return await service.other_phones(ctx.session, ctx.kit, ctx.tenant.id, self.row.id)
+
     @strawberry.field(permission_classes=[requires("client.read")],
                       description="Who had this client, and why it went where it did.")  # fmt: skip
     async def assignments(self, info: strawberry.Info) -> list[Assignment]:
@@ -370,6 +383,9 @@ class CreateClientInput:
     notes: str = ""
     consent_marketing: bool = False
     language: str = strawberry.field(default="", description="zh, en, yue, ja, ko...")
+    other_phones: list[str] = strawberry.field(
+        default_factory=list, description="Up to 4 more phones (encrypted like the main one)."
+    )
     refuse_duplicates: bool = strawberry.field(
         default=False, description="Refuse (CONFLICT) instead of flagging a duplicate."
     )
@@ -385,6 +401,41 @@ class ClientPayload:
     duplicates: list[strawberry.ID] = strawberry.field(
         description="Existing clients with the same phone, or the same ID number."
     )
+    merged_into_existing: bool = strawberry.field(
+        default=False,
+        description="createClient: the lead repeated a client in your scope and was merged "
+        "into that record (the tenant's crm.duplicates rule is merge); `client` is it.",
+    )
+
+
+@strawberry.input(description="Only the fields given change; null clears a nullable one.")
+class UpdateClientInput:
+    name: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    other_phones: list[str] | None = strawberry.UNSET
+    id_number: str | None = strawberry.UNSET
+    grade: ClientGrade | None = strawberry.UNSET
+    needs: ClientNeedsInput | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+    notes: str | None = strawberry.UNSET
+    consent_marketing: bool | None = strawberry.UNSET
+    language: str | None = strawberry.UNSET
+
+    def changes(self) -> dict:
+        out = {}
+        for key in ("name", "phone", "other_phones", "id_number", "grade", "needs", "tags",
+                    "notes", "consent_marketing", "language"):  # fmt: skip
+            value = getattr(self, key)
+            if value is strawberry.UNSET:
+                continue
+            if key == "grade":
+                value = value.value if value is not None else None
+            elif key == "needs":
+                value = value.as_dict() if value is not None else {}
+            elif key == "name" and value is None:
+                value = ""
+            out[key] = value
+        return out
 
 
 @strawberry.type
@@ -437,11 +488,16 @@ class Query:
     async def clients(
         self, info: strawberry.Info, stage: ClientStage | None = None, mine_only: bool = False,
         first: int = 20, after: strawberry.ID | None = None,
+        search: Annotated[str, strawberry.argument(
+            description="A phone (any of the client's, matched exactly) or part of the name."
+        )] = "",
     ) -> list[Client]:  # fmt: skip
-        p = info.context.principal_now()
+        ctx = info.context
         rows = await service.clients(
-            info.context.session, p, stage=stage.value if stage else None, mine_only=mine_only,
-            first=max(1, min(first, 100)), after=parse_id(after) if after else None,
+            ctx.session, ctx.principal_now(), stage=stage.value if stage else None,
+            mine_only=mine_only, first=max(1, min(first, 100)),
+            after=parse_id(after) if after else None, search=search, kit=ctx.kit,
+            tenant_id=ctx.tenant.id,
         )  # fmt: skip
         return [Client.of(r) for r in rows]
 
@@ -514,11 +570,45 @@ class Mutation:
                     source=input.source.value, grade=input.grade.value if input.grade else None,
                     needs=input.needs.as_dict() if input.needs else {}, tags=input.tags,
                     notes=input.notes, consent_marketing=input.consent_marketing,
-                    language=input.language,
+                    language=input.language, other_phones=input.other_phones,
                 ),
                 refuse_duplicates=input.refuse_duplicates, route=input.route,
             )  # fmt: skip
-            if row.last_active_at is not None:  # the app account's earlier activity came along
+            merged = any(d.id == row.id for d in found)  # a repeat, merged by the tenant's rule
+            me = ctx.principal_now().account_id
+            if merged and row.owner_id is not None and row.owner_id != me:
+                await notify.notify(
+                    ctx.session, ctx.tenant.slug, [row.owner_id], "leads", "client.repeat",
+                    {"client": row.name, "source": input.source.value},
+                    data={"kind": "client", "id": str(row.id)},
+                )  # fmt: skip
+            if row.last_active_at is not None:  # the app account's activity came along
+                await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
+            return ClientPayload(client=Client.of(row), merged_into_existing=merged,
+                                 duplicates=[strawberry.ID(str(d.id)) for d in found
+                                             if d.id != row.id])  # fmt: skip
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
+
+    @strawberry.mutation(
+        permission_classes=[requires("client.write")],
+        description="Change a client's details (only the fields given); a new phone or ID "
+        "number is checked for duplicates like a new client.",
+    )
+    async def update_client(
+        self, info: strawberry.Info, client_id: strawberry.ID, input: UpdateClientInput,
+        expected_version: int | None = None,
+    ) -> ClientResult:  # fmt: skip
+        ctx = info.context
+
+        async def work():
+            row, found = await service.update_client(
+                ctx.session, ctx.kit, ctx.tenant.id, ctx.principal_now(),
+                require_id(client_id, "client", "clientId"), input.changes(),
+                expected_version=expected_version,
+            )  # fmt: skip
+            if row.last_active_at is not None and row.profile == {}:
                 await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
             return ClientPayload(client=Client.of(row),
                                  duplicates=[strawberry.ID(str(d.id)) for d in found])  # fmt: skip
@@ -615,7 +705,8 @@ class Mutation:
         async def work():
             row = await service.merge(ctx.session, ctx.principal_now(),
                                       require_id(keep_id, "client", "keepId"),
-                                      require_id(merge_id, "client", "mergeId"))  # fmt: skip
+                                      require_id(merge_id, "client", "mergeId"),
+                                      kit=ctx.kit, tenant_id=ctx.tenant.id)  # fmt: skip
             await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
             return ClientPayload(client=Client.of(row), duplicates=[])
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
+from api import search as search_kit
 from api.client import profile
 from api.client.models import (
     GRADES,
@@ -18,6 +19,7 @@ from api.client.models import (
     Assignment,
     Client,
     ClientActivity,
+    ClientPhone,
     FollowUp,
 )
 from api.db import utcnow
@@ -63,6 +65,10 @@ class ClientInput:
     consent_marketing: bool = False
     owner_id: uuid.UUID | None = None
     language: str = ""
+    other_phones: list[str] = field(default_factory=list)
+
+
+MAX_OTHER_PHONES = 4
 
 
 def _seal(kit: SecurityKit, tenant_id: str, row: Client, column: str, value: str) -> None:
@@ -71,6 +77,45 @@ def _seal(kit: SecurityKit, tenant_id: str, row: Client, column: str, value: str
                                                     column=column, row_id=row.id))  # fmt: skip
     setattr(row, f"{column}_bidx", kit.blind_index.digest(value, scope=scope, column=column))
     setattr(row, f"{column}_mask", mask_phone(value) if column == "phone" else _mask_id(value))
+
+
+def _other_phones(raw: list[str], primary: str | None) -> list[str]:
+    """Other phones normalised, without the main one or repeats (at most 4)."""
+    out: list[str] = []
+    for i, value in enumerate(raw or ()):
+        try:
+            phone = normalize_phone(value)
+        except ValidationFailed:
+            raise ValidationFailed("enter valid phone numbers", f"otherPhones.{i}") from None
+        if phone != primary and phone not in out:
+            out.append(phone)
+    if len(out) > MAX_OTHER_PHONES:
+        raise ValidationFailed(f"at most {MAX_OTHER_PHONES} other phones", "otherPhones")
+    return out
+
+
+async def _set_other_phones(session, kit: SecurityKit, tenant_id: str, row: Client,
+                            phones: list[str]) -> None:  # fmt: skip
+    scope = _scope(tenant_id)
+    await session.execute(delete(ClientPhone).where(ClientPhone.client_id == row.id))
+    for position, phone in enumerate(phones):
+        pid = uuid7()
+        session.add(ClientPhone(
+            id=pid, client_id=row.id, position=position, phone_mask=mask_phone(phone),
+            phone_enc=kit.cipher.encrypt(phone, scope=scope, table="client_phone",
+                                         column="phone", row_id=pid),
+            phone_bidx=kit.blind_index.digest(phone, scope=scope, column="phone"),
+        ))  # fmt: skip
+    row.other_phone_masks = [mask_phone(p) for p in phones]
+
+
+async def other_phones(session, kit: SecurityKit, tenant_id: str, client_id: uuid.UUID
+                       ) -> list[str]:  # fmt: skip
+    """A client's other phones in plain text (callers check pii.read and audit)."""
+    rows = await session.scalars(select(ClientPhone).where(ClientPhone.client_id == client_id)
+                                 .order_by(ClientPhone.position))  # fmt: skip
+    return [kit.cipher.decrypt(r.phone_enc, scope=_scope(tenant_id), table="client_phone",
+                               column="phone", row_id=r.id) for r in rows]  # fmt: skip
 
 
 def reveal(kit: SecurityKit, tenant_id: str, row: Client, column: str) -> str | None:
@@ -100,23 +145,28 @@ def _check(i: ClientInput) -> None:
         raise ValidationFailed("the budget's minimum is above its maximum", "needs.budgetMin")
 
 
-async def duplicates(session, kit: SecurityKit, tenant_id: str, *, phone: str | None,
-                     id_number: str | None, name: str = "") -> list[Client]:  # fmt: skip
-    """Clients with the same phone, or the same name and ID number (blind index: no
-    decryption, no plain text in the query)."""
+async def duplicates(session, kit: SecurityKit, tenant_id: str, *, phones: list[str],
+                     id_number: str | None, exclude: uuid.UUID | None = None
+                     ) -> list[Client]:  # fmt: skip
+    """Live clients sharing one of these phones (main or other) or the ID number (blind
+    index: no decryption, no plain text in the query), oldest first."""
     scope = _scope(tenant_id)
     clauses = []
-    if phone:
-        clauses.append(Client.phone_bidx == kit.blind_index.digest(phone, scope=scope,
-                                                                   column="phone"))  # fmt: skip
+    digests = [kit.blind_index.digest(p, scope=scope, column="phone") for p in phones if p]
+    if digests:
+        clauses.append(Client.phone_bidx.in_(digests))
+        clauses.append(Client.id.in_(
+            select(ClientPhone.client_id).where(ClientPhone.phone_bidx.in_(digests))
+        ))  # fmt: skip
     if id_number:
         clauses.append(Client.id_number_bidx == kit.blind_index.digest(
             id_number, scope=scope, column="id_number"))  # fmt: skip
     if not clauses:
         return []
-    return list((await session.scalars(
-        select(Client).where(or_(*clauses)).order_by(Client.created_at)
-    )).all())  # fmt: skip
+    stmt = select(Client).where(or_(*clauses), Client.merged_into.is_(None))
+    if exclude is not None:
+        stmt = stmt.where(Client.id != exclude)
+    return list((await session.scalars(stmt.order_by(Client.created_at))).all())
 
 
 async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
@@ -131,9 +181,24 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
     if not phone and not id_number:
         raise ValidationFailed("a client needs a phone or an ID number", "phone")
     _check(i)
-    found = await duplicates(session, kit, tenant_id, phone=phone, id_number=id_number)
-    if found and refuse_duplicates:
-        raise Conflict(f"this client exists already ({found[0].id})", "phone")
+    others = _other_phones(i.other_phones, phone)
+    found = await duplicates(session, kit, tenant_id, phones=[phone, *others],
+                             id_number=id_number)  # fmt: skip
+    if found:
+        from api.setting import service as settings
+
+        rule = "refuse" if refuse_duplicates else await settings.get(session, "crm.duplicates")
+        if rule == "refuse":
+            raise Conflict(f"this client exists already ({found[0].id})", "phone")
+        if rule == "merge":
+            scope = await visible(session, p)
+            mine = (await session.scalars(
+                select(Client).where(Client.id.in_([f.id for f in found]), scope)
+                .order_by(Client.created_at).limit(1).with_for_update()
+            )).first()  # fmt: skip
+            if mine is not None:
+                await _absorb(session, kit, tenant_id, mine, i, name, others, p)
+                return mine, found
     row = Client(
         id=uuid7(), name=name, source=i.source, grade=i.grade, needs=i.needs or {},
         tags=unique_texts(i.tags, "tags", max_len=50, max_count=30),
@@ -146,9 +211,11 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         _seal(kit, tenant_id, row, "phone", phone)
     if id_number:
         _seal(kit, tenant_id, row, "id_number", id_number)
-    row.account_id = await profile.account_for_phone(session, kit, phone)
+    for candidate in (phone, *others):
+        row.account_id = row.account_id or await profile.account_for_phone(session, kit, candidate)
     session.add(row)
     await session.flush()  # the row first: its assignment refers to it
+    await _set_other_phones(session, kit, tenant_id, row, others)
     await profile.attach_orphans(session, row)
     session.add(Assignment(client_id=row.id, to_owner=row.owner_id, reason="created",
                            by_id=p.account_id))  # fmt: skip
@@ -157,6 +224,112 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         from api.client import routing
 
         await routing.announce(session, row, await routing.route(session, row, by=p.account_id))
+    return row, found
+
+
+async def _absorb(session, kit: SecurityKit, tenant_id: str, row: Client, i: ClientInput,
+                  name: str, others: list[str], p: Principal) -> None:  # fmt: skip
+    """A repeated lead merged into the existing record (tenant rule ``merge``): what it
+    lacked is taken over, tags joined, a note of the repeat logged."""
+    known = await other_phones(session, kit, tenant_id, row.id)
+    main = reveal(kit, tenant_id, row, "phone")
+    given = normalize_phone(i.phone) if i.phone else None
+    if main is None and given:
+        _seal(kit, tenant_id, row, "phone", given)
+        main = given
+    extra = [x for x in [given, *others] if x and x != main and x not in known]
+    if extra:
+        merged = [*known, *extra]
+        await _set_other_phones(session, kit, tenant_id, row, merged[:MAX_OTHER_PHONES])
+    if row.id_number_enc is None and i.id_number:
+        _seal(kit, tenant_id, row, "id_number", _normalize_id(i.id_number))
+    row.needs = {**(i.needs or {}), **(row.needs or {})}
+    row.tags = unique_texts([*(row.tags or ()), *(i.tags or ())], "tags", max_len=50,
+                            max_count=30)  # fmt: skip
+    row.consent_marketing = row.consent_marketing or i.consent_marketing
+    row.language = row.language or i.language
+    note = f"repeated lead ({i.source}) as {name}" + (f": {i.notes}" if i.notes else "")
+    session.add(FollowUp(id=uuid7(), client_id=row.id, kind="note", happened_at=utcnow(),
+                         outcome=text(note, "notes", required=False, max_len=2000),
+                         created_by=p.account_id))  # fmt: skip
+    row.version += 1
+    await session.flush()
+
+
+async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
+                        client_id: uuid.UUID, changes: dict, *,
+                        expected_version: int | None = None
+                        ) -> tuple[Client, list[Client]]:  # fmt: skip
+    """Change what the agent knows of a client: only the keys given change (name, phone,
+    other_phones, id_number, grade, needs, tags, notes, consent_marketing, language). A new
+    phone or ID number is checked for duplicates (flagged; refused under the tenant's
+    ``refuse`` rule). Returns the client and the duplicates found."""
+    row = await get_visible(session, p, client_id, lock=True)
+    if expected_version is not None and row.version != expected_version:
+        raise Conflict(f"the client changed meanwhile (version {row.version})", "expectedVersion")
+    unknown = set(changes) - {"name", "phone", "other_phones", "id_number", "grade", "needs",
+                              "tags", "notes", "consent_marketing", "language"}  # fmt: skip
+    if unknown:
+        raise ValidationFailed(f"cannot change {', '.join(sorted(unknown))}", "input")
+    probe = ClientInput(name=changes.get("name", row.name), source=row.source,
+                        grade=changes.get("grade", row.grade),
+                        needs=changes.get("needs", row.needs),
+                        language=changes.get("language", row.language))  # fmt: skip
+    _check(probe)
+    if "name" in changes:
+        row.name = text(changes["name"], "name", required=True, max_len=100)
+    phone = reveal(kit, tenant_id, row, "phone")
+    if "phone" in changes:
+        phone = normalize_phone(changes["phone"]) if changes["phone"] else None
+    id_number = reveal(kit, tenant_id, row, "id_number")
+    if "id_number" in changes:
+        id_number = _normalize_id(changes["id_number"]) if changes["id_number"] else None
+    if not phone and not id_number:
+        raise ValidationFailed("a client needs a phone or an ID number", "phone")
+    others = (_other_phones(changes["other_phones"], phone) if "other_phones" in changes
+              else [x for x in await other_phones(session, kit, tenant_id, row.id)
+                    if x != phone])  # fmt: skip
+    new_phones = [x for x in [phone, *others] if x and x != reveal(kit, tenant_id, row, "phone")]
+    new_id = id_number if "id_number" in changes and id_number != reveal(
+        kit, tenant_id, row, "id_number") else None  # fmt: skip
+    found = await duplicates(session, kit, tenant_id, phones=new_phones, id_number=new_id,
+                             exclude=row.id)  # fmt: skip
+    if found:
+        from api.setting import service as settings
+
+        if await settings.get(session, "crm.duplicates") == "refuse":
+            raise Conflict(f"this client exists already ({found[0].id})", "phone")
+        row.duplicate_of = row.duplicate_of or found[0].id
+    for column, value in (("phone", phone), ("id_number", id_number)):
+        if column not in changes:
+            continue
+        if value is None:
+            setattr(row, f"{column}_enc", None)
+            setattr(row, f"{column}_bidx", None)
+            setattr(row, f"{column}_mask", "")
+        else:
+            _seal(kit, tenant_id, row, column, value)
+    if "phone" in changes or "other_phones" in changes:
+        await _set_other_phones(session, kit, tenant_id, row, others)
+        if row.account_id is None:
+            for candidate in (phone, *others):
+                row.account_id = row.account_id or await profile.account_for_phone(
+                    session, kit, candidate)  # fmt: skip
+            await profile.attach_orphans(session, row)
+    if "grade" in changes:
+        row.grade = changes["grade"]
+    if "needs" in changes:
+        row.needs = changes["needs"] or {}
+    if "tags" in changes:
+        row.tags = unique_texts(changes["tags"] or [], "tags", max_len=50, max_count=30)
+    if "notes" in changes:
+        row.notes = text(changes["notes"] or "", "notes", required=False, max_len=5000)
+    if "consent_marketing" in changes:
+        row.consent_marketing = bool(changes["consent_marketing"])
+    if "language" in changes:
+        row.language = changes["language"] or ""
+    row.version += 1
+    await session.flush()
     return row, found
 
 
@@ -302,8 +475,25 @@ async def _refresh_next(session, row: Client) -> None:
 
 
 async def clients(session, p: Principal, *, stage: str | None, mine_only: bool, first: int,
-                  after: uuid.UUID | None) -> list[Client]:  # fmt: skip
+                  after: uuid.UUID | None, search: str = "", kit: SecurityKit | None = None,
+                  tenant_id: str | None = None) -> list[Client]:  # fmt: skip
+    """Clients in scope, newest first; ``search``: a phone (any of theirs, exact, through the
+    blind index) or a part of the name."""
     stmt = select(Client).where(await visible(session, p))
+    search = (search or "").strip()[:100]
+    if search:
+        phone = None
+        if kit is not None and sum(c.isdigit() for c in search) >= 7:
+            try:
+                phone = normalize_phone(search)
+            except ValidationFailed:
+                phone = None
+        if phone is not None:
+            digest = kit.blind_index.digest(phone, scope=_scope(tenant_id), column="phone")
+            others = select(ClientPhone.client_id).where(ClientPhone.phone_bidx == digest)
+            stmt = stmt.where(or_(Client.phone_bidx == digest, Client.id.in_(others)))
+        else:
+            stmt = stmt.where(Client.name.ilike(search_kit.like(search)))
     if stage is not None:
         stmt = stmt.where(Client.stage == stage)
     if mine_only:
@@ -369,7 +559,8 @@ async def due_for_reminder(session, now: datetime, ahead: timedelta) -> list[tup
     return [tuple(r) for r in rows]
 
 
-async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID) -> Client:
+async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, *,
+                kit: SecurityKit, tenant_id: str) -> Client:  # fmt: skip
     """Merge ``merge_id`` into ``keep_id`` (both within the caller's scope): every follow-up
     moves to the kept client, contact details and needs it lacks are taken over, tags are
     joined and notes appended; the merged record stays (``merged_into``) for the history and
@@ -394,6 +585,15 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID) 
     keep.account_id = keep.account_id or gone.account_id
     actives = [t for t in (keep.last_active_at, gone.last_active_at) if t]
     keep.last_active_at = max(actives) if actives else None
+    # The merged record's phones become the kept one's other phones (as many as fit).
+    main = reveal(kit, tenant_id, keep, "phone")
+    theirs = [reveal(kit, tenant_id, gone, "phone"),
+              *await other_phones(session, kit, tenant_id, gone.id)]  # fmt: skip
+    mine = await other_phones(session, kit, tenant_id, keep.id)
+    extra = [x for x in dict.fromkeys(theirs) if x and x != main and x not in mine]
+    if extra:
+        await _set_other_phones(session, kit, tenant_id, keep,
+                                [*mine, *extra][:MAX_OTHER_PHONES])  # fmt: skip
     keep.needs = {**(gone.needs or {}), **(keep.needs or {})}
     keep.tags = list(dict.fromkeys([*(keep.tags or ()), *(gone.tags or ())]))[:30]
     if gone.notes:

@@ -54,6 +54,13 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("客户意向升温", "{client} 近期行为活跃, 建议评为 A 级, 请尽快跟进"),
         "en": ("A client is warming up", "{client} has been very active: suggested grade A"),
     },
+    "client.repeat": {
+        "zh-CN": ("老客户再次来访", "{client} 再次通过 {source} 咨询, 已合并到你的客户记录"),
+        "en": (
+            "A client came back",
+            "{client} came back through {source}: merged into your record",
+        ),
+    },
     "lead.offered": {
         "zh-CN": ("新客户待认领", "{client} ({source}) {minutes} 分钟内可认领"),
         "en": ("A lead to claim", "{client} ({source}): claim within {minutes} minutes"),

@@ -21,13 +21,20 @@ from api.setting.models import Setting
 @dataclass(frozen=True)
 class Spec:
     key: str
-    kind: type  # int or Decimal
+    kind: type  # int, Decimal, or str (one of choices)
     default: Any
     low: Any
     high: Any
     description: str
+    choices: tuple[str, ...] = ()
 
     def parse(self, raw: str) -> Any:
+        if self.kind is str:
+            value = str(raw).strip()
+            if value not in self.choices:
+                raise ValidationFailed(f"{self.key} is one of {', '.join(self.choices)}",
+                                       self.key)  # fmt: skip
+            return value
         try:
             value = self.kind(raw)
         except (ValueError, InvalidOperation) as exc:
@@ -58,6 +65,13 @@ SPECS: dict[str, Spec] = {
             "crm.neglect_days", int, 7, 1, 365,
             "An open client with no contact and no follow-up planned for this many days "
             "returns to the shared pool",
+        ),
+        Spec(
+            "crm.duplicates", str, "flag", None, None,
+            "A new client with the phone or ID number of an existing one: flag (create it, "
+            "marked as a duplicate), refuse (the first agent keeps the client), or merge "
+            "(into the existing record when it is within the creator's scope, else flag)",
+            choices=("flag", "refuse", "merge"),
         ),
         Spec(
             "payments.deposit_amount", int, 2_000_000, 100, 10_000_000_000,

@@ -25,8 +25,10 @@ def upgrade() -> None:
     op.alter_column("client", "profile", server_default=None)
     op.add_column("client", sa.Column("suggested_grade", sa.String(1)))
     op.add_column("client", sa.Column("last_active_at", sa.DateTime(timezone=True)))
-    op.create_check_constraint(op.f("ck_client_suggested_grade"), "client",
-                               "suggested_grade IS NULL OR suggested_grade IN ('A', 'B', 'C')")  # fmt: skip
+    op.create_check_constraint(
+        op.f("ck_client_suggested_grade"), "client",
+        "suggested_grade IS NULL OR suggested_grade IN ('A', 'B', 'C')",
+    )  # fmt: skip
     op.create_index("ix_client_account", "client", ["account_id"],
                     postgresql_where=sa.text("account_id IS NOT NULL"))  # fmt: skip
     op.create_index("ix_client_owner_active", "client", ["owner_id", "last_active_at"])

@@ -23,6 +23,7 @@ from api.graphql.errors import (
     ValidationError,
     attempt,
 )
+from api.graphql.loading import batch_loader
 from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id, require_id
 from api.notify import service as notify
@@ -153,6 +154,9 @@ class ClientProfile:
         )  # fmt: skip
 
 
+_phones_loader = batch_loader(service.phone_rows_by_client_ids, list)
+
+
 @strawberry.type(description="A client (a lead until won).")
 class Client:
     id: strawberry.ID
@@ -243,7 +247,8 @@ class Client:
             return masks
         ctx.audit("pii.read", target_type="client", target_id=self.row.id,
                   fields=["other_phones"])  # fmt: skip
-        return await service.other_phones(ctx.session, ctx.kit, ctx.tenant.id, self.row.id)
+        rows = await ctx.loaders.get("client.phones", _phones_loader).load(self.row.id)
+        return service.reveal_phones(ctx.kit, ctx.tenant.id, rows)
 
     @strawberry.field(permission_classes=[requires("client.read")],
                       description="Who had this client, and why it went where it did.")  # fmt: skip

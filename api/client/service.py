@@ -109,13 +109,26 @@ async def _set_other_phones(session, kit: SecurityKit, tenant_id: str, row: Clie
     row.other_phone_masks = [mask_phone(p) for p in phones]
 
 
+async def phone_rows_by_client_ids(session, client_ids) -> dict[uuid.UUID, list[ClientPhone]]:
+    """The other-phone rows of many clients in one query (a DataLoader's fetch)."""
+    out: dict[uuid.UUID, list[ClientPhone]] = {}
+    stmt = select(ClientPhone).where(ClientPhone.client_id.in_(client_ids))
+    rows = await session.scalars(stmt.order_by(ClientPhone.client_id, ClientPhone.position))
+    for r in rows:
+        out.setdefault(r.client_id, []).append(r)
+    return out
+
+
+def reveal_phones(kit: SecurityKit, tenant_id: str, rows: list[ClientPhone]) -> list[str]:
+    return [kit.cipher.decrypt(r.phone_enc, scope=_scope(tenant_id), table="client_phone",
+                               column="phone", row_id=r.id) for r in rows]  # fmt: skip
+
+
 async def other_phones(session, kit: SecurityKit, tenant_id: str, client_id: uuid.UUID
                        ) -> list[str]:  # fmt: skip
     """A client's other phones in plain text (callers check pii.read and audit)."""
-    rows = await session.scalars(select(ClientPhone).where(ClientPhone.client_id == client_id)
-                                 .order_by(ClientPhone.position))  # fmt: skip
-    return [kit.cipher.decrypt(r.phone_enc, scope=_scope(tenant_id), table="client_phone",
-                               column="phone", row_id=r.id) for r in rows]  # fmt: skip
+    rows = (await phone_rows_by_client_ids(session, [client_id])).get(client_id, [])
+    return reveal_phones(kit, tenant_id, rows)
 
 
 def reveal(kit: SecurityKit, tenant_id: str, row: Client, column: str) -> str | None:

@@ -222,6 +222,54 @@ def live_server(live_server_factory):
         yield server
 
 
+# ---------------------------------------------------------------- a loopback Stripe
+
+# The keys and webhook secret a gateway or worker is given to talk to the loopback Stripe
+# (tests/api/payment/stripe_server.py) through the real ``stripe`` library.
+STRIPE_WEBHOOK_SECRET = "whsec_test_anju"
+STRIPE = {"stripe_secret_key": "sk_test_anju", "stripe_publishable_key": "pk_test_anju",
+          "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET, "stripe_retries": 0,
+          "stripe_wechat_app_id": "wx_anju_test"}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def fake_stripe():
+    """One loopback Stripe for the run (started on first use). Tests share it: pick your own
+    calls out of ``fake_stripe.calls(...)`` by account, metadata or intent id."""
+    from tests.api.payment.stripe_server import FakeStripe
+
+    with FakeStripe(api_key=STRIPE["stripe_secret_key"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stripe_plans(fake_stripe) -> dict[str, str]:
+    """The paid plans' prices at the loopback Stripe: plan -> price id."""
+    return {"standard": fake_stripe.add_price("standard", 99_900)["id"],
+            "pro": fake_stripe.add_price("pro", 299_900)["id"]}  # fmt: skip
+
+
+def stripe_overrides(fake, plans: dict[str, str]) -> dict:
+    """Settings overrides that point the real ``stripe`` library at ``fake``."""
+    return {"stripe_api_url": fake.url, "stripe_plan_prices": plans, **STRIPE}
+
+
+@pytest.fixture(scope="session")
+def stripe_gateway(live_server_factory, fake_stripe, stripe_plans):
+    """A gateway with payments on, talking to the loopback Stripe."""
+    # No outbox relay here: with the in-process bus, a second relay that became leader would
+    # publish live events in this process only, and the suite's main gateway would miss them.
+    with live_server_factory(live_relay_in_process=False,
+                             **stripe_overrides(fake_stripe, stripe_plans)) as server:  # fmt: skip
+        yield server
+
+
+@pytest.fixture
+def stripe_worker_settings(fake_stripe, stripe_plans) -> Settings:
+    """Settings of a job worker that talks to the loopback Stripe."""
+    return test_settings(**stripe_overrides(fake_stripe, stripe_plans))
+
+
 _ADMIN = object()
 
 

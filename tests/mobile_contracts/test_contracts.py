@@ -10,6 +10,8 @@ import io
 import json
 import re
 import uuid
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +34,7 @@ from api.seed import DEMO_SLUG, seed_demo
 from api.settings import Settings
 from mobile_contracts.contracts import APPS, MANIFEST, ROOT, documents, manifest_text
 from tests.api.live.helpers import live
+from tests.conftest import STRIPE
 from tests.conftest import test_settings as settings_for_tests
 
 SCHEMA = build_schema(Settings())._schema
@@ -345,26 +348,45 @@ def test_breaking_changes_to_used_fields_are_caught_unless_announced():
 # The order an app's documents are run in (what one needs, an earlier one makes); sign-out last.
 ORDER = [
     "RequestSmsCode", "SignInWithSmsCode", "SignInWithPassword", "Me", "Projects",
-    "SearchUnits", "UnitDetail", "UnitTimeline", "SalesTable", "HoldUnit", "ReleaseUnitHold",
-    "ReserveUnit", "UploadMedia", "CreateListing", "ChangeListingPrice", "ListingDetail",
-    "ListingSeller", "SearchListings", "ChangeListingStatus", "Recommendations", "Follow",
-    "SaveSearch", "MyFollows", "UnitChanges", "ListingChanges", "FollowedChanges",
-    "InboxChanges", "Unfollow", "RegisterDevice", "NotificationSettings",
+    "SearchUnits", "UnitDetail", "TrackActivity", "UnitTimeline", "SalesTable", "HoldUnit",
+    "ReleaseUnitHold", "ReserveUnit", "UploadMedia", "CreateListing", "ChangeListingPrice",
+    "ListingDetail", "ListingSeller", "SearchListings", "ChangeListingStatus",
+    "Recommendations", "Follow", "SaveSearch", "MyFollows", "UnitChanges", "ListingChanges",
+    "FollowedChanges", "InboxChanges", "Unfollow", "RegisterDevice", "NotificationSettings",
     "UpdateNotificationSettings", "PublishNotice", "Inbox", "MarkNotificationsRead",
     "CreateClient", "Clients", "LogClientContact", "ScheduleFollowUp", "ClientDetail",
-    "CompleteFollowUp", "ChangeClientStage", "MyDay", "ClientPool", "MyLeadOffers",
-    "ClaimClient", "MyRouting", "SetMyRoutingPause", "MyBills",
+    "CompleteFollowUp", "ChangeClientStage", "UpdateClient", "SearchClients", "ClientProfile",
+    "ClientRecommendations", "RecentlyActiveClients", "StartDeposit", "MyDay", "ClientPool",
+    "MyLeadOffers", "ClaimClient", "MyRouting", "SetMyRoutingPause", "MyBills", "PayBill",
     "UnregisterDevice", "RefreshTokens", "SignOut",
 ]  # fmt: skip
 SMS_PHONE = {"agent": "+8613800000003", "owner": "+8613800000001", "staff": "+8613800000002"}
 
 
-async def test_every_document_of_every_app_runs(client, live_server, demo):
+@pytest.fixture
+async def stripe_client(stripe_gateway):
+    """A client of the suite's gateway with payments on (the loopback Stripe)."""
+    async with httpx.AsyncClient(base_url=stripe_gateway.url, timeout=30) as c:
+        yield c
+
+
+async def test_every_document_of_every_app_runs(
+    stripe_client, stripe_gateway, demo, engine, db_url, fake_stripe, stripe_worker_settings
+):
     """Every document in mobile_contracts runs by documentId against the seeded demo tenant
-    (subscriptions over the WebSocket, the upload as a multipart request) without errors."""
+    (subscriptions over the WebSocket, the upload as a multipart request) without errors, on a
+    gateway with payments on: the demo is connected to an account at the loopback Stripe, the
+    agent app's deposit and the owner app's payment of the demo bill are PaymentIntents made
+    there, and the bill, once Stripe says it is paid, is settled with a receipt and its PDF."""
+    from tenants.registry import get_tenant
+    from tests.api.payment.test_payments import connect
+
     docs = {(d.app, d.name) for d in DOCS}
     assert not {n for _, n in docs} - set(ORDER), "add new documents to ORDER"
-    sms = live_server.server.config.app.state.sms
+    client, server = stripe_client, stripe_gateway
+    sms = server.server.config.app.state.sms
+    stripe = _Stripe(fake_stripe, await connect(engine, await get_tenant(engine, DEMO_SLUG)),
+                     engine, db_url, stripe_worker_settings)  # fmt: skip
     ran: set[tuple[str, str]] = set()
     listing: dict = {}  # the agent app's listing, for the other apps' listing documents
     for app in APPS:  # agent first
@@ -375,15 +397,20 @@ async def test_every_document_of_every_app_runs(client, live_server, demo):
                 code = re.search(r"\d{6}", sms.last_to(SMS_PHONE[app]).text).group()
                 v["code"] = code
             if name in ("UnitChanges", "ListingChanges", "FollowedChanges", "InboxChanges"):
-                await _subscribe_ok(live_server, app, name, v, tok)
+                await _subscribe_ok(server, app, name, v, tok)
             elif name == "UploadMedia":
                 await _upload(client, app, v, tok)
             else:
                 data = await run(client, app, name, v, tok)
                 _remember(name, data, s)
+                if name == "StartDeposit":
+                    await _deposit_started(client, stripe, app, data["startDeposit"], s)
+                elif name == "PayBill":
+                    await _bill_paid(client, stripe, app, data["payBill"], s)
             ran.add((app, name))
         listing = {"listing": s["listing"]} if "listing" in s else listing
     assert ran == docs
+    assert stripe.checked == {"deposit", "bill"}
 
 
 def _variables(name: str, app: str, s: dict) -> dict:
@@ -437,8 +464,19 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "CompleteFollowUp": {"followUpId": s.get("followUp"), "outcome": "visit booked"},
         "ChangeClientStage": {"clientId": s.get("client"), "stage": "QUALIFIED"},
         "MyBills": {"locale": "en"}, "MyLeadOffers": {"first": 10},
+        "StartDeposit": {"unitId": s.get("unit3"), "platform": "IOS",
+                         "clientId": s.get("client")},
+        "PayBill": {"billId": s.get("bill", {}).get("id"), "platform": "ANDROID"},
         "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
+        "TrackActivity": {"events": [{"kind": "VIEW_UNIT", "id": s.get("unit"), "seconds": 45},
+                                     {"kind": "SEARCH", "search": {"rooms": [3]}}]},
+        "UpdateClient": {"clientId": s.get("client"), "expectedVersion": s.get("clientVersion"),
+                         "input": {"grade": "A", "otherPhones": ["13912349999"],
+                                   "tags": ["school district"]}},
+        "SearchClients": {"search": "李", "first": 20},
+        "ClientProfile": {"id": s.get("client")},
+        "ClientRecommendations": {"clientId": s.get("client")},
     }.get(name, {})  # fmt: skip
 
 
@@ -456,7 +494,7 @@ def _remember(name: str, data: dict, s: dict) -> None:
                                     payload["tokens"]["refreshToken"])  # fmt: skip
     elif name == "SearchUnits":
         edges = data["units"]["edges"]
-        s["unit"], s["unit2"] = edges[0]["node"]["id"], edges[1]["node"]["id"]
+        s["unit"], s["unit2"], s["unit3"] = (e["node"]["id"] for e in edges[:3])
     elif name == "UnitDetail":
         s["building"] = data["unit"]["building"]["id"]
     elif name == "CreateListing":
@@ -469,13 +507,99 @@ def _remember(name: str, data: dict, s: dict) -> None:
         s["followUp"] = data["scheduleFollowUp"]["followUp"]["id"]
     elif name == "MyBills":  # the demo's property fee bill
         assert data["myBills"][0]["number"] == "B00000001", data
+        s["bill"] = data["myBills"][0]
     elif name == "MyLeadOffers":  # the demo's portal lead, offered to the manager's team
         s["offer"] = data["myLeadOffers"][0]["id"]
+    elif name == "ChangeClientStage":
+        s["clientVersion"] = data["changeClientStage"]["client"]["version"]
+    elif name == "UpdateClient":
+        changed = data["updateClient"]["client"]
+        assert (changed["grade"], changed["tags"]) == ("A", ["school district"]), data
+        assert changed["otherPhones"] and changed["version"] == s["clientVersion"] + 1
+    elif name == "SearchClients":
+        assert s["client"] in [c["id"] for c in data["clients"]], data
+    elif name == "ClientProfile":
+        assert data["client"]["id"] == s["client"] and data["client"]["profile"]["tags"] == []
+    elif name == "ClientRecommendations":  # its needs (3 rooms) rank the demo's units
+        assert data["recommendations"] and data["recommendations"][0]["unit"], data
+    elif name == "TrackActivity":
+        assert data["trackActivity"] == {"__typename": "TrackActivityPayload", "accepted": 2}
     elif name == "ClaimClient":
         assert data["claimClient"]["client"]["assignments"][-1]["reason"] == "claimed", data
     for value in data.values():  # a typed error is a failed run
         if isinstance(value, dict) and "code" in value and "message" in value:
             raise AssertionError(f"{name}: {value}")
+
+
+@dataclass
+class _Stripe:
+    """The loopback Stripe the contract run's gateway talks to, the demo's connected account
+    there, and what a worker applying Stripe's events needs."""
+
+    fake: Any
+    account: str
+    engine: Any
+    db_url: Any
+    worker_settings: Settings
+    checked: set[str] = field(default_factory=set)
+
+    def intent_of(self, payload: dict) -> dict:
+        """The PaymentIntent behind an answer's clientSecret, made by the loopback Stripe on
+        the demo's account, for the answer's payment; the publishable key is the platform's."""
+        pi = payload["clientSecret"].split("_secret_")[0]
+        intent = self.fake.payment_intent(pi)
+        assert intent["client_secret"] == payload["clientSecret"], (intent, payload)
+        assert self.fake.account_of(pi) == payload["stripeAccountId"] == self.account
+        assert payload["publishableKey"] == STRIPE["stripe_publishable_key"]
+        payment = payload["payment"]
+        assert intent["metadata"]["payment_id"] == payment["id"], intent
+        assert (intent["amount"], intent["currency"]) == (payment["amount"], "cny"), intent
+        assert (payment["status"], payment["currency"]) == ("PENDING", "cny"), payment
+        return intent
+
+
+async def _deposit_started(client, stripe: _Stripe, app: str, got: dict, s: dict) -> None:
+    """startDeposit held the unit for the agent and made the deposit's PaymentIntent (the
+    tenant's deposit amount, the methods an iOS app can pay with, WeChat Pay's app id)."""
+    assert got["__typename"] == "DepositPayload", got
+    payment = got["payment"]
+    assert (payment["kind"], payment["amount"]) == ("DEPOSIT", 2_000_000), payment
+    assert (payment["unitId"], payment["clientId"]) == (s["unit3"], s["client"]), payment
+    intent = stripe.intent_of(got)
+    assert intent["metadata"]["unit_id"] == s["unit3"] and intent["metadata"]["kind"] == "deposit"
+    assert intent["payment_method_types"] == ["card", "alipay", "wechat_pay"], intent
+    assert intent["payment_method_options"]["wechat_pay"] == {
+        "client": "ios", "app_id": STRIPE["stripe_wechat_app_id"]}  # fmt: skip
+    unit = (await run(client, app, "UnitDetail", {"id": s["unit3"]}, s["token"]))["unit"]
+    assert unit["status"] == "ON_HOLD" and got["holdExpiresAt"] is not None, (unit, got)
+    stripe.checked.add("deposit")
+
+
+async def _bill_paid(client, stripe: _Stripe, app: str, got: dict, s: dict) -> None:
+    """payBill made a PaymentIntent for all that is left of the demo bill; when Stripe says
+    it succeeded (a signed webhook, applied by a worker), the bill is paid and its receipt's
+    signed link gives the PDF."""
+    from tests.api.payment.test_payments import deliver, work
+
+    assert got["__typename"] == "BillPaymentPayload", got
+    bill, payment = s["bill"], got["payment"]
+    assert (bill["status"], bill["receipts"]) == ("OPEN", []), bill
+    assert (payment["kind"], payment["amount"]) == ("FEE", bill["outstanding"]), payment
+    intent = stripe.intent_of(got)
+    assert intent["metadata"]["bill_id"] == bill["id"] and intent["metadata"]["kind"] == "fee"
+    webhook = await deliver(client, stripe.fake, stripe.fake.succeed(intent["id"]))
+    assert webhook.status_code == 200, webhook.text
+    await work(stripe.worker_settings, stripe.engine, stripe.db_url)
+    mine = await run(client, app, "MyBills", {"locale": "en"}, s["token"])
+    [paid] = [b for b in mine["myBills"] if b["id"] == bill["id"]]
+    assert (paid["status"], paid["paidAmount"], paid["outstanding"]) == (
+        "PAID", bill["amount"], 0), paid  # fmt: skip
+    [receipt] = paid["receipts"]
+    assert (receipt["number"], receipt["amount"]) == ("R00000001", bill["amount"]), receipt
+    pdf = await client.get(receipt["pdfUrl"])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF"), pdf.content[:20]
+    stripe.checked.add("bill")
 
 
 async def _subscribe_ok(server, app: str, name: str, variables: dict, token: str) -> None:

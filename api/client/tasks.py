@@ -96,12 +96,12 @@ async def refresh_profile(session, tenant, client_id: str) -> str | None:
 
 @tenant_task(blueprint)
 async def refresh_profiles(session, tenant) -> int:
-    """Daily: profiles that time alone changes (a grade fades when the client goes quiet),
-    and activity past its retention deleted."""
+    """Daily: the profiles that time alone changes (a grade fades when the client goes quiet)
+    are queued for a rebuild, one small job each (spread over the workers, none holding many
+    rows), and activity past its retention is deleted."""
     now = utcnow()
     ids = await profile.stale(session, now)
-    for cid in ids:
-        await _tell_if_warmer(session, tenant, await profile.refresh(session, cid, now))
+    await profile.queue_refresh(session, tenant.slug, ids)
     await profile.prune(session, now)
     return len(ids)
 

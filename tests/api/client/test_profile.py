@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from api.client import profile
 from api.client.models import ClientActivity
@@ -326,3 +326,38 @@ def test_behaviour_tags():
     busy = [view(0.1 * i) for i in range(10)]
     p = profile.build(now=NOW, activity=busy, followed=[], showings=[], shown={})
     assert p["grade"] == "A" and p["grade_factors"] == ["very_active"]
+
+
+async def test_the_daily_refresh_fades_grades_and_prunes_old_activity(
+    client, engine, db_url, kit, make_tenant, member
+):
+    from api.client import tasks
+    from api.client.models import Client as ClientRow
+
+    tenant = await make_tenant()
+    slug = tenant.slug
+    _, agent = await member(tenant, ["agent"])
+    inv = await inventory(client, slug, floors=1, per_floor=1)
+    _, app = await app_user(engine, kit, tenant, "+8613300005555")
+    res = await gql(client, CREATE, {"input": {"name": "吴先生", "phone": "13300005555"}},
+                    tenant=slug, token=agent)  # fmt: skip
+    cid = uuid.UUID(res["data"]["createClient"]["client"]["id"])
+    await gql(client, TRACK, {"e": views([inv["units"][0]["id"]] * 10)}, tenant=slug, token=app)
+    await drain(engine, db_url)
+    async with TenantDatabase(engine).session(tenant) as session:
+        assert (await session.get(ClientRow, cid)).suggested_grade == "A"
+        # Time passes: the views are 40 days old, one of them 200 (past retention).
+        now = datetime.now(UTC)
+        await session.execute(update(ClientActivity).values(at=now - timedelta(days=40)))
+        oldest = await session.scalar(select(ClientActivity.id).order_by(ClientActivity.id))
+        await session.execute(update(ClientActivity).where(ClientActivity.id == oldest)
+                              .values(at=now - timedelta(days=200)))  # fmt: skip
+        await session.commit()
+    async with TenantDatabase(engine).session(tenant) as session:
+        assert await tasks.refresh_profiles.work(session, tenant) == 1
+        await session.commit()
+    await drain(engine, db_url)
+    assert len(await stored(engine, tenant, client_id=cid)) == 9
+    one = (await gql(client, PROFILE, {"id": str(cid)}, tenant=slug, token=agent))["data"]
+    assert one["client"]["suggestedGrade"] == "C"
+    assert one["client"]["profile"]["gradeFactors"] == ["GONE_QUIET"]

@@ -3,8 +3,11 @@
 Two measurements per target:
 * ``max``: closed loop, ``concurrency`` requests in flight, for ``seconds``: throughput;
 * ``fixed``: open loop at a fixed rate (requests scheduled at exact times, latency counted from
-  the scheduled time, so a slow server cannot hide queueing): p50 / p99.
-A request is (path, headers, body); each request picks one at random from the given list.
+  the scheduled time, so a slow server cannot hide queueing): p50 / p99;
+* ``each``: closed loop, every request of the list sent once (shuffled), ``concurrency`` in
+  flight: a warm-up that reaches every tenant of a list.
+A request is (path, headers, body); in ``max`` and ``fixed``, each request picks one at random
+from the given list.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
     rng = random.Random(seed)
     raws = [_encode(port, p, h, b) for p, h, b in requests]
     pool: asyncio.Queue = asyncio.Queue()
-    size = concurrency if mode == "max" else max(concurrency, 256)
+    size = max(concurrency, 256) if mode == "fixed" else concurrency
     for _ in range(size):
         pool.put_nowait(_Conn(*await asyncio.open_connection("127.0.0.1", port)))
     latencies: list[float] = []
@@ -54,10 +57,10 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
     def failed(kind: str) -> None:
         error_kinds[kind] = error_kinds.get(kind, 0) + 1
 
-    async def one(scheduled: float) -> None:
+    async def one(scheduled: float, raw: bytes | None = None) -> None:
         conn = await pool.get()
         try:
-            status = await conn.request(rng.choice(raws))
+            status = await conn.request(raw if raw is not None else rng.choice(raws))
             if status != 200:
                 failed(f"HTTP {status}")
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -77,6 +80,16 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
                 await one(time.perf_counter())
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elif mode == "each":
+        order = list(raws)
+        rng.shuffle(order)
+
+        async def sender() -> None:
+            while order:
+                raw = order.pop()
+                await one(time.perf_counter(), raw)
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
     else:
         n = int(rate * seconds)
         tasks = []

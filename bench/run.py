@@ -3,7 +3,8 @@ bench/results/latest.md, and the table between the bench markers of the README. 
 ``make test``.
 
 ``python -m bench.run --only tenancy|http|search|live|notify|stripe``: one group of scenarios;
-prints its table and leaves latest.* and the README alone."""
+prints its table and leaves latest.* and the README alone. ``--only random_tenant``: that one
+HTTP scenario alone (its tenants are still seeded)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--size", choices=["small", "full"], default="full")
     parser.add_argument(
         "--only",
-        choices=["tenancy", "http", "search", "live", "notify", "stripe"],
+        choices=["tenancy", "http", "random_tenant", "search", "live", "notify", "stripe"],
         default=None,
     )
     args = parser.parse_args()
@@ -38,8 +39,8 @@ def main() -> None:
     results = {}
     # HTTP scenarios first: creating thousands of tenant tables for the tenancy scenario leaves
     # PostgreSQL's autovacuum busy for minutes afterwards, which would slow everything after it.
-    if parser_only in (None, "http"):
-        results.update(http.main(args.size))
+    if parser_only in (None, "http", "random_tenant"):
+        results.update(http.main(args.size, only=parser_only if parser_only != "http" else None))
     if parser_only in (None, "search"):
         results.update(search.main(args.size))
     if parser_only in (None, "live"):

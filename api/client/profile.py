@@ -76,12 +76,16 @@ def _scope(tenant_id) -> str:
 # ---------------------------------------------------------------- linking
 
 
-async def account_for_phone(session, kit: SecurityKit, phone: str | None) -> uuid.UUID | None:
-    """The app account with this (normalised) phone, if one exists."""
-    if not phone:
+async def account_for_phones(session, kit: SecurityKit, phones) -> uuid.UUID | None:
+    """The app account with one of these (normalised) phones, the first given first."""
+    phones = [p for p in dict.fromkeys(phones) if p]
+    if not phones:
         return None
-    digest = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
-    return await session.scalar(select(Account.id).where(Account.phone_bidx == digest))
+    digests = [kit.blind_index.digest(p, scope=SHARED_SCOPE, column="phone") for p in phones]
+    found = dict((await session.execute(
+        select(Account.phone_bidx, Account.id).where(Account.phone_bidx.in_(digests))
+    )).all())  # fmt: skip
+    return next((found[d] for d in digests if d in found), None)
 
 
 async def attach_orphans(session, client: Client) -> None:
@@ -179,28 +183,11 @@ def _clean_search(raw: dict | None, field: str) -> dict:
 
 async def _subjects(session, events: list[Event]) -> dict[tuple[str, uuid.UUID], dict]:
     """What each viewed unit or listing was then: price, area, rooms, district (and project)."""
-    unit_ids = {e.subject_id for e in events if e.kind == "view_unit"}
-    listing_ids = {e.subject_id for e in events if e.kind == "view_listing"}
-    out: dict[tuple[str, uuid.UUID], dict] = {}
-    if unit_ids:
-        rows = await session.execute(
-            select(Unit.id, Unit.list_price, Unit.gross_area, Unit.rooms, Unit.project_id,
-                   Project.district)
-            .join(Project, Project.id == Unit.project_id).where(Unit.id.in_(unit_ids))
-        )  # fmt: skip
-        for uid, price, area, rooms, project_id, district in rows:
-            out[("view_unit", uid)] = {"price": price, "area": str(area), "rooms": rooms,
-                                       "district": district or "",
-                                       "project_id": str(project_id)}  # fmt: skip
-    if listing_ids:
-        rows = await session.execute(
-            select(Listing.id, Listing.asking_price, Listing.gross_area, Listing.rooms,
-                   Listing.district).where(Listing.id.in_(listing_ids))
-        )  # fmt: skip
-        for lid, price, area, rooms, district in rows:
-            out[("view_listing", lid)] = {"price": price, "area": str(area), "rooms": rooms,
-                                          "district": district or ""}  # fmt: skip
-    return out
+    units = await _facts(session, "unit", {e.subject_id for e in events if e.kind == "view_unit"})
+    listings = await _facts(session, "listing",
+                            {e.subject_id for e in events if e.kind == "view_listing"})  # fmt: skip
+    return {**{("view_unit", k): v for k, v in units.items()},
+            **{("view_listing", k): v for k, v in listings.items()}}  # fmt: skip
 
 
 async def track(session, kit: SecurityKit, tenant_id, account_id: uuid.UUID,
@@ -408,20 +395,23 @@ def build(*, now: datetime, activity: list[tuple], followed: list[dict],
     }
 
 
-async def _facts(session, kind: str, ids: set[uuid.UUID]) -> dict[tuple[str, str], dict]:
+async def _facts(session, kind: str, ids: set[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """Price, area, rooms and district of units (with their project) or listings, by id."""
     if not ids:
         return {}
     if kind == "unit":
         rows = await session.execute(
-            select(Unit.id, Unit.list_price, Unit.gross_area, Unit.rooms, Project.district)
+            select(Unit.id, Unit.list_price, Unit.gross_area, Unit.rooms, Project.district,
+                   Unit.project_id)
             .join(Project, Project.id == Unit.project_id).where(Unit.id.in_(ids))
         )  # fmt: skip
-    else:
-        rows = await session.execute(
-            select(Listing.id, Listing.asking_price, Listing.gross_area, Listing.rooms,
-                   Listing.district).where(Listing.id.in_(ids))
-        )  # fmt: skip
-    return {(kind, str(i)): {"price": p, "area": str(a), "rooms": r, "district": d or ""}
+        return {i: {"price": p, "area": str(a), "rooms": r, "district": d or "",
+                    "project_id": str(pid)} for i, p, a, r, d, pid in rows}  # fmt: skip
+    rows = await session.execute(
+        select(Listing.id, Listing.asking_price, Listing.gross_area, Listing.rooms,
+               Listing.district).where(Listing.id.in_(ids))
+    )  # fmt: skip
+    return {i: {"price": p, "area": str(a), "rooms": r, "district": d or ""}
             for i, p, a, r, d in rows}  # fmt: skip
 
 
@@ -453,9 +443,11 @@ async def refresh(session, client_id: uuid.UUID, now: datetime | None = None
         .where(Showing.client_id == client.id, Showing.starts_at >= now - WINDOW)
     )).all()]  # fmt: skip
     shown = {
-        **await _facts(session, "unit", {u for s in showings for u in s[2]}),
-        **await _facts(session, "listing", {x for s in showings for x in s[3]}),
-    }
+        (kind, str(i)): facts
+        for kind, column in (("unit", 2), ("listing", 3))
+        for i, facts in (await _facts(session, kind, {x for s in showings for x in s[column]})
+                         ).items()
+    }  # fmt: skip
     before = client.suggested_grade
     profile = build(now=now, activity=activity, followed=followed, showings=showings,
                     shown=shown)  # fmt: skip

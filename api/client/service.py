@@ -30,6 +30,7 @@ from api.identity.teams import visible_owners
 from api.ids import uuid7
 from api.security.crypto import mask_phone
 from api.security.kit import SecurityKit
+from api.setting import service as settings
 from api.validate import text, unique_texts
 
 LANGUAGES = ("zh", "en", "yue", "ja", "ko", "fr", "de", "es", "ru", "ar")
@@ -124,6 +125,16 @@ def reveal_phones(kit: SecurityKit, tenant_id: str, rows: list[ClientPhone]) -> 
                                column="phone", row_id=r.id) for r in rows]  # fmt: skip
 
 
+async def _add_phones(session, kit: SecurityKit, tenant_id: str, row: Client, phones) -> None:
+    """Phones the client does not have yet become other phones (as many as fit)."""
+    main = reveal(kit, tenant_id, row, "phone")
+    known = await other_phones(session, kit, tenant_id, row.id)
+    extra = [x for x in dict.fromkeys(phones) if x and x != main and x not in known]
+    if extra:
+        await _set_other_phones(session, kit, tenant_id, row,
+                                [*known, *extra][:MAX_OTHER_PHONES])  # fmt: skip
+
+
 async def other_phones(session, kit: SecurityKit, tenant_id: str, client_id: uuid.UUID
                        ) -> list[str]:  # fmt: skip
     """A client's other phones in plain text (callers check pii.read and audit)."""
@@ -198,8 +209,6 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
     found = await duplicates(session, kit, tenant_id, phones=[phone, *others],
                              id_number=id_number)  # fmt: skip
     if found:
-        from api.setting import service as settings
-
         rule = "refuse" if refuse_duplicates else await settings.get(session, "crm.duplicates")
         if rule == "refuse":
             raise Conflict(f"this client exists already ({found[0].id})", "phone")
@@ -224,8 +233,7 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         _seal(kit, tenant_id, row, "phone", phone)
     if id_number:
         _seal(kit, tenant_id, row, "id_number", id_number)
-    for candidate in (phone, *others):
-        row.account_id = row.account_id or await profile.account_for_phone(session, kit, candidate)
+    row.account_id = await profile.account_for_phones(session, kit, [phone, *others])
     session.add(row)
     await session.flush()  # the row first: its assignment refers to it
     await _set_other_phones(session, kit, tenant_id, row, others)
@@ -244,16 +252,10 @@ async def _absorb(session, kit: SecurityKit, tenant_id: str, row: Client, i: Cli
                   name: str, others: list[str], p: Principal) -> None:  # fmt: skip
     """A repeated lead merged into the existing record (tenant rule ``merge``): what it
     lacked is taken over, tags joined, a note of the repeat logged."""
-    known = await other_phones(session, kit, tenant_id, row.id)
-    main = reveal(kit, tenant_id, row, "phone")
     given = normalize_phone(i.phone) if i.phone else None
-    if main is None and given:
+    if row.phone_enc is None and given:
         _seal(kit, tenant_id, row, "phone", given)
-        main = given
-    extra = [x for x in [given, *others] if x and x != main and x not in known]
-    if extra:
-        merged = [*known, *extra]
-        await _set_other_phones(session, kit, tenant_id, row, merged[:MAX_OTHER_PHONES])
+    await _add_phones(session, kit, tenant_id, row, [given, *others])
     if row.id_number_enc is None and i.id_number:
         _seal(kit, tenant_id, row, "id_number", _normalize_id(i.id_number))
     row.needs = {**(i.needs or {}), **(row.needs or {})}
@@ -291,10 +293,10 @@ async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
     _check(probe)
     if "name" in changes:
         row.name = text(changes["name"], "name", required=True, max_len=100)
-    phone = reveal(kit, tenant_id, row, "phone")
+    stored_phone = phone = reveal(kit, tenant_id, row, "phone")
     if "phone" in changes:
         phone = normalize_phone(changes["phone"]) if changes["phone"] else None
-    id_number = reveal(kit, tenant_id, row, "id_number")
+    stored_id = id_number = reveal(kit, tenant_id, row, "id_number")
     if "id_number" in changes:
         id_number = _normalize_id(changes["id_number"]) if changes["id_number"] else None
     if not phone and not id_number:
@@ -302,14 +304,11 @@ async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
     others = (_other_phones(changes["other_phones"], phone) if "other_phones" in changes
               else [x for x in await other_phones(session, kit, tenant_id, row.id)
                     if x != phone])  # fmt: skip
-    new_phones = [x for x in [phone, *others] if x and x != reveal(kit, tenant_id, row, "phone")]
-    new_id = id_number if "id_number" in changes and id_number != reveal(
-        kit, tenant_id, row, "id_number") else None  # fmt: skip
+    new_phones = [x for x in [phone, *others] if x and x != stored_phone]
+    new_id = id_number if id_number != stored_id else None
     found = await duplicates(session, kit, tenant_id, phones=new_phones, id_number=new_id,
                              exclude=row.id)  # fmt: skip
     if found:
-        from api.setting import service as settings
-
         if await settings.get(session, "crm.duplicates") == "refuse":
             raise Conflict(f"this client exists already ({found[0].id})", "phone")
         row.duplicate_of = row.duplicate_of or found[0].id
@@ -325,9 +324,7 @@ async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
     if "phone" in changes or "other_phones" in changes:
         await _set_other_phones(session, kit, tenant_id, row, others)
         if row.account_id is None:
-            for candidate in (phone, *others):
-                row.account_id = row.account_id or await profile.account_for_phone(
-                    session, kit, candidate)  # fmt: skip
+            row.account_id = await profile.account_for_phones(session, kit, [phone, *others])
             await profile.attach_orphans(session, row)
     if "grade" in changes:
         row.grade = changes["grade"]
@@ -599,14 +596,9 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, 
     actives = [t for t in (keep.last_active_at, gone.last_active_at) if t]
     keep.last_active_at = max(actives) if actives else None
     # The merged record's phones become the kept one's other phones (as many as fit).
-    main = reveal(kit, tenant_id, keep, "phone")
-    theirs = [reveal(kit, tenant_id, gone, "phone"),
-              *await other_phones(session, kit, tenant_id, gone.id)]  # fmt: skip
-    mine = await other_phones(session, kit, tenant_id, keep.id)
-    extra = [x for x in dict.fromkeys(theirs) if x and x != main and x not in mine]
-    if extra:
-        await _set_other_phones(session, kit, tenant_id, keep,
-                                [*mine, *extra][:MAX_OTHER_PHONES])  # fmt: skip
+    await _add_phones(session, kit, tenant_id, keep, [
+        reveal(kit, tenant_id, gone, "phone"), *await other_phones(session, kit, tenant_id, gone.id)
+    ])  # fmt: skip
     keep.needs = {**(gone.needs or {}), **(keep.needs or {})}
     keep.tags = list(dict.fromkeys([*(keep.tags or ()), *(gone.tags or ())]))[:30]
     if gone.notes:

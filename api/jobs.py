@@ -6,8 +6,15 @@
   closed when it is missing, unknown or suspended; it opens that tenant's session, and commits
   when the work returns (nothing is saved when it raises, and procrastinate retries or records
   the failure).
-* Periodic sweeps (``blueprint.periodic``) defer one job per active tenant, each with a
-  queueing lock, so a slow tenant never piles up duplicates and tenants stay isolated.
+* Periodic sweeps (``blueprint.periodic``) defer jobs per tenant, each with a queueing lock, so
+  a slow tenant never piles up duplicates and tenants stay isolated. Daily and hourly sweeps
+  visit every active tenant (``defer_for_each_tenant``). The every-few-minutes ones visit only
+  tenants with a wake-up due (``defer_woken``): tables whose rows fall due (a hold expiring, a
+  follow-up, an offer, a delivery) have statement triggers recording in
+  ``shared.tenant_wakeup`` the minute each tenant next needs that job (shared migration 0011,
+  tenant migration 0017). The job (``tenant_task(wakeup=kind)``) deletes the wake-ups it
+  serves in its own transaction (a failed job leaves them for the next sweep) and sets one for
+  the next minute when it stopped at its batch limit. Idle tenants cost nothing a minute.
 * Procrastinate's connection pool is its own (psycopg): its connections have ``shared`` on the
   search path, where its tables and functions live. Tenant data is never reached through it.
 * ``anju worker`` runs workers in their own processes; ``ANJU_WORKER_IN_PROCESS`` (on by default
@@ -81,9 +88,27 @@ def runtime() -> Runtime:
     return _runtime
 
 
-def tenant_task(blueprint: procrastinate.Blueprint, **options):
+WAKE_SERVED = text(
+    "DELETE FROM shared.tenant_wakeup WHERE schema_name = :schema AND kind = :kind "
+    "AND due_at <= now()"
+)
+WAKE_AGAIN = text(
+    "INSERT INTO shared.tenant_wakeup (schema_name, kind, due_at) "
+    "VALUES (:schema, :kind, shared.ceil_minute(now())) ON CONFLICT DO NOTHING"
+)
+WOKEN = text(
+    "SELECT DISTINCT t.slug FROM shared.tenant_wakeup w "
+    "JOIN shared.tenant t ON t.schema_name = w.schema_name "
+    "WHERE w.kind = :kind AND w.due_at <= now() AND t.status = 'active' ORDER BY t.slug"
+)
+
+
+def tenant_task(blueprint: procrastinate.Blueprint, *, wakeup: str | None = None,
+                limit: int | None = None, **options):  # fmt: skip
     """``@tenant_task(blueprint)`` on ``async def work(session, tenant, **kwargs)``: a task
-    deferred as ``work.defer_async(tenant="slug", **kwargs)``."""
+    deferred as ``work.defer_async(tenant="slug", **kwargs)``. With ``wakeup`` it serves that
+    kind of wake-up (``defer_woken``); ``limit`` is its batch size: a run that returns a count
+    that large asks to run again next minute."""
 
     def decorate(fn):
         @blueprint.task(name=fn.__name__, **options)
@@ -97,12 +122,18 @@ def tenant_task(blueprint: procrastinate.Blueprint, **options):
                 raise JobRefused(f"{fn.__name__}: unknown tenant '{tenant}'")
             if not info.active:
                 raise JobRefused(f"{fn.__name__}: tenant '{tenant}' is suspended")
+            wake = {"schema": info.schema_name, "kind": wakeup}
             async with rt.db.session(info) as session:
+                if wakeup:
+                    await session.execute(WAKE_SERVED, wake)
                 result = await fn(session, info, **kwargs)
+                if wakeup and limit and isinstance(result, int) and result >= limit:
+                    await session.execute(WAKE_AGAIN, wake)
                 await session.commit()
             return result
 
         run.work = fn  # the undecorated work, for tests and for callers already in a session
+        run.wakeup = wakeup
         return run
 
     return decorate
@@ -117,6 +148,22 @@ async def defer_for_each_tenant(task, *, lock_prefix: str, **kwargs) -> int:
             await task.configure(queueing_lock=f"{lock_prefix}:{info.slug}").defer_async(
                 tenant=info.slug, **kwargs
             )
+            deferred += 1
+        except procrastinate.exceptions.AlreadyEnqueued:
+            continue
+    return deferred
+
+
+async def defer_woken(task) -> int:
+    """Defer ``task`` (a ``tenant_task`` with a ``wakeup`` kind) for every active tenant with
+    a wake-up of that kind due; the kind names the queueing lock. Returns how many."""
+    kind = task.wakeup
+    async with runtime().engine.connect() as conn:
+        slugs = list(await conn.scalars(WOKEN, {"kind": kind}))
+    deferred = 0
+    for slug in slugs:
+        try:
+            await task.configure(queueing_lock=f"{kind}:{slug}").defer_async(tenant=slug)
             deferred += 1
         except procrastinate.exceptions.AlreadyEnqueued:
             continue

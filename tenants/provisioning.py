@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -95,4 +95,6 @@ async def drop_tenant(engine: AsyncEngine, slug: str) -> None:
     schema = schema_for(slug)
     async with engine.begin() as conn:
         await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.execute(text("DELETE FROM shared.tenant_wakeup WHERE schema_name = :s"),
+                           {"s": schema})  # fmt: skip
         await conn.execute(delete(Tenant).where(Tenant.slug == slug))

@@ -11,7 +11,7 @@ import procrastinate
 
 from api.client import profile, routing, service
 from api.db import utcnow
-from api.jobs import defer_for_each_tenant, tenant_task
+from api.jobs import defer_for_each_tenant, defer_woken, tenant_task
 from api.notify import service as notify
 
 blueprint = procrastinate.Blueprint()
@@ -19,7 +19,7 @@ blueprint = procrastinate.Blueprint()
 REMIND_AHEAD = timedelta(minutes=15)
 
 
-@tenant_task(blueprint)
+@tenant_task(blueprint, wakeup="follow-up-reminders", limit=1000)
 async def remind_follow_ups(session, tenant) -> int:
     """Scheduled follow-ups due within 15 minutes: their agent gets one reminder each."""
     now = utcnow()
@@ -56,10 +56,10 @@ async def sweep_neglected_clients(timestamp: int) -> int:
 @blueprint.periodic(cron="* * * * *", periodic_id="client-reminders")
 @blueprint.task(name="sweep_follow_up_reminders")
 async def sweep_follow_up_reminders(timestamp: int) -> int:
-    return await defer_for_each_tenant(remind_follow_ups, lock_prefix="follow-up-reminders")
+    return await defer_woken(remind_follow_ups)
 
 
-@tenant_task(blueprint)
+@tenant_task(blueprint, wakeup="lead-offers", limit=500)
 async def expire_lead_offers(session, tenant) -> int:
     """Leads nobody claimed in time go to the rule's next team (notified), or to the pool."""
     moved = await routing.expire_offers(session)
@@ -71,7 +71,7 @@ async def expire_lead_offers(session, tenant) -> int:
 @blueprint.periodic(cron="* * * * *", periodic_id="lead-offers")
 @blueprint.task(name="sweep_lead_offers")
 async def sweep_lead_offers(timestamp: int) -> int:
-    return await defer_for_each_tenant(expire_lead_offers, lock_prefix="lead-offers")
+    return await defer_woken(expire_lead_offers)
 
 
 async def _tell_if_warmer(session, tenant, done) -> None:

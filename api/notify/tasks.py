@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import select
 
 from api.db import utcnow
-from api.jobs import defer_for_each_tenant, enqueue, runtime, tenant_task
+from api.jobs import defer_for_each_tenant, defer_woken, enqueue, runtime, tenant_task
 from api.live import outbox
 from api.notify import delivery, service, templates
 from api.notify.models import Delivery, Notification
@@ -41,7 +41,7 @@ async def deliver(session, tenant, ids: list[str]) -> dict:
     return out.__dict__ | {"next_at": out.next_at.isoformat() if out.next_at else None}
 
 
-@tenant_task(blueprint)
+@tenant_task(blueprint, wakeup="deliver-due", limit=2000)
 async def deliver_due(session, tenant) -> int:
     """Safety net: deliveries due for over a minute that no job carries (a worker lost its
     queued job, or a deferral outlived the queue's retention) are sent now."""
@@ -56,7 +56,7 @@ async def deliver_due(session, tenant) -> int:
     return len(ids)
 
 
-@tenant_task(blueprint)
+@tenant_task(blueprint, wakeup="hold-reminders")
 async def remind_expiring_holds(session, tenant) -> int:
     """A hold about to expire (within 10 minutes): tell its agent, once per hold."""
     from api.unit.models import Unit
@@ -139,9 +139,8 @@ async def prune_devices(session, tenant) -> int:
 @blueprint.periodic(cron="* * * * *", periodic_id="notify-minute")
 @blueprint.task(name="sweep_notifications")
 async def sweep_notifications(timestamp: int) -> int:
-    """Every minute, per tenant: hold reminders, and due deliveries no job carries."""
-    n = await defer_for_each_tenant(remind_expiring_holds, lock_prefix="hold-reminders")
-    return n + await defer_for_each_tenant(deliver_due, lock_prefix="deliver-due")
+    """Every minute, for tenants with one due: hold reminders, and deliveries no job carries."""
+    return await defer_woken(remind_expiring_holds) + await defer_woken(deliver_due)
 
 
 @blueprint.periodic(cron="17 3 * * *", periodic_id="notify-devices")

@@ -9,7 +9,7 @@ import procrastinate
 from sqlalchemy import select, update
 
 from api.db import utcnow
-from api.jobs import JobRefused, defer_for_each_tenant, runtime, tenant_task
+from api.jobs import JobRefused, defer_for_each_tenant, defer_woken, runtime, tenant_task
 from api.payment import billing, bills, service, stripe_api
 from api.payment.models import StripeEvent
 from tenants.models import Tenant
@@ -58,7 +58,7 @@ async def sweep_bill_reminders(timestamp: int) -> int:
     return await defer_for_each_tenant(remind_bills, lock_prefix="bill-reminders")
 
 
-@tenant_task(blueprint)
+@tenant_task(blueprint, wakeup="deposit-expiry", limit=200)
 async def expire_deposits(session, tenant) -> int:
     return await service.expire_deposits(session, runtime().settings)
 
@@ -66,8 +66,9 @@ async def expire_deposits(session, tenant) -> int:
 @blueprint.periodic(cron="*/5 * * * *", periodic_id="deposit-expiry")
 @blueprint.task(name="sweep_expired_deposits")
 async def sweep_expired_deposits(timestamp: int) -> int:
-    """Every 5 minutes: deposits whose hold ran out are cancelled at Stripe."""
-    return await defer_for_each_tenant(expire_deposits, lock_prefix="deposit-expiry")
+    """Every 5 minutes, for tenants with one due: deposits whose hold ran out are cancelled
+    at Stripe."""
+    return await defer_woken(expire_deposits)
 
 
 @blueprint.task(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import procrastinate
 
-from api.jobs import defer_for_each_tenant, tenant_task
+from api.jobs import defer_woken, tenant_task
 from api.unit import service
 
 blueprint = procrastinate.Blueprint()
 
 
-@tenant_task(blueprint)
+@tenant_task(blueprint, wakeup="holds", limit=1000)
 async def release_expired_holds(session, tenant) -> int:
     """Every expired hold of the tenant becomes available again, with a timeline entry."""
     return await service.release_expired_holds(session)
@@ -19,5 +19,5 @@ async def release_expired_holds(session, tenant) -> int:
 @blueprint.periodic(cron="* * * * *", periodic_id="holds")
 @blueprint.task(name="sweep_expired_holds")
 async def sweep_expired_holds(timestamp: int) -> int:
-    """Every minute: one hold-release job per active tenant."""
-    return await defer_for_each_tenant(release_expired_holds, lock_prefix="holds")
+    """Every minute: a hold-release job for each tenant with a hold expired."""
+    return await defer_woken(release_expired_holds)

@@ -3,7 +3,7 @@ a valid tenant fail closed, and the periodic sweep reaches every active tenant."
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import text, update
 
@@ -104,3 +104,108 @@ async def test_jobs_without_a_valid_tenant_fail_closed(client, engine, db_url, m
                 "AND defer_timestamp >= extract(epoch FROM now())::bigint - 120"
             ))  # fmt: skip
         assert swept, "the hold was released without a sweep"
+
+
+async def wakeups(engine, tenant) -> dict[str, list]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text(
+            "SELECT kind, due_at FROM shared.tenant_wakeup WHERE schema_name = :s "
+            "ORDER BY kind, due_at"), {"s": tenant.schema_name})  # fmt: skip
+        out: dict[str, list] = {}
+        for kind, due in rows:
+            out.setdefault(kind, []).append(due)
+        return out
+
+
+async def queued_for(engine, task_name: str, tenants) -> list[str]:
+    slugs = {t.slug for t in tenants}
+    return sorted(args["tenant"] for status, args in await job_statuses(engine, task_name)
+                  if status == "todo" and args.get("tenant") in slugs)  # fmt: skip
+
+
+def _ceil_minute(t):
+    floor = t.replace(second=0, microsecond=0)
+    return floor if floor == t else floor + timedelta(minutes=1)
+
+
+async def test_a_hold_records_when_its_tenant_next_needs_each_job(client, engine, make_tenant):
+    """The unit's statement trigger writes the minute (rounded up) the hold expires, the
+    minute its agent is to be warned (10 minutes before), and when a deposit on it would
+    end; releasing the hold early leaves those to fire and find nothing."""
+    tenant = await make_tenant()
+    inv = await inventory(client, tenant.slug, floors=1, per_floor=1)
+    res = await gql(client, HOLD_UNIT, {"input": {"unitId": inv["units"][0]["id"]}},
+                    tenant=tenant.slug)  # fmt: skip
+    expires = datetime.fromisoformat(res["data"]["holdUnit"]["unit"]["holdExpiresAt"])
+    got = await wakeups(engine, tenant)
+    assert got == {
+        "holds": [_ceil_minute(expires)],
+        "deposit-expiry": [_ceil_minute(expires)],
+        "hold-reminders": [_ceil_minute(expires - timedelta(minutes=10))],
+    }, (got, expires)
+
+
+async def test_sweeps_queue_jobs_only_for_tenants_with_work_due(
+    client, engine, db_url, make_tenant, monkeypatch
+):
+    """An idle tenant gets no job from the every-minute sweeps; one whose hold expired gets
+    the release job, which deletes the wake-up it served; a later hold's wake-up stays until
+    it is due. A job that fails keeps its wake-up for the next sweep, and one that stops at
+    its batch limit asks for the next minute."""
+    from api.jobs import Runtime, defer_woken, set_runtime
+
+    due, later, idle = await make_tenant(), await make_tenant(), await make_tenant()
+    u_due = await held_and_expired(client, engine, due)
+    inv = await inventory(client, later.slug, floors=1, per_floor=1)
+    u_later = inv["units"][0]["id"]
+    await gql(client, HOLD_UNIT, {"input": {"unitId": u_later}}, tenant=later.slug)
+    await inventory(client, idle.slug, floors=1, per_floor=1)
+    ours = (due, later, idle)
+    assert await wakeups(engine, idle) == {}
+
+    set_runtime(Runtime(settings_for_tests(), engine))
+    try:
+        async with make_app(db_url).open_async():
+            await defer_woken(tasks.release_expired_holds)
+            await defer_woken(tasks.release_expired_holds)  # queueing lock: still one
+        name = "unit:release_expired_holds"
+        assert await queued_for(engine, name, ours) == [due.slug]
+        await drain(engine, db_url)
+        assert (await status_of(client, due.slug, u_due))[0] == "AVAILABLE"
+        # Served; what stays is the minute the hold was first due to end (a harmless check).
+        assert all(t > utcnow() for t in (await wakeups(engine, due))["holds"])
+        assert len((await wakeups(engine, later))["holds"]) == 1  # not due yet
+
+        # The later hold runs out: its row's update records a wake-up due now.
+        async with TenantDatabase(engine).session(later) as session:
+            await session.execute(
+                update(Unit)
+                .where(Unit.id == u_later)
+                .values(hold_expires_at=utcnow() - timedelta(minutes=2))
+            )
+            await session.commit()  # fmt: skip
+
+        async def broken(session, **kw):
+            raise RuntimeError("database went away")
+
+        monkeypatch.setattr(tasks.service, "release_expired_holds", broken)
+        async with make_app(db_url).open_async():
+            await defer_woken(tasks.release_expired_holds)
+        assert await queued_for(engine, name, ours) == [later.slug]
+        await drain(engine, db_url)
+        assert ("failed", {"tenant": later.slug}) in await job_statuses(engine, name)
+        kept = (await wakeups(engine, later))["holds"]
+        assert kept and min(kept) <= utcnow(), kept  # the failed job's wake-up is kept
+
+        async def full_batch(session, **kw):
+            return 1000
+
+        monkeypatch.setattr(tasks.service, "release_expired_holds", full_batch)
+        async with make_app(db_url).open_async():
+            await defer_woken(tasks.release_expired_holds)
+        await drain(engine, db_url)
+        again = (await wakeups(engine, later))["holds"]
+        assert again and all(t > utcnow() for t in again), again  # served, and next minute
+        assert (await status_of(client, later.slug, u_later))[0] == "ON_HOLD"  # the fake ran
+    finally:
+        set_runtime(None)

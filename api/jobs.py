@@ -231,6 +231,14 @@ JOBS = table(
 )  # fmt: skip
 
 
+def task_name(task) -> str:
+    """The queue's name of a task (``domain:name``)."""
+    name = task.name  # namespaced by its domain once make_app has gathered the blueprints
+    if ":" not in name:
+        name = f"{task.func.__module__.split('.')[1]}:{name}"
+    return name
+
+
 def enqueue(task, *, tenant: str, scheduled_at=None, queue: str = "default",
             queueing_lock: str | None = None, **kwargs):  # fmt: skip
     """The statement deferring ``task`` (a ``tenant_task``) for ``tenant`` inside the caller's
@@ -240,10 +248,7 @@ def enqueue(task, *, tenant: str, scheduled_at=None, queue: str = "default",
     many triggers, one job."""
     if not tenant:
         raise JobRefused("a job without a tenant is refused")
-    name = task.name  # namespaced by its domain once make_app has gathered the blueprints
-    if ":" not in name:
-        name = f"{task.func.__module__.split('.')[1]}:{name}"
-    values = dict(queue_name=queue, task_name=name, priority=0, lock=None,
+    values = dict(queue_name=queue, task_name=task_name(task), priority=0, lock=None,
                   queueing_lock=queueing_lock, args={"tenant": tenant, **kwargs},
                   scheduled_at=scheduled_at)  # fmt: skip
     if queueing_lock is None:

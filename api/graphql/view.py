@@ -21,6 +21,17 @@ from mobile_contracts.contracts import load_manifest
 from tenants.sessions import TenantDatabase
 
 
+def _plain(data: dict) -> bool:
+    """A JSON body strawberry would take as is: a string query, and variables, extensions and
+    operationName of the right types (anything else goes to strawberry for its errors)."""
+    return (
+        isinstance(data.get("query"), str)
+        and isinstance(data.get("variables"), (dict, type(None)))
+        and isinstance(data.get("extensions"), (dict, type(None)))
+        and isinstance(data.get("operationName"), (str, type(None)))
+    )
+
+
 class GraphQLView(GraphQL):
     def __init__(
         self, schema, db: TenantDatabase, kit: SecurityKit, senders, storage=None, *,
@@ -54,6 +65,13 @@ class GraphQLView(GraphQL):
                 return GraphQLRequestData(
                     query=text, variables=variables, operation_name=data.get("operationName"),
                     extensions=data.get("extensions"),
+                )  # fmt: skip
+            streamed = "multipart/mixed" in (request.headers.get("accept") or "")
+            if isinstance(data, dict) and _plain(data) and not streamed:  # parsed once here
+                request._request.state.adhoc_document = True
+                return GraphQLRequestData(
+                    query=data["query"], variables=data.get("variables"),
+                    operation_name=data.get("operationName"), extensions=data.get("extensions"),
                 )  # fmt: skip
         parsed = await super().parse_http_body(request)
         if isinstance(parsed, GraphQLRequestData) and parsed.query is None:

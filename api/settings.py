@@ -27,8 +27,11 @@ class Settings(BaseSettings):
     base_domain: str = "localhost"
     # How long (seconds) a resolved tenant is cached in a gateway process.
     tenant_cache_ttl: float = 5.0
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # A fixed pool: overflow connections are closed as soon as the burst that opened them ends,
+    # and each new one is cold for every tenant schema (bench: webhooks 1,472 -> 2,407 stored/s,
+    # unit by id p99 262 -> 20 ms at the fixed rate, with 20 + 0 instead of 10 + 10).
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     # Connections are recycled so per-connection catalog caches stay bounded with many schemas.
     db_pool_recycle: int = 1800
     # asyncpg prepared statements kept per connection (tenants x hot statements).

@@ -2,7 +2,7 @@
 
 Each tenant holds one project, one building and 100 units. Scenarios: a trivial query; one unit
 by id; a page of 100 units (``units(first: 100)``, newest first); one unit by id for a random
-tenant among 1, 100 and 2,000 tenants (small size: 1, 20, 200), first on tenants the gateway has
+tenant among 1, 100 and 2,000 tenants (small size: 1, 20, 100), first on tenants the gateway has
 not served yet, then in steady state (see ``random_tenant``). Before measuring, each scenario
 fetches the same requests from both servers and fails unless the JSON bodies are equal.
 """
@@ -243,8 +243,8 @@ def random_tenant(gw_port, tenants: list[dict], counts, secs, rng) -> dict:
 def run(size: str, only: str | None = None) -> dict:
     """All HTTP scenarios, or ``only`` the one named (``random_tenant``)."""
     small = size == "small"
-    counts = (1, 20, 200) if small else (1, 100, 2000)
-    secs = {"max": 2.0, "fixed": 3.0} if small else {"max": 5.0, "fixed": 8.0}
+    counts = (1, 20, 100) if small else (1, 100, 2000)
+    secs = {"max": 1.0, "fixed": 1.5} if small else {"max": 5.0, "fixed": 8.0}
     base = Settings(env="development", log_level="WARNING")
     url = embedded_url(base, "bench-pg", "anju_bench_http")
     settings = base.model_copy(update={"access_token_ttl": 7200})

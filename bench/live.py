@@ -128,7 +128,7 @@ def _redis_url() -> str:
 
 def run(size: str) -> dict:
     small = size == "small"
-    n, n_hop, rounds = (1000, 300, 6) if small else (5000, 1000, 10)
+    n, n_hop, rounds = (500, 200, 4) if small else (5000, 1000, 10)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
     base = Settings(env="development", log_level="WARNING")

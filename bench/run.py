@@ -37,28 +37,36 @@ def main() -> None:
     t0 = time.perf_counter()
     parser_only = args.only
     results = {}
+    took: dict[str, float] = {}
+
+    def timed(group: str, run):
+        t = time.perf_counter()
+        out = run()
+        took[group] = round(time.perf_counter() - t, 1)
+        return out
+
     # HTTP scenarios first: creating thousands of tenant tables for the tenancy scenario leaves
     # PostgreSQL's autovacuum busy for minutes afterwards, which would slow everything after it.
     if parser_only in (None, "http", "random_tenant"):
-        results.update(http.main(args.size, only=parser_only if parser_only != "http" else None))
-    if parser_only in (None, "search"):
-        results.update(search.main(args.size))
-    if parser_only in (None, "live"):
-        results.update(live.main(args.size))
-    if parser_only in (None, "notify"):
-        results.update(notify.main(args.size))
-    if parser_only in (None, "stripe"):
-        results.update(stripe.main(args.size))
+        only = parser_only if parser_only != "http" else None
+        results.update(timed("http", lambda: http.main(args.size, only=only)))
+    for group, module in (("search", search), ("live", live), ("notify", notify),
+                          ("stripe", stripe)):  # fmt: skip
+        if parser_only in (None, group):
+            results.update(timed(group, lambda m=module: m.main(args.size)))
     if parser_only in (None, "tenancy"):
-        results = {"tenancy": tenancy.main(args.size), **results}
+        results = {"tenancy": timed("tenancy", lambda: tenancy.main(args.size)), **results}
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "size": args.size,
         "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_by_group": took,
     }
     lines = [
-        f"Measured {meta['date']} on {meta['machine']} (size {args.size}).",
+        f"Measured {meta['date']} on {meta['machine']} (size {args.size}, {meta['seconds']} s: "
+        + ", ".join(f"{g} {t} s" for g, t in took.items())
+        + ").",
         "",
         "| scenario | metric | value |",
         "|---|---|---|",

@@ -205,7 +205,7 @@ async def _setup(settings: Settings, url, n_units: int) -> tuple[dict, dict]:
 def run(size: str) -> dict:
     small = size == "small"
     n_units = 10_000 if small else 100_000
-    secs = {"max": 2.0, "fixed": 3.0} if small else {"max": 5.0, "fixed": 8.0}
+    secs = {"max": 1.5, "fixed": 2.0} if small else {"max": 5.0, "fixed": 8.0}
     base = Settings(env="development", log_level="WARNING")
     url = embedded_url(base, "bench-pg", "anju_bench_search")
     settings = base.model_copy(update={"access_token_ttl": 7200})

@@ -58,6 +58,11 @@ def test_settings(**overrides) -> Settings:
         "log_json": True,
         "log_level": "WARNING",
         "sms_backend": "capture",
+        # The suite runs many apps in one process, each with its own engine: each keeps at most
+        # 5 idle connections (a gateway process keeps its fixed 20), so together they stay
+        # under the server's max_connections; bursts of 20 are still possible.
+        "db_pool_size": 5,
+        "db_max_overflow": 15,
     }
     base.update(overrides)
     return Settings(**base)

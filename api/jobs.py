@@ -142,28 +142,26 @@ def tenant_task(blueprint: procrastinate.Blueprint, *, wakeup: str | None = None
 async def defer_for_each_tenant(task, *, lock_prefix: str, **kwargs) -> int:
     """Defer ``task`` once per active tenant; a tenant whose previous job of this kind is
     still waiting is skipped (queueing lock). Returns how many were deferred."""
-    deferred = 0
-    for info in await active_tenants():
-        try:
-            await task.configure(queueing_lock=f"{lock_prefix}:{info.slug}").defer_async(
-                tenant=info.slug, **kwargs
-            )
-            deferred += 1
-        except procrastinate.exceptions.AlreadyEnqueued:
-            continue
-    return deferred
+    return await _defer_each(task, [t.slug for t in await active_tenants()], lock_prefix, kwargs)
 
 
 async def defer_woken(task) -> int:
     """Defer ``task`` (a ``tenant_task`` with a ``wakeup`` kind) for every active tenant with
     a wake-up of that kind due; the kind names the queueing lock. Returns how many."""
-    kind = task.wakeup
     async with runtime().engine.connect() as conn:
-        slugs = list(await conn.scalars(WOKEN, {"kind": kind}))
+        slugs = list(await conn.scalars(WOKEN, {"kind": task.wakeup}))
+    return await _defer_each(task, slugs, task.wakeup, {})
+
+
+async def _defer_each(task, slugs: list[str], lock_prefix: str, kwargs: dict) -> int:
+    """``task`` once per tenant slug under the queueing lock ``<lock_prefix>:<slug>``; one
+    whose previous job is still waiting is skipped. Returns how many were deferred."""
     deferred = 0
     for slug in slugs:
         try:
-            await task.configure(queueing_lock=f"{kind}:{slug}").defer_async(tenant=slug)
+            await task.configure(queueing_lock=f"{lock_prefix}:{slug}").defer_async(
+                tenant=slug, **kwargs
+            )
             deferred += 1
         except procrastinate.exceptions.AlreadyEnqueued:
             continue

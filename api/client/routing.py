@@ -424,6 +424,9 @@ async def _to_pool(session, client: Client, reason: str, detail: str, *, by, now
     return Routed()
 
 
+OFFER_BATCH = 500  # expired lead offers moved on a job
+
+
 async def expire_offers(session, now: datetime | None = None) -> list[tuple[Client, Routed]]:
     """Offers nobody claimed in time move on to the rule's next group (or the pool)."""
     now = now or utcnow()
@@ -433,7 +436,7 @@ async def expire_offers(session, now: datetime | None = None) -> list[tuple[Clie
             .where(Client.offer_team_id.is_not(None), Client.offer_expires_at <= now)
             .order_by(Client.offer_expires_at)
             .with_for_update(skip_locked=True)
-            .limit(500)
+            .limit(OFFER_BATCH)
         )
     ).all()
     done = []

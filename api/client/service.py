@@ -556,6 +556,9 @@ async def follow_ups(session, p: Principal, client_id: uuid.UUID) -> list[Follow
     return list((await session.scalars(stmt)).all())
 
 
+REMINDER_BATCH = 1000  # follow-up reminders sent a job
+
+
 async def due_for_reminder(session, now: datetime, ahead: timedelta) -> list[tuple]:
     """Scheduled follow-ups of open clients due within ``ahead`` (and not over an hour ago:
     those are on the overdue list) and not reminded yet (locked): (follow-up, client name)."""
@@ -564,7 +567,7 @@ async def due_for_reminder(session, now: datetime, ahead: timedelta) -> list[tup
         .where(FollowUp.due_at <= now + ahead, FollowUp.due_at > now - timedelta(hours=1),
                FollowUp.done_at.is_(None), FollowUp.reminded_at.is_(None),
                FollowUp.assignee_id.is_not(None), Client.stage.in_(OPEN))
-        .with_for_update(of=FollowUp, skip_locked=True).limit(1000)
+        .with_for_update(of=FollowUp, skip_locked=True).limit(REMINDER_BATCH)
     )).all()  # fmt: skip
     return [tuple(r) for r in rows]
 

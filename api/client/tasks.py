@@ -19,7 +19,7 @@ blueprint = procrastinate.Blueprint()
 REMIND_AHEAD = timedelta(minutes=15)
 
 
-@tenant_task(blueprint, wakeup="follow-up-reminders", limit=1000)
+@tenant_task(blueprint, wakeup="follow-up-reminders", limit=service.REMINDER_BATCH)
 async def remind_follow_ups(session, tenant) -> int:
     """Scheduled follow-ups due within 15 minutes: their agent gets one reminder each."""
     now = utcnow()
@@ -59,7 +59,7 @@ async def sweep_follow_up_reminders(timestamp: int) -> int:
     return await defer_woken(remind_follow_ups)
 
 
-@tenant_task(blueprint, wakeup="lead-offers", limit=500)
+@tenant_task(blueprint, wakeup="lead-offers", limit=routing.OFFER_BATCH)
 async def expire_lead_offers(session, tenant) -> int:
     """Leads nobody claimed in time go to the rule's next team (notified), or to the pool."""
     moved = await routing.expire_offers(session)

@@ -21,6 +21,7 @@ log = structlog.get_logger("anju.notify")
 blueprint = procrastinate.Blueprint()
 
 HOLD_WARNING = timedelta(minutes=10)
+DELIVER_DUE_BATCH = 2000  # lost deliveries sent a job
 
 
 def enqueue_delivery(tenant: str, ids: list[str], scheduled_at=None):
@@ -41,14 +42,14 @@ async def deliver(session, tenant, ids: list[str]) -> dict:
     return out.__dict__ | {"next_at": out.next_at.isoformat() if out.next_at else None}
 
 
-@tenant_task(blueprint, wakeup="deliver-due", limit=2000)
+@tenant_task(blueprint, wakeup="deliver-due", limit=DELIVER_DUE_BATCH)
 async def deliver_due(session, tenant) -> int:
     """Safety net: deliveries due for over a minute that no job carries (a worker lost its
     queued job, or a deferral outlived the queue's retention) are sent now."""
     stale = utcnow() - timedelta(minutes=1)
     ids = list(await session.scalars(
         select(Delivery.id).where(Delivery.status.in_(("pending", "deferred")),
-                                  Delivery.next_attempt_at < stale).limit(2000)
+                                  Delivery.next_attempt_at < stale).limit(DELIVER_DUE_BATCH)
     ))  # fmt: skip
     if ids:
         rt = runtime()

@@ -359,7 +359,10 @@ async def _release(session, payment: Payment) -> None:
         await units.release_hold(session, unit.id, actor_id=payment.agent_id, override=True)
 
 
-async def expire_deposits(session, settings: Settings, limit: int = 200) -> int:
+EXPIRE_BATCH = 200  # deposits closed a job
+
+
+async def expire_deposits(session, settings: Settings, limit: int = EXPIRE_BATCH) -> int:
     """Pending deposits whose hold is over (expired or released): cancel their PaymentIntent
     so nobody pays for a unit that is no longer kept for them, and close them. One paid
     meanwhile is applied as paid instead (reserved, or refunded if the unit is gone)."""

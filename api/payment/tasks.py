@@ -58,7 +58,7 @@ async def sweep_bill_reminders(timestamp: int) -> int:
     return await defer_for_each_tenant(remind_bills, lock_prefix="bill-reminders")
 
 
-@tenant_task(blueprint, wakeup="deposit-expiry", limit=200)
+@tenant_task(blueprint, wakeup="deposit-expiry", limit=service.EXPIRE_BATCH)
 async def expire_deposits(session, tenant) -> int:
     return await service.expire_deposits(session, runtime().settings)
 

@@ -356,7 +356,11 @@ async def reserve_unit(
     return unit
 
 
-async def release_expired_holds(session, *, now: datetime | None = None, limit: int = 1000) -> int:
+RELEASE_BATCH = 1000  # expired holds released a job
+
+
+async def release_expired_holds(session, *, now: datetime | None = None,
+                                limit: int = RELEASE_BATCH) -> int:  # fmt: skip
     """The hold-release job's work for one tenant: expired holds become available again."""
     now = now or utcnow()
     released = await repo.expire_holds(session, now, limit)

@@ -10,7 +10,7 @@ from api.unit import service
 blueprint = procrastinate.Blueprint()
 
 
-@tenant_task(blueprint, wakeup="holds", limit=1000)
+@tenant_task(blueprint, wakeup="holds", limit=service.RELEASE_BATCH)
 async def release_expired_holds(session, tenant) -> int:
     """Every expired hold of the tenant becomes available again, with a timeline entry."""
     return await service.release_expired_holds(session)

@@ -87,7 +87,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "bill.refunded": {
         "zh-CN": ("款项已退回", "{title} 已结清, 多付的 {amount} 已退回"),
-        "en": ("Payment refunded", "{title} was settled already: {amount} refunded"),
+        "en": ("Payment refunded", "{title} is settled: the extra {amount} was refunded"),
     },
     "notice": {
         "zh-CN": ("{title}", "{text}"),
@@ -100,7 +100,9 @@ def price(minor: int | None, currency: str = "CNY") -> str:
     if minor is None:
         return "-"
     symbol = {"CNY": "¥", "USD": "$", "HKD": "HK$"}.get(currency, currency + " ")
-    return f"{symbol}{minor / 100:,.0f}"
+    whole, cents = divmod(abs(minor), 100)  # exact: ¥49.99 is never shown as ¥50
+    sign = "-" if minor < 0 else ""
+    return f"{symbol}{sign}{whole:,}" + (f".{cents:02d}" if cents else "")
 
 
 def locale_of(value: str | None) -> str:

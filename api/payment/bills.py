@@ -182,22 +182,25 @@ async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.U
     return PaymentStarted(payment, intent.client_secret)
 
 
-async def settle(session, payment: Payment) -> tuple[Bill | None, bool]:
-    """A fee payment arrived: settle its bill and number a receipt. Returns (the bill, whether
-    the payment fits: False when the bill was paid or voided meanwhile: refund it)."""
+async def settle(session, payment: Payment) -> tuple[Bill | None, int]:
+    """A fee payment arrived: settle its bill by what it covers and number a receipt for
+    that. Returns (the bill, the amount applied): all of the payment, or only what was left
+    when it pays more than that (the caller refunds the excess), or 0 when the bill was paid
+    or voided meanwhile (the caller refunds it all)."""
     bill = await session.get(Bill, payment.bill_id, with_for_update=True)
-    if bill is None or bill.status != "open" or payment.amount > bill.amount - bill.paid_amount:
-        return bill, False
-    bill.paid_amount += payment.amount
+    if bill is None or bill.status != "open":
+        return bill, 0
+    applied = min(payment.amount, bill.amount - bill.paid_amount)
+    bill.paid_amount += applied
     if bill.paid_amount == bill.amount:
         bill.status = "paid"
     bill.version += 1
     number = await next_number(session, "receipt")
     session.add(Receipt(id=uuid7(), number=f"R{number:08d}", payment_id=payment.id,
-                        bill_id=bill.id, payer_id=payment.payer_id, amount=payment.amount,
+                        bill_id=bill.id, payer_id=payment.payer_id, amount=applied,
                         currency=payment.currency))  # fmt: skip
     await session.flush()
-    return bill, True
+    return bill, applied
 
 
 async def due_for_reminder(session, on: date) -> list[Bill]:

@@ -242,8 +242,10 @@ async def _reserve_or_refund(session, settings: Settings, payment: Payment) -> s
 
 async def refund_payment(session, settings: Settings, payment: Payment, *, reason: str,
                          amount: int | None = None) -> int:  # fmt: skip
-    """Refund ``amount`` (default: all that is left) with the platform fee in proportion; the
-    part of a deposit not refunded is forfeited (income). Returns the amount refunded."""
+    """Refund ``amount`` (default: all that is left) with the platform fee in proportion
+    (idempotency key ``refund:<payment id>:<reason>``, journal of the same source); the part
+    of a deposit not refunded is forfeited (income), the part of a fee payment not refunded
+    stays paid on its bill. Returns the amount refunded."""
     left = payment.amount - payment.refunded_amount
     amount = left if amount is None else min(amount, left)
     kept = left - amount if payment.kind == "deposit" else 0
@@ -263,7 +265,9 @@ async def refund_payment(session, settings: Settings, payment: Payment, *, reaso
         payment_id=payment.id,
     )  # fmt: skip
     payment.refunded_amount += amount
-    payment.status, payment.refund_reason = "refunded", reason
+    if payment.kind == "deposit" or payment.refunded_amount == payment.amount:
+        payment.status = "refunded"  # else part of a fee payment stays on its bill: paid
+    payment.refund_reason = reason
     payment.version += 1
     await session.flush()
     if payment.kind == "deposit" and amount:
@@ -298,16 +302,24 @@ async def cancel_reservation(session, settings: Settings, p: Principal, unit_id:
 
 
 async def _settle_bill(session, settings: Settings, payment: Payment) -> str:
+    """The bill takes what it still owes of the payment; the rest goes back (all of it when
+    the bill was paid or voided meanwhile), whichever order its payments arrive in."""
     from api.payment import bills
 
-    bill, fits = await bills.settle(session, payment)
-    if not fits:  # paid twice, or voided meanwhile: give this one back
+    bill, applied = await bills.settle(session, payment)
+    if not applied:  # paid by another payment, or voided meanwhile: give this one back
         await refund_payment(session, settings, payment, reason="bill_closed")
         if bill is not None:
             await tell_bill(session, bill, "bill.refunded", amount=payment.amount)
         return "paid; bill closed: refunded"
-    await tell_bill(session, bill, "bill.paid", amount=payment.amount)
-    return f"paid; bill {bill.number} {bill.status}"
+    await tell_bill(session, bill, "bill.paid", amount=applied)
+    outcome = f"paid; bill {bill.number} {bill.status}"
+    excess = payment.amount - applied
+    if excess:  # more than the bill still owed: the excess goes back
+        await refund_payment(session, settings, payment, reason="bill_overpaid", amount=excess)
+        await tell_bill(session, bill, "bill.refunded", amount=excess)
+        outcome += f"; {excess} over: refunded"
+    return outcome
 
 
 async def tell_bill(session, bill, template: str, *, amount: int | None = None) -> None:

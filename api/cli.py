@@ -186,7 +186,8 @@ def stripe_replay(
     since: Annotated[str, typer.Option(help="A date (2026-11-20) or time with offset, UTC.")],
 ) -> None:
     """Fetch every connected account's events since a date from Stripe and store (and
-    process) those that never arrived; events already stored are left alone."""
+    process) those that never arrived; a stored event whose processing never completed (its
+    job failed or was lost) is queued again; events already processed are left alone."""
     from datetime import UTC, datetime
 
     from api.payment import webhook

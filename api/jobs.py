@@ -19,6 +19,12 @@
   search path, where its tables and functions live. Tenant data is never reached through it.
 * ``anju worker`` runs workers in their own processes; ``ANJU_WORKER_IN_PROCESS`` (on by default
   in development, so ``make run`` has one) runs one inside the gateway.
+* A worker killed mid-job (SIGKILL, a lost machine) leaves its jobs ``doing``. Every worker
+  writes a heartbeat (``ANJU_WORKER_HEARTBEAT_SECONDS``); the periodic ``jobs:retry_stalled_jobs``
+  (``ANJU_WORKER_STALLED_CRON``) puts back in the queue the jobs of workers silent for
+  ``ANJU_WORKER_STALLED_SECONDS``. A job may therefore run twice (the stalled run never
+  committed, or, for a worker that only looked dead, is still running): tasks keep their
+  effects and the marker that they were done in one transaction, and check the marker first.
 """
 
 from __future__ import annotations
@@ -172,6 +178,44 @@ async def active_tenants() -> list[TenantInfo]:
     return [t for t in await list_tenants(runtime().engine) if t.active]
 
 
+# The queue's own upkeep (namespace ``jobs``). Its schedule is a setting, so ``run_worker``
+# registers it (``schedule_upkeep``) rather than a decorator.
+blueprint = procrastinate.Blueprint()
+STALLED_SWEEP = "stalled-jobs"
+
+
+@blueprint.task(name="retry_stalled_jobs", queueing_lock=STALLED_SWEEP, pass_context=True)
+async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Jobs left ``doing`` by a worker that stopped heartbeating go back to the queue now
+    (attempts + 1). Returns how many."""
+    manager = context.app.job_manager
+    stalled = await manager.get_stalled_jobs(
+        seconds_since_heartbeat=runtime().settings.worker_stalled_seconds
+    )
+    retried = 0
+    for job in stalled:
+        try:
+            await manager.retry_job(job)
+        except procrastinate.exceptions.ConnectorException:
+            continue  # finished or retried meanwhile (no longer doing)
+        retried += 1
+        log.warning("stalled job retried", job_id=job.id, task=job.task_name,
+                    worker_id=job.worker_id, attempts=job.attempts + 1)  # fmt: skip
+    return retried
+
+
+def schedule_upkeep(app: procrastinate.App, settings: Settings) -> None:
+    """The stalled-job sweep on ``settings.worker_stalled_cron`` (replacing the schedule an
+    earlier worker of this process registered)."""
+    task, registry = retry_stalled_jobs, app.periodic_registry  # named jobs:... by make_app
+    held = registry.periodic_tasks.get((task.name, STALLED_SWEEP))
+    if held is not None and held.cron == settings.worker_stalled_cron:
+        return
+    registry.periodic_tasks.pop((task.name, STALLED_SWEEP), None)
+    registry.register_task(task=task, cron=settings.worker_stalled_cron,
+                           periodic_id=STALLED_SWEEP, configure_kwargs={})  # fmt: skip
+
+
 def _task_modules() -> list[str]:
     return [f"api.{d}.tasks" for d in DOMAINS if importlib.util.find_spec(f"api.{d}.tasks")]
 
@@ -195,6 +239,7 @@ def make_app(url: URL) -> procrastinate.App:
         max_size=4,
     )
     app = procrastinate.App(connector=connector)
+    app.add_tasks_from(blueprint, namespace="jobs")
     for path in _task_modules():
         module = importlib.import_module(path)
         app.add_tasks_from(module.blueprint, namespace=path.split(".")[1])
@@ -209,12 +254,14 @@ async def run_worker(
     """Run a worker until stopped (``wait=False``: until the queue is empty)."""
     set_runtime(Runtime(settings, engine))
     app = make_app(url)
+    schedule_upkeep(app, settings)
     async with app.open_async():
         log.info("worker started", name=name, concurrency=concurrency)
         await app.run_worker_async(
             concurrency=concurrency, wait=wait, name=name,
             install_signal_handlers=install_signal_handlers, shutdown_graceful_timeout=30,
-            delete_jobs="successful",
+            delete_jobs="successful", update_heartbeat_interval=settings.worker_heartbeat_seconds,
+            stalled_worker_timeout=settings.worker_stalled_seconds,
         )  # fmt: skip
 
 

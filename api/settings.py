@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     # worker_in_process is true (unset: only in development, so `make run` has one).
     worker_in_process: bool | None = None
     worker_concurrency: int = Field(default=4, ge=1)
+    # A worker writes a heartbeat every worker_heartbeat_seconds; one silent for
+    # worker_stalled_seconds is taken for dead, and the jobs it was running are retried by
+    # the sweep that runs on worker_stalled_cron (5 fields, or 6 with seconds last).
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    worker_stalled_seconds: float = Field(default=60.0, gt=0)
+    worker_stalled_cron: str = "* * * * *"
 
     # ---- media (photos, videos, floor plans). Backend "local": files under media_dir, served
     # by the gateway at /media/; "s3": any S3-compatible store (AWS, MinIO, OSS, COS...).
@@ -162,6 +168,19 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+
+    @model_validator(mode="after")
+    def _worker_timings(self) -> Settings:
+        import croniter
+
+        if self.worker_stalled_seconds < 2 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "ANJU_WORKER_STALLED_SECONDS must be at least twice "
+                "ANJU_WORKER_HEARTBEAT_SECONDS (a live worker is never stalled)"
+            )
+        if not croniter.croniter.is_valid(self.worker_stalled_cron):
+            raise ValueError("ANJU_WORKER_STALLED_CRON is not a cron expression")
+        return self
 
     @property
     def is_dev(self) -> bool:

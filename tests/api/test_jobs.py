@@ -287,3 +287,16 @@ async def test_sweeps_queue_jobs_only_for_tenants_with_work_due(
         assert (await status_of(client, later.slug, u_later))[0] == "ON_HOLD"  # the fake ran
     finally:
         set_runtime(None)
+
+
+def test_stall_settings_never_take_a_live_worker_for_dead():
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError, match="at least twice"):
+        settings_for_tests(worker_heartbeat_seconds=10, worker_stalled_seconds=15)
+    with pytest.raises(pydantic.ValidationError, match="not a cron expression"):
+        settings_for_tests(worker_stalled_cron="every minute")
+    fast = settings_for_tests(worker_heartbeat_seconds=0.5, worker_stalled_seconds=1,
+                              worker_stalled_cron="* * * * * */2")  # fmt: skip
+    assert (fast.worker_stalled_seconds, fast.worker_stalled_cron) == (1, "* * * * * */2")

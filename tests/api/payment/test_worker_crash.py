@@ -28,7 +28,7 @@ from tests.conftest import stripe_overrides
 
 HOLD = (4242, 16)  # the advisory lock (two int keys) the trigger waits on
 # Fast heartbeats and a short stall so the test takes seconds; the sweep every second.
-FAST = {"worker_heartbeat_seconds": 0.5, "worker_stalled_seconds": 3,
+FAST = {"worker_heartbeat_seconds": 0.5, "worker_stalled_seconds": 5,
         "worker_stalled_cron": "* * * * * *"}  # fmt: skip
 
 

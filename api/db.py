@@ -11,11 +11,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, Select, bindparam, func, select
+from sqlalchemy import (
+    DateTime,
+    LargeBinary,
+    MetaData,
+    Select,
+    bindparam,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -63,6 +75,30 @@ async def lock_for_transaction(session, name: bytes) -> None:
     transactions taking the same name run one after the other; it ends at commit."""
     key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
     await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+# ``Column.info`` key of a column that holds a field ciphertext (api/security/crypto.py).
+CIPHERTEXT = "ciphertext"
+
+
+@dataclass(frozen=True)
+class Ciphertext:
+    """Where a ciphertext column's values are bound (the associated data besides the scope,
+    which is ``shared`` in the shared schema and the tenant id in a tenant's): ``column`` is
+    the logical column name the domain encrypts with, ``row_id`` the column whose value is the
+    row id."""
+
+    column: str
+    row_id: str = "id"
+
+
+def ciphertext_column(column: str, *, row_id: str = "id", nullable: bool = True) -> Any:
+    """A ``bytea`` column of AES-GCM ciphertexts, marked so that ``anju keys rotate`` finds it
+    (api/security/fields.py walks both metadatas for the mark; an unmarked ``*_enc`` column
+    fails a test). ``column``: the logical name the domain binds into the associated data."""
+    return mapped_column(
+        LargeBinary, nullable=nullable, info={CIPHERTEXT: Ciphertext(column, row_id)}
+    )
 
 
 class Timestamped:
@@ -186,4 +222,43 @@ def make_engine(url: URL, settings: Settings, **overrides) -> AsyncEngine:
     url = url.update_query_dict(
         {"prepared_statement_cache_size": str(settings.db_statement_cache_size)}
     )
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if settings.tenant_schema_guard_on:
+        guard_tenant_schemas(engine)
+    return engine
+
+
+# ---------------------------------------------------------------- the tenant schema guard
+
+
+class CrossTenantStatement(RuntimeError):
+    """A tenant session ran a statement naming another tenant's schema."""
+
+
+# A schema-qualified name whose schema is a tenant's (``t_<slug>``, quoted or not).
+_TENANT_SCHEMA_REF = re.compile(r'(?<![\w$."])"?(t_[a-z0-9_]+)"?\s*\.')
+
+
+@functools.lru_cache(maxsize=4096)
+def tenant_schemas_named(statement: str) -> frozenset[str]:
+    """The tenant schemas a SQL statement names (``t_x.table``, ``"t_x".table``)."""
+    return frozenset(_TENANT_SCHEMA_REF.findall(statement))
+
+
+def _refuse_other_tenants(conn, cursor, statement, parameters, context, executemany) -> None:
+    own = (context.execution_options.get("schema_translate_map") or {}).get(None)
+    if own is None:
+        return  # not a tenant session (shared schema, jobs walking tenants, migrations)
+    others = tenant_schemas_named(statement) - {own}
+    if others:
+        raise CrossTenantStatement(
+            f"a statement of tenant schema {own} names {sorted(others)}: {statement[:200]}"
+        )
+
+
+def guard_tenant_schemas(engine: AsyncEngine) -> None:
+    """In development and tests (``ANJU_TENANT_SCHEMA_GUARD``): a statement run through a
+    tenant session (an engine with ``schema_translate_map={None: <schema>}``) that names
+    another tenant's schema is refused before it reaches PostgreSQL. Defence in depth: the map
+    already makes the ORM name the session's own schema; this catches a hand-written name."""
+    event.listen(engine.sync_engine, "before_cursor_execute", _refuse_other_tenants)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     db_pool_recycle: int = 1800
     # asyncpg prepared statements kept per connection (tenants x hot statements).
     db_statement_cache_size: int = 1024
+    # Refuse any statement of a tenant session that names another tenant's schema (defence in
+    # depth beside schema_translate_map; api/db.py). Unset: on in development and test only.
+    tenant_schema_guard: bool | None = None
     redis_url: str = ""
     # Redis the tests that need one use (CI sets it; without it they skip).
     test_redis_url: str = ""
@@ -185,6 +188,12 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env == "development"
+
+    @property
+    def tenant_schema_guard_on(self) -> bool:
+        if self.tenant_schema_guard is None:
+            return self.env != "production"
+        return self.tenant_schema_guard
 
     @property
     def run_worker_in_process(self) -> bool:

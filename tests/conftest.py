@@ -116,6 +116,7 @@ async def add_member(
     *,
     name: str = "Member",
     email: str | None = None,
+    phone: str | None = None,
     password: str | None = None,
 ) -> tuple[uuid.UUID, str]:
     """An account with a membership of ``roles`` in ``tenant`` and a signed-in session.
@@ -126,7 +127,7 @@ async def add_member(
     email = email or f"{uuid.uuid4().hex[:12]}@{tenant.slug}.example.com"
     async with TenantDatabase(engine).session(tenant) as session:
         account = await service.create_account(
-            session, kit, name=name, phone=None, email=email, password=password
+            session, kit, name=name, phone=phone, email=email, password=password
         )
         session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=roles))
         tokens = await service.start_session(session, kit, account.id, tenant)

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import SharedBase, TenantBase, Timestamped, utcnow
+from api.db import SharedBase, TenantBase, Timestamped, ciphertext_column, utcnow
 from api.ids import uuid7
 
 
@@ -34,15 +34,15 @@ class Account(Timestamped, SharedBase):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
     # Personal data: AES-GCM ciphertext (scope "shared") + blind index for exact lookup.
-    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = ciphertext_column("phone")
     phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
-    email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    email_enc: Mapped[bytes | None] = ciphertext_column("email")
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # TOTP second factor: encrypted secret, when it was confirmed, last accepted time step.
-    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_secret_enc: Mapped[bytes | None] = ciphertext_column("totp")
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 

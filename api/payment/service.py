@@ -78,6 +78,10 @@ async def start_deposit(
 
     if platform not in PLATFORMS:
         raise ValueError(platform)
+    if client_id is not None:  # a client of this tenant the caller may see (NotFound otherwise)
+        from api.client.service import get_visible
+
+        await get_visible(session, p, client_id)
     account = await require_account(session, settings, tenant)
     pending = (
         await session.scalars(

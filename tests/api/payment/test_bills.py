@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from api.payment import bills
 from api.payment import tasks as payment_tasks
 from api.payment.models import Bill as BillRow
+from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
 from tests.api.payment.test_payments import books, connect, deliver, told, work
 from tests.conftest import TOKENS, gql
@@ -60,10 +61,9 @@ mutation($b: ID!, $r: String!) {
 
 
 async def issue(http, slug, payer, amount=30_000, due_in=10, **extra) -> dict:
-    from api.payment.bills import today
-
+    today = TenantInfo("", slug, "", "", "active", "free").today()  # the default time zone
     fields = {"kind": "PROPERTY_FEE", "title": "物业费 2026-12", "payerId": str(payer),
-              "amount": amount, "dueOn": (today() + timedelta(days=due_in)).isoformat(),
+              "amount": amount, "dueOn": (today + timedelta(days=due_in)).isoformat(),
               "period": "2026-12", **extra}  # fmt: skip
     res = await gql(http, ISSUE, {"input": fields}, tenant=slug)
     assert "errors" not in res, res
@@ -229,7 +229,7 @@ async def test_bill_numbers_have_no_gaps_under_concurrency(engine, make_tenant, 
         async with TenantDatabase(engine).session(tenant) as session:
             await bills.issue(session, staff, bills.BillInput(
                 kind="service_fee", title=f"#{i}", payer_id=owner_id, amount=100,
-                due_on=bills.today()))  # fmt: skip
+                due_on=bills.today(session)))  # fmt: skip
             if fail:
                 await session.rollback()  # a rolled-back bill gives its number back
                 return

@@ -73,7 +73,8 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
     bill = Bill(id=uuid7(), number=f"B{number:08d}", kind=i.kind, payer_id=i.payer_id,
                 title=text(i.title, "title", required=True, max_len=200),
                 period=text(i.period, "period", required=False, max_len=40), unit_id=i.unit_id,
-                amount=i.amount, due_on=i.due_on, issued_by=p.account_id)  # fmt: skip
+                amount=i.amount, due_on=i.due_on, issued_by=p.account_id,
+                currency=tenant_of(session).currency.lower())  # fmt: skip
     session.add(bill)
     await session.flush()
     await ledger.post(session, f"bill:{bill.id}:issued", f"bill {bill.number}", bill.currency,

@@ -60,8 +60,9 @@ mutation($b: ID!, $r: String!) {
 """
 
 
-async def issue(http, slug, payer, amount=30_000, due_in=10, **extra) -> dict:
-    today = TenantInfo("", slug, "", "", "active", "free").today()  # the default time zone
+async def issue(http, slug, payer, amount=30_000, due_in=10, on=None, **extra) -> dict:
+    """Bill ``payer``, due ``due_in`` days after ``on`` (default: today in the default zone)."""
+    today = on or TenantInfo("", slug, "", "", "active", "free").today()
     fields = {"kind": "PROPERTY_FEE", "title": "物业费 2026-12", "payerId": str(payer),
               "amount": amount, "dueOn": (today + timedelta(days=due_in)).isoformat(),
               "period": "2026-12", **extra}  # fmt: skip

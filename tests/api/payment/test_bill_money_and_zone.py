@@ -12,6 +12,8 @@ import pypdf
 from sqlalchemy import select
 
 from api.notify.models import Notification
+from api.payment.tasks import reminder_hour
+from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
 from tests.api.payment.test_bills import ALL, MINE, issue, pay, pi
 from tests.api.payment.test_payments import connect, deliver, work
@@ -100,3 +102,16 @@ async def test_a_bill_is_overdue_by_the_tenants_calendar(http, make_tenant, memb
     assert got[yesterday["id"]] is True and got[due_today["id"]] in late, (zone, got)
     overdue = [b["id"] for b in listed["data"]["bills"]]
     assert overdue[0] == yesterday["id"] and len(overdue) in {1, 1 + max(late)}, (zone, overdue)
+
+
+def test_bill_reminders_go_out_at_nine_on_the_tenants_clock():
+    def tenant(zone: str) -> TenantInfo:
+        return TenantInfo("", "t", "", "", "active", "free", time_zone=zone)
+
+    winter_la = datetime(2026, 12, 3, 17, 30, tzinfo=UTC)  # 09:30 in Los Angeles (UTC-8)
+    summer_la = datetime(2026, 7, 3, 16, 0, tzinfo=UTC)  # 09:00 in Los Angeles (UTC-7)
+    shanghai = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    assert [reminder_hour(tenant("America/Los_Angeles"), at)
+            for at in (winter_la, summer_la, shanghai)] == [True, True, False]  # fmt: skip
+    assert [reminder_hour(tenant("Asia/Shanghai"), at)
+            for at in (winter_la, summer_la, shanghai)] == [False, False, True]  # fmt: skip

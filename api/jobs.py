@@ -145,10 +145,12 @@ def tenant_task(blueprint: procrastinate.Blueprint, *, wakeup: str | None = None
     return decorate
 
 
-async def defer_for_each_tenant(task, *, lock_prefix: str, **kwargs) -> int:
-    """Defer ``task`` once per active tenant; a tenant whose previous job of this kind is
-    still waiting is skipped (queueing lock). Returns how many were deferred."""
-    return await _defer_each(task, [t.slug for t in await active_tenants()], lock_prefix, kwargs)
+async def defer_for_each_tenant(task, *, lock_prefix: str, where=None, **kwargs) -> int:
+    """Defer ``task`` once per active tenant (``where(tenant)``: only those it accepts); a
+    tenant whose previous job of this kind is still waiting is skipped (queueing lock).
+    Returns how many were deferred."""
+    slugs = [t.slug for t in await active_tenants() if where is None or where(t)]
+    return await _defer_each(task, slugs, lock_prefix, kwargs)
 
 
 async def defer_woken(task) -> int:

@@ -199,6 +199,11 @@ class Settings(BaseSettings):
     def run_worker_in_process(self) -> bool:
         return self.is_dev if self.worker_in_process is None else self.worker_in_process
 
+    @property
+    def plans(self) -> list[str]:
+        """The plans a tenant may be on: those with a platform fee or a Stripe price."""
+        return sorted(set(self.stripe_fee_bps) | set(self.stripe_plan_prices))
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -150,8 +150,9 @@ def make_tenant(engine: AsyncEngine, kit: SecurityKit) -> Callable:
     """``await make_tenant()`` provisions a tenant with a unique slug, adds an admin member
     whose token ``gql`` sends for that tenant by default, and returns the tenant's info."""
 
-    async def make(slug: str | None = None, name: str = "Test Realty") -> TenantInfo:
-        tenant = (await create_tenant(engine, slug or unique_slug(), name)).tenant
+    async def make(slug: str | None = None, name: str = "Test Realty", **regional) -> TenantInfo:
+        """``regional``: time_zone, locale, currency (default: provisioning's)."""
+        tenant = (await create_tenant(engine, slug or unique_slug(), name, **regional)).tenant
         _, TOKENS[tenant.slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
         return tenant
 

@@ -12,6 +12,8 @@ from typing import NewType
 import strawberry
 from graphql import GraphQLError
 
+from api.money import major_units
+
 
 @strawberry.interface(description="An object with a stable id that apps may cache by.")
 class Node:
@@ -48,9 +50,10 @@ class Money:
     minor_units: Long
     currency: str
 
-    @strawberry.field(description="The amount in major units, as a decimal string.")
+    @strawberry.field(description="The amount in major units, as a decimal string with the "
+                      "currency's minor digits (123.45 CNY, 1500 JPY).")  # fmt: skip
     def amount(self) -> Decimal:
-        return (Decimal(self.minor_units) / 100).quantize(Decimal("0.01"))
+        return major_units(self.minor_units, self.currency)
 
     @classmethod
     def of(cls, minor: int | None, currency: str) -> Money | None:

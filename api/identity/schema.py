@@ -111,6 +111,11 @@ class SignUpInput:
     password: str
     phone: str | None = None
     email: str | None = None
+    time_zone: str | None = strawberry.field(
+        default=None, description="The tenant's IANA time zone (default Asia/Shanghai)."
+    )
+    locale: str | None = strawberry.field(default=None, description="zh-CN (default) or en.")
+    currency: str | None = strawberry.field(default=None, description="ISO 4217 (default CNY).")
 
 
 @strawberry.type
@@ -426,7 +431,8 @@ class Mutation:
             return await service.sign_up(
                 session, ctx.kit, tenant_slug=input.tenant_slug, tenant_name=input.tenant_name,
                 name=input.name, phone=input.phone, email=input.email, password=input.password,
-                user_agent=ctx.user_agent, ip=ctx.client_ip,
+                user_agent=ctx.user_agent, ip=ctx.client_ip, time_zone=input.time_zone,
+                locale=input.locale, currency=input.currency,
             )  # fmt: skip
 
         done, error = await attempt(session, run)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
 import strawberry
 
 from api import search as search_kit
+from api.db import utcnow
 from api.errors import DomainError, NotFound, ValidationFailed
 from api.graphql.errors import (
     AuthError,
@@ -39,6 +40,7 @@ from api.listing.models import ListingEvent as EventRow
 from api.media.schema import Media, first_photo_of, media_of
 from api.security.crypto import mask_phone
 from api.unit.schema import StandardStatus, Unit, unit_loader
+from tenants.registry import TenantInfo
 
 ListingStatus = strawberry.enum(
     enum.Enum("ListingStatus", {s.upper(): s for s in service.RESO}),
@@ -159,12 +161,14 @@ class Listing(Node):
             listed_at=r.listed_at, expires_at=r.expires_at, version=r.version, row=r,
         )  # fmt: skip
 
-    @strawberry.field(description="Title held five years or more (满五), as of today.")
-    def title_over_five_years(self) -> bool | None:
+    @strawberry.field(
+        description="Title held five years or more (满五), as of today in the tenant's time zone."
+    )
+    def title_over_five_years(self, info: strawberry.Info) -> bool | None:
         registered = self.title_registered_on
         if registered is None:
             return None
-        today = date.today()
+        today = info.context.tenant.today()
         try:
             return registered <= today.replace(year=today.year - 5)
         except ValueError:  # 29 February
@@ -319,10 +323,14 @@ class CreateListingInput:
     seller_phone: str | None = None
     description: str = ""
     tags: list[str] = strawberry.field(default_factory=list)
-    expires_in_days: int | None = None
+    expires_in_days: int | None = strawberry.field(
+        default=None,
+        description="Listed through this many days after today (the tenant's calendar): it "
+        "expires at the tenant's midnight that ends the last of them.",
+    )
 
 
-def listing_input(i: CreateListingInput, **extra) -> service.ListingInput:
+def listing_input(i: CreateListingInput, tenant: TenantInfo, **extra) -> service.ListingInput:
     unit_id = None
     if i.unit_id:
         unit_id = parse_id(i.unit_id)
@@ -330,11 +338,7 @@ def listing_input(i: CreateListingInput, **extra) -> service.ListingInput:
             raise NotFound("unit not found", "unitId")
     if i.expires_in_days is not None and not 1 <= i.expires_in_days <= 3650:
         raise ValidationFailed("expiresInDays must be between 1 and 3650", "expiresInDays")
-    expires = (
-        datetime.now().astimezone() + timedelta(days=i.expires_in_days)
-        if i.expires_in_days
-        else None
-    )
+    expires = service.expiry(i.expires_in_days, tenant, utcnow()) if i.expires_in_days else None
     return service.ListingInput(
         community=i.community, asking_price=i.asking_price, gross_area=i.gross_area, rooms=i.rooms,
         unit_id=unit_id, city=i.city, district=i.district, address=i.address,
@@ -428,7 +432,11 @@ class Mutation:
         p = await _principal(info)
         try:
             row = await service.create_listing(
-                ctx.session, ctx.kit, ctx.tenant.id, listing_input(input), actor_id=p.account_id
+                ctx.session,
+                ctx.kit,
+                ctx.tenant.id,
+                listing_input(input, ctx.tenant),
+                actor_id=p.account_id,
             )
         except DomainError as exc:
             return user_error(exc)

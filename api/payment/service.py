@@ -329,14 +329,14 @@ async def _settle_bill(session, settings: Settings, payment: Payment) -> str:
 async def tell_bill(session, bill, template: str, *, amount: int | None = None) -> None:
     """The payer hears of a bill: issued, due, paid (a receipt), refunded."""
     from api.notify import service as notify
-    from api.notify.templates import price
+    from api.notify.templates import money
 
     slug = session.info.get("tenant_slug")
     if slug is None:
         return
     params = {"number": bill.number, "title": bill.title, "due": bill.due_on.isoformat(),
-              "amount": price(bill.amount if amount is None else amount, bill.currency.upper()),
-              "left": price(bill.amount - bill.paid_amount, bill.currency.upper())}  # fmt: skip
+              "amount": money(bill.amount if amount is None else amount, bill.currency),
+              "left": money(bill.amount - bill.paid_amount, bill.currency)}  # fmt: skip
     await notify.notify(session, slug, [bill.payer_id], "payments", template, params,
                         data={"kind": "bill", "id": str(bill.id)})  # fmt: skip
 
@@ -348,7 +348,7 @@ REASONS = {"unit_unavailable": "the unit is no longer available",
 async def _tell(session, payment: Payment, template: str, *, amount: int | None = None) -> None:
     """The payer and the agent hear of it (category payments; it opens the payment)."""
     from api.notify import service as notify
-    from api.notify.templates import price
+    from api.notify.templates import money
 
     slug = session.info.get("tenant_slug")
     people = [a for a in (payment.payer_id, payment.agent_id) if a is not None]
@@ -359,7 +359,7 @@ async def _tell(session, payment: Payment, template: str, *, amount: int | None 
     reason = payment.refund_reason or ""
     params = {
         "number": number or "-",
-        "amount": price(shown, payment.currency.upper()),
+        "amount": money(shown, payment.currency),
         "reason": REASONS.get(reason, reason),
     }
     await notify.notify(session, slug, people, "payments", template, params,

@@ -31,6 +31,7 @@ from api.unit.models import (
 from api.unit.status import MARKETABLE, NEEDS_REASON, allowed
 from api.validate import text as _text
 from api.validate import unique_texts
+from tenants.sessions import tenant_of
 
 MAX_PRICE = 10**13  # minor units: a hundred billion in major units
 MAX_AREA = Decimal("100000")
@@ -206,7 +207,8 @@ class UnitBuilder:
             unit_type_id=utype.id if utype else None, floor=item.floor, number=number,
             gross_area=gross, net_area=net,
             orientation=_orientation(item.orientation) or (utype.orientation if utype else None),
-            rooms=rooms, list_price=_price(item.list_price), currency="CNY", status=item.status,
+            rooms=rooms, list_price=_price(item.list_price), status=item.status,
+            currency=tenant_of(self.session).currency,
             status_changed_at=now, version=1, tags=unique_texts(item.tags, "tags"), created_at=now,
             search_text=search_text(project, building, number, utype.name if utype else ""),
         )  # fmt: skip

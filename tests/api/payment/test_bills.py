@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from api.payment import bills
 from api.payment import tasks as payment_tasks
 from api.payment.models import Bill as BillRow
+from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
 from tests.api.payment.test_payments import books, connect, deliver, payment_rows, told, work
 from tests.conftest import TOKENS, gql
@@ -60,11 +61,11 @@ mutation($b: ID!, $r: String!) {
 """
 
 
-async def issue(http, slug, payer, amount=30_000, due_in=10, **extra) -> dict:
-    from api.payment.bills import today
-
+async def issue(http, slug, payer, amount=30_000, due_in=10, on=None, **extra) -> dict:
+    """Bill ``payer``, due ``due_in`` days after ``on`` (default: today in the default zone)."""
+    today = on or TenantInfo("", slug, "", "", "active", "free").today()
     fields = {"kind": "PROPERTY_FEE", "title": "物业费 2026-12", "payerId": str(payer),
-              "amount": amount, "dueOn": (today() + timedelta(days=due_in)).isoformat(),
+              "amount": amount, "dueOn": (today + timedelta(days=due_in)).isoformat(),
               "period": "2026-12", **extra}  # fmt: skip
     res = await gql(http, ISSUE, {"input": fields}, tenant=slug)
     assert "errors" not in res, res
@@ -265,7 +266,7 @@ async def test_bill_numbers_have_no_gaps_under_concurrency(engine, make_tenant, 
         async with TenantDatabase(engine).session(tenant) as session:
             await bills.issue(session, staff, bills.BillInput(
                 kind="service_fee", title=f"#{i}", payer_id=owner_id, amount=100,
-                due_on=bills.today()))  # fmt: skip
+                due_on=bills.today(session)))  # fmt: skip
             if fail:
                 await session.rollback()  # a rolled-back bill gives its number back
                 return

@@ -48,19 +48,23 @@ def _retry(until: datetime, t: datetime) -> int:
 
 
 async def check_send_limits(
-    session: AsyncSession, kit: SecurityKit, model, bidx_column, bidx: bytes, ip: str
-) -> datetime:
+    session: AsyncSession, kit: SecurityKit, model, bidx_column, bidx: bytes, ip: str,
+    *same_kind,
+) -> datetime:  # fmt: skip
     """Refuse a new code or link to ``bidx`` (a phone's or an email's blind index) sent too
-    soon after the last one, beyond the hourly count for it, or beyond the hourly count from
-    ``ip``. Requests for one identifier and from one address are serialised (advisory locks),
-    so two concurrent ones cannot both pass. Returns the time now."""
+    soon after the last one of the same kind (``same_kind``: extra conditions), beyond the
+    hourly count for the identifier (all kinds), or beyond the hourly count from ``ip``.
+    Requests for one identifier and from one address are serialised (advisory locks), so two
+    concurrent ones cannot both pass. Returns the time now."""
     s = kit.settings
     await _lock(session, bidx)
     if ip:
         await _lock(session, kit.blind_index.digest(ip[:64], scope=SHARED_SCOPE, column="sms_ip"))
     t = now()
     hour_ago = t - timedelta(hours=1)
-    last = await session.scalar(select(func.max(model.created_at)).where(bidx_column == bidx))
+    last = await session.scalar(
+        select(func.max(model.created_at)).where(bidx_column == bidx, *same_kind)
+    )
     if last is not None and (t - last).total_seconds() < s.sms_resend_after:
         until = last + timedelta(seconds=s.sms_resend_after)
         raise LockedOut("a code was just sent; wait before asking again", _retry(until, t))
@@ -112,7 +116,9 @@ async def request_code(
     s = kit.settings
     phone = normalize_phone(phone_raw or "")
     bidx = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
-    t = await check_send_limits(session, kit, SmsCode, SmsCode.phone_bidx, bidx, ip)
+    t = await check_send_limits(
+        session, kit, SmsCode, SmsCode.phone_bidx, bidx, ip, SmsCode.purpose == purpose
+    )
     code = f"{secrets.randbelow(10**6):06d}"
     row = SmsCode(
         id=uuid7(),

@@ -14,8 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.db import make_engine, server_url
@@ -27,7 +26,8 @@ from api.live.hub import Hub
 from api.live.relay import Relay
 from api.live.schema import to_object
 from api.live.ws import LiveEndpoint
-from api.media.storage import LocalStorage, make_storage
+from api.media.http import media_endpoint
+from api.media.storage import make_storage
 from api.notify import Senders
 from api.notify.email import make_email_sender
 from api.notify.sms import make_sender
@@ -49,12 +49,12 @@ def create_app(
     db = TenantDatabase(engine)
     cache = TenantCache(engine, settings.tenant_cache_ttl)
     schema = build_schema(settings)
-    kit = build_kit(settings)
     senders = Senders(
         sms=make_sender(settings.sms_backend),
         email=make_email_sender(settings.email_backend, settings),
     )
-    storage = make_storage(settings)
+    kit = build_kit(settings)
+    storage = make_storage(settings, kit)
     limiter = make_limiter(settings.redis_url)
     graphql = GraphQLView(
         schema,
@@ -209,8 +209,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
-    if isinstance(storage, LocalStorage):  # S3 serves its own files
-        routes.append(Mount("/media", StaticFiles(directory=storage.root, check_dir=False)))
+    routes.append(Route("/media/{key:path}", media_endpoint(storage), methods=["GET", "HEAD"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

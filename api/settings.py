@@ -172,6 +172,17 @@ class Settings(BaseSettings):
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
 
+    # ---- password reset (docs/security.md): how long an emailed reset link stays good
+    # (seconds), and the page it points to (?tenant=<slug>&token=<token>). Reset codes by SMS
+    # follow the sms_* settings above.
+    password_reset_ttl: int = Field(default=3600, ge=60)
+    password_reset_url: str = "http://127.0.0.1:8000/reset-password"  # noqa: S105
+    # ---- private media (docs/inventory.md): links to private media (documents) are signed
+    # with this key (base64 of 32 bytes; empty: derived from the blind-index key) and expire
+    # after media_private_url_ttl seconds.
+    media_url_key: str = ""
+    media_private_url_ttl: int = Field(default=600, ge=10)
+
     @model_validator(mode="after")
     def _worker_timings(self) -> Settings:
         import croniter

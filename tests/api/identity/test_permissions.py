@@ -49,6 +49,9 @@ TENANT_ONLY = {
     "signInWithSmsCode",
     "acceptInvitation",
     "completeTotpSignIn",
+    "requestPasswordReset",
+    "resetPassword",
+    "resetPasswordWithSmsCode",
 }
 
 

@@ -76,7 +76,8 @@ async def test_a_query_is_answered_while_a_workbook_is_parsed(client, make_tenan
         import_units(client, tenant.slug, project["id"], data, "units.xlsx")
     )
     assert await asyncio.to_thread(reader.reading.wait, BOUND), "the reader never started"
-    res = await gql(client, '{ project(id: "%s") { name } }' % project["id"], tenant=tenant.slug)
+    query = "query($id: ID!) { project(id: $id) { name } }"
+    res = await gql(client, query, {"id": project["id"]}, tenant=tenant.slug)
     assert res == {"data": {"project": {"name": "Wide and long"}}}, res
     reader.events.append("query answered")
     reader.release.set()

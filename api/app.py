@@ -34,6 +34,7 @@ from api.notify.sms import make_sender
 from api.ratelimit import make_limiter
 from api.security.kit import build_kit
 from api.settings import Settings
+from api.unavailable import UnavailableMiddleware
 from tenants.middleware import TenantMiddleware
 from tenants.migrate import head, shared_version, tenants_behind
 from tenants.registry import TenantCache
@@ -228,6 +229,7 @@ def create_app(
     # tenant resolution, the time limit innermost (around the GraphQL work).
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
+    app.add_middleware(UnavailableMiddleware)  # database out of reach: 503, not 500
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     db_pool_recycle: int = 1800
     # asyncpg prepared statements kept per connection (tenants x hot statements).
     db_statement_cache_size: int = 1024
+    # Seconds a new database connection may take (a database that does not answer fails the
+    # request with 503 within this, instead of hanging it).
+    db_connect_timeout: float = Field(default=5.0, gt=0)
     redis_url: str = ""
     # Redis the tests that need one use (CI sets it; without it they skip).
     test_redis_url: str = ""

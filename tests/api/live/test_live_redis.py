@@ -14,11 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,12 +34,11 @@ from api.live.schema import to_object
 from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
 from tests.api.live.helpers import UNIT_CHANGES, live
+from tests.api.processes import Gateway, gateway_env
 from tests.api.unit.helpers import CHANGE_STATUS, inventory, ok
 from tests.api.unit.test_prices import reserve
-from tests.conftest import _MEDIA_DIR, TOKENS, add_member, gql, unique_slug
+from tests.conftest import TOKENS, add_member, gql, unique_slug
 from tests.conftest import test_settings as settings_for_tests
-
-ROOT = Path(__file__).resolve().parents[3]  # the repository: ``api.main`` imports from here
 
 
 def _redis_url_or_skip() -> str:
@@ -57,88 +51,6 @@ def _redis_url_or_skip() -> str:
 @pytest.fixture(scope="module")
 def redis_url() -> str:
     return _redis_url_or_skip()
-
-
-# ---------------------------------------------------------------- gateway processes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gateway:
-    """``python -m uvicorn api.main:app`` on a loopback port, configured by environment."""
-
-    def __init__(self, name: str, env: dict[str, str], logs: Path) -> None:
-        self.name = name
-        self.env = env
-        self.log_path = logs / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def spawn(self) -> None:
-        self.port = _free_port()
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--ws", "websockets-sansio", "--log-level", "warning"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway {self.name} exited:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"gateway {self.name} did not answer /healthz:\n{self.log_tail()}")
-
-    def start(self) -> Gateway:
-        self.spawn()
-        self.wait_healthy()
-        return self
-
-    def kill(self) -> None:
-        """Crash: SIGKILL, no shutdown."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
 
 
 @pytest.fixture(scope="module")
@@ -157,28 +69,7 @@ def gateway_pair(redis_url, gw_db, settings):
     """Two gateway processes on the gateways' database, sharing Redis; each runs the relay in
     process (one leads, the other stands by)."""
     url, _ = gw_db
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANJU_")}
-    env.update({
-        "ANJU_ENV": "test",
-        "ANJU_DATABASE_URL": url.set(drivername="postgresql").render_as_string(hide_password=False),
-        "ANJU_REDIS_URL": redis_url,
-        # the same secrets as the test process (tokens it signs must verify there)
-        "ANJU_DATA_DIR": str(settings.data_dir.resolve()),
-        "ANJU_JWT_PRIVATE_KEY": settings.jwt_private_key,
-        "ANJU_FIELD_KEYS": settings.field_keys,
-        "ANJU_BLIND_INDEX_KEY": settings.blind_index_key,
-        "ANJU_MEDIA_DIR": str(_MEDIA_DIR),
-        "ANJU_RATE_USER_PER_MINUTE": "0",
-        "ANJU_RATE_TENANT_PER_MINUTE": "0",
-        "ANJU_RATE_ANONYMOUS_PER_MINUTE": "0",
-        "ANJU_TENANT_CACHE_TTL": "0",
-        "ANJU_LOG_JSON": "true",
-        "ANJU_LOG_LEVEL": "WARNING",
-        "ANJU_SMS_BACKEND": "capture",
-        "ANJU_WORKER_IN_PROCESS": "false",
-        "ANJU_LIVE_RELAY_IN_PROCESS": "true",
-    })  # fmt: skip
-    env = {k: v for k, v in env.items() if v != ""}
+    env = gateway_env(settings, url, ANJU_REDIS_URL=redis_url)
     with tempfile.TemporaryDirectory(prefix="anju-gateways-") as logs:
         pair = [Gateway("gw1", env, Path(logs)), Gateway("gw2", env, Path(logs))]
         try:

@@ -56,7 +56,7 @@ def create_app(
         email=make_email_sender(settings.email_backend, settings),
     )
     storage = make_storage(settings)
-    limiter = make_limiter(settings.redis_url)
+    limiter = make_limiter(settings.redis_url, settings.redis_timeout)
     graphql = GraphQLView(
         schema,
         db,
@@ -80,7 +80,7 @@ def create_app(
         keep_alive_interval=15,
     )
 
-    bus = make_bus(settings.redis_url, settings.live_channel)
+    bus = make_bus(settings.redis_url, settings.live_channel, settings.redis_timeout)
     hub = Hub(schema._schema, engine, to_object=to_object)
     relay = Relay(
         engine, bus, poll=settings.live_relay_poll,
@@ -177,7 +177,7 @@ def create_app(
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         hub.start()
-        await bus.start(hub.on_bus)
+        await bus.start(hub.on_bus, hub.on_resume)
         tasks = []
         if settings.live_relay_in_process:
             tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -100,6 +101,24 @@ class Gateway:
             return self.log_path.read_text(errors="replace")[-n:]
         except OSError:
             return ""
+
+
+@asynccontextmanager
+async def own_database(db_url: URL, settings: Settings, suffix: str):
+    """A database ``<test database>_<suffix>`` on the test server, made afresh and migrated:
+    (url, engine). Gateway processes get one of their own: a gateway running in the test
+    process leads the relay on the test database, with an in-process bus."""
+    from api.db import ensure_database, make_engine
+    from tenants.migrate import upgrade_shared
+
+    url = db_url.set(database=f"{db_url.database}_{suffix}")
+    await ensure_database(url, recreate=True)
+    engine = make_engine(url, settings)
+    try:
+        await upgrade_shared(engine)
+        yield url, engine
+    finally:
+        await engine.dispose()
 
 
 def gateway_env(settings: Settings, url: URL, **extra: str) -> dict[str, str]:

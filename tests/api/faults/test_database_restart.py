@@ -13,9 +13,7 @@ The test starts a PostgreSQL of its own (tests/api/processes.py) and a gateway p
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -37,12 +35,6 @@ from tests.conftest import TOKENS, add_member, auth_headers, gql, unique_slug
 
 BOUND = 20.0  # seconds any answer may take (the client's timeout): a hang fails the test
 UNITS = "query { units(first: 1) { totalCount } }"
-
-
-@pytest.fixture
-def scratch():
-    with tempfile.TemporaryDirectory(prefix="anju-faults-") as d:
-        yield Path(d)
 
 
 @pytest.fixture

@@ -9,28 +9,24 @@ needed to reveal them), then live events flow again, each exactly once, in seque
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
 
-from api.db import ensure_database, make_engine
-from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
 from tests.api.live.helpers import UNIT_CHANGES, live
-from tests.api.processes import Gateway, RedisServer, gateway_env, redis_server_or_skip
+from tests.api.processes import (
+    Gateway,
+    RedisServer,
+    gateway_env,
+    own_database,
+    redis_server_or_skip,
+)
 from tests.api.unit.helpers import inventory
 from tests.api.unit.test_prices import reserve
 from tests.conftest import TOKENS, add_member, gql, unique_slug
 
 ME = "{ me { roles } }"
-
-
-@pytest.fixture
-def scratch():
-    with tempfile.TemporaryDirectory(prefix="anju-faults-") as d:
-        yield Path(d)
 
 
 @pytest.fixture
@@ -44,14 +40,8 @@ def own_redis(scratch):
 
 @pytest.fixture
 async def faults_db(db_url, settings):
-    """A database of this test's own on the test server: (url, engine). (A gateway of the test
-    process leads the relay on the test database, with an in-process bus.)"""
-    url = db_url.set(database=f"{db_url.database}_faults")
-    await ensure_database(url, recreate=True)
-    engine = make_engine(url, settings)
-    await upgrade_shared(engine)
-    yield url, engine
-    await engine.dispose()
+    async with own_database(db_url, settings, "faults") as db:
+        yield db
 
 
 def change_of(msg: dict) -> tuple[int, str, str]:

@@ -25,16 +25,20 @@ import pytest
 from graphql import parse
 from sqlalchemy import select, text
 
-from api.db import ensure_database, make_engine
 from api.graphql.schema import build_schema
 from api.live.bus import LocalBus, RedisBus
 from api.live.hub import Connection, Feed, Hub
 from api.live.relay import LOCK_KEY, OUTBOX, Relay, wire
 from api.live.schema import to_object
-from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
 from tests.api.live.helpers import UNIT_CHANGES, live
-from tests.api.processes import Gateway, RedisServer, gateway_env, redis_server_or_skip
+from tests.api.processes import (
+    Gateway,
+    RedisServer,
+    gateway_env,
+    own_database,
+    redis_server_or_skip,
+)
 from tests.api.unit.helpers import CHANGE_STATUS, inventory, ok
 from tests.api.unit.test_prices import reserve
 from tests.conftest import TOKENS, add_member, gql, unique_slug
@@ -56,12 +60,8 @@ def redis_url() -> str:
 @pytest.fixture(scope="module")
 async def gw_db(db_url, settings):
     """A database of the gateway processes' own, migrated: (url, engine)."""
-    url = db_url.set(database=f"{db_url.database}_gateways")
-    await ensure_database(url, recreate=True)
-    engine = make_engine(url, settings)
-    await upgrade_shared(engine)
-    yield url, engine
-    await engine.dispose()
+    async with own_database(db_url, settings, "gateways") as db:
+        yield db
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy.engine import URL
 
 from api.settings import Settings
-from tests.conftest import _MEDIA_DIR
+from tests.conftest import _MEDIA_DIR, OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: ``api.main`` imports from here
 
@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Gateway:
+class Gateway(OnLoopback):
     """``python -m uvicorn api.main:app`` on a loopback port, configured by environment."""
 
     def __init__(self, name: str, env: dict[str, str], logs: Path) -> None:
@@ -39,14 +39,6 @@ class Gateway:
         self.log_path = logs / f"{name}.log"
         self.proc: subprocess.Popen | None = None
         self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
 
     @property
     def pid(self) -> int:

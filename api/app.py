@@ -34,6 +34,7 @@ from api.notify.sms import make_sender
 from api.ratelimit import make_limiter
 from api.security.kit import build_kit
 from api.settings import Settings
+from api.unavailable import UnavailableMiddleware
 from tenants.middleware import TenantMiddleware
 from tenants.migrate import head, shared_version, tenants_behind
 from tenants.registry import TenantCache
@@ -55,7 +56,7 @@ def create_app(
     )
     kit = build_kit(settings)
     storage = make_storage(settings, kit)
-    limiter = make_limiter(settings.redis_url)
+    limiter = make_limiter(settings.redis_url, settings.redis_timeout)
     graphql = GraphQLView(
         schema,
         db,
@@ -79,7 +80,7 @@ def create_app(
         keep_alive_interval=15,
     )
 
-    bus = make_bus(settings.redis_url, settings.live_channel)
+    bus = make_bus(settings.redis_url, settings.live_channel, settings.redis_timeout)
     hub = Hub(schema._schema, engine, to_object=to_object)
     relay = Relay(
         engine, bus, poll=settings.live_relay_poll,
@@ -176,7 +177,7 @@ def create_app(
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         hub.start()
-        await bus.start(hub.on_bus)
+        await bus.start(hub.on_bus, hub.on_resume)
         tasks = []
         if settings.live_relay_in_process:
             tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))
@@ -227,6 +228,7 @@ def create_app(
     # tenant resolution, the time limit innermost (around the GraphQL work).
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
+    app.add_middleware(UnavailableMiddleware)  # database out of reach: 503, not 500
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -112,6 +113,31 @@ class Timestamped:
 
 class DatabaseUnavailable(RuntimeError):
     pass
+
+
+# What a request meets while the database cannot be reached: a refused, reset or timed-out
+# connection, a server shutting down or starting up (class 57), a connection lost (class 08),
+# or no pooled connection free within the pool's wait.
+_UNAVAILABLE = (
+    DatabaseUnavailable, ConnectionError, asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError, sa_exc.TimeoutError,
+)  # fmt: skip
+
+
+def unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) means the database is out of reach for now, not
+    that the request was wrong: the caller should try again shortly (HTTP 503)."""
+    for _ in range(10):
+        if exc is None:
+            return False
+        if isinstance(exc, _UNAVAILABLE):
+            return True
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 def _embedded_server(pgdata: Path):
@@ -207,9 +233,15 @@ async def ensure_database(url: URL, *, recreate: bool = False) -> None:
 
 
 def make_engine(url: URL, settings: Settings, **overrides) -> AsyncEngine:
+    # Pre-ping: a pooled connection is tested (one round trip) when it is checked out, so one
+    # that a database restart closed is replaced instead of failing the request that drew it.
+    # While the database is down, a request fails within the connect timeout.
     kwargs: dict = {
+        "pool_pre_ping": True,
         "connect_args": {
             "server_settings": {"application_name": "anju", "timezone": "UTC"},
+            "timeout": settings.db_connect_timeout,
+            "async_creator_fn": _connect,
         },
     }
     if "poolclass" not in overrides:
@@ -262,3 +294,13 @@ def guard_tenant_schemas(engine: AsyncEngine) -> None:
     another tenant's schema is refused before it reaches PostgreSQL. Defence in depth: the map
     already makes the ORM name the session's own schema; this catches a hand-written name."""
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_other_tenants)
+
+
+async def _connect(*args, **kwargs) -> asyncpg.Connection:
+    """asyncpg's connect, where a failure of the network or the host (refused, no socket file,
+    no route, a DNS failure, the connect timeout) is named for what it is: the database out of
+    reach (an OSError elsewhere, a missing media file say, is not)."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {exc!r}") from exc

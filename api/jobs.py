@@ -29,9 +29,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import importlib
 import importlib.util
+import signal
+import time
 from dataclasses import dataclass
 
 import procrastinate
@@ -253,16 +257,64 @@ async def run_worker(
     settings: Settings, engine: AsyncEngine, url: URL, *, concurrency: int = 4, wait: bool = True,
     install_signal_handlers: bool = True, name: str = "anju-worker",
 ) -> None:  # fmt: skip
-    """Run a worker until stopped (``wait=False``: until the queue is empty)."""
+    """Run a worker until stopped (``wait=False``: until the queue is empty).
+
+    A waiting worker survives the database: procrastinate's worker ends when its connection
+    fails (a restart, a failover), so it is started again, after 1 s, then up to 30 s between
+    attempts while the database stays away. SIGINT/SIGTERM (with ``install_signal_handlers``)
+    or cancelling this coroutine stops it gracefully, running jobs finished first."""
     set_runtime(Runtime(settings, engine))
     app = make_app(url)
     schedule_upkeep(app, settings)
+    if not wait:
+        await _work(app, settings, concurrency, False, name)
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    delay = WORKER_RESTART_MIN
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            worker = asyncio.create_task(_work(app, settings, concurrency, True, name))
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not worker.done():  # stopped (a signal) or cancelled: jobs finish first
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+            if stop.is_set():
+                return
+            error = worker.exception()  # None: a side task failed and stopped it
+            if time.monotonic() - started > 60:
+                delay = WORKER_RESTART_MIN
+            log.warning("worker stopped by itself; starting it again", name=name,
+                        error=repr(error), retry_in=delay)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, WORKER_RESTART_MAX)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+WORKER_RESTART_MIN, WORKER_RESTART_MAX = 1.0, 30.0
+
+
+async def _work(
+    app: procrastinate.App, settings: Settings, concurrency: int, wait: bool, name: str
+) -> None:
     async with app.open_async():
         log.info("worker started", name=name, concurrency=concurrency)
         await app.run_worker_async(
-            concurrency=concurrency, wait=wait, name=name,
-            install_signal_handlers=install_signal_handlers, shutdown_graceful_timeout=30,
-            delete_jobs="successful", update_heartbeat_interval=settings.worker_heartbeat_seconds,
+            concurrency=concurrency, wait=wait, name=name, install_signal_handlers=False,
+            shutdown_graceful_timeout=30, delete_jobs="successful",
+            update_heartbeat_interval=settings.worker_heartbeat_seconds,
             stalled_worker_timeout=settings.worker_stalled_seconds,
         )  # fmt: skip
 

@@ -39,7 +39,13 @@ class Settings(BaseSettings):
     # Refuse any statement of a tenant session that names another tenant's schema (defence in
     # depth beside schema_translate_map; api/db.py). Unset: on in development and test only.
     tenant_schema_guard: bool | None = None
+    # Seconds a new database connection may take (a database that does not answer fails the
+    # request with 503 within this, instead of hanging it).
+    db_connect_timeout: float = Field(default=5.0, gt=0)
     redis_url: str = ""
+    # Seconds a Redis connection (and a rate-limit count) may take: a Redis that does not answer
+    # costs a request at most this, and then nothing for a few seconds (api/ratelimit.py).
+    redis_timeout: float = Field(default=0.5, gt=0)
     # Redis the tests that need one use (CI sets it; without it they skip).
     test_redis_url: str = ""
     log_level: str = "INFO"

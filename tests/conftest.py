@@ -168,7 +168,21 @@ def auth_headers(slug: str, token: str | None = None) -> dict[str, str]:
     return headers
 
 
-class LiveServer:
+class OnLoopback:
+    """The addresses of a gateway listening on ``self.port`` of 127.0.0.1."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+
+class LiveServer(OnLoopback):
     """A uvicorn server on a loopback port, in a thread with its own event loop."""
 
     def __init__(self, app):
@@ -182,14 +196,6 @@ class LiveServer:
 
     def _run(self) -> None:
         asyncio.run(self.server.serve(sockets=[self.sock]))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
 
     def start(self) -> LiveServer:
         self.thread.start()

@@ -22,6 +22,7 @@ from api.graphql.errors import (
     PermissionDeniedError,
     RateLimitedError,
     ValidationError,
+    answer_unavailable,
     apply_error_policy,
 )
 from api.graphql.limits import cost_rule
@@ -49,6 +50,8 @@ class AnjuSchema(strawberry.Schema):
         too, in place. The policy is idempotent, and it logs unexpected errors once, with a
         correlation id (instead of strawberry's own logging)."""
         errors[:] = apply_error_policy(errors)
+        if execution_context is not None:
+            answer_unavailable(execution_context.context, errors)
         if self.hide_suggestions:  # production: no "Did you mean ...?" schema hints
             for error in errors:
                 error.message = SUGGESTION.sub("", error.message)

@@ -211,13 +211,16 @@ CLIENT = """mutation($input: CreateClientInput!) { createClient(input: $input) {
   __typename ... on ClientPayload { client { id } } ... on UserError { code message field } } }"""
 LISTING = """mutation($input: CreateListingInput!) { createListing(input: $input) {
   __typename ... on ListingPayload { listing { id } } ... on UserError { code message field } } }"""
+INVITE = """mutation($input: InviteMemberInput!) { inviteMember(input: $input) {
+  __typename ... on UserError { code message field } } }"""
 ENROLL = "mutation { enrollTotp { __typename ... on TotpEnrollment { secret } } }"
 CONFIRM = """mutation($code: String!) { confirmTotp(code: $code) {
   __typename ... on TotpStatus { enabled } ... on UserError { code message } } }"""
 READ = """query($c: ID!, $l: ID!) {
   me { account { phone email } }
   client(id: $c) { phone otherPhones idNumber }
-  listing(id: $l) { sellerPhone } }"""
+  listing(id: $l) { sellerPhone }
+  invitations { phone email } }"""
 
 
 async def bytea_columns(engine, schemas: list[str]) -> list[tuple[str, str, str]]:
@@ -246,7 +249,8 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
     rot_engine, db_url, settings, keys
 ):
     """Values written through the real code paths (an account's phone and email, its TOTP
-    secret, a client's phone, other phones and ID number, a listing's seller phone) under the
+    secret, a client's phone, other phones and ID number, a listing's seller phone, what an
+    invitation's inviter typed) under the
     old key; rotation; then a gateway that knows only the new key reads every one back. Every
     bytea column of the database that is not a digest is checked, registered or not."""
     from api.app import create_app
@@ -267,6 +271,7 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
     client_phone, id_number = "+8613911112222", "110101199003077777"
     others = ["+8613933334444", "+8613955556666"]
     seller = "+8613877778888"
+    invitee = {"phone": "+8613800001111", "email": "invitee@rotation.example.com"}
 
     def gateway(kit):
         secrets = ("field_keys", "jwt_private_key", "blind_index_key")
@@ -285,6 +290,9 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
                 "askingPrice": 500_000_000, "sellerPhone": seller}},
                 tenant=tenant.slug, token=token)  # fmt: skip
             listing_id = res["data"]["createListing"]["listing"]["id"]
+            res = await gql(http, INVITE, {"input": {"name": "Invitee", "roles": ["agent"],
+                            **invitee}}, tenant=tenant.slug, token=token)  # fmt: skip
+            assert res["data"]["inviteMember"]["__typename"] == "InvitationPayload", res
             res = await gql(http, ENROLL, tenant=tenant.slug, token=token)
             secret = res["data"]["enrollTotp"]["secret"]
     finally:
@@ -317,6 +325,7 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
                 "me": {"account": {"phone": phone, "email": email}},
                 "client": {"phone": client_phone, "otherPhones": others, "idNumber": id_number},
                 "listing": {"sellerPhone": seller},
+                "invitations": [invitee],
             }
             res = await gql(http, CONFIRM, {"code": pyotp.TOTP(secret).now()},
                             tenant=tenant.slug, token=token)  # fmt: skip

@@ -232,8 +232,8 @@ def check_quiet_hours(start: int | None, end: int | None, time_zone: str) -> Non
         raise ValidationFailed("quiet hours are two different times of day", "quietHours")
     try:
         ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationFailed(f"unknown time zone {time_zone!r}", "timeZone") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long
+        raise ValidationFailed(f"unknown time zone {time_zone[:60]!r}", "timeZone") from exc
 
 
 def quiet_until(q: QuietHours | None, now: datetime) -> datetime | None:

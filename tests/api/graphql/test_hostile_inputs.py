@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -259,14 +259,12 @@ async def test_a_showing_of_units_or_listings_of_another_tenant_is_not_found(
 async def test_a_bill_for_a_unit_of_another_tenant_is_not_found(
     client, make_tenant, member, tenant
 ):
-    from api.payment.bills import today
-
     payer, _ = await member(tenant, ["owner"])
     other = await make_tenant()
     theirs = await inventory(client, other.slug, floors=1, per_floor=1)
     mine = await inventory(client, tenant.slug, floors=1, per_floor=1)
     bill = {"kind": "PROPERTY_FEE", "title": "物业费", "payerId": str(payer), "amount": 10_000,
-            "dueOn": (today() + timedelta(days=5)).isoformat()}  # fmt: skip
+            "dueOn": (date.today() + timedelta(days=5)).isoformat()}  # fmt: skip
     for unit_id in (theirs["units"][0]["id"], str(uuid.uuid4())):
         res = await gql(client, BILL, {"input": {**bill, "unitId": unit_id}}, tenant=tenant.slug)
         error = res["data"]["issueBill"]

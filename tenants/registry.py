@@ -83,7 +83,7 @@ def validate_time_zone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise TenantError(
-            f"unknown time zone {name!r}: an IANA name like Asia/Shanghai", "timeZone"
+            f"unknown time zone {name[:64]!r}: an IANA name like Asia/Shanghai", "timeZone"
         ) from exc
     return name
 

@@ -187,7 +187,9 @@ class LiveServer(OnLoopback):
 
     def __init__(self, app):
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then.
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(socket.SOMAXCONN)
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")

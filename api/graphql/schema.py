@@ -6,7 +6,7 @@ import functools
 import re
 
 import strawberry
-from graphql import parse, validate
+from graphql import GraphQLError, parse, validate
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
@@ -27,7 +27,7 @@ from api.graphql.errors import (
 )
 from api.graphql.limits import cost_rule
 from api.graphql.permissions import Public
-from api.graphql.types import SCALARS
+from api.graphql.types import SCALARS, overlong_list
 from api.settings import Settings
 
 
@@ -63,7 +63,8 @@ class DocumentPolicy(SchemaExtension):
     its hook contexts on every request, ~10 us each): parsing under the token limit and
     validating with the limit rules (and, in production, no introspection), both through
     the schema's LRU caches (``graphql_cache_size`` entries each; a validation is keyed by the
-    parsed document, which the parse cache keeps identical for the same text)."""
+    parsed document, which the parse cache keeps identical for the same text). Variables
+    holding a list longer than ``MAX_LIST_ITEMS`` are refused there too, before coercion."""
 
     def __init__(self, max_tokens: int, rules: tuple, caches: tuple):
         self.max_tokens = max_tokens
@@ -79,9 +80,11 @@ class DocumentPolicy(SchemaExtension):
     def on_validate(self):
         ctx = self.execution_context
         ctx.validation_rules = ctx.validation_rules + self.rules
-        ctx.pre_execution_errors = self.validate(
-            ctx.schema._schema, ctx.graphql_document, ctx.validation_rules
-        )
+        errors = self.validate(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
+        refusal = None if errors else overlong_list(ctx.variables)
+        if refusal is not None:  # a new list: the cached one is shared
+            errors = [GraphQLError(refusal, extensions={"code": "BAD_USER_INPUT"})]
+        ctx.pre_execution_errors = errors
         yield
 
 

@@ -40,6 +40,7 @@ from api.listing.models import ListingEvent as EventRow
 from api.media.schema import Media, first_photo_of, media_of
 from api.security.crypto import mask_phone
 from api.unit.schema import StandardStatus, Unit, unit_loader
+from api.validate import fits
 from tenants.registry import TenantInfo
 
 ListingStatus = strawberry.enum(
@@ -271,7 +272,8 @@ class ListingFilter:
 
 def to_search(f: ListingFilter | None) -> repo.ListingSearch:
     f = f or ListingFilter()
-    for name in ("districts", "communities", "rooms", "orientations", "tags", "agent_ids"):
+    for name in ("districts", "communities", "rooms", "orientations", "tags", "agent_ids",
+                 "statuses", "decorations"):  # fmt: skip
         if len(getattr(f, name) or ()) > 100:
             raise ValidationFailed(f"at most 100 values in {name}", name)
     agents = []
@@ -284,11 +286,15 @@ def to_search(f: ListingFilter | None) -> repo.ListingSearch:
         near = search_kit.near(f.near.latitude, f.near.longitude, f.near.radius_km)
     return repo.ListingSearch(
         districts=list(f.districts or ()), communities=list(f.communities or ()),
-        statuses=[s.value for s in f.statuses or ()], rooms=list(f.rooms or ()),
+        statuses=[s.value for s in f.statuses or ()],
+        rooms=fits(list(f.rooms or ()), "rooms", ListingRow.rooms),
         orientations=[o.upper() for o in f.orientations or ()],
         decorations=[d.value for d in f.decorations or ()], tags=list(f.tags or ()),
-        agent_ids=agents, price_min=f.price_min, price_max=f.price_max, area_min=f.area_min,
-        area_max=f.area_max, built_after=f.built_after, verified_only=f.verified_only,
+        agent_ids=agents, price_min=f.price_min, price_max=f.price_max,
+        area_min=fits(f.area_min, "areaMin", ListingRow.gross_area),
+        area_max=fits(f.area_max, "areaMax", ListingRow.gross_area),
+        built_after=fits(f.built_after, "builtAfter", ListingRow.year_built),
+        verified_only=f.verified_only,
         keyword=(f.keyword or "").strip().lower()[:100] or None, near=near,
     )  # fmt: skip
 

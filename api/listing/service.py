@@ -9,7 +9,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from api.db import utcnow
 from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -22,6 +22,7 @@ from api.project import repository as project_repo
 from api.security.kit import SecurityKit
 from api.unit import repository as unit_repo
 from api.unit.models import ORIENTATIONS, UnitEvent
+from api.validate import area as area_of
 from api.validate import text, unique_texts
 from tenants.registry import TenantInfo
 from tenants.sessions import tenant_of
@@ -175,9 +176,7 @@ async def create_listing(
         raise ValidationFailed("latitude/longitude out of range", "latitude")
     row.latitude, row.longitude = lat, lng
     area = data.gross_area if data.gross_area is not None else (unit.gross_area if unit else None)
-    if area is None or not area.is_finite() or not 0 < area <= 100000:
-        raise ValidationFailed("grossArea must be between 0 and 100000 m²", "grossArea")
-    row.gross_area = area.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    row.gross_area = area_of(area, "grossArea", required=True)
     rooms = data.rooms if data.rooms is not None else (unit.rooms if unit else None)
     if rooms is None:
         raise ValidationFailed("rooms is required", "rooms")

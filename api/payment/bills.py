@@ -23,7 +23,8 @@ from api.ids import uuid7
 from api.payment import ledger, stripe_api
 from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
 from api.settings import Settings
-from api.validate import text
+from api.unit.models import Unit
+from api.validate import existing, text
 from tenants.sessions import tenant_of
 
 MIN_PAYMENT = 100  # ¥1
@@ -69,6 +70,8 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
         raise ValidationFailed("a due date within the last year or later", "dueOn")
     if not await active_members(session, [i.payer_id]):
         raise NotFound("no active member with this id", "payerId")
+    if i.unit_id is not None:
+        await existing(session, Unit.id, [i.unit_id], "unit", "unitId")
     number = await next_number(session, "bill")
     bill = Bill(id=uuid7(), number=f"B{number:08d}", kind=i.kind, payer_id=i.payer_id,
                 title=text(i.title, "title", required=True, max_len=200),

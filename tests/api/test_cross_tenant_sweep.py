@@ -42,12 +42,7 @@ from tests.conftest import TOKENS, gql
 MARK = "LEAKMARK"  # in tenant A's names: never in an answer to B
 
 # ID positions (field, path) the sweep does not call, and why.
-ON_INPUTS = "another tenant's ids are not checked yet: fixed on wip/inputs"
-NOT_SWEPT = {
-    ("scheduleShowing", "input.unitIds"): ON_INPUTS,
-    ("scheduleShowing", "input.listingIds"): ON_INPUTS,
-    ("issueBill", "input.unitId"): ON_INPUTS,
-}
+NOT_SWEPT: dict[tuple[str, str], str] = {}
 
 # Arguments that are positions in B's own lists (cursors), not references: B's own data may
 # come back; only the leak, INTERNAL and unchanged-A checks apply. So for ids inside a filter

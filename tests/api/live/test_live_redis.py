@@ -198,8 +198,11 @@ async def test_no_cross_tenant_delivery_under_load(gateways, gw_tenant):
                 await ws.subscribe(UNIT_CHANGES, {"projectId": project_a})
             for ws in (wb1, wb2):
                 await ws.subscribe(UNIT_CHANGES, {"projectId": project_b})
-            # B naming A's project: keyed under B, so it must hear nothing of A
-            await wb_foreign.subscribe(UNIT_CHANGES, {"projectId": project_a})
+            # B naming A's project: not found (in B), and it must hear nothing of A after
+            sid = await wb_foreign.subscribe(UNIT_CHANGES, {"projectId": project_a})
+            refusal = await wb_foreign.recv()
+            assert refusal["id"] == sid and refusal["type"] == "error", refusal
+            assert refusal["payload"][0]["extensions"]["code"] == "NOT_FOUND", refusal
             await asyncio.gather(*(ws.nothing(0.3) for ws in (wa1, wa2, wb1, wb2, wb_foreign)))
 
             async def deal(i: int, unit: str) -> None:

@@ -63,7 +63,7 @@ PHOTOS_SQL = (
     "SELECT m.id, m.owner_kind, m.owner_id, m.kind, m.storage_key, m.thumb_key, m.link_url, "
     "m.content_type, m.size, m.width, m.height, m.position, m.caption, m.created_by, "
     "m.created_at FROM {s}.media m WHERE m.owner_id IN ({ids}) AND m.kind IN ({kind}) "
-    "ORDER BY m.position, m.id"
+    "AND m.visibility = 'public' ORDER BY m.position, m.id"
 )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import ensure_database, make_engine, server_url
+from api.http import UVICORN_OPTIONS
 from api.logging import configure_logging
 from api.security.kit import SecurityKit, build_kit
 from api.settings import Settings
@@ -63,6 +64,9 @@ def test_settings(**overrides) -> Settings:
         # under the server's max_connections; bursts of 20 are still possible.
         "db_pool_size": 5,
         "db_max_overflow": 15,
+        # The suite's clients play a load balancer on loopback: their X-Forwarded-For names
+        # the client (one address per test keeps per-IP limits apart). Default: none trusted.
+        "trusted_proxies": ["127.0.0.1"],
     }
     base.update(overrides)
     return Settings(**base)
@@ -173,9 +177,7 @@ class LiveServer:
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then.
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
-        )
+        self.server = uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS))
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:

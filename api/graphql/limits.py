@@ -1,5 +1,6 @@
 """Limits on what one GraphQL document may ask for, checked before anything runs.
 
+* length in characters (comments count), before parsing: ``check_length``;
 * tokens (the parser stops counting past the limit), depth, aliases: strawberry's extensions;
 * cost: ``CostLimit`` below, computed on the document alone (no per-field resolve hook). Each
   field costs 1; a paginated field (an argument ``first``) multiplies what it selects by its
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
@@ -29,6 +31,28 @@ LIST_FACTOR = 10
 PAGE_ARGS = ("first", "last")
 # The list that *is* a paginated field's page (its size is the page's): no factor of its own.
 PAGE_LISTS = ("edges", "nodes", "items")
+
+
+def check_length(text: str, max_chars: int) -> None:
+    """The document's length, comments and whitespace included (the token limit skips them),
+    checked before it is parsed."""
+    if len(text) > max_chars:
+        raise GraphQLError(
+            f"the document is {len(text):,} characters long, more than the limit of "
+            f"{max_chars:,}", extensions={"code": "BAD_USER_INPUT", "maxChars": max_chars},
+        )  # fmt: skip
+
+
+def check_operation_name(document: DocumentNode, operation_name: str | None) -> None:
+    """Without an operationName a document must hold one operation (GraphQL spec,
+    GetOperation): never run the first of several."""
+    if operation_name is None:
+        ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(ops) > 1:
+            raise GraphQLError(
+                f"the document holds {len(ops)} operations: name the one to run (operationName)",
+                extensions={"code": "BAD_USER_INPUT"},
+            )
 
 
 def cost_rule(max_cost: int) -> type[ValidationRule]:

@@ -13,7 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.domains import schema_modules
-from api.graphql.context import OperationScope
+from api.graphql.context import OperationScope, refuse_adhoc
 from api.graphql.errors import (
     AuthError,
     ConflictError,
@@ -24,7 +24,7 @@ from api.graphql.errors import (
     ValidationError,
     apply_error_policy,
 )
-from api.graphql.limits import cost_rule
+from api.graphql.limits import check_length, check_operation_name, cost_rule
 from api.graphql.permissions import Public
 from api.graphql.types import SCALARS
 from api.settings import Settings
@@ -37,7 +37,9 @@ class CoreQuery:
         return "0.1.0"
 
 
-SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+# graphql-core's hints ("Did you mean 'priceMin' or 'priceMax'?"), wherever they stand in the
+# message (an input field's is followed by "Found: ..."); the names it quotes hold no "?".
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 class AnjuSchema(strawberry.Schema):
@@ -60,17 +62,26 @@ class DocumentPolicy(SchemaExtension):
     its hook contexts on every request, ~10 us each): parsing under the token limit and
     validating with the limit rules (and, in production, no introspection), both through
     the schema's LRU caches (``graphql_cache_size`` entries each; a validation is keyed by the
-    parsed document, which the parse cache keeps identical for the same text)."""
+    parsed document, which the parse cache keeps identical for the same text).
 
-    def __init__(self, max_tokens: int, rules: tuple, caches: tuple):
+    Before parsing: in production, a full document from a caller without ``graphql.adhoc`` is
+    refused (its parse and validation messages would let a stranger probe the schema), and a
+    document longer than ``max_chars`` is refused. After: a document of several operations
+    needs an operationName (the spec's GetOperation; strawberry would run the first)."""
+
+    def __init__(self, max_tokens: int, max_chars: int, rules: tuple, caches: tuple):
         self.max_tokens = max_tokens
+        self.max_chars = max_chars
         self.rules = rules
         self.parse, self.validate = caches
 
-    def on_parse(self):
+    async def on_parse(self):
         ctx = self.execution_context
+        await refuse_adhoc(ctx.context)
+        check_length(ctx.query, self.max_chars)
         ctx.parse_options["max_tokens"] = self.max_tokens
         ctx.graphql_document = self.parse(ctx.query, **ctx.parse_options)
+        check_operation_name(ctx.graphql_document, ctx._provided_operation_name)
         yield
 
     def on_validate(self):
@@ -115,13 +126,16 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ],
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
-            lambda: DocumentPolicy(settings.graphql_max_tokens, rules, caches),
+            lambda: DocumentPolicy(
+                settings.graphql_max_tokens, settings.graphql_max_document_chars, rules, caches
+            ),
             ErrorPolicy,  # outermost of the two: sees the commit error too
             OperationScope,
         ],
     )
     schema.hide_suggestions = settings.env == "production"
     schema.limit_rules = limit_rules  # the WebSocket endpoint validates with them too
+    schema.max_document_chars = settings.graphql_max_document_chars  # and checks the length
     return schema
 
 

@@ -72,6 +72,18 @@ def test_settings(**overrides) -> Settings:
     return Settings(**base)
 
 
+def production_overrides() -> dict:
+    """Settings overrides of a gateway in production mode: its own secrets (production refuses
+    to start without them; tokens and personal data of the suite's kit do not pass there)."""
+    import base64
+
+    from tests.api.security.test_secrets import ed25519_pem
+
+    return {"env": "production", "jwt_private_key": ed25519_pem(),
+            "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),
+            "blind_index_key": base64.b64encode(os.urandom(32)).decode()}  # fmt: skip
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _app_logging():
     """Log as the gateway process does (api/main.py): JSON lines, plain tracebacks (structlog's

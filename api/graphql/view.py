@@ -30,8 +30,10 @@ from tenants.sessions import TenantDatabase
 # A multipart post must carry one of these: an HTML form (which a cross-site page can submit
 # without a CORS preflight) cannot set any of them (the GraphQL multipart spec's CSRF guard).
 PREFLIGHT_HEADERS = ("x-tenant", "authorization", "apollo-require-preflight", "x-requested-with")
-NO_PREFLIGHT = ("a multipart request must carry a header a form cannot send: X-Tenant, "
-                "Authorization or Apollo-Require-Preflight")
+NO_PREFLIGHT = (
+    "a multipart request must carry a header a form cannot send: X-Tenant, "
+    "Authorization or Apollo-Require-Preflight"
+)
 NOT_AN_OBJECT = "the body must be one JSON object (batches are not accepted)"
 
 

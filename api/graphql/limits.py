@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import re
+
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -55,6 +57,24 @@ def check_operation_name(document: DocumentNode, operation_name: str | None) -> 
             )
 
 
+def literal_faults(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Validation errors are the document's fault. graphql-core reports a literal a scalar could
+    not read with the exception it caught (e.g. Python's int-str conversion limit for a
+    5,000-digit integer) as the original error, which the error policy would mask as INTERNAL:
+    such an error becomes BAD_USER_INPUT, without the exception's text."""
+    out = []
+    for error in errors:
+        original = error.original_error
+        if original is not None and not isinstance(original, GraphQLError):
+            message = _CAUGHT.sub(", found", error.message)
+            error = GraphQLError(message, error.nodes, extensions={"code": "BAD_USER_INPUT"})
+        out.append(error)
+    return out
+
+
+_CAUGHT = re.compile(r", but encountered error '.*'; found", re.DOTALL)
+
+
 def cost_rule(max_cost: int) -> type[ValidationRule]:
     class CostLimit(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_args) -> None:
@@ -81,7 +101,10 @@ def _page_size(field: FieldNode) -> int | None:
     for arg in field.arguments or ():
         if arg.name.value in PAGE_ARGS:
             if isinstance(arg.value, IntValueNode):
-                return max(0, min(int(arg.value.value), MAX_PAGE))
+                text = arg.value.value  # may have thousands of digits: Int validation says so
+                if len(text) > 9:
+                    return 0 if text.startswith("-") else MAX_PAGE
+                return max(0, min(int(text), MAX_PAGE))
             return MAX_PAGE  # a variable: the largest page the server gives
     return None
 

@@ -24,7 +24,7 @@ from api.graphql.errors import (
     ValidationError,
     apply_error_policy,
 )
-from api.graphql.limits import check_length, check_operation_name, cost_rule
+from api.graphql.limits import check_length, check_operation_name, cost_rule, literal_faults
 from api.graphql.permissions import Public
 from api.graphql.types import SCALARS
 from api.settings import Settings
@@ -87,9 +87,8 @@ class DocumentPolicy(SchemaExtension):
     def on_validate(self):
         ctx = self.execution_context
         ctx.validation_rules = ctx.validation_rules + self.rules
-        ctx.pre_execution_errors = self.validate(
-            ctx.schema._schema, ctx.graphql_document, ctx.validation_rules
-        )
+        errors = self.validate(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
+        ctx.pre_execution_errors = literal_faults(errors) if errors else errors
         yield
 
 

@@ -41,7 +41,7 @@ from strawberry.types.arguments import convert_arguments
 
 from api.errors import DomainError, ErrorCode, Unauthenticated
 from api.graphql.errors import apply_error_policy
-from api.graphql.limits import check_length
+from api.graphql.limits import check_length, literal_faults
 from api.graphql.permissions import check_classes
 from api.graphql.schema import SUGGESTION
 from api.http import loads
@@ -181,7 +181,7 @@ class LiveEndpoint:
         try:
             check_length(query, self.max_chars)
             document = parse(query, max_tokens=self.max_tokens)
-            errors = validate(self.gql, document, self.rules)
+            errors = literal_faults(validate(self.gql, document, self.rules))
         except GraphQLError as exc:
             document, errors = None, [exc]
         self._documents[query] = (document, errors)

@@ -231,3 +231,15 @@ async def test_two_operations_without_an_operation_name_are_refused(client):
     assert resp.status_code == 400 and resp.json()["errors"][0]["extensions"]["code"] == (
         "BAD_USER_INPUT"
     )
+
+
+async def test_a_5000_digit_integer_in_the_document_is_bad_user_input(client, make_tenant):
+    tenant = await make_tenant()
+    for query in (
+        "{ units(first: %s) { totalCount } }" % ("9" * 5_000),  # a page size (the cost rule)
+        "{ units(filter: {priceMin: %s}) { totalCount } }" % ("9" * 5_000),  # a Long
+    ):
+        res = await gql(client, query, tenant=tenant.slug)
+        [error] = res["errors"]
+        assert res["data"] is None and error["extensions"]["code"] == "BAD_USER_INPUT", res
+        assert "set_int_max_str_digits" not in error["message"]  # no interpreter internals

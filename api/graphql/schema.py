@@ -134,7 +134,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
     schema.hide_suggestions = settings.env == "production"
     schema.limit_rules = limit_rules  # the WebSocket endpoint validates with them too
-    schema.max_document_chars = settings.graphql_max_document_chars  # and checks the length
     return schema
 
 

@@ -288,6 +288,7 @@ class OperationScope(SchemaExtension):
         scope = _Scope(uow, Loaders(ctx), recorder)
         _current.set(scope)
         try:
+            await refuse_adhoc(ctx)  # before the document is parsed
             yield
             result = ec.result
             if (result is not None and result.errors) or ec.pre_execution_errors:

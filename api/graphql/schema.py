@@ -13,7 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.domains import schema_modules
-from api.graphql.context import OperationScope, refuse_adhoc
+from api.graphql.context import OperationScope
 from api.graphql.errors import (
     AuthError,
     ConflictError,
@@ -64,10 +64,10 @@ class DocumentPolicy(SchemaExtension):
     the schema's LRU caches (``graphql_cache_size`` entries each; a validation is keyed by the
     parsed document, which the parse cache keeps identical for the same text).
 
-    Before parsing: in production, a full document from a caller without ``graphql.adhoc`` is
-    refused (its parse and validation messages would let a stranger probe the schema), and a
-    document longer than ``max_chars`` is refused. After: a document of several operations
-    needs an operationName (the spec's GetOperation; strawberry would run the first)."""
+    Before parsing, a document longer than ``max_chars`` is refused (in production, a full
+    document from a caller without ``graphql.adhoc`` was refused even before, when the
+    operation started: ``refuse_adhoc``). After: a document of several operations needs an
+    operationName (the spec's GetOperation; strawberry would run the first)."""
 
     def __init__(self, max_tokens: int, max_chars: int, rules: tuple, caches: tuple):
         self.max_tokens = max_tokens
@@ -75,9 +75,8 @@ class DocumentPolicy(SchemaExtension):
         self.rules = rules
         self.parse, self.validate = caches
 
-    async def on_parse(self):
+    def on_parse(self):
         ctx = self.execution_context
-        await refuse_adhoc(ctx.context)
         check_length(ctx.query, self.max_chars)
         ctx.parse_options["max_tokens"] = self.max_tokens
         ctx.graphql_document = self.parse(ctx.query, **ctx.parse_options)

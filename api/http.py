@@ -15,9 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # How the gateway is served (``anju serve``, and the test suite's servers): uvicorn does not
 # read X-Forwarded-For itself (it would believe it from loopback); create_app does, from the
-# proxies of ``ANJU_TRUSTED_PROXIES`` only.
+# proxies of ``ANJU_TRUSTED_PROXIES`` only. A WebSocket message is at most 1 MiB (uvicorn's
+# default is 16 MiB; subscribe messages are a few KiB): a larger one closes the socket (1009).
 UVICORN_OPTIONS = {"log_level": "warning", "ws": "websockets-sansio", "lifespan": "on",
-                   "proxy_headers": False}  # fmt: skip
+                   "proxy_headers": False, "ws_max_size": 1024 * 1024}  # fmt: skip
 
 API_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -96,15 +96,23 @@ async def test_undecodable_websocket_messages_close_the_socket_cleanly(live_serv
     tenant = await make_tenant()
     async with live(live_server, tenant.slug) as c:
         await c.ws.send(b'{"type": "ping", "x": ' + DEEP_ARRAYS + b"}")
-        await c.ws.wait_closed()
+        await asyncio.wait_for(c.ws.wait_closed(), 15)
         assert c.ws.close_code == 4400
     async with live(live_server, tenant.slug) as c:  # the endpoint still serves (acked)
         await c.ws.send(b'{"type": "subscribe", "id": "2", "payload": ' + DEEP_OBJECTS + b"}")
-        await c.ws.wait_closed()
+        await asyncio.wait_for(c.ws.wait_closed(), 15)
         assert c.ws.close_code == 4400
 
 
 # ---------------------------------------------------------------- size limits
+
+
+async def test_a_websocket_message_over_1_mib_closes_the_socket(live_server, make_tenant):
+    tenant = await make_tenant()
+    async with live(live_server, tenant.slug) as c:
+        await c.subscribe("# " + "a" * 2 * 1024 * 1024 + "\nsubscription { inboxChanges { id } }")
+        await asyncio.wait_for(c.ws.wait_closed(), 15)
+        assert c.ws.close_code == 1009  # message too big
 
 
 async def raw_exchange(port: int, head: str, parts: list[bytes]) -> tuple[int, dict]:

@@ -14,8 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -28,13 +27,15 @@ from api.live.hub import Hub
 from api.live.relay import Relay
 from api.live.schema import to_object
 from api.live.ws import LiveEndpoint
-from api.media.storage import LocalStorage, make_storage
+from api.media.http import media_endpoint
+from api.media.storage import make_storage
 from api.notify import Senders
 from api.notify.email import make_email_sender
 from api.notify.sms import make_sender
 from api.ratelimit import make_limiter
 from api.security.kit import build_kit
 from api.settings import Settings
+from api.unavailable import UnavailableMiddleware
 from tenants.middleware import TenantMiddleware
 from tenants.migrate import head, shared_version, tenants_behind
 from tenants.registry import TenantCache
@@ -50,13 +51,13 @@ def create_app(
     db = TenantDatabase(engine)
     cache = TenantCache(engine, settings.tenant_cache_ttl)
     schema = build_schema(settings)
-    kit = build_kit(settings)
     senders = Senders(
         sms=make_sender(settings.sms_backend),
         email=make_email_sender(settings.email_backend, settings),
     )
-    storage = make_storage(settings)
-    limiter = make_limiter(settings.redis_url)
+    kit = build_kit(settings)
+    storage = make_storage(settings, kit)
+    limiter = make_limiter(settings.redis_url, settings.redis_timeout)
     graphql = GraphQLView(
         schema,
         db,
@@ -80,7 +81,7 @@ def create_app(
         keep_alive_interval=15,
     )
 
-    bus = make_bus(settings.redis_url, settings.live_channel)
+    bus = make_bus(settings.redis_url, settings.live_channel, settings.redis_timeout)
     hub = Hub(schema._schema, engine, to_object=to_object)
     relay = Relay(
         engine, bus, poll=settings.live_relay_poll,
@@ -178,7 +179,7 @@ def create_app(
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         hub.start()
-        await bus.start(hub.on_bus)
+        await bus.start(hub.on_bus, hub.on_resume)
         tasks = []
         if settings.live_relay_in_process:
             tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))
@@ -211,8 +212,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
-    if isinstance(storage, LocalStorage):  # S3 serves its own files
-        routes.append(Mount("/media", StaticFiles(directory=storage.root, check_dir=False)))
+    routes.append(Route("/media/{key:path}", media_endpoint(storage), methods=["GET", "HEAD"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -236,6 +236,7 @@ def create_app(
         BodyLimit, default=settings.http_max_body_bytes, multipart=settings.max_upload_bytes,
         paths={"/webhooks/stripe": settings.stripe_webhook_max_bytes},
     )  # fmt: skip
+    app.add_middleware(UnavailableMiddleware)  # database out of reach: 503, not 500
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

@@ -185,7 +185,8 @@ def stripe_replay(
     since: Annotated[str, typer.Option(help="A date (2026-11-20) or time with offset, UTC.")],
 ) -> None:
     """Fetch every connected account's events since a date from Stripe and store (and
-    process) those that never arrived; events already stored are left alone."""
+    process) those that never arrived; a stored event whose processing never completed (its
+    job failed or was lost) is queued again; events already processed are left alone."""
     from datetime import UTC, datetime
 
     from api.payment import webhook
@@ -206,16 +207,38 @@ def stripe_replay(
     typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
+def _checked(option: str, check: Callable[[str], str], value: str) -> str:
+    """``check(value)``, a refusal as a usage error of ``option`` (exit 2)."""
+    from tenants.registry import TenantError
+
+    try:
+        return check(value)
+    except TenantError as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"'{option}'") from exc
+
+
 @tenants_app.command("create")
 def tenants_create(
     slug: Annotated[str, typer.Option(help="3-40 chars: a-z, 0-9, hyphens.")],
     name: Annotated[str, typer.Option(help="Display name.")],
-    plan: Annotated[str, typer.Option(help="Plan code.")] = "free",
+    plan: Annotated[str, typer.Option(help="A known plan (free, standard, pro...).")] = "free",
+    time_zone: Annotated[str, typer.Option(help="IANA time zone.")] = "Asia/Shanghai",
+    locale: Annotated[str, typer.Option(help="zh-CN or en.")] = "zh-CN",
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency code.")] = "CNY",
 ) -> None:
     """Register and provision a tenant."""
     from tenants.provisioning import create_tenant
+    from tenants.registry import validate_currency, validate_locale, validate_time_zone
 
-    p = with_engine(lambda e, s: create_tenant(e, slug, name, plan))
+    plans = get_settings().plans
+    if plan not in plans:
+        raise typer.BadParameter(f"a plan is one of {', '.join(plans)}", param_hint="'--plan'")
+    regional = {
+        "time_zone": _checked("--time-zone", validate_time_zone, time_zone),
+        "locale": _checked("--locale", validate_locale, locale),
+        "currency": _checked("--currency", validate_currency, currency),
+    }
+    p = with_engine(lambda e, s: create_tenant(e, slug, name, plan, **regional))
     typer.echo(
         f"created {p.tenant.slug} (schema {p.tenant.schema_name}) in {p.milliseconds:.1f} ms"
     )
@@ -239,8 +262,14 @@ def tenants_migrate(
 ) -> None:
     """Bring every tenant schema to head; report ok / failed per tenant."""
     from tenants.migrate import migrate_tenants
+    from tenants.registry import TenantNotFound, get_tenant
 
-    report = with_engine(lambda e, s: migrate_tenants(e, s, parallel=parallel, from_slug=from_slug))
+    async def run(engine, settings):
+        if from_slug is not None and await get_tenant(engine, from_slug) is None:
+            raise TenantNotFound(f"--from: no tenant with slug '{from_slug}'", "from")
+        return await migrate_tenants(engine, settings, parallel=parallel, from_slug=from_slug)
+
+    report = with_engine(run)
     for line in report.lines():
         typer.echo(line)
     if report.failed:
@@ -385,7 +414,26 @@ def permissions_doc(
 
 
 def main() -> None:
+    """Run ``anju``. A usage error (unknown command or option, missing or bad value) is one
+    ``error: ...`` line on stderr and exit code 2, like every refusal (exit 1): no panel."""
+    # click's exceptions, wherever this typer takes click from (recent ones vendor it)
+    click = sys.modules[typer.BadParameter.__module__]
+    no_args = getattr(click, "NoArgsIsHelpError", ())
     try:
-        app()
+        code = app(standalone_mode=False)
+    except no_args as exc:  # a bare group: its help
+        typer.echo(exc.format_message(), err=True)
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -11,11 +11,24 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, Select, bindparam, func, select
+from sqlalchemy import (
+    DateTime,
+    LargeBinary,
+    MetaData,
+    Select,
+    bindparam,
+    event,
+    func,
+    select,
+)
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -65,6 +78,30 @@ async def lock_for_transaction(session, name: bytes) -> None:
     await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
+# ``Column.info`` key of a column that holds a field ciphertext (api/security/crypto.py).
+CIPHERTEXT = "ciphertext"
+
+
+@dataclass(frozen=True)
+class Ciphertext:
+    """Where a ciphertext column's values are bound (the associated data besides the scope,
+    which is ``shared`` in the shared schema and the tenant id in a tenant's): ``column`` is
+    the logical column name the domain encrypts with, ``row_id`` the column whose value is the
+    row id."""
+
+    column: str
+    row_id: str = "id"
+
+
+def ciphertext_column(column: str, *, row_id: str = "id", nullable: bool = True) -> Any:
+    """A ``bytea`` column of AES-GCM ciphertexts, marked so that ``anju keys rotate`` finds it
+    (api/security/fields.py walks both metadatas for the mark; an unmarked ``*_enc`` column
+    fails a test). ``column``: the logical name the domain binds into the associated data."""
+    return mapped_column(
+        LargeBinary, nullable=nullable, info={CIPHERTEXT: Ciphertext(column, row_id)}
+    )
+
+
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), nullable=False
@@ -76,6 +113,31 @@ class Timestamped:
 
 class DatabaseUnavailable(RuntimeError):
     pass
+
+
+# What a request meets while the database cannot be reached: a refused, reset or timed-out
+# connection, a server shutting down or starting up (class 57), a connection lost (class 08),
+# or no pooled connection free within the pool's wait.
+_UNAVAILABLE = (
+    DatabaseUnavailable, ConnectionError, asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError, sa_exc.TimeoutError,
+)  # fmt: skip
+
+
+def unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) means the database is out of reach for now, not
+    that the request was wrong: the caller should try again shortly (HTTP 503)."""
+    for _ in range(10):
+        if exc is None:
+            return False
+        if isinstance(exc, _UNAVAILABLE):
+            return True
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 def _embedded_server(pgdata: Path):
@@ -171,9 +233,15 @@ async def ensure_database(url: URL, *, recreate: bool = False) -> None:
 
 
 def make_engine(url: URL, settings: Settings, **overrides) -> AsyncEngine:
+    # Pre-ping: a pooled connection is tested (one round trip) when it is checked out, so one
+    # that a database restart closed is replaced instead of failing the request that drew it.
+    # While the database is down, a request fails within the connect timeout.
     kwargs: dict = {
+        "pool_pre_ping": True,
         "connect_args": {
             "server_settings": {"application_name": "anju", "timezone": "UTC"},
+            "timeout": settings.db_connect_timeout,
+            "async_creator_fn": _connect,
         },
     }
     if "poolclass" not in overrides:
@@ -186,4 +254,53 @@ def make_engine(url: URL, settings: Settings, **overrides) -> AsyncEngine:
     url = url.update_query_dict(
         {"prepared_statement_cache_size": str(settings.db_statement_cache_size)}
     )
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if settings.tenant_schema_guard_on:
+        guard_tenant_schemas(engine)
+    return engine
+
+
+# ---------------------------------------------------------------- the tenant schema guard
+
+
+class CrossTenantStatement(RuntimeError):
+    """A tenant session ran a statement naming another tenant's schema."""
+
+
+# A schema-qualified name whose schema is a tenant's (``t_<slug>``, quoted or not).
+_TENANT_SCHEMA_REF = re.compile(r'(?<![\w$."])"?(t_[a-z0-9_]+)"?\s*\.')
+
+
+@functools.lru_cache(maxsize=4096)
+def tenant_schemas_named(statement: str) -> frozenset[str]:
+    """The tenant schemas a SQL statement names (``t_x.table``, ``"t_x".table``)."""
+    return frozenset(_TENANT_SCHEMA_REF.findall(statement))
+
+
+def _refuse_other_tenants(conn, cursor, statement, parameters, context, executemany) -> None:
+    own = (context.execution_options.get("schema_translate_map") or {}).get(None)
+    if own is None:
+        return  # not a tenant session (shared schema, jobs walking tenants, migrations)
+    others = tenant_schemas_named(statement) - {own}
+    if others:
+        raise CrossTenantStatement(
+            f"a statement of tenant schema {own} names {sorted(others)}: {statement[:200]}"
+        )
+
+
+def guard_tenant_schemas(engine: AsyncEngine) -> None:
+    """In development and tests (``ANJU_TENANT_SCHEMA_GUARD``): a statement run through a
+    tenant session (an engine with ``schema_translate_map={None: <schema>}``) that names
+    another tenant's schema is refused before it reaches PostgreSQL. Defence in depth: the map
+    already makes the ORM name the session's own schema; this catches a hand-written name."""
+    event.listen(engine.sync_engine, "before_cursor_execute", _refuse_other_tenants)
+
+
+async def _connect(*args, **kwargs) -> asyncpg.Connection:
+    """asyncpg's connect, where a failure of the network or the host (refused, no socket file,
+    no route, a DNS failure, the connect timeout) is named for what it is: the database out of
+    reach (an OSError elsewhere, a missing media file say, is not)."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {exc!r}") from exc

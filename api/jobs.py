@@ -19,13 +19,23 @@
   search path, where its tables and functions live. Tenant data is never reached through it.
 * ``anju worker`` runs workers in their own processes; ``ANJU_WORKER_IN_PROCESS`` (on by default
   in development, so ``make run`` has one) runs one inside the gateway.
+* A worker killed mid-job (SIGKILL, a lost machine) leaves its jobs ``doing``. Every worker
+  writes a heartbeat (``ANJU_WORKER_HEARTBEAT_SECONDS``); the periodic ``jobs:retry_stalled_jobs``
+  (``ANJU_WORKER_STALLED_CRON``) puts back in the queue the jobs of workers silent for
+  ``ANJU_WORKER_STALLED_SECONDS``. A job may therefore run twice (the stalled run never
+  committed, or, for a worker that only looked dead, is still running): tasks keep their
+  effects and the marker that they were done in one transaction, and check the marker first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import importlib
 import importlib.util
+import signal
+import time
 from dataclasses import dataclass
 
 import procrastinate
@@ -139,10 +149,12 @@ def tenant_task(blueprint: procrastinate.Blueprint, *, wakeup: str | None = None
     return decorate
 
 
-async def defer_for_each_tenant(task, *, lock_prefix: str, **kwargs) -> int:
-    """Defer ``task`` once per active tenant; a tenant whose previous job of this kind is
-    still waiting is skipped (queueing lock). Returns how many were deferred."""
-    return await _defer_each(task, [t.slug for t in await active_tenants()], lock_prefix, kwargs)
+async def defer_for_each_tenant(task, *, lock_prefix: str, where=None, **kwargs) -> int:
+    """Defer ``task`` once per active tenant (``where(tenant)``: only those it accepts); a
+    tenant whose previous job of this kind is still waiting is skipped (queueing lock).
+    Returns how many were deferred."""
+    slugs = [t.slug for t in await active_tenants() if where is None or where(t)]
+    return await _defer_each(task, slugs, lock_prefix, kwargs)
 
 
 async def defer_woken(task) -> int:
@@ -172,6 +184,44 @@ async def active_tenants() -> list[TenantInfo]:
     return [t for t in await list_tenants(runtime().engine) if t.active]
 
 
+# The queue's own upkeep (namespace ``jobs``). Its schedule is a setting, so ``run_worker``
+# registers it (``schedule_upkeep``) rather than a decorator.
+blueprint = procrastinate.Blueprint()
+STALLED_SWEEP = "stalled-jobs"
+
+
+@blueprint.task(name="retry_stalled_jobs", queueing_lock=STALLED_SWEEP, pass_context=True)
+async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Jobs left ``doing`` by a worker that stopped heartbeating go back to the queue now
+    (attempts + 1). Returns how many."""
+    manager = context.app.job_manager
+    stalled = await manager.get_stalled_jobs(
+        seconds_since_heartbeat=runtime().settings.worker_stalled_seconds
+    )
+    retried = 0
+    for job in stalled:
+        try:
+            await manager.retry_job(job)
+        except procrastinate.exceptions.ConnectorException:
+            continue  # finished or retried meanwhile (no longer doing)
+        retried += 1
+        log.warning("stalled job retried", job_id=job.id, task=job.task_name,
+                    worker_id=job.worker_id, attempts=job.attempts + 1)  # fmt: skip
+    return retried
+
+
+def schedule_upkeep(app: procrastinate.App, settings: Settings) -> None:
+    """The stalled-job sweep on ``settings.worker_stalled_cron`` (replacing the schedule an
+    earlier worker of this process registered)."""
+    task, registry = retry_stalled_jobs, app.periodic_registry  # named jobs:... by make_app
+    held = registry.periodic_tasks.get((task.name, STALLED_SWEEP))
+    if held is not None and held.cron == settings.worker_stalled_cron:
+        return
+    registry.periodic_tasks.pop((task.name, STALLED_SWEEP), None)
+    registry.register_task(task=task, cron=settings.worker_stalled_cron,
+                           periodic_id=STALLED_SWEEP, configure_kwargs={})  # fmt: skip
+
+
 def _task_modules() -> list[str]:
     return [f"api.{d}.tasks" for d in DOMAINS if importlib.util.find_spec(f"api.{d}.tasks")]
 
@@ -195,6 +245,7 @@ def make_app(url: URL) -> procrastinate.App:
         max_size=4,
     )
     app = procrastinate.App(connector=connector)
+    app.add_tasks_from(blueprint, namespace="jobs")
     for path in _task_modules():
         module = importlib.import_module(path)
         app.add_tasks_from(module.blueprint, namespace=path.split(".")[1])
@@ -206,15 +257,65 @@ async def run_worker(
     settings: Settings, engine: AsyncEngine, url: URL, *, concurrency: int = 4, wait: bool = True,
     install_signal_handlers: bool = True, name: str = "anju-worker",
 ) -> None:  # fmt: skip
-    """Run a worker until stopped (``wait=False``: until the queue is empty)."""
+    """Run a worker until stopped (``wait=False``: until the queue is empty).
+
+    A waiting worker survives the database: procrastinate's worker ends when its connection
+    fails (a restart, a failover), so it is started again, after 1 s, then up to 30 s between
+    attempts while the database stays away. SIGINT/SIGTERM (with ``install_signal_handlers``)
+    or cancelling this coroutine stops it gracefully, running jobs finished first."""
     set_runtime(Runtime(settings, engine))
     app = make_app(url)
+    schedule_upkeep(app, settings)
+    if not wait:
+        await _work(app, settings, concurrency, False, name)
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    delay = WORKER_RESTART_MIN
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            worker = asyncio.create_task(_work(app, settings, concurrency, True, name))
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not worker.done():  # stopped (a signal) or cancelled: jobs finish first
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+            if stop.is_set():
+                return
+            error = worker.exception()  # None: a side task failed and stopped it
+            if time.monotonic() - started > 60:
+                delay = WORKER_RESTART_MIN
+            log.warning("worker stopped by itself; starting it again", name=name,
+                        error=repr(error), retry_in=delay)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, WORKER_RESTART_MAX)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+WORKER_RESTART_MIN, WORKER_RESTART_MAX = 1.0, 30.0
+
+
+async def _work(
+    app: procrastinate.App, settings: Settings, concurrency: int, wait: bool, name: str
+) -> None:
     async with app.open_async():
         log.info("worker started", name=name, concurrency=concurrency)
         await app.run_worker_async(
-            concurrency=concurrency, wait=wait, name=name,
-            install_signal_handlers=install_signal_handlers, shutdown_graceful_timeout=30,
-            delete_jobs="successful",
+            concurrency=concurrency, wait=wait, name=name, install_signal_handlers=False,
+            shutdown_graceful_timeout=30, delete_jobs="successful",
+            update_heartbeat_interval=settings.worker_heartbeat_seconds,
+            stalled_worker_timeout=settings.worker_stalled_seconds,
         )  # fmt: skip
 
 

@@ -160,7 +160,7 @@ async def _seed_bills(session, kit) -> bool:
                       scope="all")  # fmt: skip
     await bills.issue(session, staff, bills.BillInput(
         kind="property_fee", title="物业费 Property fee", period="2026-12", payer_id=payer,
-        amount=45_600, due_on=bills.today() + timedelta(days=10)))  # fmt: skip
+        amount=45_600, due_on=bills.today(session) + timedelta(days=10)))  # fmt: skip
     return True
 
 

@@ -7,7 +7,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,7 +37,16 @@ class Settings(BaseSettings):
     db_pool_recycle: int = 1800
     # asyncpg prepared statements kept per connection (tenants x hot statements).
     db_statement_cache_size: int = 1024
+    # Refuse any statement of a tenant session that names another tenant's schema (defence in
+    # depth beside schema_translate_map; api/db.py). Unset: on in development and test only.
+    tenant_schema_guard: bool | None = None
+    # Seconds a new database connection may take (a database that does not answer fails the
+    # request with 503 within this, instead of hanging it).
+    db_connect_timeout: float = Field(default=5.0, gt=0)
     redis_url: str = ""
+    # Seconds a Redis connection (and a rate-limit count) may take: a Redis that does not answer
+    # costs a request at most this, and then nothing for a few seconds (api/ratelimit.py).
+    redis_timeout: float = Field(default=0.5, gt=0)
     # Redis the tests that need one use (CI sets it; without it they skip).
     test_redis_url: str = ""
     log_level: str = "INFO"
@@ -162,6 +171,12 @@ class Settings(BaseSettings):
     # worker_in_process is true (unset: only in development, so `make run` has one).
     worker_in_process: bool | None = None
     worker_concurrency: int = Field(default=4, ge=1)
+    # A worker writes a heartbeat every worker_heartbeat_seconds; one silent for
+    # worker_stalled_seconds is taken for dead, and the jobs it was running are retried by
+    # the sweep that runs on worker_stalled_cron (5 fields, or 6 with seconds last).
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    worker_stalled_seconds: float = Field(default=60.0, gt=0)
+    worker_stalled_cron: str = "* * * * *"
 
     # ---- media (photos, videos, floor plans). Backend "local": files under media_dir, served
     # by the gateway at /media/; "s3": any S3-compatible store (AWS, MinIO, OSS, COS...).
@@ -178,6 +193,30 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
+
+    # ---- password reset (docs/security.md): how long an emailed reset link stays good
+    # (seconds), and the page it points to (?tenant=<slug>&token=<token>). Reset codes by SMS
+    # follow the sms_* settings above.
+    password_reset_ttl: int = Field(default=3600, ge=60)
+    password_reset_url: str = "http://127.0.0.1:8000/reset-password"  # noqa: S105
+    # ---- private media (docs/inventory.md): links to private media (documents) are signed
+    # with this key (base64 of 32 bytes; empty: derived from the blind-index key) and expire
+    # after media_private_url_ttl seconds.
+    media_url_key: str = ""
+    media_private_url_ttl: int = Field(default=600, ge=10)
+
+    @model_validator(mode="after")
+    def _worker_timings(self) -> Settings:
+        import croniter
+
+        if self.worker_stalled_seconds < 2 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "ANJU_WORKER_STALLED_SECONDS must be at least twice "
+                "ANJU_WORKER_HEARTBEAT_SECONDS (a live worker is never stalled)"
+            )
+        if not croniter.croniter.is_valid(self.worker_stalled_cron):
+            raise ValueError("ANJU_WORKER_STALLED_CRON is not a cron expression")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -196,8 +235,19 @@ class Settings(BaseSettings):
         return self.env == "development"
 
     @property
+    def tenant_schema_guard_on(self) -> bool:
+        if self.tenant_schema_guard is None:
+            return self.env != "production"
+        return self.tenant_schema_guard
+
+    @property
     def run_worker_in_process(self) -> bool:
         return self.is_dev if self.worker_in_process is None else self.worker_in_process
+
+    @property
+    def plans(self) -> list[str]:
+        """The plans a tenant may be on: those with a platform fee or a Stripe price."""
+        return sorted(set(self.stripe_fee_bps) | set(self.stripe_plan_prices))
 
 
 @lru_cache

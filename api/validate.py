@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from api.errors import ValidationFailed
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import BigInteger, Float, Integer, Numeric, SmallInteger
+
+from api.db import rows_where_in
+from api.errors import NotFound, ValidationFailed
+
+MAX_AREA = Decimal("100000")
+CENTIARE = Decimal("0.01")
 
 
 def text(value: str, field: str, *, required: bool, max_len: int) -> str:
@@ -34,3 +42,53 @@ def https_url(value: str, field: str, *, max_len: int = 500) -> str:
     if not value.startswith("https://") or len(value) > max_len:
         raise ValidationFailed("an https URL", field)
     return value
+
+
+def area(value: Decimal | None, field: str, *, required: bool) -> Decimal | None:
+    """An area in m², rounded to the 0.01 m² its columns keep: above zero once rounded (an area
+    of 0.00 would divide a price by zero), at most ``MAX_AREA``."""
+    if value is None:
+        if required:
+            raise ValidationFailed(f"{field} is required", field)
+        return None
+    if not value.is_finite() or not CENTIARE / 2 <= value <= MAX_AREA:
+        raise ValidationFailed(f"{field} must be between 0.01 and {MAX_AREA} m²", field)
+    return value.quantize(CENTIARE, rounding=ROUND_HALF_UP)
+
+
+def _column_limit(column) -> int | Decimal | None:
+    """The bound (exclusive, both signs) of the values ``column``'s type holds."""
+    kind = column.type
+    if isinstance(kind, Numeric) and not isinstance(kind, Float) and kind.precision:
+        return Decimal(10) ** (kind.precision - (kind.scale or 0))
+    if isinstance(kind, SmallInteger):
+        return 2**15
+    if isinstance(kind, BigInteger):
+        return 2**63
+    if isinstance(kind, Integer):
+        return 2**31
+    return None
+
+
+def fits(value, field: str, column):
+    """``value`` (a number, or a list of them) if ``column`` (a mapped attribute) can hold it:
+    a filter compared with a column is bound as the column's type, so a value beyond it fails
+    in the driver, not with a clear error. Refuses with BAD_USER_INPUT on ``field``."""
+    if value is None:
+        return None
+    limit = _column_limit(column)
+    for v in value if isinstance(value, list | tuple) else (value,):
+        if limit is not None and not (-limit <= v < limit if isinstance(limit, int)
+                                      else -limit < v < limit):  # fmt: skip
+            raise ValidationFailed(f"{field} is out of range", field)
+    return value
+
+
+async def existing(session, column, ids, what: str, field: str) -> list:
+    """The rows of ``column``'s model that ``ids`` name, read in ``session`` (a tenant's, so
+    another tenant's id names nothing); NOT_FOUND on ``field`` when one of them names none."""
+    wanted = list(dict.fromkeys(ids))
+    rows = await rows_where_in(session, column, wanted) if wanted else []
+    if len(rows) != len(wanted):
+        raise NotFound(f"{what} not found", field)
+    return rows

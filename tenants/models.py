@@ -18,7 +18,11 @@ class TenantStatus(enum.StrEnum):
 
 class Tenant(Timestamped, SharedBase):
     __tablename__ = "tenant"
-    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended')", name="status"),
+        CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     slug: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
@@ -28,6 +32,10 @@ class Tenant(Timestamped, SharedBase):
     plan: Mapped[str] = mapped_column(String(32), nullable=False, default="free")
     # Admins must sign in with a second factor (TOTP).
     require_admin_totp: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Times are shown in this IANA zone, texts in this locale, amounts in this ISO 4217 currency.
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, default="Asia/Shanghai")
+    locale: Mapped[str] = mapped_column(String(8), nullable=False, default="zh-CN")
+    currency: Mapped[str] = mapped_column(String(3), nullable=False, default="CNY")
     # The tenant's Stripe Connect account: its customers' payments are created on it.
     stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The tenant's own Anju plan, paid through Stripe Billing (docs/payments.md).

@@ -24,7 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.ids import uuid7
 from tenants.migrate import tenant_ddl_script
 from tenants.models import Tenant, TenantStatus
-from tenants.registry import SlugTaken, TenantError, TenantInfo, schema_for, validate_slug
+from tenants.registry import (
+    DEFAULT_CURRENCY,
+    DEFAULT_LOCALE,
+    DEFAULT_TIME_ZONE,
+    SlugTaken,
+    TenantError,
+    TenantInfo,
+    schema_for,
+    validate_currency,
+    validate_locale,
+    validate_slug,
+    validate_time_zone,
+)
 
 PLAN_RE = re.compile(r"[a-z0-9_-]{1,32}")
 
@@ -36,20 +48,27 @@ class Provisioned:
 
 
 async def create_tenant(
-    engine: AsyncEngine, slug: str, name: str, plan: str = "free"
+    engine: AsyncEngine, slug: str, name: str, plan: str = "free", **preferences: str
 ) -> Provisioned:
-    """Register and provision a tenant in its own transaction.
-    Raises InvalidSlug / SlugTaken / TenantError."""
+    """Register and provision a tenant in its own transaction (``preferences``: time_zone,
+    locale, currency). Raises InvalidSlug / SlugTaken / TenantError."""
     t0 = time.perf_counter()
     async with engine.begin() as conn:
-        info = await provision(conn, slug, name, plan)
+        info = await provision(conn, slug, name, plan, **preferences)
     return Provisioned(info, (time.perf_counter() - t0) * 1000)
 
 
-async def provision(conn: AsyncConnection, slug: str, name: str, plan: str = "free") -> TenantInfo:
+async def provision(
+    conn: AsyncConnection, slug: str, name: str, plan: str = "free", *,
+    time_zone: str = DEFAULT_TIME_ZONE, locale: str = DEFAULT_LOCALE,
+    currency: str = DEFAULT_CURRENCY,
+) -> TenantInfo:  # fmt: skip
     """Register and provision a tenant inside the caller's transaction (sign-up uses this so
     the tenant, its first admin and their membership commit together)."""
     validate_slug(slug)
+    time_zone = validate_time_zone(time_zone)
+    locale = validate_locale(locale)
+    currency = validate_currency(currency)
     name = (name or "").strip()
     if not name:
         raise TenantError("name is required", "name")
@@ -59,7 +78,8 @@ async def provision(conn: AsyncConnection, slug: str, name: str, plan: str = "fr
         raise TenantError("plan must be 1-32 characters: a-z, 0-9, '_' or '-'", "plan")
     schema = schema_for(slug)
     script = tenant_ddl_script()
-    info = TenantInfo(str(uuid7()), slug, name, schema, TenantStatus.ACTIVE, plan)
+    info = TenantInfo(str(uuid7()), slug, name, schema, TenantStatus.ACTIVE, plan,
+                      time_zone=time_zone, locale=locale, currency=currency)  # fmt: skip
     try:
         async with conn.begin_nested():  # a taken slug leaves the caller's transaction usable
             await conn.execute(
@@ -70,6 +90,9 @@ async def provision(conn: AsyncConnection, slug: str, name: str, plan: str = "fr
                     schema_name=schema,
                     status=info.status,
                     plan=plan,
+                    time_zone=time_zone,
+                    locale=locale,
+                    currency=currency,
                 )
             )
             raw = (await conn.get_raw_connection()).driver_connection

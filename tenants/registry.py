@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as clock
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.money import valid_currency
 from tenants.models import Tenant, TenantStatus
 
 SLUG_RE = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")  # use fullmatch
@@ -64,6 +68,39 @@ def validate_slug(slug: str) -> str:
     return slug
 
 
+DEFAULT_TIME_ZONE, DEFAULT_LOCALE, DEFAULT_CURRENCY = "Asia/Shanghai", "zh-CN", "CNY"
+LOCALES = ("zh-CN", "en")
+# Files of the zoneinfo directory that are not IANA zones: ``localtime`` is the server's own.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+def validate_time_zone(name: str) -> str:
+    """An IANA time zone name (``America/Los_Angeles``) that zoneinfo knows, else TenantError."""
+    name = (name or "").strip()
+    try:
+        if name in _NOT_ZONES or len(name) > 64:
+            raise ValueError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise TenantError(
+            f"unknown time zone {name[:64]!r}: an IANA name like Asia/Shanghai", "timeZone"
+        ) from exc
+    return name
+
+
+def validate_locale(locale: str) -> str:
+    if locale not in LOCALES:
+        raise TenantError(f"locale is one of {', '.join(LOCALES)}", "locale")
+    return locale
+
+
+def validate_currency(code: str) -> str:
+    code = (code or "").strip().upper()
+    if not valid_currency(code):
+        raise TenantError(f"unknown currency {code!r}: an ISO 4217 code like CNY", "currency")
+    return code
+
+
 def schema_for(slug: str) -> str:
     """Schema name of a tenant: ``t_`` + slug with hyphens as underscores (slugs hold no
     underscores, so two slugs never share a schema)."""
@@ -81,15 +118,31 @@ class TenantInfo:
     status: str
     plan: str
     require_admin_totp: bool = False
+    time_zone: str = DEFAULT_TIME_ZONE
+    locale: str = DEFAULT_LOCALE
+    currency: str = DEFAULT_CURRENCY
 
     @property
     def active(self) -> bool:
         return self.status == TenantStatus.ACTIVE
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """The tenant's time zone (zoneinfo caches each zone once per process)."""
+        return ZoneInfo(self.time_zone)
+
+    def today(self, now: datetime | None = None) -> date:
+        """The tenant's calendar date at ``now`` (default: this instant)."""
+        return (now or datetime.now(UTC)).astimezone(self.zone).date()
+
+    def midnight(self, day: date) -> datetime:
+        """The instant (in UTC) the tenant's calendar day ``day`` begins."""
+        return datetime.combine(day, clock(0), tzinfo=self.zone).astimezone(UTC)
+
 
 _COLUMNS = (
     Tenant.id, Tenant.slug, Tenant.name, Tenant.schema_name, Tenant.status, Tenant.plan,
-    Tenant.require_admin_totp,
+    Tenant.require_admin_totp, Tenant.time_zone, Tenant.locale, Tenant.currency,
 )  # fmt: skip
 
 
@@ -113,6 +166,28 @@ async def set_require_admin_totp(engine_or_conn, tenant_id: str, required: bool)
     await engine_or_conn.execute(
         update(Tenant).where(Tenant.id == tenant_id).values(require_admin_totp=required)
     )
+
+
+async def set_preferences(
+    engine_or_conn,
+    tenant_id: str,
+    *,
+    time_zone: str | None = None,
+    locale: str | None = None,
+    currency: str | None = None,
+) -> dict[str, str]:
+    """Validate and store the tenant's time zone, locale and currency (those given); returns
+    the stored values. Raises TenantError naming the field."""
+    values = {}
+    if time_zone is not None:
+        values["time_zone"] = validate_time_zone(time_zone)
+    if locale is not None:
+        values["locale"] = validate_locale(locale)
+    if currency is not None:
+        values["currency"] = validate_currency(currency)
+    if values:
+        await engine_or_conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(**values))
+    return values
 
 
 async def set_status(engine: AsyncEngine, slug: str, status: TenantStatus) -> TenantInfo:

@@ -27,11 +27,20 @@ class TenantDatabase:
         return eng
 
     def session(self, tenant: TenantInfo) -> AsyncSession:
-        # The tenant travels with the session (the outbox of live events needs it).
+        # The tenant travels with the session (the outbox of live events needs it; services
+        # read its time zone, locale and currency through ``tenant_of``).
         return AsyncSession(
             self.engine_for(tenant.schema_name), expire_on_commit=False,
-            info={"tenant_id": tenant.id, "tenant_slug": tenant.slug},
+            info={"tenant_id": tenant.id, "tenant_slug": tenant.slug, "tenant": tenant},
         )  # fmt: skip
+
+
+def tenant_of(session: AsyncSession) -> TenantInfo:
+    """The tenant a tenant session serves (its zone: ``tenant_of(session).zone``)."""
+    tenant = session.info.get("tenant")
+    if tenant is None:
+        raise RuntimeError("not a tenant session (TenantDatabase.session)")
+    return tenant
 
 
 class UnitOfWork:

@@ -132,6 +132,7 @@ async def add_member(
     *,
     name: str = "Member",
     email: str | None = None,
+    phone: str | None = None,
     password: str | None = None,
 ) -> tuple[uuid.UUID, str]:
     """An account with a membership of ``roles`` in ``tenant`` and a signed-in session.
@@ -142,7 +143,7 @@ async def add_member(
     email = email or f"{uuid.uuid4().hex[:12]}@{tenant.slug}.example.com"
     async with TenantDatabase(engine).session(tenant) as session:
         account = await service.create_account(
-            session, kit, name=name, phone=None, email=email, password=password
+            session, kit, name=name, phone=phone, email=email, password=password
         )
         session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=roles))
         tokens = await service.start_session(session, kit, account.id, tenant)
@@ -165,8 +166,9 @@ def make_tenant(engine: AsyncEngine, kit: SecurityKit) -> Callable:
     """``await make_tenant()`` provisions a tenant with a unique slug, adds an admin member
     whose token ``gql`` sends for that tenant by default, and returns the tenant's info."""
 
-    async def make(slug: str | None = None, name: str = "Test Realty") -> TenantInfo:
-        tenant = (await create_tenant(engine, slug or unique_slug(), name)).tenant
+    async def make(slug: str | None = None, name: str = "Test Realty", **regional) -> TenantInfo:
+        """``regional``: time_zone, locale, currency (default: provisioning's)."""
+        tenant = (await create_tenant(engine, slug or unique_slug(), name, **regional)).tenant
         _, TOKENS[tenant.slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
         return tenant
 
@@ -182,18 +184,10 @@ def auth_headers(slug: str, token: str | None = None) -> dict[str, str]:
     return headers
 
 
-class LiveServer:
-    """A uvicorn server on a loopback port, in a thread with its own event loop."""
+class OnLoopback:
+    """The addresses of a gateway listening on ``self.port`` of 127.0.0.1."""
 
-    def __init__(self, app):
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then.
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS))
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
+    port: int
 
     @property
     def url(self) -> str:
@@ -202,6 +196,22 @@ class LiveServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/graphql"
+
+
+class LiveServer(OnLoopback):
+    """A uvicorn server on a loopback port, in a thread with its own event loop."""
+
+    def __init__(self, app):
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(socket.SOMAXCONN)
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
 
     def start(self) -> LiveServer:
         self.thread.start()

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import TenantBase, utcnow
+from api.db import TenantBase, ciphertext_column, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
 
@@ -56,10 +56,10 @@ class Client(TenantBase):
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     # Personal data: encrypted and bound to the row; a blind index finds duplicates; the
     # masked form is kept for lists (no decryption to show 138****5678).
-    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = ciphertext_column("phone")
     phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_mask: Mapped[str] = mapped_column(String(24), nullable=False, default="")
-    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_enc: Mapped[bytes | None] = ciphertext_column("id_number")
     id_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_mask: Mapped[str] = mapped_column(String(24), nullable=False, default="")
     # More phones (the encrypted values in client_phone); their masks here for lists.
@@ -117,7 +117,7 @@ class ClientPhone(TenantBase):
         ForeignKey("client.id", ondelete="CASCADE"), nullable=False
     )
     position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
-    phone_enc: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    phone_enc: Mapped[bytes] = ciphertext_column("phone", nullable=False)
     phone_bidx: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     phone_mask: Mapped[str] = mapped_column(String(24), nullable=False)
 

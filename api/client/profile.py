@@ -34,13 +34,15 @@ from api.listing.models import Listing
 from api.project.models import Project
 from api.security.kit import SecurityKit
 from api.unit.models import Unit
+from tenants.registry import DEFAULT_TIME_ZONE
+from tenants.sessions import tenant_of
 
 MAX_EVENTS = 50  # one trackActivity call
 BACKDATE = timedelta(days=7)  # an app sends what it kept offline, up to a week old
 WINDOW = timedelta(days=90)  # what a profile is built from
 RETENTION = timedelta(days=180)  # activity older than this is deleted
 MAX_LINKED = 3  # client records one account's activity goes to (duplicates across owners)
-TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_ZONE = ZoneInfo(DEFAULT_TIME_ZONE)
 
 # Weights of each signal in the preferences (a rating adds (rating - 3) * 2 to "shown").
 W_VIEW, W_LONG_VIEW, W_SEARCH, W_FOLLOW, W_SHOWN = 1.0, 2.0, 0.5, 3.0, 3.0
@@ -257,11 +259,13 @@ def _weighted_range(points: list[tuple[float, float]]) -> tuple[float, float] | 
 
 
 def build(*, now: datetime, activity: list[tuple], followed: list[dict],
-          showings: list[tuple], shown: dict[tuple[str, str], dict]) -> dict:  # fmt: skip
+          showings: list[tuple], shown: dict[tuple[str, str], dict],
+          zone: ZoneInfo = DEFAULT_ZONE) -> dict:  # fmt: skip
     """The profile from gathered rows (pure, so it is tested directly as well):
     ``activity``: (kind, subject_id, data, seconds, at); ``followed``: subject facts of
     followed units and listings; ``showings``: (status, starts_at, unit_ids, listing_ids,
-    feedback); ``shown``: facts of what was shown by (kind, id)."""
+    feedback); ``shown``: facts of what was shown by (kind, id); active days are counted in
+    ``zone`` (the tenant's)."""
     weights: list[tuple[dict, float]] = []  # (facts, weight)
     searches: list[tuple[dict, float]] = []
     days14: set[date] = set()
@@ -272,7 +276,7 @@ def build(*, now: datetime, activity: list[tuple], followed: list[dict],
     for kind, _subject, data, seconds, at in activity:
         recent7, recent30 = at >= now - timedelta(days=7), at >= now - timedelta(days=30)
         if at >= now - timedelta(days=14):
-            days14.add(at.astimezone(TZ).date())
+            days14.add(at.astimezone(zone).date())
         if kind == "search":
             searches.append((data, W_SEARCH))
             searches7 += recent7
@@ -450,7 +454,7 @@ async def refresh(session, client_id: uuid.UUID, now: datetime | None = None
     }  # fmt: skip
     before = client.suggested_grade
     profile = build(now=now, activity=activity, followed=followed, showings=showings,
-                    shown=shown)  # fmt: skip
+                    shown=shown, zone=tenant_of(session).zone)  # fmt: skip
     client.profile, client.suggested_grade = profile, profile["grade"]
     await session.flush()
     return client, before

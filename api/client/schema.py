@@ -4,9 +4,8 @@ the lifecycle, follow-ups and the agent's day. Every read is within the caller's
 from __future__ import annotations
 
 import enum
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import strawberry
 
@@ -27,6 +26,7 @@ from api.graphql.loading import batch_loader
 from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id, require_id
 from api.notify import service as notify
+from tenants.registry import TenantInfo
 
 ClientStage = strawberry.enum(enum.Enum("ClientStage", {s.upper(): s for s in STAGES}))
 ClientSource = strawberry.enum(enum.Enum("ClientSource", {s.upper(): s for s in SOURCES}))
@@ -363,8 +363,8 @@ class StageCount:
 
 
 @strawberry.type(
-    description="The agent's day: follow-ups due today, overdue, clients by stage, and who "
-    "was active in the app lately."
+    description="The agent's day (in the tenant's time zone): follow-ups due today, overdue, "
+    "clients by stage, and who was active in the app lately."
 )
 class MyDay:
     today: list[FollowUp]
@@ -478,10 +478,11 @@ FollowUpResult = Annotated[
 ]
 
 
-def _day(now: datetime, tz: str = "Asia/Shanghai") -> tuple[datetime, datetime]:
-    local = now.astimezone(ZoneInfo(tz))
-    start = datetime.combine(local.date(), time(0), tzinfo=ZoneInfo(tz))
-    return start, start + timedelta(days=1)
+def _day(now: datetime, tenant: TenantInfo) -> tuple[datetime, datetime]:
+    """The tenant's calendar day that contains ``now``: from its midnight to the next (23 or
+    25 hours on a daylight-saving change)."""
+    day = tenant.today(now)
+    return tenant.midnight(day), tenant.midnight(day + timedelta(days=1))
 
 
 @strawberry.type
@@ -545,7 +546,7 @@ class Query:
         from api.db import utcnow
 
         p, session = info.context.principal_now(), info.context.session
-        start, end = _day(utcnow())
+        start, end = _day(utcnow(), info.context.tenant)
         today, overdue = await service.agenda(session, p, day_start=start, day_end=end)
         counts = await service.stage_counts(session, p)
         active, active_count = await service.recently_active(

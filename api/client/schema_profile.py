@@ -14,10 +14,10 @@ import strawberry
 from api.client import profile, service
 from api.client.models import ACTIVITY_KINDS
 from api.client.models import ClientActivity as ActivityRow
-from api.errors import DomainError
+from api.errors import DomainError, ValidationFailed
 from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError, attempt
 from api.graphql.permissions import requires
-from api.graphql.types import Long, parse_id, require_id
+from api.graphql.types import Long, parse_id
 
 ActivityKind = strawberry.enum(enum.Enum("ActivityKind", {k.upper(): k for k in ACTIVITY_KINDS}))
 
@@ -139,7 +139,9 @@ class Mutation:
                     search = {k: getattr(e.search, k) for k in (
                         "districts", "price_min", "price_max", "area_min", "area_max", "rooms",
                         "keyword")}  # fmt: skip
-                sid = require_id(e.id, "unit or listing", f"events.{i}.id") if e.id else None
+                sid = parse_id(e.id) if e.id else None
+                if e.id and sid is None:  # the result has no NotFoundError: a malformed id
+                    raise ValidationFailed("not the id of a unit or listing", f"events.{i}.id")
                 parsed.append(profile.Event(kind=e.kind.value, subject_id=sid,
                                             seconds=e.seconds, at=e.at, search=search))  # fmt: skip
             accepted, clients = await profile.track(

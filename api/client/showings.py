@@ -23,7 +23,9 @@ from api.db import lock_for_transaction, utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
 from api.ids import uuid7
-from api.validate import text
+from api.listing.models import Listing
+from api.unit.models import Unit
+from api.validate import existing, text
 
 ACTIVE = ("scheduled", "confirmed")
 MAX_LENGTH = timedelta(hours=8)
@@ -41,6 +43,8 @@ async def schedule(session, p: Principal, client_id: uuid.UUID, *, starts_at: da
     if (not unit_ids and not listing_ids) or len(unit_ids) + len(listing_ids) > 20:
         raise ValidationFailed("show 1 to 20 units or listings", "unitIds")
     client = await get_visible(session, p, client_id)
+    await existing(session, Unit.id, unit_ids, "unit", "unitIds")
+    await existing(session, Listing.id, listing_ids, "listing", "listingIds")
     agent = client.owner_id or p.account_id
     # One agent's schedule at a time (the lock ends with the transaction).
     await lock_for_transaction(session, b"showing:" + agent.bytes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import procrastinate
 
@@ -25,7 +24,7 @@ async def remind_follow_ups(session, tenant) -> int:
     now = utcnow()
     due = await service.due_for_reminder(session, now, REMIND_AHEAD)
     for f, name in due:
-        local = f.due_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+        local = f.due_at.astimezone(tenant.zone).strftime("%H:%M")
         await notify.notify(
             session, tenant.slug, [f.assignee_id], "leads", "followup.due",
             {"time": local, "client": name, "note": f.next_step or ""},

@@ -119,12 +119,21 @@ def _classify(error: GraphQLError) -> tuple[ErrorCode, bool]:
 
 
 def apply_error_policy(errors: list[GraphQLError]) -> list[GraphQLError]:
+    from api import unavailable
+
     out = []
     for error in errors:
         code, keep = _classify(error)
         if keep:
             error.extensions = {**(error.extensions or {}), "code": code.value}
             out.append(error)
+            continue
+        if unavailable.unavailable(error.original_error):  # not a bug: try again shortly
+            unavailable.note(error.original_error, "graphql")
+            out.append(GraphQLError(
+                unavailable.MESSAGE, nodes=error.nodes, source=error.source,
+                positions=error.positions, path=error.path, extensions=unavailable.EXTENSIONS,
+            ))  # fmt: skip
             continue
         correlation_id = str(uuid.uuid4())
         log.error(
@@ -154,6 +163,21 @@ class ErrorPolicy(SchemaExtension):
         result = self.execution_context.result
         if result is not None and getattr(result, "errors", None):
             result.errors = apply_error_policy(result.errors)
+            answer_unavailable(self.execution_context.context, result.errors)
         pre = self.execution_context.pre_execution_errors
         if pre:
             self.execution_context.pre_execution_errors = apply_error_policy(pre)
+            answer_unavailable(self.execution_context.context, pre)
+
+
+def answer_unavailable(context, errors: list[GraphQLError]) -> None:
+    """An HTTP operation that failed because the database is out of reach is answered 503
+    with Retry-After (api/unavailable.py)."""
+    from api import unavailable
+
+    response = getattr(context, "response", None)
+    if response is None or not hasattr(response, "status_code"):
+        return  # a WebSocket operation: the error message says it
+    if any((e.extensions or {}).get("reason") == unavailable.REASON for e in errors):
+        response.status_code = 503
+        response.headers["Retry-After"] = str(unavailable.RETRY_AFTER)

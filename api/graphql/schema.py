@@ -6,7 +6,7 @@ import functools
 import re
 
 import strawberry
-from graphql import parse, validate
+from graphql import GraphQLError, parse, validate
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
@@ -22,11 +22,12 @@ from api.graphql.errors import (
     PermissionDeniedError,
     RateLimitedError,
     ValidationError,
+    answer_unavailable,
     apply_error_policy,
 )
 from api.graphql.limits import check_length, check_operation_name, cost_rule, literal_faults
 from api.graphql.permissions import Public
-from api.graphql.types import SCALARS
+from api.graphql.types import SCALARS, overlong_list
 from api.settings import Settings
 
 
@@ -51,6 +52,8 @@ class AnjuSchema(strawberry.Schema):
         too, in place. The policy is idempotent, and it logs unexpected errors once, with a
         correlation id (instead of strawberry's own logging)."""
         errors[:] = apply_error_policy(errors)
+        if execution_context is not None:
+            answer_unavailable(execution_context.context, errors)
         if self.hide_suggestions:  # production: no "Did you mean ...?" schema hints
             for error in errors:
                 error.message = SUGGESTION.sub("", error.message)
@@ -62,7 +65,8 @@ class DocumentPolicy(SchemaExtension):
     its hook contexts on every request, ~10 us each): parsing under the token limit and
     validating with the limit rules (and, in production, no introspection), both through
     the schema's LRU caches (``graphql_cache_size`` entries each; a validation is keyed by the
-    parsed document, which the parse cache keeps identical for the same text).
+    parsed document, which the parse cache keeps identical for the same text). Variables
+    holding a list longer than ``MAX_LIST_ITEMS`` are refused there too, before coercion.
 
     Before parsing, a document longer than ``max_chars`` is refused (in production, a full
     document from a caller without ``graphql.adhoc`` was refused even before, when the
@@ -87,7 +91,11 @@ class DocumentPolicy(SchemaExtension):
         ctx = self.execution_context
         ctx.validation_rules = ctx.validation_rules + self.rules
         errors = self.validate(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
-        ctx.pre_execution_errors = literal_faults(errors) if errors else errors
+        errors = literal_faults(errors) if errors else errors
+        refusal = None if errors else overlong_list(ctx.variables)
+        if refusal is not None:  # a new list: the cached one is shared
+            errors = [GraphQLError(refusal, extensions={"code": "BAD_USER_INPUT"})]
+        ctx.pre_execution_errors = errors
         yield
 
 

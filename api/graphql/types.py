@@ -1,16 +1,23 @@
-"""Types every domain uses: Node, Long, Money, PageInfo and opaque cursors."""
+"""Types every domain uses: Node, Long, Money, PageInfo and opaque cursors; and the input
+scalars, which refuse at the edge what no column or computation can hold (BAD_USER_INPUT
+naming the argument, before any resolver runs)."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import math
 import uuid
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import NewType
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLID, GraphQLString, value_from_ast_untyped
+from strawberry.file_uploads import Upload
+from strawberry.schema.types.base_scalars import DateTimeDefinition
+
+from api.money import major_units
 
 
 @strawberry.interface(description="An object with a stable id that apps may cache by.")
@@ -32,15 +39,164 @@ def _parse_long(value: object) -> int:
 
 Long = NewType("Long", int)
 
-# Custom scalars, given to the schema's config (``build_schema``).
+
+def clean_text(value: str) -> str:
+    """``value`` if PostgreSQL can store it as text: no NUL character, no lone surrogate (the
+    UTF-8 the database speaks has no encoding for one)."""
+    if "\x00" in value:
+        raise GraphQLError("text must not contain the NUL character (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise GraphQLError("text must be valid Unicode (a lone surrogate is not)") from exc
+    return value
+
+
+def _guard_text(scalar) -> None:
+    """Every way ``scalar`` (String, ID) reads an input checks the text it reads. String and
+    ID are graphql-core's own objects (the introspection types use them too, so a schema
+    cannot hold another scalar of that name): the check is added to them, once."""
+    if getattr(scalar, "_anju_clean_text", False):
+        return
+    for attr in ("coerce_input_value", "parse_value", "coerce_input_literal", "parse_literal"):
+        read = getattr(scalar, attr, None)
+        if read is None:
+            continue
+
+        def guarded(*args, _read=read, _literal="literal" in attr):
+            value = _read(*args)
+            if not isinstance(value, str):
+                return value
+            try:
+                return clean_text(value)
+            except GraphQLError as exc:  # a literal: the error points at it in the document
+                raise GraphQLError(exc.message, args[0] if _literal else None) from None
+
+        setattr(scalar, attr, guarded)
+    scalar._anju_clean_text = True
+
+
+_guard_text(GraphQLString)
+_guard_text(GraphQLID)
+
+# Decimal inputs (areas, coordinates, percentages) are finite, below 10^15 and carry at most 12
+# decimal places: anything else is no area, coordinate or rate, and cannot reach a column.
+DECIMAL_LIMIT = 10**15
+DECIMAL_PLACES = 12
+
+
+def _parse_decimal(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise GraphQLError("Decimal must be a number or a decimal string")
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise GraphQLError(f"Decimal cannot represent {str(value)[:40]!r}") from exc
+    if not number.is_finite() or abs(number) >= DECIMAL_LIMIT:
+        raise GraphQLError(f"Decimal must be finite and below {DECIMAL_LIMIT:.0e} in size")
+    if number.as_tuple().exponent < -DECIMAL_PLACES:
+        rounded = number.quantize(Decimal(1).scaleb(-DECIMAL_PLACES))
+        if rounded != number:
+            raise GraphQLError(f"Decimal takes at most {DECIMAL_PLACES} decimal places")
+        number = rounded
+    return number
+
+
+# DateTime inputs name an instant between these (UTC): a time a person can mean, with room
+# for the arithmetic the services do (a due date plus days, a window back from a start). Beyond
+# them, converting to UTC or adding a day overflows Python's datetime.
+DATETIME_MIN = dt.datetime(1900, 1, 1)
+DATETIME_MAX = dt.datetime(3000, 1, 1)
+
+
+def _parse_datetime(value: object) -> dt.datetime:
+    parsed = DateTimeDefinition.parse_value(value)  # strawberry's own ISO 8601 reading
+    try:
+        utc = parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    except OverflowError as exc:
+        raise GraphQLError(f"DateTime cannot represent {value[:40]!r}") from exc
+    if not DATETIME_MIN <= utc < DATETIME_MAX:
+        raise GraphQLError("DateTime must be between 1900-01-01 and 2999-12-31 (UTC)")
+    return parsed
+
+
+def _literal(parse):
+    """A scalar's literal reading: ``parse`` of the literal's value, and an error that points
+    at the literal in the document."""
+
+    def parse_literal(node, variables=None):
+        try:
+            return parse(value_from_ast_untyped(node, variables))
+        except GraphQLError as exc:
+            raise GraphQLError(exc.message, node) from None
+
+    return parse_literal
+
+
+def _parse_upload(value: object) -> object:
+    """A file part of a GraphQL multipart request (anything else cannot be read)."""
+    if callable(getattr(value, "read", None)):
+        return value
+    raise GraphQLError("Upload must be a file sent as a part of a multipart request")
+
+
+def _upload_literal(node, _variables=None) -> object:
+    raise GraphQLError("Upload must be a file sent as a part of a multipart request", node)
+
+
+# Custom scalars and the built-in ones made strict, given to the schema's config
+# (``build_schema``).
 SCALARS = {
     Long: strawberry.scalar(
         name="Long",
         serialize=int,
         parse_value=_parse_long,
         description="A 64-bit integer (money in minor units), as a JSON number.",
-    )
+    ),
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        serialize=str,
+        parse_value=_parse_decimal,
+        parse_literal=_literal(_parse_decimal),
+        description="Decimal (fixed-point): finite, below 10^15, at most 12 decimal places.",
+    ),
+    dt.datetime: strawberry.scalar(
+        name="DateTime",
+        serialize=dt.datetime.isoformat,
+        parse_value=_parse_datetime,
+        parse_literal=_literal(_parse_datetime),
+        description="Date with time (isoformat), between 1900-01-01 and 2999-12-31 UTC.",
+    ),
+    Upload: strawberry.scalar(
+        name="Upload",
+        serialize=lambda v: v,
+        parse_value=_parse_upload,
+        parse_literal=_upload_literal,
+        description="Represents a file upload.",
+    ),
 }
+
+# The most items one list in a request's variables may hold (the largest batch the API takes,
+# createUnits, is 5,000). A longer list is refused before it is coerced: it would cost the
+# gateway its time, and one statement takes at most 32,767 parameters.
+MAX_LIST_ITEMS = 5000
+
+
+def overlong_list(variables: object) -> str | None:
+    """Why ``variables`` are refused: the path (``$name.field[3]``) of a list in them longer
+    than ``MAX_LIST_ITEMS``; or None."""
+    stack = [(f"${k}", v) for k, v in (variables or {}).items()] if isinstance(
+        variables, dict) else []  # fmt: skip
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, list):
+            if len(value) > MAX_LIST_ITEMS:
+                return f"{path} holds more than {MAX_LIST_ITEMS} items"
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value)
+                         if isinstance(v, dict | list))  # fmt: skip
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items())
+    return None
 
 
 @strawberry.type(description="An amount of money: minor units (fen, cents) and ISO currency.")
@@ -48,9 +204,10 @@ class Money:
     minor_units: Long
     currency: str
 
-    @strawberry.field(description="The amount in major units, as a decimal string.")
+    @strawberry.field(description="The amount in major units, as a decimal string with the "
+                      "currency's minor digits (123.45 CNY, 1500 JPY).")  # fmt: skip
     def amount(self) -> Decimal:
-        return (Decimal(self.minor_units) / 100).quantize(Decimal("0.01"))
+        return major_units(self.minor_units, self.currency)
 
     @classmethod
     def of(cls, minor: int | None, currency: str) -> Money | None:

@@ -1,22 +1,31 @@
 """Inviting staff: the admin names a phone or an email and roles; the person gets a link with a
 single-use token (7 days), accepts it, sets a password (or proves the one of the account they
-already have) and is signed in."""
+already have) and is signed in.
+
+An invitation keeps only what the inviter typed (name, roles, phone and/or email, encrypted)
+and points at no account until it is accepted: inviting a phone or email that already has an
+Anju account (a member of another tenant, say) shows the inviter nothing about that account,
+and the person appears among the tenant's members only once they accept. The one thing an
+inviter learns is that someone is already an active member of their own tenant."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import Conflict, Forbidden, ValidationFailed
+from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from api.identity import repository as repo
 from api.identity.auth import resolve_permissions
-from api.identity.models import Account, Invitation, Membership
+from api.identity.models import Invitation, Membership
 from api.identity.roles import validate_roles
 from api.identity.service import (
+    SHARED_SCOPE,
     AuthFailed,
     Identifier,
     Tokens,
@@ -27,10 +36,38 @@ from api.identity.service import (
     now,
     start_session,
 )
+from api.ids import uuid7
 from api.security.kit import SecurityKit
 from api.security.passwords import hash_password, password_problem, verify_password
 from api.security.tokens import new_refresh_token, refresh_hash
 from tenants.registry import TenantInfo
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    """An invitation as the inviter typed it."""
+
+    id: uuid.UUID
+    name: str
+    phone: str | None
+    email: str | None
+    roles: list[str]
+    expires_at: datetime
+
+
+def _typed(kit: SecurityKit, inv: Invitation) -> dict:
+    if inv.ident_enc is None:
+        return {}
+    return json.loads(
+        kit.cipher.decrypt(inv.ident_enc, scope=SHARED_SCOPE, table="invitation",
+                           column="ident", row_id=inv.id)
+    )  # fmt: skip
+
+
+def view(kit: SecurityKit, inv: Invitation) -> InvitationView:
+    typed = _typed(kit, inv)
+    return InvitationView(inv.id, inv.name, typed.get("phone"), typed.get("email"),
+                          list(inv.roles), inv.expires_at)  # fmt: skip
 
 
 async def invite(
@@ -45,9 +82,12 @@ async def invite(
     email: str | None,
     roles: list[str],
     inviter_permissions: frozenset[str] | None = None,
-) -> tuple[Account, Membership]:
-    """Create (or reuse) the person's account, an invited membership and an invitation, and
-    send the link by SMS (phone) or email."""
+) -> InvitationView:
+    """Record an invitation (replacing an earlier pending one for the same phone or email)
+    and send the link by SMS (phone) or email."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed("name must be 1 to 100 characters", "name")
     if not phone and not email:
         raise ValidationFailed("a phone number or an email is required", "phone")
     roles = await validate_roles(session, roles)
@@ -63,28 +103,29 @@ async def invite(
     phone_n = normalize_phone(phone) if phone else None
     email_n = normalize_email(email) if email else None
     ident = Identifier("phone", phone_n) if phone_n else Identifier("email", email_n)
-    account = await find_account(session, kit, ident)
-    if account is None:
-        account = await create_account(
-            session, kit, name=name, phone=phone_n, email=email_n, password=None
-        )
     tenant_id = uuid.UUID(tenant.id)
-    member = await repo.membership(session, account.id, tenant_id)
+    account = await find_account(session, kit, ident)
+    member = await repo.membership(session, account.id, tenant_id) if account else None
     if member is not None and member.status == "active":
-        raise Conflict("this person is already a member", "phone" if phone_n else "email")
-    if member is None:
-        member = Membership(account_id=account.id, tenant_id=tenant_id, roles=roles,
-                            status="invited")  # fmt: skip
-        session.add(member)
-    else:
-        member.roles, member.status = roles, "invited"
-    token, digest = new_refresh_token()
-    session.add(
-        Invitation(
-            tenant_id=tenant_id, account_id=account.id, token_hash=digest, invited_by=inviter_id,
-            expires_at=now() + timedelta(seconds=kit.settings.invitation_ttl),
-        )
+        raise Conflict("this person is already a member", ident.kind)
+    bidx = kit.blind_index.digest(ident.value, scope=SHARED_SCOPE, column=ident.kind)
+    t = now()
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.tenant_id == tenant_id, Invitation.ident_bidx == bidx,
+               Invitation.accepted_at.is_(None), Invitation.withdrawn_at.is_(None))
+        .values(withdrawn_at=t)
     )  # fmt: skip
+    token, digest = new_refresh_token()
+    inv = Invitation(
+        id=uuid7(), tenant_id=tenant_id, token_hash=digest, invited_by=inviter_id,
+        name=name, roles=roles, ident_kind=ident.kind, ident_bidx=bidx,
+        expires_at=t + timedelta(seconds=kit.settings.invitation_ttl),
+    )  # fmt: skip
+    typed = {k: v for k, v in (("phone", phone_n), ("email", email_n)) if v}
+    inv.ident_enc = kit.cipher.encrypt(json.dumps(typed), scope=SHARED_SCOPE, table="invitation",
+                                       column="ident", row_id=inv.id)  # fmt: skip
+    session.add(inv)
     await session.flush()
     link = f"{kit.settings.invitation_url}?{urlencode({'tenant': tenant.slug, 'token': token})}"
     text = f"{tenant.name} invited you to join them on Anju: {link}"
@@ -92,7 +133,35 @@ async def invite(
         await senders.sms.send(phone_n, f"[Anju] {text}")
     else:
         await senders.email.send(email_n, f"Join {tenant.name} on Anju", text)
-    return account, member
+    return view(kit, inv)
+
+
+async def pending(session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID):
+    rows = await session.scalars(
+        select(Invitation)
+        .where(Invitation.tenant_id == tenant_id, Invitation.accepted_at.is_(None),
+               Invitation.withdrawn_at.is_(None), Invitation.expires_at > now(),
+               Invitation.ident_enc.is_not(None))
+        .order_by(Invitation.created_at.desc())
+    )  # fmt: skip
+    return [view(kit, inv) for inv in rows]
+
+
+async def withdraw(session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
+    inv = await session.get(Invitation, invitation_id, with_for_update=True)
+    if inv is None or inv.tenant_id != tenant_id or inv.accepted_at or inv.withdrawn_at:
+        raise NotFound("no pending invitation with this id", "id")
+    inv.withdrawn_at = now()
+    await session.flush()
+
+
+async def _invitee(session: AsyncSession, kit: SecurityKit, inv: Invitation):
+    """(account or None, typed identifiers): the account the invitation is for, found only now."""
+    if inv.account_id is not None:  # an invitation made before invitations kept what was typed
+        return await repo.account_for_update(session, inv.account_id), {}
+    typed = _typed(kit, inv)
+    found = await find_account(session, kit, Identifier(inv.ident_kind, typed[inv.ident_kind]))
+    return (await repo.account_for_update(session, found.id) if found else None), typed
 
 
 async def accept(
@@ -116,23 +185,42 @@ async def accept(
         raise AuthFailed("invalid invitation", "token")
     if inv.accepted_at is not None:
         raise AuthFailed("this invitation was already used", "token")
+    if inv.withdrawn_at is not None:
+        raise AuthFailed("this invitation was withdrawn", "token")
     if inv.expires_at <= t:
         raise AuthFailed("this invitation expired; ask for a new one", "token")
-    account = await repo.account_for_update(session, inv.account_id)
-    member = await repo.membership(session, inv.account_id, inv.tenant_id)
-    if member is None or member.status != "invited":
+    account, typed = await _invitee(session, kit, inv)
+    member = await repo.membership(session, account.id, inv.tenant_id) if account else None
+    if inv.account_id is not None and (member is None or member.status != "invited"):
         raise AuthFailed("this invitation was withdrawn", "token")
-    if account.password_hash:
+    if account is not None and account.password_hash:
         # An existing person joining another tenant proves it is them.
         if not await verify_password(account.password_hash, password or ""):
             raise AuthFailed("enter the password of your existing Anju account", "password")
-    else:
-        if problem := password_problem(password or ""):
-            raise ValidationFailed(problem, "password")
+    elif problem := password_problem(password or ""):
+        raise ValidationFailed(problem, "password")
+    elif account is not None:
         account.password_hash = await hash_password(password)
-    if name and name.strip():
+    if account is None:
+        # The typed identifiers a new account gets: the one the link went to, and the other
+        # one unless someone already has it.
+        extra = {k: v for k, v in typed.items() if k != inv.ident_kind
+                 and await find_account(session, kit, Identifier(k, v)) is None}  # fmt: skip
+        account = await create_account(
+            session, kit, name=(name or "").strip() or inv.name,
+            phone=typed.get("phone") if inv.ident_kind == "phone" or "phone" in extra else None,
+            email=typed.get("email") if inv.ident_kind == "email" or "email" in extra else None,
+            password=password,
+        )  # fmt: skip
+    elif name and name.strip():
         account.name = name.strip()[:100]
-    member.status = "active"
-    inv.accepted_at = t
+    if member is None:
+        member = Membership(account_id=account.id, tenant_id=inv.tenant_id, roles=list(inv.roles),
+                            status="active")  # fmt: skip
+        session.add(member)
+    elif member.status != "active":  # invited (an invitation made before), or disabled and
+        # invited again (disabling withdraws the pending invitations of the person)
+        member.status, member.roles = "active", list(inv.roles)
+    inv.accepted_at, inv.account_id = t, account.id
     await session.flush()
     return await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -24,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import SharedBase, TenantBase, Timestamped, utcnow
+from api.db import SharedBase, TenantBase, Timestamped, ciphertext_column, utcnow
 from api.ids import uuid7
 
 
@@ -34,15 +35,15 @@ class Account(Timestamped, SharedBase):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
     # Personal data: AES-GCM ciphertext (scope "shared") + blind index for exact lookup.
-    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = ciphertext_column("phone")
     phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
-    email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    email_enc: Mapped[bytes | None] = ciphertext_column("email")
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # TOTP second factor: encrypted secret, when it was confirmed, last accepted time step.
-    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_secret_enc: Mapped[bytes | None] = ciphertext_column("totp")
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -92,6 +93,7 @@ class SmsCode(Timestamped, SharedBase):
     """A one-time sign-in code sent by SMS (only its HMAC is kept)."""
 
     __tablename__ = "sms_code"
+    __table_args__ = (CheckConstraint("purpose IN ('sign_in', 'reset')", name="purpose"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     phone_bidx: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, index=True)
@@ -103,21 +105,54 @@ class SmsCode(Timestamped, SharedBase):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", index=True)
+    # sign_in | reset: a code is only good for what it was sent for.
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False, default="sign_in")
+
+
+class PasswordReset(Timestamped, SharedBase):
+    """A one-time password-reset link sent by email (only the token's hash is kept). A request
+    for an email without an account is recorded too (no account, nothing sent): same limits,
+    same answer."""
+
+    __tablename__ = "password_reset"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    email_bidx: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, index=True)
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("shared.account.id", ondelete="CASCADE")
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shared.tenant.id", ondelete="CASCADE"), nullable=False
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", index=True)
 
 
 class Invitation(Timestamped, SharedBase):
-    """An invitation to join a tenant (only the token's hash is kept)."""
+    """An invitation to join a tenant (only the token's hash is kept). It holds what the
+    inviter typed (name, roles, phone or email: encrypted, with a blind index) and points at
+    no account until it is accepted, so inviting reveals nothing about an existing account."""
 
     __tablename__ = "invitation"
+    __table_args__ = (Index("ix_shared_invitation_tenant_ident", "tenant_id", "ident_bidx"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("shared.tenant.id", ondelete="CASCADE"), nullable=False
     )
-    account_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("shared.account.id", ondelete="CASCADE"), nullable=False
+    # Set on acceptance (and on invitations made before they kept what was typed).
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("shared.account.id", ondelete="CASCADE")
     )
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, default=list)
+    ident_kind: Mapped[str | None] = mapped_column(String(8))  # phone | email
+    ident_enc: Mapped[bytes | None] = ciphertext_column("ident")
+    ident_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     invited_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -114,3 +114,19 @@ async def family_owner(session: AsyncSession, family_id: uuid.UUID) -> tuple | N
         )
     ).first()
     return tuple(row) if row else None
+
+
+async def revoke_account_sessions(
+    session: AsyncSession, account_id: uuid.UUID, now: datetime, keep: uuid.UUID | None = None
+) -> int:
+    """Revoke every live session of an account, in every tenant (a password is global), except
+    the session ``keep``; returns the number of sessions revoked."""
+    stmt = (
+        update(RefreshToken)
+        .where(RefreshToken.account_id == account_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(RefreshToken.family_id)
+    )
+    if keep is not None:
+        stmt = stmt.where(RefreshToken.family_id != keep)
+    return len(set((await session.execute(stmt)).scalars().all()))

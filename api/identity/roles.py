@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import Conflict, NotFound, ValidationFailed
-from api.identity.models import Account, Membership, RefreshToken, Role
+from api.identity.models import Account, Invitation, Membership, RefreshToken, Role
 from api.security.catalogue import BUILTIN_ROLES, SCOPES, unknown_permissions
 
 ROLE_KEY_RE = re.compile(r"[a-z][a-z0-9_]{1,63}")
@@ -159,6 +159,7 @@ async def disable_member(
     if member in admins and len(admins) <= 1:
         raise Conflict("the tenant must keep at least one admin", "accountId")
     member.status = "disabled"
+    await withdraw_invitations(session, tenant_id, await session.get(Account, account_id))
     await session.execute(
         update(RefreshToken)
         .where(
@@ -170,6 +171,20 @@ async def disable_member(
     )
     await session.flush()
     return member
+
+
+async def withdraw_invitations(
+    session: AsyncSession, tenant_id: uuid.UUID, account: Account
+) -> None:
+    """Withdraw the tenant's pending invitations to the account's phone or email (the account
+    was just disabled: an older invitation must not bring it back)."""
+    digests = [d for d in (account.phone_bidx, account.email_bidx) if d is not None]
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.tenant_id == tenant_id, Invitation.accepted_at.is_(None),
+               Invitation.withdrawn_at.is_(None), Invitation.ident_bidx.in_(digests))
+        .values(withdrawn_at=func.now())
+    )  # fmt: skip
 
 
 async def assign_roles(
@@ -195,7 +210,9 @@ async def list_members(session: AsyncSession, tenant_id: uuid.UUID):
     stmt = (
         select(Membership, Account)
         .join(Account, Account.id == Membership.account_id)
-        .where(Membership.tenant_id == tenant_id)
+        # Invited people appear once they accept (invitations made before kept an invited
+        # membership).
+        .where(Membership.tenant_id == tenant_id, Membership.status != "invited")
         .order_by(Account.name, Account.id)
     )
     return (await session.execute(stmt)).all()

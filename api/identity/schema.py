@@ -20,7 +20,7 @@ from api.graphql.errors import (
     user_error,
 )
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
-from api.identity import invitations, service, sms, totp
+from api.identity import invitations, passwords, service, sms, totp
 from api.identity import roles as roles_service
 from api.identity import teams as teams_service
 from api.identity.models import Account as AccountRow
@@ -111,6 +111,11 @@ class SignUpInput:
     password: str
     phone: str | None = None
     email: str | None = None
+    time_zone: str | None = strawberry.field(
+        default=None, description="The tenant's IANA time zone (default Asia/Shanghai)."
+    )
+    locale: str | None = strawberry.field(default=None, description="zh-CN (default) or en.")
+    currency: str | None = strawberry.field(default=None, description="ISO 4217 (default CNY).")
 
 
 @strawberry.type
@@ -154,6 +159,30 @@ class SmsCodeSent:
 
 SmsCodeResult = Annotated[
     SmsCodeSent | ValidationError | RateLimitedError, strawberry.union("SmsCodeResult")
+]
+
+
+@strawberry.type(description="The answer to a password-reset request: the same whether or not "
+                 "the phone or email belongs to a member.")  # fmt: skip
+class PasswordResetRequested:
+    expires_at: datetime
+    resend_after_seconds: int
+
+
+@strawberry.type
+class PasswordChanged:
+    revoked_sessions: int = strawberry.field(
+        description="Sessions signed out (changePassword keeps the caller's own)."
+    )
+
+
+RequestPasswordResetResult = Annotated[
+    PasswordResetRequested | ValidationError | RateLimitedError,
+    strawberry.union("RequestPasswordResetResult"),
+]
+PasswordChangeResult = Annotated[
+    PasswordChanged | AuthError | ValidationError | RateLimitedError,
+    strawberry.union("PasswordChangeResult"),
 ]
 
 
@@ -282,8 +311,42 @@ class InviteMemberInput:
     email: str | None = None
 
 
+@strawberry.type(description="A pending invitation: only what the inviter typed. The person "
+                 "appears among the members once they accept.")  # fmt: skip
+class Invitation:
+    id: strawberry.ID
+    name: str
+    phone: str | None
+    email: str | None
+    roles: list[str]
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, v: invitations.InvitationView, *, unmasked: bool = True) -> Invitation:
+        phone, email = v.phone, v.email
+        if not unmasked:
+            phone = mask_phone(phone) if phone else None
+            email = mask_email(email) if email else None
+        return cls(id=strawberry.ID(str(v.id)), name=v.name, phone=phone, email=email,
+                   roles=v.roles, expires_at=v.expires_at)  # fmt: skip
+
+
+@strawberry.type
+class InvitationPayload:
+    invitation: Invitation
+
+
+@strawberry.type
+class WithdrawInvitationPayload:
+    withdrawn_id: strawberry.ID
+
+
+WithdrawInvitationResult = Annotated[
+    WithdrawInvitationPayload | NotFoundError | PermissionDeniedError | AuthError,
+    strawberry.union("WithdrawInvitationResult"),
+]
 InviteResult = Annotated[
-    MemberPayload | ValidationError | ConflictError | PermissionDeniedError | AuthError,
+    InvitationPayload | ValidationError | ConflictError | PermissionDeniedError | AuthError,
     strawberry.union("InviteResult"),
 ]
 AcceptInvitationResult = Annotated[
@@ -383,10 +446,25 @@ class Query:
         description="The tenant's members. Phone and email are masked without pii.read.",
     )
     async def members(self, info: strawberry.Info) -> list[Member]:
+        """Accepted members only; pending invitations are listed by ``invitations``."""
         ctx = info.context
         p = await ctx.principal()
         rows = await roles_service.list_members(ctx.session, p.tenant_id)
         return [_member(ctx, p, a, m) for m, a in rows]
+
+    @strawberry.field(
+        permission_classes=[requires("member.read")],
+        description="Pending invitations, as typed by the inviter (phone and email masked "
+        "without pii.read).",
+    )
+    async def invitations(self, info: strawberry.Info) -> list[Invitation]:
+        ctx = info.context
+        p = await ctx.principal()
+        views = await invitations.pending(ctx.session, ctx.kit, p.tenant_id)
+        unmasked = p.can("pii.read")
+        for v in views if unmasked else ():
+            ctx.audit("pii.read", target_type="invitation", target_id=v.id, fields=PII_FIELDS)
+        return [Invitation.of(v, unmasked=unmasked) for v in views]
 
 
 async def _signed_in(call):
@@ -399,6 +477,14 @@ async def _signed_in(call):
     if isinstance(outcome, service.TotpChallenge):
         return TotpChallenge(challenge_token=outcome.challenge_token, expires_at=outcome.expires_at)
     return SignInPayload(tokens=Tokens.of(outcome))
+
+
+async def _password_changed(call):
+    """Like ``_signed_in``: no savepoint, a refused step keeps what it recorded."""
+    try:
+        return PasswordChanged(revoked_sessions=await call)
+    except DomainError as exc:
+        return user_error(exc)
 
 
 def _member(ctx, p, account: AccountRow, membership) -> Member:
@@ -426,7 +512,8 @@ class Mutation:
             return await service.sign_up(
                 session, ctx.kit, tenant_slug=input.tenant_slug, tenant_name=input.tenant_name,
                 name=input.name, phone=input.phone, email=input.email, password=input.password,
-                user_agent=ctx.user_agent, ip=ctx.client_ip,
+                user_agent=ctx.user_agent, ip=ctx.client_ip, time_zone=input.time_zone,
+                locale=input.locale, currency=input.currency,
             )  # fmt: skip
 
         done, error = await attempt(session, run)
@@ -560,6 +647,71 @@ class Mutation:
                 user_agent=ctx.user_agent,
                 ip=ctx.client_ip,
                 on_success=ctx.set_actor,
+            )
+        )
+
+    @strawberry.mutation(
+        permission_classes=[Authenticated],
+        description="Change your password: the current one (wrong ones count towards the "
+        "sign-in lockout) and a new one. Your other sessions are signed out; this one stays.",
+    )
+    async def change_password(
+        self, info: strawberry.Info, password: str, new_password: str
+    ) -> PasswordChangeResult:
+        ctx = info.context
+        p = await ctx.principal()
+        return await _password_changed(
+            passwords.change_password(
+                ctx.session, ctx.kit, p.account_id, p.session_id, password, new_password
+            )
+        )
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Ask for a password reset: a code by SMS for a phone number, a link by "
+        "email for an email address. The answer is the same whether or not it belongs to a "
+        "member.",
+    )
+    async def request_password_reset(
+        self, info: strawberry.Info, identifier: str
+    ) -> RequestPasswordResetResult:
+        ctx = info.context
+        try:
+            expires, resend = await passwords.request_reset(
+                ctx.session, ctx.kit, ctx.senders, ctx.tenant, identifier, ctx.client_ip
+            )
+        except DomainError as exc:
+            return user_error(exc)
+        return PasswordResetRequested(expires_at=expires, resend_after_seconds=resend)
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Reset the password with the code received by SMS; every session of the "
+        "account is signed out (sign in again with the new password).",
+    )
+    async def reset_password_with_sms_code(
+        self, info: strawberry.Info, phone: str, code: str, new_password: str
+    ) -> PasswordChangeResult:
+        ctx = info.context
+        return await _password_changed(
+            passwords.reset_with_code(
+                ctx.session, ctx.kit, ctx.tenant, phone, code, new_password,
+                on_success=ctx.set_actor,
+            )
+        )  # fmt: skip
+
+    @strawberry.mutation(
+        permission_classes=[TenantRequired],
+        description="Reset the password with the token of the emailed link; every session of "
+        "the account is signed out (sign in again with the new password).",
+    )
+    async def reset_password(
+        self, info: strawberry.Info, token: str, new_password: str
+    ) -> PasswordChangeResult:
+        ctx = info.context
+        return await _password_changed(
+            passwords.reset_with_token(
+                ctx.session, ctx.kit, ctx.tenant, token, new_password, on_success=ctx.set_actor
             )
         )
 
@@ -698,10 +850,25 @@ class Mutation:
                 inviter_permissions=p.permissions,
             ),
         )  # fmt: skip
-        if error:
-            return error
-        account, membership = done
-        return MemberPayload(member=_member(ctx, p, account, membership))
+        # Only what the caller typed comes back (nothing about an existing account).
+        return error or InvitationPayload(invitation=Invitation.of(done))
+
+    @strawberry.mutation(
+        permission_classes=[requires("member.invite")],
+        description="Withdraw a pending invitation: its link stops working.",
+    )
+    async def withdraw_invitation(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> WithdrawInvitationResult:
+        ctx = info.context
+        p = await ctx.principal()
+        target = _uuid(id)
+        if target is None:
+            return user_error(NotFound("no pending invitation with this id", "id"))
+        _, error = await attempt(
+            ctx.session, lambda: invitations.withdraw(ctx.session, p.tenant_id, target)
+        )
+        return error or WithdrawInvitationPayload(withdrawn_id=id)
 
     @strawberry.mutation(
         permission_classes=[TenantRequired],

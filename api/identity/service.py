@@ -284,9 +284,10 @@ async def sign_up(
     password: str,
     user_agent: str = "",
     ip: str = "",
+    **regional: str | None,
 ) -> tuple[TenantInfo, Account, Tokens]:
-    """A new agency: tenant (provisioned), first admin account and membership, tokens; all in
-    the caller's transaction."""
+    """A new agency: tenant (provisioned; ``regional``: its time_zone, locale, currency when
+    given), first admin account and membership, tokens; all in the caller's transaction."""
     if password_problem(password or ""):
         raise ValidationFailed(password_problem(password or ""), "password")
     account = await create_account(
@@ -294,7 +295,8 @@ async def sign_up(
     )
     conn = await session.connection()
     try:
-        tenant = await provision(conn, tenant_slug, tenant_name)
+        given = {k: v for k, v in regional.items() if v is not None}
+        tenant = await provision(conn, tenant_slug, tenant_name, **given)
     except TenantError as exc:
         field = {"slug": "tenantSlug", "name": "tenantName"}.get(exc.field or "", exc.field)
         err = Conflict if exc.code == "CONFLICT" else ValidationFailed

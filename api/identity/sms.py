@@ -1,5 +1,6 @@
-"""Sign-in with a one-time SMS code: 6 digits, valid 5 minutes, single use, at most 5 attempts
-per code; codes per phone and per IP are rate-limited (the counts live in the database, so the
+"""One-time SMS codes, to sign in or to reset a password: 6 digits, valid 5 minutes, single
+use, good only for what they were sent for, at most 5 attempts per code; codes per phone and
+per IP are rate-limited (the counts live in the database, so the
 limits hold across gateway processes)."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ValidationFailed
 from api.identity import repository as repo
-from api.identity.models import SmsCode
+from api.identity.models import Account, SmsCode
 from api.identity.service import (
     SHARED_SCOPE,
     AuthFailed,
@@ -46,6 +47,60 @@ def _retry(until: datetime, t: datetime) -> int:
     return max(1, int((until - t).total_seconds()) + 1)
 
 
+async def check_send_limits(
+    session: AsyncSession, kit: SecurityKit, model, bidx_column, bidx: bytes, ip: str,
+    *same_kind,
+) -> datetime:  # fmt: skip
+    """Refuse a new code or link to ``bidx`` (a phone's or an email's blind index) sent too
+    soon after the last one of the same kind (``same_kind``: extra conditions), beyond the
+    hourly count for the identifier (all kinds), or beyond the hourly count from ``ip``.
+    Requests for one identifier and from one address are serialised (advisory locks), so two
+    concurrent ones cannot both pass. Returns the time now."""
+    s = kit.settings
+    await _lock(session, bidx)
+    if ip:
+        await _lock(session, kit.blind_index.digest(ip[:64], scope=SHARED_SCOPE, column="sms_ip"))
+    t = now()
+    hour_ago = t - timedelta(hours=1)
+    last = await session.scalar(
+        select(func.max(model.created_at)).where(bidx_column == bidx, *same_kind)
+    )
+    if last is not None and (t - last).total_seconds() < s.sms_resend_after:
+        until = last + timedelta(seconds=s.sms_resend_after)
+        raise LockedOut("a code was just sent; wait before asking again", _retry(until, t))
+    recent = (
+        await session.scalars(
+            select(model.created_at)
+            .where(bidx_column == bidx, model.created_at > hour_ago)
+            .order_by(model.created_at)
+        )
+    ).all()
+    if len(recent) >= s.sms_codes_per_phone_hour:
+        until = recent[0] + timedelta(hours=1)
+        raise LockedOut("too many requests for this phone or email; try later", _retry(until, t))
+    if ip:
+        by_ip = await session.scalar(
+            select(func.count()).where(model.ip == ip[:64], model.created_at > hour_ago)
+        )
+        if by_ip >= s.sms_codes_per_ip_hour:
+            raise LockedOut("too many requests from this network; try later", 3600)
+    return t
+
+
+async def active_member(session: AsyncSession, kit: SecurityKit, tenant, ident: Identifier):
+    """The account of ``ident`` when it is an active member of ``tenant``; None otherwise."""
+    account = await find_account(session, kit, ident)
+    member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
+    return account if member is not None and member.status == "active" else None
+
+
+MESSAGES = {
+    "sign_in": "[Anju] {tenant}: your sign-in code is {code}, valid {minutes} minutes.",
+    "reset": "[Anju] {tenant}: your password reset code is {code}, valid {minutes} minutes. "
+    "If you did not ask for it, ignore this message.",
+}
+
+
 async def request_code(
     session: AsyncSession,
     kit: SecurityKit,
@@ -53,41 +108,17 @@ async def request_code(
     tenant: TenantInfo,
     phone_raw: str,
     ip: str,
+    purpose: str = "sign_in",
 ) -> tuple[datetime, int]:
-    """Send a code when the phone belongs to an active member of the tenant. The answer is the
-    same either way (no account enumeration). Returns (expires at, seconds before a resend)."""
+    """Send a code (for signing in, or for a password reset) when the phone belongs to an
+    active member of the tenant. The answer is the same either way (no account enumeration).
+    Returns (expires at, seconds before a resend)."""
     s = kit.settings
     phone = normalize_phone(phone_raw or "")
     bidx = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
-    # Serialise requests for one phone so two concurrent ones cannot both pass the limits,
-    # and requests from one address, so they cannot both pass the per-IP limit.
-    await _lock(session, bidx)
-    if ip:
-        await _lock(session, kit.blind_index.digest(ip[:64], scope=SHARED_SCOPE, column="sms_ip"))
-    t = now()
-    hour_ago = t - timedelta(hours=1)
-    last = await session.scalar(
-        select(func.max(SmsCode.created_at)).where(SmsCode.phone_bidx == bidx)
+    t = await check_send_limits(
+        session, kit, SmsCode, SmsCode.phone_bidx, bidx, ip, SmsCode.purpose == purpose
     )
-    if last is not None and (t - last).total_seconds() < s.sms_resend_after:
-        until = last + timedelta(seconds=s.sms_resend_after)
-        raise LockedOut("a code was just sent; wait before asking again", _retry(until, t))
-    recent = (
-        await session.scalars(
-            select(SmsCode.created_at)
-            .where(SmsCode.phone_bidx == bidx, SmsCode.created_at > hour_ago)
-            .order_by(SmsCode.created_at)
-        )
-    ).all()
-    if len(recent) >= s.sms_codes_per_phone_hour:
-        until = recent[0] + timedelta(hours=1)
-        raise LockedOut("too many codes for this phone; try later", _retry(until, t))
-    if ip:
-        by_ip = await session.scalar(
-            select(func.count()).where(SmsCode.ip == ip[:64], SmsCode.created_at > hour_ago)
-        )
-        if by_ip >= s.sms_codes_per_ip_hour:
-            raise LockedOut("too many codes from this network; try later", 3600)
     code = f"{secrets.randbelow(10**6):06d}"
     row = SmsCode(
         id=uuid7(),
@@ -96,33 +127,30 @@ async def request_code(
         expires_at=t + timedelta(seconds=s.sms_code_ttl),
         ip=ip[:64],
         created_at=t,
+        purpose=purpose,
     )
     row.code_hmac = _code_hmac(kit, row.id, code)
     session.add(row)
     await session.flush()
-    account = await find_account(session, kit, Identifier("phone", phone))
-    member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
-    if member is not None and member.status == "active":
+    if await active_member(session, kit, tenant, Identifier("phone", phone)) is not None:
         minutes = max(1, s.sms_code_ttl // 60)
         await sender.send(
-            phone, f"[Anju] {tenant.name}: your sign-in code is {code}, valid {minutes} minutes."
+            phone, MESSAGES[purpose].format(tenant=tenant.name, code=code, minutes=minutes)
         )
     return row.expires_at, s.sms_resend_after
 
 
-async def sign_in_with_code(
+async def spend_code(
     session: AsyncSession,
     kit: SecurityKit,
     tenant: TenantInfo,
     phone_raw: str,
     code: str,
-    *,
-    user_agent: str = "",
-    ip: str = "",
-    on_success=None,
-) -> Tokens:
-    """Check the latest code sent to the phone for this tenant. A wrong code counts an
-    attempt (kept even though the sign-in is refused); the fifth wrong one burns the code."""
+    purpose: str = "sign_in",
+) -> Account:
+    """Check the latest code of ``purpose`` sent to the phone for this tenant and spend it;
+    returns the active member it was sent to. A wrong code counts an attempt (kept even though
+    the step is refused); the fifth wrong one burns the code."""
     try:
         phone = normalize_phone(phone_raw or "")
     except ValidationFailed as exc:
@@ -134,6 +162,7 @@ async def sign_in_with_code(
         .where(
             SmsCode.phone_bidx == bidx,
             SmsCode.tenant_id == uuid.UUID(tenant.id),
+            SmsCode.purpose == purpose,
             SmsCode.used_at.is_(None),
         )
         .order_by(SmsCode.created_at.desc())
@@ -152,10 +181,25 @@ async def sign_in_with_code(
         await session.flush()
         raise AuthFailed("wrong code", "code")
     row.used_at = t
-    account = await find_account(session, kit, Identifier("phone", phone))
-    member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
-    if member is None or member.status != "active":
+    account = await active_member(session, kit, tenant, Identifier("phone", phone))
+    if account is None:
         raise AuthFailed("wrong code", "code")
+    return account
+
+
+async def sign_in_with_code(
+    session: AsyncSession,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    phone_raw: str,
+    code: str,
+    *,
+    user_agent: str = "",
+    ip: str = "",
+    on_success=None,
+) -> Tokens:
+    """Sign in with the latest sign-in code sent to the phone (see ``spend_code``)."""
+    account = await spend_code(session, kit, tenant, phone_raw, code)
     if on_success is not None:
         on_success(account.id)
     return await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from api.errors import DomainError, NotFound, ValidationFailed
 from api.ids import uuid7
-from api.importing.files import read_table
+from api.importing.files import read_table_off_loop
 from api.importing.models import ImportBatch
 from api.listing import repository as listing_repo
 from api.listing import service as listing_service
@@ -177,7 +177,7 @@ async def import_units(
     projects = await project_repo.projects_by_ids(session, [project_id])
     if not projects:
         raise NotFound("project not found", "projectId")
-    rows = read_table(filename, data, UNIT_COLUMNS)
+    rows = await read_table_off_loop(filename, data, UNIT_COLUMNS)
     report = Report(batch_id=uuid7(), rows_total=len(rows))
     buildings = {
         b.name: b for b in (await project_repo.buildings_by_project_ids(session, [project_id]))[
@@ -258,7 +258,7 @@ async def import_listings(
     session, kit: SecurityKit, tenant_id: str, filename: str, data: bytes, *,
     actor_id: uuid.UUID | None,
 ) -> Report:  # fmt: skip
-    rows = read_table(filename, data, LISTING_COLUMNS)
+    rows = await read_table_off_loop(filename, data, LISTING_COLUMNS)
     report = Report(batch_id=uuid7(), rows_total=len(rows))
     refs = {number: (_str(record, "ref") or _fingerprint(record))[:100] for number, record in rows}
     existing = await listing_repo.by_source_refs(session, list(set(refs.values())))

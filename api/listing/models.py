@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import TenantBase, utcnow
+from api.db import TenantBase, ciphertext_column, utcnow
 from api.ids import uuid7
 from api.live.outbox import watch
 from api.unit.models import ORIENTATIONS, _in
@@ -83,7 +83,7 @@ class Listing(TenantBase):
     only_home: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     # The seller: name in clear, phone encrypted (bound to this row) with a blind index.
     seller_name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
-    seller_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    seller_phone_enc: Mapped[bytes | None] = ciphertext_column("seller_phone")
     seller_phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
     agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     asking_price: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
 import strawberry
 
 from api import search as search_kit
+from api.db import utcnow
 from api.errors import DomainError, NotFound, ValidationFailed
 from api.graphql.errors import (
     AuthError,
@@ -39,6 +40,8 @@ from api.listing.models import ListingEvent as EventRow
 from api.media.schema import Media, first_photo_of, media_of
 from api.security.crypto import mask_phone
 from api.unit.schema import StandardStatus, Unit, unit_loader
+from api.validate import fits
+from tenants.registry import TenantInfo
 
 ListingStatus = strawberry.enum(
     enum.Enum("ListingStatus", {s.upper(): s for s in service.RESO}),
@@ -159,12 +162,14 @@ class Listing(Node):
             listed_at=r.listed_at, expires_at=r.expires_at, version=r.version, row=r,
         )  # fmt: skip
 
-    @strawberry.field(description="Title held five years or more (满五), as of today.")
-    def title_over_five_years(self) -> bool | None:
+    @strawberry.field(
+        description="Title held five years or more (满五), as of today in the tenant's time zone."
+    )
+    def title_over_five_years(self, info: strawberry.Info) -> bool | None:
         registered = self.title_registered_on
         if registered is None:
             return None
-        today = date.today()
+        today = info.context.tenant.today()
         try:
             return registered <= today.replace(year=today.year - 5)
         except ValueError:  # 29 February
@@ -267,7 +272,8 @@ class ListingFilter:
 
 def to_search(f: ListingFilter | None) -> repo.ListingSearch:
     f = f or ListingFilter()
-    for name in ("districts", "communities", "rooms", "orientations", "tags", "agent_ids"):
+    for name in ("districts", "communities", "rooms", "orientations", "tags", "agent_ids",
+                 "statuses", "decorations"):  # fmt: skip
         if len(getattr(f, name) or ()) > 100:
             raise ValidationFailed(f"at most 100 values in {name}", name)
     agents = []
@@ -280,11 +286,15 @@ def to_search(f: ListingFilter | None) -> repo.ListingSearch:
         near = search_kit.near(f.near.latitude, f.near.longitude, f.near.radius_km)
     return repo.ListingSearch(
         districts=list(f.districts or ()), communities=list(f.communities or ()),
-        statuses=[s.value for s in f.statuses or ()], rooms=list(f.rooms or ()),
+        statuses=[s.value for s in f.statuses or ()],
+        rooms=fits(list(f.rooms or ()), "rooms", ListingRow.rooms),
         orientations=[o.upper() for o in f.orientations or ()],
         decorations=[d.value for d in f.decorations or ()], tags=list(f.tags or ()),
-        agent_ids=agents, price_min=f.price_min, price_max=f.price_max, area_min=f.area_min,
-        area_max=f.area_max, built_after=f.built_after, verified_only=f.verified_only,
+        agent_ids=agents, price_min=f.price_min, price_max=f.price_max,
+        area_min=fits(f.area_min, "areaMin", ListingRow.gross_area),
+        area_max=fits(f.area_max, "areaMax", ListingRow.gross_area),
+        built_after=fits(f.built_after, "builtAfter", ListingRow.year_built),
+        verified_only=f.verified_only,
         keyword=(f.keyword or "").strip().lower()[:100] or None, near=near,
     )  # fmt: skip
 
@@ -319,10 +329,14 @@ class CreateListingInput:
     seller_phone: str | None = None
     description: str = ""
     tags: list[str] = strawberry.field(default_factory=list)
-    expires_in_days: int | None = None
+    expires_in_days: int | None = strawberry.field(
+        default=None,
+        description="Listed through this many days after today (the tenant's calendar): it "
+        "expires at the tenant's midnight that ends the last of them.",
+    )
 
 
-def listing_input(i: CreateListingInput, **extra) -> service.ListingInput:
+def listing_input(i: CreateListingInput, tenant: TenantInfo, **extra) -> service.ListingInput:
     unit_id = None
     if i.unit_id:
         unit_id = parse_id(i.unit_id)
@@ -330,11 +344,7 @@ def listing_input(i: CreateListingInput, **extra) -> service.ListingInput:
             raise NotFound("unit not found", "unitId")
     if i.expires_in_days is not None and not 1 <= i.expires_in_days <= 3650:
         raise ValidationFailed("expiresInDays must be between 1 and 3650", "expiresInDays")
-    expires = (
-        datetime.now().astimezone() + timedelta(days=i.expires_in_days)
-        if i.expires_in_days
-        else None
-    )
+    expires = service.expiry(i.expires_in_days, tenant, utcnow()) if i.expires_in_days else None
     return service.ListingInput(
         community=i.community, asking_price=i.asking_price, gross_area=i.gross_area, rooms=i.rooms,
         unit_id=unit_id, city=i.city, district=i.district, address=i.address,
@@ -428,7 +438,11 @@ class Mutation:
         p = await _principal(info)
         try:
             row = await service.create_listing(
-                ctx.session, ctx.kit, ctx.tenant.id, listing_input(input), actor_id=p.account_id
+                ctx.session,
+                ctx.kit,
+                ctx.tenant.id,
+                listing_input(input, ctx.tenant),
+                actor_id=p.account_id,
             )
         except DomainError as exc:
             return user_error(exc)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from api.db import utcnow
 from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -22,7 +22,10 @@ from api.project import repository as project_repo
 from api.security.kit import SecurityKit
 from api.unit import repository as unit_repo
 from api.unit.models import ORIENTATIONS, UnitEvent
+from api.validate import area as area_of
 from api.validate import text, unique_texts
+from tenants.registry import TenantInfo
+from tenants.sessions import tenant_of
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "active": frozenset({"under_contract", "sold", "withdrawn", "expired"}),
@@ -72,6 +75,12 @@ class ListingInput:
     tags: list[str] = field(default_factory=list)
     expires_at: datetime | None = None
     source_ref: str | None = None
+
+
+def expiry(days: int, tenant: TenantInfo, now: datetime) -> datetime:
+    """When a listing listed for ``days`` more days expires: the tenant's midnight that ends the
+    ``days``-th day after its today (computed in UTC from the tenant's zone)."""
+    return tenant.midnight(tenant.today(now) + timedelta(days=days + 1))
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
@@ -167,9 +176,7 @@ async def create_listing(
         raise ValidationFailed("latitude/longitude out of range", "latitude")
     row.latitude, row.longitude = lat, lng
     area = data.gross_area if data.gross_area is not None else (unit.gross_area if unit else None)
-    if area is None or not area.is_finite() or not 0 < area <= 100000:
-        raise ValidationFailed("grossArea must be between 0 and 100000 m²", "grossArea")
-    row.gross_area = area.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    row.gross_area = area_of(area, "grossArea", required=True)
     rooms = data.rooms if data.rooms is not None else (unit.rooms if unit else None)
     if rooms is None:
         raise ValidationFailed("rooms is required", "rooms")
@@ -207,7 +214,7 @@ async def create_listing(
     if not 0 < data.asking_price <= MAX_PRICE:
         raise ValidationFailed(f"askingPrice must be between 1 and {MAX_PRICE}", "askingPrice")
     row.asking_price = data.asking_price
-    row.currency = "CNY"
+    row.currency = tenant_of(session).currency
     row.description = text(data.description, "description", required=False, max_len=5000)
     row.tags = unique_texts(data.tags, "tags")
     if data.expires_at is not None and data.expires_at <= now:

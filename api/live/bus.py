@@ -6,13 +6,21 @@
 
 A message is a JSON list of events: ``{"tenant", "seq", "kind", "entity", "payload", "at"}``.
 Delivery is at most once per process; the hub notices a gap in a tenant's sequence and reads
-what it missed from the outbox, so a dropped message or a Redis reconnect loses nothing."""
+what it missed from the outbox, so a dropped message loses nothing. When the subscription is
+lost (Redis restarted, the network), it is made again (after 0.2 s, doubling up to 5 s), and
+then ``on_resume(lost_at)`` tells the hub to read back what was published meanwhile: events
+published while no subscription listened are not lost either, even when no later event
+reveals the gap. Meanwhile the relay cannot publish: its rows wait in the outbox.
+
+Connections to Redis time out after ``timeout`` seconds (a Redis that does not answer fails
+a publish instead of holding the relay), and the subscription is checked every 15 s."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -20,49 +28,65 @@ import structlog
 log = structlog.get_logger("anju.live")
 
 Handler = Callable[[list[dict]], Awaitable[None] | None]
+Resume = Callable[[float], Awaitable[None] | None]
 CHANNEL = "anju:live"
+
+
+async def _call(fn, *args) -> None:
+    result = fn(*args)
+    if asyncio.iscoroutine(result):
+        await result
 
 
 class LocalBus:
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
 
-    async def start(self, handler: Handler) -> None:
-        self._handlers.append(handler)
+    async def start(self, handler: Handler, on_resume: Resume | None = None) -> None:
+        self._handlers.append(handler)  # in process: never lost, never resumed
 
     async def publish(self, events: list[dict]) -> None:
         # The same bytes as Redis would carry: a subscriber never shares objects with the relay.
         data = json.dumps(events, separators=(",", ":"))
         for handler in list(self._handlers):
-            result = handler(json.loads(data))
-            if asyncio.iscoroutine(result):
-                await result
+            await _call(handler, json.loads(data))
 
     async def close(self) -> None:
         self._handlers.clear()
 
 
 class RedisBus:
-    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+    def __init__(self, url: str, channel: str = CHANNEL, *, timeout: float = 2.0) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.from_url(url)
+        self._redis = redis.from_url(
+            url, socket_connect_timeout=timeout, socket_keepalive=True, health_check_interval=15
+        )
         self.channel = channel
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
 
-    async def start(self, handler: Handler) -> None:
-        self._task = asyncio.create_task(self._listen(handler), name="anju-live-bus")
+    async def start(self, handler: Handler, on_resume: Resume | None = None) -> None:
+        self._task = asyncio.create_task(self._listen(handler, on_resume), name="anju-live-bus")
         await asyncio.wait_for(self._ready.wait(), 10)
 
-    async def _listen(self, handler: Handler) -> None:
+    async def _listen(self, handler: Handler, on_resume: Resume | None) -> None:
         delay = 0.2
+        lost_at: float | None = None
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._ready.set()
                 delay = 0.2
+                if lost_at is not None:
+                    log.info("live bus: redis subscription made again")
+                    if on_resume is not None:
+                        try:
+                            await _call(on_resume, lost_at)
+                        except Exception:
+                            log.exception("live bus: resuming after a lost subscription failed")
+                    lost_at = None
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -72,15 +96,15 @@ class RedisBus:
                         log.warning("live bus: a message that is not JSON was dropped")
                         continue
                     try:
-                        result = handler(events)
-                        if asyncio.iscoroutine(result):
-                            await result
+                        await _call(handler, events)
                     except Exception:  # the handler's fault: keep the subscription
                         log.exception("live bus: the handler failed on a message")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # connection lost: resubscribe (the hub fills gaps)
-                log.warning("live bus: redis subscription lost", error=repr(exc))
+            except Exception as exc:  # connection lost: resubscribe, then resume
+                if lost_at is None:
+                    lost_at = time.time()
+                log.warning("live bus: redis subscription lost", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
@@ -98,5 +122,5 @@ class RedisBus:
         await self._redis.aclose()
 
 
-def make_bus(redis_url: str, channel: str = CHANNEL) -> LocalBus | RedisBus:
-    return RedisBus(redis_url, channel) if redis_url else LocalBus()
+def make_bus(redis_url: str, channel: str = CHANNEL, timeout: float = 2.0) -> LocalBus | RedisBus:
+    return RedisBus(redis_url, channel, timeout=timeout) if redis_url else LocalBus()

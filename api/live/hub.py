@@ -10,7 +10,9 @@ socket; a socket whose client does not read has its messages queued (bounded), t
 not held up.
 
 Per tenant the hub remembers the last sequence it dispatched: a repeat (a relay restarted
-after publishing) is dropped, and a gap (a lost bus message) is read back from the outbox."""
+after publishing) is dropped, and a gap (a lost bus message) is read back from the outbox.
+After the bus lost its subscription, ``on_resume`` reads back what was numbered meanwhile (see
+``_catch_up``), in order with the events that arrive afterwards."""
 
 from __future__ import annotations
 
@@ -21,15 +23,18 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from graphql import ExecutionResult, execute
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 log = structlog.get_logger("anju.live")
 
 MAX_BACKLOG = 256  # messages queued for a client that does not read; then it is closed
+RESUME = "_resume"  # a hub queue entry: the bus subscribed again (see Hub.on_resume)
+RESUME_MARGIN = 5.0  # seconds before the loss read back for tenants without a known sequence
 
 
 class Connection:
@@ -222,14 +227,51 @@ class Hub:
         """The bus handler: never blocks the bus; events are dispatched in order."""
         self.queue.put_nowait(events)
 
+    def on_resume(self, lost_at: float) -> None:
+        """The bus subscribed again after losing its subscription at ``lost_at`` (Unix time):
+        what was published meanwhile is read back before the events that follow."""
+        self.queue.put_nowait([{RESUME: lost_at}])
+
     async def _run(self) -> None:
         while True:
             events = await self.queue.get()
             for ev in events:
                 try:
-                    await self._accept(ev)
+                    if RESUME in ev:
+                        await self._catch_up(ev[RESUME])
+                    else:
+                        await self._accept(ev)
                 except Exception:
                     log.exception("live hub: an event could not be dispatched", seq=ev.get("seq"))
+
+    async def _catch_up(self, lost_at: float) -> None:
+        """Dispatch the events the bus may have missed: of a tenant whose sequence the hub knows,
+        every numbered one after it; of a tenant with subscribers but no event seen yet, those
+        written since shortly before the subscription was lost (``RESUME_MARGIN``)."""
+        if self.engine is None:
+            return
+        from api.live.relay import OUTBOX, wire
+
+        known = {uuid.UUID(t): seq for t, seq in self.last_seq.items()}
+        watched = {uuid.UUID(key[0]) for key in self.topics} - set(known)
+        since = datetime.fromtimestamp(lost_at - RESUME_MARGIN, UTC)
+        clauses = [and_(OUTBOX.c.tenant_id == t, OUTBOX.c.seq > seq) for t, seq in known.items()]
+        if watched:
+            clauses.append(and_(OUTBOX.c.tenant_id.in_(watched), OUTBOX.c.created_at >= since))
+        if not clauses:
+            return
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(OUTBOX).where(OUTBOX.c.seq.is_not(None), or_(*clauses))
+                .order_by(OUTBOX.c.tenant_id, OUTBOX.c.seq)
+            )).all()  # fmt: skip
+            await conn.rollback()
+        log.info("live hub: caught up after the bus resumed", events=len(rows))
+        for row in rows:
+            ev = wire(row)
+            if self.last_seq.get(ev["tenant"], 0) < ev["seq"]:
+                self.last_seq[ev["tenant"]] = ev["seq"]
+                self.dispatch(ev)
 
     # ------------------------------------------------------------ registry
 

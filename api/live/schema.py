@@ -25,8 +25,10 @@ from api.listing import service as listing_service
 from api.listing.schema import ListingFilter, ListingStatus
 from api.listing.schema import to_search as listing_search
 from api.notify.schema import Notification, NotificationCategory
+from api.project.models import Building, Project
 from api.unit.schema import StandardStatus, UnitStatus
 from api.unit.status import RESO
+from api.validate import existing
 
 
 @strawberry.enum(description="What changed on a unit.")
@@ -147,12 +149,14 @@ async def plan_units(ctx, args: dict) -> Plan:
     project, building = args.get("project_id"), args.get("building_id")
     if (project is None) == (building is None):
         raise ValidationFailed("give exactly one of projectId and buildingId", "projectId")
-    t = ctx.tenant_id
     if building is not None:
-        key = (t, "building", str(require_id(building, "building", "buildingId")))
+        kind, column, field = "building", Building.id, "buildingId"
     else:
-        key = (t, "project", str(require_id(project, "project", "projectId")))
-    return Plan({key}, _is_unit)
+        kind, column, field = "project", Project.id, "projectId"
+    target = require_id(building if building is not None else project, kind, field)
+    async with ctx.session() as session:  # like a saved search: an unknown one is NOT_FOUND
+        await existing(session, column, [target], kind, field)
+    return Plan({(ctx.tenant_id, kind, str(target))}, _is_unit)
 
 
 async def plan_listings(ctx, args: dict) -> Plan:

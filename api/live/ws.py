@@ -44,6 +44,7 @@ from api.graphql.errors import apply_error_policy
 from api.graphql.limits import check_length, literal_faults
 from api.graphql.permissions import check_classes
 from api.graphql.schema import SUGGESTION
+from api.graphql.types import overlong_list
 from api.http import loads
 from api.identity.auth import authenticate, bearer_token
 from api.live.hub import Connection, Feed, Hub, event_keys
@@ -231,6 +232,8 @@ class LiveEndpoint:
         variables = {} if variables is None else variables
         if not isinstance(variables, dict):
             return fail(ErrorCode.BAD_USER_INPUT, "variables must be an object")
+        if (refusal := overlong_list(variables)) is not None:
+            return fail(ErrorCode.BAD_USER_INPUT, refusal)
         coerced = get_variable_values(self.gql, op.variable_definitions or (), variables)
         if isinstance(coerced, list):
             return fail("", "", [e.formatted for e in apply_error_policy(coerced)])

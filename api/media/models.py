@@ -1,4 +1,5 @@
-"""Media of projects, unit types, units and listings: photos, videos, floor plans, 360 links."""
+"""Media of projects, unit types, units and listings: photos, videos, floor plans, 360 links
+(public), and documents (private: contracts, ID scans, proofs of payment)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from api.ids import uuid7
 from api.unit.models import _in
 
 OWNER_KINDS = ("project", "unit_type", "unit", "listing")
-MEDIA_KINDS = ("photo", "video", "floor_plan", "vr")
+MEDIA_KINDS = ("photo", "video", "floor_plan", "vr", "document")
+VISIBILITIES = ("public", "private")
 
 
 class Media(TenantBase):
@@ -22,6 +24,8 @@ class Media(TenantBase):
         CheckConstraint(_in("owner_kind", OWNER_KINDS), name="owner_kind"),
         CheckConstraint(_in("kind", MEDIA_KINDS), name="kind"),
         CheckConstraint("(storage_key IS NULL) <> (link_url IS NULL)", name="source"),
+        CheckConstraint(_in("visibility", VISIBILITIES), name="visibility"),
+        CheckConstraint("kind <> 'document' OR visibility = 'private'", name="document_private"),
         Index("ix_media_owner", "owner_id", "kind", "position"),
     )
 
@@ -39,6 +43,8 @@ class Media(TenantBase):
     height: Mapped[int | None] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     caption: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    # Decided at upload: public (permanent URL) or private (signed links that expire).
+    visibility: Mapped[str] = mapped_column(String(8), nullable=False, default="public")
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
                                                  default=utcnow)  # fmt: skip

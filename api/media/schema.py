@@ -13,10 +13,12 @@ from strawberry.dataloader import DataLoader
 from strawberry.file_uploads import Upload
 
 from api.errors import DomainError, Forbidden
+from api.graphql.context import note_user_error
 from api.graphql.errors import (
     AuthError,
     NotFoundError,
     PermissionDeniedError,
+    UserError,
     ValidationError,
     user_error,
 )
@@ -24,21 +26,36 @@ from api.graphql.loading import batch_loader, now_or_later, then
 from api.graphql.permissions import requires
 from api.graphql.types import Node, require_id
 from api.media import service
-from api.media.models import MEDIA_KINDS, OWNER_KINDS
+from api.media.models import MEDIA_KINDS, OWNER_KINDS, VISIBILITIES
 from api.media.models import Media as MediaRow
 
 MediaKind = strawberry.enum(
     enum.Enum("MediaKind", {k.upper(): k for k in MEDIA_KINDS}),
-    description="Photos, videos, floor plans, and 360 tours (an image or a link).",
+    description="Photos, videos, floor plans, and 360 tours (an image or a link); documents "
+    "(PDF or image, always private).",
 )
 MediaOwner = strawberry.enum(enum.Enum("MediaOwner", {k.upper(): k for k in OWNER_KINDS}))
+MediaVisibility = strawberry.enum(
+    enum.Enum("MediaVisibility", {k.upper(): k for k in VISIBILITIES}),
+    description="PUBLIC: a permanent URL. PRIVATE: the url field is a signed link that expires "
+    "(ask again for a fresh one).",
+)
+
+
+@strawberry.type(description="The media storage is full; nothing was kept. Try again later.")
+class StorageUnavailableError(UserError):
+    pass
 
 
 @strawberry.type(description="A photo, video, floor plan or 360 tour of something for sale.")
 class Media(Node):
     id: strawberry.ID
     kind: MediaKind
-    url: str
+    visibility: MediaVisibility
+    url: str = strawberry.field(
+        description="Public media: a permanent URL. Private media: a signed link, valid a few "
+        "minutes from this answer."
+    )
     thumbnail_url: str | None
     content_type: str
     size: int
@@ -50,10 +67,12 @@ class Media(Node):
 
     @classmethod
     def of(cls, row: MediaRow, storage) -> Media:
+        url = storage.private_url if row.visibility == "private" else storage.url
         return cls(
             id=strawberry.ID(str(row.id)), kind=MediaKind(row.kind),
-            url=row.link_url or storage.url(row.storage_key),
-            thumbnail_url=storage.url(row.thumb_key) if row.thumb_key else None,
+            visibility=MediaVisibility(row.visibility),
+            url=row.link_url or url(row.storage_key),
+            thumbnail_url=url(row.thumb_key) if row.thumb_key else None,
             content_type=row.content_type, size=row.size, width=row.width, height=row.height,
             position=row.position, caption=row.caption, created_at=row.created_at,
         )  # fmt: skip
@@ -68,7 +87,8 @@ def first_photo_loader(ctx) -> DataLoader:
 
     async def load(keys: list[tuple[uuid.UUID, uuid.UUID | None]]):
         ids = {k for pair in keys for k in pair if k is not None}
-        found = await service.media_by_owner_ids(ctx.session, list(ids), ["photo"])
+        found = await service.media_by_owner_ids(ctx.session, list(ids), ["photo"],
+                                                 public_only=True)  # fmt: skip
         out = []
         for owner, fallback in keys:
             photos = found.get(owner) or (found.get(fallback) if fallback else None) or []
@@ -79,8 +99,19 @@ def first_photo_loader(ctx) -> DataLoader:
 
 
 async def media_of(info: strawberry.Info, owner_id: uuid.UUID) -> list[Media]:
-    rows = await info.context.loaders.get("media.by_owner", media_loader).load(owner_id)
-    return [Media.of(r, info.context.storage) for r in rows]
+    """The owner's media. Private ones (documents: contracts, ID scans...) only for callers who
+    may read personal data (``pii.read``), each such read audited."""
+    ctx = info.context
+    rows = await ctx.loaders.get("media.by_owner", media_loader).load(owner_id)
+    if any(r.visibility == "private" for r in rows):
+        p = ctx.principal_now()
+        if p is not None and p.can("pii.read"):
+            for r in rows:
+                if r.visibility == "private":
+                    ctx.audit("media.private.read", target_type="media", target_id=r.id)
+        else:
+            rows = [r for r in rows if r.visibility == "public"]
+    return [Media.of(r, ctx.storage) for r in rows]
 
 
 def first_photo_of(info: strawberry.Info, owner_id: uuid.UUID, fallback: uuid.UUID | None = None):
@@ -102,6 +133,11 @@ class MediaTarget:
     owner_id: strawberry.ID
     kind: MediaKind
     caption: str = ""
+    visibility: MediaVisibility | None = strawberry.field(
+        default=None,
+        description="Unset: DOCUMENT is private, everything else public. A DOCUMENT cannot be "
+        "public.",
+    )
 
 
 @strawberry.input
@@ -124,9 +160,15 @@ class DeleteMediaPayload:
 
 
 MediaResult = Annotated[
-    MediaPayload | ValidationError | NotFoundError | PermissionDeniedError | AuthError,
+    MediaPayload
+    | ValidationError
+    | NotFoundError
+    | PermissionDeniedError
+    | AuthError
+    | StorageUnavailableError,
     strawberry.union("MediaResult"),
 ]
+
 DeleteMediaResult = Annotated[
     DeleteMediaPayload | NotFoundError | PermissionDeniedError | AuthError,
     strawberry.union("DeleteMediaResult"),
@@ -167,7 +209,11 @@ class Mutation:
                 ctx.session, ctx.storage, settings, tenant_slug=ctx.tenant.slug,
                 owner_kind=input.owner_kind.value, owner_id=owner_id, kind=input.kind.value,
                 data=data, caption=input.caption, actor_id=(await ctx.principal()).account_id,
+                visibility=input.visibility.value if input.visibility else None,
             )  # fmt: skip
+        except service.StorageUnavailable as exc:
+            note_user_error(exc.code)
+            return StorageUnavailableError(code=exc.code, message=exc.message, field=exc.field)
         except DomainError as exc:
             return user_error(exc)
         return MediaPayload(media=Media.of(row, ctx.storage))

@@ -7,7 +7,11 @@
   upright first; a thumbnail (JPEG, longest side ``media_thumb_size``) is made for each.
 * Decompression bombs are refused (more than ``MAX_PIXELS`` pixels).
 * Bytes are stored before the row is written; if the transaction then fails, the files stay
-  as orphans (harmless: unguessable keys, nothing points at them).
+  as orphans (harmless: unguessable keys, nothing points at them). A full disk is refused as
+  ``StorageUnavailable`` with nothing kept (no partial file, no row).
+* Visibility is decided at upload: documents (PDF or image: contracts, ID scans, proofs of
+  payment) are always private; other kinds are public unless the uploader asks for private.
+  Private files live under ``private/`` and are only reachable through signed, expiring links.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import bindparam, delete, func, select
 
 from api.db import utcnow
-from api.errors import NotFound, ValidationFailed
+from api.errors import DomainError, ErrorCode, NotFound, ValidationFailed
 from api.listing.models import Listing
 from api.media.models import Media
-from api.media.storage import Storage
+from api.media.storage import PRIVATE_PREFIX, Storage, StorageFull
 from api.project.models import Project
 from api.settings import Settings
 from api.unit.models import Unit, UnitType
@@ -38,6 +42,12 @@ IMAGE_TYPES = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"),
                "WEBP": ("image/webp", "webp")}  # fmt: skip
 OWNERS = {"project": Project, "unit_type": UnitType, "unit": Unit, "listing": Listing}
 MAX_PER_OWNER = 200
+
+
+class StorageUnavailable(DomainError):
+    """The media storage is full: nothing was kept; the caller may try again later."""
+
+    code = ErrorCode.INTERNAL
 
 
 @dataclass
@@ -109,16 +119,40 @@ async def _next_position(session, owner_id: uuid.UUID) -> int:
     return 0 if top is None else top + 1
 
 
-def _key(slug: str, ext: str) -> str:
+def _key(slug: str, ext: str, private: bool = False) -> str:
     now = utcnow()
-    return f"{slug}/{now:%Y/%m}/{secrets.token_urlsafe(18)}.{ext}"
+    key = f"{slug}/{now:%Y/%m}/{secrets.token_urlsafe(18)}.{ext}"
+    return PRIVATE_PREFIX + key if private else key
+
+
+def visibility_for(kind: str, asked: str | None) -> str:
+    if kind == "document":
+        if asked == "public":
+            raise ValidationFailed("documents are always private", "visibility")
+        return "private"
+    return asked or "public"
+
+
+async def _store(storage: Storage, items: list[tuple[str, bytes, str]]) -> None:
+    """Store every file, or none: a failure removes what was already stored."""
+    done: list[str] = []
+    try:
+        for key, data, content_type in items:
+            await storage.put(key, data, content_type)
+            done.append(key)
+    except StorageFull as exc:
+        for key in done:
+            await storage.delete(key)
+        raise StorageUnavailable("media storage is full; try again later", "file") from exc
 
 
 async def upload(
     session, storage: Storage, settings: Settings, *, tenant_slug: str, owner_kind: str,
     owner_id: uuid.UUID, kind: str, data: bytes, caption: str, actor_id: uuid.UUID | None,
+    visibility: str | None = None,
 ) -> Media:  # fmt: skip
     caption = text(caption, "caption", required=False, max_len=200)
+    visibility = visibility_for(kind, visibility)
     await owner_exists(session, owner_kind, owner_id)
     if not data:
         raise ValidationFailed("the file is empty", "file")
@@ -131,6 +165,12 @@ async def upload(
                 f"videos are at most {settings.media_max_video_bytes // 2**20} MB", "file"
             )
         processed = Processed(data, video[0], video[1])
+    elif kind == "document" and data[:5] == b"%PDF-":
+        if len(data) > settings.media_max_image_bytes:
+            raise ValidationFailed(
+                f"documents are at most {settings.media_max_image_bytes // 2**20} MB", "file"
+            )
+        processed = Processed(data, "application/pdf", "pdf")
     else:  # photo, floor plan, 360 panorama: images
         if len(data) > settings.media_max_image_bytes:
             raise ValidationFailed(
@@ -140,17 +180,18 @@ async def upload(
             raise ValidationFailed(f"a {kind.replace('_', ' ')} must be an image", "file")
         processed = await asyncio.to_thread(process_image, data, settings.media_thumb_size)
     position = await _next_position(session, owner_id)
-    key = _key(tenant_slug, processed.ext)
-    await storage.put(key, processed.data, processed.content_type)
+    key = _key(tenant_slug, processed.ext, private=visibility == "private")
+    files = [(key, processed.data, processed.content_type)]
     thumb_key = None
     if processed.thumb is not None:
         thumb_key = key.rsplit(".", 1)[0] + "-thumb.jpg"
-        await storage.put(thumb_key, processed.thumb, "image/jpeg")
+        files.append((thumb_key, processed.thumb, "image/jpeg"))
+    await _store(storage, files)
     row = Media(
         owner_kind=owner_kind, owner_id=owner_id, kind=kind, storage_key=key,
         thumb_key=thumb_key, content_type=processed.content_type, size=len(processed.data),
         width=processed.width, height=processed.height, position=position, caption=caption,
-        created_by=actor_id,
+        created_by=actor_id, visibility=visibility,
     )  # fmt: skip
     session.add(row)
     await session.flush()
@@ -191,15 +232,20 @@ async def remove(session, row: Media) -> list[str]:
 
 
 @functools.cache
-def _by_owners(kinds: tuple[str, ...]):
+def _by_owners(kinds: tuple[str, ...], public_only: bool):
     stmt = select(Media).where(Media.owner_id.in_(bindparam("ids", expanding=True)))
     if kinds:
         stmt = stmt.where(Media.kind.in_(kinds))
+    if public_only:
+        stmt = stmt.where(Media.visibility == "public")
     return stmt.order_by(Media.position, Media.id)
 
 
-async def media_by_owner_ids(session, ids, kinds=()) -> dict[uuid.UUID, list[Media]]:
+async def media_by_owner_ids(
+    session, ids, kinds=(), public_only: bool = False
+) -> dict[uuid.UUID, list[Media]]:
     out: dict[uuid.UUID, list[Media]] = {i: [] for i in ids}
-    for m in await session.scalars(_by_owners(tuple(kinds or ())), {"ids": list(ids)}):
+    stmt = _by_owners(tuple(kinds or ()), public_only)
+    for m in await session.scalars(stmt, {"ids": list(ids)}):
         out[m.owner_id].append(m)
     return out

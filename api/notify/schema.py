@@ -115,7 +115,9 @@ class CategoryPreferenceInput:
 class QuietHoursInput:
     start: str = strawberry.field(description="HH:MM")
     end: str = strawberry.field(description="HH:MM")
-    time_zone: str = "Asia/Shanghai"
+    time_zone: str | None = strawberry.field(
+        default=None, description="An IANA time zone name; default: the tenant's."
+    )
 
 
 @strawberry.input
@@ -267,7 +269,7 @@ class Mutation:
             if input.quiet_hours is not None and not input.clear_quiet_hours:
                 q = input.quiet_hours  # checked before anything is written
                 quiet = (_minute(q.start, "quietHours.start"), _minute(q.end, "quietHours.end"),
-                         q.time_zone)  # fmt: skip
+                         q.time_zone or info.context.tenant.time_zone)  # fmt: skip
                 service.check_quiet_hours(*quiet)
             for c in input.categories:
                 await service.set_preference(session, p.account_id, c.category.value,

@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -30,6 +30,8 @@ from api.notify.models import (
 )
 from api.notify.templates import locale_of, render
 from api.validate import text
+from tenants.registry import TenantError, validate_time_zone
+from tenants.sessions import tenant_of
 
 DEVICE_IDLE_DAYS = 270
 JOB_SIZE = 500  # deliveries per deliver job (one FCM batch)
@@ -133,7 +135,7 @@ async def notify(
     now = utcnow()
     made, deliveries = [], []
     for account in accounts:
-        locale = devices[account][0].locale if devices[account] else "zh-CN"
+        locale = devices[account][0].locale if devices[account] else tenant_of(session).locale
         title, body = render(template, locale, params)
         n = Notification(id=uuid7(), account_id=account, category=category, urgent=urgent,
                          template=template, params=params, locale=locale, title=title,
@@ -214,11 +216,13 @@ async def set_preference(session, account_id: uuid.UUID, category: str, *, push:
 
 
 async def set_quiet_hours(session, account_id: uuid.UUID, start: int | None, end: int | None,
-                          time_zone: str = "Asia/Shanghai") -> None:  # fmt: skip
-    """Quiet hours as minutes after midnight (None, None: none)."""
+                          time_zone: str | None = None) -> None:  # fmt: skip
+    """Quiet hours as minutes after midnight (None, None: none), in ``time_zone`` (default: the
+    tenant's)."""
     if start is None and end is None:
         await session.execute(delete(QuietHours).where(QuietHours.account_id == account_id))
         return
+    time_zone = time_zone or tenant_of(session).time_zone
     check_quiet_hours(start, end, time_zone)
     values = {"start_minute": start, "end_minute": end, "time_zone": time_zone}
     await session.execute(
@@ -231,9 +235,9 @@ def check_quiet_hours(start: int | None, end: int | None, time_zone: str) -> Non
     if start is None or end is None or not (0 <= start < 1440 and 0 <= end < 1440) or start == end:
         raise ValidationFailed("quiet hours are two different times of day", "quietHours")
     try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationFailed(f"unknown time zone {time_zone!r}", "timeZone") from exc
+        validate_time_zone(time_zone)
+    except TenantError as exc:
+        raise ValidationFailed(exc.message, "timeZone") from exc
 
 
 def quiet_until(q: QuietHours | None, now: datetime) -> datetime | None:

@@ -100,10 +100,10 @@ async def notify_followers(session, tenant, events: list[dict]) -> int:
             continue
         if kind == "unit":
             params = {"number": p["number"], "status": p["status"],
-                      "price": templates.price(p["list_price"], p["currency"])}  # fmt: skip
+                      "price": templates.money(p["list_price"], p["currency"])}  # fmt: skip
         else:
             params = {"community": p["community"], "rooms": p["rooms"], "status": p["status"],
-                      "price": templates.price(p["asking_price"], p["currency"])}  # fmt: skip
+                      "price": templates.money(p["asking_price"], p["currency"])}  # fmt: skip
         made += len(await service.notify(
             session, tenant.slug, accounts, "listing_updates", f"{kind}.{change}", params,
             data={"kind": kind, "id": str(entity)},

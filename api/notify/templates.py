@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.money import format_money
+
 LOCALES = ("zh-CN", "en")
 
 STATUS = {
@@ -87,7 +89,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "bill.refunded": {
         "zh-CN": ("款项已退回", "{title} 已结清, 多付的 {amount} 已退回"),
-        "en": ("Payment refunded", "{title} was settled already: {amount} refunded"),
+        "en": ("Payment refunded", "{title} is settled: the extra {amount} was refunded"),
     },
     "notice": {
         "zh-CN": ("{title}", "{text}"),
@@ -96,11 +98,16 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-def price(minor: int | None, currency: str = "CNY") -> str:
-    if minor is None:
-        return "-"
-    symbol = {"CNY": "¥", "USD": "$", "HKD": "HK$"}.get(currency, currency + " ")
-    return f"{symbol}{minor / 100:,.0f}"
+def money(minor: int | None, currency: str) -> dict | str:
+    """A money parameter of a notification: stored as it is (minor units and currency) and
+    shown by ``render`` in the recipient's language (``api.money.format_money``)."""
+    return "-" if minor is None else {"minor_units": int(minor), "currency": currency.upper()}
+
+
+def _shown(value: Any, loc: str) -> Any:
+    if isinstance(value, dict) and value.keys() == {"minor_units", "currency"}:
+        return format_money(value["minor_units"], value["currency"], loc)
+    return value
 
 
 def locale_of(value: str | None) -> str:
@@ -114,7 +121,7 @@ def render(key: str, locale: str, params: dict[str, Any]) -> tuple[str, str]:
     """(title, body) of template ``key`` in ``locale``; statuses are shown in that language."""
     loc = locale_of(locale)
     title, body = TEMPLATES[key][loc]
-    shown = dict(params)
+    shown = {k: _shown(v, loc) for k, v in params.items()}
     if "status" in shown:
         shown["status"] = STATUS[loc].get(str(shown["status"]), str(shown["status"]))
     return title.format(**shown), body.format(**shown)

@@ -3,15 +3,14 @@ full, and their numbered receipts. Never commits.
 
 Issuing a bill books the fee (accounts receivable / fee income); each payment that arrives
 settles part of it (Stripe balance and platform fee / accounts receivable) and gets a receipt
-numbered per tenant without gaps. A bill is overdue while it is open past its due date
-(Asia/Shanghai); its payer is reminded once, three days before."""
+numbered per tenant without gaps. A bill is overdue while it is open past its due date (in the
+tenant's time zone); its payer is reminded once, three days before."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -24,19 +23,21 @@ from api.ids import uuid7
 from api.payment import ledger, stripe_api
 from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
 from api.settings import Settings
-from api.validate import text
+from api.unit.models import Unit
+from api.validate import existing, text
+from tenants.sessions import tenant_of
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 MIN_PAYMENT = 100  # ¥1
 REMIND_DAYS = 3
 
 
-def today() -> date:
-    return utcnow().astimezone(SHANGHAI).date()
+def today(session) -> date:
+    """The tenant's date now (due dates are dates in the tenant's time zone)."""
+    return tenant_of(session).today(utcnow())
 
 
-def overdue(bill: Bill, on: date | None = None) -> bool:
-    return bill.status == "open" and bill.due_on < (on or today())
+def overdue(bill: Bill, on: date) -> bool:
+    return bill.status == "open" and bill.due_on < on
 
 
 async def next_number(session, name: str) -> int:
@@ -65,15 +66,18 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
         raise ValidationFailed(f"kind is one of {', '.join(BILL_KINDS)}", "kind")
     if not 1 <= i.amount <= 10_000_000_000:
         raise ValidationFailed("an amount is 1 to 10,000,000,000 fen", "amount")
-    if i.due_on < today() - timedelta(days=366):
+    if i.due_on < today(session) - timedelta(days=366):
         raise ValidationFailed("a due date within the last year or later", "dueOn")
     if not await active_members(session, [i.payer_id]):
         raise NotFound("no active member with this id", "payerId")
+    if i.unit_id is not None:
+        await existing(session, Unit.id, [i.unit_id], "unit", "unitId")
     number = await next_number(session, "bill")
     bill = Bill(id=uuid7(), number=f"B{number:08d}", kind=i.kind, payer_id=i.payer_id,
                 title=text(i.title, "title", required=True, max_len=200),
                 period=text(i.period, "period", required=False, max_len=40), unit_id=i.unit_id,
-                amount=i.amount, due_on=i.due_on, issued_by=p.account_id)  # fmt: skip
+                amount=i.amount, due_on=i.due_on, issued_by=p.account_id,
+                currency=tenant_of(session).currency.lower())  # fmt: skip
     session.add(bill)
     await session.flush()
     await ledger.post(session, f"bill:{bill.id}:issued", f"bill {bill.number}", bill.currency,
@@ -122,7 +126,7 @@ async def listing(session, *, payer_id: uuid.UUID | None, status: str | None, fi
     if status is not None:
         stmt = stmt.where(Bill.status == status)
     if overdue_only:
-        stmt = stmt.where(Bill.status == "open", Bill.due_on < today())
+        stmt = stmt.where(Bill.status == "open", Bill.due_on < today(session))
     return list((await session.scalars(stmt)).all())
 
 
@@ -182,22 +186,25 @@ async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.U
     return PaymentStarted(payment, intent.client_secret)
 
 
-async def settle(session, payment: Payment) -> tuple[Bill | None, bool]:
-    """A fee payment arrived: settle its bill and number a receipt. Returns (the bill, whether
-    the payment fits: False when the bill was paid or voided meanwhile: refund it)."""
+async def settle(session, payment: Payment) -> tuple[Bill | None, int]:
+    """A fee payment arrived: settle its bill by what it covers and number a receipt for
+    that. Returns (the bill, the amount applied): all of the payment, or only what was left
+    when it pays more than that (the caller refunds the excess), or 0 when the bill was paid
+    or voided meanwhile (the caller refunds it all)."""
     bill = await session.get(Bill, payment.bill_id, with_for_update=True)
-    if bill is None or bill.status != "open" or payment.amount > bill.amount - bill.paid_amount:
-        return bill, False
-    bill.paid_amount += payment.amount
+    if bill is None or bill.status != "open":
+        return bill, 0
+    applied = min(payment.amount, bill.amount - bill.paid_amount)
+    bill.paid_amount += applied
     if bill.paid_amount == bill.amount:
         bill.status = "paid"
     bill.version += 1
     number = await next_number(session, "receipt")
     session.add(Receipt(id=uuid7(), number=f"R{number:08d}", payment_id=payment.id,
-                        bill_id=bill.id, payer_id=payment.payer_id, amount=payment.amount,
+                        bill_id=bill.id, payer_id=payment.payer_id, amount=applied,
                         currency=payment.currency))  # fmt: skip
     await session.flush()
-    return bill, True
+    return bill, applied
 
 
 async def due_for_reminder(session, on: date) -> list[Bill]:

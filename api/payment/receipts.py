@@ -14,7 +14,8 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from api.notify.templates import locale_of, price
+from api.money import format_money
+from api.notify.templates import locale_of
 
 TTL = 15 * 60
 _FONT = "STSong-Light"  # Adobe's Chinese CID font: built into every PDF reader
@@ -37,13 +38,15 @@ def _fonts() -> None:
 
 
 def render(*, company: str, number: str, issued_at: datetime, payer: str, bill_number: str,
-           title: str, period: str, amount: int, left: int, currency: str, locale: str
-           ) -> bytes:  # fmt: skip
+           title: str, period: str, amount: int, left: int, currency: str, locale: str,
+           zone: ZoneInfo) -> bytes:  # fmt: skip
+    """The receipt's PDF; its date and time in ``zone`` (the tenant's), amounts to the cent."""
     from reportlab.lib.pagesizes import A5
     from reportlab.pdfgen import canvas
 
     _fonts()
-    words = LABELS[locale_of(locale)]
+    locale = locale_of(locale)
+    words = LABELS[locale]
     out = io.BytesIO()
     page = canvas.Canvas(out, pagesize=A5, invariant=True)
     page.setTitle(f"{words['title']} {number}")
@@ -55,12 +58,12 @@ def render(*, company: str, number: str, issued_at: datetime, payer: str, bill_n
     page.drawRightString(width - 40, y, words["title"])
     y -= 40
     page.setFont(_FONT, 10)
-    when = issued_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    when = f"{issued_at.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
     rows = [
         (words["number"], number), (words["date"], when), (words["payer"], payer),
         (words["bill"], bill_number), (words["item"], title), (words["period"], period or "-"),
-        (words["amount"], price(amount, currency.upper())),
-        (words["left"], price(left, currency.upper())),
+        (words["amount"], format_money(amount, currency, locale)),
+        (words["left"], format_money(left, currency, locale)),
         (words["paid_via"], words["stripe"]),
     ]  # fmt: skip
     for label, value in rows:
@@ -116,4 +119,4 @@ async def pdf_of(session, tenant, receipt_id: str, locale: str) -> bytes | None:
                   bill_number=bill.number if bill else "-", title=bill.title if bill else "-",
                   period=bill.period if bill else "", amount=receipt.amount,
                   left=(bill.amount - bill.paid_amount) if bill else 0,
-                  currency=receipt.currency, locale=locale)  # fmt: skip
+                  currency=receipt.currency, locale=locale, zone=tenant.zone)  # fmt: skip

@@ -38,11 +38,12 @@ class Receipt:
     issued_at: datetime
     row: strawberry.Private[ReceiptRow]
 
-    @strawberry.field(description="A PDF of this receipt (zh-CN or en), valid for 15 minutes.")
-    def pdf_url(self, info: strawberry.Info, locale: str = "zh-CN") -> str:
+    @strawberry.field(description="A PDF of this receipt (zh-CN or en; default: the tenant's "
+                      "locale), valid for 15 minutes.")  # fmt: skip
+    def pdf_url(self, info: strawberry.Info, locale: str | None = None) -> str:
         ctx = info.context
         base = str(ctx.request.base_url).rstrip("/")
-        return receipts.url(base, ctx.kit, ctx.tenant, self.row.id, locale)
+        return receipts.url(base, ctx.kit, ctx.tenant, self.row.id, locale or ctx.tenant.locale)
 
 
 @strawberry.type(description="A fee an owner or client owes.")
@@ -60,19 +61,19 @@ class Bill:
     currency: str
     due_on: date
     status: BillStatus
-    overdue: bool = strawberry.field(description="Open past its due date (Asia/Shanghai).")
+    overdue: bool = strawberry.field(description="Open past its due date (the tenant's time zone).")
     issued_at: datetime
     receipts: list[Receipt]
 
     @classmethod
-    def of(cls, r: BillRow, made: list[ReceiptRow]) -> Bill:
+    def of(cls, r: BillRow, made: list[ReceiptRow], today: date) -> Bill:
         return cls(
             id=strawberry.ID(str(r.id)), number=r.number, kind=BillKind(r.kind), title=r.title,
             period=r.period, payer_id=strawberry.ID(str(r.payer_id)),
             unit_id=strawberry.ID(str(r.unit_id)) if r.unit_id else None, amount=r.amount,
             paid_amount=r.paid_amount, outstanding=r.amount - r.paid_amount,
             currency=r.currency, due_on=r.due_on, status=BillStatus(r.status),
-            overdue=bills.overdue(r), issued_at=r.issued_at,
+            overdue=bills.overdue(r, today), issued_at=r.issued_at,
             receipts=[Receipt(id=strawberry.ID(str(x.id)), number=x.number, amount=x.amount,
                               currency=x.currency, issued_at=x.issued_at, row=x) for x in made],
         )  # fmt: skip
@@ -80,7 +81,8 @@ class Bill:
 
 async def _bills(session, rows: list[BillRow]) -> list[Bill]:
     made = await bills.receipts(session, [r.id for r in rows])
-    return [Bill.of(r, made[r.id]) for r in rows]
+    today = bills.today(session)
+    return [Bill.of(r, made[r.id], today) for r in rows]
 
 
 @strawberry.input
@@ -157,7 +159,7 @@ class Mutation:
                 period=input.period,
                 unit_id=require_id(input.unit_id, "unit", "unitId") if input.unit_id else None,
             ))  # fmt: skip
-            return BillPayload(bill=Bill.of(row, []))
+            return BillPayload(bill=Bill.of(row, [], bills.today(ctx.session)))
 
         result, error = await attempt(ctx.session, work)
         return error or result

@@ -78,6 +78,10 @@ async def start_deposit(
 
     if platform not in PLATFORMS:
         raise ValueError(platform)
+    if client_id is not None:  # a client of this tenant the caller may see (NotFound otherwise)
+        from api.client.service import get_visible
+
+        await get_visible(session, p, client_id)
     account = await require_account(session, settings, tenant)
     pending = (
         await session.scalars(
@@ -242,8 +246,10 @@ async def _reserve_or_refund(session, settings: Settings, payment: Payment) -> s
 
 async def refund_payment(session, settings: Settings, payment: Payment, *, reason: str,
                          amount: int | None = None) -> int:  # fmt: skip
-    """Refund ``amount`` (default: all that is left) with the platform fee in proportion; the
-    part of a deposit not refunded is forfeited (income). Returns the amount refunded."""
+    """Refund ``amount`` (default: all that is left) with the platform fee in proportion
+    (idempotency key ``refund:<payment id>:<reason>``, journal of the same source); the part
+    of a deposit not refunded is forfeited (income), the part of a fee payment not refunded
+    stays paid on its bill. Returns the amount refunded."""
     left = payment.amount - payment.refunded_amount
     amount = left if amount is None else min(amount, left)
     kept = left - amount if payment.kind == "deposit" else 0
@@ -263,7 +269,9 @@ async def refund_payment(session, settings: Settings, payment: Payment, *, reaso
         payment_id=payment.id,
     )  # fmt: skip
     payment.refunded_amount += amount
-    payment.status, payment.refund_reason = "refunded", reason
+    if payment.kind == "deposit" or payment.refunded_amount == payment.amount:
+        payment.status = "refunded"  # else part of a fee payment stays on its bill: paid
+    payment.refund_reason = reason
     payment.version += 1
     await session.flush()
     if payment.kind == "deposit" and amount:
@@ -298,29 +306,37 @@ async def cancel_reservation(session, settings: Settings, p: Principal, unit_id:
 
 
 async def _settle_bill(session, settings: Settings, payment: Payment) -> str:
+    """The bill takes what it still owes of the payment; the rest goes back (all of it when
+    the bill was paid or voided meanwhile), whichever order its payments arrive in."""
     from api.payment import bills
 
-    bill, fits = await bills.settle(session, payment)
-    if not fits:  # paid twice, or voided meanwhile: give this one back
+    bill, applied = await bills.settle(session, payment)
+    if not applied:  # paid by another payment, or voided meanwhile: give this one back
         await refund_payment(session, settings, payment, reason="bill_closed")
         if bill is not None:
             await tell_bill(session, bill, "bill.refunded", amount=payment.amount)
         return "paid; bill closed: refunded"
-    await tell_bill(session, bill, "bill.paid", amount=payment.amount)
-    return f"paid; bill {bill.number} {bill.status}"
+    await tell_bill(session, bill, "bill.paid", amount=applied)
+    outcome = f"paid; bill {bill.number} {bill.status}"
+    excess = payment.amount - applied
+    if excess:  # more than the bill still owed: the excess goes back
+        await refund_payment(session, settings, payment, reason="bill_overpaid", amount=excess)
+        await tell_bill(session, bill, "bill.refunded", amount=excess)
+        outcome += f"; {excess} over: refunded"
+    return outcome
 
 
 async def tell_bill(session, bill, template: str, *, amount: int | None = None) -> None:
     """The payer hears of a bill: issued, due, paid (a receipt), refunded."""
     from api.notify import service as notify
-    from api.notify.templates import price
+    from api.notify.templates import money
 
     slug = session.info.get("tenant_slug")
     if slug is None:
         return
     params = {"number": bill.number, "title": bill.title, "due": bill.due_on.isoformat(),
-              "amount": price(bill.amount if amount is None else amount, bill.currency.upper()),
-              "left": price(bill.amount - bill.paid_amount, bill.currency.upper())}  # fmt: skip
+              "amount": money(bill.amount if amount is None else amount, bill.currency),
+              "left": money(bill.amount - bill.paid_amount, bill.currency)}  # fmt: skip
     await notify.notify(session, slug, [bill.payer_id], "payments", template, params,
                         data={"kind": "bill", "id": str(bill.id)})  # fmt: skip
 
@@ -332,7 +348,7 @@ REASONS = {"unit_unavailable": "the unit is no longer available",
 async def _tell(session, payment: Payment, template: str, *, amount: int | None = None) -> None:
     """The payer and the agent hear of it (category payments; it opens the payment)."""
     from api.notify import service as notify
-    from api.notify.templates import price
+    from api.notify.templates import money
 
     slug = session.info.get("tenant_slug")
     people = [a for a in (payment.payer_id, payment.agent_id) if a is not None]
@@ -343,7 +359,7 @@ async def _tell(session, payment: Payment, template: str, *, amount: int | None 
     reason = payment.refund_reason or ""
     params = {
         "number": number or "-",
-        "amount": price(shown, payment.currency.upper()),
+        "amount": money(shown, payment.currency),
         "reason": REASONS.get(reason, reason),
     }
     await notify.notify(session, slug, people, "payments", template, params,

@@ -5,6 +5,8 @@ never applied again."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import procrastinate
 from sqlalchemy import select, update
 
@@ -45,17 +47,27 @@ async def apply_stripe_event(session, tenant, event_id: str) -> str:
 @tenant_task(blueprint)
 async def remind_bills(session, tenant) -> int:
     """Open bills due within three days: their payer is reminded, once per bill."""
-    due = await bills.due_for_reminder(session, bills.today())
+    due = await bills.due_for_reminder(session, tenant.today(utcnow()))
     for bill in due:
         await service.tell_bill(session, bill, "bill.due")
     await bills.mark_reminded(session, due, utcnow())
     return len(due)
 
 
-@blueprint.periodic(cron="0 1 * * *", periodic_id="bill-reminders")  # 09:00 in Shanghai
+REMIND_HOUR = 9  # bill reminders go out once a day at this hour of the tenant's clock
+
+
+def reminder_hour(tenant, at: datetime) -> bool:
+    return at.astimezone(tenant.zone).hour == REMIND_HOUR
+
+
+@blueprint.periodic(cron="0 * * * *", periodic_id="bill-reminders")
 @blueprint.task(name="sweep_bill_reminders")
 async def sweep_bill_reminders(timestamp: int) -> int:
-    return await defer_for_each_tenant(remind_bills, lock_prefix="bill-reminders")
+    """Hourly: the tenants whose local time is 09:xx get their bill reminders."""
+    at = datetime.fromtimestamp(timestamp, UTC)
+    return await defer_for_each_tenant(remind_bills, lock_prefix="bill-reminders",
+                                       where=lambda t: reminder_hour(t, at))  # fmt: skip
 
 
 @tenant_task(blueprint, wakeup="deposit-expiry", limit=service.EXPIRE_BATCH)

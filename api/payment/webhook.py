@@ -120,15 +120,20 @@ async def store(conn, event_id: str, kind: str, created: int, obj, event: dict,
     named = (obj.get("metadata") or {}).get("tenant_id") if isinstance(obj, dict) else None
     if named is not None and named != str(tenant.id):
         return "the event's object belongs to another tenant", None
-    from api.payment import tasks
-
-    task = tasks.apply_billing_event if kind in BILLING else tasks.apply_stripe_event
+    task = _task_for(kind)
     job = await conn.scalar(STORE_AND_QUEUE, {
         "id": event_id, "type": kind, "account": account, "tenant_id": tenant.id,
         "created": created, "payload": raw if raw is not None else json.dumps(event),
         "task": task_name(task), "args": json.dumps({"tenant": tenant.slug, "event_id": event_id}),
     })  # fmt: skip
     return None, job is not None
+
+
+def _task_for(kind: str):
+    """The job that applies an event of this type."""
+    from api.payment import tasks
+
+    return tasks.apply_billing_event if kind in BILLING else tasks.apply_stripe_event
 
 
 async def _route(conn, column, key: str):
@@ -145,12 +150,33 @@ async def _route(conn, column, key: str):
     return tenant
 
 
+# A stored event whose processing never completed (its job failed for good, or was lost)
+# gets a new job, unless one is still waiting or running for it.
+REQUEUE = text(
+    "INSERT INTO shared.procrastinate_jobs (queue_name, task_name, priority, args) "
+    "SELECT 'default', CAST(:task AS varchar), 0, "
+    "jsonb_build_object('tenant', t.slug, 'event_id', e.id) "
+    "FROM shared.stripe_event e JOIN shared.tenant t ON t.id = e.tenant_id "
+    "WHERE e.id = :id AND e.processed_at IS NULL AND NOT EXISTS (SELECT 1 FROM "
+    "shared.procrastinate_jobs j WHERE j.task_name = CAST(:task AS varchar) "
+    "AND j.args->>'event_id' = e.id AND j.status IN ('todo', 'doing')) RETURNING id"
+)
+
+
+async def requeue(conn, event_id: str, kind: str) -> bool:
+    """Queue a stored event again if it was never processed and no job of it is waiting or
+    running. Returns whether it was queued."""
+    job = await conn.scalar(REQUEUE, {"id": event_id, "task": task_name(_task_for(kind))})
+    return job is not None
+
+
 async def replay(engine, settings, since: int) -> dict[str, int]:
     """Fetch the platform's events and every connected account's since ``since`` (unix
-    seconds) from Stripe and store those that never arrived (``anju stripe replay``)."""
+    seconds) from Stripe and store those that never arrived (``anju stripe replay``); one
+    stored already whose processing never completed is queued again (``requeued``)."""
     from api.payment import stripe_api
 
-    counts = {"stored": 0, "duplicate": 0, "ignored": 0, "refused": 0}
+    counts = {"stored": 0, "requeued": 0, "duplicate": 0, "ignored": 0, "refused": 0}
     async with engine.connect() as conn:
         accounts = list(await conn.scalars(
             select(Tenant.stripe_account_id).where(Tenant.stripe_account_id.is_not(None))
@@ -164,7 +190,8 @@ async def replay(engine, settings, since: int) -> dict[str, int]:
                 refused, stored = await store(conn, event["id"], event["type"],
                                               int(event["created"]),
                                               event["data"]["object"], event)  # fmt: skip
+                again = stored is False and await requeue(conn, event["id"], event["type"])
             key = ("refused" if refused else "ignored" if stored is None
-                   else "stored" if stored else "duplicate")  # fmt: skip
+                   else "stored" if stored else "requeued" if again else "duplicate")  # fmt: skip
             counts[key] += 1
     return counts

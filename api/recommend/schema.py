@@ -16,6 +16,7 @@ from api.graphql.types import Long, parse_id
 from api.listing.schema import Listing
 from api.recommend import service
 from api.unit.schema import Unit
+from api.unit.service import MAX_PRICE
 
 MAX_RESULTS = 50
 
@@ -96,8 +97,9 @@ class Query:
         if any(len(v or ()) > 50 for v in lists):
             raise QueryError(ErrorCode.BAD_USER_INPUT, "at most 50 values in each list")
         for value in (needs.budget_min, needs.budget_max):
-            if value is not None and value <= 0:
-                raise QueryError(ErrorCode.BAD_USER_INPUT, "a budget must be positive")
+            if value is not None and not 0 < value <= MAX_PRICE:
+                raise QueryError(ErrorCode.BAD_USER_INPUT,
+                                 f"a budget is between 1 and {MAX_PRICE} minor units")  # fmt: skip
         if needs.area_min is not None and (not needs.area_min.is_finite() or needs.area_min < 0):
             raise QueryError(ErrorCode.BAD_USER_INPUT, "areaMin must be a positive number")
         if needs.area_max is not None and (not needs.area_max.is_finite() or needs.area_max <= 0):

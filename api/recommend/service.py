@@ -23,6 +23,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from api.listing.models import Listing
+from api.money import format_money
 from api.project.models import Project
 from api.unit.models import Unit
 
@@ -55,23 +56,20 @@ class Scored:
     reasons: list[Reason]
 
 
-def _yuan(minor: int) -> str:
-    return f"¥{minor / 100:,.0f}"
-
-
-def _budget(price: int | None, n: Needs) -> Reason:
+def _budget(price: int | None, currency: str, n: Needs) -> Reason:
     if n.budget_min is None and n.budget_max is None:
         return Reason("budget", 17.5, "no budget given")
     if price is None:
         return Reason("budget", 0, "no price yet")
     low, high = n.budget_min or 0, n.budget_max
+    shown = format_money(price, currency, "en")
     if high is not None and price > high:
         over = (price - high) / high if high else 1
         points = max(0.0, 35 * (1 - over / 0.10))
-        return Reason("budget", round(points, 1), f"{_yuan(price)} is {over:.0%} over budget")
+        return Reason("budget", round(points, 1), f"{shown} is {over:.0%} over budget")
     if price < low:
-        return Reason("budget", 25, f"{_yuan(price)} is under the budget")
-    return Reason("budget", 35, f"{_yuan(price)} is within budget")
+        return Reason("budget", 25, f"{shown} is under the budget")
+    return Reason("budget", 35, f"{shown} is within budget")
 
 
 def _range(value: Decimal, low: Decimal | None, high: Decimal | None, points: float, what: str,
@@ -120,7 +118,7 @@ def _must(features: set[str], n: Needs) -> Reason:
 
 def score(kind: str, row, *, price, area, rooms, district, features, needs: Needs) -> Scored:
     reasons = [
-        _budget(price, needs),
+        _budget(price, row.currency, needs),
         _range(area, needs.area_min, needs.area_max, 20, "area", 0.15),
         _rooms(rooms, needs),
         _district(district, needs),

@@ -7,9 +7,16 @@ from typing import Annotated
 import strawberry
 
 from api.errors import DomainError
-from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError, user_error
-from api.graphql.permissions import requires
+from api.graphql.errors import (
+    AuthError,
+    PermissionDeniedError,
+    ValidationError,
+    attempt,
+    user_error,
+)
+from api.graphql.permissions import Authenticated, requires
 from api.setting import service
+from tenants.registry import TenantInfo
 
 
 @strawberry.type(description="One tenant setting: its current value and its default.")
@@ -45,8 +52,41 @@ UpdateTenantSettingsResult = Annotated[
 ]
 
 
+@strawberry.type(
+    description="Where the tenant works: times are shown in its time zone (bills' due dates, "
+    "receipts, the agent's day, reminders, listing expiry), texts in its locale when a "
+    "member's device names none, amounts in its currency."
+)
+class RegionalSettings:
+    time_zone: str = strawberry.field(description="An IANA time zone name (Asia/Shanghai).")
+    locale: str = strawberry.field(description="zh-CN or en.")
+    currency: str = strawberry.field(description="An ISO 4217 code (CNY).")
+
+    @classmethod
+    def of(cls, t: TenantInfo) -> RegionalSettings:
+        return cls(time_zone=t.time_zone, locale=t.locale, currency=t.currency)
+
+
+@strawberry.input(description="The regional settings to change; those left out stay.")
+class RegionalSettingsInput:
+    time_zone: str | None = None
+    locale: str | None = None
+    currency: str | None = None
+
+
+UpdateRegionalSettingsResult = Annotated[
+    RegionalSettings | ValidationError | PermissionDeniedError | AuthError,
+    strawberry.union("UpdateRegionalSettingsResult"),
+]
+
+
 @strawberry.type
 class Query:
+    @strawberry.field(permission_classes=[Authenticated],
+                      description="The tenant's time zone, locale and currency.")  # fmt: skip
+    def regional_settings(self, info: strawberry.Info) -> RegionalSettings:
+        return RegionalSettings.of(info.context.tenant)
+
     @strawberry.field(permission_classes=[requires("tenant.manage")])
     async def tenant_settings(self, info: strawberry.Info) -> list[TenantSetting]:
         return _settings(await service.get_all(info.context.session))
@@ -67,3 +107,20 @@ class Mutation:
         except DomainError as exc:
             return user_error(exc)
         return TenantSettingsPayload(settings=_settings(values))
+
+    @strawberry.mutation(
+        permission_classes=[requires("tenant.manage")],
+        description="Change the tenant's time zone, locale or currency.",
+    )
+    async def update_regional_settings(
+        self, info: strawberry.Info, input: RegionalSettingsInput
+    ) -> UpdateRegionalSettingsResult:
+        ctx = info.context
+        tenant, error = await attempt(ctx.session, lambda: service.set_regional(
+            ctx.session, ctx.tenant, time_zone=input.time_zone, locale=input.locale,
+            currency=input.currency,
+        ))  # fmt: skip
+        if error:
+            return error
+        ctx.tenant_changed()
+        return RegionalSettings.of(tenant)

@@ -5,7 +5,7 @@ A tenant row exists only for a key its admin changed; reading returns the defaul
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db import utcnow
 from api.errors import ValidationFailed
 from api.setting.models import Setting
+from tenants.registry import TenantError, TenantInfo, set_preferences
 
 
 @dataclass(frozen=True)
@@ -129,3 +130,17 @@ async def update(
         )  # fmt: skip
         await session.execute(stmt)
     return await get_all(session)
+
+
+async def set_regional(
+    session: AsyncSession, tenant: TenantInfo, *, time_zone: str | None, locale: str | None,
+    currency: str | None,
+) -> TenantInfo:  # fmt: skip
+    """Change the tenant's time zone, locale or currency (those given; kept in the tenants
+    registry, see ``tenants.registry.set_preferences``). Returns the tenant as it now is."""
+    try:
+        values = await set_preferences(session, tenant.id, time_zone=time_zone, locale=locale,
+                                       currency=currency)  # fmt: skip
+    except TenantError as exc:
+        raise ValidationFailed(exc.message, exc.field) from exc
+    return replace(tenant, **values)

@@ -43,6 +43,7 @@ from api.unit.models import Unit as UnitRow
 from api.unit.models import UnitEvent as EventRow
 from api.unit.models import UnitType as UnitTypeRow
 from api.unit.status import RESO
+from api.validate import fits
 
 MAX_PAGE = 100
 
@@ -382,7 +383,8 @@ class UnitFilter:
 
 def to_search(f: UnitFilter | None) -> repo.UnitSearch:
     f = f or UnitFilter()
-    for name in ("districts", "rooms", "orientations", "tags", "project_ids", "building_ids"):
+    for name in ("districts", "rooms", "orientations", "tags", "project_ids", "building_ids",
+                 "unit_type_ids", "statuses"):  # fmt: skip
         if len(getattr(f, name) or ()) > 100:
             raise ValidationFailed(f"at most 100 values in {name}", name)
     keyword = (f.keyword or "").strip().lower()[:100] or None
@@ -394,10 +396,13 @@ def to_search(f: UnitFilter | None) -> repo.UnitSearch:
         building_ids=_ids(f.building_ids, "buildingIds"),
         unit_type_ids=_ids(f.unit_type_ids, "unitTypeIds"),
         districts=list(f.districts or ()), statuses=[s.value for s in f.statuses or ()],
-        rooms=list(f.rooms or ()), orientations=[o.upper() for o in f.orientations or ()],
-        tags=list(f.tags or ()), price_min=f.price_min, price_max=f.price_max,
-        area_min=f.area_min, area_max=f.area_max, floor_min=f.floor_min, floor_max=f.floor_max,
-        keyword=keyword, near=near,
+        rooms=fits(list(f.rooms or ()), "rooms", UnitRow.rooms),
+        orientations=[o.upper() for o in f.orientations or ()], tags=list(f.tags or ()),
+        price_min=f.price_min, price_max=f.price_max,
+        area_min=fits(f.area_min, "areaMin", UnitRow.gross_area),
+        area_max=fits(f.area_max, "areaMax", UnitRow.gross_area),
+        floor_min=fits(f.floor_min, "floorMin", UnitRow.floor),
+        floor_max=fits(f.floor_max, "floorMax", UnitRow.floor), keyword=keyword, near=near,
     )  # fmt: skip
 
 

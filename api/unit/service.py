@@ -29,22 +29,12 @@ from api.unit.models import (
     live_payload,
 )
 from api.unit.status import MARKETABLE, NEEDS_REASON, allowed
+from api.validate import area, unique_texts
 from api.validate import text as _text
-from api.validate import unique_texts
+from tenants.sessions import tenant_of
 
 MAX_PRICE = 10**13  # minor units: a hundred billion in major units
-MAX_AREA = Decimal("100000")
 MAX_BATCH = 5000
-
-
-def _area(value: Decimal | None, field_name: str, *, required: bool) -> Decimal | None:
-    if value is None:
-        if required:
-            raise ValidationFailed(f"{field_name} is required", field_name)
-        return None
-    if not value.is_finite() or not Decimal(0) < value <= MAX_AREA:
-        raise ValidationFailed(f"{field_name} must be between 0 and {MAX_AREA} m²", field_name)
-    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def _orientation(value: str | None, field_name: str = "orientation") -> str | None:
@@ -103,8 +93,8 @@ async def create_unit_type(session, data: UnitTypeInput) -> UnitType:
     for value, label in ((data.living_rooms, "livingRooms"), (data.bathrooms, "bathrooms")):
         if not 0 <= value <= 20:
             raise ValidationFailed(f"{label} must be between 0 and 20", label)
-    gross = _area(data.gross_area, "grossArea", required=True)
-    net = _area(data.net_area, "netArea", required=False)
+    gross = area(data.gross_area, "grossArea", required=True)
+    net = area(data.net_area, "netArea", required=False)
     if net is not None and net > gross:
         raise ValidationFailed("netArea must not exceed grossArea", "netArea")
     if not await project_repo.projects_by_ids(session, [data.project_id]):
@@ -188,9 +178,9 @@ class UnitBuilder:
         gross = (
             item.gross_area if item.gross_area is not None else getattr(utype, "gross_area", None)
         )
-        gross = _area(gross, "grossArea", required=True)
+        gross = area(gross, "grossArea", required=True)
         net = item.net_area if item.net_area is not None else getattr(utype, "net_area", None)
-        net = _area(net, "netArea", required=False)
+        net = area(net, "netArea", required=False)
         if net is not None and net > gross:
             raise ValidationFailed("netArea must not exceed grossArea", "netArea")
         if item.status not in ("planned", "available"):
@@ -206,7 +196,8 @@ class UnitBuilder:
             unit_type_id=utype.id if utype else None, floor=item.floor, number=number,
             gross_area=gross, net_area=net,
             orientation=_orientation(item.orientation) or (utype.orientation if utype else None),
-            rooms=rooms, list_price=_price(item.list_price), currency="CNY", status=item.status,
+            rooms=rooms, list_price=_price(item.list_price), status=item.status,
+            currency=tenant_of(self.session).currency,
             status_changed_at=now, version=1, tags=unique_texts(item.tags, "tags"), created_at=now,
             search_text=search_text(project, building, number, utype.name if utype else ""),
         )  # fmt: skip

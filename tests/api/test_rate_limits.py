@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from api.ratelimit import MemoryLimiter, RedisLimiter
+from tests.api.processes import RedisServer, redis_server_or_skip
 from tests.conftest import auth_headers, gql
 from tests.conftest import test_settings as settings_for_tests
 
@@ -90,3 +91,29 @@ async def test_redis_limiter_counts_atomically(redis_url):
         assert sum(v.allowed for v in verdicts) == 10
     finally:
         await limiter.close()
+
+
+async def test_redis_limiter_counts_in_process_while_redis_is_down(tmp_path):
+    """Redis out of reach: calls are counted in this process (limits still hold per process),
+    Redis is not asked again during the cooldown, and once it is back the counts are its own
+    again."""
+    redis = RedisServer(redis_server_or_skip(), tmp_path).start()
+    limiter = RedisLimiter(redis.url, cooldown=3600)
+    try:
+        assert (await limiter.hit("k", 3)).allowed  # counted in Redis
+        assert (limiter.attempts, limiter.uncounted) == (1, 0)
+        redis.stop()
+        verdicts = [(await limiter.hit("k", 3)).allowed for _ in range(5)]
+        assert verdicts == [True, True, True, False, False]  # the process's own count
+        assert (limiter.attempts, limiter.uncounted) == (2, 5)  # one attempt, then none
+
+        redis.start()
+        limiter._skip_until = 0.0  # the cooldown is over
+        assert (await limiter.hit("k", 3)).allowed
+        assert (limiter.attempts, limiter.uncounted) == (3, 5)
+        keys = await limiter.redis.keys("anju:rl:k:*")
+        # the new server kept nothing of the old one: this call is the first it counted
+        assert [int(await limiter.redis.get(k)) for k in keys] == [1]
+    finally:
+        await limiter.close()
+        redis.stop()

@@ -347,7 +347,8 @@ def test_breaking_changes_to_used_fields_are_caught_unless_announced():
 
 # The order an app's documents are run in (what one needs, an earlier one makes); sign-out last.
 ORDER = [
-    "SignUp", "RequestSmsCode", "SignInWithSmsCode", "SignInWithPassword", "Me", "Projects",
+    "SignUp", "RequestPasswordReset", "ResetPasswordWithSmsCode", "RequestSmsCode",
+    "SignInWithSmsCode", "ChangePassword", "SignInWithPassword", "Me", "Projects",
     "SearchUnits", "UnitDetail", "TrackActivity", "UnitTimeline", "SalesTable", "HoldUnit",
     "ReleaseUnitHold", "ReserveUnit", "UploadMedia", "CreateListing", "ChangeListingPrice",
     "ListingDetail", "ListingSeller", "SearchListings", "ChangeListingStatus",
@@ -360,6 +361,7 @@ ORDER = [
     "MyLeadOffers", "ClaimClient", "MyRouting", "SetMyRoutingPause", "MyBills", "PayBill",
     "UnregisterDevice", "RefreshTokens", "SignOut",
 ]  # fmt: skip
+TEMP_PASSWORD = "contract-temp-pass-1"
 SMS_PHONE = {"agent": "+8613800000003", "owner": "+8613800000001", "staff": "+8613800000002"}
 
 
@@ -393,7 +395,7 @@ async def test_every_document_of_every_app_runs(
         s: dict = {"pw": demo, **listing}
         for name in [n for n in ORDER if (app, n) in docs]:
             v, tok = _variables(name, app, s), s.get("token")
-            if name == "SignInWithSmsCode":
+            if name in ("SignInWithSmsCode", "ResetPasswordWithSmsCode"):
                 code = re.search(r"\d{6}", sms.last_to(SMS_PHONE[app]).text).group()
                 v["code"] = code
             if name in ("UnitChanges", "ListingChanges", "FollowedChanges", "InboxChanges"):
@@ -423,6 +425,10 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "sellerPhone": "13912345678",
     }
     return {
+        # A reset by SMS code to a temporary password, then a change back to the demo's.
+        "RequestPasswordReset": {"identifier": SMS_PHONE[app]},
+        "ResetPasswordWithSmsCode": {"phone": SMS_PHONE[app], "newPassword": TEMP_PASSWORD},
+        "ChangePassword": {"password": TEMP_PASSWORD, "newPassword": s.get("pw")},
         "RequestSmsCode": {"phone": SMS_PHONE[app]},
         "SignInWithSmsCode": {"phone": SMS_PHONE[app]},
         "SignInWithPassword": {"identifier": "manager@demo.example.com", "password": s.get("pw")},

@@ -212,3 +212,45 @@ def test_schema_export_check_fails_for_a_stale_file(anju, tmp_path):
     r = anju("schema", "export", "--check", "--path", str(stale))
     assert_one_line_error(r, f"{stale} is stale", "anju schema export")
     assert stale.read_text() == "type Query { stale: Int }\n"  # --check never writes
+
+
+async def test_create_with_time_zone_locale_and_currency(anju, engine):
+    slug = unique_slug("cliregion")
+    r = anju("tenants", "create", "--slug", slug, "--name", "Bay Homes", "--time-zone",
+             "America/Los_Angeles", "--locale", "en", "--currency", "usd")  # fmt: skip
+    assert r.code == 0, r
+    t = await get_tenant(engine, slug)
+    assert (t.time_zone, t.locale, t.currency) == ("America/Los_Angeles", "en", "USD")
+
+
+async def test_usage_errors_are_one_line_and_exit_2(anju, engine):
+    slug = unique_slug("cliusage")
+    create = ["tenants", "create", "--slug", slug, "--name", "X"]
+    runs = anju.many(
+        ["tenants", "create", "--slug", slug],
+        ["tenants", "nosuch"],
+        [*create, "--bogus"],
+        [*create, "--plan", "gold"],
+        [*create, "--time-zone", "Mars/Olympus_Mons"],
+        [*create, "--time-zone", "localtime"],
+        [*create, "--locale", "fr"],
+        [*create, "--currency", "XYZ"],
+        ["tenants", "migrate", "--parallel", "0"],
+    )
+    words = [
+        ("Missing option '--name'",), ("No such command 'nosuch'",), ("No such option: --bogus",),
+        ("'--plan'", "free", "pro", "standard"), ("'--time-zone'", "Mars/Olympus_Mons"),
+        ("'--time-zone'", "localtime"), ("'--locale'", "zh-CN, en"), ("'--currency'", "XYZ"),
+        ("'--parallel'",),
+    ]  # fmt: skip
+    for r, expected in zip(runs, words, strict=True):
+        assert_one_line_error(r, *expected)
+        assert r.code == 2, r
+        assert r.out == "", r
+    assert await get_tenant(engine, slug) is None
+
+
+def test_migrate_from_an_unknown_slug_is_refused(anju):
+    r = anju("tenants", "migrate", "--from", "nosuch")
+    assert_one_line_error(r, "--from", "no tenant with slug 'nosuch'")
+    assert r.out == ""

@@ -66,7 +66,7 @@ INVITE = """
 mutation($input: InviteMemberInput!) {
   inviteMember(input: $input) {
     __typename
-    ... on MemberPayload { member { status account { id } } }
+    ... on InvitationPayload { invitation { id phone email } }
     ... on UserError { code message field }
   }
 }
@@ -287,18 +287,20 @@ async def test_no_entry_contains_personal_data_or_secrets(client, engine, kit, m
     for who in ({"phone": invitee_national}, {"email": invitee_email}):
         variables = {"input": {"name": "New", "roles": ["agent"], **who}}
         res = await post(client, INVITE, variables, slug=tenant.slug)
-        assert res["data"]["inviteMember"]["__typename"] == "MemberPayload", res
+        assert res["data"]["inviteMember"]["__typename"] == "InvitationPayload", res
     res = await post(
         client,
         "mutation { inviteMember(input: "
         f'{{name: "Lit", roles: ["agent"], email: "{invitee_email}x"}}) {{ __typename }} }}',
         slug=tenant.slug,
     )
-    assert res["data"]["inviteMember"]["__typename"] == "MemberPayload", res
-    # An unmasked read of the members (audited as pii.read, values not in the entry).
+    assert res["data"]["inviteMember"]["__typename"] == "InvitationPayload", res
+    # Unmasked reads of the members and of the pending invitations (audited as pii.read,
+    # values not in the entry).
     res = await post(client, MEMBERS, slug=tenant.slug)
-    phones = {m["account"]["phone"] for m in res["data"]["members"]}
-    assert phone in phones and invitee_phone in phones, res
+    assert phone in {m["account"]["phone"] for m in res["data"]["members"]}, res
+    res = await post(client, "{ invitations { phone email } }", slug=tenant.slug)
+    assert invitee_phone in {i["phone"] for i in res["data"]["invitations"]}, res
 
     raw = await raw_log(engine, tenant)
     log = await entries(engine, tenant)

@@ -6,6 +6,7 @@ once; never yourself, never the last admin)."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -35,11 +36,22 @@ INVITE = """
 mutation($input: InviteMemberInput!) {
   inviteMember(input: $input) {
     __typename
-    ... on MemberPayload { member { status roles account { id name phone email } } }
+    ... on InvitationPayload { invitation { id name phone email roles expiresAt } }
     ... on UserError { code message field }
   }
 }
 """
+WITHDRAW = """
+mutation($id: ID!) {
+  withdrawInvitation(id: $id) {
+    __typename
+    ... on WithdrawInvitationPayload { withdrawnId }
+    ... on UserError { code message field }
+  }
+}
+"""
+MEMBERS = "{ members { status roles account { id name phone email } } }"
+INVITATIONS = "{ invitations { id name phone email roles } }"
 ACCEPT = f"""
 mutation($token: String!, $password: String!, $name: String) {{
   acceptInvitation(token: $token, password: $password, name: $name) {REFRESH_PAYLOAD}
@@ -120,15 +132,15 @@ def link_token(text: str, settings, slug: str) -> str:
 
 
 async def invited_by_email(client, outbox, tenant, settings, **fields) -> tuple[dict, str]:
-    """Invite a new person by email; returns (member, token from the email)."""
+    """Invite a new person by email; returns (invitation, token from the email)."""
     emails, _ = outbox
     email = fields.pop("email", None) or new_email("inv")
     before = len(emails)
     payload = await invite(client, tenant.slug, email=email, **fields)
-    assert payload["__typename"] == "MemberPayload", payload
+    assert payload["__typename"] == "InvitationPayload", payload
     [message] = emails[before:]
     assert message.to == email.lower()
-    return payload["member"], link_token(message.text, settings, tenant.slug)
+    return payload["invitation"], link_token(message.text, settings, tenant.slug)
 
 
 async def me(client, slug: str, token: str) -> dict:
@@ -155,12 +167,15 @@ async def test_invite_by_email_then_accept(client, engine, outbox, make_tenant, 
     email = new_email("Wang.Fang")
     before = len(emails)
     payload = await invite(client, tenant.slug, name="Wang Fang", email=email, roles=["agent"])
-    assert payload["__typename"] == "MemberPayload", payload
-    member = payload["member"]
-    assert (member["status"], member["roles"]) == ("invited", ["agent"])
-    assert member["account"]["email"] == email.lower()  # the admin sees it (pii.read)
-    account_id = member["account"]["id"]
-    assert (await membership(engine, account_id, tenant))["status"] == "invited"
+    assert payload["__typename"] == "InvitationPayload", payload
+    invitation = payload["invitation"]
+    assert (invitation["name"], invitation["roles"]) == ("Wang Fang", ["agent"])
+    assert (invitation["email"], invitation["phone"]) == (email.lower(), None)
+    # Pending: listed as an invitation, not yet a member.
+    listed = (await gql(client, INVITATIONS, tenant=tenant.slug))["data"]["invitations"]
+    assert [i["id"] for i in listed] == [invitation["id"]]
+    members = (await gql(client, MEMBERS, tenant=tenant.slug))["data"]["members"]
+    assert email.lower() not in [m["account"]["email"] for m in members]
 
     [message] = emails[before:]
     assert message.to == email.lower()
@@ -173,10 +188,14 @@ async def test_invite_by_email_then_accept(client, engine, outbox, make_tenant, 
     res = await accept(client, tenant.slug, token, name="Wang Fang (HR)")
     assert res["__typename"] == "SignInPayload", res
     viewer = await me(client, tenant.slug, res["tokens"]["accessToken"])
-    assert viewer["account"]["id"] == account_id
+    account_id = viewer["account"]["id"]
     assert viewer["account"]["name"] == "Wang Fang (HR)"
+    assert viewer["account"]["email"] == email.lower()
     assert viewer["roles"] == ["agent"]
     assert (await membership(engine, account_id, tenant))["status"] == "active"
+    members = (await gql(client, MEMBERS, tenant=tenant.slug))["data"]["members"]
+    assert account_id in [m["account"]["id"] for m in members]
+    assert (await gql(client, INVITATIONS, tenant=tenant.slug))["data"]["invitations"] == []
 
     # The password set on accepting signs in.
     res = await gql(client, sign_in_op(email, PASSWORD), tenant=tenant.slug, token=None)
@@ -191,12 +210,13 @@ async def test_invite_by_phone_sends_an_sms(client, engine, outbox, make_tenant,
     tenant = await make_tenant()
     _, sms = outbox
     national, phone = new_phone()
+    email = new_email("both")
     before = len(sms)
-    payload = await invite(client, tenant.slug, phone=national, roles=["manager", "agent"])
-    assert payload["__typename"] == "MemberPayload", payload
-    assert payload["member"]["status"] == "invited"
-    assert payload["member"]["roles"] == ["agent", "manager"]
-    assert payload["member"]["account"]["phone"] == phone
+    payload = await invite(client, tenant.slug, phone=national, email=email,
+                           roles=["manager", "agent"])  # fmt: skip
+    assert payload["__typename"] == "InvitationPayload", payload
+    assert payload["invitation"]["roles"] == ["agent", "manager"]
+    assert payload["invitation"]["phone"] == phone
     [message] = sms[before:]
     assert message.phone == phone
     token = link_token(message.text, settings, tenant.slug)
@@ -208,36 +228,40 @@ async def test_invite_by_phone_sends_an_sms(client, engine, outbox, make_tenant,
     assert res["__typename"] == "SignInPayload", res
     viewer = await me(client, tenant.slug, res["tokens"]["accessToken"])
     assert (viewer["account"]["phone"], viewer["dataScope"]) == (phone, "team")
+    assert viewer["account"]["email"] == email  # both typed identifiers are the new account's
 
 
 async def test_expired_invitation_is_refused(client, engine, outbox, make_tenant, settings):
     tenant = await make_tenant()
-    member, token = await invited_by_email(client, outbox, tenant, settings)
+    invitation, token = await invited_by_email(client, outbox, tenant, settings)
     n = await execute(
         engine,
-        "UPDATE shared.invitation SET expires_at = now() - interval '1 second'"
-        " WHERE account_id = :a",
-        a=uuid.UUID(member["account"]["id"]),
+        "UPDATE shared.invitation SET expires_at = now() - interval '1 second' WHERE id = :i",
+        i=uuid.UUID(invitation["id"]),
     )
     assert n == 1
     res = await accept(client, tenant.slug, token)
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
     assert "expired" in res["message"]
-    assert (await membership(engine, member["account"]["id"], tenant))["status"] == "invited"
+    digest = refresh_hash(token)
+    assert await scalar(engine, "SELECT account_id FROM shared.invitation WHERE token_hash = :h",
+                        h=digest) is None  # fmt: skip
 
 
 async def test_invitation_is_only_good_for_its_tenant(
     client, engine, outbox, make_tenant, settings
 ):
     tenant, other = await make_tenant(), await make_tenant()
-    member, token = await invited_by_email(client, outbox, tenant, settings)
+    _, token = await invited_by_email(client, outbox, tenant, settings)
     res = await accept(client, other.slug, token)
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
-    assert await membership(engine, member["account"]["id"], other) is None
     res = await accept(client, tenant.slug, "not-a-token")
     assert res["__typename"] == "AuthError", res
     # Still good where it belongs.
-    assert (await accept(client, tenant.slug, token))["__typename"] == "SignInPayload"
+    res = await accept(client, tenant.slug, token)
+    assert res["__typename"] == "SignInPayload"
+    account_id = (await me(client, tenant.slug, res["tokens"]["accessToken"]))["account"]["id"]
+    assert await membership(engine, account_id, other) is None
 
 
 async def test_existing_account_proves_its_password_to_join_another_tenant(
@@ -251,11 +275,14 @@ async def test_existing_account_proves_its_password_to_join_another_tenant(
     hash_before = await scalar(
         engine, "SELECT password_hash FROM shared.account WHERE id = :a", a=account_id
     )
-    member, token = await invited_by_email(
+    invitation, token = await invited_by_email(
         client, outbox, second, settings, email=email.upper(), name="Someone Else"
     )
-    assert member["account"]["id"] == str(account_id)  # the same person, not a new account
-    assert member["account"]["name"] == "Li Lei"  # the inviter does not rename them
+    # Only what the inviter typed comes back, nothing of the existing account.
+    assert invitation["name"] == "Someone Else"
+    assert invitation["email"] == email.lower()
+    assert invitation["id"] != str(account_id)
+    assert await membership(engine, account_id, second) is None
 
     res = await accept(client, second.slug, token, password="a-new-password-1")
     assert (res["__typename"], res["field"]) == ("AuthError", "password"), res
@@ -263,13 +290,12 @@ async def test_existing_account_proves_its_password_to_join_another_tenant(
         await scalar(engine, "SELECT password_hash FROM shared.account WHERE id = :a", a=account_id)
         == hash_before
     )
-    assert (await membership(engine, account_id, second))["status"] == "invited"
+    assert await membership(engine, account_id, second) is None
 
     res = await accept(client, second.slug, token, password=PASSWORD)
     assert res["__typename"] == "SignInPayload", res
-    assert (await me(client, second.slug, res["tokens"]["accessToken"]))["account"]["id"] == str(
-        account_id
-    )
+    viewer = await me(client, second.slug, res["tokens"]["accessToken"])
+    assert (viewer["account"]["id"], viewer["account"]["name"]) == (str(account_id), "Li Lei")
     assert (
         await scalar(engine, "SELECT password_hash FROM shared.account WHERE id = :a", a=account_id)
         == hash_before
@@ -277,6 +303,44 @@ async def test_existing_account_proves_its_password_to_join_another_tenant(
     # The home tenant is untouched.
     assert (await me(client, home.slug, home_tokens.access_token))["roles"] == ["agent"]
     assert (await membership(engine, account_id, home))["status"] == "active"
+
+
+async def test_inviting_another_tenants_person_discloses_nothing(
+    client, engine, kit, outbox, make_tenant
+):
+    """Issue #17 item 4: B's admin invites A's admin by email and phone. Nothing of that
+    account comes back (id, name, phone), and it is not among B's members until it accepts."""
+    a, b = await make_tenant(), await make_tenant()
+    email = new_email("admin-of-a")
+    national, phone = new_phone()
+    account_id, _ = await new_account(engine, kit, a, ["admin"], email=email, phone=phone,
+                                      password=PASSWORD, name="Zhao Admin")  # fmt: skip
+    # Any shape of answer: the account must not join B's members by being invited.
+    res = await gql(client, "mutation($input: InviteMemberInput!) { inviteMember(input: $input)"
+                    " { __typename } }", {"input": {"name": "Typed Name", "roles": ["agent"],
+                                                    "email": email}}, tenant=b.slug)  # fmt: skip
+    assert "errors" not in res, res
+    members = await gql(client, MEMBERS, tenant=b.slug)
+    text = json.dumps(members)
+    for secret in (str(account_id), "Zhao Admin", phone, email.lower()):
+        assert secret not in text, members
+    assert await membership(engine, account_id, b) is None
+
+    for typed in ({"email": email.upper()}, {"phone": national}):
+        res = await invite(client, b.slug, name="Typed Name", **typed)
+        assert res["__typename"] == "InvitationPayload", res
+        text = json.dumps(res)
+        for secret in (str(account_id), "Zhao Admin"):
+            assert secret not in text, res
+        # The account's other identifier stays unknown.
+        assert (phone if "email" in typed else email.lower()) not in text, res
+    # The pending invitations show what was typed, nothing more (the second email invitation
+    # replaced the first).
+    listed = (await gql(client, INVITATIONS, tenant=b.slug))["data"]["invitations"]
+    assert sorted((i["name"], i["email"] or "", i["phone"] or "") for i in listed) == sorted(
+        [("Typed Name", email.lower(), ""), ("Typed Name", "", phone)]
+    )
+    assert "Zhao Admin" not in json.dumps(listed)
 
 
 # ---------------------------------------------------------------- refusals
@@ -420,14 +484,55 @@ async def test_disabling_yourself_the_last_admin_or_a_stranger_is_refused(
     assert (await me(client, other.slug, stranger_tokens.access_token))["roles"] == ["agent"]
 
 
-async def test_disabled_invitee_cannot_accept(client, engine, outbox, make_tenant, settings):
-    tenant = await make_tenant()
-    member, token = await invited_by_email(client, outbox, tenant, settings)
-    res = await disable(client, tenant.slug, member["account"]["id"])
-    assert res["__typename"] == "MemberPayload", res
+async def test_withdrawn_or_replaced_invitation_cannot_be_accepted(
+    client, engine, outbox, make_tenant, settings
+):
+    tenant, other = await make_tenant(), await make_tenant()
+    email = new_email("withdrawn")
+    invitation, token = await invited_by_email(client, outbox, tenant, settings, email=email)
+    res = await gql(client, WITHDRAW, {"id": invitation["id"]}, tenant=other.slug)
+    assert res["data"]["withdrawInvitation"]["__typename"] == "NotFoundError", res  # not theirs
+    res = await gql(client, WITHDRAW, {"id": invitation["id"]}, tenant=tenant.slug)
+    assert res["data"]["withdrawInvitation"]["__typename"] == "WithdrawInvitationPayload", res
     res = await accept(client, tenant.slug, token)
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
-    assert (await membership(engine, member["account"]["id"], tenant))["status"] == "disabled"
+    assert "withdrawn" in res["message"]
+    res = await gql(client, WITHDRAW, {"id": invitation["id"]}, tenant=tenant.slug)
+    assert res["data"]["withdrawInvitation"]["__typename"] == "NotFoundError", res
+
+    # Inviting the same email again replaces the earlier link.
+    _, first = await invited_by_email(client, outbox, tenant, settings, email=email)
+    _, second = await invited_by_email(client, outbox, tenant, settings, email=email)
+    assert (await accept(client, tenant.slug, first))["__typename"] == "AuthError"
+    assert (await accept(client, tenant.slug, second))["__typename"] == "SignInPayload"
+
+
+async def test_disabled_member_invited_again_comes_back_but_not_by_an_older_link(
+    client, engine, kit, outbox, make_tenant, settings
+):
+    tenant = await make_tenant()
+    email = new_email("again")
+    account_id, _ = await new_account(engine, kit, tenant, ["agent"], email=email,
+                                      password=PASSWORD)  # fmt: skip
+    res = await invite(client, tenant.slug, email=email)
+    assert res["__typename"] == "ConflictError", res  # already an active member
+    assert (await disable(client, tenant.slug, account_id))["__typename"] == "MemberPayload"
+    _, token = await invited_by_email(client, outbox, tenant, settings, email=email,
+                                      roles=["manager"])  # fmt: skip
+    res = await accept(client, tenant.slug, token, password=PASSWORD)
+    assert res["__typename"] == "SignInPayload", res
+    assert dict(await membership(engine, account_id, tenant)) == {
+        "roles": ["manager"],
+        "status": "active",
+    }
+    # Disabling withdraws the pending invitations of the person: an earlier link does not
+    # bring them back.
+    assert (await disable(client, tenant.slug, account_id))["__typename"] == "MemberPayload"
+    _, token = await invited_by_email(client, outbox, tenant, settings, email=email)
+    assert (await disable(client, tenant.slug, account_id))["__typename"] == "MemberPayload"
+    res = await accept(client, tenant.slug, token, password=PASSWORD)
+    assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
+    assert (await membership(engine, account_id, tenant))["status"] == "disabled"
 
 
 async def test_inviting_with_roles_needs_role_manage(client, engine, kit, outbox, make_tenant):

@@ -5,6 +5,7 @@ read fresh on each request."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from tests.api.identity.helpers import (
     new_account,
     scalar,
 )
-from tests.conftest import gql
+from tests.conftest import auth_headers, gql
 
 ROOT = Path(__file__).resolve().parents[3]
 # Open to anyone / to anyone naming a tenant. Adding a field here is a security decision.
@@ -49,6 +50,9 @@ TENANT_ONLY = {
     "signInWithSmsCode",
     "acceptInvitation",
     "completeTotpSignIn",
+    "requestPasswordReset",
+    "resetPassword",
+    "resetPasswordWithSmsCode",
 }
 
 
@@ -142,6 +146,8 @@ def dummy(gql_type) -> str:
         return "[]"
     if isinstance(gql_type, GraphQLEnumType):
         return next(iter(gql_type.values))
+    if gql_type.name == "Upload":  # no literal is a file: a part of a multipart request
+        return "$file"
     if isinstance(gql_type, GraphQLInputObjectType):
         parts = [
             f"{n}: {dummy(f.type)}"
@@ -181,13 +187,27 @@ def operation(schema, type_name: str, name: str) -> str:
     field = graphql_field(schema, type_name, name)
     args = [f"{a}: {dummy(arg.type)}" for a, arg in field.args.items() if is_required_argument(arg)]
     arguments = f"({', '.join(args)})" if args else ""
+    file = "($file: Upload!)" if "$file" in arguments else ""
     if is_leaf_type(get_named_type(field.type)):
         selection = ""
     elif (result_union(schema, type_name, name) or set()) & set(DENIAL_TYPES.values()):
         selection = "{ __typename ... on UserError { code message field } }"
     else:
         selection = "{ __typename }"
-    return f"{type_name.lower()} {{ {name}{arguments} {selection} }}"
+    return f"{type_name.lower()}{file} {{ {name}{arguments} {selection} }}"
+
+
+async def send(client, op: str, **kw) -> dict:
+    """``gql``, or a GraphQL multipart request when ``op`` takes a file (``$file``)."""
+    if "$file" not in op:
+        return await gql(client, op, **kw)
+    headers = auth_headers(kw["tenant"], kw.get("token") or "") if kw.get("tenant") else {}
+    resp = await client.post("/graphql", headers=headers, files={"0": ("a.csv", b"a\n")}, data={
+        "operations": json.dumps({"query": op, "variables": {"file": None}}),
+        "map": json.dumps({"0": ["variables.file"]}),
+    })  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    return resp.json()
 
 
 def guarded(schema):
@@ -244,11 +264,11 @@ async def test_every_guarded_root_field_refuses_anonymous_and_roleless_callers(
     ]
     # Sent concurrently (independent requests), checked one by one.
     results = await asyncio.gather(
-        *(gql(client, op) for _, _, op, _ in ops),  # no tenant: the field needs one
-        *(gql(client, op, tenant=tenant.slug, token=None) for _, _, op, _ in ops),  # no token
+        *(send(client, op) for _, _, op, _ in ops),  # no tenant: the field needs one
+        *(send(client, op, tenant=tenant.slug, token=None) for _, _, op, _ in ops),  # no token
         # a signed-in member whose roles grant nothing
         *(
-            gql(client, op, tenant=tenant.slug, token=roleless.access_token)
+            send(client, op, tenant=tenant.slug, token=roleless.access_token)
             for _, _, op, _ in forbidden
         ),
     )

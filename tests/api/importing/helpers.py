@@ -32,6 +32,7 @@ mutation($file: Upload!) {
 async def upload(
     client: httpx.AsyncClient, tenant: str, query: str, variables: dict, filename: str,
     data: bytes, *, token: str | None = None, content_type: str = "application/octet-stream",
+    expect_status: int = 200,
 ) -> dict:  # fmt: skip
     """POST a GraphQL multipart request with one file bound to ``variables.file``."""
     operations = json.dumps({"query": query, "variables": {**variables, "file": None}})
@@ -41,5 +42,5 @@ async def upload(
         files={"0": (filename, data, content_type)},
         headers=auth_headers(tenant, token),
     )
-    assert resp.status_code == 200, resp.text
+    assert resp.status_code == expect_status, resp.text
     return resp.json()

@@ -6,8 +6,10 @@ import asyncio
 import json
 from contextlib import asynccontextmanager
 
+import httpx
 from websockets.asyncio.client import connect
 
+from tests.api.helpers import create_building, create_project
 from tests.conftest import TOKENS
 
 UNIT_CHANGES = """
@@ -79,3 +81,11 @@ async def live(server, tenant: str | None, token: str | None = "admin", *, init:
             msg = await client.recv()
             assert msg == {"type": "connection_ack"}, msg
         yield client
+
+
+async def a_building(server, tenant: str) -> str:
+    """The id of a new building of ``tenant`` (made over HTTP on ``server``): unitChanges
+    refuses one that names nothing (NOT_FOUND)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        project = await create_project(http, tenant, "Live Court")
+        return (await create_building(http, tenant, project["id"], "L1"))["id"]

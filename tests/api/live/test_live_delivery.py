@@ -23,15 +23,15 @@ from sqlalchemy import event, func, select
 from sqlalchemy.pool import NullPool
 
 from api.app import create_app
-from api.db import ensure_database, make_engine
+from api.db import make_engine
 from api.live.models import EventStream
 from api.live.relay import OUTBOX, Relay
 from api.unit import service as unit_service
-from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
 from tenants.sessions import TenantDatabase
 from tests.api.helpers import create_building
 from tests.api.live.helpers import LiveClient, live
+from tests.api.processes import own_database
 from tests.api.unit.helpers import HOLD_UNIT, RELEASE_HOLD, create_units, inventory, ok
 from tests.api.unit.test_prices import applied, reserve, status_to
 from tests.conftest import TOKENS, LiveServer, add_member, gql, unique_slug
@@ -388,14 +388,8 @@ async def test_rolled_back_change_publishes_nothing(client, live_server, make_te
 async def quiet_db(db_url, settings):
     """A database of its own with no relay running: the session's gateway leads the relay of
     the test database, and would publish (to its own hub) anything committed there."""
-    url = db_url.set(database=f"{db_url.database}_norelay")
-    await ensure_database(url, recreate=True)
-    eng = make_engine(url, settings)
-    try:
-        await upgrade_shared(eng)
-        yield url, eng
-    finally:
-        await eng.dispose()
+    async with own_database(db_url, settings, "norelay") as db:
+        yield db
 
 
 class HandOff:

@@ -26,7 +26,7 @@ from api.live.relay import Relay
 from api.security.secrets import load_secrets
 from mobile_contracts.contracts import load_manifest
 from tests.api.helpers import create_building
-from tests.api.live.helpers import UNIT_CHANGES, LiveClient, live
+from tests.api.live.helpers import UNIT_CHANGES, LiveClient, a_building, live
 from tests.api.unit.helpers import create_units, inventory
 from tests.api.unit.test_prices import reserve
 from tests.conftest import TOKENS, gql
@@ -233,8 +233,9 @@ async def test_another_tenants_token_is_closed_4403(live_server, make_tenant):
     a, b = await make_tenant(), await make_tenant()
     async with live(live_server, b.slug, token=TOKENS[a.slug], ack=False) as ws:
         assert await close_code(ws.ws) == 4403
+    building = await a_building(live_server, a.slug)
     async with live(live_server, a.slug, token=TOKENS[a.slug]) as ws:  # control: its own tenant
-        await ws.subscribe(UNIT_CHANGES, {"buildingId": str(uuid.uuid4()), "since": FAR_AHEAD})
+        await ws.subscribe(UNIT_CHANGES, {"buildingId": building, "since": FAR_AHEAD})
         await accepted(ws, "1")
 
 
@@ -312,12 +313,13 @@ async def test_a_role_with_follow_gets_followed_changes(client, live_server, mak
         assert code_of(await error_of(ws, sid)) == "FORBIDDEN"
 
 
-async def test_a_building_of_another_tenant_sends_nothing(client, live_server, make_tenant):
+async def test_a_building_of_another_tenant_is_not_found(client, live_server, make_tenant):
     a, b = await make_tenant(), await make_tenant()
     inv_b = await inventory(client, b.slug, floors=1, per_floor=1)
     async with live(live_server, a.slug) as ws:  # tenant A's admin names B's building
-        await ws.subscribe(UNIT_CHANGES, {"buildingId": inv_b["building"]["id"]})
-        await ws.nothing(0.3)
+        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": inv_b["building"]["id"]})
+        err = await error_of(ws, sid)
+        assert code_of(err) == "NOT_FOUND" and "building" in err["message"], err
         await reserve(client, b.slug, inv_b["units"][0]["id"])
         await ws.nothing(1.0)
 
@@ -342,8 +344,9 @@ async def test_a_second_connection_init_is_closed_4429(live_server, make_tenant)
 
 async def test_a_reused_subscription_id_is_closed_4409(live_server, make_tenant):
     tenant = await make_tenant()
+    building = await a_building(live_server, tenant.slug)
     async with live(live_server, tenant.slug) as ws:
-        body = {"query": UNIT_CHANGES, "variables": {"buildingId": str(uuid.uuid4())}}
+        body = {"query": UNIT_CHANGES, "variables": {"buildingId": building}}
         await ws.ws.send(json.dumps({"id": "same", "type": "subscribe", "payload": body}))
         await ws.nothing(0.2)
         await ws.ws.send(json.dumps({"id": "same", "type": "subscribe", "payload": body}))
@@ -352,9 +355,10 @@ async def test_a_reused_subscription_id_is_closed_4409(live_server, make_tenant)
 
 async def test_an_id_can_be_used_again_after_complete(live_server, make_tenant):
     tenant = await make_tenant()
+    building = await a_building(live_server, tenant.slug)
     async with live(live_server, tenant.slug) as ws:
         body = {"query": UNIT_CHANGES,
-                "variables": {"buildingId": str(uuid.uuid4()), "since": FAR_AHEAD}}  # fmt: skip
+                "variables": {"buildingId": building, "since": FAR_AHEAD}}  # fmt: skip
         for _ in range(2):
             await ws.ws.send(json.dumps({"id": "again", "type": "subscribe", "payload": body}))
             await accepted(ws, "again")
@@ -402,6 +406,7 @@ async def test_no_connection_init_within_the_timeout_is_closed_4408(live_server,
 
 async def test_ping_is_answered_with_pong(live_server, make_tenant):
     tenant = await make_tenant()
+    building = await a_building(live_server, tenant.slug)
     async with live(live_server, tenant.slug) as ws:
         await ws.ws.send(json.dumps({"type": "ping", "payload": {"n": 1}}))
         while True:
@@ -410,21 +415,20 @@ async def test_ping_is_answered_with_pong(live_server, make_tenant):
                 break
         assert msg["type"] == "pong", msg
         await ws.ws.send('{"type":"pong"}')  # an unsolicited pong is fine
-        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": str(uuid.uuid4()),
-                                                "since": FAR_AHEAD})  # fmt: skip
+        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": building, "since": FAR_AHEAD})
         await accepted(ws, sid)
 
 
 async def test_queries_and_mutations_are_refused_over_the_socket(live_server, make_tenant):
     tenant = await make_tenant()
+    building = await a_building(live_server, tenant.slug)
     async with live(live_server, tenant.slug) as ws:
         sid = await ws.subscribe("{ apiVersion }")
         err = await error_of(ws, sid)
         assert code_of(err) == "BAD_USER_INPUT" and "subscription" in err["message"], err
         sid = await ws.subscribe("mutation { signOut { revokedSessionId } }")
         assert code_of(await error_of(ws, sid)) == "BAD_USER_INPUT"
-        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": str(uuid.uuid4()),
-                                                "since": FAR_AHEAD})  # fmt: skip
+        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": building, "since": FAR_AHEAD})
         await accepted(ws, sid)
     # the admin is still signed in: the mutation was never run
     async with live(live_server, tenant.slug):
@@ -536,6 +540,7 @@ async def test_documents_over_the_graphql_limits_are_refused_quickly(
     live_server, make_tenant, settings
 ):
     tenant = await make_tenant()
+    building = await a_building(live_server, tenant.slug)
     aliases = " ".join(f"a{i}: seq" for i in range(1000))
     many_aliases = (
         "subscription($b: ID) { unitChanges(buildingId: $b) { ... on UnitChange { "
@@ -555,8 +560,7 @@ async def test_documents_over_the_graphql_limits_are_refused_quickly(
         err = await error_of(ws, sid)
         assert code_of(err) == "BAD_USER_INPUT" and "token" in err["message"].lower(), err
         assert time.monotonic() - started < 2.0
-        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": str(uuid.uuid4()),
-                                                "since": FAR_AHEAD})  # fmt: skip
+        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": building, "since": FAR_AHEAD})
         await accepted(ws, sid)
 
 
@@ -751,7 +755,7 @@ async def test_production_wants_trusted_documents_over_the_socket(production, ma
     tenant = await make_tenant()
     _, agent = await member(tenant, ["agent"])
     _, manager = await member(tenant, ["manager"])  # has graphql.adhoc
-    b = str(uuid.uuid4())
+    b = await a_building(production, tenant.slug)
     async with live(production, tenant.slug, token=agent) as ws:
         sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": b})
         err = await error_of(ws, sid)
@@ -777,8 +781,9 @@ async def test_production_runs_a_trusted_subscription_by_id(production, make_ten
     trusted = endpoint(production).trusted
     doc_id = hashlib.sha256(UNIT_CHANGES.encode()).hexdigest()
     trusted.setdefault(doc_id, UNIT_CHANGES)
+    building = await a_building(production, tenant.slug)
     async with live(production, tenant.slug, token=agent) as ws:
-        sid = await ws.subscribe(None, {"buildingId": str(uuid.uuid4()), "since": FAR_AHEAD},
+        sid = await ws.subscribe(None, {"buildingId": building, "since": FAR_AHEAD},
                                  documentId=doc_id)  # fmt: skip
         await accepted(ws, sid)
     async with httpx.AsyncClient(base_url=production.url, timeout=30) as http:

@@ -14,11 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,21 +25,24 @@ import pytest
 from graphql import parse
 from sqlalchemy import select, text
 
-from api.db import ensure_database, make_engine
 from api.graphql.schema import build_schema
 from api.live.bus import LocalBus, RedisBus
 from api.live.hub import Connection, Feed, Hub
 from api.live.relay import LOCK_KEY, OUTBOX, Relay, wire
 from api.live.schema import to_object
-from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
 from tests.api.live.helpers import UNIT_CHANGES, live
+from tests.api.processes import (
+    Gateway,
+    RedisServer,
+    gateway_env,
+    own_database,
+    redis_server_or_skip,
+)
 from tests.api.unit.helpers import CHANGE_STATUS, inventory, ok
 from tests.api.unit.test_prices import reserve
-from tests.conftest import _MEDIA_DIR, TOKENS, add_member, gql, unique_slug
+from tests.conftest import TOKENS, add_member, gql, unique_slug
 from tests.conftest import test_settings as settings_for_tests
-
-ROOT = Path(__file__).resolve().parents[3]  # the repository: ``api.main`` imports from here
 
 
 def _redis_url_or_skip() -> str:
@@ -59,97 +57,11 @@ def redis_url() -> str:
     return _redis_url_or_skip()
 
 
-# ---------------------------------------------------------------- gateway processes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gateway:
-    """``python -m uvicorn api.main:app`` on a loopback port, configured by environment."""
-
-    def __init__(self, name: str, env: dict[str, str], logs: Path) -> None:
-        self.name = name
-        self.env = env
-        self.log_path = logs / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def spawn(self) -> None:
-        self.port = _free_port()
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--ws", "websockets-sansio", "--log-level", "warning"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway {self.name} exited:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"gateway {self.name} did not answer /healthz:\n{self.log_tail()}")
-
-    def start(self) -> Gateway:
-        self.spawn()
-        self.wait_healthy()
-        return self
-
-    def kill(self) -> None:
-        """Crash: SIGKILL, no shutdown."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-
 @pytest.fixture(scope="module")
 async def gw_db(db_url, settings):
     """A database of the gateway processes' own, migrated: (url, engine)."""
-    url = db_url.set(database=f"{db_url.database}_gateways")
-    await ensure_database(url, recreate=True)
-    engine = make_engine(url, settings)
-    await upgrade_shared(engine)
-    yield url, engine
-    await engine.dispose()
+    async with own_database(db_url, settings, "gateways") as db:
+        yield db
 
 
 @pytest.fixture(scope="module")
@@ -157,28 +69,7 @@ def gateway_pair(redis_url, gw_db, settings):
     """Two gateway processes on the gateways' database, sharing Redis; each runs the relay in
     process (one leads, the other stands by)."""
     url, _ = gw_db
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANJU_")}
-    env.update({
-        "ANJU_ENV": "test",
-        "ANJU_DATABASE_URL": url.set(drivername="postgresql").render_as_string(hide_password=False),
-        "ANJU_REDIS_URL": redis_url,
-        # the same secrets as the test process (tokens it signs must verify there)
-        "ANJU_DATA_DIR": str(settings.data_dir.resolve()),
-        "ANJU_JWT_PRIVATE_KEY": settings.jwt_private_key,
-        "ANJU_FIELD_KEYS": settings.field_keys,
-        "ANJU_BLIND_INDEX_KEY": settings.blind_index_key,
-        "ANJU_MEDIA_DIR": str(_MEDIA_DIR),
-        "ANJU_RATE_USER_PER_MINUTE": "0",
-        "ANJU_RATE_TENANT_PER_MINUTE": "0",
-        "ANJU_RATE_ANONYMOUS_PER_MINUTE": "0",
-        "ANJU_TENANT_CACHE_TTL": "0",
-        "ANJU_LOG_JSON": "true",
-        "ANJU_LOG_LEVEL": "WARNING",
-        "ANJU_SMS_BACKEND": "capture",
-        "ANJU_WORKER_IN_PROCESS": "false",
-        "ANJU_LIVE_RELAY_IN_PROCESS": "true",
-    })  # fmt: skip
-    env = {k: v for k, v in env.items() if v != ""}
+    env = gateway_env(settings, url, ANJU_REDIS_URL=redis_url)
     with tempfile.TemporaryDirectory(prefix="anju-gateways-") as logs:
         pair = [Gateway("gw1", env, Path(logs)), Gateway("gw2", env, Path(logs))]
         try:
@@ -307,8 +198,11 @@ async def test_no_cross_tenant_delivery_under_load(gateways, gw_tenant):
                 await ws.subscribe(UNIT_CHANGES, {"projectId": project_a})
             for ws in (wb1, wb2):
                 await ws.subscribe(UNIT_CHANGES, {"projectId": project_b})
-            # B naming A's project: keyed under B, so it must hear nothing of A
-            await wb_foreign.subscribe(UNIT_CHANGES, {"projectId": project_a})
+            # B naming A's project: not found (in B), and it must hear nothing of A after
+            sid = await wb_foreign.subscribe(UNIT_CHANGES, {"projectId": project_a})
+            refusal = await wb_foreign.recv()
+            assert refusal["id"] == sid and refusal["type"] == "error", refusal
+            assert refusal["payload"][0]["extensions"]["code"] == "NOT_FOUND", refusal
             await asyncio.gather(*(ws.nothing(0.3) for ws in (wa1, wa2, wb1, wb2, wb_foreign)))
 
             async def deal(i: int, unit: str) -> None:
@@ -498,3 +392,75 @@ async def test_redis_bus_message_after_a_handler_error_is_not_lost(redis_url):
         await a.publish([{"seq": 2}])
         await got.until(lambda: 2 in got.seqs, timeout=1.0)
         assert got.seqs == [1, 2]
+
+
+async def test_redis_bus_subscribes_again_and_resumes_after_redis_restarts(tmp_path):
+    """A Redis restart costs the subscription; it is made again by itself, the hub is told
+    when it was lost (to read back what was published meanwhile), and messages flow again."""
+    redis = RedisServer(redis_server_or_skip(), tmp_path).start()
+    resumed: list[float] = []
+    got = _Received()
+    try:
+        async with two_buses(redis.url) as (a, b):
+            await b.start(got, resumed.append)
+            await a.publish([{"seq": 1}])
+            await got.until(lambda: got.seqs == [1])
+            before = time.time()
+            redis.stop()
+            with pytest.raises(Exception):  # noqa: B017 - whatever redis-py raises for it
+                await a.publish([{"seq": 2}])  # nobody to publish to: the relay keeps it
+            redis.start()
+            async with asyncio.timeout(30):
+                while not resumed:
+                    await asyncio.sleep(0.05)
+            assert len(resumed) == 1 and resumed[0] >= before
+            await a.publish([{"seq": 3}])
+            await got.until(lambda: 3 in got.seqs)
+            assert got.seqs == [1, 3]
+    finally:
+        redis.stop()
+
+
+async def test_hub_catches_up_after_the_bus_resumes(live_server_factory, make_tenant, engine):
+    """After a lost subscription the hub reads back, without any later event to reveal the gap,
+    what was numbered meanwhile: after its last sequence for a tenant it knows, and what was
+    written since shortly before the loss for a tenant it has subscribers of but no event yet."""
+    known, fresh = await make_tenant(), await make_tenant()
+    invs = {}
+    with live_server_factory(live_relay_in_process=False) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            lost_at = time.time()
+            for tenant in (known, fresh):
+                invs[tenant.id] = inv = await inventory(c, tenant.slug, floors=1, per_floor=3)
+                for unit in inv["units"]:
+                    await reserve(c, tenant.slug, unit["id"])
+    await Relay(engine, LocalBus()).number()
+
+    hub = Hub(build_schema(settings_for_tests())._schema, engine, to_object=to_object)
+    sends = {}
+    for tenant in (known, fresh):
+        sends[tenant.id] = send = _Collecting()
+        conn = Connection(send, tenant.id, principal=None)
+        hub.connections.add(conn)
+        building = invs[tenant.id]["building"]["id"]
+        shape = hub.shape(("resume", tenant.id, "{}"), parse(UNIT_CHANGES), None,
+                          {"buildingId": building})  # fmt: skip
+        hub.register(Feed(conn, "1", shape, {(tenant.id, "building", building)},
+                          lambda ev: ev["kind"].startswith("unit.")))  # fmt: skip
+    hub.last_seq[known.id] = 1  # seq 1 came over the bus before the loss
+    hub.start()
+    try:
+        hub.on_resume(lost_at)
+        got_known = await sends[known.id].wait_for(2)
+        got_fresh = await sends[fresh.id].wait_for(3)
+        await asyncio.sleep(0.2)  # nothing more
+    finally:
+        await hub.stop()
+    changes = {t: [m["payload"]["data"]["unitChanges"] for m in got]
+               for t, got in ((known.id, got_known), (fresh.id, got_fresh))}  # fmt: skip
+    assert [c["seq"] for c in changes[known.id]] == [2, 3], changes
+    assert [c["seq"] for c in changes[fresh.id]] == [1, 2, 3], changes
+    for tenant_id, skip in ((known.id, 1), (fresh.id, 0)):
+        units = [u["id"] for u in invs[tenant_id]["units"]][skip:]
+        assert [c["unitId"] for c in changes[tenant_id]] == units
+    assert hub.last_seq == {known.id: 3, fresh.id: 3}

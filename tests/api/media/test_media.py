@@ -138,10 +138,11 @@ async def test_s3_backend_end_to_end(make_tenant, live_server_factory):
         creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
         admin = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
         admin.create_bucket(Bucket="anju-media")
-        # Media are public (unguessable keys): the operator's bucket policy allows reads.
+        # Public media (unguessable keys): the operator's bucket policy allows reads of all
+        # but private/ (documents, reached only through presigned links).
         public_read = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-            "Resource": "arn:aws:s3:::anju-media/*",
+            "NotResource": "arn:aws:s3:::anju-media/private/*",
         }]}  # fmt: skip
         admin.put_bucket_policy(Bucket="anju-media", Policy=json.dumps(public_read))
         overrides = dict(
@@ -160,6 +161,15 @@ async def test_s3_backend_end_to_end(make_tenant, live_server_factory):
                     body = (await plain.get(media["url"])).content
                     assert Image.open(io.BytesIO(body)).size == (640, 480)
                     assert (await plain.get(media["thumbnailUrl"])).status_code == 200
+                # A document: private, a presigned link that expires.
+                doc = (await send(client, tenant.slug, "UNIT", inv["units"][0]["id"],
+                                  "DOCUMENT", b"%PDF-1.4\n%%EOF\n"))["media"]  # fmt: skip
+                assert doc["url"].startswith(f"{endpoint}/anju-media/private/{tenant.slug}/")
+                assert "X-Amz-Signature=" in doc["url"] and "X-Amz-Expires=" in doc["url"]
+                async with httpx.AsyncClient() as plain:
+                    assert (await plain.get(doc["url"])).content == b"%PDF-1.4\n%%EOF\n"
+                res = await gql(client, DELETE, {"id": doc["id"]}, tenant=tenant.slug)
+                assert res["data"]["deleteMedia"]["__typename"] == "DeleteMediaPayload"
                 res = await gql(client, DELETE, {"id": media["id"]}, tenant=tenant.slug)
                 assert res["data"]["deleteMedia"]["__typename"] == "DeleteMediaPayload"
                 listed = admin.list_objects_v2(Bucket="anju-media")

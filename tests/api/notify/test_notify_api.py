@@ -604,10 +604,10 @@ async def test_followers_hear_of_a_price_change(client, engine, make_tenant, mem
     number = unit["number"]
     [got] = (await inbox(client, slug, en_token))["items"]
     assert (got["title"], got["body"], got["data"]) == (
-        "A unit you follow has a new price", f"Unit {number} is now ¥3,030,000",
+        "A unit you follow has a new price", f"Unit {number} is now CN¥3,030,000.00",
         {"kind": "unit", "id": unit["id"]})  # fmt: skip
     [got] = (await inbox(client, slug, zh_token))["items"]
-    assert (got["title"], got["body"]) == ("关注的房源调价", f"{number} 现价 ¥3,030,000")
+    assert (got["title"], got["body"]) == ("关注的房源调价", f"{number} 现价 ¥3,030,000.00")
 
 
 # ---------------------------------------------------------------- 6. hold reminders

@@ -9,13 +9,15 @@ import uuid
 from datetime import timedelta
 
 import pypdf
+import pytest
 from sqlalchemy import select, text
 
 from api.payment import bills
 from api.payment import tasks as payment_tasks
 from api.payment.models import Bill as BillRow
+from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
-from tests.api.payment.test_payments import books, connect, deliver, told, work
+from tests.api.payment.test_payments import books, connect, deliver, payment_rows, told, work
 from tests.conftest import TOKENS, gql
 
 BILL_FIELDS = """
@@ -59,11 +61,11 @@ mutation($b: ID!, $r: String!) {
 """
 
 
-async def issue(http, slug, payer, amount=30_000, due_in=10, **extra) -> dict:
-    from api.payment.bills import today
-
+async def issue(http, slug, payer, amount=30_000, due_in=10, on=None, **extra) -> dict:
+    """Bill ``payer``, due ``due_in`` days after ``on`` (default: today in the default zone)."""
+    today = on or TenantInfo("", slug, "", "", "active", "free").today()
     fields = {"kind": "PROPERTY_FEE", "title": "物业费 2026-12", "payerId": str(payer),
-              "amount": amount, "dueOn": (today() + timedelta(days=due_in)).isoformat(),
+              "amount": amount, "dueOn": (today + timedelta(days=due_in)).isoformat(),
               "period": "2026-12", **extra}  # fmt: skip
     res = await gql(http, ISSUE, {"input": fields}, tenant=slug)
     assert "errors" not in res, res
@@ -150,28 +152,63 @@ async def test_partial_payments_receipts_and_the_ledger(
                                                              "bill.paid"]  # fmt: skip
 
 
-async def test_a_payment_for_a_bill_settled_meanwhile_is_refunded(
-    http, fake, engine, db_url, make_tenant, member, worker_settings
+@pytest.mark.parametrize("first", ["whole", "part"])
+async def test_two_payments_for_one_bill_settle_it_whatever_the_order(
+    http, fake, engine, db_url, make_tenant, member, worker_settings, first
 ):
-    """Two phones pay the whole bill at once: both payments succeed at Stripe; the second to
-    arrive finds the bill paid and is refunded."""
+    """Two phones pay one bill of ¥50 at once, all of it (5,000 fen) and 4,999 fen: both
+    succeed at Stripe, and their events are applied one after the other, in either order.
+    The whole one first: the bill is paid, the other finds it paid and is refunded whole.
+    The part first: the whole one settles the last fen and only its excess (4,999) is
+    refunded. Either way the bill is paid once, ¥50 in receipts, the books balanced."""
     tenant = await make_tenant()
     await connect(engine, tenant)
     owner_id, owner = await member(tenant, ["owner"])
     bill = (await issue(http, tenant.slug, owner_id, amount=5_000))["bill"]
-    a = await pay(http, tenant.slug, owner, bill["id"])
-    b = await pay(http, tenant.slug, owner, bill["id"], 4_999)  # another amount: another intent
-    assert pi(a) != pi(b)
-    await deliver(http, fake, fake.succeed(pi(a)))
-    await deliver(http, fake, fake.succeed(pi(b)))
-    await work(worker_settings, engine, db_url)
+    whole = await pay(http, tenant.slug, owner, bill["id"])
+    part = await pay(http, tenant.slug, owner, bill["id"], 4_999)  # another amount: another intent
+    assert (whole["payment"]["amount"], part["payment"]["amount"]) == (5_000, 4_999)
+    order = [whole, part] if first == "whole" else [part, whole]
+    for started in order:  # each event applied before the next arrives
+        await deliver(http, fake, fake.succeed(pi(started)))
+        await work(worker_settings, engine, db_url)
+
     [got] = await mine(http, tenant.slug, owner)
-    assert (got["status"], got["paidAmount"], len(got["receipts"])) == ("PAID", 5_000, 1)
-    refunds = [c for c in fake.calls("POST", "/v1/refunds") if c.body["payment_intent"] == pi(b)]
-    assert len(refunds) == 1 and refunds[0].body["amount"] == "4999"
-    balances, _ = await books(engine, tenant)
-    assert balances["accounts_receivable"] == 0 and balances["fee_income"] == -5_000
-    assert "bill.refunded" in [t for _, t, _ in await told(engine, tenant)]
+    assert (got["status"], got["paidAmount"], got["outstanding"]) == ("PAID", 5_000, 0)
+    receipts = [(r["number"], r["amount"]) for r in got["receipts"]]
+    refunded, key = (part, "bill_closed") if first == "whole" else (whole, "bill_overpaid")
+    if first == "whole":
+        assert receipts == [("R00000001", 5_000)]
+    else:
+        assert receipts == [("R00000001", 4_999), ("R00000002", 1)]
+        words = pypdf.PdfReader(io.BytesIO((await http.get(got["receipts"][1]["pdfUrl"]))
+                                           .content)).pages[0].extract_text()  # fmt: skip
+        assert "¥0.01" in words, words
+    calls = [c for c in fake.calls("POST", "/v1/refunds")
+             if c.body["payment_intent"] in (pi(whole), pi(part))]  # fmt: skip
+    assert [(c.body["payment_intent"], c.body["amount"]) for c in calls] == [
+        (pi(refunded), "4999")]  # fmt: skip
+    assert calls[0].headers["idempotency-key"] == f"refund:{refunded['payment']['id']}:{key}"
+    assert [r["amount"] for r in fake.refunds.values()
+            if r["payment_intent"] in (pi(whole), pi(part))] == [4_999]  # fmt: skip
+    rows = {str(p.id): p for p in await payment_rows(engine, tenant)}
+    kept, back = rows[whole["payment"]["id"]], rows[part["payment"]["id"]]
+    if first == "whole":
+        assert (kept.status, kept.refunded_amount) == ("paid", 0)
+        assert (back.status, back.refunded_amount, back.refund_reason) == (
+            "refunded", 4_999, "bill_closed")  # fmt: skip
+    else:
+        assert (kept.status, kept.refunded_amount, kept.refund_reason) == (
+            "paid", 4_999, "bill_overpaid")  # 1 fen of it stays on the bill  # fmt: skip
+        assert (back.status, back.refunded_amount) == ("paid", 0)
+    # Issued, two payments, one refund of 4,999 with its part of the platform fee (2%).
+    balances, journals = await books(engine, tenant)
+    assert journals == 4
+    assert balances == {"fee_income": -5_000, "accounts_receivable": 0,
+                        "stripe_balance": 4_900, "platform_fees": 100}  # fmt: skip
+    expected = (["bill.issued", "bill.paid", "bill.refunded"] if first == "whole"
+                else ["bill.issued", "bill.paid", "bill.paid", "bill.refunded"])  # fmt: skip
+    assert [t for _, t, _ in await told(engine, tenant)] == expected
 
 
 async def test_overdue_reminders_once_and_voiding(
@@ -229,7 +266,7 @@ async def test_bill_numbers_have_no_gaps_under_concurrency(engine, make_tenant, 
         async with TenantDatabase(engine).session(tenant) as session:
             await bills.issue(session, staff, bills.BillInput(
                 kind="service_fee", title=f"#{i}", payer_id=owner_id, amount=100,
-                due_on=bills.today()))  # fmt: skip
+                due_on=bills.today(session)))  # fmt: skip
             if fail:
                 await session.rollback()  # a rolled-back bill gives its number back
                 return

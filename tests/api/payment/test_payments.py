@@ -416,6 +416,59 @@ async def test_replay_stores_the_events_that_never_arrived(
     assert again["duplicate"] >= 2 and len(await events(engine, account=account)) == 2
 
 
+async def test_replay_requeues_an_event_whose_job_failed_for_good(
+    http, fake, engine, db_url, make_tenant, member, worker_settings, monkeypatch
+):
+    """Stripe was down while the event's job ran and it had no retries left: the event is
+    stored but never applied. Replay queues it again (once: not while that job waits) and
+    it is applied; an event applied already is a duplicate."""
+    import stripe
+
+    from api.payment import stripe_api, webhook
+
+    tenant, _, [unit] = await tenant_with_unit(http, engine, make_tenant)
+    _, agent = await member(tenant, ["agent"])
+    pi = pi_of(await start(http, tenant.slug, unit, agent))
+    since = int(time.time()) - 60
+    event = fake.succeed(pi)
+    await deliver(http, fake, event)
+
+    async def down(*args, **kwargs):
+        raise stripe.APIConnectionError("Stripe is unreachable")
+
+    monkeypatch.setattr(stripe_api, "retrieve_intent", down)
+    monkeypatch.setattr(tasks.apply_stripe_event, "retry_strategy", None)
+    await work(worker_settings, engine, db_url)
+    monkeypatch.undo()
+
+    async def jobs() -> list[str]:
+        async with engine.connect() as conn:
+            return list(await conn.scalars(text(
+                "SELECT status FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e "
+                "ORDER BY id"), {"e": event["id"]}))  # fmt: skip
+
+    assert await jobs() == ["failed"]
+    [ev] = await events(engine, id=event["id"])
+    assert ev.processed_at is None
+    assert [p.status for p in await payment_rows(engine, tenant)] == ["pending"]
+
+    counts = await webhook.replay(engine, worker_settings, since)
+    assert counts["requeued"] >= 1, counts  # (other tests' accounts are replayed too)
+    assert await jobs() == ["failed", "todo"]
+    again = await webhook.replay(engine, worker_settings, since)  # its job is waiting
+    assert await jobs() == ["failed", "todo"]
+    await work(worker_settings, engine, db_url)
+    assert [p.status for p in await payment_rows(engine, tenant)] == ["paid"]
+    assert await unit_status(http, tenant.slug, unit) == "RESERVED"
+    [ev] = await events(engine, id=event["id"])
+    assert ev.processed_at is not None and ev.outcome == "paid; unit reserved"
+    last = await webhook.replay(engine, worker_settings, since)
+    assert await jobs() == ["failed"]  # applied: not queued again
+    assert last["duplicate"] >= 1 and again["duplicate"] >= 1
+    balances, journals = await books(engine, tenant)
+    assert journals == 1 and balances["deposits_held"] == -2_000_000
+
+
 # ---------------------------------------------------------------- cancellation and expiry
 
 CANCEL = """

@@ -292,8 +292,13 @@ async def test_invalid_rules_are_refused_and_change_nothing(client, make_tenant)
     await refused("change")  # no change at all
     await refused("change", percent="3", amount=100)
     await refused("change", pricePerM2=3_000_000, price=300_000_000)
-    for bad in ("-91", "100.01", "NaN", "Infinity", "-1000"):
+    for bad in ("-91", "100.01", "-1000"):
         await refused("percent", percent=bad)
+    for bad in ("NaN", "Infinity"):  # no Decimal at all: refused with the request
+        fields = {"projectId": pid, "percent": bad, "reason": "market update"}
+        res = await gql(client, ADJUST_PRICES, {"input": fields}, tenant=slug)
+        [error] = res["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "percent" in error["message"]
     await refused("rule", floorMin=26, percent="1")  # floors nobody lives on
     await refused("rule", floorMin=2, floorMax=2, buildingIds=[pid], percent="1")
     await refused("floorMin", floorMin=3, floorMax=2, percent="1")

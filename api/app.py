@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView
-from api.http import RequestTimeout, SecurityHeaders
+from api.http import BodyLimit, RequestTimeout, SecurityHeaders
 from api.live.bus import make_bus
 from api.live.hub import Hub
 from api.live.relay import Relay
@@ -88,7 +89,8 @@ def create_app(
     )  # fmt: skip
     live = LiveEndpoint(
         schema, hub, db, kit, trusted=graphql.trusted, production=settings.env == "production",
-        max_tokens=settings.graphql_max_tokens, max_subscriptions=settings.live_max_subscriptions,
+        max_tokens=settings.graphql_max_tokens, max_chars=settings.graphql_max_document_chars,
+        max_subscriptions=settings.live_max_subscriptions,
         replay_max=settings.live_replay_max,
     )  # fmt: skip
 
@@ -224,10 +226,16 @@ def create_app(
     app.state.storage = storage
     app.state.hub = hub
     app.state.relay = relay
-    # Outermost last: headers on every answer (refusals too), CORS preflights answered before
-    # tenant resolution, the time limit innermost (around the GraphQL work).
+    # Outermost last: the client address first (behind trusted proxies), headers on every
+    # answer (refusals too), CORS preflights answered before tenant resolution, an oversized
+    # body refused before the tenant is looked up, the time limit innermost (around the
+    # GraphQL work).
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
+    app.add_middleware(
+        BodyLimit, default=settings.http_max_body_bytes, multipart=settings.max_upload_bytes,
+        paths={"/webhooks/stripe": settings.stripe_webhook_max_bytes},
+    )  # fmt: skip
     app.add_middleware(UnavailableMiddleware)  # database out of reach: 503, not 500
     if settings.cors_origins:
         app.add_middleware(
@@ -237,4 +245,6 @@ def create_app(
             max_age=600,
         )  # fmt: skip
     app.add_middleware(SecurityHeaders, production=settings.env == "production")
+    if settings.trusted_proxies:  # uvicorn's walk: the right-most untrusted X-Forwarded-For
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

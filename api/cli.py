@@ -98,6 +98,7 @@ def serve(
     """Serve the gateway (GraphQL on /graphql)."""
     import uvicorn
 
+    from api.http import UVICORN_OPTIONS
     from api.logging import configure_logging
 
     settings = get_settings()
@@ -115,11 +116,9 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
-        lifespan="on",
+        **UVICORN_OPTIONS,
     )
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -64,6 +65,21 @@ class Settings(BaseSettings):
     rate_anonymous_per_minute: int = Field(default=120, ge=0)
     # Seconds an HTTP request may run before it is stopped (0: no limit).
     request_timeout: float = Field(default=30.0, ge=0)
+    # ---- the edge (docs/security.md, "Hostile input"): bodies over their limit are refused
+    # with 413 from their Content-Length, or as soon as they stream past it.
+    # A GraphQL JSON request (and any body other than the two below).
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A multipart upload (media, imports); 0: the largest media file plus 1 MiB of form.
+    http_max_upload_bytes: int = Field(default=0, ge=0)
+    # A Stripe webhook delivery (Stripe's events are a few KiB).
+    stripe_webhook_max_bytes: int = Field(default=512 * 1024, ge=1024)
+    # A GraphQL document's length in characters, comments and whitespace included (the token
+    # limit does not count comments).
+    graphql_max_document_chars: int = Field(default=100_000, ge=1000)
+    # Proxies (addresses or CIDR networks, JSON list) whose X-Forwarded-For is believed: the
+    # client is the right-most address of that header that is not one of them. Empty: none
+    # (the TCP peer is the client). Set it to the load balancers' addresses.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # ---- notifications (docs/notifications.md)
     # FCM: without a project id, pushes go to a log sender (the inbox still works).
     fcm_project_id: str = ""
@@ -201,6 +217,18 @@ class Settings(BaseSettings):
         if not croniter.croniter.is_valid(self.worker_stalled_cron):
             raise ValueError("ANJU_WORKER_STALLED_CRON is not a cron expression")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ip_network(entry, strict=False)  # a ValueError names the entry at fault
+        return value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        largest = max(self.media_max_image_bytes, self.media_max_video_bytes)
+        return self.http_max_upload_bytes or largest + 1024 * 1024
 
     @property
     def is_dev(self) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import ensure_database, make_engine, server_url
+from api.http import UVICORN_OPTIONS
 from api.logging import configure_logging
 from api.security.kit import SecurityKit, build_kit
 from api.settings import Settings
@@ -63,9 +64,24 @@ def test_settings(**overrides) -> Settings:
         # under the server's max_connections; bursts of 20 are still possible.
         "db_pool_size": 5,
         "db_max_overflow": 15,
+        # The suite's clients play a load balancer on loopback: their X-Forwarded-For names
+        # the client (one address per test keeps per-IP limits apart). Default: none trusted.
+        "trusted_proxies": ["127.0.0.1"],
     }
     base.update(overrides)
     return Settings(**base)
+
+
+def production_overrides() -> dict:
+    """Settings overrides of a gateway in production mode: its own secrets (production refuses
+    to start without them; tokens and personal data of the suite's kit do not pass there)."""
+    import base64
+
+    from tests.api.security.test_secrets import ed25519_pem
+
+    return {"env": "production", "jwt_private_key": ed25519_pem(),
+            "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),
+            "blind_index_key": base64.b64encode(os.urandom(32)).decode()}  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -191,9 +207,7 @@ class LiveServer(OnLoopback):
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(socket.SOMAXCONN)
         self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
-        )
+        self.server = uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS))
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:

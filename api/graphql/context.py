@@ -182,6 +182,28 @@ class Context:
         return scope.principal
 
 
+async def _caller(ctx: Context) -> Principal | None:
+    """The caller when a valid token was sent, else None (a bad token is kept by the scope and
+    raised where a field needs the caller)."""
+    if ctx.tenant is not None and ctx.access_token():
+        with contextlib.suppress(Unauthenticated):
+            return await ctx.principal()
+    return None
+
+
+async def refuse_adhoc(ctx: Context) -> None:
+    """Production: a full document (not a trusted id) runs only for a caller whose roles grant
+    graphql.adhoc. Called before the document is parsed, so a stranger learns nothing about
+    the schema from its syntax or validation messages."""
+    if ctx.production and ctx.adhoc_document:
+        principal = await _caller(ctx)
+        if principal is None or not principal.can("graphql.adhoc"):
+            raise GraphQLError(
+                "send a trusted document id (documentId); full documents need graphql.adhoc",
+                extensions={"code": ErrorCode.FORBIDDEN.value},
+            )
+
+
 def _mutation_event(ec, recorder: AuditRecorder) -> Event | None:
     """One audit event for a mutation operation: its root fields, their arguments (masked),
     the outcome (ok, or the typed errors returned) and the row changes it made."""
@@ -231,20 +253,7 @@ class OperationScope(SchemaExtension):
                 "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
                 extensions={"code": ErrorCode.BAD_USER_INPUT.value},
             )
-        principal = None
-        if ctx.tenant is not None and ctx.access_token():
-            with contextlib.suppress(Unauthenticated):
-                principal = await ctx.principal()
-        if (
-            ctx.production
-            and ctx.adhoc_document
-            and not (principal is not None and principal.can("graphql.adhoc"))
-        ):
-            raise GraphQLError(
-                "send a trusted document id (documentId); full documents need graphql.adhoc",
-                extensions={"code": ErrorCode.FORBIDDEN.value},
-            )
-        await self._rate_limit(ctx, principal)
+        await self._rate_limit(ctx, await _caller(ctx))
         yield
 
     @staticmethod
@@ -279,6 +288,7 @@ class OperationScope(SchemaExtension):
         scope = _Scope(uow, Loaders(ctx), recorder)
         _current.set(scope)
         try:
+            await refuse_adhoc(ctx)  # before the document is parsed
             yield
             result = ec.result
             if (result is not None and result.errors) or ec.pre_execution_errors:

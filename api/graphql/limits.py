@@ -1,5 +1,6 @@
 """Limits on what one GraphQL document may ask for, checked before anything runs.
 
+* length in characters (comments count), before parsing: ``check_length``;
 * tokens (the parser stops counting past the limit), depth, aliases: strawberry's extensions;
 * cost: ``CostLimit`` below, computed on the document alone (no per-field resolve hook). Each
   field costs 1; a paginated field (an argument ``first``) multiplies what it selects by its
@@ -10,7 +11,10 @@
 
 from __future__ import annotations
 
+import re
+
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
@@ -29,6 +33,46 @@ LIST_FACTOR = 10
 PAGE_ARGS = ("first", "last")
 # The list that *is* a paginated field's page (its size is the page's): no factor of its own.
 PAGE_LISTS = ("edges", "nodes", "items")
+
+
+def check_length(text: str, max_chars: int) -> None:
+    """The document's length, comments and whitespace included (the token limit skips them),
+    checked before it is parsed."""
+    if len(text) > max_chars:
+        raise GraphQLError(
+            f"the document is {len(text):,} characters long, more than the limit of "
+            f"{max_chars:,}", extensions={"code": "BAD_USER_INPUT", "maxChars": max_chars},
+        )  # fmt: skip
+
+
+def check_operation_name(document: DocumentNode, operation_name: str | None) -> None:
+    """Without an operationName a document must hold one operation (GraphQL spec,
+    GetOperation): never run the first of several."""
+    if operation_name is None:
+        ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(ops) > 1:
+            raise GraphQLError(
+                f"the document holds {len(ops)} operations: name the one to run (operationName)",
+                extensions={"code": "BAD_USER_INPUT"},
+            )
+
+
+def literal_faults(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Validation errors are the document's fault. graphql-core reports a literal a scalar could
+    not read with the exception it caught (e.g. Python's int-str conversion limit for a
+    5,000-digit integer) as the original error, which the error policy would mask as INTERNAL:
+    such an error becomes BAD_USER_INPUT, without the exception's text."""
+    out = []
+    for error in errors:
+        original = error.original_error
+        if original is not None and not isinstance(original, GraphQLError):
+            message = _CAUGHT.sub(", found", error.message)
+            error = GraphQLError(message, error.nodes, extensions={"code": "BAD_USER_INPUT"})
+        out.append(error)
+    return out
+
+
+_CAUGHT = re.compile(r", but encountered error '.*'; found", re.DOTALL)
 
 
 def cost_rule(max_cost: int) -> type[ValidationRule]:
@@ -57,7 +101,10 @@ def _page_size(field: FieldNode) -> int | None:
     for arg in field.arguments or ():
         if arg.name.value in PAGE_ARGS:
             if isinstance(arg.value, IntValueNode):
-                return max(0, min(int(arg.value.value), MAX_PAGE))
+                text = arg.value.value  # may have thousands of digits: Int validation says so
+                if len(text) > 9:
+                    return 0 if text.startswith("-") else MAX_PAGE
+                return max(0, min(int(text), MAX_PAGE))
             return MAX_PAGE  # a variable: the largest page the server gives
     return None
 

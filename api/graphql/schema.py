@@ -25,7 +25,7 @@ from api.graphql.errors import (
     answer_unavailable,
     apply_error_policy,
 )
-from api.graphql.limits import cost_rule
+from api.graphql.limits import check_length, check_operation_name, cost_rule, literal_faults
 from api.graphql.permissions import Public
 from api.graphql.types import SCALARS, overlong_list
 from api.settings import Settings
@@ -38,7 +38,9 @@ class CoreQuery:
         return "0.1.0"
 
 
-SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+# graphql-core's hints ("Did you mean 'priceMin' or 'priceMax'?"), wherever they stand in the
+# message (an input field's is followed by "Found: ..."); the names it quotes hold no "?".
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 class AnjuSchema(strawberry.Schema):
@@ -64,23 +66,32 @@ class DocumentPolicy(SchemaExtension):
     validating with the limit rules (and, in production, no introspection), both through
     the schema's LRU caches (``graphql_cache_size`` entries each; a validation is keyed by the
     parsed document, which the parse cache keeps identical for the same text). Variables
-    holding a list longer than ``MAX_LIST_ITEMS`` are refused there too, before coercion."""
+    holding a list longer than ``MAX_LIST_ITEMS`` are refused there too, before coercion.
 
-    def __init__(self, max_tokens: int, rules: tuple, caches: tuple):
+    Before parsing, a document longer than ``max_chars`` is refused (in production, a full
+    document from a caller without ``graphql.adhoc`` was refused even before, when the
+    operation started: ``refuse_adhoc``). After: a document of several operations needs an
+    operationName (the spec's GetOperation; strawberry would run the first)."""
+
+    def __init__(self, max_tokens: int, max_chars: int, rules: tuple, caches: tuple):
         self.max_tokens = max_tokens
+        self.max_chars = max_chars
         self.rules = rules
         self.parse, self.validate = caches
 
     def on_parse(self):
         ctx = self.execution_context
+        check_length(ctx.query, self.max_chars)
         ctx.parse_options["max_tokens"] = self.max_tokens
         ctx.graphql_document = self.parse(ctx.query, **ctx.parse_options)
+        check_operation_name(ctx.graphql_document, ctx._provided_operation_name)
         yield
 
     def on_validate(self):
         ctx = self.execution_context
         ctx.validation_rules = ctx.validation_rules + self.rules
         errors = self.validate(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
+        errors = literal_faults(errors) if errors else errors
         refusal = None if errors else overlong_list(ctx.variables)
         if refusal is not None:  # a new list: the cached one is shared
             errors = [GraphQLError(refusal, extensions={"code": "BAD_USER_INPUT"})]
@@ -121,7 +132,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ],
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
-            lambda: DocumentPolicy(settings.graphql_max_tokens, rules, caches),
+            lambda: DocumentPolicy(
+                settings.graphql_max_tokens, settings.graphql_max_document_chars, rules, caches
+            ),
             ErrorPolicy,  # outermost of the two: sees the commit error too
             OperationScope,
         ],

@@ -41,9 +41,11 @@ from strawberry.types.arguments import convert_arguments
 
 from api.errors import DomainError, ErrorCode, Unauthenticated
 from api.graphql.errors import apply_error_policy
+from api.graphql.limits import check_length, literal_faults
 from api.graphql.permissions import check_classes
 from api.graphql.schema import SUGGESTION
 from api.graphql.types import overlong_list
+from api.http import loads
 from api.identity.auth import authenticate, bearer_token
 from api.live.hub import Connection, Feed, Hub, event_keys
 from api.live.models import EventStream
@@ -81,8 +83,8 @@ class PlanContext:
 class LiveEndpoint:
     def __init__(
         self, schema, hub: Hub, db, kit, *, trusted: dict[str, str], production: bool,
-        max_tokens: int, max_subscriptions: int = 20, init_timeout: float = 10.0,
-        replay_max: int = 1000,
+        max_tokens: int, max_chars: int = 100_000, max_subscriptions: int = 20,
+        init_timeout: float = 10.0, replay_max: int = 1000,
     ):  # fmt: skip
         self.schema = schema  # the strawberry schema
         self.gql = schema._schema
@@ -93,6 +95,7 @@ class LiveEndpoint:
         self.trusted = trusted
         self.production = production
         self.max_tokens = max_tokens
+        self.max_chars = max_chars
         self.max_subscriptions = max_subscriptions
         self.init_timeout = init_timeout
         self.replay_max = replay_max
@@ -177,8 +180,9 @@ class LiveEndpoint:
             self._documents.move_to_end(query)
             return cached
         try:
+            check_length(query, self.max_chars)
             document = parse(query, max_tokens=self.max_tokens)
-            errors = validate(self.gql, document, self.rules)
+            errors = literal_faults(validate(self.gql, document, self.rules))
         except GraphQLError as exc:
             document, errors = None, [exc]
         self._documents[query] = (document, errors)
@@ -319,8 +323,8 @@ def _message(message: dict) -> dict | None:
     if text is None and message.get("bytes") is not None:
         text = message["bytes"].decode("utf-8", "replace")
     try:
-        msg = json.loads(text) if text else None
-    except ValueError:
+        msg = loads(text) if text else None
+    except ValueError:  # not JSON, nested too deeply, a number of too many digits
         return None
     return msg if isinstance(msg, dict) else None
 

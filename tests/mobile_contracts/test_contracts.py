@@ -34,7 +34,7 @@ from api.seed import DEMO_SLUG, seed_demo
 from api.settings import Settings
 from mobile_contracts.contracts import APPS, MANIFEST, ROOT, documents, manifest_text
 from tests.api.live.helpers import live
-from tests.conftest import STRIPE
+from tests.conftest import STRIPE, unique_slug
 from tests.conftest import test_settings as settings_for_tests
 
 SCHEMA = build_schema(Settings())._schema
@@ -347,8 +347,8 @@ def test_breaking_changes_to_used_fields_are_caught_unless_announced():
 
 # The order an app's documents are run in (what one needs, an earlier one makes); sign-out last.
 ORDER = [
-    "RequestPasswordReset", "ResetPasswordWithSmsCode", "RequestSmsCode", "SignInWithSmsCode",
-    "ChangePassword", "SignInWithPassword", "Me", "Projects",
+    "SignUp", "RequestPasswordReset", "ResetPasswordWithSmsCode", "RequestSmsCode",
+    "SignInWithSmsCode", "ChangePassword", "SignInWithPassword", "Me", "Projects",
     "SearchUnits", "UnitDetail", "TrackActivity", "UnitTimeline", "SalesTable", "HoldUnit",
     "ReleaseUnitHold", "ReserveUnit", "UploadMedia", "CreateListing", "ChangeListingPrice",
     "ListingDetail", "ListingSeller", "SearchListings", "ChangeListingStatus",
@@ -483,6 +483,9 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "SearchClients": {"search": "李", "first": 20},
         "ClientProfile": {"id": s.get("client")},
         "ClientRecommendations": {"clientId": s.get("client")},
+        "SignUp": {"input": {"tenantSlug": unique_slug("contract"), "tenantName": "Contract Homes",
+                             "name": "Zhao", "password": "contract-pass-123",
+                             "email": f"{unique_slug('c')}@example.com"}},
     }.get(name, {})  # fmt: skip
 
 
@@ -498,6 +501,8 @@ def _remember(name: str, data: dict, s: dict) -> None:
         assert payload["__typename"] == "SignInPayload", (name, data)
         s["token"], s["refresh"] = (payload["tokens"]["accessToken"],
                                     payload["tokens"]["refreshToken"])  # fmt: skip
+    elif name == "SignUp":  # a new agency of its own: its tokens are not the demo's
+        assert data["signUp"]["__typename"] == "SignUpPayload", data
     elif name == "SearchUnits":
         edges = data["units"]["edges"]
         s["unit"], s["unit2"], s["unit3"] = (e["node"]["id"] for e in edges[:3])

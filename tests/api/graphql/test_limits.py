@@ -3,16 +3,13 @@ and the server keeps serving; production shows no schema to strangers."""
 
 from __future__ import annotations
 
-import base64
-import os
 import time
 
 import httpx
 import pytest
 
 from api.graphql.limits import LIST_FACTOR, MAX_PAGE
-from tests.api.security.test_secrets import ed25519_pem
-from tests.conftest import gql
+from tests.conftest import gql, production_overrides
 
 
 def codes(res: dict) -> list[str]:
@@ -71,8 +68,8 @@ async def test_sms_code_brute_force_through_aliases_is_refused(client, make_tena
     await refused(client, "mutation { " + attempts + " }", tenant.slug)
 
 
-async def test_50000_tokens_are_refused(client):
-    query = "{ " + "apiVersion " * 50_000 + "}"
+async def test_10000_tokens_are_refused(client):
+    query = "{ " + "a " * 10_000 + "}"  # 20,000 characters: under the length limit
     res = await refused(client, query)
     assert "tokens" in res["errors"][0]["message"]
 
@@ -114,25 +111,17 @@ async def test_batches_are_refused(client):
 
 @pytest.fixture(scope="module")
 def production(live_server_factory):
-    secrets = dict(
-        env="production", jwt_private_key=ed25519_pem(),
-        field_keys="1:" + base64.b64encode(os.urandom(32)).decode(),
-        blind_index_key=base64.b64encode(os.urandom(32)).decode(),
-    )  # fmt: skip
-    with live_server_factory(**secrets) as server:
+    with live_server_factory(**production_overrides()) as server:
         yield server
 
 
 async def test_production_hides_the_schema(production):
+    """Strangers learn nothing: every full document is refused before it is read (the
+    production replays are in tests/api/test_production_mode.py)."""
     async with httpx.AsyncClient(base_url=production.url, timeout=30) as client:
-        res = await gql(client, "{ __schema { types { name } } }")
-        assert res.get("data") is None and "introspection" in res["errors"][0]["message"].lower()
-        res = await gql(client, "{ apiVersio }")
-        message = res["errors"][0]["message"]
-        assert "Cannot query field 'apiVersio'" in message and "Did you mean" not in message
-        assert "traceback" not in str(res).lower()
+        for query in ("{ __schema { types { name } } }", "{ apiVersio }", "{ apiVersion }"):
+            res = await gql(client, query)
+            assert res["data"] is None and codes(res) == ["FORBIDDEN"], res
+            assert "apiVersio" not in str(res) and "traceback" not in str(res).lower()
         resp = await client.get("/graphql", headers={"accept": "text/html"})
         assert resp.status_code != 200 or "graphiql" not in resp.text.lower()
-        # a valid full document from an anonymous caller: production wants a trusted id
-        res = await gql(client, "{ apiVersion }")
-        assert res["data"] is None and codes(res) == ["FORBIDDEN"]

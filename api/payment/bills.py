@@ -20,6 +20,7 @@ from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
 from api.identity.teams import active_members
 from api.ids import uuid7
+from api.money import format_money, minor_digits
 from api.payment import ledger, stripe_api
 from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
 from api.settings import Settings
@@ -27,13 +28,24 @@ from api.unit.models import Unit
 from api.validate import existing, text
 from tenants.sessions import tenant_of
 
-MIN_PAYMENT = 100  # ¥1
+MAX_AMOUNT = 10_000_000_000  # minor units
 REMIND_DAYS = 3
 
 
 def today(session) -> date:
     """The tenant's date now (due dates are dates in the tenant's time zone)."""
     return tenant_of(session).today(utcnow())
+
+
+def min_payment(currency: str) -> int:
+    """The least part of a bill one may pay: one major unit of its currency (¥1, $1, 1 yen),
+    in minor units."""
+    return 10 ** minor_digits(currency)
+
+
+def shown(session, minor: int, currency: str) -> str:
+    """An amount in a message to the caller, in the tenant's locale."""
+    return format_money(minor, currency, tenant_of(session).locale)
 
 
 def overdue(bill: Bill, on: date) -> bool:
@@ -64,8 +76,10 @@ class BillInput:
 async def issue(session, p: Principal, i: BillInput) -> Bill:
     if i.kind not in BILL_KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(BILL_KINDS)}", "kind")
-    if not 1 <= i.amount <= 10_000_000_000:
-        raise ValidationFailed("an amount is 1 to 10,000,000,000 fen", "amount")
+    currency = tenant_of(session).currency.lower()
+    if not 1 <= i.amount <= MAX_AMOUNT:
+        raise ValidationFailed(f"an amount is {shown(session, 1, currency)} to "
+                               f"{shown(session, MAX_AMOUNT, currency)}", "amount")  # fmt: skip
     if i.due_on < today(session) - timedelta(days=366):
         raise ValidationFailed("a due date within the last year or later", "dueOn")
     if not await active_members(session, [i.payer_id]):
@@ -77,7 +91,7 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
                 title=text(i.title, "title", required=True, max_len=200),
                 period=text(i.period, "period", required=False, max_len=40), unit_id=i.unit_id,
                 amount=i.amount, due_on=i.due_on, issued_by=p.account_id,
-                currency=tenant_of(session).currency.lower())  # fmt: skip
+                currency=currency)  # fmt: skip
     session.add(bill)
     await session.flush()
     await ledger.post(session, f"bill:{bill.id}:issued", f"bill {bill.number}", bill.currency,
@@ -149,8 +163,9 @@ class PaymentStarted:
 
 async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.UUID, *,
               amount: int | None, platform: str) -> PaymentStarted:  # fmt: skip
-    """Start paying the caller's bill: all that is left, or part of it (at least ¥1). Asking
-    again for the same amount while it is pending gives the same payment."""
+    """Start paying the caller's bill: all that is left, or part of it (at least one major unit
+    of its currency, ``min_payment``). Asking again for the same amount while it is pending
+    gives the same payment."""
     from api.payment.service import platform_fee, require_account
 
     account = await require_account(session, settings, tenant)
@@ -159,8 +174,10 @@ async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.U
         raise Conflict(f"this bill is {bill.status}", "billId")
     left = bill.amount - bill.paid_amount
     amount = left if amount is None else amount
-    if not min(MIN_PAYMENT, left) <= amount <= left:
-        raise ValidationFailed(f"pay between {min(MIN_PAYMENT, left)} and {left} fen", "amount")
+    least = min(min_payment(bill.currency), left)
+    if not least <= amount <= left:
+        raise ValidationFailed(f"pay between {shown(session, least, bill.currency)} and "
+                               f"{shown(session, left, bill.currency)}", "amount")  # fmt: skip
     pending = (await session.scalars(
         select(Payment).where(Payment.bill_id == bill.id, Payment.status == "pending",
                               Payment.payer_id == p.account_id, Payment.amount == amount)

@@ -40,7 +40,7 @@ class Payment:
     id: strawberry.ID
     kind: PaymentKind
     status: PaymentStatus
-    amount: Long = strawberry.field(description="Minor units (fen).")
+    amount: Long = strawberry.field(description="Minor units of `currency` (fen, cents).")
     currency: str
     refunded_amount: Long
     unit_id: strawberry.ID | None

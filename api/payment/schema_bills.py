@@ -90,7 +90,9 @@ class IssueBillInput:
     kind: BillKind
     title: str
     payer_id: strawberry.ID
-    amount: Long = strawberry.field(description="Minor units (fen).")
+    amount: Long = strawberry.field(
+        description="Minor units of the tenant's currency (fen, cents)."
+    )
     due_on: date
     period: str = ""
     unit_id: strawberry.ID | None = None
@@ -179,7 +181,8 @@ class Mutation:
 
     @strawberry.mutation(
         permission_classes=[requires("bill.pay")],
-        description="Pay your bill: all that is left, or part of it (amount, at least ¥1).",
+        description="Pay your bill: all that is left, or part of it (amount, in minor units: at "
+        "least one unit of the bill's currency, e.g. ¥1 or $1).",
     )
     async def pay_bill(self, info: strawberry.Info, bill_id: strawberry.ID,
                        platform: PaymentPlatform, amount: Long | None = None

@@ -1,9 +1,10 @@
 """Deposits: a buyer pays to reserve a unit. Never commits.
 
 ``start_deposit`` holds the unit for the agent and creates the payment and its PaymentIntent
-(idempotency key ``deposit:<payment id>``) on the tenant's connected account, with the
-platform fee of the tenant's plan. Stripe's events then decide (``apply_intent``, from the
-event job, always on the PaymentIntent's *current* state, fetched again):
+(idempotency key ``deposit:<payment id>``) in the tenant's currency, on the tenant's connected
+account, with the platform fee of the tenant's plan. Stripe's events then decide
+(``apply_intent``, from the event job, always on the PaymentIntent's *current* state, fetched
+again):
 - succeeded: the deposit is paid (ledger: held as a liability) and the unit reserved; if the
   unit went to someone else meanwhile, the payment is refunded at once (ledger reversed);
 - failed or canceled: the payment is closed and the agent's hold released."""
@@ -26,6 +27,7 @@ from api.settings import Settings
 from api.unit import service as units
 from api.unit.models import Unit
 from tenants.models import Tenant
+from tenants.sessions import tenant_of
 
 PLATFORMS = ("ios", "android", "web")
 
@@ -100,12 +102,13 @@ async def start_deposit(
         intent = await stripe_api.retrieve_intent(settings, account, pending.stripe_payment_intent)
         return DepositStarted(pending, intent.client_secret, unit.hold_expires_at)
     amount = await tenant_settings.get(session, "payments.deposit_amount")
+    currency = tenant_of(session).currency.lower()  # the setting's amount is in it
     payment = Payment(
         id=uuid7(),
         kind="deposit",
         status="pending",
         amount=amount,
-        currency="cny",
+        currency=currency,
         unit_id=unit.id,
         client_id=client_id,
         agent_id=p.account_id,
@@ -118,7 +121,7 @@ async def start_deposit(
         settings,
         account=account,
         amount=amount,
-        currency="cny",
+        currency=currency,
         platform=platform,
         fee=payment.application_fee,
         key=f"deposit:{payment.id}",

@@ -76,7 +76,7 @@ SPECS: dict[str, Spec] = {
         ),
         Spec(
             "payments.deposit_amount", int, 2_000_000, 100, 10_000_000_000,
-            "The deposit a buyer pays to reserve a unit, in minor units (fen)",
+            "The deposit a buyer pays to reserve a unit, in minor units of the tenant's currency",
         ),
         Spec(
             "payments.refund_full_hours", int, 24, 0, 24 * 90,

@@ -1,6 +1,8 @@
-"""Bills in the tenant's currency and time zone: a receipt and the payer's notices show the
-amount to the cent (¥123.45 paid, ¥0.50 left, never rounded to yuan), the receipt's date is the
-tenant's, and a bill is overdue by the tenant's calendar, not Shanghai's."""
+"""Bills and deposits in the tenant's currency and time zone: a receipt and the payer's notices
+show the amount to the cent (¥123.45 paid, ¥0.50 left, never rounded to yuan), the receipt's
+date is the tenant's, a bill is overdue by the tenant's calendar, not Shanghai's, a dollar
+tenant's deposit is charged in dollars, and the least part of a bill one may pay is one unit of
+its currency."""
 
 from __future__ import annotations
 
@@ -12,11 +14,20 @@ import pypdf
 from sqlalchemy import select
 
 from api.notify.models import Notification
+from api.payment.models import Journal
 from api.payment.tasks import reminder_hour
 from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
 from tests.api.payment.test_bills import ALL, MINE, issue, pay, pi
-from tests.api.payment.test_payments import connect, deliver, work
+from tests.api.payment.test_payments import (
+    connect,
+    deliver,
+    payment_rows,
+    pi_of,
+    start,
+    tenant_with_unit,
+    work,
+)
 from tests.conftest import gql
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -83,6 +94,51 @@ async def test_an_english_tenant_in_dollars_hears_in_english(http, engine, make_
     assert await bodies(engine, tenant, "bill.issued") == [
         f"物业费 2026-12: $1,234.50, due {bill['dueOn']}"
     ]
+
+
+async def test_a_dollar_tenants_deposit_is_charged_in_dollars(
+    http, fake, engine, db_url, make_tenant, member, worker_settings
+):
+    tenant, _, [unit] = await tenant_with_unit(http, engine, make_tenant, locale="en",
+                                               currency="USD")  # fmt: skip
+    _, agent = await member(tenant, ["agent"])
+    got = await start(http, tenant.slug, unit, agent)
+    assert (got["__typename"], got["payment"]["currency"]) == ("DepositPayload", "usd"), got
+    [call] = [c for c in fake.calls("POST", "/v1/payment_intents")
+              if c.body["metadata"]["tenant_id"] == str(tenant.id)]  # fmt: skip
+    assert (call.body["amount"], call.body["currency"]) == ("2000000", "usd")
+    assert fake.payment_intents[pi_of(got)]["currency"] == "usd"
+    await deliver(http, fake, fake.succeed(pi_of(got)))
+    await work(worker_settings, engine, db_url)
+    [p] = await payment_rows(engine, tenant)
+    assert (p.status, p.currency) == ("paid", "usd")
+    async with TenantDatabase(engine).session(tenant) as session:
+        assert list(await session.scalars(select(Journal.currency))) == ["usd"]
+    [told] = await bodies(engine, tenant, "payment.received")  # in the tenant's locale
+    assert told.startswith("Deposit for unit ") and told.endswith(": $20,000.00 paid"), told
+
+
+async def test_the_least_part_of_a_bill_is_one_unit_of_its_currency(
+    http, fake, engine, make_tenant, member
+):
+    """At least ¥1 of a yuan bill (100 fen), $1 of a dollar bill, ¥1 of a yen bill (1: yen
+    have no minor unit); the refusal names the amounts in the tenant's money."""
+    cases = (("CNY", "zh-CN", 99, 100, "pay between ¥1.00 and ¥300.00"),
+             ("USD", "en", 99, 100, "pay between $1.00 and $300.00"),
+             ("JPY", "en", 0, 1, "pay between ¥1 and ¥30,000"))  # fmt: skip
+    for currency, locale, refused, least, message in cases:
+        tenant = await make_tenant(currency=currency, locale=locale)
+        await connect(engine, tenant)
+        owner_id, owner = await member(tenant, ["owner"])
+        bill = (await issue(http, tenant.slug, owner_id, amount=30_000))["bill"]
+        got = await pay(http, tenant.slug, owner, bill["id"], refused)
+        assert (got["__typename"], got["field"], got["message"]) == (
+            "ValidationError", "amount", message), got  # fmt: skip
+        got = await pay(http, tenant.slug, owner, bill["id"], least)
+        assert got["__typename"] == "BillPaymentPayload", (currency, got)
+        [call] = [c for c in fake.calls("POST", "/v1/payment_intents")
+                  if c.body["metadata"].get("bill_id") == bill["id"]]  # fmt: skip
+        assert (call.body["amount"], call.body["currency"]) == (str(least), currency.lower())
 
 
 async def test_a_bill_is_overdue_by_the_tenants_calendar(http, make_tenant, member):

@@ -107,8 +107,8 @@ def pi_of(started: dict) -> str:
     return started["clientSecret"].split("_secret_")[0]
 
 
-async def tenant_with_unit(http, engine, make_tenant, n=1):
-    tenant = await make_tenant()
+async def tenant_with_unit(http, engine, make_tenant, n=1, **regional):
+    tenant = await make_tenant(**regional)
     inv = await inventory(http, tenant.slug, floors=1, per_floor=n)
     account = await connect(engine, tenant)
     return tenant, account, [u["id"] for u in inv["units"]]

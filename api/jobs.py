@@ -22,9 +22,12 @@
 * A worker killed mid-job (SIGKILL, a lost machine) leaves its jobs ``doing``. Every worker
   writes a heartbeat (``ANJU_WORKER_HEARTBEAT_SECONDS``); the periodic ``jobs:retry_stalled_jobs``
   (``ANJU_WORKER_STALLED_CRON``) puts back in the queue the jobs of workers silent for
-  ``ANJU_WORKER_STALLED_SECONDS``. A job may therefore run twice (the stalled run never
-  committed, or, for a worker that only looked dead, is still running): tasks keep their
-  effects and the marker that they were done in one transaction, and check the marker first.
+  ``ANJU_WORKER_STALLED_SECONDS``; one whose stalled run was its
+  ``ANJU_WORKER_STALLED_MAX_ATTEMPTS``-th is failed instead (and logged as an error), so a job
+  that kills its worker does not crash-loop every worker. A job may therefore run twice (the
+  stalled run never committed, or, for a worker that only looked dead, is still running):
+  tasks keep their effects and the marker that they were done in one transaction, and check
+  the marker first.
 """
 
 from __future__ import annotations
@@ -193,20 +196,33 @@ STALLED_SWEEP = "stalled-jobs"
 @blueprint.task(name="retry_stalled_jobs", queueing_lock=STALLED_SWEEP, pass_context=True)
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
     """Jobs left ``doing`` by a worker that stopped heartbeating go back to the queue now
-    (attempts + 1). Returns how many."""
+    (attempts + 1), unless that run was their ``worker_stalled_max_attempts``-th: those are
+    failed (a job that kills its worker would crash-loop every worker). Returns how many were
+    retried."""
+    settings = runtime().settings
     manager = context.app.job_manager
     stalled = await manager.get_stalled_jobs(
-        seconds_since_heartbeat=runtime().settings.worker_stalled_seconds
+        seconds_since_heartbeat=settings.worker_stalled_seconds
     )
     retried = 0
     for job in stalled:
+        runs = job.attempts + 1  # the stalled run included
+        give_up = runs >= settings.worker_stalled_max_attempts
         try:
-            await manager.retry_job(job)
+            if give_up:
+                await manager.finish_job(job, procrastinate.jobs.Status.FAILED, delete_job=False)
+            else:
+                await manager.retry_job(job)
         except procrastinate.exceptions.ConnectorException:
             continue  # finished or retried meanwhile (no longer doing)
+        if give_up:
+            log.error("stalled job failed: too many attempts", job_id=job.id,
+                      task=job.task_name, worker_id=job.worker_id, attempts=runs,
+                      tenant=job.task_kwargs.get("tenant"))  # fmt: skip
+            continue
         retried += 1
         log.warning("stalled job retried", job_id=job.id, task=job.task_name,
-                    worker_id=job.worker_id, attempts=job.attempts + 1)  # fmt: skip
+                    worker_id=job.worker_id, attempts=runs)  # fmt: skip
     return retried
 
 

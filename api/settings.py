@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
     worker_stalled_seconds: float = Field(default=60.0, gt=0)
     worker_stalled_cron: str = "* * * * *"
+    # A stalled job that has run this many times (the stalled run included) is failed, not
+    # retried: a job that kills its worker (out of memory, a native crash) must not crash-loop
+    # every worker forever.
+    worker_stalled_max_attempts: int = Field(default=5, ge=1)
 
     # ---- media (photos, videos, floor plans). Backend "local": files under media_dir, served
     # by the gateway at /media/; "s3": any S3-compatible store (AWS, MinIO, OSS, COS...).

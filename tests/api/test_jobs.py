@@ -300,3 +300,53 @@ def test_stall_settings_never_take_a_live_worker_for_dead():
     fast = settings_for_tests(worker_heartbeat_seconds=0.5, worker_stalled_seconds=1,
                               worker_stalled_cron="* * * * * */2")  # fmt: skip
     assert (fast.worker_stalled_seconds, fast.worker_stalled_cron) == (1, "* * * * * */2")
+
+
+async def test_a_stalled_job_at_the_attempts_cap_is_failed_not_retried(engine, db_url, make_tenant):
+    """Jobs left ``doing`` by a dead worker (its heartbeat an hour old): one whose stalled run
+    was its ``worker_stalled_max_attempts``-th (or later) is failed and logged as an error, so
+    a job that kills every worker that runs it stops; one below the cap is retried (and runs)."""
+    from structlog.testing import capture_logs
+
+    from api.jobs import task_name
+
+    tenant = await make_tenant()
+    cap = 3
+    name = task_name(tasks.release_expired_holds)
+    async with engine.begin() as conn:
+        dead = await conn.scalar(text(
+            "INSERT INTO shared.procrastinate_workers (last_heartbeat) "
+            "VALUES (now() - interval '1 hour') RETURNING id"))  # fmt: skip
+        jobs = {}
+        for attempts in (cap - 2, cap - 1, cap):  # runs before the stalled one
+            jobs[attempts] = await conn.scalar(text(
+                "INSERT INTO shared.procrastinate_jobs (queue_name, task_name, args, status, "
+                "attempts, worker_id) VALUES ('default', :n, CAST(:a AS jsonb), 'doing', :t, :w) "
+                "RETURNING id"),
+                {"n": name, "a": json.dumps({"tenant": tenant.slug}), "t": attempts, "w": dead},
+            )  # fmt: skip
+        await conn.execute(text(
+            "INSERT INTO shared.procrastinate_jobs (queue_name, task_name, args) "
+            "VALUES ('default', 'jobs:retry_stalled_jobs', CAST(:a AS jsonb))"),
+            {"a": json.dumps({"timestamp": int(utcnow().timestamp())})})  # fmt: skip
+
+    with capture_logs() as logs:
+        await drain(engine, db_url, settings_for_tests(worker_stalled_max_attempts=cap))
+
+    async with engine.connect() as conn:
+        rows = dict((await conn.execute(text(
+            "SELECT id, status || ':' || attempts FROM shared.procrastinate_jobs "
+            "WHERE id = ANY(:ids)"), {"ids": list(jobs.values())})).all())  # fmt: skip
+    # Below the cap: back in the queue, run and done (done jobs are deleted).
+    assert jobs[cap - 2] not in rows
+    # At the cap: failed (the stalled run counted), never run again.
+    assert rows == {jobs[cap - 1]: f"failed:{cap}", jobs[cap]: f"failed:{cap + 1}"}
+    ours = [e for e in logs if e.get("job_id") in jobs.values()]  # other tests' dead workers
+    failed = {e["job_id"]: e for e in ours if e["event"] == "stalled job failed: too many attempts"}
+    assert set(failed) == {jobs[cap - 1], jobs[cap]}
+    assert {(e["log_level"], e["task"], e["tenant"]) for e in failed.values()} == {
+        ("error", name, tenant.slug)}  # fmt: skip
+    assert [e["attempts"] for e in sorted(failed.values(), key=lambda e: e["job_id"])] == [
+        cap, cap + 1]  # fmt: skip
+    retried = [e["job_id"] for e in ours if e["event"] == "stalled job retried"]
+    assert retried == [jobs[cap - 2]]

@@ -22,7 +22,7 @@ from api.errors import Conflict, NotFound
 from api.identity.auth import Principal
 from api.ids import uuid7
 from api.payment import ledger, stripe_api
-from api.payment.models import Payment
+from api.payment.models import Bill, Journal, Payment
 from api.settings import Settings
 from api.unit import service as units
 from api.unit.models import Unit
@@ -265,7 +265,7 @@ async def refund_payment(session, settings: Settings, payment: Payment, *, reaso
     held = "deposits_held" if payment.kind == "deposit" else "accounts_receivable"
     fee = payment.application_fee * amount // payment.amount
     await ledger.post(
-        session, f"payment:{payment.id}:refund:{reason}", f"refund ({reason})",
+        session, _refund_source(payment, reason), f"refund ({reason})",
         payment.currency,
         [(held, amount + kept, 0), ("stripe_balance", 0, amount - fee),
          ("platform_fees", 0, fee), ("deposit_forfeits", 0, kept)],
@@ -310,23 +310,61 @@ async def cancel_reservation(session, settings: Settings, p: Principal, unit_id:
 
 async def _settle_bill(session, settings: Settings, payment: Payment) -> str:
     """The bill takes what it still owes of the payment; the rest goes back (all of it when
-    the bill was paid or voided meanwhile), whichever order its payments arrive in."""
+    the bill was paid or voided meanwhile), whichever order its payments arrive in. The
+    refund is decided here, with the settlement it follows from, and made by its own job
+    (``refund_later``)."""
     from api.payment import bills
 
     bill, applied = await bills.settle(session, payment)
     if not applied:  # paid by another payment, or voided meanwhile: give this one back
-        await refund_payment(session, settings, payment, reason="bill_closed")
-        if bill is not None:
-            await tell_bill(session, bill, "bill.refunded", amount=payment.amount)
-        return "paid; bill closed: refunded"
+        left = payment.amount - payment.refunded_amount
+        await refund_later(session, payment, reason="bill_closed", amount=left)
+        return f"paid; bill closed: {left} to refund"
     await tell_bill(session, bill, "bill.paid", amount=applied)
     outcome = f"paid; bill {bill.number} {bill.status}"
     excess = payment.amount - applied
     if excess:  # more than the bill still owed: the excess goes back
-        await refund_payment(session, settings, payment, reason="bill_overpaid", amount=excess)
-        await tell_bill(session, bill, "bill.refunded", amount=excess)
-        outcome += f"; {excess} over: refunded"
+        await refund_later(session, payment, reason="bill_overpaid", amount=excess)
+        outcome += f"; {excess} over: to refund"
     return outcome
+
+
+async def refund_later(session, payment: Payment, *, reason: str, amount: int) -> None:
+    """Queue the refund of ``amount`` of ``payment`` (job ``payment:refund_payment``) in the
+    caller's transaction. The decision travels in the job's arguments, committed with what it
+    was decided from (the bill's settlement), and the job never decides again: however many
+    times it runs, and whatever other payments do to the bill meanwhile, Stripe is sent one
+    key (``refund:<payment id>:<reason>``) with one amount."""
+    from api.jobs import enqueue
+    from api.payment import tasks
+
+    job = enqueue(tasks.refund_payment, tenant=tenant_of(session).slug,
+                  payment_id=str(payment.id), amount=amount, reason=reason)  # fmt: skip
+    await session.execute(job)
+
+
+async def make_refund(session, settings: Settings, payment_id: uuid.UUID, *, amount: int,
+                      reason: str) -> str:  # fmt: skip
+    """The refund ``refund_later`` queued: sent to Stripe and booked, once (its journal is the
+    mark, checked first under the payment's lock); the payer of a bill is told."""
+    payment = await session.get(Payment, payment_id, with_for_update=True,
+                                populate_existing=True)  # fmt: skip
+    if payment is None:
+        return "no such payment"
+    if await session.scalar(
+        select(Journal.id).where(Journal.source == _refund_source(payment, reason))
+    ):
+        return "already refunded"
+    refunded = await refund_payment(session, settings, payment, reason=reason, amount=amount)
+    bill = await session.get(Bill, payment.bill_id) if payment.bill_id is not None else None
+    if bill is not None and refunded:
+        await tell_bill(session, bill, "bill.refunded", amount=refunded)
+    return f"refunded {refunded}"
+
+
+def _refund_source(payment: Payment, reason: str) -> str:
+    """The refund's journal source (unique: a refund is booked once)."""
+    return f"payment:{payment.id}:refund:{reason}"
 
 
 async def tell_bill(session, bill, template: str, *, amount: int | None = None) -> None:

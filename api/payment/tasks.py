@@ -5,6 +5,7 @@ never applied again."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import procrastinate
@@ -42,6 +43,14 @@ async def apply_stripe_event(session, tenant, event_id: str) -> str:
     row.processed_at, row.outcome, row.attempts = utcnow(), outcome, row.attempts + 1
     await session.flush()
     return outcome
+
+
+@tenant_task(blueprint, retry=procrastinate.RetryStrategy(max_attempts=12, exponential_wait=2))
+async def refund_payment(session, tenant, payment_id: str, amount: int, reason: str) -> str:
+    """A refund an event's job decided (``service.refund_later``): made at Stripe with the
+    decided amount and booked, once, however many times this runs."""
+    return await service.make_refund(session, runtime().settings, uuid.UUID(payment_id),
+                                     amount=amount, reason=reason)  # fmt: skip
 
 
 @tenant_task(blueprint)

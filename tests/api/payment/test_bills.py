@@ -8,11 +8,12 @@ import io
 import uuid
 from datetime import timedelta
 
+import procrastinate
 import pypdf
 import pytest
 from sqlalchemy import select, text
 
-from api.payment import bills
+from api.payment import bills, ledger
 from api.payment import tasks as payment_tasks
 from api.payment.models import Bill as BillRow
 from tenants.registry import TenantInfo
@@ -209,6 +210,86 @@ async def test_two_payments_for_one_bill_settle_it_whatever_the_order(
     expected = (["bill.issued", "bill.paid", "bill.refunded"] if first == "whole"
                 else ["bill.issued", "bill.paid", "bill.paid", "bill.refunded"])  # fmt: skip
     assert [t for _, t, _ in await told(engine, tenant)] == expected
+
+
+@pytest.mark.parametrize("third", [3_000, 4_000])
+async def test_a_refund_that_reached_stripe_is_not_decided_again_on_the_retry(
+    http, fake, engine, db_url, make_tenant, member, worker_settings, monkeypatch, third
+):
+    """A bill of 100 yuan, three payments: A 60, B 70 (30 over what is left), C 30 or 40. B's
+    refund of 30 reaches Stripe and the worker dies before its commit (the refund's journal
+    raises); C's payment is applied before the retry. The retry still refunds 30, with the
+    same key (Stripe answers the same refund): it never asks Stripe again with another amount
+    (C 30 left 10 owed: the key reused, refused) or for all of B (C 40 closed the bill: more
+    than is left to refund). C finds the bill paid and goes back whole; bill, receipts,
+    payments and books agree, and no job is left."""
+    tenant = await make_tenant()
+    slug = tenant.slug
+    await connect(engine, tenant)
+    owner_id, owner = await member(tenant, ["owner"])
+    bill = (await issue(http, slug, owner_id, amount=10_000))["bill"]
+    a, b, c = [await pay(http, slug, owner, bill["id"], n) for n in (6_000, 7_000, third)]
+
+    real_post, crashes = ledger.post, []
+
+    async def crash_after_refund(session, source, *args, **kw):
+        if ":refund:" in source and not crashes:
+            crashes.append(source)
+            raise RuntimeError("worker died")
+        return await real_post(session, source, *args, **kw)
+
+    monkeypatch.setattr(ledger, "post", crash_after_refund)
+    for task in payment_tasks.blueprint.tasks.values():  # a failed run retries in an hour
+        monkeypatch.setattr(task, "retry_strategy",
+                            procrastinate.RetryStrategy(max_attempts=12, wait=3600))  # fmt: skip
+
+    def refunds(started):
+        return [
+            c for c in fake.calls("POST", "/v1/refunds") if c.body["payment_intent"] == pi(started)
+        ]
+
+    for started in (a, b):
+        await deliver(http, fake, fake.succeed(pi(started)))
+        await work(worker_settings, engine, db_url)
+    assert crashes == [f"payment:{b['payment']['id']}:refund:bill_overpaid"]
+    assert [r.body["amount"] for r in refunds(b)] == ["3000"]  # at Stripe, not in our books
+    await deliver(http, fake, fake.succeed(pi(c)))  # before the retry
+    await work(worker_settings, engine, db_url)
+    async with engine.begin() as conn:  # the retry is due now
+        await conn.execute(text("UPDATE shared.procrastinate_jobs SET scheduled_at = now() "
+                                "WHERE status = 'todo' AND args->>'tenant' = :t"),
+                           {"t": slug})  # fmt: skip
+    await work(worker_settings, engine, db_url)
+
+    assert [(r.body["amount"], r.headers["idempotency-key"]) for r in refunds(b)] == [
+        ("3000", f"refund:{b['payment']['id']}:bill_overpaid")] * 2  # fmt: skip
+    assert [(r.body["amount"], r.headers["idempotency-key"]) for r in refunds(c)] == [
+        (str(third), f"refund:{c['payment']['id']}:bill_closed")]  # fmt: skip
+    made = sorted((r["payment_intent"], r["amount"]) for r in fake.refunds.values()
+                  if r["payment_intent"] in (pi(a), pi(b), pi(c)))  # fmt: skip
+    assert made == sorted([(pi(b), 3_000), (pi(c), third)])
+    rows = {str(p.id): p for p in await payment_rows(engine, tenant)}
+    got = {k: (p.status, p.refunded_amount, p.refund_reason)
+           for k, p in (("a", rows[a["payment"]["id"]]), ("b", rows[b["payment"]["id"]]),
+                        ("c", rows[c["payment"]["id"]]))}  # fmt: skip
+    assert got == {"a": ("paid", 0, None), "b": ("paid", 3_000, "bill_overpaid"),
+                   "c": ("refunded", third, "bill_closed")}  # fmt: skip
+    [mine_] = await mine(http, slug, owner)
+    assert (mine_["status"], mine_["paidAmount"]) == ("PAID", 10_000)
+    assert [(r["number"], r["amount"]) for r in mine_["receipts"]] == [
+        ("R00000001", 6_000), ("R00000002", 4_000)]  # fmt: skip
+    # Issued; A, B and C paid; B's 30 and all of C back, each with its part of the 2% fee.
+    balances, journals = await books(engine, tenant)
+    assert journals == 6
+    assert balances == {"fee_income": -10_000, "accounts_receivable": 0,
+                        "stripe_balance": 9_800, "platform_fees": 200}  # fmt: skip
+    assert sorted(t for _, t, _ in await told(engine, tenant)) == [
+        "bill.issued", "bill.paid", "bill.paid", "bill.refunded", "bill.refunded"]  # fmt: skip
+    async with engine.connect() as conn:
+        left = (await conn.execute(text(
+            "SELECT task_name, status FROM shared.procrastinate_jobs WHERE args->>'tenant' = :t"),
+            {"t": slug})).all()  # fmt: skip
+    assert left == []
 
 
 async def test_overdue_reminders_once_and_voiding(

@@ -13,12 +13,20 @@ import pypdf
 import pytest
 from sqlalchemy import select, text
 
-from api.payment import bills, ledger
+from api.payment import bills
 from api.payment import tasks as payment_tasks
 from api.payment.models import Bill as BillRow
 from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
-from tests.api.payment.test_payments import books, connect, deliver, payment_rows, told, work
+from tests.api.payment.test_payments import (
+    books,
+    connect,
+    deliver,
+    die_after_first_refund,
+    payment_rows,
+    told,
+    work,
+)
 from tests.conftest import TOKENS, gql
 
 BILL_FIELDS = """
@@ -230,15 +238,7 @@ async def test_a_refund_that_reached_stripe_is_not_decided_again_on_the_retry(
     bill = (await issue(http, slug, owner_id, amount=10_000))["bill"]
     a, b, c = [await pay(http, slug, owner, bill["id"], n) for n in (6_000, 7_000, third)]
 
-    real_post, crashes = ledger.post, []
-
-    async def crash_after_refund(session, source, *args, **kw):
-        if ":refund:" in source and not crashes:
-            crashes.append(source)
-            raise RuntimeError("worker died")
-        return await real_post(session, source, *args, **kw)
-
-    monkeypatch.setattr(ledger, "post", crash_after_refund)
+    crashes = die_after_first_refund(monkeypatch)
     for task in payment_tasks.blueprint.tasks.values():  # a failed run retries in an hour
         monkeypatch.setattr(task, "retry_strategy",
                             procrastinate.RetryStrategy(max_attempts=12, wait=3600))  # fmt: skip

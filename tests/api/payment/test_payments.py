@@ -103,6 +103,21 @@ async def told(engine, tenant) -> list[tuple]:
         return [tuple(r) for r in rows.all()]
 
 
+def die_after_first_refund(monkeypatch) -> list[str]:
+    """The first refund's journal raises (a worker dying after Stripe refunded, before the
+    commit); returns the list of the sources that crashed."""
+    real_post, crashes = ledger.post, []
+
+    async def crash_after_refund(session, source, *a, **kw):
+        if ":refund:" in source and not crashes:
+            crashes.append(source)
+            raise RuntimeError("worker died")
+        return await real_post(session, source, *a, **kw)
+
+    monkeypatch.setattr(ledger, "post", crash_after_refund)
+    return crashes
+
+
 def pi_of(started: dict) -> str:
     return started["clientSecret"].split("_secret_")[0]
 
@@ -274,15 +289,7 @@ async def test_a_crash_mid_processing_is_retried_and_applied_once(
     event = fake.succeed(pi)
     await deliver(http, fake, event)
 
-    real_post, crashes = ledger.post, []
-
-    async def crash_after_refund(session, source, *a, **kw):
-        if ":refund:" in source and not crashes:
-            crashes.append(source)
-            raise RuntimeError("worker died")
-        return await real_post(session, source, *a, **kw)
-
-    monkeypatch.setattr(ledger, "post", crash_after_refund)
+    crashes = die_after_first_refund(monkeypatch)
     # The retry waits an hour, so the first drain cannot run it however slow the machine is
     # (with the task's own 2 s back-off, a busy burst worker picked the retry up itself).
     monkeypatch.setattr(tasks.apply_stripe_event, "retry_strategy",

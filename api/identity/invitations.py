@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from api.identity import repository as repo
 from api.identity.auth import resolve_permissions
-from api.identity.models import Invitation, Membership
+from api.identity.models import Account, Invitation, Membership
 from api.identity.roles import validate_roles
 from api.identity.service import (
     SHARED_SCOPE,
@@ -138,14 +138,24 @@ async def invite(
 
 
 async def pending(session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID):
-    rows = await session.scalars(
-        select(Invitation)
+    """The tenant's pending invitations, newest first. Those made before shared 0013 kept
+    nothing typed: they are listed (so they can be withdrawn) with the name of the account
+    they made and the roles of its invited membership, and no phone or email."""
+    rows = await session.execute(
+        select(Invitation, Account.name, Membership.roles)
+        .outerjoin(Account, Account.id == Invitation.account_id)
+        .outerjoin(Membership, (Membership.account_id == Invitation.account_id)
+                   & (Membership.tenant_id == Invitation.tenant_id))
         .where(Invitation.tenant_id == tenant_id, Invitation.accepted_at.is_(None),
                Invitation.withdrawn_at.is_(None), Invitation.expires_at > now(),
-               Invitation.ident_enc.is_not(None))
+               Invitation.ident_enc.is_not(None) | (Membership.status == "invited"))
         .order_by(Invitation.created_at.desc())
     )  # fmt: skip
-    return [view(kit, inv) for inv in rows]
+    return [
+        view(kit, inv) if inv.ident_enc is not None
+        else InvitationView(inv.id, name, None, None, list(roles), inv.expires_at)
+        for inv, name, roles in rows
+    ]  # fmt: skip
 
 
 async def withdraw(session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> None:

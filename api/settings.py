@@ -205,9 +205,10 @@ class Settings(BaseSettings):
     password_reset_url: str = "http://127.0.0.1:8000/reset-password"  # noqa: S105
     # ---- private media (docs/inventory.md): links to private media (documents) are signed
     # with this key (base64 of 32 bytes; empty: derived from the blind-index key) and expire
-    # after media_private_url_ttl seconds.
+    # after media_private_url_ttl seconds (at most 7 days: the longest a SigV4 presigned S3
+    # link can live).
     media_url_key: str = ""
-    media_private_url_ttl: int = Field(default=600, ge=10)
+    media_private_url_ttl: int = Field(default=600, ge=10, le=604800)
 
     @model_validator(mode="after")
     def _worker_timings(self) -> Settings:

@@ -22,6 +22,7 @@ RESERVED_SLUGS = frozenset(
         "docs", "graphql", "help", "internal", "login", "mail", "metrics", "public", "root",
         "shared", "signup", "static", "status", "support", "system", "template", "test",
         "webhooks", "www", "anju", "postgres", "pg",
+        "private",  # media keys: a tenant's public files would land under the private prefix
     }
 )  # fmt: skip
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from api.identity import repository as repo
 from api.identity.auth import resolve_permissions
-from api.identity.models import Invitation, Membership
+from api.identity.models import Account, Invitation, Membership
 from api.identity.roles import validate_roles
 from api.identity.service import (
     SHARED_SCOPE,
@@ -34,11 +34,12 @@ from api.identity.service import (
     normalize_email,
     normalize_phone,
     now,
+    prove_password,
     start_session,
 )
 from api.ids import uuid7
 from api.security.kit import SecurityKit
-from api.security.passwords import hash_password, password_problem, verify_password
+from api.security.passwords import hash_password, password_problem
 from api.security.tokens import new_refresh_token, refresh_hash
 from tenants.registry import TenantInfo
 
@@ -137,14 +138,24 @@ async def invite(
 
 
 async def pending(session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID):
-    rows = await session.scalars(
-        select(Invitation)
+    """The tenant's pending invitations, newest first. Those made before shared 0013 kept
+    nothing typed: they are listed (so they can be withdrawn) with the name of the account
+    they made and the roles of its invited membership, and no phone or email."""
+    rows = await session.execute(
+        select(Invitation, Account.name, Membership.roles)
+        .outerjoin(Account, Account.id == Invitation.account_id)
+        .outerjoin(Membership, (Membership.account_id == Invitation.account_id)
+                   & (Membership.tenant_id == Invitation.tenant_id))
         .where(Invitation.tenant_id == tenant_id, Invitation.accepted_at.is_(None),
                Invitation.withdrawn_at.is_(None), Invitation.expires_at > now(),
-               Invitation.ident_enc.is_not(None))
+               Invitation.ident_enc.is_not(None) | (Membership.status == "invited"))
         .order_by(Invitation.created_at.desc())
     )  # fmt: skip
-    return [view(kit, inv) for inv in rows]
+    return [
+        view(kit, inv) if inv.ident_enc is not None
+        else InvitationView(inv.id, name, None, None, list(roles), inv.expires_at)
+        for inv, name, roles in rows
+    ]  # fmt: skip
 
 
 async def withdraw(session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
@@ -194,33 +205,44 @@ async def accept(
     if inv.account_id is not None and (member is None or member.status != "invited"):
         raise AuthFailed("this invitation was withdrawn", "token")
     if account is not None and account.password_hash:
-        # An existing person joining another tenant proves it is them.
-        if not await verify_password(account.password_hash, password or ""):
-            raise AuthFailed("enter the password of your existing Anju account", "password")
+        # An existing person joining another tenant proves it is them. Outside any savepoint
+        # (the resolver has none): a wrong password counts towards the sign-in lockout, as
+        # on signIn, and a locked account is refused.
+        await prove_password(session, kit, account, password, t,
+                             "enter the password of your existing Anju account")  # fmt: skip
     elif problem := password_problem(password or ""):
         raise ValidationFailed(problem, "password")
-    elif account is not None:
-        account.password_hash = await hash_password(password)
+    # Nothing was written above but a counted failure; what follows refuses nothing.
     if account is None:
-        # The typed identifiers a new account gets: the one the link went to, and the other
-        # one unless someone already has it.
-        extra = {k: v for k, v in typed.items() if k != inv.ident_kind
-                 and await find_account(session, kit, Identifier(k, v)) is None}  # fmt: skip
+        # A new account gets only the identifier the link was sent to (accepting proves it).
+        # The other one the inviter may have typed was never verified: attached, it would let
+        # an inviter who typed their own address reset this account's password through it.
+        link = {"phone": None, "email": None, inv.ident_kind: typed[inv.ident_kind]}
         account = await create_account(
-            session, kit, name=(name or "").strip() or inv.name,
-            phone=typed.get("phone") if inv.ident_kind == "phone" or "phone" in extra else None,
-            email=typed.get("email") if inv.ident_kind == "email" or "email" in extra else None,
-            password=password,
+            session, kit, name=(name or "").strip() or inv.name, phone=link["phone"],
+            email=link["email"], password=password,
         )  # fmt: skip
-    elif name and name.strip():
-        account.name = name.strip()[:100]
+    else:
+        if not account.password_hash:
+            # Made by an invitation from before 0013 with all the inviter typed, and never
+            # used: it keeps only the identifier this link went to (the phone, when those
+            # invitations had one), for the same reason as above.
+            account.password_hash = await hash_password(password)
+            sent_to = inv.ident_kind or ("phone" if account.phone_enc is not None else "email")
+            other = "email" if sent_to == "phone" else "phone"
+            setattr(account, f"{other}_enc", None)
+            setattr(account, f"{other}_bidx", None)
+        if name and name.strip():
+            account.name = name.strip()[:100]
     if member is None:
         member = Membership(account_id=account.id, tenant_id=inv.tenant_id, roles=list(inv.roles),
                             status="active")  # fmt: skip
         session.add(member)
     elif member.status != "active":  # invited (an invitation made before), or disabled and
         # invited again (disabling withdraws the pending invitations of the person)
-        member.status, member.roles = "active", list(inv.roles)
+        member.status = "active"
+        if inv.account_id is None:  # those from before 0013 keep the roles of the membership
+            member.roles = list(inv.roles)
     inv.accepted_at, inv.account_id = t, account.id
     await session.flush()
     return await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)

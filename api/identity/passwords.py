@@ -5,10 +5,12 @@
   rules); the account's other sessions, in every tenant, are revoked; this one stays.
 * A reset is requested with a phone (a one-time SMS code, the machinery of ``sms``) or an email
   (a one-time link: a random token, only its hash kept, single use, expiring). The answer is
-  the same whether or not the phone or email belongs to an active member of the tenant, and
-  the same limits apply either way (per identifier, per IP). Completing a reset sets the new
-  password, clears the lockout and revokes every session of the account; it does not sign in
-  (an account with TOTP still needs its second factor to sign in).
+  the same whether or not the phone or email belongs to an active member of the tenant, the
+  same limits apply either way (per identifier, per IP), and the code or link goes out only
+  once the request has committed, a sender's failure logged, not answered (an SMTP server
+  that is down cannot tell a known address from an unknown one). Completing a reset sets the
+  new password, clears the lockout and revokes every session of the account; it does not sign
+  in (an account with TOTP still needs its second factor to sign in).
 Never commits; a refused step keeps what it recorded (a wrong code's attempt, a failure)."""
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from api.identity.models import Account, PasswordReset, SmsCode
 from api.identity.service import (
     SHARED_SCOPE,
     AuthFailed,
-    LockedOut,
     account_phone,
     now,
     parse_identifier,
-    record_failure,
+    prove_password,
 )
 from api.ids import uuid7
 from api.security.kit import SecurityKit
@@ -83,12 +84,7 @@ async def change_password(
     """Returns the number of other sessions revoked."""
     account = await repo.account_for_update(session, account_id)
     t = now()
-    if account.locked_until and account.locked_until > t:
-        retry = int((account.locked_until - t).total_seconds()) + 1
-        raise LockedOut(f"too many failed attempts; try again in {retry} s", retry)
-    if not await verify_password(account.password_hash, current or ""):
-        await record_failure(session, kit, account, t)
-        raise AuthFailed("wrong password", "password")
+    await prove_password(session, kit, account, current, t)
     _new_password_problem(new)
     if await verify_password(account.password_hash, new):
         raise ValidationFailed("the new password must differ from the current one", "newPassword")
@@ -96,14 +92,16 @@ async def change_password(
 
 
 async def request_reset(
-    session: AsyncSession, kit: SecurityKit, senders, tenant: TenantInfo, identifier: str, ip: str
-) -> tuple[datetime, int]:
+    session: AsyncSession, kit: SecurityKit, senders, tenant: TenantInfo, identifier: str, ip: str,
+    *, later=None,
+) -> tuple[datetime, int]:  # fmt: skip
     """A code by SMS (phone) or a link by email. Returns (expires at, seconds before a resend),
-    the same whether or not the identifier belongs to an active member here."""
+    the same whether or not the identifier belongs to an active member here, and whether or
+    not the message could be sent (``later``: see ``sms.send_quietly``)."""
     ident = parse_identifier(identifier)
     if ident.kind == "phone":
         return await sms.request_code(
-            session, kit, senders.sms, tenant, ident.value, ip, purpose="reset"
+            session, kit, senders.sms, tenant, ident.value, ip, purpose="reset", later=later
         )
     s = kit.settings
     bidx = kit.blind_index.digest(ident.value, scope=SHARED_SCOPE, column="email")
@@ -120,12 +118,14 @@ async def request_reset(
     if account is not None:
         link = f"{s.password_reset_url}?{urlencode({'tenant': tenant.slug, 'token': token})}"
         minutes = max(1, s.password_reset_ttl // 60)
-        await senders.email.send(
-            ident.value,
-            f"Reset your {tenant.name} password on Anju",
+        subject = f"Reset your {tenant.name} password on Anju"
+        body = (
             f"Someone (we hope you) asked to reset the password of your Anju account at "
             f"{tenant.name}. Open this link within {minutes} minutes to choose a new one:\n"
-            f"{link}\nIf it was not you, ignore this email; your password stays as it is.",
+            f"{link}\nIf it was not you, ignore this email; your password stays as it is."
+        )
+        await sms.send_quietly(
+            later, lambda: senders.email.send(ident.value, subject, body), "reset link email"
         )
     return row.expires_at, s.sms_resend_after
 

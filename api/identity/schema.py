@@ -350,7 +350,8 @@ InviteResult = Annotated[
     strawberry.union("InviteResult"),
 ]
 AcceptInvitationResult = Annotated[
-    SignInPayload | AuthError | ValidationError, strawberry.union("AcceptInvitationResult")
+    SignInPayload | AuthError | RateLimitedError | ValidationError,
+    strawberry.union("AcceptInvitationResult"),
 ]
 DisableMemberResult = Annotated[
     MemberPayload | NotFoundError | ConflictError | PermissionDeniedError | AuthError,
@@ -623,8 +624,9 @@ class Mutation:
         ctx = info.context
         try:
             expires, resend = await sms.request_code(
-                ctx.session, ctx.kit, ctx.senders.sms, ctx.tenant, phone, ctx.client_ip
-            )
+                ctx.session, ctx.kit, ctx.senders.sms, ctx.tenant, phone, ctx.client_ip,
+                later=ctx.after_commit,
+            )  # fmt: skip
         except DomainError as exc:
             return user_error(exc)
         return SmsCodeSent(expires_at=expires, resend_after_seconds=resend)
@@ -678,8 +680,9 @@ class Mutation:
         ctx = info.context
         try:
             expires, resend = await passwords.request_reset(
-                ctx.session, ctx.kit, ctx.senders, ctx.tenant, identifier, ctx.client_ip
-            )
+                ctx.session, ctx.kit, ctx.senders, ctx.tenant, identifier, ctx.client_ip,
+                later=ctx.after_commit,
+            )  # fmt: skip
         except DomainError as exc:
             return user_error(exc)
         return PasswordResetRequested(expires_at=expires, resend_after_seconds=resend)
@@ -873,20 +876,19 @@ class Mutation:
     @strawberry.mutation(
         permission_classes=[TenantRequired],
         description="Accept an invitation: set a password (or give the one of your existing "
-        "account) and sign in.",
+        "account: wrong ones count towards the sign-in lockout) and sign in.",
     )
     async def accept_invitation(
         self, info: strawberry.Info, token: str, password: str, name: str | None = None
     ) -> AcceptInvitationResult:
         ctx = info.context
-        tokens, error = await attempt(
-            ctx.session,
-            lambda: invitations.accept(
+        # No savepoint (as signIn): a wrong password of an existing account stays counted.
+        return await _signed_in(
+            invitations.accept(
                 ctx.session, ctx.kit, ctx.tenant, token, password=password, name=name,
                 user_agent=ctx.user_agent, ip=ctx.client_ip,
-            ),
+            )
         )  # fmt: skip
-        return error or SignInPayload(tokens=Tokens.of(tokens))
 
     @strawberry.mutation(
         permission_classes=[requires("member.invite")],

@@ -325,9 +325,8 @@ async def sign_in_password(
     found = await find_account(session, kit, ident)
     account = await repo.account_for_update(session, found.id) if found else None
     t = now()
-    if account is not None and account.locked_until and account.locked_until > t:
-        retry = int((account.locked_until - t).total_seconds()) + 1
-        raise LockedOut(f"too many failed attempts; try again in {retry} s", retry)
+    if account is not None:
+        refuse_if_locked(account, t)
     ok = await verify_password(account.password_hash if account else None, password or "")
     member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
     if account is None or not ok or member is None or member.status != "active":
@@ -354,3 +353,23 @@ async def record_failure(session: AsyncSession, kit: SecurityKit, account: Accou
         lock = min(s.login_lockout_base * (2**over), s.login_lockout_max)
         account.locked_until = t + timedelta(seconds=lock)
     await session.flush()
+
+
+def refuse_if_locked(account: Account, t: datetime) -> None:
+    if account.locked_until and account.locked_until > t:
+        retry = int((account.locked_until - t).total_seconds()) + 1
+        raise LockedOut(f"too many failed attempts; try again in {retry} s", retry)
+
+
+async def prove_password(
+    session: AsyncSession, kit: SecurityKit, account: Account, password: str, t: datetime,
+    message: str = "wrong password",
+) -> None:  # fmt: skip
+    """A signed-in step that re-checks the account's password: a locked account is refused, a
+    wrong password counts towards the lockout (the caller must not undo that write: no
+    savepoint around it), a right one clears the count."""
+    refuse_if_locked(account, t)
+    if not await verify_password(account.password_hash, password or ""):
+        await record_failure(session, kit, account, t)
+        raise AuthFailed(message, "password")
+    account.failed_logins, account.locked_until = 0, None

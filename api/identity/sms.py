@@ -10,6 +10,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,8 @@ from api.ids import uuid7
 from api.notify.sms import SmsSender
 from api.security.kit import SecurityKit
 from tenants.registry import TenantInfo
+
+log = structlog.get_logger("anju.identity")
 
 
 def _code_hmac(kit: SecurityKit, row_id: uuid.UUID, code: str) -> bytes:
@@ -109,10 +112,12 @@ async def request_code(
     phone_raw: str,
     ip: str,
     purpose: str = "sign_in",
+    *,
+    later=None,
 ) -> tuple[datetime, int]:
     """Send a code (for signing in, or for a password reset) when the phone belongs to an
     active member of the tenant. The answer is the same either way (no account enumeration).
-    Returns (expires at, seconds before a resend)."""
+    Returns (expires at, seconds before a resend). ``later``: see ``send_quietly``."""
     s = kit.settings
     phone = normalize_phone(phone_raw or "")
     bidx = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
@@ -134,10 +139,29 @@ async def request_code(
     await session.flush()
     if await active_member(session, kit, tenant, Identifier("phone", phone)) is not None:
         minutes = max(1, s.sms_code_ttl // 60)
-        await sender.send(
-            phone, MESSAGES[purpose].format(tenant=tenant.name, code=code, minutes=minutes)
-        )
+        text = MESSAGES[purpose].format(tenant=tenant.name, code=code, minutes=minutes)
+        await send_quietly(later, lambda: sender.send(phone, text), f"sms {purpose} code")
     return row.expires_at, s.sms_resend_after
+
+
+async def send_quietly(later, send, what: str) -> None:
+    """Send a code or link that only a known identifier gets, so that the answer cannot tell
+    whether it went out: after the caller's transaction commits when ``later`` is given (the
+    GraphQL operation's ``after_commit``; the row that counts the request is kept whatever
+    happens to the message), at once otherwise; a sender's failure (SMTP or SMS provider down,
+    a timeout) is logged, never raised."""
+
+    async def run() -> None:
+        try:
+            await send()
+        except Exception as exc:
+            # The error's text may name the address: only its type is logged.
+            log.warning("message not sent", what=what, error=type(exc).__name__)
+
+    if later is None:
+        await run()
+    else:
+        later(run)
 
 
 async def spend_code(

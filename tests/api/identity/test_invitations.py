@@ -30,6 +30,7 @@ from tests.api.identity.helpers import (
     scalar,
     sign_in_op,
 )
+from tests.api.identity.test_sms import call, fresh_ip
 from tests.conftest import TOKENS, gql
 
 INVITE = """
@@ -228,7 +229,9 @@ async def test_invite_by_phone_sends_an_sms(client, engine, outbox, make_tenant,
     assert res["__typename"] == "SignInPayload", res
     viewer = await me(client, tenant.slug, res["tokens"]["accessToken"])
     assert (viewer["account"]["phone"], viewer["dataScope"]) == (phone, "team")
-    assert viewer["account"]["email"] == email  # both typed identifiers are the new account's
+    # Only the identifier the link went to: the typed email was never verified (see
+    # test_inviter_cannot_plant_an_address_on_the_invited_account).
+    assert viewer["account"]["email"] is None
 
 
 async def test_expired_invitation_is_refused(client, engine, outbox, make_tenant, settings):
@@ -562,3 +565,153 @@ async def test_inviting_with_roles_needs_role_manage(client, engine, kit, outbox
         )
         == 1
     )
+
+
+# ---------------------------------------------------------------- reviewed defects
+
+
+async def test_inviter_cannot_plant_an_address_on_the_invited_account(
+    client, engine, outbox, make_tenant, settings
+):
+    """An admin invites the victim's phone and types, as the email, an address the admin
+    reads. The victim accepts through the SMS link: the new account must not carry that email,
+    or a password reset for it would mail the admin a link to the victim's account."""
+    tenant = await make_tenant()
+    emails, sms = outbox
+    national, victim_phone = new_phone()
+    planted = new_email("admin-mailbox")
+    before = len(sms)
+    payload = await invite(client, tenant.slug, name="Victim", phone=national, email=planted)
+    assert payload["__typename"] == "InvitationPayload", payload
+    [message] = sms[before:]
+    res = await accept(client, tenant.slug, link_token(message.text, settings, tenant.slug))
+    assert res["__typename"] == "SignInPayload", res
+    viewer = await me(client, tenant.slug, res["tokens"]["accessToken"])
+    assert (viewer["account"]["phone"], viewer["account"]["email"]) == (victim_phone, None)
+    # No account has the planted address (sign-in with it and the victim's password fails).
+    res = await gql(client, sign_in_op(planted, PASSWORD), tenant=tenant.slug, token=None)
+    assert res["data"]["signIn"]["__typename"] == "AuthError", res
+
+    mail_before = len(emails)
+    res = await call(client, tenant.slug, RESET_REQUEST, {"identifier": planted}, ip=fresh_ip())
+    assert res["requestPasswordReset"]["__typename"] == "PasswordResetRequested", res
+    assert emails[mail_before:] == []
+    # The request was counted for no account.
+    assert await scalar(
+        engine, "SELECT count(*) FROM shared.password_reset WHERE tenant_id = :t"
+        " AND account_id IS NOT NULL", t=uuid.UUID(tenant.id),
+    ) == 0  # fmt: skip
+
+
+async def test_wrong_passwords_on_accepting_lock_the_account_as_sign_in_does(
+    client, engine, kit, outbox, make_tenant, settings
+):
+    """An invitation to an existing account's email is not a way round the sign-in lockout:
+    each wrong password counts, and past the limit the account is locked everywhere."""
+    home, second = await make_tenant(), await make_tenant()
+    email = new_email("guessed")
+    account_id, _ = await new_account(engine, kit, home, ["agent"], email=email,
+                                      password=PASSWORD)  # fmt: skip
+    _, token = await invited_by_email(client, outbox, second, settings, email=email)
+    for i in range(settings.login_max_failures):
+        res = await accept_answer(client, second.slug, token, f"guess-number-{i}")
+        assert (res["__typename"], res["field"]) == ("AuthError", "password"), res
+    assert await scalar(engine, "SELECT failed_logins FROM shared.account WHERE id = :a",
+                        a=account_id) == settings.login_max_failures  # fmt: skip
+    # Locked: even the right password is refused, on accepting and on signing in.
+    res = await accept_answer(client, second.slug, token, PASSWORD)
+    assert res["__typename"] == "RateLimitedError" and res["retryAfter"] > 0, res
+    res = await gql(client, sign_in_op(email, PASSWORD), tenant=home.slug, token=None)
+    assert res["data"]["signIn"]["__typename"] == "RateLimitedError", res
+    assert await membership(engine, account_id, second) is None
+
+    # Once the lock has passed, the right password joins and clears the count.
+    await execute(engine, "UPDATE shared.account SET locked_until = now() WHERE id = :a",
+                  a=account_id)  # fmt: skip
+    res = await accept_answer(client, second.slug, token, PASSWORD)
+    assert res["__typename"] == "SignInPayload", res
+    assert await scalar(engine, "SELECT failed_logins FROM shared.account WHERE id = :a",
+                        a=account_id) == 0  # fmt: skip
+
+
+async def test_invitations_made_before_0013_are_listed_and_withdrawable(
+    client, engine, kit, outbox, make_tenant
+):
+    """Invitations from before shared 0013 point at the account they made (with everything the
+    inviter typed) and keep nothing typed themselves: they are listed with that account's name
+    and the invited membership's roles, no phone or email, and can be withdrawn. Accepted
+    through the phone link, the account keeps only the phone."""
+    tenant = await make_tenant()
+    kept_token, kept = await legacy_invitation(engine, kit, tenant, "Old Invite A")
+    gone_token, gone = await legacy_invitation(engine, kit, tenant, "Old Invite B")
+    listed = (await gql(client, INVITATIONS, tenant=tenant.slug))["data"]["invitations"]
+    assert sorted((i["id"], i["name"], i["phone"], i["email"], tuple(i["roles"]))
+                  for i in listed) == sorted(
+        [(str(kept), "Old Invite A", None, None, ("agent",)),
+         (str(gone), "Old Invite B", None, None, ("agent",))]
+    )  # fmt: skip
+    res = await gql(client, WITHDRAW, {"id": str(gone)}, tenant=tenant.slug)
+    assert res["data"]["withdrawInvitation"]["__typename"] == "WithdrawInvitationPayload", res
+    listed = (await gql(client, INVITATIONS, tenant=tenant.slug))["data"]["invitations"]
+    assert [i["id"] for i in listed] == [str(kept)]
+    res = await accept(client, tenant.slug, gone_token)
+    assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
+
+    res = await accept(client, tenant.slug, kept_token)
+    assert res["__typename"] == "SignInPayload", res
+    viewer = await me(client, tenant.slug, res["tokens"]["accessToken"])
+    assert viewer["account"]["phone"] is not None and viewer["account"]["email"] is None
+    assert viewer["roles"] == ["agent"]  # the invited membership's, not the empty column's
+    assert (await gql(client, INVITATIONS, tenant=tenant.slug))["data"]["invitations"] == []
+
+
+async def legacy_invitation(engine, kit, tenant, name: str) -> tuple[str, uuid.UUID]:
+    """What ``invite`` wrote before shared 0013: an account with the typed phone and email,
+    an invited membership with the roles, an invitation pointing at the account."""
+    from datetime import timedelta
+
+    from api.identity import service
+    from api.identity.models import Invitation, Membership
+    from api.ids import uuid7
+    from api.security.tokens import new_refresh_token
+    from tenants.sessions import TenantDatabase
+
+    token, digest = new_refresh_token()
+    async with TenantDatabase(engine).session(tenant) as session:
+        account = await service.create_account(
+            session, kit, name=name, phone=new_phone()[1], email=new_email("legacy"),
+            password=None,
+        )  # fmt: skip
+        tenant_id = uuid.UUID(tenant.id)
+        session.add(Membership(account_id=account.id, tenant_id=tenant_id, roles=["agent"],
+                               status="invited"))  # fmt: skip
+        inv = Invitation(id=uuid7(), tenant_id=tenant_id, account_id=account.id,
+                         token_hash=digest, name="", roles=[],
+                         expires_at=service.now() + timedelta(days=7))  # fmt: skip
+        session.add(inv)
+        await session.commit()
+    return token, inv.id
+
+
+RESET_REQUEST = """
+mutation($identifier: String!) {
+  requestPasswordReset(identifier: $identifier) { __typename }
+}
+"""
+ACCEPT_ANSWER = """
+mutation($token: String!, $password: String!) {
+  acceptInvitation(token: $token, password: $password) {
+    __typename
+    ... on SignInPayload { tokens { accessToken } }
+    ... on RateLimitedError { retryAfter }
+    ... on UserError { code message field }
+  }
+}
+"""
+
+
+async def accept_answer(client, slug: str, token: str, password: str) -> dict:
+    res = await gql(client, ACCEPT_ANSWER, {"token": token, "password": password}, tenant=slug,
+                    token=None)  # fmt: skip
+    assert "errors" not in res, res
+    return res["data"]["acceptInvitation"]

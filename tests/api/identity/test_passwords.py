@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -425,3 +426,79 @@ async def test_reset_requests_per_address_are_limited(client, engine, kit, make_
         assert res["__typename"] == "PasswordResetRequested", res
     res = await call(client, tenant.slug, REQUEST, {"identifier": new_email("many")}, ip=ip)
     assert res["__typename"] == "RateLimitedError", res
+
+
+# ---------------------------------------------------------------- a sender that fails
+
+
+class RefusingMailbox:
+    """An SMTP server that takes the envelope and refuses the message."""
+
+    async def handle_DATA(self, server, session, envelope):
+        return "554 Transaction failed"
+
+
+@pytest.fixture(params=["connection refused", "message refused"])
+def failing_server(request, live_server_factory):
+    """A gateway whose SMTP server is down (a port bound but not listening: connecting is
+    refused, a ConnectionError) or refuses the message, and whose SMS provider is down."""
+    if request.param == "connection refused":
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port, stop = closed.getsockname()[1], closed.close
+    else:
+        controller = LoopbackSmtp(RefusingMailbox())
+        controller.start()
+        port, stop = controller.port, controller.stop
+    try:
+        with live_server_factory(email_backend="smtp", smtp_host="127.0.0.1",
+                                 smtp_port=port) as s:  # fmt: skip
+            sms = s.server.config.app.state.sms
+
+            async def provider_down(phone: str, text: str) -> None:
+                raise ConnectionRefusedError("the SMS provider is down")
+
+            sms.send = provider_down
+            yield s
+    finally:
+        stop()
+
+
+async def test_a_failing_sender_does_not_change_the_answer(failing_server, engine, kit,
+                                                            make_tenant):  # fmt: skip
+    """Known and unknown phones and emails get the same status and answer when the message
+    cannot be sent, and the request is counted either way (the row is kept: asking again at
+    once is refused)."""
+    tenant = await make_tenant()
+    known_email, (known_national, known_phone) = new_email("known"), new_phone()
+    await new_account(engine, kit, tenant, ["agent"], email=known_email, phone=known_phone,
+                      password=PASSWORD)  # fmt: skip
+
+    async def ask(client, identifier: str, ip: str) -> tuple[int, str]:
+        resp = await client.post(
+            "/graphql", json={"query": REQUEST, "variables": {"identifier": identifier}},
+            headers={"X-Tenant": tenant.slug, "X-Forwarded-For": ip},
+        )  # fmt: skip
+        body = resp.json()
+        answer = (body.get("data") or {}).get("requestPasswordReset") or {}
+        answer.pop("expiresAt", None)
+        answer.pop("retryAfter", None)
+        return resp.status_code, json.dumps({**body, "data": answer}, sort_keys=True)
+
+    answers = {}
+    async with httpx.AsyncClient(base_url=failing_server.url, timeout=60) as client:
+        for identifier in [known_email, new_email("nobody"), known_national, new_phone()[0]]:
+            ip = fresh_ip()
+            answers[identifier] = (await ask(client, identifier, ip),
+                                   await ask(client, identifier, ip))  # fmt: skip
+    assert len(set(answers.values())) == 1, answers
+    (status, first), (_, again) = answers[known_email]
+    assert status == 200 and "PasswordResetRequested" in first, answers
+    assert "RateLimitedError" in again, answers
+    # The known ones' rows point at the account: the code and link were made, not sent.
+    bidx = kit.blind_index.digest(known_email, scope="shared", column="email")
+    assert await scalar(engine, "SELECT count(*) FROM shared.password_reset WHERE email_bidx = :b"
+                        " AND account_id IS NOT NULL", b=bidx) == 1  # fmt: skip
+    bidx = kit.blind_index.digest(known_phone, scope="shared", column="phone")
+    assert await scalar(engine, "SELECT count(*) FROM shared.sms_code WHERE phone_bidx = :b"
+                        " AND purpose = 'reset'", b=bidx) == 1  # fmt: skip

@@ -123,6 +123,7 @@ async def test_sign_up_creates_tenant_admin_and_tokens(client, engine, kit):
     [
         ("taken-slug", "ConflictError", "tenantSlug"),
         ("reserved-slug", "ValidationError", "tenantSlug"),
+        ("media-private-prefix-slug", "ValidationError", "tenantSlug"),
         ("invalid-slug", "ValidationError", "tenantSlug"),
         ("slug-with-underscore", "ValidationError", "tenantSlug"),
         ("empty-tenant-name", "ValidationError", "tenantName"),
@@ -146,6 +147,8 @@ async def test_sign_up_refusals_are_data_and_leave_nothing(
     over = {
         "taken-slug": lambda: {"tenantSlug": taken.slug},
         "reserved-slug": lambda: {"tenantSlug": "admin"},
+        # Its public media keys would start with the private prefix (not public on S3).
+        "media-private-prefix-slug": lambda: {"tenantSlug": "private"},
         "invalid-slug": lambda: {"tenantSlug": "Bad Slug!"},
         "slug-with-underscore": lambda: {"tenantSlug": "acme_realty"},
         "empty-tenant-name": lambda: {"tenantName": "  "},

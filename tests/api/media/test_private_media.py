@@ -194,3 +194,15 @@ async def test_a_full_disk_is_a_typed_error_and_leaves_nothing(
             res = await send(c, tenant.slug, unit, "PHOTO", png(8, 8))
             assert res["__typename"] == "MediaPayload", res
             assert (await c.get(urlsplit(res["media"]["url"]).path)).status_code == 200
+
+
+def test_private_link_lifetime_is_at_most_what_sigv4_allows():
+    """S3 refuses presigned links that live over 7 days: a longer setting fails at start-up,
+    not on the first private link read."""
+    from pydantic import ValidationError
+
+    from tests.conftest import test_settings
+
+    assert test_settings(media_private_url_ttl=604800).media_private_url_ttl == 604800
+    with pytest.raises(ValidationError, match="media_private_url_ttl"):
+        test_settings(media_private_url_ttl=604801)

@@ -50,11 +50,11 @@ def change_of(msg: dict) -> tuple[int, str, str]:
     return change["seq"], change["unitId"], change["status"]
 
 
-async def test_redis_restart_under_a_running_gateway(own_redis, faults_db, scratch, settings, kit):
+async def tenant_and_gateway(own_redis, faults_db, scratch, settings, kit) -> tuple[str, Gateway]:
+    """A tenant with an admin, and a gateway (not started) using the test's own Redis."""
     url, engine = faults_db
     tenant = (await create_tenant(engine, unique_slug("rd"), "Redis Down Realty")).tenant
-    slug = tenant.slug
-    _, TOKENS[slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
+    _, TOKENS[tenant.slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
     env = gateway_env(
         settings,
         url,
@@ -62,7 +62,11 @@ async def test_redis_restart_under_a_running_gateway(own_redis, faults_db, scrat
         ANJU_RATE_USER_PER_MINUTE="10000",
         ANJU_RATE_TENANT_PER_MINUTE="10000",
     )
-    gw = Gateway("gw", env, scratch)  # fmt: skip
+    return tenant.slug, Gateway("gw", env, scratch)
+
+
+async def test_redis_restart_under_a_running_gateway(own_redis, faults_db, scratch, settings, kit):
+    slug, gw = await tenant_and_gateway(own_redis, faults_db, scratch, settings, kit)
     await asyncio.to_thread(gw.start)
     try:
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
@@ -102,19 +106,8 @@ async def test_a_gateway_starts_while_redis_is_down(own_redis, faults_db, scratc
     """Redis out of reach when the gateway starts costs nothing but sharing: it starts and
     serves; once Redis is up, its subscriber gets what was changed meanwhile, then live events,
     each once."""
-    url, engine = faults_db
-    tenant = (await create_tenant(engine, unique_slug("rs"), "Redis Start Realty")).tenant
-    slug = tenant.slug
-    _, TOKENS[slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
-    env = gateway_env(
-        settings,
-        url,
-        ANJU_REDIS_URL=own_redis.url,
-        ANJU_RATE_USER_PER_MINUTE="10000",
-        ANJU_RATE_TENANT_PER_MINUTE="10000",
-    )
+    slug, gw = await tenant_and_gateway(own_redis, faults_db, scratch, settings, kit)
     await asyncio.to_thread(own_redis.stop)
-    gw = Gateway("gw-cold", env, scratch)
     await asyncio.to_thread(gw.start)  # crashed in the startup hook before the fix
     try:
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as c:

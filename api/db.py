@@ -115,11 +115,13 @@ class DatabaseUnavailable(RuntimeError):
     pass
 
 
-# What a request meets while the database cannot be reached: a refused, reset or timed-out
-# connection, a server shutting down or starting up (class 57), a connection lost (class 08),
-# or no pooled connection free within the pool's wait.
+# What a request meets while the database cannot be reached: a refused or timed-out connect
+# (``_connect`` names it DatabaseUnavailable), a server shutting down or starting up (class
+# 57), a connection lost or reset (class 08, asyncpg's ConnectionDoesNotExistError), or no
+# pooled connection free within the pool's wait. Not the built-in ConnectionError: that of
+# another client (SMTP, Stripe, S3, FCM) is that service's failure, not the database's.
 _UNAVAILABLE = (
-    DatabaseUnavailable, ConnectionError, asyncpg.PostgresConnectionError,
+    DatabaseUnavailable, asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError, sa_exc.TimeoutError,
 )  # fmt: skip
 

@@ -205,11 +205,8 @@ async def track(session, kit: SecurityKit, tenant_id, account_id: uuid.UUID,
         where = f"events.{i}"
         if e.kind not in ("view_unit", "view_listing", "search"):
             raise ValidationFailed("an event is a unit or listing view, or a search", where)
-        if e.at is not None:
-            if e.at.tzinfo is None:
-                raise ValidationFailed("give the time with its UTC offset", f"{where}.at")
-            if e.at > now + timedelta(minutes=5) or e.at < now - BACKDATE:
-                raise ValidationFailed("an event is from the last 7 days", f"{where}.at")
+        if e.at is not None and (e.at > now + timedelta(minutes=5) or e.at < now - BACKDATE):
+            raise ValidationFailed("an event is from the last 7 days", f"{where}.at")
         if e.seconds is not None and not 0 <= e.seconds <= 86_400:
             raise ValidationFailed("seconds between 0 and 86,400", f"{where}.seconds")
         if e.kind == "search":

@@ -211,8 +211,6 @@ async def set_paused(
     session, account_id: uuid.UUID, *, paused: bool, until: datetime | None = None, reason: str = ""
 ) -> AgentRouting:
     if until is not None:
-        if until.tzinfo is None:
-            raise ValidationFailed("give the time with its UTC offset (e.g. +08:00)", "until")
         if not paused:
             raise ValidationFailed("until is for a pause", "until")
         if until <= utcnow():

@@ -150,12 +150,6 @@ def reveal(kit: SecurityKit, tenant_id: str, row: Client, column: str) -> str | 
                               row_id=row.id)  # fmt: skip
 
 
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed("give the time with its UTC offset (e.g. +08:00)", field)
-    return value
-
-
 def _check(i: ClientInput) -> None:
     if i.source not in SOURCES:
         raise ValidationFailed(f"source is one of {', '.join(SOURCES)}", "source")
@@ -403,8 +397,6 @@ async def log_contact(session, p: Principal, client_id: uuid.UUID, *, kind: str,
     follow-up is scheduled at once (the agent's usual "call again Friday")."""
     if kind not in KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(KINDS)}", "kind")
-    _aware(happened_at, "happenedAt")
-    _aware(next_due_at, "nextDueAt")
     if next_due_at is not None and next_due_at < utcnow() - timedelta(minutes=5):
         raise ValidationFailed("a follow-up is scheduled in the future", "nextDueAt")
     row = await get_visible(session, p, client_id, lock=True)
@@ -432,7 +424,6 @@ async def schedule(session, p: Principal, client_id: uuid.UUID, *, due_at: datet
                    kind: str = "call", note: str = "") -> FollowUp:  # fmt: skip
     if kind not in KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(KINDS)}", "kind")
-    _aware(due_at, "dueAt")
     row = await get_visible(session, p, client_id, lock=True)
     if due_at < utcnow() - timedelta(minutes=5):
         raise ValidationFailed("a follow-up is scheduled in the future", "dueAt")

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from api.client.models import CalendarFeed, Client, FollowUp, Showing
-from api.client.service import _aware, get_visible
+from api.client.service import get_visible
 from api.db import lock_for_transaction, utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
@@ -34,8 +34,6 @@ MAX_LENGTH = timedelta(hours=8)
 async def schedule(session, p: Principal, client_id: uuid.UUID, *, starts_at: datetime,
                    ends_at: datetime, unit_ids: list[uuid.UUID], listing_ids: list[uuid.UUID],
                    place: str = "") -> Showing:  # fmt: skip
-    _aware(starts_at, "startsAt")
-    _aware(ends_at, "endsAt")
     if not ends_at > starts_at or ends_at - starts_at > MAX_LENGTH:
         raise ValidationFailed("a showing ends after it starts, within 8 hours", "endsAt")
     if starts_at < utcnow() - timedelta(minutes=5):

@@ -118,11 +118,17 @@ class Context:
         self._scope().audit.add(action, target_type=target_type, target_id=target_id, **details)
 
     def tenant_changed(self) -> None:
-        """Drop this process's cached copy of the tenant (its settings just changed)."""
+        """Drop this process's cached copy of the tenant once its new settings are committed
+        (dropped before, a request reading the tenant meanwhile would cache the old ones)."""
         cache = getattr(getattr(self.request, "app", None), "state", None)
         cache = getattr(cache, "tenant_cache", None)
         if cache is not None and self.tenant is not None:
-            cache.invalidate(self.tenant.slug)
+            slug = self.tenant.slug
+
+            async def drop() -> None:
+                cache.invalidate(slug)
+
+            self.after_commit(drop)
 
     def after_commit(self, fn) -> None:
         """Run ``await fn()`` once this operation's transaction has committed (never when it

@@ -102,17 +102,21 @@ def _parse_decimal(value: object) -> Decimal:
     return number
 
 
-# DateTime inputs name an instant between these (UTC): a time a person can mean, with room
-# for the arithmetic the services do (a due date plus days, a window back from a start). Beyond
-# them, converting to UTC or adding a day overflows Python's datetime.
+# DateTime inputs name an instant: with a UTC offset (a time without one would be read in the
+# server's zone by asyncpg, or refused by a service), between these (UTC): a time a person can
+# mean, with room for the arithmetic the services do (a due date plus days, a window back from a
+# start). Beyond them, converting to UTC or adding a day overflows Python's datetime.
 DATETIME_MIN = dt.datetime(1900, 1, 1)
 DATETIME_MAX = dt.datetime(3000, 1, 1)
+DATETIME_EXAMPLE = "give a UTC offset, e.g. 2026-12-04T10:00:00+08:00"
 
 
 def _parse_datetime(value: object) -> dt.datetime:
     parsed = DateTimeDefinition.parse_value(value)  # strawberry's own ISO 8601 reading
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise GraphQLError(f"DateTime needs a UTC offset: {DATETIME_EXAMPLE}")
     try:
-        utc = parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+        utc = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     except OverflowError as exc:
         raise GraphQLError(f"DateTime cannot represent {value[:40]!r}") from exc
     if not DATETIME_MIN <= utc < DATETIME_MAX:

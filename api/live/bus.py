@@ -12,6 +12,11 @@ then ``on_resume(lost_at)`` tells the hub to read back what was published meanwh
 published while no subscription listened are not lost either, even when no later event
 reveals the gap. Meanwhile the relay cannot publish: its rows wait in the outbox.
 
+A gateway that starts while Redis is out of reach starts all the same: ``start`` waits for the
+first attempt only (at most ``start_wait`` seconds), the listener keeps trying, and the first
+subscription it makes counts as a resume from the first failure (or from the start, if that
+attempt hung): ``on_resume`` reads back what was published before it listened.
+
 Connections to Redis time out after ``timeout`` seconds (a Redis that does not answer fails
 a publish instead of holding the relay), and the subscription is checked every 15 s."""
 
@@ -64,21 +69,35 @@ class RedisBus:
         )
         self.channel = channel
         self._task: asyncio.Task | None = None
-        self._ready = asyncio.Event()
+        self.subscribed = False  # a subscription is held now
+        self._tried = asyncio.Event()  # the first attempt succeeded or failed
+        self._lost_at: float | None = None  # no subscription since then (Unix time)
 
-    async def start(self, handler: Handler, on_resume: Resume | None = None) -> None:
+    async def start(
+        self, handler: Handler, on_resume: Resume | None = None, *, start_wait: float = 5.0
+    ) -> None:
+        """Subscribe in the background. Returns once the first attempt is over (Redis up: from
+        the first request on, the process hears every event); never fails: Redis out of
+        reach is logged and the listener keeps trying."""
+        started_at = time.time()
         self._task = asyncio.create_task(self._listen(handler, on_resume), name="anju-live-bus")
-        await asyncio.wait_for(self._ready.wait(), 10)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tried.wait(), start_wait)
+        if not self.subscribed:
+            if self._lost_at is None:  # the first attempt still hangs
+                self._lost_at = started_at
+            log.warning("live bus: no redis subscription at start; trying in the background")
 
     async def _listen(self, handler: Handler, on_resume: Resume | None) -> None:
         delay = 0.2
-        lost_at: float | None = None
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self._ready.set()
+                self.subscribed = True
+                self._tried.set()
                 delay = 0.2
+                lost_at, self._lost_at = self._lost_at, None
                 if lost_at is not None:
                     log.info("live bus: redis subscription made again")
                     if on_resume is not None:
@@ -86,7 +105,6 @@ class RedisBus:
                             await _call(on_resume, lost_at)
                         except Exception:
                             log.exception("live bus: resuming after a lost subscription failed")
-                    lost_at = None
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -101,9 +119,11 @@ class RedisBus:
                         log.exception("live bus: the handler failed on a message")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # connection lost: resubscribe, then resume
-                if lost_at is None:
-                    lost_at = time.time()
+            except Exception as exc:  # connection lost (or never made): resubscribe, then resume
+                self.subscribed = False
+                if self._lost_at is None:
+                    self._lost_at = time.time()
+                self._tried.set()
                 log.warning("live bus: redis subscription lost", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -50,11 +50,11 @@ def change_of(msg: dict) -> tuple[int, str, str]:
     return change["seq"], change["unitId"], change["status"]
 
 
-async def test_redis_restart_under_a_running_gateway(own_redis, faults_db, scratch, settings, kit):
+async def tenant_and_gateway(own_redis, faults_db, scratch, settings, kit) -> tuple[str, Gateway]:
+    """A tenant with an admin, and a gateway (not started) using the test's own Redis."""
     url, engine = faults_db
     tenant = (await create_tenant(engine, unique_slug("rd"), "Redis Down Realty")).tenant
-    slug = tenant.slug
-    _, TOKENS[slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
+    _, TOKENS[tenant.slug] = await add_member(engine, kit, tenant, ["admin"], name="Admin")
     env = gateway_env(
         settings,
         url,
@@ -62,7 +62,11 @@ async def test_redis_restart_under_a_running_gateway(own_redis, faults_db, scrat
         ANJU_RATE_USER_PER_MINUTE="10000",
         ANJU_RATE_TENANT_PER_MINUTE="10000",
     )
-    gw = Gateway("gw", env, scratch)  # fmt: skip
+    return tenant.slug, Gateway("gw", env, scratch)
+
+
+async def test_redis_restart_under_a_running_gateway(own_redis, faults_db, scratch, settings, kit):
+    slug, gw = await tenant_and_gateway(own_redis, faults_db, scratch, settings, kit)
     await asyncio.to_thread(gw.start)
     try:
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
@@ -96,3 +100,35 @@ async def test_redis_restart_under_a_running_gateway(own_redis, faults_db, scrat
     log = gw.log_tail(1_000_000)
     assert "Exception in ASGI application" not in log and "unexpected error" not in log, log
     assert "counting in this process" in log  # the limiter said why it did not use Redis
+
+
+async def test_a_gateway_starts_while_redis_is_down(own_redis, faults_db, scratch, settings, kit):
+    """Redis out of reach when the gateway starts costs nothing but sharing: it starts and
+    serves; once Redis is up, its subscriber gets what was changed meanwhile, then live events,
+    each once."""
+    slug, gw = await tenant_and_gateway(own_redis, faults_db, scratch, settings, kit)
+    await asyncio.to_thread(own_redis.stop)
+    await asyncio.to_thread(gw.start)  # crashed in the startup hook before the fix
+    try:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
+            assert "errors" not in await gql(c, ME, tenant=slug)
+            inv = await inventory(c, slug, floors=1, per_floor=2)
+            units = [u["id"] for u in inv["units"]]
+            async with live(gw, slug) as ws:
+                await ws.subscribe(UNIT_CHANGES, {"buildingId": inv["building"]["id"]})
+                await ws.nothing(0.3)  # registered
+                await reserve(c, slug, units[0])  # while Redis is down
+
+                await asyncio.to_thread(own_redis.start)
+                during = change_of(await ws.next(30))  # arrives by itself
+                await reserve(c, slug, units[1])
+                after = change_of(await ws.next(30))
+                await ws.nothing(1.0)  # no second copy of anything
+
+        assert [during[1:], after[1:]] == [(units[0], "RESERVED"), (units[1], "RESERVED")]
+        assert after[0] == during[0] + 1
+    finally:
+        await asyncio.to_thread(gw.stop)
+    log = gw.log_tail(1_000_000)
+    assert "Exception in ASGI application" not in log and "unexpected error" not in log, log
+    assert "no redis subscription at start" in log, log

@@ -207,6 +207,27 @@ async def test_instants_that_overflow_in_utc_are_bad_user_input(client, tenant):
     }
 
 
+async def test_an_instant_without_a_utc_offset_is_bad_user_input(client, tenant):
+    """Read in the server's zone it would name another instant: refused, in the scalar, for
+    every DateTime argument and input field (a variable, a nested input, a literal)."""
+    hint = "give a UTC offset, e.g. 2026-12-04T10:00:00+08:00"
+    shows = "query($s: DateTime) { myShowings(since: $s) { id } }"
+    for since in ("2026-12-04T10:00:00", "2026-12-04T10:00", "2026-12-04"):
+        refused(await gql(client, shows, {"s": since}, tenant=tenant.slug), "$s", hint)
+    audit = "query($f: AuditFilter) { auditLog(filter: $f) { action } }"
+    for where in ({"since": "2026-12-04T10:00:00"}, {"until": "2999-01-01T00:00:00.5"}):
+        refused(await gql(client, audit, {"f": where}, tenant=tenant.slug), "$f", hint)
+    at_literal(hint, await gql(client, '{ myShowings(since: "2026-12-04T10:00:00") { id } }',
+                               tenant=tenant.slug))  # fmt: skip
+    # With an offset (Z, or +08:00): answered.
+    for since in ("2026-12-04T10:00:00Z", "2026-12-04T10:00:00+08:00"):
+        res = await gql(client, shows, {"s": since}, tenant=tenant.slug)
+        assert res == {"data": {"myShowings": []}}, res
+    res = await gql(client, audit, {"f": {"since": "2026-12-04T10:00:00+08:00"}},
+                    tenant=tenant.slug)  # fmt: skip
+    assert "errors" not in res, res
+
+
 # ------------------------------------------------------------------ long lists
 
 

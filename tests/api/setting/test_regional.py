@@ -3,12 +3,16 @@ an admin (tenant.manage), and followed by the agent's day and by listing expiry.
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.pool import NullPool
 
+from api.db import make_engine
 from tenants.models import Tenant
 from tests.api.client.test_clients import my_day, new_client, schedule
 from tests.api.identity.helpers import SIGN_UP
@@ -129,3 +133,31 @@ async def test_a_listing_expires_at_the_tenants_midnight(client, make_tenant):
     local = expires.astimezone(tenant.zone)
     assert (local.hour, local.minute, local.second) == (0, 0, 0), local
     assert local.date() in {tenant.today(at) + timedelta(days=31) for at in (before, after)}
+
+
+async def test_the_cached_tenant_is_dropped_after_the_change_is_committed(
+    client, live_server, db_url, settings, make_tenant, monkeypatch
+):
+    """Dropped before the commit, a request reading the tenant in between would cache the old
+    settings again: when the gateway drops its copy, the new ones are already committed."""
+    tenant = await make_tenant()
+    cache = live_server.server.config.app.state.tenant_cache
+    drop, seen = cache.invalidate, []
+
+    async def committed(slug: str) -> tuple | None:  # what any other connection reads now
+        engine = make_engine(db_url, settings, poolclass=NullPool)
+        try:
+            return tuple(await registry_row(engine, slug))
+        finally:
+            await engine.dispose()
+
+    def watching(slug: str | None = None) -> None:  # runs in the gateway's thread, at the drop
+        if slug == tenant.slug:
+            with ThreadPoolExecutor(1) as pool:
+                seen.append(pool.submit(asyncio.run, committed(slug)).result())
+        drop(slug)
+
+    monkeypatch.setattr(cache, "invalidate", watching)
+    res = await gql(client, UPDATE, {"input": {"timeZone": "Europe/Paris"}}, tenant=tenant.slug)
+    assert res["data"]["updateRegionalSettings"]["timeZone"] == "Europe/Paris", res
+    assert seen == [("Europe/Paris", "zh-CN", "CNY")]

@@ -28,14 +28,26 @@ class Tenant(Timestamped, SharedBase):
     slug: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     schema_name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default=TenantStatus.ACTIVE)
-    plan: Mapped[str] = mapped_column(String(32), nullable=False, default="free")
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=TenantStatus.ACTIVE, server_default="active"
+    )
+    plan: Mapped[str] = mapped_column(
+        String(32), nullable=False, default="free", server_default="free"
+    )
     # Admins must sign in with a second factor (TOTP).
-    require_admin_totp: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    require_admin_totp: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default="false"
+    )
     # Times are shown in this IANA zone, texts in this locale, amounts in this ISO 4217 currency.
-    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, default="Asia/Shanghai")
-    locale: Mapped[str] = mapped_column(String(8), nullable=False, default="zh-CN")
-    currency: Mapped[str] = mapped_column(String(3), nullable=False, default="CNY")
+    time_zone: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="Asia/Shanghai", server_default="Asia/Shanghai"
+    )
+    locale: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="zh-CN", server_default="zh-CN"
+    )
+    currency: Mapped[str] = mapped_column(
+        String(3), nullable=False, default="CNY", server_default="CNY"
+    )
     # The tenant's Stripe Connect account: its customers' payments are created on it.
     stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The tenant's own Anju plan, paid through Stripe Billing (docs/payments.md).

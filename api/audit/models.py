@@ -19,13 +19,19 @@ class AuditLog(TenantBase):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, unique=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
-    actor_ip: Mapped[str] = mapped_column(String(64), nullable=False, default="")
-    actor_app: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    actor_ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
+    actor_app: Mapped[str] = mapped_column(
+        String(32), nullable=False, default="", server_default=""
+    )
     action: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
-    outcome: Mapped[str] = mapped_column(String(100), nullable=False, default="")
-    target_type: Mapped[str] = mapped_column(String(64), nullable=False, default="")
-    target_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
-    details: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
+    outcome: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    target_type: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="", server_default=""
+    )
+    target_id: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="", server_default=""
+    )
+    details: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict, server_default="{}")
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 

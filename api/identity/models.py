@@ -33,14 +33,16 @@ class Account(Timestamped, SharedBase):
     __tablename__ = "account"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
-    name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    name: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
     # Personal data: AES-GCM ciphertext (scope "shared") + blind index for exact lookup.
     phone_enc: Mapped[bytes | None] = ciphertext_column("phone")
     phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
     email_enc: Mapped[bytes | None] = ciphertext_column("email")
     email_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
-    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed_logins: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # TOTP second factor: encrypted secret, when it was confirmed, last accepted time step.
     totp_secret_enc: Mapped[bytes | None] = ciphertext_column("totp")
@@ -62,8 +64,12 @@ class Membership(Timestamped, SharedBase):
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("shared.tenant.id", ondelete="CASCADE"), nullable=False, index=True
     )
-    roles: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, default=list)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, default=list, server_default="{}"
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="active", server_default="active"
+    )
 
 
 class RefreshToken(SharedBase):
@@ -85,8 +91,10 @@ class RefreshToken(SharedBase):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    user_agent: Mapped[str] = mapped_column(String(300), nullable=False, default="")
-    ip: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    user_agent: Mapped[str] = mapped_column(
+        String(300), nullable=False, default="", server_default=""
+    )
+    ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
 
 
 class SmsCode(Timestamped, SharedBase):
@@ -102,11 +110,15 @@ class SmsCode(Timestamped, SharedBase):
     )
     code_hmac: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", index=True)
+    ip: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="", server_default="", index=True
+    )
     # sign_in | reset: a code is only good for what it was sent for.
-    purpose: Mapped[str] = mapped_column(String(16), nullable=False, default="sign_in")
+    purpose: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="sign_in", server_default="sign_in"
+    )
 
 
 class PasswordReset(Timestamped, SharedBase):
@@ -127,7 +139,9 @@ class PasswordReset(Timestamped, SharedBase):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    ip: Mapped[str] = mapped_column(String(64), nullable=False, default="", index=True)
+    ip: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="", server_default="", index=True
+    )
 
 
 class Invitation(Timestamped, SharedBase):
@@ -147,8 +161,10 @@ class Invitation(Timestamped, SharedBase):
         ForeignKey("shared.account.id", ondelete="CASCADE")
     )
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
-    name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
-    roles: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, default=list)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, default=list, server_default="{}"
+    )
     ident_kind: Mapped[str | None] = mapped_column(String(8))  # phone | email
     ident_enc: Mapped[bytes | None] = ciphertext_column("ident")
     ident_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -164,8 +180,12 @@ class Role(Timestamped, TenantBase):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
-    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)), nullable=False, default=list)
-    scope: Mapped[str] = mapped_column(String(8), nullable=False, default="own")
+    permissions: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), nullable=False, default=list, server_default="{}"
+    )
+    scope: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="own", server_default="own"
+    )
 
 
 class Team(Timestamped, TenantBase):

@@ -44,7 +44,9 @@ class Media(TenantBase):
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     caption: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     # Decided at upload: public (permanent URL) or private (signed links that expire).
-    visibility: Mapped[str] = mapped_column(String(8), nullable=False, default="public")
+    visibility: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="public", server_default="public"
+    )
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
                                                  default=utcnow)  # fmt: skip

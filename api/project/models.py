@@ -25,9 +25,11 @@ class Project(Timestamped, TenantBase):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    city: Mapped[str] = mapped_column(String(100), nullable=False, default="")
-    district: Mapped[str] = mapped_column(String(100), nullable=False, default="")
-    address: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    city: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    district: Mapped[str] = mapped_column(
+        String(100), nullable=False, default="", server_default=""
+    )
+    address: Mapped[str] = mapped_column(String(300), nullable=False, default="", server_default="")
     latitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     facilities: Mapped[list[str]] = mapped_column(

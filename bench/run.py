@@ -1,10 +1,10 @@
 """``make bench [BENCH_SIZE=small]``: run the scenarios, write bench/results/latest.json and
-bench/results/latest.md, and the table between the bench markers of the README. Not part of
-``make test``.
+bench/results/latest.md, and the table between the bench markers of docs/performance.md. Not
+part of ``make test``.
 
 ``python -m bench.run --only tenancy|http|search|live|notify|stripe``: one group of scenarios;
-prints its table and leaves latest.* and the README alone. ``--only random_tenant``: that one
-HTTP scenario alone (its tenants are still seeded)."""
+prints its table and leaves latest.* and docs/performance.md alone. ``--only random_tenant``:
+that one HTTP scenario alone (its tenants are still seeded)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from pathlib import Path
 from bench import http, live, notify, search, stripe, tenancy
 
 RESULTS = Path(__file__).parent / "results"
+# The page whose table (between the bench markers) a full run rewrites.
+PERFORMANCE_PAGE = Path(__file__).parent.parent / "docs" / "performance.md"
 
 
 def machine() -> str:
@@ -84,12 +86,11 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(table)
-    readme = Path(__file__).parent.parent / "README.md"
-    text = readme.read_text()
+    text = PERFORMANCE_PAGE.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start in text and end in text:
         head, rest = text.split(start, 1)
-        readme.write_text(head + start + "\n" + table + rest[rest.index(end) :])
+        PERFORMANCE_PAGE.write_text(head + start + "\n" + table + rest[rest.index(end) :])
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def production_overrides() -> dict:
     to start without them; tokens and personal data of the suite's kit do not pass there)."""
     import base64
 
-    from tests.api.security.test_secrets import ed25519_pem
+    from tests.api.security.helpers import ed25519_pem
 
     return {"env": "production", "jwt_private_key": ed25519_pem(),
             "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),

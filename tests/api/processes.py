@@ -23,8 +23,9 @@ from sqlalchemy.engine import URL
 
 from api.jobs import run_worker
 from api.settings import Settings
-from tests.conftest import _MEDIA_DIR, OnLoopback
+from tests.conftest import _MEDIA_DIR
 from tests.conftest import test_settings as settings_for_tests
+from tests.loopback import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: ``api.main`` imports from here
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 import re
 import uuid
 
@@ -106,8 +105,10 @@ PASSWORD = "correct-horse-42"
 
 
 def new_phone() -> tuple[str, str]:
-    """A fresh valid mainland-China mobile number: (national digits, E.164)."""
-    national = "139" + "".join(random.choices("0123456789", k=8))
+    """A fresh valid mainland-China mobile number: (national digits, E.164). Unique, not
+    random: drawn from uuid4 like ``new_email``, so replaying a run's seed never repeats the
+    numbers (and the per-number limits they left behind in redis)."""
+    national = f"139{uuid.uuid4().int % 10**8:08d}"
     return national, "+86" + national
 
 

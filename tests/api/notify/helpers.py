@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from email import message_from_bytes
 from email import policy as email_policy
 
 from aiosmtpd.controller import Controller
+
+from tests.loopback import loopback_socket
 
 
 class Mailbox:
@@ -22,10 +23,11 @@ class Mailbox:
 
 
 class LoopbackSmtp(Controller):
-    """aiosmtpd's threaded Controller on a port the OS picked (no guessed free port)."""
+    """aiosmtpd's threaded Controller on the socket of ``loopback_socket`` (a port the OS
+    picked, TCP_NODELAY on what it accepts)."""
 
     def __init__(self, handler) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock = loopback_socket()
         super().__init__(handler, hostname="127.0.0.1", port=self._sock.getsockname()[1])
 
     def _create_server(self):

@@ -5,7 +5,6 @@ real gateway; a real burst worker applies them. After every scenario each journa
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 import procrastinate
@@ -31,6 +30,7 @@ from tests.api.payment.helpers import (
 from tests.api.unit.helpers import UNIT_QUERY, inventory
 from tests.conftest import gql
 from tests.conftest import test_settings as settings_with
+from tests.randomness import rng
 
 PAYMENTS = """
 query($u: ID) { payments(unitId: $u) { id status amount refundedAmount refundReason failureCode } }
@@ -136,8 +136,9 @@ async def test_events_in_shuffled_order_end_in_the_right_state(
     retried, canceled, declined = [pi_of(await start(http, tenant.slug, u, agent)) for u in units]
     evs = [fake.fail(retried), fake.succeed(retried), fake.cancel(canceled),
            fake.fail(declined, "insufficient_funds")]  # fmt: skip
-    evs += random.sample(evs, 2)
-    random.shuffle(evs)
+    order = rng("test_events_in_shuffled_order_end_in_the_right_state")
+    evs += order.sample(evs, 2)
+    order.shuffle(evs)
     for ev in evs:
         assert (await deliver(http, fake, ev)).status_code == 200
     await work(worker_settings, engine, db_url)

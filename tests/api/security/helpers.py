@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def ed25519_pem() -> str:
+    """A new Ed25519 private key (PKCS8 PEM), e.g. a JWT signing key."""
     return (
         Ed25519PrivateKey.generate()
         .private_bytes(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import random
 import re
 import threading
 import uuid
@@ -29,7 +30,6 @@ from tests.api.helpers import create_building, create_project
 from tests.api.unit.helpers import CREATE_UNIT_TYPE, create_units, ok
 from tests.conftest import TOKENS, LiveServer, add_member, gql, unique_slug
 from tests.conftest import test_settings as gateway_settings
-from tests.randomness import rng as seeded
 
 BIG = 2**63 - 1
 INT32_MAX = 2**31 - 1
@@ -181,7 +181,7 @@ async def _unit_type(client, slug: str, project_id: str, name, rooms, area, ori)
 
 
 async def _seed_a(client, slug: str) -> tuple[dict, dict, dict, list[SeedUnit]]:
-    rng = seeded("search: tenant A's units")
+    rng = random.Random(20240601)
     projects, buildings, types = {}, {}, {}
     type_specs: dict[str, tuple] = {}  # type id -> (name, rooms, area, ori)
     units: list[SeedUnit] = []
@@ -248,7 +248,7 @@ async def _change_statuses(client, slug: str, units: list[SeedUnit]) -> None:
     """Reserve some available units and sell others, in one operation (mutations run in
     order)."""
     available = [u for u in units if u.status == "AVAILABLE"]
-    rng = seeded("search: status changes")
+    rng = random.Random(7)
     picked = rng.sample(available, 12)
     steps = []
     for u in picked[:7]:

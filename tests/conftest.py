@@ -3,15 +3,11 @@ a fresh database per run migrated with Alembic, tenant factories and a live uvic
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import itertools
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
@@ -19,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +27,8 @@ from tenants.migrate import upgrade_shared
 from tenants.provisioning import create_tenant
 from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
+from tests.loopback import LoopbackServer
+from tests.randomness import SEED
 
 _RUN = uuid.uuid4().hex[:6]
 _counter = itertools.count(1)
@@ -77,7 +74,7 @@ def production_overrides() -> dict:
     to start without them; tokens and personal data of the suite's kit do not pass there)."""
     import base64
 
-    from tests.api.security.test_secrets import ed25519_pem
+    from tests.api.security.helpers import ed25519_pem
 
     return {"env": "production", "jwt_private_key": ed25519_pem(),
             "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),
@@ -184,48 +181,12 @@ def auth_headers(slug: str, token: str | None = None) -> dict[str, str]:
     return headers
 
 
-class OnLoopback:
-    """The addresses of a gateway listening on ``self.port`` of 127.0.0.1."""
+class LiveServer(LoopbackServer):
+    """A gateway app (uvicorn with the gateway's options) on a loopback port, in a thread with its
+    own event loop."""
 
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
-
-
-class LiveServer(OnLoopback):
-    """A uvicorn server on a loopback port, in a thread with its own event loop."""
-
-    def __init__(self, app):
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then.
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(socket.SOMAXCONN)
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS))
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
+    def __init__(self, app) -> None:
+        super().__init__(app, label="gateway", **UVICORN_OPTIONS)
 
 
 @pytest.fixture(scope="session")
@@ -329,6 +290,16 @@ async def gql(
 async def client(live_server) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as c:
         yield c
+
+
+def pytest_report_header(config) -> str:
+    return f"ANJU_TEST_SEED={SEED} (random orders and data of this run; set it to replay them)"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """With a failure, the seed again (the header is not shown with -q)."""
+    if terminalreporter.stats.get("failed") or terminalreporter.stats.get("error"):
+        terminalreporter.write_line(f"replay this run's random orders: ANJU_TEST_SEED={SEED}")
 
 
 def pytest_sessionfinish(session, exitstatus):

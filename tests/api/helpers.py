@@ -112,3 +112,23 @@ class RawHTTPPool:
         finally:
             self._free.put_nowait((reader, writer))
         return status, payload
+
+
+DEEP_ARRAYS = b"[" * 100_000 + b"]" * 100_000
+
+
+DEEP_OBJECTS = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
+
+
+def body_with(variables: bytes, query: bytes = b"{ apiVersion }") -> bytes:
+    return b'{"query":"' + query + b'","variables":' + variables + b"}"
+
+
+def refusal(resp: httpx.Response, status: int = 400) -> str:
+    """The edge's refusal: ``status``, the GraphQL error shape, BAD_USER_INPUT; its message."""
+    assert resp.status_code == status, (resp.status_code, resp.text[:300])
+    assert resp.headers["content-type"].startswith("application/json")
+    [error] = resp.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert "traceback" not in resp.text.lower()
+    return error["message"]

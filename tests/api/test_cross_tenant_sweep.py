@@ -35,7 +35,7 @@ from api.ids import uuid7
 from tenants.sessions import TenantDatabase
 from tests import conftest
 from tests.api.importing.helpers import upload
-from tests.api.payment.test_payments import connect
+from tests.api.payment.helpers import connect
 from tests.api.unit.helpers import inventory
 from tests.conftest import TOKENS, gql
 

@@ -16,9 +16,9 @@ import pytest
 
 from api.security.kit import build_kit
 from mobile_contracts.contracts import documents
+from tests.api.helpers import DEEP_ARRAYS, DEEP_OBJECTS, body_with, refusal
 from tests.api.identity.helpers import PASSWORD, new_email, new_phone
 from tests.api.live.helpers import live
-from tests.api.test_edge_input import DEEP_ARRAYS, DEEP_OBJECTS, body_with, refusal
 from tests.conftest import add_member, gql, production_overrides, unique_slug
 from tests.conftest import test_settings as settings_for_tests
 

@@ -381,7 +381,7 @@ async def test_every_document_of_every_app_runs(
     agent app's deposit and the owner app's payment of the demo bill are PaymentIntents made
     there, and the bill, once Stripe says it is paid, is settled with a receipt and its PDF."""
     from tenants.registry import get_tenant
-    from tests.api.payment.test_payments import connect
+    from tests.api.payment.helpers import connect
 
     docs = {(d.app, d.name) for d in DOCS}
     assert not {n for _, n in docs} - set(ORDER), "add new documents to ORDER"
@@ -590,7 +590,7 @@ async def _bill_paid(client, stripe: _Stripe, app: str, got: dict, s: dict) -> N
     """payBill made a PaymentIntent for all that is left of the demo bill; when Stripe says
     it succeeded (a signed webhook, applied by a worker), the bill is paid and its receipt's
     signed link gives the PDF."""
-    from tests.api.payment.test_payments import deliver, work
+    from tests.api.payment.helpers import deliver, work
 
     assert got["__typename"] == "BillPaymentPayload", got
     bill, payment = s["bill"], got["payment"]

@@ -13,7 +13,7 @@ from api.client.models import Client as ClientRow
 from api.client.models import FollowUp as FollowUpRow
 from api.notify.models import Notification
 from tenants.sessions import TenantDatabase
-from tests.api.client.test_clients import audit
+from tests.api.client.helpers import audit
 from tests.conftest import TOKENS, gql
 
 CREATE = """

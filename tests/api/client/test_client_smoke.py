@@ -5,17 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tests.api.client.helpers import CREATE_WITH_PHONE
 from tests.conftest import gql
 
-CREATE = """
-mutation($input: CreateClientInput!) {
-  createClient(input: $input) {
-    __typename
-    ... on ClientPayload { duplicates client { id name phone stage ownerId duplicateOf version } }
-    ... on UserError { code message field }
-  }
-}
-"""
 LOG = """
 mutation($c: ID!, $due: DateTime) {
   logClientContact(clientId: $c, kind: CALL, outcome: "wants 3 rooms", nextDueAt: $due) {
@@ -38,7 +30,7 @@ DAY = "{ myDay { today { clientId nextStep } overdue { clientId } stageCounts { 
 async def test_a_clients_life(client, make_tenant, member):
     tenant = await make_tenant()
     _, agent = await member(tenant, ["agent"])
-    res = await gql(client, CREATE, {"input": {"name": "王先生", "phone": "13912345678",
+    res = await gql(client, CREATE_WITH_PHONE, {"input": {"name": "王先生", "phone": "13912345678",
                                                "source": "WALK_IN"}},
                     tenant=tenant.slug, token=agent)  # fmt: skip
     made = res["data"]["createClient"]
@@ -60,7 +52,8 @@ async def test_a_clients_life(client, make_tenant, member):
     counts = {s["stage"]: s["count"] for s in day["stageCounts"]}
     assert counts["QUALIFIED"] == 1 and sum(counts.values()) == 1
     _, other = await member(tenant, ["agent"])
-    res = await gql(client, CREATE, {"input": {"name": "Wang", "phone": "+86 139 1234 5678"}},
+    res = await gql(client, CREATE_WITH_PHONE,
+                    {"input": {"name": "Wang", "phone": "+86 139 1234 5678"}},
                     tenant=tenant.slug, token=other)  # fmt: skip
     dup = res["data"]["createClient"]
     assert dup["duplicates"] == [c["id"]] and dup["client"]["duplicateOf"] == c["id"], res
@@ -81,7 +74,7 @@ async def test_merge_keeps_the_history_of_both(client, make_tenant, member):
     _, agent = await member(tenant, ["agent"])
     ids = []
     for name, tags in (("Zhao", ["school"]), ("Zhao Lei", ["parking"])):
-        res = await gql(client, CREATE, {"input": {"name": name, "phone": "13700001111",
+        res = await gql(client, CREATE_WITH_PHONE, {"input": {"name": name, "phone": "13700001111",
                                                    "tags": tags}},
                         tenant=tenant.slug, token=agent)  # fmt: skip
         ids.append(res["data"]["createClient"]["client"]["id"])
@@ -109,7 +102,7 @@ async def test_neglected_clients_return_to_the_pool_and_are_claimed_once(
     tenant = await make_tenant()
     _, a = await member(tenant, ["agent"])
     _, b = await member(tenant, ["agent"])
-    res = await gql(client, CREATE, {"input": {"name": "Qian", "phone": "13600002222"}},
+    res = await gql(client, CREATE_WITH_PHONE, {"input": {"name": "Qian", "phone": "13600002222"}},
                     tenant=tenant.slug, token=a)  # fmt: skip
     cid = res["data"]["createClient"]["client"]["id"]
     async with TenantDatabase(engine).session(tenant) as session:  # 8 days on, untouched

@@ -15,6 +15,20 @@ from api.client.models import Client as ClientRow
 from api.client.models import FollowUp as FollowUpRow
 from api.notify.models import Notification
 from tenants.sessions import TenantDatabase
+from tests.api.client.helpers import (
+    FIELDS,
+    FOLLOW_UP_PAYLOAD,
+    SCHEDULE,
+    audit,
+    create,
+    iso,
+    join,
+    my_day,
+    new_client,
+    payload,
+    schedule,
+    team,
+)
 from tests.conftest import TOKENS, gql
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -24,19 +38,6 @@ MASKED = "+86139****5678"
 ID_NUMBER = "11010119900307123X"
 ID_MASKED = "110***********123X"
 
-FIELDS = """
-  id name phone idNumber stage lostReason ownerId duplicateOf version lastContactAt
-  nextFollowUpAt
-"""
-CREATE = """
-mutation($input: CreateClientInput!) {
-  createClient(input: $input) {
-    __typename
-    ... on ClientPayload { duplicates client { id name stage ownerId duplicateOf version } }
-    ... on UserError { code message field }
-  }
-}
-"""
 CLIENTS = "query($mine: Boolean! = false) { clients(first: 100, mineOnly: $mine) { id } }"
 ONE = f"query($id: ID!) {{ client(id: $id) {{ {FIELDS} }} }}"
 ONE_WITH_FOLLOW_UPS = "query($id: ID!) { client(id: $id) { id followUps { id kind outcome } } }"
@@ -49,14 +50,6 @@ mutation($c: ID!, $s: ClientStage!, $r: String! = "", $v: Int) {{
   }}
 }}
 """
-FOLLOW_UP_PAYLOAD = f"""
-    __typename
-    ... on FollowUpPayload {{
-      followUp {{ id clientId kind outcome nextStep happenedAt dueAt doneAt assigneeId }}
-      client {{ {FIELDS} }}
-    }}
-    ... on UserError {{ code message field }}
-"""
 LOG = f"""
 mutation($c: ID!, $k: ContactKind! = CALL, $o: String! = "talked", $at: DateTime) {{
   logClientContact(clientId: $c, kind: $k, outcome: $o, happenedAt: $at) {{
@@ -64,32 +57,10 @@ mutation($c: ID!, $k: ContactKind! = CALL, $o: String! = "talked", $at: DateTime
   }}
 }}
 """
-SCHEDULE = f"""
-mutation($c: ID!, $due: DateTime!, $note: String! = "") {{
-  scheduleFollowUp(clientId: $c, dueAt: $due, note: $note) {{ {FOLLOW_UP_PAYLOAD} }}
-}}
-"""
 COMPLETE = f"""
 mutation($f: ID!, $o: String!) {{
   completeFollowUp(followUpId: $f, outcome: $o) {{ {FOLLOW_UP_PAYLOAD} }}
 }}
-"""
-DAY = """
-{ myDay { today { id clientId assigneeId } overdue { id clientId assigneeId }
-          stageCounts { stage count } } }
-"""
-TEAM = """
-mutation($input: CreateTeamInput!) {
-  createTeam(input: $input) { __typename ... on TeamPayload { team { id } } }
-}
-"""
-ADD_TO_TEAM = """
-mutation($t: ID!, $a: ID!) { addTeamMember(teamId: $t, accountId: $a) { __typename } }
-"""
-AUDIT = """
-query($filter: AuditFilter) {
-  auditLog(filter: $filter) { action actorId targetType targetId outcome details }
-}
 """
 INBOX = "{ inbox { items { title body category data } } }"
 ME = "{ me { account { id } } }"
@@ -98,19 +69,8 @@ ME = "{ me { account { id } } }"
 # ---------------------------------------------------------------- helpers
 
 
-def iso(dt: datetime) -> str:
-    return dt.isoformat()
-
-
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def payload(res: dict, field: str, typename: str) -> dict:
-    assert "errors" not in res, res
-    got = res["data"][field]
-    assert got["__typename"] == typename, res
-    return got
 
 
 def refused(res: dict, field: str, typename: str, at: str | None = None) -> dict:
@@ -118,16 +78,6 @@ def refused(res: dict, field: str, typename: str, at: str | None = None) -> dict
     if at is not None:
         assert got["field"] == at, got
     return got
-
-
-async def create(client, slug, token, expect="ClientPayload", **fields) -> dict:
-    fields.setdefault("name", "Client")
-    res = await gql(client, CREATE, {"input": fields}, tenant=slug, token=token)
-    return payload(res, "createClient", expect)
-
-
-async def new_client(client, slug, token, name="Client", **fields) -> str:
-    return (await create(client, slug, token, name=name, **fields))["client"]["id"]
 
 
 async def visible_ids(client, slug, token, mine=False) -> set[str]:
@@ -158,45 +108,10 @@ async def log(client, slug, token, client_id, kind="CALL", outcome="talked", at=
     return res["data"]["logClientContact"]
 
 
-async def schedule(client, slug, token, client_id, due: datetime | str, note="") -> dict:
-    due = due if isinstance(due, str) else iso(due)
-    res = await gql(
-        client, SCHEDULE, {"c": client_id, "due": due, "note": note}, tenant=slug, token=token
-    )
-    assert "errors" not in res, res
-    return res["data"]["scheduleFollowUp"]
-
-
 async def complete(client, slug, token, follow_up_id, outcome="done") -> dict:
     res = await gql(client, COMPLETE, {"f": follow_up_id, "o": outcome}, tenant=slug, token=token)
     assert "errors" not in res, res
     return res["data"]["completeFollowUp"]
-
-
-async def my_day(client, slug, token) -> dict:
-    res = await gql(client, DAY, tenant=slug, token=token)
-    assert "errors" not in res, res
-    day = res["data"]["myDay"]
-    day["counts"] = {s["stage"]: s["count"] for s in day["stageCounts"]}
-    return day
-
-
-async def audit(client, slug, **flt) -> list[dict]:
-    res = await gql(client, AUDIT, {"filter": flt}, tenant=slug)
-    assert "errors" not in res, res
-    return res["data"]["auditLog"]
-
-
-async def team(client, slug, name, kind, parent=None) -> str:
-    res = await gql(
-        client, TEAM, {"input": {"name": name, "kind": kind, "parentId": parent}}, tenant=slug
-    )
-    return payload(res, "createTeam", "TeamPayload")["team"]["id"]
-
-
-async def join(client, slug, team_id, account_id) -> None:
-    res = await gql(client, ADD_TO_TEAM, {"t": team_id, "a": str(account_id)}, tenant=slug)
-    payload(res, "addTeamMember", "TeamMembershipPayload")
 
 
 def shanghai_day() -> tuple[datetime, datetime]:

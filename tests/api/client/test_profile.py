@@ -17,7 +17,7 @@ from api.identity import service as identity
 from api.identity.models import Membership
 from api.notify.models import Notification
 from tenants.sessions import TenantDatabase
-from tests.api.test_jobs import drain
+from tests.api.processes import drain
 from tests.api.unit.helpers import inventory
 from tests.conftest import gql
 

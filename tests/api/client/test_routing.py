@@ -16,7 +16,7 @@ from api.client import tasks
 from api.client.models import Client as ClientRow
 from api.notify.models import Notification
 from tenants.sessions import TenantDatabase
-from tests.api.client.test_clients import join, payload, team
+from tests.api.client.helpers import join, payload, team
 from tests.conftest import TOKENS, gql
 
 ROUTE = """

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar
 
-from tests.api.client.test_client_smoke import CREATE
+from tests.api.client.helpers import CREATE_WITH_PHONE
 from tests.api.unit.helpers import inventory
 from tests.conftest import gql
 
@@ -41,7 +41,8 @@ async def test_showings_conflicts_feedback_and_calendar(client, make_tenant, mem
     _, agent = await member(tenant, ["agent"])
     inv = await inventory(client, slug, floors=1, per_floor=2)
     units = [u["id"] for u in inv["units"]]
-    res = await gql(client, CREATE, {"input": {"name": "孙女士", "phone": "13512340000"}},
+    res = await gql(client, CREATE_WITH_PHONE,
+                    {"input": {"name": "孙女士", "phone": "13512340000"}},
                     tenant=slug, token=agent)  # fmt: skip
     cid = res["data"]["createClient"]["client"]["id"]
 

@@ -29,8 +29,7 @@ from tenants.provisioning import create_tenant
 from tenants.sessions import TenantDatabase
 from tests.api.live.helpers import UNIT_CHANGES, live
 from tests.api.processes import Gateway, Postgres, gateway_env
-from tests.api.unit.helpers import HOLD_UNIT, UNIT_QUERY, inventory, ok
-from tests.api.unit.test_prices import reserve
+from tests.api.unit.helpers import HOLD_UNIT, UNIT_QUERY, inventory, ok, reserve
 from tests.conftest import TOKENS, add_member, auth_headers, gql, unique_slug
 
 BOUND = 20.0  # seconds any answer may take (the client's timeout): a hang fails the test

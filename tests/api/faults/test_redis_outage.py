@@ -22,8 +22,7 @@ from tests.api.processes import (
     own_database,
     redis_server_or_skip,
 )
-from tests.api.unit.helpers import inventory
-from tests.api.unit.test_prices import reserve
+from tests.api.unit.helpers import inventory, reserve
 from tests.conftest import TOKENS, add_member, gql, unique_slug
 
 ME = "{ me { roles } }"

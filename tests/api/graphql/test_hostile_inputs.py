@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.api.client.test_client_smoke import CREATE as CREATE_CLIENT
+from tests.api.client.helpers import CREATE_WITH_PHONE as CREATE_CLIENT
 from tests.api.live.helpers import UNIT_CHANGES, live
 from tests.api.unit.helpers import CREATE_UNITS, inventory
 from tests.conftest import auth_headers, gql

@@ -1,20 +1,36 @@
 """Helpers of the identity and security tests: GraphQL documents, sessions made without a
-password (no argon2 cost), and reads of the shared tables straight from the database."""
+password (no argon2 cost), reads of the shared tables straight from the database, SMS codes and
+per-test client addresses, and the schema walk of the permission tests."""
 
 from __future__ import annotations
 
+import itertools
 import json
-import random
+import re
 import uuid
 
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLUnionType,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+    is_required_argument,
+    is_required_input_field,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.graphql.permissions import requires
 from api.identity import service
 from api.identity.models import Membership
 from api.security.kit import SecurityKit
 from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
+from tests.api.helpers import DENIAL_TYPES
 
 ME = "{ me { roles permissions dataScope account { id name phone email } tenant { slug } } }"
 
@@ -89,8 +105,10 @@ PASSWORD = "correct-horse-42"
 
 
 def new_phone() -> tuple[str, str]:
-    """A fresh valid mainland-China mobile number: (national digits, E.164)."""
-    national = "139" + "".join(random.choices("0123456789", k=8))
+    """A fresh valid mainland-China mobile number: (national digits, E.164). Unique, not
+    random: drawn from uuid4 like ``new_email``, so replaying a run's seed never repeats the
+    numbers (and the per-number limits they left behind in redis)."""
+    national = f"139{uuid.uuid4().int % 10**8:08d}"
     return national, "+86" + national
 
 
@@ -175,3 +193,96 @@ async def row(engine: AsyncEngine, sql: str, **params):
 async def execute(engine: AsyncEngine, sql: str, **params) -> int:
     async with engine.begin() as conn:
         return (await conn.execute(text(sql), params)).rowcount
+
+
+def root_fields(schema):
+    """(root type name, GraphQL field name, strawberry field) of every root field."""
+    out = []
+    for type_name in ("Query", "Mutation", "Subscription"):
+        definition = schema.get_type_by_name(type_name)
+        if definition is None:
+            continue
+        for field in definition.fields:
+            out.append((type_name, schema.config.name_converter.get_graphql_name(field), field))
+    return out
+
+
+def is_catalogue_class(cls) -> bool:
+    perm = getattr(cls, "permission", None)
+    return perm is not None and requires(perm) is cls
+
+
+def dummy(gql_type) -> str:
+    """A valid literal of a GraphQL input type (required parts only)."""
+    if isinstance(gql_type, GraphQLNonNull):
+        return dummy(gql_type.of_type)
+    if isinstance(gql_type, GraphQLList):
+        return "[]"
+    if isinstance(gql_type, GraphQLEnumType):
+        return next(iter(gql_type.values))
+    if gql_type.name == "Upload":  # no literal is a file: a part of a multipart request
+        return "$file"
+    if isinstance(gql_type, GraphQLInputObjectType):
+        parts = [
+            f"{n}: {dummy(f.type)}"
+            for n, f in gql_type.fields.items()
+            if is_required_input_field(f)
+        ]
+        return "{" + ", ".join(parts) + "}"
+    return {
+        "ID": lit(str(uuid.uuid4())),
+        "String": lit("perm-check"),
+        "Int": "1",
+        "Float": "1.0",
+        "Boolean": "false",
+        "DateTime": lit("2030-01-01T00:00:00+00:00"),
+        "Date": lit("2030-01-01"),
+    }.get(gql_type.name, lit("1"))
+
+
+def graphql_field(schema, type_name: str, name: str):
+    return getattr(schema._schema, f"{type_name.lower()}_type").fields[name]
+
+
+def result_union(schema, type_name: str, name: str) -> set[str] | None:
+    """The member type names of a root field's result union; None if it is not a union."""
+    result = get_nullable_type(graphql_field(schema, type_name, name).type)
+    return {t.name for t in result.types} if isinstance(result, GraphQLUnionType) else None
+
+
+def operation(schema, type_name: str, name: str) -> str:
+    field = graphql_field(schema, type_name, name)
+    args = [f"{a}: {dummy(arg.type)}" for a, arg in field.args.items() if is_required_argument(arg)]
+    arguments = f"({', '.join(args)})" if args else ""
+    file = "($file: Upload!)" if "$file" in arguments else ""
+    if is_leaf_type(get_named_type(field.type)):
+        selection = ""
+    elif (result_union(schema, type_name, name) or set()) & set(DENIAL_TYPES.values()):
+        selection = "{ __typename ... on UserError { code message field } }"
+    else:
+        selection = "{ __typename }"
+    return f"{type_name.lower()}{file} {{ {name}{arguments} {selection} }}"
+
+
+CODE_RE = re.compile(r"\b(\d{6})\b")
+
+
+_ips = itertools.count(1)
+
+
+def fresh_ip() -> str:
+    n = next(_ips) + (uuid.uuid4().int % 1000) * 1000
+    return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+
+
+async def call(client, slug: str, query: str, variables: dict, *, ip: str, token: str = "") -> dict:
+    headers = {"X-Tenant": slug, "X-Forwarded-For": ip}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    resp = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
+    assert resp.status_code == 200, resp.text
+    res = resp.json()
+    assert "errors" not in res, res
+    return res["data"]

@@ -21,7 +21,9 @@ from tests.api.identity.helpers import (
     PASSWORD,
     REFRESH_PAYLOAD,
     assert_unauthenticated,
+    call,
     execute,
+    fresh_ip,
     new_account,
     new_email,
     new_phone,
@@ -30,7 +32,6 @@ from tests.api.identity.helpers import (
     scalar,
     sign_in_op,
 )
-from tests.api.identity.test_sms import call, fresh_ip
 from tests.conftest import TOKENS, gql
 
 INVITE = """

@@ -18,11 +18,13 @@ from sqlalchemy import text
 
 from api.security.tokens import refresh_hash
 from tests.api.identity.helpers import (
+    CODE_RE,
     ME,
     PASSWORD,
     TOKENS_PAYLOAD,
     assert_unauthenticated,
     execute,
+    fresh_ip,
     new_account,
     new_email,
     new_phone,
@@ -31,8 +33,7 @@ from tests.api.identity.helpers import (
     scalar,
     sign_in_op,
 )
-from tests.api.identity.test_sms import CODE_RE, fresh_ip
-from tests.api.notify.test_delivery import LoopbackSmtp, Mailbox
+from tests.api.notify.helpers import LoopbackSmtp, Mailbox
 from tests.conftest import gql
 
 NEW_PASSWORD = "brand-new-secret-77"

@@ -6,22 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from pathlib import Path
 
 import pytest
-from graphql import (
-    GraphQLEnumType,
-    GraphQLInputObjectType,
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLUnionType,
-    get_named_type,
-    get_nullable_type,
-    is_leaf_type,
-    is_required_argument,
-    is_required_input_field,
-)
 from strawberry.types.base import StrawberryObjectDefinition
 
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
@@ -33,9 +20,12 @@ from tests.api.identity.helpers import (
     assert_unauthenticated,
     error_codes,
     execute,
-    lit,
+    is_catalogue_class,
     mutation,
     new_account,
+    operation,
+    result_union,
+    root_fields,
     scalar,
 )
 from tests.conftest import auth_headers, gql
@@ -59,23 +49,6 @@ TENANT_ONLY = {
 @pytest.fixture(scope="module")
 def schema(settings):
     return build_schema(settings)
-
-
-def root_fields(schema):
-    """(root type name, GraphQL field name, strawberry field) of every root field."""
-    out = []
-    for type_name in ("Query", "Mutation", "Subscription"):
-        definition = schema.get_type_by_name(type_name)
-        if definition is None:
-            continue
-        for field in definition.fields:
-            out.append((type_name, schema.config.name_converter.get_graphql_name(field), field))
-    return out
-
-
-def is_catalogue_class(cls) -> bool:
-    perm = getattr(cls, "permission", None)
-    return perm is not None and requires(perm) is cls
 
 
 # ---------------------------------------------------------------- the schema walk
@@ -138,63 +111,11 @@ def test_permissions_doc_is_current():
 # ---------------------------------------------------------------- refusals of every root field
 
 
-def dummy(gql_type) -> str:
-    """A valid literal of a GraphQL input type (required parts only)."""
-    if isinstance(gql_type, GraphQLNonNull):
-        return dummy(gql_type.of_type)
-    if isinstance(gql_type, GraphQLList):
-        return "[]"
-    if isinstance(gql_type, GraphQLEnumType):
-        return next(iter(gql_type.values))
-    if gql_type.name == "Upload":  # no literal is a file: a part of a multipart request
-        return "$file"
-    if isinstance(gql_type, GraphQLInputObjectType):
-        parts = [
-            f"{n}: {dummy(f.type)}"
-            for n, f in gql_type.fields.items()
-            if is_required_input_field(f)
-        ]
-        return "{" + ", ".join(parts) + "}"
-    return {
-        "ID": lit(str(uuid.uuid4())),
-        "String": lit("perm-check"),
-        "Int": "1",
-        "Float": "1.0",
-        "Boolean": "false",
-        "DateTime": lit("2030-01-01T00:00:00+00:00"),
-        "Date": lit("2030-01-01"),
-    }.get(gql_type.name, lit("1"))
-
-
-def graphql_field(schema, type_name: str, name: str):
-    return getattr(schema._schema, f"{type_name.lower()}_type").fields[name]
-
-
-def result_union(schema, type_name: str, name: str) -> set[str] | None:
-    """The member type names of a root field's result union; None if it is not a union."""
-    result = get_nullable_type(graphql_field(schema, type_name, name).type)
-    return {t.name for t in result.types} if isinstance(result, GraphQLUnionType) else None
-
-
 def typed_refusal(schema, type_name: str, name: str, code: str) -> bool:
     """Whether a refusal with ``code`` comes back as a typed error (data) rather than a field
     error: only for a mutation whose result union has the type of that refusal."""
     union = result_union(schema, type_name, name)
     return type_name == "Mutation" and union is not None and DENIAL_TYPES[code] in union
-
-
-def operation(schema, type_name: str, name: str) -> str:
-    field = graphql_field(schema, type_name, name)
-    args = [f"{a}: {dummy(arg.type)}" for a, arg in field.args.items() if is_required_argument(arg)]
-    arguments = f"({', '.join(args)})" if args else ""
-    file = "($file: Upload!)" if "$file" in arguments else ""
-    if is_leaf_type(get_named_type(field.type)):
-        selection = ""
-    elif (result_union(schema, type_name, name) or set()) & set(DENIAL_TYPES.values()):
-        selection = "{ __typename ... on UserError { code message field } }"
-    else:
-        selection = "{ __typename }"
-    return f"{type_name.lower()}{file} {{ {name}{arguments} {selection} }}"
 
 
 async def send(client, op: str, **kw) -> dict:

@@ -9,8 +9,6 @@ address per test, so the per-IP limit counts only that test's requests."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -25,10 +23,13 @@ from api.security.kit import build_kit
 from tenants.provisioning import create_tenant
 from tenants.sessions import TenantDatabase
 from tests.api.identity.helpers import (
+    CODE_RE,
     ME,
     TOKENS_PAYLOAD,
     add_membership,
+    call,
     execute,
+    fresh_ip,
     new_account,
     new_phone,
     refresh_op,
@@ -52,26 +53,6 @@ mutation($phone: String!, $code: String!) {{
   signInWithSmsCode(phone: $phone, code: $code) {TOKENS_PAYLOAD}
 }}
 """
-CODE_RE = re.compile(r"\b(\d{6})\b")
-_ips = itertools.count(1)
-
-
-def fresh_ip() -> str:
-    n = next(_ips) + (uuid.uuid4().int % 1000) * 1000
-    return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
-
-
-async def call(client, slug: str, query: str, variables: dict, *, ip: str, token: str = "") -> dict:
-    headers = {"X-Tenant": slug, "X-Forwarded-For": ip}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    resp = await client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=headers
-    )
-    assert resp.status_code == 200, resp.text
-    res = resp.json()
-    assert "errors" not in res, res
-    return res["data"]
 
 
 async def request_code(client, slug: str, phone: str, *, ip: str) -> dict:

@@ -4,7 +4,6 @@ auto-creation, refused files, permissions and tenancy, and the recorded, audited
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -12,23 +11,26 @@ import uuid
 import zipfile
 
 import pytest
-from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.importing import files
 from api.importing.models import ImportBatch
-from api.project.models import Building
-from api.unit.models import Unit, UnitEvent
 from tenants.sessions import TenantDatabase
 from tests.api.helpers import create_building, create_project, typed_denial
-from tests.api.importing.helpers import IMPORT_UNITS, upload
+from tests.api.importing.helpers import (
+    HEADER,
+    IMPORT_UNITS,
+    assert_file_error,
+    counts,
+    csv_bytes,
+    db_counts,
+    import_units,
+    report_of,
+    upload,
+    xlsx_bytes,
+)
 from tests.api.unit.helpers import CREATE_UNIT_TYPE
 from tests.conftest import gql
-
-HEADER = [
-    "building", "floor", "number", "unit_type", "gross_area", "net_area", "orientation",
-    "rooms", "list_price", "status", "tags",
-]  # fmt: skip
 
 UNITS = """
 query($filter: UnitFilter) {
@@ -45,42 +47,6 @@ query($action: String!) {
   auditLog(filter: {action: $action}) { action outcome actorId details }
 }
 """
-
-
-def csv_bytes(rows: list[list], header: list[str] = HEADER, encoding: str = "utf-8") -> bytes:
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buf.getvalue().encode(encoding)
-
-
-def xlsx_bytes(rows: list[list], header: list[str] = HEADER) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    sheet.append(header)
-    for row in rows:
-        sheet.append([None if v == "" else v for v in row])
-    buf = io.BytesIO()
-    book.save(buf)
-    return buf.getvalue()
-
-
-async def import_units(
-    client, slug: str, project_id: str, data: bytes, filename: str = "units.csv", **kw
-) -> dict:
-    res = await upload(client, slug, IMPORT_UNITS, {"projectId": project_id}, filename, data, **kw)
-    assert "errors" not in res, res
-    return res["data"]["importUnits"]
-
-
-def report_of(result: dict) -> dict:
-    assert result["__typename"] == "ImportReport", result
-    return result
-
-
-def counts(report: dict) -> tuple[int, int, int, int]:
-    return report["rowsTotal"], report["imported"], report["skipped"], report["failed"]
 
 
 def error_cells(report: dict) -> list[tuple[int, str]]:
@@ -104,25 +70,10 @@ async def buildings_of(client, slug: str, project_id: str) -> list[tuple[str, in
     return sorted((b["name"], b["floors"]) for b in res["data"]["project"]["buildings"])
 
 
-async def db_counts(engine, tenant) -> dict[str, int]:
-    async with TenantDatabase(engine).session(tenant) as session:
-        return {
-            model.__tablename__: await session.scalar(select(func.count()).select_from(model))
-            for model in (Unit, UnitEvent, Building, ImportBatch)
-        }
-
-
 async def batch_rows(engine, tenant) -> list[ImportBatch]:
     async with TenantDatabase(engine).session(tenant) as session:
         rows = await session.scalars(select(ImportBatch).order_by(ImportBatch.created_at))
         return list(rows)
-
-
-def assert_file_error(result: dict) -> None:
-    assert (result["__typename"], result["code"], result["field"]) == (
-        "ValidationError", "BAD_USER_INPUT", "file",
-    ), result  # fmt: skip
-    assert result["message"], result
 
 
 # ---------------------------------------------------------------- a mixed file

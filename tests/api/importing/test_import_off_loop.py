@@ -18,15 +18,16 @@ from openpyxl import Workbook
 
 from api.importing import files
 from tests.api.helpers import create_project
-from tests.api.importing.helpers import IMPORT_UNITS, upload
-from tests.api.importing.test_import_edge_cases import (
+from tests.api.importing.helpers import (
     HEADER,
+    IMPORT_UNITS,
     assert_file_error,
     counts,
     csv_bytes,
     db_counts,
     import_units,
     report_of,
+    upload,
     xlsx_bytes,
 )
 from tests.conftest import gql

@@ -32,8 +32,16 @@ from tenants.sessions import TenantDatabase
 from tests.api.helpers import create_building
 from tests.api.live.helpers import LiveClient, live
 from tests.api.processes import own_database
-from tests.api.unit.helpers import HOLD_UNIT, RELEASE_HOLD, create_units, inventory, ok
-from tests.api.unit.test_prices import applied, reserve, status_to
+from tests.api.unit.helpers import (
+    HOLD_UNIT,
+    RELEASE_HOLD,
+    applied,
+    create_units,
+    inventory,
+    ok,
+    reserve,
+    status_to,
+)
 from tests.conftest import TOKENS, LiveServer, add_member, gql, unique_slug
 from tests.conftest import test_settings as settings_for_tests
 

@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from api.graphql.schema import build_schema
-from tests.api.identity.test_permissions import is_catalogue_class, operation, root_fields
+from tests.api.identity.helpers import is_catalogue_class, operation, root_fields
 from tests.api.live.helpers import live
 
 

@@ -27,8 +27,7 @@ from api.security.secrets import load_secrets
 from mobile_contracts.contracts import load_manifest
 from tests.api.helpers import create_building
 from tests.api.live.helpers import UNIT_CHANGES, LiveClient, a_building, live
-from tests.api.unit.helpers import create_units, inventory
-from tests.api.unit.test_prices import reserve
+from tests.api.unit.helpers import create_units, inventory, reserve
 from tests.conftest import TOKENS, gql
 from tests.conftest import test_settings as settings_for_tests
 

@@ -39,8 +39,7 @@ from tests.api.processes import (
     own_database,
     redis_server_or_skip,
 )
-from tests.api.unit.helpers import CHANGE_STATUS, inventory, ok
-from tests.api.unit.test_prices import reserve
+from tests.api.unit.helpers import CHANGE_STATUS, inventory, ok, reserve
 from tests.conftest import TOKENS, add_member, gql, unique_slug
 from tests.conftest import test_settings as settings_for_tests
 

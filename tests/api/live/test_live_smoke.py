@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from tests.api.live.helpers import UNIT_CHANGES, live
-from tests.api.unit.helpers import inventory
-from tests.api.unit.test_prices import reserve
+from tests.api.unit.helpers import inventory, reserve
 
 
 async def test_reserve_reaches_building_subscriber(client, live_server, make_tenant):

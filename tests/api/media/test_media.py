@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.api.importing.helpers import upload
+from tests.api.media.helpers import png
 from tests.api.unit.helpers import inventory
 from tests.conftest import gql
 
@@ -41,12 +42,6 @@ def jpeg_with_gps(width: int = 1200, height: int = 800) -> bytes:
     exif[GPS] = {1: "N", 2: (22.0, 32.0, 10.0)}
     buf = io.BytesIO()
     img.save(buf, "JPEG", exif=exif)
-    return buf.getvalue()
-
-
-def png(width: int, height: int, mode: str = "RGB") -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, (width, height)).save(buf, "PNG")
     return buf.getvalue()
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from tests.api.importing.helpers import upload
-from tests.api.media.test_media import png
+from tests.api.media.helpers import png
 from tests.api.unit.helpers import inventory
 from tests.conftest import gql
 

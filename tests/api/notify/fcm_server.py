@@ -14,17 +14,14 @@ Every request is recorded (token, message, Authorization header)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import socket
-import threading
-import time
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.loopback import LoopbackServer
 
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 
@@ -40,36 +37,14 @@ ERRORS = {
 }  # fmt: skip
 
 
-class FakeFcm:
+class FakeFcm(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.seen: set[str] = set()
         self._ids = itertools.count(1)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         app = Starlette(routes=[Route("/v1/projects/{project}/messages:send", self.send,
                                       methods=["POST"])])  # fmt: skip
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=lambda: asyncio.run(
-            self.server.serve(sockets=[self.sock])), daemon=True)  # fmt: skip
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeFcm:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake FCM did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+        super().__init__(app, label="fake FCM", log_level="warning", lifespan="off")
 
     def tokens(self) -> list[str]:
         return [r["message"]["token"] for r in self.requests]

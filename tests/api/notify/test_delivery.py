@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
-from email import message_from_bytes
-from email import policy as email_policy
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, text
 from starlette.requests import Request
 from structlog.testing import capture_logs
@@ -32,6 +28,7 @@ from api.notify.sms import CapturingSender, SmsMessage
 from tenants.sessions import TenantDatabase
 from tests.api.identity.helpers import new_account, new_email, new_phone
 from tests.api.notify.fcm_server import FakeFcm
+from tests.api.notify.helpers import LoopbackSmtp, Mailbox
 from tests.conftest import gql
 from tests.conftest import test_settings as settings_for_tests
 
@@ -73,30 +70,6 @@ class Fcm(FakeFcm):
             return self._error(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded.",
                                {"Retry-After": "10"})  # fmt: skip
         return await super().send(request)
-
-
-class Mailbox:
-    """aiosmtpd handler keeping each message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        mail = message_from_bytes(envelope.content, policy=email_policy.default)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), mail))
-        return "250 Message accepted for delivery"
-
-
-class LoopbackSmtp(Controller):
-    """aiosmtpd's threaded Controller on a port the OS picked (no guessed free port)."""
-
-    def __init__(self, handler) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        super().__init__(handler, hostname="127.0.0.1", port=self._sock.getsockname()[1])
-
-    def _create_server(self):
-        return self.loop.create_server(self._factory_invoker, sock=self._sock,
-                                       ssl=self.ssl_context)  # fmt: skip
 
 
 @pytest.fixture

@@ -30,8 +30,7 @@ from tenants.sessions import TenantDatabase
 from tests.api.helpers import typed_denial
 from tests.api.live.helpers import LiveClient, live
 from tests.api.notify.fcm_server import FakeFcm
-from tests.api.unit.helpers import HOLD_UNIT, inventory, ok
-from tests.api.unit.test_prices import applied, reserve
+from tests.api.unit.helpers import HOLD_UNIT, applied, inventory, ok, reserve
 from tests.conftest import gql
 from tests.conftest import test_settings as settings_for_tests
 

@@ -62,7 +62,6 @@ with lower-cased names, and body the parsed form, or for a GET the parsed query 
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import copy
 import importlib
@@ -70,18 +69,18 @@ import itertools
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.loopback import LoopbackServer
 
 API_VERSION = "2026-10-28.endive"  # stripe-python 16.1.0's _ApiVersion.CURRENT
 CANCELABLE = (
@@ -278,7 +277,7 @@ ENDED = ("canceled", "incomplete_expired")
 # ---------------------------------------------------------------- the server
 
 
-class FakeStripe:
+class FakeStripe(LoopbackServer):
     def __init__(self, *, api_key: str | None = None, api_events: bool = False) -> None:
         """``api_key``: when set, the ``Authorization: Bearer`` key must equal it (else 401).
         ``api_events``: API calls emit the events the real API would (payment_intent.canceled
@@ -292,23 +291,11 @@ class FakeStripe:
         self.refund_status = "succeeded"  # the status new refunds get ("pending" also works)
         self._lock = threading.RLock()
         self.reset()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         app = Starlette(
             routes=[Route("/{path:path}", self._asgi, methods=["GET", "POST", "DELETE"])]
         )
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-                timeout_graceful_shutdown=2,
-            )
-        )
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
+        super().__init__(app, label="fake Stripe", log_level="warning", lifespan="off",
+                         access_log=False, timeout_graceful_shutdown=2)  # fmt: skip
         self._routes: list[tuple[str, re.Pattern, Callable, str | None]] = [
             (m, re.compile(f"^{p}$"), h, params)
             for m, p, h, params in [
@@ -379,31 +366,6 @@ class FakeStripe:
         ]
 
     # ---------------------------------------------------------------- lifecycle
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeStripe:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("fake Stripe did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        if self.thread.is_alive():
-            self.thread.join(10)
-        self.sock.close()
-
-    def __enter__(self) -> FakeStripe:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget every object, event, recorded request, queued failure and idempotency key."""

@@ -18,11 +18,15 @@ from api.payment.models import Journal
 from api.payment.tasks import reminder_hour
 from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
-from tests.api.payment.test_bills import ALL, MINE, issue, pay, pi
-from tests.api.payment.test_payments import (
+from tests.api.payment.helpers import (
+    ALL,
+    MINE,
     connect,
     deliver,
+    issue,
+    pay,
     payment_rows,
+    pi,
     pi_of,
     start,
     tenant_with_unit,

@@ -13,7 +13,7 @@ from api.db import utcnow
 from api.jobs import Runtime, set_runtime
 from api.payment import tasks
 from tenants.models import Tenant
-from tests.api.payment.test_payments import deliver, events, work
+from tests.api.payment.helpers import deliver, events, work
 from tests.conftest import gql
 
 CHECKOUT = """

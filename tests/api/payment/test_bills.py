@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import timedelta
 
 import procrastinate
 import pypdf
@@ -16,51 +15,24 @@ from sqlalchemy import select, text
 from api.payment import bills
 from api.payment import tasks as payment_tasks
 from api.payment.models import Bill as BillRow
-from tenants.registry import TenantInfo
 from tenants.sessions import TenantDatabase
-from tests.api.payment.test_payments import (
+from tests.api.payment.helpers import (
+    ALL,
+    ISSUE,
     books,
     connect,
     deliver,
     die_after_first_refund,
+    issue,
+    mine,
+    pay,
     payment_rows,
+    pi,
     told,
     work,
 )
 from tests.conftest import TOKENS, gql
 
-BILL_FIELDS = """
-  id number kind title period payerId amount paidAmount outstanding dueOn status overdue
-  receipts { id number amount pdfUrl(locale: $locale) }
-"""
-ISSUE = (
-    """
-mutation($input: IssueBillInput!, $locale: String! = "zh-CN") {
-  issueBill(input: $input) {
-    __typename
-    ... on BillPayload { bill { """
-    + BILL_FIELDS
-    + """ } }
-    ... on UserError { code message field }
-  }
-}
-"""
-)
-MINE = 'query($locale: String! = "zh-CN") { myBills { ' + BILL_FIELDS + " } }"
-ALL = (
-    'query($overdue: Boolean! = false, $locale: String! = "en") { bills(overdue: $overdue) { '
-    + BILL_FIELDS
-    + " } }"
-)
-PAY = """
-mutation($b: ID!, $a: Long) {
-  payBill(billId: $b, platform: WEB, amount: $a) {
-    __typename
-    ... on BillPaymentPayload { clientSecret stripeAccountId payment { id amount status } }
-    ... on UserError { code message field }
-  }
-}
-"""
 VOID = """
 mutation($b: ID!, $r: String!) {
   voidBill(billId: $b, reason: $r) {
@@ -68,33 +40,6 @@ mutation($b: ID!, $r: String!) {
   }
 }
 """
-
-
-async def issue(http, slug, payer, amount=30_000, due_in=10, on=None, **extra) -> dict:
-    """Bill ``payer``, due ``due_in`` days after ``on`` (default: today in the default zone)."""
-    today = on or TenantInfo("", slug, "", "", "active", "free").today()
-    fields = {"kind": "PROPERTY_FEE", "title": "物业费 2026-12", "payerId": str(payer),
-              "amount": amount, "dueOn": (today + timedelta(days=due_in)).isoformat(),
-              "period": "2026-12", **extra}  # fmt: skip
-    res = await gql(http, ISSUE, {"input": fields}, tenant=slug)
-    assert "errors" not in res, res
-    return res["data"]["issueBill"]
-
-
-async def pay(http, slug, token, bill_id, amount=None) -> dict:
-    res = await gql(http, PAY, {"b": bill_id, "a": amount}, tenant=slug, token=token)
-    assert "errors" not in res, res
-    return res["data"]["payBill"]
-
-
-async def mine(http, slug, token, locale="zh-CN") -> list[dict]:
-    res = await gql(http, MINE, {"locale": locale}, tenant=slug, token=token)
-    assert "errors" not in res, res
-    return res["data"]["myBills"]
-
-
-def pi(started: dict) -> str:
-    return started["clientSecret"].split("_secret_")[0]
 
 
 async def test_partial_payments_receipts_and_the_ledger(

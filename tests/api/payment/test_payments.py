@@ -5,128 +5,41 @@ real gateway; a real burst worker applies them. After every scenario each journa
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import uuid
 
 import procrastinate
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, text, update
 
-from api.payment import ledger, tasks
-from api.payment.models import Journal, Payment, StripeEvent
-from tenants.models import Tenant
+from api.payment import tasks
+from api.payment.models import Payment
 from tenants.sessions import TenantDatabase
 from tests.api.payment.conftest import SECRET, STRIPE
+from tests.api.payment.helpers import (
+    books,
+    deliver,
+    die_after_first_refund,
+    events,
+    payment_rows,
+    pi_of,
+    start,
+    tenant_with_unit,
+    told,
+    work,
+)
 from tests.api.unit.helpers import UNIT_QUERY, inventory
-from tests.conftest import TOKENS, gql
+from tests.conftest import gql
 from tests.conftest import test_settings as settings_with
+from tests.randomness import rng
 
-START = """
-mutation($u: ID!, $p: PaymentPlatform!) {
-  startDeposit(unitId: $u, platform: $p) {
-    __typename
-    ... on DepositPayload { clientSecret publishableKey stripeAccountId holdExpiresAt
-      payment { id status amount currency } }
-    ... on UserError { code message field }
-  }
-}
-"""
 PAYMENTS = """
 query($u: ID) { payments(unitId: $u) { id status amount refundedAmount refundReason failureCode } }
 """
 
 
-async def connect(engine, tenant) -> str:
-    account = f"acct_{tenant.slug.replace('-', '')[:20]}"
-    async with engine.begin() as conn:
-        await conn.execute(update(Tenant).where(Tenant.id == uuid.UUID(str(tenant.id)))
-                           .values(stripe_account_id=account))  # fmt: skip
-    return account
-
-
-async def work(settings, engine, db_url) -> None:
-    """Burst workers until every job due now has run."""
-    from tests.api.test_jobs import drain
-
-    await asyncio.wait_for(drain(engine, db_url, settings), 60)
-
-
-async def deliver(http, fake, event, *, secret=SECRET, timestamp=None, body=None):
-    raw, header = fake.sign(event, secret, timestamp)
-    return await http.post("/webhooks/stripe", content=body if body is not None else raw,
-                           headers={"Stripe-Signature": header,
-                                    "Content-Type": "application/json"})  # fmt: skip
-
-
-async def start(http, slug, unit_id, token=None, platform="IOS") -> dict:
-    res = await gql(http, START, {"u": unit_id, "p": platform}, tenant=slug,
-                    token=token or TOKENS[slug])  # fmt: skip
-    assert "errors" not in res, res
-    return res["data"]["startDeposit"]
-
-
 async def unit_status(http, slug, unit_id) -> str:
     res = await gql(http, UNIT_QUERY, {"id": unit_id}, tenant=slug)
     return res["data"]["unit"]["status"]
-
-
-async def payment_rows(engine, tenant) -> list[Payment]:
-    async with TenantDatabase(engine).session(tenant) as session:
-        return list((await session.scalars(select(Payment).order_by(Payment.id))).all())
-
-
-async def books(engine, tenant) -> tuple[dict, int]:
-    """Account balances and the number of journals; asserts every journal balances."""
-    async with TenantDatabase(engine).session(tenant) as session:
-        assert await ledger.unbalanced(session) == []
-        n = await session.scalar(select(func.count()).select_from(Journal))
-        return await ledger.balances(session), n
-
-
-async def events(engine, **where) -> list[StripeEvent]:
-    async with engine.connect() as conn:
-        stmt = select(StripeEvent)
-        for k, v in where.items():
-            stmt = stmt.where(getattr(StripeEvent, k) == v)
-        return list((await conn.execute(stmt)).all())
-
-
-async def told(engine, tenant) -> list[tuple]:
-    from api.notify.models import Notification
-
-    async with TenantDatabase(engine).session(tenant) as session:
-        rows = await session.execute(
-            select(Notification.account_id, Notification.template, Notification.category)
-            .where(Notification.category == "payments").order_by(Notification.created_at)
-        )  # fmt: skip
-        return [tuple(r) for r in rows.all()]
-
-
-def die_after_first_refund(monkeypatch) -> list[str]:
-    """The first refund's journal raises (a worker dying after Stripe refunded, before the
-    commit); returns the list of the sources that crashed."""
-    real_post, crashes = ledger.post, []
-
-    async def crash_after_refund(session, source, *a, **kw):
-        if ":refund:" in source and not crashes:
-            crashes.append(source)
-            raise RuntimeError("worker died")
-        return await real_post(session, source, *a, **kw)
-
-    monkeypatch.setattr(ledger, "post", crash_after_refund)
-    return crashes
-
-
-def pi_of(started: dict) -> str:
-    return started["clientSecret"].split("_secret_")[0]
-
-
-async def tenant_with_unit(http, engine, make_tenant, n=1, **regional):
-    tenant = await make_tenant(**regional)
-    inv = await inventory(http, tenant.slug, floors=1, per_floor=n)
-    account = await connect(engine, tenant)
-    return tenant, account, [u["id"] for u in inv["units"]]
 
 
 # ---------------------------------------------------------------- the happy path
@@ -223,8 +136,9 @@ async def test_events_in_shuffled_order_end_in_the_right_state(
     retried, canceled, declined = [pi_of(await start(http, tenant.slug, u, agent)) for u in units]
     evs = [fake.fail(retried), fake.succeed(retried), fake.cancel(canceled),
            fake.fail(declined, "insufficient_funds")]  # fmt: skip
-    evs += random.sample(evs, 2)
-    random.shuffle(evs)
+    order = rng("test_events_in_shuffled_order_end_in_the_right_state")
+    evs += order.sample(evs, 2)
+    order.shuffle(evs)
     for ev in evs:
         assert (await deliver(http, fake, ev)).status_code == 200
     await work(worker_settings, engine, db_url)

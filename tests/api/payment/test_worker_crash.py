@@ -21,9 +21,19 @@ from api.jobs import enqueue
 from api.payment import tasks
 from api.payment.models import StripeEvent
 from tenants.sessions import TenantDatabase
-from tests.api.payment.test_bills import issue, mine, pay, pi
-from tests.api.payment.test_payments import books, connect, deliver, payment_rows, told, work
-from tests.api.test_jobs import WorkerProcess
+from tests.api.payment.helpers import (
+    books,
+    connect,
+    deliver,
+    issue,
+    mine,
+    pay,
+    payment_rows,
+    pi,
+    told,
+    work,
+)
+from tests.api.processes import WorkerProcess
 from tests.conftest import stripe_overrides
 
 HOLD = (4242, 16)  # the advisory lock (two int keys) the trigger waits on

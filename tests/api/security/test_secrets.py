@@ -13,7 +13,6 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.security import secrets as secrets_mod
 from api.security.crypto import FieldCipher
@@ -21,24 +20,13 @@ from api.security.kit import build_kit
 from api.security.secrets import MissingSecret, load_secrets
 from api.security.tokens import TokenService
 from api.settings import Settings
+from tests.api.security.helpers import ed25519_pem
 
 ENV_NAMES = ("ANJU_JWT_PRIVATE_KEY", "ANJU_FIELD_KEYS", "ANJU_BLIND_INDEX_KEY")
 
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
-
-
-def ed25519_pem() -> str:
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
 
 
 @pytest.fixture(autouse=True)

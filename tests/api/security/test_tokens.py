@@ -13,12 +13,12 @@ import uuid
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.security.secrets import load_secrets
 from api.security.tokens import InvalidToken, TokenService
 from tenants.provisioning import create_tenant
 from tests.api.identity.helpers import add_membership, assert_unauthenticated, new_account
+from tests.api.security.helpers import ed25519_pem
 from tests.conftest import gql, unique_slug
 
 
@@ -28,18 +28,6 @@ def b64url(raw: bytes) -> str:
 
 def b64json(obj: dict) -> str:
     return b64url(json.dumps(obj, separators=(",", ":")).encode())
-
-
-def new_pem() -> str:
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
 
 
 def public_pem(private_pem: str) -> str:
@@ -112,7 +100,7 @@ def forge(attack: str, *, pem: str, kid: str, aud: str, other_aud: str, sub, sid
     if attack == "hs256-public-key-as-secret":
         return hs256({"alg": "HS256", "typ": "JWT", "kid": kid}, good, public_pem(pem).encode())
     if attack == "other-key-same-kid":
-        return eddsa(good, new_pem(), kid)
+        return eddsa(good, ed25519_pem(), kid)
     if attack == "unknown-kid":
         return eddsa(good, pem, "no-such-kid")
     if attack == "no-kid":
@@ -142,7 +130,7 @@ def forge(attack: str, *, pem: str, kid: str, aud: str, other_aud: str, sub, sid
 
 @pytest.fixture(scope="module")
 def signing_pem() -> str:
-    return new_pem()
+    return ed25519_pem()
 
 
 @pytest.fixture(scope="module")
@@ -209,11 +197,11 @@ def test_a_remembered_token_still_expires_and_stays_bound_to_its_tenant(service,
 def test_previous_keys_verify_until_dropped(signing_pem):
     old = TokenService(signing_pem)
     token, _ = old.issue(uuid.uuid4(), "acme", uuid.uuid4())
-    rotated = TokenService(new_pem(), [public_pem(signing_pem)])
+    rotated = TokenService(ed25519_pem(), [public_pem(signing_pem)])
     assert rotated.kid != old.kid
     assert rotated.verify(token, "acme").tenant == "acme"
     with pytest.raises(InvalidToken):  # the retired key is no longer listed
-        TokenService(new_pem()).verify(token, "acme")
+        TokenService(ed25519_pem()).verify(token, "acme")
     # New tokens are signed by the new key only.
     new_token, _ = rotated.issue(uuid.uuid4(), "acme", uuid.uuid4())
     assert jwt.get_unverified_header(new_token)["kid"] == rotated.kid

@@ -14,9 +14,9 @@ from sqlalchemy.pool import NullPool
 
 from api.db import make_engine
 from tenants.models import Tenant
-from tests.api.client.test_clients import my_day, new_client, schedule
+from tests.api.client.helpers import my_day, new_client, schedule
 from tests.api.identity.helpers import SIGN_UP
-from tests.api.listing.test_listings import created, minimal
+from tests.api.listing.helpers import created, minimal
 from tests.conftest import gql, unique_slug
 
 REGIONAL = "{ regionalSettings { timeZone locale currency } }"

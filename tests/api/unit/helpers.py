@@ -123,3 +123,29 @@ async def inventory(
     ]  # fmt: skip
     units = await create_units(client, tenant, specs)
     return {"project": project, "building": building, "units": units}
+
+
+async def adjust(client, slug: str, token=None, **fields) -> dict:
+    kw = {} if token is None else {"token": token}
+    fields.setdefault("reason", "market update")
+    res = await gql(client, ADJUST_PRICES, {"input": fields}, tenant=slug, **kw)
+    assert "errors" not in res, res
+    return res["data"]["adjustPrices"]
+
+
+async def applied(client, slug: str, token=None, **fields) -> dict:
+    payload = await adjust(client, slug, token, **fields)
+    assert payload["__typename"] == "PriceAdjustmentPayload", payload
+    return payload["adjustment"]
+
+
+async def reserve(client, slug: str, unit_id: str) -> None:
+    res = await gql(client, RESERVE_UNIT, {"input": {"unitId": unit_id}}, tenant=slug)
+    ok(res, "reserveUnit", "UnitPayload")
+
+
+async def status_to(client, slug: str, unit_id: str, *statuses: str) -> None:
+    for status in statuses:
+        res = await gql(client, CHANGE_STATUS, {"input": {"unitId": unit_id, "status": status}},
+                        tenant=slug)  # fmt: skip
+        ok(res, "changeUnitStatus", "UnitPayload")

@@ -9,12 +9,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from tests.api.helpers import create_building, create_project, typed_denial
 from tests.api.unit.helpers import (
     ADJUST_PRICES,
-    CHANGE_STATUS,
     DECIDE_ADJUSTMENT,
     HOLD_UNIT,
-    RESERVE_UNIT,
+    adjust,
+    applied,
     create_units,
     ok,
+    reserve,
+    status_to,
 )
 from tests.conftest import gql
 
@@ -70,20 +72,6 @@ def percent_price(old: int, percent: int | str) -> int:
 
 def per_m2(price: int, gross: str = GROSS) -> int:
     return int((Decimal(price) / Decimal(gross)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-async def adjust(client, slug: str, token=None, **fields) -> dict:
-    kw = {} if token is None else {"token": token}
-    fields.setdefault("reason", "market update")
-    res = await gql(client, ADJUST_PRICES, {"input": fields}, tenant=slug, **kw)
-    assert "errors" not in res, res
-    return res["data"]["adjustPrices"]
-
-
-async def applied(client, slug: str, token=None, **fields) -> dict:
-    payload = await adjust(client, slug, token, **fields)
-    assert payload["__typename"] == "PriceAdjustmentPayload", payload
-    return payload["adjustment"]
 
 
 async def decide(client, slug: str, adj_id: str, approve: bool, token=None, note="") -> dict:
@@ -150,18 +138,6 @@ async def small_project(client, slug: str, prices_: list[int], name="Harbour One
     ]  # fmt: skip
     units = await create_units(client, slug, specs)
     return {"project": project, "building": building, "ids": [u["id"] for u in units]}
-
-
-async def reserve(client, slug: str, unit_id: str) -> None:
-    res = await gql(client, RESERVE_UNIT, {"input": {"unitId": unit_id}}, tenant=slug)
-    ok(res, "reserveUnit", "UnitPayload")
-
-
-async def status_to(client, slug: str, unit_id: str, *statuses: str) -> None:
-    for status in statuses:
-        res = await gql(client, CHANGE_STATUS, {"input": {"unitId": unit_id, "status": status}},
-                        tenant=slug)  # fmt: skip
-        ok(res, "changeUnitStatus", "UnitPayload")
 
 
 # ---------------------------------------------------------------- the issue's example

@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_starttls: bool = False
     # ---- payments (docs/payments.md)
-    # Without a secret key, payments are off (starting one answers PAYMENTS_UNAVAILABLE);
+    # Without a secret key, payments are off (starting one answers CONFLICT, "payments are not
+    # configured");
     # without a webhook secret, /webhooks/stripe answers 404.
     stripe_secret_key: str = ""
     stripe_publishable_key: str = ""

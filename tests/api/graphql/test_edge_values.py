@@ -11,8 +11,8 @@ strings, far dates with +-14:00 offsets, and lists of 100,000 items.
 
 A root field that cannot be covered is listed in ``NOT_COVERED`` with its reason; a root field
 neither covered nor listed fails the test (so a new field joins the sweep or says why not).
-Subscriptions are served over the WebSocket by their own endpoint: ``test_subscription_edges``
-sends the same values there."""
+Subscriptions are served over the WebSocket by their own endpoint:
+``test_every_subscription_argument_at_its_edges`` sends the same values there."""
 
 from __future__ import annotations
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import time
 from datetime import timedelta
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from api import health
+from api.client import http as client_http
 from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView
@@ -27,17 +25,17 @@ from api.live.hub import Hub
 from api.live.relay import Relay
 from api.live.schema import to_object
 from api.live.ws import LiveEndpoint
-from api.media.http import media_endpoint
+from api.media import http as media_http
 from api.media.storage import make_storage
 from api.notify import Senders
 from api.notify.email import make_email_sender
 from api.notify.sms import make_sender
+from api.payment import http as payment_http
 from api.ratelimit import make_limiter
 from api.security.kit import build_kit
 from api.settings import Settings
 from api.unavailable import UnavailableMiddleware
 from tenants.middleware import TenantMiddleware
-from tenants.migrate import head, shared_version, tenants_behind
 from tenants.registry import TenantCache
 from tenants.sessions import TenantDatabase
 
@@ -76,9 +74,6 @@ def create_app(
             settings.rate_tenant_per_minute,
             settings.rate_anonymous_per_minute,
         ),
-        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
-        keep_alive=True,
-        keep_alive_interval=15,
     )
 
     bus = make_bus(settings.redis_url, settings.live_channel, settings.redis_timeout)
@@ -94,82 +89,6 @@ def create_app(
         replay_max=settings.live_replay_max,
     )  # fmt: skip
 
-    async def keepalive() -> None:
-        while True:
-            await asyncio.sleep(settings.live_keepalive)
-            hub.ping_all()
-
-    async def calendar(request: Request) -> Response:
-        """An agent's private calendar (ICS); the token in the path is the credential."""
-        from api.client import showings
-
-        tenant = await cache.get(request.path_params["tenant"])
-        token = request.path_params["token"]
-        if tenant is None or not tenant.active or len(token) > 100:
-            return Response("not found", status_code=404)
-        async with db.session(tenant) as session:
-            owner = await showings.feed_owner(session, token)
-            if owner is None:
-                return Response("not found", status_code=404)
-            body = await showings.ics(session, owner, tenant_name=tenant.name)
-        return Response(body, media_type="text/calendar; charset=utf-8",
-                        headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
-
-    async def receipt_pdf(request: Request) -> Response:
-        """A receipt's PDF; the signed, expiring query string is the credential."""
-        from api.payment import receipts
-
-        tenant = await cache.get(request.path_params["tenant"])
-        receipt_id, q = request.path_params["receipt"], request.query_params
-        locale = q.get("locale", "")
-        if (
-            tenant is None
-            or not tenant.active
-            or not receipts.valid(
-                kit, tenant.id, receipt_id, locale, q.get("exp", ""), q.get("sig", "")
-            )
-        ):
-            return Response("not found", status_code=404)
-        async with db.session(tenant) as session:
-            body = await receipts.pdf_of(session, tenant, receipt_id, locale)
-        if body is None:
-            return Response("not found", status_code=404)
-        return Response(body, media_type="application/pdf",
-                        headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
-
-    async def stripe_webhook(request: Request) -> Response:
-        from api.payment import webhook
-
-        return await webhook.receive(request, engine, settings)
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    ready_cache: dict[str, object] = {"until": 0.0, "body": None}
-
-    async def readyz(request: Request) -> JSONResponse:
-        now = time.monotonic()
-        if ready_cache["body"] is not None and ready_cache["until"] > now:
-            body = ready_cache["body"]
-        else:
-            try:
-                shared = await shared_version(engine)
-                behind = await tenants_behind(engine) if shared else []
-                body = {
-                    "database": "ok",
-                    "shared": {"version": shared, "head": head("shared")},
-                    "tenantsBehind": [{"slug": t.slug, "version": v} for t, v in behind[:20]],
-                    "tenantsBehindCount": len(behind),
-                    "tenantHead": head("tenant"),
-                }
-                body["status"] = (
-                    "ready" if shared == head("shared") and not behind else "migrations pending"
-                )
-            except Exception as exc:
-                body = {"status": "database unreachable", "database": type(exc).__name__}
-            ready_cache.update(until=now + 2.0, body=body)
-        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
-
     @contextlib.asynccontextmanager
     async def lifespan(app):
         # Everything loaded so far (schema, mappers, compiled caches) lives as long as the
@@ -184,7 +103,9 @@ def create_app(
         if settings.live_relay_in_process:
             tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))
         if settings.live_keepalive:
-            tasks.append(asyncio.create_task(keepalive(), name="anju-live-keepalive"))
+            tasks.append(asyncio.create_task(
+                hub.keepalive(settings.live_keepalive), name="anju-live-keepalive"
+            ))  # fmt: skip
         worker = None
         if settings.run_worker_in_process:
             from api.jobs import run_worker
@@ -206,17 +127,12 @@ def create_app(
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", live),
-        Route("/calendar/{tenant}/{token}.ics", calendar),
-        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-        Route("/receipts/{tenant}/{receipt}.pdf", receipt_pdf),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        *client_http.routes(cache, db),
+        *payment_http.routes(engine, settings, cache, db, kit),
+        *health.routes(engine),
+        *media_http.routes(storage),
     ]
-    routes.append(Route("/media/{key:path}", media_endpoint(storage), methods=["GET", "HEAD"]))
-    app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-    )
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.tenant_cache = cache
     app.state.schema = schema
@@ -234,7 +150,7 @@ def create_app(
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
     app.add_middleware(
         BodyLimit, default=settings.http_max_body_bytes, multipart=settings.max_upload_bytes,
-        paths={"/webhooks/stripe": settings.stripe_webhook_max_bytes},
+        paths={payment_http.WEBHOOK_PATH: settings.stripe_webhook_max_bytes},
     )  # fmt: skip
     app.add_middleware(UnavailableMiddleware)  # database out of reach: 503, not 500
     if settings.cors_origins:

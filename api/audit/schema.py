@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 
 import strawberry
-from sqlalchemy import select
 from strawberry.scalars import JSON
 
+from api.audit import repository
 from api.audit.models import AuditLog
 from api.graphql.permissions import requires
 
@@ -62,23 +62,16 @@ class Query:
         first: int = 50,
         before: int | None = None,
     ) -> list[AuditEntry]:
-        stmt = select(AuditLog).order_by(AuditLog.seq.desc()).limit(max(0, min(first, MAX_PAGE)))
-        if before is not None:
-            stmt = stmt.where(AuditLog.seq < before)
         f = filter or AuditFilter()
+        actor_id = None
         if f.actor_id:
             try:
-                stmt = stmt.where(AuditLog.actor_id == uuid.UUID(str(f.actor_id)))
+                actor_id = uuid.UUID(str(f.actor_id))
             except ValueError:
                 return []
-        if f.action:
-            stmt = stmt.where(AuditLog.action == f.action)
-        if f.target_type:
-            stmt = stmt.where(AuditLog.target_type == f.target_type)
-        if f.target_id:
-            stmt = stmt.where(AuditLog.target_id == f.target_id)
-        if f.since:
-            stmt = stmt.where(AuditLog.at >= f.since)
-        if f.until:
-            stmt = stmt.where(AuditLog.at < f.until)
-        return [AuditEntry.of(r) for r in (await info.context.session.scalars(stmt)).all()]
+        rows = await repository.entries(
+            info.context.session, limit=max(0, min(first, MAX_PAGE)), before=before,
+            actor_id=actor_id, action=f.action, target_type=f.target_type,
+            target_id=f.target_id, since=f.since, until=f.until,
+        )  # fmt: skip
+        return [AuditEntry.of(r) for r in rows]

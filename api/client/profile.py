@@ -145,6 +145,12 @@ async def queue_refresh(session, tenant_slug: str, client_ids) -> None:
         ))  # fmt: skip
 
 
+async def refresh_later(session, client_ids) -> None:
+    """``queue_refresh`` for the tenant this session serves (what a change of a client's
+    activity, showings or links does within a request)."""
+    await queue_refresh(session, tenant_of(session).slug, client_ids)
+
+
 # ---------------------------------------------------------------- recording
 
 
@@ -195,7 +201,7 @@ async def _subjects(session, events: list[Event]) -> dict[tuple[str, uuid.UUID],
 async def track(session, kit: SecurityKit, tenant_id, account_id: uuid.UUID,
                 events: list[Event]) -> tuple[int, list[uuid.UUID]]:  # fmt: skip
     """Record what the account did; returns how many events were kept and the linked clients
-    (whose profiles are now stale). All or nothing: one bad event refuses the call."""
+    (whose profiles are queued for a rebuild). All or nothing: one bad event refuses the call."""
     if not events:
         return 0, []
     if len(events) > MAX_EVENTS:
@@ -231,6 +237,7 @@ async def track(session, kit: SecurityKit, tenant_id, account_id: uuid.UUID,
     for c in clients:
         c.last_active_at = max(c.last_active_at or latest, latest)
     await session.flush()
+    await refresh_later(session, [c.id for c in clients])
     return len(events), [c.id for c in clients]
 
 

@@ -25,7 +25,6 @@ from api.graphql.errors import (
 from api.graphql.loading import batch_loader
 from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id, require_id
-from api.notify import service as notify
 from tenants.registry import TenantInfo
 
 ClientStage = strawberry.enum(enum.Enum("ClientStage", {s.upper(): s for s in STAGES}))
@@ -581,15 +580,6 @@ class Mutation:
                 refuse_duplicates=input.refuse_duplicates, route=input.route,
             )  # fmt: skip
             merged = any(d.id == row.id for d in found)  # a repeat, merged by the tenant's rule
-            me = ctx.principal_now().account_id
-            if merged and row.owner_id is not None and row.owner_id != me:
-                await notify.notify(
-                    ctx.session, ctx.tenant.slug, [row.owner_id], "leads", "client.repeat",
-                    {"client": row.name, "source": input.source.value},
-                    data={"kind": "client", "id": str(row.id)},
-                )  # fmt: skip
-            if row.last_active_at is not None:  # the app account's activity came along
-                await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
             return ClientPayload(client=Client.of(row), merged_into_existing=merged,
                                  duplicates=[strawberry.ID(str(d.id)) for d in found
                                              if d.id != row.id])  # fmt: skip
@@ -614,8 +604,6 @@ class Mutation:
                 require_id(client_id, "client", "clientId"), input.changes(),
                 expected_version=expected_version,
             )  # fmt: skip
-            if row.last_active_at is not None and row.profile == {}:
-                await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
             return ClientPayload(client=Client.of(row),
                                  duplicates=[strawberry.ID(str(d.id)) for d in found])  # fmt: skip
 
@@ -713,7 +701,6 @@ class Mutation:
                                       require_id(keep_id, "client", "keepId"),
                                       require_id(merge_id, "client", "mergeId"),
                                       kit=ctx.kit, tenant_id=ctx.tenant.id)  # fmt: skip
-            await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.id])
             return ClientPayload(client=Client.of(row), duplicates=[])
 
         result, error = await attempt(ctx.session, work)
@@ -751,7 +738,6 @@ class Mutation:
                 listing_ids=[require_id(x, "listing", "listingIds") for x in input.listing_ids],
                 place=input.place,
             )  # fmt: skip
-            await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.client_id])
             return ShowingPayload(showing=Showing.of(row))
 
         result, error = await attempt(ctx.session, work)
@@ -782,7 +768,6 @@ class Mutation:
                 [{"kind": i.kind.value, "id": i.id, "rating": i.rating, "comment": i.comment}
                  for i in items[:40]],
             )  # fmt: skip
-            await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.client_id])
             return ShowingPayload(showing=Showing.of(row))
 
         result, error = await attempt(ctx.session, work)
@@ -812,7 +797,6 @@ async def _showing_status(info, showing_id, status: str, reason: str):
         row = await showings.set_status(ctx.session, ctx.principal_now(),
                                         require_id(showing_id, "showing", "showingId"), status,
                                         reason=reason)  # fmt: skip
-        await profile.queue_refresh(ctx.session, ctx.tenant.slug, [row.client_id])
         return ShowingPayload(showing=Showing.of(row))
 
     result, error = await attempt(ctx.session, work)

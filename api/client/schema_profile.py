@@ -144,10 +144,9 @@ class Mutation:
                     raise ValidationFailed("not the id of a unit or listing", f"events.{i}.id")
                 parsed.append(profile.Event(kind=e.kind.value, subject_id=sid,
                                             seconds=e.seconds, at=e.at, search=search))  # fmt: skip
-            accepted, clients = await profile.track(
+            accepted, _ = await profile.track(
                 ctx.session, ctx.kit, ctx.tenant.id, ctx.principal_now().account_id, parsed
             )
-            await profile.queue_refresh(ctx.session, ctx.tenant.slug, clients)
             return TrackActivityPayload(accepted=accepted)
 
         result, error = await attempt(ctx.session, work)

@@ -32,6 +32,7 @@ from api.security.crypto import mask_phone
 from api.security.kit import SecurityKit
 from api.setting import service as settings
 from api.validate import text, unique_texts
+from tenants.sessions import tenant_of
 
 LANGUAGES = ("zh", "en", "yue", "ja", "ko", "fr", "de", "es", "ru", "ar")
 OPEN = ("new", "contacted", "qualified", "showing", "negotiating")
@@ -192,7 +193,28 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
                         ) -> tuple[Client, list[Client]]:  # fmt: skip
     """A new client (owned by the caller unless another owner is given, or by whoever the
     routing rules pick with ``route``). Returns it and the existing clients it duplicates:
-    refused (CONFLICT naming the first) or flagged."""
+    refused (CONFLICT naming the first) or flagged. A repeat merged into another agent's
+    client tells that agent (category leads); a client whose app account has been active gets
+    its profile rebuilt."""
+    row, found = await _create_or_merge(
+        session, kit, tenant_id, p, i, refuse_duplicates=refuse_duplicates, route=route
+    )
+    merged = any(d.id == row.id for d in found)
+    if merged and row.owner_id is not None and row.owner_id != p.account_id:
+        from api.notify import service as notify
+
+        await notify.notify(
+            session, tenant_of(session).slug, [row.owner_id], "leads", "client.repeat",
+            {"client": row.name, "source": i.source}, data={"kind": "client", "id": str(row.id)},
+        )  # fmt: skip
+    if row.last_active_at is not None:  # the app account's activity came along
+        await profile.refresh_later(session, [row.id])
+    return row, found
+
+
+async def _create_or_merge(session, kit: SecurityKit, tenant_id: str, p: Principal,
+                           i: ClientInput, *, refuse_duplicates: bool, route: bool
+                           ) -> tuple[Client, list[Client]]:  # fmt: skip
     name = text(i.name, "name", required=True, max_len=100)
     phone = normalize_phone(i.phone) if i.phone else None
     id_number = _normalize_id(i.id_number) if i.id_number else None
@@ -334,6 +356,8 @@ async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         row.language = changes["language"] or ""
     row.version += 1
     await session.flush()
+    if row.last_active_at is not None and row.profile == {}:  # an app account just linked
+        await profile.refresh_later(session, [row.id])
     return row, found
 
 
@@ -568,7 +592,8 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, 
     """Merge ``merge_id`` into ``keep_id`` (both within the caller's scope): every follow-up
     moves to the kept client, contact details and needs it lacks are taken over, tags are
     joined and notes appended; the merged record stays (``merged_into``) for the history and
-    disappears from lists. The mutation's audit entry records who merged what."""
+    disappears from lists; the kept one's profile is rebuilt. The mutation's audit entry
+    records who merged what."""
     if keep_id == merge_id:
         raise ValidationFailed("a client cannot be merged into itself", "mergeId")
     first, second = sorted([keep_id, merge_id])  # lock in one order: no deadlock
@@ -605,6 +630,7 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, 
     gone.merged_into, gone.version = keep.id, gone.version + 1
     await session.flush()
     await _refresh_next(session, keep)
+    await profile.refresh_later(session, [keep.id])
     return keep
 
 

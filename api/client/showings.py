@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
+from api.client import profile
 from api.client.models import CalendarFeed, Client, FollowUp, Showing
 from api.client.service import get_visible
 from api.db import lock_for_transaction, utcnow
@@ -61,6 +62,7 @@ async def schedule(session, p: Principal, client_id: uuid.UUID, *, starts_at: da
         client.stage, client.stage_changed_at = "showing", utcnow()
         client.version += 1
     await session.flush()
+    await profile.refresh_later(session, [row.client_id])
     return row
 
 
@@ -87,13 +89,14 @@ async def set_status(session, p: Principal, showing_id: uuid.UUID, status: str, 
         row.cancel_reason = text(reason, "reason", required=True, max_len=300)
     row.status, row.version = status, row.version + 1
     await session.flush()
+    await profile.refresh_later(session, [row.client_id])
     return row
 
 
 async def give_feedback(session, p: Principal, showing_id: uuid.UUID,
                         items: list[dict]) -> Showing:  # fmt: skip
     """Feedback on what was shown: a rating (1-5) and a comment per unit or listing; the
-    showing is done."""
+    showing is done (and the client's profile rebuilt)."""
     row = await _visible_showing(session, p, showing_id)
     if row.status == "cancelled":
         raise Conflict("a cancelled showing has no feedback", "showingId")
@@ -115,6 +118,7 @@ async def give_feedback(session, p: Principal, showing_id: uuid.UUID,
     client = await session.get(Client, row.client_id)
     client.last_contact_at = max(client.last_contact_at or row.ends_at, row.ends_at)
     await session.flush()
+    await profile.refresh_later(session, [row.client_id])
     return row
 
 

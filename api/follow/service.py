@@ -100,3 +100,20 @@ async def followers(session, kind: str, target_id: uuid.UUID) -> list[uuid.UUID]
     stmt = select(Follow.account_id).where(Follow.target_kind == kind,
                                            Follow.target_id == target_id)  # fmt: skip
     return list(await session.scalars(stmt))
+
+
+async def followed_entity_ids(session, account_id: uuid.UUID) -> list[uuid.UUID]:
+    """The units and listings this account follows (live ``followedChanges`` listens to them)."""
+    stmt = select(Follow.target_id).where(Follow.account_id == account_id,
+                                          Follow.target_kind.in_(("unit", "listing")))  # fmt: skip
+    return list(await session.scalars(stmt))
+
+
+async def saved_listing_search(session, account_id: uuid.UUID, follow_id: uuid.UUID | None) -> dict:
+    """The filter of this account's saved listing search; anything else (someone else's, a
+    unit search, a follow of an item, an unknown id) is NOT_FOUND."""
+    row = None if follow_id is None else await session.get(Follow, follow_id)
+    mine = row is not None and row.account_id == account_id
+    if not mine or row.target_kind != "search" or (row.search or {}).get("on") != "listings":
+        raise NotFound("saved listing search not found", "savedSearchId")
+    return row.search["filter"]

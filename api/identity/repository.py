@@ -17,6 +17,10 @@ async def account_by_bidx(session: AsyncSession, column: str, digest: bytes) -> 
     return await session.scalar(select(Account).where(col == digest))
 
 
+async def account(session: AsyncSession, account_id: uuid.UUID) -> Account | None:
+    return await session.get(Account, account_id)
+
+
 async def account_for_update(session: AsyncSession, account_id: uuid.UUID) -> Account | None:
     return await session.scalar(select(Account).where(Account.id == account_id).with_for_update())
 

@@ -398,7 +398,7 @@ class Query:
     async def me(self, info: strawberry.Info) -> Viewer:
         ctx = info.context
         p = await ctx.principal()
-        row = await ctx.session.get(AccountRow, p.account_id)
+        row = await service.repo.account(ctx.session, p.account_id)
         return Viewer(
             account=Account.of(ctx.kit, row, unmasked=True),
             tenant=Tenant.of(ctx.tenant),
@@ -792,7 +792,7 @@ class Mutation:
         )
         if error:
             return error
-        row = await ctx.session.get(AccountRow, target)
+        row = await service.repo.account(ctx.session, target)
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(permission_classes=[requires("team.manage")])
@@ -909,7 +909,7 @@ class Mutation:
         )
         if error:
             return error
-        row = await ctx.session.get(AccountRow, target)
+        row = await service.repo.account(ctx.session, target)
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(

@@ -378,6 +378,12 @@ class Hub:
                 self.drop(conn)
         return sent
 
+    async def keepalive(self, seconds: float) -> None:
+        """Run ``ping_all`` every ``seconds`` until cancelled (the gateway's lifespan task)."""
+        while True:
+            await asyncio.sleep(seconds)
+            self.ping_all()
+
     def ping_all(self, now: float | None = None) -> None:
         """The keep-alive tick: ping every socket; close those whose access token expired
         (the client reconnects with a fresh one, so a sign-out ends its sockets within a

@@ -15,10 +15,9 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select
 
-from api.errors import ErrorCode, NotFound, ValidationFailed
-from api.follow.models import Follow
+from api.errors import ErrorCode, ValidationFailed
+from api.follow import service as follow_service
 from api.graphql.permissions import Authenticated, requires
 from api.graphql.types import Long, Money, parse_id, require_id
 from api.listing import service as listing_service
@@ -166,15 +165,11 @@ async def plan_listings(ctx, args: dict) -> Plan:
     if saved is not None:
         sid = parse_id(saved)
         async with ctx.session() as session:
-            row = None if sid is None else await session.get(Follow, sid)
-        mine = row is not None and row.account_id == ctx.principal.account_id
-        if not mine or row.target_kind != "search" or (row.search or {}).get("on") != "listings":
-            raise NotFound("saved listing search not found", "savedSearchId")
-        search = row.search["filter"]
+            search = await follow_service.saved_listing_search(
+                session, ctx.principal.account_id, sid
+            )
     else:
-        from api.follow.service import _jsonable
-
-        search = _jsonable(listing_search(given))
+        search = follow_service._jsonable(listing_search(given))
 
     def accept(ev: dict) -> bool:
         return ev["kind"].startswith("listing.") and listing_service.matches(search, ev["payload"])
@@ -185,10 +180,7 @@ async def plan_listings(ctx, args: dict) -> Plan:
 async def plan_followed(ctx, args: dict) -> Plan:
     t, me = ctx.tenant_id, ctx.principal.account_id
     async with ctx.session() as session:
-        rows = (await session.execute(
-            select(Follow.target_id).where(Follow.account_id == me,
-                                           Follow.target_kind.in_(("unit", "listing")))
-        )).scalars().all()  # fmt: skip
+        rows = await follow_service.followed_entity_ids(session, me)
     keys = {(t, "entity", str(i)) for i in rows} | {(t, "account", str(me))}
 
     def control(hub, feed, ev: dict) -> None:

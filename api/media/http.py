@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from api.media.storage import PRIVATE_PREFIX, LocalStorage
 
@@ -40,3 +41,7 @@ def media_endpoint(storage):
         return FileResponse(path, headers={"Cache-Control": cache})
 
     return serve
+
+
+def routes(storage) -> list[Route]:
+    return [Route("/media/{key:path}", media_endpoint(storage), methods=["GET", "HEAD"])]

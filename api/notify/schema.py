@@ -13,12 +13,10 @@ from api.errors import DomainError, ValidationFailed
 from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError, user_error
 from api.graphql.permissions import Authenticated, requires
 from api.graphql.types import parse_id
-from api.jobs import enqueue
 from api.notify import service
 from api.notify.models import CATEGORIES
 from api.notify.models import Device as DeviceRow
 from api.notify.models import Notification as NotificationRow
-from api.notify.models import QuietHours as QuietRow
 
 App = strawberry.enum(enum.Enum("App", {a.upper(): a for a in ("agent", "owner", "staff")}))
 Platform = strawberry.enum(enum.Enum("Platform", {p.upper(): p for p in ("ios", "android", "web")}))
@@ -187,7 +185,7 @@ def _hhmm(minute: int) -> str:
 
 async def _settings(session, account_id) -> NotificationSettings:
     chosen = await service.preferences(session, account_id)
-    q = await session.get(QuietRow, account_id, populate_existing=True)
+    q = await service.quiet_hours(session, account_id)
     return NotificationSettings(
         categories=[CategoryPreference(category=NotificationCategory(c), **v)
                     for c, v in chosen.items()],
@@ -289,15 +287,11 @@ class Mutation:
     async def publish_notice(
         self, info: strawberry.Info, input: PublishNoticeInput
     ) -> NoticeResult:
-        from api.notify import tasks
-
         ctx = info.context
         try:
             title, body, roles = service.check_notice(input.title, input.text, input.roles)
         except DomainError as exc:
             return user_error(exc)
-        session = ctx.session
-        recipients = len(await service.notice_recipients(session, ctx.tenant.id, roles))
-        await session.execute(enqueue(tasks.publish_notice, tenant=ctx.tenant.slug, title=title,
-                                      body=body, roles=roles, urgent=input.urgent))  # fmt: skip
+        recipients = await service.queue_notice(ctx.session, ctx.tenant, title=title, body=body,
+                                                roles=roles, urgent=input.urgent)  # fmt: skip
         return NoticePayload(recipients=recipients)

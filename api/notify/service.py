@@ -104,6 +104,11 @@ async def preferences(session, account_id: uuid.UUID) -> dict[str, dict]:
     return {c: chosen.get(c, DEFAULTS[c]) for c in CATEGORIES}
 
 
+async def quiet_hours(session, account_id: uuid.UUID) -> QuietHours | None:
+    """One account's quiet hours (None: none), read fresh (a write this operation made)."""
+    return await session.get(QuietHours, account_id, populate_existing=True)
+
+
 async def channels_of(session, account_ids: Iterable[uuid.UUID], category: str) -> dict:
     rows = (await session.scalars(select(Preference).where(
         Preference.account_id.in_(list(account_ids)), Preference.category == category
@@ -281,6 +286,19 @@ def check_notice(title: str, body: str, roles: list[str]) -> tuple[str, str, lis
     if len(roles) > 20 or any(not ROLE_NAME.fullmatch(r or "") for r in roles):
         raise ValidationFailed("roles are at most 20 role names", "roles")
     return title, body, list(dict.fromkeys(roles))
+
+
+async def queue_notice(session, tenant, *, title: str, body: str, roles: list[str],
+                       urgent: bool) -> int:  # fmt: skip
+    """Queue a checked notice for the job (``publish_notice``), with this transaction; returns
+    how many members it is for now."""
+    from api.jobs import enqueue
+    from api.notify import tasks  # tasks imports this module
+
+    recipients = len(await notice_recipients(session, tenant.id, roles))
+    await session.execute(enqueue(tasks.publish_notice, tenant=tenant.slug, title=title,
+                                  body=body, roles=roles, urgent=urgent))  # fmt: skip
+    return recipients
 
 
 async def publish_notice(session, tenant_slug: str, tenant_id, *, title: str, body: str,

@@ -32,6 +32,14 @@ PAST_DUE = ("past_due", "unpaid")
 ENDED = ("canceled", "incomplete_expired")
 
 
+async def status_of(session, tenant_id):
+    """The tenant's plan, billing status (and since when past due) and connected account."""
+    stmt = select(
+        Tenant.plan, Tenant.billing_status, Tenant.past_due_since, Tenant.stripe_account_id
+    ).where(Tenant.id == tenant_id)
+    return (await session.execute(stmt)).one()
+
+
 async def start_checkout(session, settings: Settings, tenant, plan: str, *, success_url: str,
                          cancel_url: str) -> str:  # fmt: skip
     """A Checkout page (URL) where the tenant's admin subscribes to ``plan``."""

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import update
 
 from api.graphql.errors import (
     AuthError,
@@ -20,10 +19,9 @@ from api.graphql.errors import (
 )
 from api.graphql.permissions import requires
 from api.graphql.types import Long, require_id
-from api.payment import service, stripe_api
+from api.payment import service
 from api.payment.models import PAYMENT_KINDS, PAYMENT_STATUSES
 from api.payment.models import Payment as PaymentRow
-from api.validate import https_url
 
 PaymentStatus = strawberry.enum(
     enum.Enum("PaymentStatus", {s.upper(): s for s in PAYMENT_STATUSES})
@@ -140,15 +138,10 @@ StripeConnectResult = Annotated[
 class Query:
     @strawberry.field(permission_classes=[requires("tenant.manage")])
     async def billing(self, info: strawberry.Info) -> TenantBilling:
-        from sqlalchemy import select
-
-        from tenants.models import Tenant
+        from api.payment import billing
 
         ctx = info.context
-        row = (await ctx.session.execute(
-            select(Tenant.plan, Tenant.billing_status, Tenant.past_due_since,
-                   Tenant.stripe_account_id).where(Tenant.id == ctx.tenant.id)
-        )).one()  # fmt: skip
+        row = await billing.status_of(ctx.session, ctx.tenant.id)
         return TenantBilling(plan=row.plan, status=row.billing_status,
                              past_due_since=row.past_due_since,
                              payments_account_id=row.stripe_account_id)  # fmt: skip
@@ -259,33 +252,15 @@ class Mutation:
     async def connect_stripe(
         self, info: strawberry.Info, return_url: str, refresh_url: str
     ) -> StripeConnectResult:
-        from tenants.models import Tenant
-
         ctx = info.context
-        settings = ctx.kit.settings
 
         async def work():
-            https_url(return_url, "returnUrl")
-            https_url(refresh_url, "refreshUrl")
-            account = await service.connected_account(ctx.session, ctx.tenant.id)
-            if not account:
-                made = await stripe_api.create_account(
-                    settings,
-                    tenant_id=str(ctx.tenant.id),
-                    name=ctx.tenant.name,
-                    key=f"connect:{ctx.tenant.id}",
-                )
-                account = made.id
-                await ctx.session.execute(
-                    update(Tenant)
-                    .where(Tenant.id == ctx.tenant.id)
-                    .values(stripe_account_id=account)
-                )
-            link = await stripe_api.onboarding_link(
-                settings, account=account, refresh_url=refresh_url, return_url=return_url
-            )
+            account, url = await service.connect(
+                ctx.session, ctx.kit.settings, ctx.tenant,
+                return_url=return_url, refresh_url=refresh_url,
+            )  # fmt: skip
             ctx.audit("payment.connect", target_type="tenant", target_id=ctx.tenant.id)
-            return StripeConnectPayload(account_id=account, onboarding_url=link.url)
+            return StripeConnectPayload(account_id=account, onboarding_url=url)
 
         result, error = await attempt(ctx.session, work)
         return error or result

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.db import utcnow
 from api.errors import Conflict, NotFound
@@ -26,6 +26,7 @@ from api.payment.models import Bill, Journal, Payment
 from api.settings import Settings
 from api.unit import service as units
 from api.unit.models import Unit
+from api.validate import https_url
 from tenants.models import Tenant
 from tenants.sessions import tenant_of
 
@@ -50,6 +51,27 @@ async def connected_account(session, tenant_id) -> str | None:
     return await session.scalar(
         select(Tenant.stripe_account_id).where(Tenant.id == uuid.UUID(str(tenant_id)))
     )
+
+
+async def connect(session, settings: Settings, tenant, *, return_url: str,
+                  refresh_url: str) -> tuple[str, str]:  # fmt: skip
+    """The tenant's connected account (created once, key ``connect:<tenant id>``) and a link
+    where its admin finishes onboarding on Stripe."""
+    https_url(return_url, "returnUrl")
+    https_url(refresh_url, "refreshUrl")
+    account = await connected_account(session, tenant.id)
+    if not account:
+        made = await stripe_api.create_account(
+            settings, tenant_id=str(tenant.id), name=tenant.name, key=f"connect:{tenant.id}"
+        )
+        account = made.id
+        await session.execute(
+            update(Tenant).where(Tenant.id == tenant.id).values(stripe_account_id=account)
+        )
+    link = await stripe_api.onboarding_link(
+        settings, account=account, refresh_url=refresh_url, return_url=return_url
+    )
+    return account, link.url
 
 
 def platform_fee(settings: Settings, plan: str, amount: int) -> int:

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import strawberry
 
-from api.client import profile
-from api.client import service as client_service
 from api.errors import DomainError, ErrorCode
 from api.graphql.errors import QueryError
 from api.graphql.permissions import requires
@@ -58,23 +56,10 @@ async def _needs(info: strawberry.Info, given: NeedsInput, client_id) -> NeedsIn
     if cid is None or not principal.can("client.read"):
         raise missing
     try:  # another scope's client and a missing one look the same
-        client = await client_service.get_visible(info.context.session, principal, cid)
+        wanted = await service.client_needs(info.context.session, principal, cid, vars(given))
     except DomainError:
         raise missing from None
-    wanted = profile.needs_from(client)
-
-    def area(key):
-        return Decimal(str(wanted[key])) if wanted.get(key) is not None else None
-
-    from_client = NeedsInput(
-        budget_min=wanted.get("budget_min"), budget_max=wanted.get("budget_max"),
-        area_min=area("area_min"), area_max=area("area_max"), rooms=wanted.get("rooms"),
-        districts=wanted.get("districts"), must_haves=wanted.get("must_haves"),
-    )  # fmt: skip
-    for key, value in vars(given).items():
-        if value is not None:
-            setattr(from_client, key, value)
-    return from_client
+    return NeedsInput(**wanted)
 
 
 @strawberry.type

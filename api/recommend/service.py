@@ -17,11 +17,15 @@ A factor the client left open scores half its points for every candidate, so it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from api.client import profile
+from api.client import service as clients
+from api.identity.auth import Principal
 from api.listing.models import Listing
 from api.money import format_money
 from api.project.models import Project
@@ -39,6 +43,22 @@ class Needs:
     rooms: list[int] = field(default_factory=list)
     districts: list[str] = field(default_factory=list)
     must_haves: list[str] = field(default_factory=list)
+
+
+async def client_needs(session, p: Principal, client_id: uuid.UUID, given: dict) -> dict:
+    """The ``Needs`` fields for a client in the caller's scope: each value ``given`` (not None)
+    wins, then the client's stated needs, then what the profile shows (``needs_from``).
+    NotFound for a client outside the scope."""
+    wanted = profile.needs_from(await clients.get_visible(session, p, client_id))
+    out = {}
+    for key in (f.name for f in fields(Needs)):
+        value = given.get(key)
+        if value is None and wanted.get(key) is not None:
+            value = wanted[key]
+            if key in ("area_min", "area_max"):
+                value = Decimal(str(value))
+        out[key] = value
+    return out
 
 
 @dataclass

@@ -1,0 +1,57 @@
+"""``GET /healthz`` (liveness: the process answers) and ``GET /readyz`` (readiness: the database
+answers, the shared schema and every tenant are at the migrations' head; else 503 with the
+tenants behind). The readiness answer is kept for two seconds, so probes cost the database
+little."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tenants.migrate import head, shared_version, tenants_behind
+
+READY_TTL = 2.0  # seconds a readiness answer is reused
+BEHIND_SHOWN = 20  # tenants behind named in the answer (all are counted)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def readyz_endpoint(engine: AsyncEngine):
+    cached: dict[str, object] = {"until": 0.0, "body": None}
+
+    async def readyz(request: Request) -> JSONResponse:
+        now = time.monotonic()
+        if cached["body"] is not None and cached["until"] > now:
+            body = cached["body"]
+        else:
+            try:
+                shared = await shared_version(engine)
+                behind = await tenants_behind(engine) if shared else []
+                body = {
+                    "database": "ok",
+                    "shared": {"version": shared, "head": head("shared")},
+                    "tenantsBehind": [
+                        {"slug": t.slug, "version": v} for t, v in behind[:BEHIND_SHOWN]
+                    ],
+                    "tenantsBehindCount": len(behind),
+                    "tenantHead": head("tenant"),
+                }
+                body["status"] = (
+                    "ready" if shared == head("shared") and not behind else "migrations pending"
+                )
+            except Exception as exc:
+                body = {"status": "database unreachable", "database": type(exc).__name__}
+            cached.update(until=now + READY_TTL, body=body)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+    return readyz
+
+
+def routes(engine: AsyncEngine) -> list[Route]:
+    return [Route("/healthz", healthz), Route("/readyz", readyz_endpoint(engine))]

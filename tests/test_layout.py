@@ -104,3 +104,16 @@ async def resolve(info, loaders):
         (13, "session.get()"),
         (14, "sa.delete()"),
     ]
+
+
+def test_create_app_only_assembles():
+    """HTTP handlers live in their domain's ``http.py`` (docs/architecture.md, "Layout"):
+    ``api/app.py`` defines no function that takes a request."""
+    tree = ast.parse((ROOT / "api" / "app.py").read_text())
+    handlers = [
+        f"{node.name} (line {node.lineno})"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and any(a.arg in ("request", "websocket", "scope") for a in node.args.args)
+    ]
+    assert handlers == []

@@ -483,6 +483,15 @@ async def _signed_in(session, fn, *, keeps: str):
     return SignInPayload(tokens=Tokens.of(outcome))
 
 
+async def _sign_in_step(ctx, step, *args, keeps: str):
+    """A sign-in step in the request's tenant (password, TOTP code, SMS code): the new session
+    notes the caller's user agent and address; success names the audit actor."""
+    return await _signed_in(ctx.session, lambda: step(
+        ctx.session, ctx.kit, ctx.tenant, *args, user_agent=ctx.user_agent, ip=ctx.client_ip,
+        on_success=ctx.set_actor,
+    ), keeps=keeps)  # fmt: skip
+
+
 async def _password_changed(session, fn, *, keeps: str):
     """Like ``_signed_in``: no savepoint, a refused step keeps ``keeps``."""
     revoked, error = await attempt(session, fn, keeps=keeps)
@@ -534,14 +543,9 @@ class Mutation:
     )
     async def sign_in(self, info: strawberry.Info, identifier: str, password: str) -> SignInResult:
         ctx = info.context
-        return await _signed_in(
-            ctx.session,
-            lambda: service.sign_in_password(
-                ctx.session, ctx.kit, ctx.tenant, identifier, password,
-                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
-            ),
-            keeps=FAILED_SIGN_IN,
-        )  # fmt: skip
+        return await _sign_in_step(
+            ctx, service.sign_in_password, identifier, password, keeps=FAILED_SIGN_IN
+        )
 
     @strawberry.mutation(
         permission_classes=[TenantRequired],
@@ -551,14 +555,9 @@ class Mutation:
         self, info: strawberry.Info, challenge_token: str, code: str
     ) -> SignInResult:
         ctx = info.context
-        return await _signed_in(
-            ctx.session,
-            lambda: totp.complete_sign_in(
-                ctx.session, ctx.kit, ctx.tenant, challenge_token, code,
-                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
-            ),
-            keeps=FAILED_SIGN_IN,
-        )  # fmt: skip
+        return await _sign_in_step(
+            ctx, totp.complete_sign_in, challenge_token, code, keeps=FAILED_SIGN_IN
+        )
 
     @strawberry.mutation(
         permission_classes=[Authenticated],
@@ -632,14 +631,7 @@ class Mutation:
         self, info: strawberry.Info, phone: str, code: str
     ) -> SignInResult:
         ctx = info.context
-        return await _signed_in(
-            ctx.session,
-            lambda: sms.sign_in_with_code(
-                ctx.session, ctx.kit, ctx.tenant, phone, code,
-                user_agent=ctx.user_agent, ip=ctx.client_ip, on_success=ctx.set_actor,
-            ),
-            keeps=WRONG_CODE,
-        )  # fmt: skip
+        return await _sign_in_step(ctx, sms.sign_in_with_code, phone, code, keeps=WRONG_CODE)
 
     @strawberry.mutation(
         permission_classes=[Authenticated],

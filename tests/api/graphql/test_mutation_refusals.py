@@ -41,14 +41,17 @@ def _called(node: ast.Call) -> str | None:
 
 
 def _reach(fn) -> list:
-    """The resolver and the functions of its module it calls (``_signed_in``, ...)."""
+    """The resolver and the functions of its module it calls, and they call (``_signed_in``)."""
     module = inspect.getmodule(fn)
-    out = [fn]
-    for node in ast.walk(_tree(fn)):
-        if isinstance(node, ast.Call) and (name := _called(node)):
-            helper = getattr(module, name, None)
-            if inspect.isfunction(helper) and helper.__module__ == module.__name__:
-                out.append(helper)
+    out, todo = [], [fn]
+    while todo:
+        part = todo.pop()
+        out.append(part)
+        for node in ast.walk(_tree(part)):
+            if isinstance(node, ast.Call) and (name := _called(node)):
+                helper = getattr(module, name, None)
+                if inspect.isfunction(helper) and helper.__module__ == module.__name__:
+                    todo += [] if helper in out or helper in todo else [helper]
     return out
 
 

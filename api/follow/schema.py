@@ -10,7 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from api.errors import DomainError, ValidationFailed
+from api.errors import ValidationFailed
 from api.follow import service
 from api.follow.models import Follow as FollowRow
 from api.graphql.errors import (
@@ -18,7 +18,7 @@ from api.graphql.errors import (
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
-    user_error,
+    attempt,
 )
 from api.graphql.permissions import requires
 from api.graphql.types import require_id
@@ -121,7 +121,8 @@ class Mutation:
         self, info: strawberry.Info, kind: FollowKind, target_id: strawberry.ID
     ) -> FollowResult:
         p = await info.context.principal()
-        try:
+
+        async def work():
             if kind is FollowKind.SEARCH:
                 raise ValidationFailed("use saveSearch to follow a search", "kind")
             row = await service.follow(
@@ -130,9 +131,10 @@ class Mutation:
                 kind.value,
                 require_id(target_id, kind.value, "targetId"),
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return FollowPayload(follow=Follow.of(row))
+            return FollowPayload(follow=Follow.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("follow")],
@@ -140,7 +142,8 @@ class Mutation:
     )
     async def save_search(self, info: strawberry.Info, input: SaveSearchInput) -> FollowResult:
         p = await info.context.principal()
-        try:
+
+        async def work():
             if (input.units is None) == (input.listings is None):
                 raise ValidationFailed("give exactly one of units, listings", "units")
             if input.units is not None:
@@ -150,17 +153,20 @@ class Mutation:
             row = await service.save_search(
                 info.context.session, p.account_id, input.name, on, search
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return FollowPayload(follow=Follow.of(row))
+            return FollowPayload(follow=Follow.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(permission_classes=[requires("follow")])
     async def unfollow(self, info: strawberry.Info, id: strawberry.ID) -> UnfollowResult:
         p = await info.context.principal()
-        try:
+
+        async def work():
             await service.unfollow(
                 info.context.session, p.account_id, require_id(id, "follow", "id")
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return UnfollowPayload(id=id)
+            return UnfollowPayload(id=id)
+
+        result, error = await attempt(info.context.session, work)
+        return error or result

@@ -73,9 +73,17 @@ _BY_CODE = {
     ErrorCode.UNAUTHENTICATED: AuthError,
     ErrorCode.FORBIDDEN: PermissionDeniedError,
 }
+_BY_EXCEPTION: dict[type[DomainError], type[UserError]] = {}
+
+
+def typed_as(exc_cls: type[DomainError], error_cls: type[UserError]) -> None:
+    """Return refusals of ``exc_cls`` as ``error_cls`` rather than the type of their code
+    (e.g. media's StorageUnavailable, a StorageUnavailableError)."""
+    _BY_EXCEPTION[exc_cls] = error_cls
 
 
 def user_error(exc: DomainError) -> UserError:
+    """The typed error of a refusal. A mutation does not call this itself: ``attempt`` does."""
     from api.graphql.context import note_user_error
 
     note_user_error(exc.code)
@@ -84,15 +92,28 @@ def user_error(exc: DomainError) -> UserError:
             code=exc.code, message=exc.message, field=exc.field,
             retry_after=getattr(exc, "retry_after", 60),
         )  # fmt: skip
-    cls = _BY_CODE.get(exc.code, ValidationError)
+    cls = next((e for k, e in _BY_EXCEPTION.items() if isinstance(exc, k)), None)
+    cls = cls or _BY_CODE.get(exc.code, ValidationError)
     return cls(code=exc.code, message=exc.message, field=exc.field)
 
 
-async def attempt(session, fn):
-    """Run ``fn()`` in a savepoint: a DomainError undoes what it wrote and comes back as a
-    typed error (the operation still commits, since a user mistake is data). Returns
-    (result, None) or (None, error)."""
+async def attempt(session, fn, *, keeps: str | None = None):
+    """The one way a mutation runs its work: ``await fn()``, a refusal (DomainError) coming
+    back as its typed error. Returns (result, None) or (None, error). Either way the operation
+    commits (a user mistake is data; its audit entry records the refusal).
+
+    By default ``fn`` runs in a savepoint: a refusal undoes everything ``fn`` wrote, whatever
+    the order of its checks and writes.
+
+    ``keeps="..."`` is the opt-out, for a refusal that is itself a fact to record (a failed
+    sign-in counted towards the lockout, a wrong code's attempt, a session revoked on token
+    reuse): no savepoint, so what ``fn`` wrote before refusing commits. Name what is kept;
+    everything else ``fn`` writes must come after its last refusal. See docs/architecture.md."""
+    if keeps is not None and not keeps.strip():
+        raise ValueError("attempt(keeps=...) names what a refusal keeps")
     try:
+        if keeps is not None:
+            return await fn(), None
         async with session.begin_nested():
             return await fn(), None
     except DomainError as exc:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import strawberry
 
-from api.errors import DomainError, NotFound
+from api.errors import NotFound
 from api.graphql.errors import (
     AuthError,
     ConflictError,
@@ -17,9 +17,9 @@ from api.graphql.errors import (
     RateLimitedError,
     ValidationError,
     attempt,
-    user_error,
 )
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
+from api.graphql.types import require_id
 from api.identity import invitations, passwords, service, sms, totp
 from api.identity import roles as roles_service
 from api.identity import teams as teams_service
@@ -468,24 +468,34 @@ class Query:
         return [Invitation.of(v, unmasked=unmasked) for v in views]
 
 
-async def _signed_in(call):
-    """Await a sign-in step and shape its outcome. No savepoint: a refused step must keep what
-    it recorded (failed attempts, a revoked session)."""
-    try:
-        outcome = await call
-    except DomainError as exc:
-        return user_error(exc)
+# What a refused sign-in step keeps (``attempt(keeps=...)``): it is recorded on purpose.
+FAILED_SIGN_IN = "the failed sign-in, counted towards the lockout"
+WRONG_CODE = "the wrong code's attempt, counted towards the code's limit"
+
+
+async def _signed_in(session, fn, *, keeps: str):
+    """Run a sign-in step (no savepoint: a refusal keeps ``keeps``) and shape its outcome."""
+    outcome, error = await attempt(session, fn, keeps=keeps)
+    if error:
+        return error
     if isinstance(outcome, service.TotpChallenge):
         return TotpChallenge(challenge_token=outcome.challenge_token, expires_at=outcome.expires_at)
     return SignInPayload(tokens=Tokens.of(outcome))
 
 
-async def _password_changed(call):
-    """Like ``_signed_in``: no savepoint, a refused step keeps what it recorded."""
-    try:
-        return PasswordChanged(revoked_sessions=await call)
-    except DomainError as exc:
-        return user_error(exc)
+async def _sign_in_step(ctx, step, *args, keeps: str):
+    """A sign-in step in the request's tenant (password, TOTP code, SMS code): the new session
+    notes the caller's user agent and address; success names the audit actor."""
+    return await _signed_in(ctx.session, lambda: step(
+        ctx.session, ctx.kit, ctx.tenant, *args, user_agent=ctx.user_agent, ip=ctx.client_ip,
+        on_success=ctx.set_actor,
+    ), keeps=keeps)  # fmt: skip
+
+
+async def _password_changed(session, fn, *, keeps: str):
+    """Like ``_signed_in``: no savepoint, a refused step keeps ``keeps``."""
+    revoked, error = await attempt(session, fn, keeps=keeps)
+    return error or PasswordChanged(revoked_sessions=revoked)
 
 
 def _member(ctx, p, account: AccountRow, membership) -> Member:
@@ -533,17 +543,8 @@ class Mutation:
     )
     async def sign_in(self, info: strawberry.Info, identifier: str, password: str) -> SignInResult:
         ctx = info.context
-        return await _signed_in(
-            service.sign_in_password(
-                ctx.session,
-                ctx.kit,
-                ctx.tenant,
-                identifier,
-                password,
-                user_agent=ctx.user_agent,
-                ip=ctx.client_ip,
-                on_success=ctx.set_actor,
-            )
+        return await _sign_in_step(
+            ctx, service.sign_in_password, identifier, password, keeps=FAILED_SIGN_IN
         )
 
     @strawberry.mutation(
@@ -554,17 +555,8 @@ class Mutation:
         self, info: strawberry.Info, challenge_token: str, code: str
     ) -> SignInResult:
         ctx = info.context
-        return await _signed_in(
-            totp.complete_sign_in(
-                ctx.session,
-                ctx.kit,
-                ctx.tenant,
-                challenge_token,
-                code,
-                user_agent=ctx.user_agent,
-                ip=ctx.client_ip,
-                on_success=ctx.set_actor,
-            )
+        return await _sign_in_step(
+            ctx, totp.complete_sign_in, challenge_token, code, keeps=FAILED_SIGN_IN
         )
 
     @strawberry.mutation(
@@ -622,13 +614,13 @@ class Mutation:
     )
     async def request_sms_code(self, info: strawberry.Info, phone: str) -> SmsCodeResult:
         ctx = info.context
-        try:
-            expires, resend = await sms.request_code(
-                ctx.session, ctx.kit, ctx.senders.sms, ctx.tenant, phone, ctx.client_ip,
-                later=ctx.after_commit,
-            )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
+        done, error = await attempt(ctx.session, lambda: sms.request_code(
+            ctx.session, ctx.kit, ctx.senders.sms, ctx.tenant, phone, ctx.client_ip,
+            later=ctx.after_commit,
+        ))  # fmt: skip
+        if error:
+            return error
+        expires, resend = done
         return SmsCodeSent(expires_at=expires, resend_after_seconds=resend)
 
     @strawberry.mutation(
@@ -639,18 +631,7 @@ class Mutation:
         self, info: strawberry.Info, phone: str, code: str
     ) -> SignInResult:
         ctx = info.context
-        return await _signed_in(
-            sms.sign_in_with_code(
-                ctx.session,
-                ctx.kit,
-                ctx.tenant,
-                phone,
-                code,
-                user_agent=ctx.user_agent,
-                ip=ctx.client_ip,
-                on_success=ctx.set_actor,
-            )
-        )
+        return await _sign_in_step(ctx, sms.sign_in_with_code, phone, code, keeps=WRONG_CODE)
 
     @strawberry.mutation(
         permission_classes=[Authenticated],
@@ -663,9 +644,11 @@ class Mutation:
         ctx = info.context
         p = await ctx.principal()
         return await _password_changed(
-            passwords.change_password(
+            ctx.session,
+            lambda: passwords.change_password(
                 ctx.session, ctx.kit, p.account_id, p.session_id, password, new_password
-            )
+            ),
+            keeps="a wrong current password, counted towards the sign-in lockout",
         )
 
     @strawberry.mutation(
@@ -678,13 +661,13 @@ class Mutation:
         self, info: strawberry.Info, identifier: str
     ) -> RequestPasswordResetResult:
         ctx = info.context
-        try:
-            expires, resend = await passwords.request_reset(
-                ctx.session, ctx.kit, ctx.senders, ctx.tenant, identifier, ctx.client_ip,
-                later=ctx.after_commit,
-            )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
+        done, error = await attempt(ctx.session, lambda: passwords.request_reset(
+            ctx.session, ctx.kit, ctx.senders, ctx.tenant, identifier, ctx.client_ip,
+            later=ctx.after_commit,
+        ))  # fmt: skip
+        if error:
+            return error
+        expires, resend = done
         return PasswordResetRequested(expires_at=expires, resend_after_seconds=resend)
 
     @strawberry.mutation(
@@ -697,10 +680,12 @@ class Mutation:
     ) -> PasswordChangeResult:
         ctx = info.context
         return await _password_changed(
-            passwords.reset_with_code(
+            ctx.session,
+            lambda: passwords.reset_with_code(
                 ctx.session, ctx.kit, ctx.tenant, phone, code, new_password,
                 on_success=ctx.set_actor,
-            )
+            ),
+            keeps=WRONG_CODE,
         )  # fmt: skip
 
     @strawberry.mutation(
@@ -713,9 +698,11 @@ class Mutation:
     ) -> PasswordChangeResult:
         ctx = info.context
         return await _password_changed(
-            passwords.reset_with_token(
+            ctx.session,
+            lambda: passwords.reset_with_token(
                 ctx.session, ctx.kit, ctx.tenant, token, new_password, on_success=ctx.set_actor
-            )
+            ),
+            keeps="the link spent when its member is no longer active",
         )
 
     @strawberry.mutation(
@@ -726,15 +713,13 @@ class Mutation:
     async def refresh_tokens(self, info: strawberry.Info, refresh_token: str) -> RefreshResult:
         ctx = info.context
         return await _signed_in(
-            service.rotate_refresh_token(
-                ctx.session,
-                ctx.kit,
-                ctx.tenant,
-                refresh_token,
-                user_agent=ctx.user_agent,
-                ip=ctx.client_ip,
-            )
-        )
+            ctx.session,
+            lambda: service.rotate_refresh_token(
+                ctx.session, ctx.kit, ctx.tenant, refresh_token,
+                user_agent=ctx.user_agent, ip=ctx.client_ip,
+            ),
+            keeps="the session revoked when a spent refresh token comes back",
+        )  # fmt: skip
 
     @strawberry.mutation(permission_classes=[Authenticated], description="End this session.")
     async def sign_out(self, info: strawberry.Info) -> SignOutPayload:
@@ -783,27 +768,28 @@ class Mutation:
     ) -> AssignRolesResult:
         ctx = info.context
         p = await ctx.principal()
-        try:
-            target = uuid.UUID(str(account_id))
-        except ValueError:
-            return user_error(NotFound("member not found", "accountId"))
         membership, error = await attempt(
-            ctx.session, lambda: roles_service.assign_roles(ctx.session, p.tenant_id, target, roles)
+            ctx.session,
+            lambda: roles_service.assign_roles(
+                ctx.session, p.tenant_id, require_id(account_id, "member", "accountId"), roles
+            ),
         )
         if error:
             return error
-        row = await service.repo.account(ctx.session, target)
+        row = await service.repo.account(ctx.session, membership.account_id)
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(permission_classes=[requires("team.manage")])
     async def create_team(self, info: strawberry.Info, input: CreateTeamInput) -> TeamResult:
         session = info.context.session
-        parent = _uuid(input.parent_id) if input.parent_id else None
-        if input.parent_id and parent is None:
-            return user_error(NotFound("parent not found", "parentId"))
-        team, error = await attempt(
-            session, lambda: teams_service.create_team(session, input.name, input.kind, parent)
-        )
+
+        async def work():
+            parent = None
+            if input.parent_id:
+                parent = require_id(input.parent_id, "parent", "parentId")
+            return await teams_service.create_team(session, input.name, input.kind, parent)
+
+        team, error = await attempt(session, work)
         return error or TeamPayload(team=_team(team))
 
     @strawberry.mutation(permission_classes=[requires("team.manage")])
@@ -812,17 +798,15 @@ class Mutation:
     ) -> TeamMembershipResult:
         ctx = info.context
         p = await ctx.principal()
-        team, account = _uuid(team_id), _uuid(account_id)
-        if team is None:
-            return user_error(NotFound("team not found", "teamId"))
-        if (
-            account is None
-            or await service.repo.membership(ctx.session, account, p.tenant_id) is None
-        ):
-            return user_error(NotFound("member not found", "accountId"))
-        _, error = await attempt(
-            ctx.session, lambda: teams_service.add_member(ctx.session, team, account)
-        )
+
+        async def work():
+            team = require_id(team_id, "team", "teamId")
+            account = require_id(account_id, "member", "accountId")
+            if await service.repo.membership(ctx.session, account, p.tenant_id) is None:
+                raise NotFound("member not found", "accountId")
+            await teams_service.add_member(ctx.session, team, account)
+
+        _, error = await attempt(ctx.session, work)
         return error or TeamMembershipPayload(team_id=team_id, account_id=account_id)
 
     @strawberry.mutation(permission_classes=[requires("team.manage")])
@@ -830,12 +814,14 @@ class Mutation:
         self, info: strawberry.Info, team_id: strawberry.ID, account_id: strawberry.ID
     ) -> TeamMembershipResult:
         ctx = info.context
-        team, account = _uuid(team_id), _uuid(account_id)
-        if team is None or account is None:
-            return user_error(NotFound("not in this team", "accountId"))
-        _, error = await attempt(
-            ctx.session, lambda: teams_service.remove_member(ctx.session, team, account)
-        )
+
+        async def work():
+            team, account = _uuid(team_id), _uuid(account_id)
+            if team is None or account is None:
+                raise NotFound("not in this team", "accountId")
+            await teams_service.remove_member(ctx.session, team, account)
+
+        _, error = await attempt(ctx.session, work)
         return error or TeamMembershipPayload(team_id=team_id, account_id=account_id)
 
     @strawberry.mutation(
@@ -865,12 +851,14 @@ class Mutation:
     ) -> WithdrawInvitationResult:
         ctx = info.context
         p = await ctx.principal()
-        target = _uuid(id)
-        if target is None:
-            return user_error(NotFound("no pending invitation with this id", "id"))
-        _, error = await attempt(
-            ctx.session, lambda: invitations.withdraw(ctx.session, p.tenant_id, target)
-        )
+
+        async def work():
+            target = _uuid(id)
+            if target is None:
+                raise NotFound("no pending invitation with this id", "id")
+            await invitations.withdraw(ctx.session, p.tenant_id, target)
+
+        _, error = await attempt(ctx.session, work)
         return error or WithdrawInvitationPayload(withdrawn_id=id)
 
     @strawberry.mutation(
@@ -882,12 +870,13 @@ class Mutation:
         self, info: strawberry.Info, token: str, password: str, name: str | None = None
     ) -> AcceptInvitationResult:
         ctx = info.context
-        # No savepoint (as signIn): a wrong password of an existing account stays counted.
         return await _signed_in(
-            invitations.accept(
+            ctx.session,
+            lambda: invitations.accept(
                 ctx.session, ctx.kit, ctx.tenant, token, password=password, name=name,
                 user_agent=ctx.user_agent, ip=ctx.client_ip,
-            )
+            ),
+            keeps="a wrong password of an existing account, counted towards the lockout",
         )  # fmt: skip
 
     @strawberry.mutation(
@@ -899,17 +888,12 @@ class Mutation:
     ) -> DisableMemberResult:
         ctx = info.context
         p = await ctx.principal()
-        try:
-            target = uuid.UUID(str(account_id))
-        except ValueError:
-            return user_error(NotFound("member not found", "accountId"))
-        membership, error = await attempt(
-            ctx.session,
-            lambda: roles_service.disable_member(ctx.session, p.tenant_id, p.account_id, target),
-        )
+        membership, error = await attempt(ctx.session, lambda: roles_service.disable_member(
+            ctx.session, p.tenant_id, p.account_id, require_id(account_id, "member", "accountId")
+        ))  # fmt: skip
         if error:
             return error
-        row = await service.repo.account(ctx.session, target)
+        row = await service.repo.account(ctx.session, membership.account_id)
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(

@@ -8,13 +8,13 @@ from typing import Annotated
 import strawberry
 from strawberry.file_uploads import Upload
 
-from api.errors import DomainError, NotFound
+from api.errors import NotFound
 from api.graphql.errors import (
     AuthError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
-    user_error,
+    attempt,
 )
 from api.graphql.permissions import requires
 from api.importing import service
@@ -70,7 +70,8 @@ class Mutation:
         self, info: strawberry.Info, project_id: strawberry.ID, file: Upload
     ) -> ImportResult:
         p = await info.context.principal()
-        try:
+
+        async def work():
             try:
                 pid = uuid.UUID(str(project_id))
             except ValueError:
@@ -79,9 +80,10 @@ class Mutation:
             report = await service.import_units(
                 info.context.session, pid, filename, data, actor_id=p.account_id
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return ImportReport.of(report)
+            return ImportReport.of(report)
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("listing.write")],
@@ -93,11 +95,13 @@ class Mutation:
     async def import_listings(self, info: strawberry.Info, file: Upload) -> ImportResult:
         ctx = info.context
         p = await ctx.principal()
-        try:
+
+        async def work():
             filename, data = await _read(file)
             report = await service.import_listings(
                 ctx.session, ctx.kit, ctx.tenant.id, filename, data, actor_id=p.account_id
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return ImportReport.of(report)
+            return ImportReport.of(report)
+
+        result, error = await attempt(info.context.session, work)
+        return error or result

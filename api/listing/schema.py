@@ -11,14 +11,14 @@ import strawberry
 
 from api import search as search_kit
 from api.db import utcnow
-from api.errors import DomainError, NotFound, ValidationFailed
+from api.errors import NotFound, ValidationFailed
 from api.graphql.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
-    user_error,
+    attempt,
 )
 from api.graphql.loading import batch_loader
 from api.graphql.permissions import requires
@@ -436,7 +436,8 @@ class Mutation:
     ) -> ListingResult:
         ctx = info.context
         p = await _principal(info)
-        try:
+
+        async def work():
             row = await service.create_listing(
                 ctx.session,
                 ctx.kit,
@@ -444,9 +445,10 @@ class Mutation:
                 listing_input(input, ctx.tenant),
                 actor_id=p.account_id,
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return ListingPayload(listing=Listing.of(row))
+            return ListingPayload(listing=Listing.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("listing.write")],
@@ -456,7 +458,8 @@ class Mutation:
         self, info: strawberry.Info, input: ChangeListingPriceInput
     ) -> ListingResult:
         p = await _principal(info)
-        try:
+
+        async def work():
             row = await service.change_price(
                 info.context.session,
                 require_id(input.listing_id, "listing", "listingId"),
@@ -465,9 +468,10 @@ class Mutation:
                 actor_id=p.account_id,
                 can_all=p.can("listing.manage"),
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return ListingPayload(listing=Listing.of(row))
+            return ListingPayload(listing=Listing.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("listing.write")],
@@ -477,7 +481,8 @@ class Mutation:
         self, info: strawberry.Info, input: ChangeListingStatusInput
     ) -> ListingResult:
         p = await _principal(info)
-        try:
+
+        async def work():
             row = await service.change_status(
                 info.context.session,
                 require_id(input.listing_id, "listing", "listingId"),
@@ -487,9 +492,10 @@ class Mutation:
                 can_all=p.can("listing.manage"),
                 expected_version=input.expected_version,
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return ListingPayload(listing=Listing.of(row))
+            return ListingPayload(listing=Listing.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("listing.verify")],
@@ -499,13 +505,15 @@ class Mutation:
         self, info: strawberry.Info, listing_id: strawberry.ID, note: str = ""
     ) -> ListingResult:
         p = await _principal(info)
-        try:
+
+        async def work():
             row = await service.verify(
                 info.context.session,
                 require_id(listing_id, "listing", "listingId"),
                 actor_id=p.account_id,
                 note=note,
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return ListingPayload(listing=Listing.of(row))
+            return ListingPayload(listing=Listing.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result

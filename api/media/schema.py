@@ -12,15 +12,15 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.file_uploads import Upload
 
-from api.errors import DomainError, Forbidden
-from api.graphql.context import note_user_error
+from api.errors import Forbidden
 from api.graphql.errors import (
     AuthError,
     NotFoundError,
     PermissionDeniedError,
     UserError,
     ValidationError,
-    user_error,
+    attempt,
+    typed_as,
 )
 from api.graphql.loading import batch_loader, now_or_later, then
 from api.graphql.permissions import requires
@@ -45,6 +45,9 @@ MediaVisibility = strawberry.enum(
 @strawberry.type(description="The media storage is full; nothing was kept. Try again later.")
 class StorageUnavailableError(UserError):
     pass
+
+
+typed_as(service.StorageUnavailable, StorageUnavailableError)
 
 
 @strawberry.type(description="A photo, video, floor plan or 360 tour of something for sale.")
@@ -200,7 +203,8 @@ class Mutation:
     ) -> MediaResult:
         ctx = info.context
         settings = ctx.request.app.state.settings
-        try:
+
+        async def work():
             owner_id = require_id(input.owner_id, input.owner_kind.value, "ownerId")
             await _may_change(info, input.owner_kind.value, owner_id)
             limit = max(settings.media_max_image_bytes, settings.media_max_video_bytes)
@@ -211,12 +215,10 @@ class Mutation:
                 data=data, caption=input.caption, actor_id=(await ctx.principal()).account_id,
                 visibility=input.visibility.value if input.visibility else None,
             )  # fmt: skip
-        except service.StorageUnavailable as exc:
-            note_user_error(exc.code)
-            return StorageUnavailableError(code=exc.code, message=exc.message, field=exc.field)
-        except DomainError as exc:
-            return user_error(exc)
-        return MediaPayload(media=Media.of(row, ctx.storage))
+            return MediaPayload(media=Media.of(row, ctx.storage))
+
+        result, error = await attempt(ctx.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("media.write")],
@@ -224,7 +226,8 @@ class Mutation:
     )
     async def add_media_link(self, info: strawberry.Info, input: MediaLinkInput) -> MediaResult:
         ctx = info.context
-        try:
+
+        async def work():
             owner_id = require_id(input.owner_id, input.owner_kind.value, "ownerId")
             await _may_change(info, input.owner_kind.value, owner_id)
             row = await service.add_link(
@@ -232,9 +235,10 @@ class Mutation:
                 kind=input.kind.value, url=input.url, caption=input.caption,
                 actor_id=(await ctx.principal()).account_id,
             )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return MediaPayload(media=Media.of(row, ctx.storage))
+            return MediaPayload(media=Media.of(row, ctx.storage))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("media.write")],
@@ -242,12 +246,15 @@ class Mutation:
     )
     async def delete_media(self, info: strawberry.Info, id: strawberry.ID) -> DeleteMediaResult:
         ctx = info.context
-        try:
+
+        async def work():
             row = await service.get(ctx.session, require_id(id, "media", "id"))
             await _may_change(info, row.owner_kind, row.owner_id)
-            keys = await service.remove(ctx.session, row)
-        except DomainError as exc:
-            return user_error(exc)
+            return await service.remove(ctx.session, row)
+
+        keys, error = await attempt(ctx.session, work)
+        if error:
+            return error
 
         async def delete_files() -> None:
             for key in keys:

@@ -9,8 +9,8 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from api.errors import DomainError, ValidationFailed
-from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError, user_error
+from api.errors import ValidationFailed
+from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError, attempt
 from api.graphql.permissions import Authenticated, requires
 from api.graphql.types import parse_id
 from api.notify import service
@@ -225,16 +225,18 @@ class Mutation:
         self, info: strawberry.Info, input: RegisterDeviceInput
     ) -> DeviceResult:
         p = info.context.principal_now()
-        try:
+
+        async def work():
             row = await service.register_device(
                 info.context.session, p.account_id, app=input.app.value,
                 platform=input.platform.value, token=input.token,
                 installation_id=input.installation_id, locale=input.locale,
                 app_version=input.app_version,
             )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return DevicePayload(device=Device.of(row))
+            return DevicePayload(device=Device.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[Authenticated], description="At sign-out: this token gets no pushes."
@@ -262,7 +264,8 @@ class Mutation:
     ) -> SettingsResult:
         p = info.context.principal_now()
         session = info.context.session
-        try:
+
+        async def work():
             quiet = None
             if input.quiet_hours is not None and not input.clear_quiet_hours:
                 q = input.quiet_hours  # checked before anything is written
@@ -276,9 +279,10 @@ class Mutation:
                 await service.set_quiet_hours(session, p.account_id, None, None)
             elif quiet is not None:
                 await service.set_quiet_hours(session, p.account_id, *quiet)
-        except DomainError as exc:
-            return user_error(exc)
-        return NotificationSettingsPayload(settings=await _settings(session, p.account_id))
+            return NotificationSettingsPayload(settings=await _settings(session, p.account_id))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("notice.publish")],
@@ -288,10 +292,13 @@ class Mutation:
         self, info: strawberry.Info, input: PublishNoticeInput
     ) -> NoticeResult:
         ctx = info.context
-        try:
+
+        async def work():
             title, body, roles = service.check_notice(input.title, input.text, input.roles)
-        except DomainError as exc:
-            return user_error(exc)
-        recipients = await service.queue_notice(ctx.session, ctx.tenant, title=title, body=body,
-                                                roles=roles, urgent=input.urgent)  # fmt: skip
-        return NoticePayload(recipients=recipients)
+            recipients = await service.queue_notice(
+                ctx.session, ctx.tenant, title=title, body=body, roles=roles, urgent=input.urgent
+            )
+            return NoticePayload(recipients=recipients)
+
+        result, error = await attempt(ctx.session, work)
+        return error or result

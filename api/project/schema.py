@@ -9,18 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from api.errors import DomainError, NotFound
 from api.graphql.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
-    user_error,
+    attempt,
 )
 from api.graphql.loading import batch_loader, now_or_later, then
 from api.graphql.permissions import requires
-from api.graphql.types import Node, parse_id
+from api.graphql.types import Node, parse_id, require_id
 from api.project import repository as repo
 from api.project import service
 from api.project.models import Building as BuildingRow
@@ -211,7 +210,7 @@ class Mutation:
     async def create_project(
         self, info: strawberry.Info, input: CreateProjectInput
     ) -> CreateProjectResult:
-        try:
+        async def work():
             row = await service.create_project(
                 info.context.session,
                 service.ProjectInput(
@@ -225,22 +224,22 @@ class Mutation:
                     surroundings=input.surroundings,
                 ),
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return ProjectPayload(project=Project.of(row))
+            return ProjectPayload(project=Project.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(permission_classes=[requires("project.write")])
     async def create_building(
         self, info: strawberry.Info, input: CreateBuildingInput
     ) -> CreateBuildingResult:
-        project_id = parse_id(input.project_id)
-        if project_id is None:
-            return user_error(NotFound("project not found", "projectId"))
-        try:
+        async def work():
+            project_id = require_id(input.project_id, "project", "projectId")
             row = await service.create_building(
                 info.context.session,
                 service.BuildingInput(project_id=project_id, name=input.name, floors=input.floors),
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return BuildingPayload(building=Building.of(row))
+            return BuildingPayload(building=Building.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result

@@ -6,13 +6,11 @@ from typing import Annotated
 
 import strawberry
 
-from api.errors import DomainError
 from api.graphql.errors import (
     AuthError,
     PermissionDeniedError,
     ValidationError,
     attempt,
-    user_error,
 )
 from api.graphql.permissions import Authenticated, requires
 from api.setting import service
@@ -99,14 +97,16 @@ class Mutation:
         self, info: strawberry.Info, changes: list[SettingChange]
     ) -> UpdateTenantSettingsResult:
         principal = await info.context.principal()
-        try:
+
+        async def work():
             values = await service.update(
                 info.context.session, {c.key: c.value for c in changes},
                 actor_id=principal.account_id,
             )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return TenantSettingsPayload(settings=_settings(values))
+            return TenantSettingsPayload(settings=_settings(values))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("tenant.manage")],

@@ -12,7 +12,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api import search as search_kit
-from api.errors import DomainError, NotFound, ValidationFailed
+from api.errors import NotFound, ValidationFailed
 from api.graphql.errors import (
     AuthError,
     ConflictError,
@@ -20,7 +20,7 @@ from api.graphql.errors import (
     PermissionDeniedError,
     QueryError,
     ValidationError,
-    user_error,
+    attempt,
 )
 from api.graphql.loading import batch_loader, now_or_later, selected_paths, then
 from api.graphql.permissions import requires
@@ -617,13 +617,18 @@ class Query:
         return [PriceAdjustment.of(r) for r in rows]
 
 
+# A status call releases an expired hold before its own checks (service._lock_fresh): the
+# release is a fact, recorded even when the call is then refused.
+EXPIRED_HOLD = "an expired hold's release, recorded before the call's own checks"
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(permission_classes=[requires("unit.write")])
     async def create_unit_type(
         self, info: strawberry.Info, input: CreateUnitTypeInput
     ) -> CreateUnitTypeResult:
-        try:
+        async def work():
             pid = parse_id(input.project_id)
             if pid is None:
                 raise NotFound("project not found", "projectId")
@@ -637,9 +642,10 @@ class Mutation:
                     floor_plan_url=input.floor_plan_url, vr_url=input.vr_url,
                 ),
             )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return UnitTypePayload(unit_type=UnitType.of(row))
+            return UnitTypePayload(unit_type=UnitType.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("unit.write")],
@@ -648,7 +654,7 @@ class Mutation:
     async def create_units(
         self, info: strawberry.Info, units: list[UnitInput]
     ) -> CreateUnitsResult:
-        try:
+        async def work():
             items = []
             for u in units:
                 bid = parse_id(u.building_id)
@@ -665,15 +671,16 @@ class Mutation:
             rows = await service.create_units(
                 info.context.session, items, actor_id=await _actor(info)
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return UnitsPayload(units=[Unit.of(r) for r in rows])
+            return UnitsPayload(units=[Unit.of(r) for r in rows])
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(permission_classes=[requires("unit.write")])
     async def change_unit_status(
         self, info: strawberry.Info, input: ChangeUnitStatusInput
     ) -> UnitResult:
-        try:
+        async def work():
             row = await service.change_status(
                 info.context.session,
                 require_id(input.unit_id, "unit", "unitId"),
@@ -682,16 +689,17 @@ class Mutation:
                 reason=input.reason,
                 expected_version=input.expected_version,
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return UnitPayload(unit=Unit.of(row))
+            return UnitPayload(unit=Unit.of(row))
+
+        result, error = await attempt(info.context.session, work, keeps=EXPIRED_HOLD)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("unit.hold")],
         description="Hold an available unit for yourself until the hold expires.",
     )
     async def hold_unit(self, info: strawberry.Info, input: HoldUnitInput) -> UnitResult:
-        try:
+        async def work():
             row = await service.hold_unit(
                 info.context.session,
                 require_id(input.unit_id, "unit", "unitId"),
@@ -699,25 +707,27 @@ class Mutation:
                 minutes=input.minutes,
                 client_ref=input.client_ref,
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return UnitPayload(unit=Unit.of(row))
+            return UnitPayload(unit=Unit.of(row))
+
+        result, error = await attempt(info.context.session, work, keeps=EXPIRED_HOLD)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("unit.hold")],
         description="Release your hold (staff with unit.write may release anyone's).",
     )
     async def release_unit_hold(self, info: strawberry.Info, unit_id: strawberry.ID) -> UnitResult:
-        try:
+        async def work():
             row = await service.release_hold(
                 info.context.session,
                 require_id(unit_id, "unit", "unitId"),
                 actor_id=await _actor(info),
                 override=await _can(info, "unit.write"),
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return UnitPayload(unit=Unit.of(row))
+            return UnitPayload(unit=Unit.of(row))
+
+        result, error = await attempt(info.context.session, work, keeps=EXPIRED_HOLD)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("unit.hold")],
@@ -725,7 +735,7 @@ class Mutation:
         "attempts wins; the others get CONFLICT.",
     )
     async def reserve_unit(self, info: strawberry.Info, input: ReserveUnitInput) -> UnitResult:
-        try:
+        async def work():
             row = await service.reserve_unit(
                 info.context.session,
                 require_id(input.unit_id, "unit", "unitId"),
@@ -733,9 +743,10 @@ class Mutation:
                 override=await _can(info, "unit.write"),
                 reason=input.reason,
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return UnitPayload(unit=Unit.of(row))
+            return UnitPayload(unit=Unit.of(row))
+
+        result, error = await attempt(info.context.session, work, keeps=EXPIRED_HOLD)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("unit.price.adjust")],
@@ -745,7 +756,7 @@ class Mutation:
     async def adjust_prices(
         self, info: strawberry.Info, input: AdjustPricesInput
     ) -> PriceAdjustmentResult:
-        try:
+        async def work():
             pid = parse_id(input.project_id)
             if pid is None:
                 raise NotFound("project not found", "projectId")
@@ -759,9 +770,10 @@ class Mutation:
             row = await service.adjust_prices(
                 info.context.session, rule, reason=input.reason, actor_id=await _actor(info)
             )
-        except DomainError as exc:
-            return user_error(exc)
-        return PriceAdjustmentPayload(adjustment=PriceAdjustment.of(row))
+            return PriceAdjustmentPayload(adjustment=PriceAdjustment.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result
 
     @strawberry.mutation(
         permission_classes=[requires("unit.price.approve")],
@@ -770,7 +782,7 @@ class Mutation:
     async def decide_price_adjustment(
         self, info: strawberry.Info, input: DecidePriceAdjustmentInput
     ) -> PriceAdjustmentResult:
-        try:
+        async def work():
             aid = parse_id(input.id)
             if aid is None:
                 raise NotFound("price adjustment not found", "id")
@@ -778,6 +790,7 @@ class Mutation:
                 info.context.session, aid, approve=input.approve, actor_id=await _actor(info),
                 note=input.note,
             )  # fmt: skip
-        except DomainError as exc:
-            return user_error(exc)
-        return PriceAdjustmentPayload(adjustment=PriceAdjustment.of(row))
+            return PriceAdjustmentPayload(adjustment=PriceAdjustment.of(row))
+
+        result, error = await attempt(info.context.session, work)
+        return error or result

@@ -19,6 +19,7 @@ from sqlalchemy import select, text, update
 from starlette.responses import JSONResponse
 
 from api.db import utcnow
+from api.errors import ValidationFailed
 from api.jobs import Runtime, set_runtime
 from api.notify import Senders, service, tasks
 from api.notify.email import CapturingEmailSender
@@ -443,6 +444,28 @@ async def test_a_refused_settings_update_changes_nothing(client, make_tenant, me
     assert (payload["__typename"], payload["field"]) == ("ValidationError", "quietHours.start")
     leads = (await notification_settings(client, tenant.slug, token))["categories"][0]
     assert leads == {"category": "LEADS", "push": True, "email": False, "sms": False}
+
+
+async def test_a_refusal_after_the_first_writes_leaves_nothing(
+    client, make_tenant, member, monkeypatch
+):
+    """attempt's savepoint: every check of this mutation runs before its writes, so the
+    refusal is forced here after the preferences and the quiet hours are written."""
+    tenant = await make_tenant()
+    _, token = await member(tenant, ["agent"])
+    before = await notification_settings(client, tenant.slug, token)
+    real = service.set_quiet_hours
+
+    async def written_then_refused(session, *args, **kwargs):
+        await real(session, *args, **kwargs)
+        raise ValidationFailed("refused after writing", "quietHours")
+
+    monkeypatch.setattr(service, "set_quiet_hours", written_then_refused)
+    payload = await update_settings(client, tenant.slug, token,
+                                    categories=[{"category": "LEADS", "push": False}],
+                                    quietHours={"start": "22:00", "end": "07:00"})  # fmt: skip
+    assert (payload["__typename"], payload["field"]) == ("ValidationError", "quietHours")
+    assert await notification_settings(client, tenant.slug, token) == before
 
 
 async def test_notify_follows_the_preferences(client, engine, make_tenant, member):

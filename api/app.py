@@ -79,15 +79,23 @@ def create_app(
     bus = make_bus(settings.redis_url, settings.live_channel, settings.redis_timeout)
     hub = Hub(schema._schema, engine, to_object=to_object)
     relay = Relay(
-        engine, bus, poll=settings.live_relay_poll,
+        engine,
+        bus,
+        poll=settings.live_relay_poll,
         retention=timedelta(hours=settings.live_retention_hours),
-    )  # fmt: skip
+    )
     live = LiveEndpoint(
-        schema, hub, db, kit, trusted=graphql.trusted, production=settings.env == "production",
-        max_tokens=settings.graphql_max_tokens, max_chars=settings.graphql_max_document_chars,
+        schema,
+        hub,
+        db,
+        kit,
+        trusted=graphql.trusted,
+        production=settings.env == "production",
+        max_tokens=settings.graphql_max_tokens,
+        max_chars=settings.graphql_max_document_chars,
         max_subscriptions=settings.live_max_subscriptions,
         replay_max=settings.live_replay_max,
-    )  # fmt: skip
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -103,17 +111,25 @@ def create_app(
         if settings.live_relay_in_process:
             tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))
         if settings.live_keepalive:
-            tasks.append(asyncio.create_task(
-                hub.keepalive(settings.live_keepalive), name="anju-live-keepalive"
-            ))  # fmt: skip
+            tasks.append(
+                asyncio.create_task(
+                    hub.keepalive(settings.live_keepalive), name="anju-live-keepalive"
+                )
+            )
         worker = None
         if settings.run_worker_in_process:
             from api.jobs import run_worker
 
-            worker = asyncio.create_task(run_worker(
-                settings, engine, engine.url, concurrency=settings.worker_concurrency,
-                install_signal_handlers=False, name="anju-gateway-worker",
-            ))  # fmt: skip
+            worker = asyncio.create_task(
+                run_worker(
+                    settings,
+                    engine,
+                    engine.url,
+                    concurrency=settings.worker_concurrency,
+                    install_signal_handlers=False,
+                    name="anju-gateway-worker",
+                )
+            )
         yield
         for task in [*tasks, *([worker] if worker is not None else [])]:
             task.cancel()
@@ -149,17 +165,20 @@ def create_app(
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
     app.add_middleware(TenantMiddleware, cache=cache, base_domain=settings.base_domain)
     app.add_middleware(
-        BodyLimit, default=settings.http_max_body_bytes, multipart=settings.max_upload_bytes,
+        BodyLimit,
+        default=settings.http_max_body_bytes,
+        multipart=settings.max_upload_bytes,
         paths={payment_http.WEBHOOK_PATH: settings.stripe_webhook_max_bytes},
-    )  # fmt: skip
+    )
     app.add_middleware(UnavailableMiddleware)  # database out of reach: 503, not 500
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins,
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-tenant", "x-anju-app"],
             max_age=600,
-        )  # fmt: skip
+        )
     app.add_middleware(SecurityHeaders, production=settings.env == "production")
     if settings.trusted_proxies:  # uvicorn's walk: the right-most untrusted X-Forwarded-For
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

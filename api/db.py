@@ -121,9 +121,11 @@ class DatabaseUnavailable(RuntimeError):
 # pooled connection free within the pool's wait. Not the built-in ConnectionError: that of
 # another client (SMTP, Stripe, S3, FCM) is that service's failure, not the database's.
 _UNAVAILABLE = (
-    DatabaseUnavailable, asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError, sa_exc.TimeoutError,
-)  # fmt: skip
+    DatabaseUnavailable,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    sa_exc.TimeoutError,
+)
 
 
 def unavailable(exc: BaseException | None) -> bool:

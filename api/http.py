@@ -17,8 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # read X-Forwarded-For itself (it would believe it from loopback); create_app does, from the
 # proxies of ``ANJU_TRUSTED_PROXIES`` only. A WebSocket message is at most 1 MiB (uvicorn's
 # default is 16 MiB; subscribe messages are a few KiB): a larger one closes the socket (1009).
-UVICORN_OPTIONS = {"log_level": "warning", "ws": "websockets-sansio", "lifespan": "on",
-                   "proxy_headers": False, "ws_max_size": 1024 * 1024}  # fmt: skip
+UVICORN_OPTIONS = {
+    "log_level": "warning",
+    "ws": "websockets-sansio",
+    "lifespan": "on",
+    "proxy_headers": False,
+    "ws_max_size": 1024 * 1024,
+}
 
 API_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -102,10 +107,17 @@ async def send_error(
     send: Send, status: int, message: str, code: str, *, headers=(), **extensions
 ) -> None:
     body = error_body(message, code, **extensions)
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -116,8 +116,13 @@ WOKEN = text(
 )
 
 
-def tenant_task(blueprint: procrastinate.Blueprint, *, wakeup: str | None = None,
-                limit: int | None = None, **options):  # fmt: skip
+def tenant_task(
+    blueprint: procrastinate.Blueprint,
+    *,
+    wakeup: str | None = None,
+    limit: int | None = None,
+    **options,
+):
     """``@tenant_task(blueprint)`` on ``async def work(session, tenant, **kwargs)``: a task
     deferred as ``work.defer_async(tenant="slug", **kwargs)``. With ``wakeup`` it serves that
     kind of wake-up (``defer_woken``); ``limit`` is its batch size: a run that returns a count
@@ -216,13 +221,23 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
         except procrastinate.exceptions.ConnectorException:
             continue  # finished or retried meanwhile (no longer doing)
         if give_up:
-            log.error("stalled job failed: too many attempts", job_id=job.id,
-                      task=job.task_name, worker_id=job.worker_id, attempts=runs,
-                      tenant=job.task_kwargs.get("tenant"))  # fmt: skip
+            log.error(
+                "stalled job failed: too many attempts",
+                job_id=job.id,
+                task=job.task_name,
+                worker_id=job.worker_id,
+                attempts=runs,
+                tenant=job.task_kwargs.get("tenant"),
+            )
             continue
         retried += 1
-        log.warning("stalled job retried", job_id=job.id, task=job.task_name,
-                    worker_id=job.worker_id, attempts=runs)  # fmt: skip
+        log.warning(
+            "stalled job retried",
+            job_id=job.id,
+            task=job.task_name,
+            worker_id=job.worker_id,
+            attempts=runs,
+        )
     return retried
 
 
@@ -234,8 +249,9 @@ def schedule_upkeep(app: procrastinate.App, settings: Settings) -> None:
     if held is not None and held.cron == settings.worker_stalled_cron:
         return
     registry.periodic_tasks.pop((task.name, STALLED_SWEEP), None)
-    registry.register_task(task=task, cron=settings.worker_stalled_cron,
-                           periodic_id=STALLED_SWEEP, configure_kwargs={})  # fmt: skip
+    registry.register_task(
+        task=task, cron=settings.worker_stalled_cron, periodic_id=STALLED_SWEEP, configure_kwargs={}
+    )
 
 
 def _task_modules() -> list[str]:
@@ -270,9 +286,15 @@ def make_app(url: URL) -> procrastinate.App:
 
 
 async def run_worker(
-    settings: Settings, engine: AsyncEngine, url: URL, *, concurrency: int = 4, wait: bool = True,
-    install_signal_handlers: bool = True, name: str = "anju-worker",
-) -> None:  # fmt: skip
+    settings: Settings,
+    engine: AsyncEngine,
+    url: URL,
+    *,
+    concurrency: int = 4,
+    wait: bool = True,
+    install_signal_handlers: bool = True,
+    name: str = "anju-worker",
+) -> None:
     """Run a worker until stopped (``wait=False``: until the queue is empty).
 
     A waiting worker survives the database: procrastinate's worker ends when its connection
@@ -309,8 +331,12 @@ async def run_worker(
             error = worker.exception()  # None: a side task failed and stopped it
             if time.monotonic() - started > 60:
                 delay = WORKER_RESTART_MIN
-            log.warning("worker stopped by itself; starting it again", name=name,
-                        error=repr(error), retry_in=delay)  # fmt: skip
+            log.warning(
+                "worker stopped by itself; starting it again",
+                name=name,
+                error=repr(error),
+                retry_in=delay,
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, WORKER_RESTART_MAX)
@@ -328,11 +354,15 @@ async def _work(
     async with app.open_async():
         log.info("worker started", name=name, concurrency=concurrency)
         await app.run_worker_async(
-            concurrency=concurrency, wait=wait, name=name, install_signal_handlers=False,
-            shutdown_graceful_timeout=30, delete_jobs="successful",
+            concurrency=concurrency,
+            wait=wait,
+            name=name,
+            install_signal_handlers=False,
+            shutdown_graceful_timeout=30,
+            delete_jobs="successful",
             update_heartbeat_interval=settings.worker_heartbeat_seconds,
             stalled_worker_timeout=settings.worker_stalled_seconds,
-        )  # fmt: skip
+        )
 
 
 # The queue's job table (procrastinate's, in the shared schema): a job written in the caller's
@@ -340,10 +370,15 @@ async def _work(
 # workers at commit). Columns as in the pinned procrastinate version's schema (migration 0007).
 JOBS = table(
     "procrastinate_jobs",
-    column("queue_name"), column("task_name"), column("priority"), column("lock"),
-    column("queueing_lock"), column("args", JSONB), column("scheduled_at"),
+    column("queue_name"),
+    column("task_name"),
+    column("priority"),
+    column("lock"),
+    column("queueing_lock"),
+    column("args", JSONB),
+    column("scheduled_at"),
     schema="shared",
-)  # fmt: skip
+)
 
 
 def task_name(task) -> str:
@@ -354,8 +389,15 @@ def task_name(task) -> str:
     return name
 
 
-def enqueue(task, *, tenant: str, scheduled_at=None, queue: str = "default",
-            queueing_lock: str | None = None, **kwargs):  # fmt: skip
+def enqueue(
+    task,
+    *,
+    tenant: str,
+    scheduled_at=None,
+    queue: str = "default",
+    queueing_lock: str | None = None,
+    **kwargs,
+):
     """The statement deferring ``task`` (a ``tenant_task``) for ``tenant`` inside the caller's
     transaction: ``await session.execute(enqueue(...))`` (or ``session.execute`` in a flush
     hook). Nothing is queued when that transaction rolls back. With ``queueing_lock`` (which
@@ -363,9 +405,15 @@ def enqueue(task, *, tenant: str, scheduled_at=None, queue: str = "default",
     many triggers, one job."""
     if not tenant:
         raise JobRefused("a job without a tenant is refused")
-    values = dict(queue_name=queue, task_name=task_name(task), priority=0, lock=None,
-                  queueing_lock=queueing_lock, args={"tenant": tenant, **kwargs},
-                  scheduled_at=scheduled_at)  # fmt: skip
+    values = dict(
+        queue_name=queue,
+        task_name=task_name(task),
+        priority=0,
+        lock=None,
+        queueing_lock=queueing_lock,
+        args={"tenant": tenant, **kwargs},
+        scheduled_at=scheduled_at,
+    )
     if queueing_lock is None:
         return insert(JOBS).values(**values)
     return (

@@ -29,11 +29,34 @@ _THREE_DIGITS = "BHD IQD JOD KWD LYD OMR TND"
 _DIGITS = {**dict.fromkeys(_ZERO_DIGITS.split(), 0), **dict.fromkeys(_THREE_DIGITS.split(), 3)}
 # CLDR symbols; in Chinese, ¥ is the yuan, in English the yen.
 _SYMBOLS = {
-    "zh-CN": {"CNY": "¥", "USD": "US$", "HKD": "HK$", "JPY": "JP¥", "EUR": "€", "GBP": "£",
-              "TWD": "NT$", "MOP": "MOP$", "KRW": "￦", "AUD": "AU$", "CAD": "CA$"},
-    "en": {"CNY": "CN¥", "USD": "$", "HKD": "HK$", "JPY": "¥", "EUR": "€", "GBP": "£",
-           "TWD": "NT$", "KRW": "₩", "AUD": "A$", "CAD": "CA$", "INR": "₹", "ILS": "₪"},
-}  # fmt: skip
+    "zh-CN": {
+        "CNY": "¥",
+        "USD": "US$",
+        "HKD": "HK$",
+        "JPY": "JP¥",
+        "EUR": "€",
+        "GBP": "£",
+        "TWD": "NT$",
+        "MOP": "MOP$",
+        "KRW": "￦",
+        "AUD": "AU$",
+        "CAD": "CA$",
+    },
+    "en": {
+        "CNY": "CN¥",
+        "USD": "$",
+        "HKD": "HK$",
+        "JPY": "¥",
+        "EUR": "€",
+        "GBP": "£",
+        "TWD": "NT$",
+        "KRW": "₩",
+        "AUD": "A$",
+        "CAD": "CA$",
+        "INR": "₹",
+        "ILS": "₪",
+    },
+}
 
 
 def minor_digits(currency: str) -> int:

@@ -66,9 +66,11 @@ class RedisLimiter:
         from redis.backoff import NoBackoff
 
         self.redis = redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout,
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
-        )  # fmt: skip
+        )
         self.cooldown = cooldown
         self.fallback = MemoryLimiter()
         self.uncounted = 0  # calls counted in memory because Redis was out of reach
@@ -90,8 +92,11 @@ class RedisLimiter:
         except (RedisError, OSError) as exc:
             self._skip_until = time.monotonic() + self.cooldown
             self.uncounted += 1
-            log.warning("rate limits: Redis out of reach, counting in this process",
-                        error=repr(exc)[:200], retry_in=self.cooldown)  # fmt: skip
+            log.warning(
+                "rate limits: Redis out of reach, counting in this process",
+                error=repr(exc)[:200],
+                retry_in=self.cooldown,
+            )
             return await self.fallback.hit(key, limit)
         return Verdict(int(n) <= limit, retry)
 

@@ -17,8 +17,9 @@ class Near:
     radius_km: float
 
 
-def page(stmt: Select, key: ColumnElement | None, id_col, *, desc: bool, after: tuple | None,
-         limit: int) -> Select:  # fmt: skip
+def page(
+    stmt: Select, key: ColumnElement | None, id_col, *, desc: bool, after: tuple | None, limit: int
+) -> Select:
     """``stmt`` ordered by (key, id) in one direction, after the cursor values, ``limit`` rows.
     With a key, each row also carries it as ``sort_key`` (the next cursor is built from it)."""
     cols = (key, id_col) if key is not None else (id_col,)
@@ -32,8 +33,9 @@ def page(stmt: Select, key: ColumnElement | None, id_col, *, desc: bool, after: 
     return stmt
 
 
-async def search(session, stmt: Select, sort_spec, criteria, id_col, *, after: tuple | None,
-                 limit: int) -> list[tuple[object, object]]:  # fmt: skip
+async def search(
+    session, stmt: Select, sort_spec, criteria, id_col, *, after: tuple | None, limit: int
+) -> list[tuple[object, object]]:
     """One page of ``stmt``'s rows as (entity, sort key) pairs. ``sort_spec`` is a domain's
     (key builder taking ``criteria``, or None for the id alone; descending)."""
     key_of, desc = sort_spec

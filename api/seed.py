@@ -71,8 +71,13 @@ async def _seed_units(session) -> int:
     for project in projects:
         types = []
         for name, rooms, area, orientation in DEMO_TYPES:
-            spec = units.UnitTypeInput(project_id=project.id, name=name, rooms=rooms,
-                                       gross_area=area, orientation=orientation)  # fmt: skip
+            spec = units.UnitTypeInput(
+                project_id=project.id,
+                name=name,
+                rooms=rooms,
+                gross_area=area,
+                orientation=orientation,
+            )
             types.append(await units.create_unit_type(session, spec))
         per_m2 = DEMO_PRICING.get(project.name, 50_000)
         for building in (await project_repo.buildings_by_project_ids(session, [project.id]))[
@@ -82,10 +87,16 @@ async def _seed_units(session) -> int:
                 for stack in range(1, 5):
                     utype = types[0] if stack <= 2 else types[1]
                     price = int(utype.gross_area * per_m2 * (1 + Decimal("0.004") * floor))
-                    items.append(units.UnitInput(
-                        building_id=building.id, floor=floor, number=f"{floor}{stack:02d}",
-                        unit_type_id=utype.id, list_price=price * 100, status="available",
-                    ))  # fmt: skip
+                    items.append(
+                        units.UnitInput(
+                            building_id=building.id,
+                            floor=floor,
+                            number=f"{floor}{stack:02d}",
+                            unit_type_id=utype.id,
+                            list_price=price * 100,
+                            status="available",
+                        )
+                    )
     await units.create_units(session, items, actor_id=None)
     return len(items)
 
@@ -101,9 +112,13 @@ async def _seed_staff(session, kit, tenant) -> int:
         if await identity.find_account(session, kit, ident) is not None:
             continue
         account = await identity.create_account(
-            session, kit, name=name, phone=phone, email=email,
+            session,
+            kit,
+            name=name,
+            phone=phone,
+            email=email,
             password=demo_password(kit.settings),
-        )  # fmt: skip
+        )
         session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=roles))
         made += 1
     await session.flush()
@@ -130,14 +145,28 @@ async def _seed_sales(session, kit, tenant) -> bool:
         staff[email] = account.id
     for email in ("manager@demo.example.com", "agent@demo.example.com"):
         await add_member(session, sales.id, staff[email])
-    await routing.create_route(session, routing.RouteInput(
-        name="Portal leads", team_id=sales.id, mode="claim", claim_minutes=60,
-        sources=("portal",)))  # fmt: skip
-    admin = Principal(account_id=staff["admin@demo.example.com"], tenant_id=uuid.UUID(tenant.id),
-                      session_id=uuid.uuid4(), roles=("admin",), permissions=frozenset(),
-                      scope="all")  # fmt: skip
-    for name, phone, source in (("Portal lead", "+8613900000101", "portal"),
-                                ("Walk-in lead", "+8613900000102", "walk_in")):  # fmt: skip
+    await routing.create_route(
+        session,
+        routing.RouteInput(
+            name="Portal leads",
+            team_id=sales.id,
+            mode="claim",
+            claim_minutes=60,
+            sources=("portal",),
+        ),
+    )
+    admin = Principal(
+        account_id=staff["admin@demo.example.com"],
+        tenant_id=uuid.UUID(tenant.id),
+        session_id=uuid.uuid4(),
+        roles=("admin",),
+        permissions=frozenset(),
+        scope="all",
+    )
+    for name, phone, source in (
+        ("Portal lead", "+8613900000101", "portal"),
+        ("Walk-in lead", "+8613900000102", "walk_in"),
+    ):
         lead = clients.ClientInput(name=name, phone=phone, source=source, needs={"rooms": [2, 3]})
         await clients.create_client(session, kit, tenant.id, admin, lead, route=True)
     return True
@@ -155,12 +184,26 @@ async def _seed_bills(session, kit) -> bool:
         return False
     email = identity.Identifier("email", "admin@demo.example.com")
     payer = (await identity.find_account(session, kit, email)).id
-    staff = Principal(account_id=payer, tenant_id=uuid.UUID(str(session.info["tenant_id"])),
-                      session_id=uuid.uuid4(), roles=("admin",), permissions=frozenset(),
-                      scope="all")  # fmt: skip
-    await bills.issue(session, staff, bills.BillInput(
-        kind="property_fee", title="物业费 Property fee", period="2026-12", payer_id=payer,
-        amount=45_600, due_on=bills.today(session) + timedelta(days=10)))  # fmt: skip
+    staff = Principal(
+        account_id=payer,
+        tenant_id=uuid.UUID(str(session.info["tenant_id"])),
+        session_id=uuid.uuid4(),
+        roles=("admin",),
+        permissions=frozenset(),
+        scope="all",
+    )
+    await bills.issue(
+        session,
+        staff,
+        bills.BillInput(
+            kind="property_fee",
+            title="物业费 Property fee",
+            period="2026-12",
+            payer_id=payer,
+            amount=45_600,
+            due_on=bills.today(session) + timedelta(days=10),
+        ),
+    )
     return True
 
 

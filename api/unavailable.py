@@ -50,8 +50,7 @@ class UnavailableMiddleware:
 
         async def tracking_send(message) -> None:
             nonlocal started
-            if message["type"] in ("http.response.start", "websocket.accept",
-                                   "websocket.close"):  # fmt: skip
+            if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
                 started = True
             await send(message)
 
@@ -62,13 +61,24 @@ class UnavailableMiddleware:
                 raise
             note(exc, scope.get("path", ""))
             if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER,
-                            "reason": "the service is temporarily unavailable"})  # fmt: skip
+                await send(
+                    {
+                        "type": "websocket.close",
+                        "code": WS_TRY_AGAIN_LATER,
+                        "reason": "the service is temporarily unavailable",
+                    }
+                )
                 return
             body = json.dumps({"errors": [{"message": MESSAGE, "extensions": EXTENSIONS}]})
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER).encode()),
-            ]})  # fmt: skip
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(RETRY_AFTER).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body.encode()})

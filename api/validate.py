@@ -78,8 +78,9 @@ def fits(value, field: str, column):
         return None
     limit = _column_limit(column)
     for v in value if isinstance(value, list | tuple) else (value,):
-        if limit is not None and not (-limit <= v < limit if isinstance(limit, int)
-                                      else -limit < v < limit):  # fmt: skip
+        if limit is not None and not (
+            -limit <= v < limit if isinstance(limit, int) else -limit < v < limit
+        ):
             raise ValidationFailed(f"{field} is out of range", field)
     return value
 

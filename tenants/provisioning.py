@@ -59,10 +59,15 @@ async def create_tenant(
 
 
 async def provision(
-    conn: AsyncConnection, slug: str, name: str, plan: str = "free", *,
-    time_zone: str = DEFAULT_TIME_ZONE, locale: str = DEFAULT_LOCALE,
+    conn: AsyncConnection,
+    slug: str,
+    name: str,
+    plan: str = "free",
+    *,
+    time_zone: str = DEFAULT_TIME_ZONE,
+    locale: str = DEFAULT_LOCALE,
     currency: str = DEFAULT_CURRENCY,
-) -> TenantInfo:  # fmt: skip
+) -> TenantInfo:
     """Register and provision a tenant inside the caller's transaction (sign-up uses this so
     the tenant, its first admin and their membership commit together)."""
     validate_slug(slug)
@@ -78,8 +83,17 @@ async def provision(
         raise TenantError("plan must be 1-32 characters: a-z, 0-9, '_' or '-'", "plan")
     schema = schema_for(slug)
     script = tenant_ddl_script()
-    info = TenantInfo(str(uuid7()), slug, name, schema, TenantStatus.ACTIVE, plan,
-                      time_zone=time_zone, locale=locale, currency=currency)  # fmt: skip
+    info = TenantInfo(
+        str(uuid7()),
+        slug,
+        name,
+        schema,
+        TenantStatus.ACTIVE,
+        plan,
+        time_zone=time_zone,
+        locale=locale,
+        currency=currency,
+    )
     try:
         async with conn.begin_nested():  # a taken slug leaves the caller's transaction usable
             await conn.execute(
@@ -118,6 +132,7 @@ async def drop_tenant(engine: AsyncEngine, slug: str) -> None:
     schema = schema_for(slug)
     async with engine.begin() as conn:
         await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.execute(text("DELETE FROM shared.tenant_wakeup WHERE schema_name = :s"),
-                           {"s": schema})  # fmt: skip
+        await conn.execute(
+            text("DELETE FROM shared.tenant_wakeup WHERE schema_name = :s"), {"s": schema}
+        )
         await conn.execute(delete(Tenant).where(Tenant.slug == slug))

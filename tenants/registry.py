@@ -18,13 +18,41 @@ from tenants.models import Tenant, TenantStatus
 SLUG_RE = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")  # use fullmatch
 RESERVED_SLUGS = frozenset(
     {
-        "admin", "api", "app", "apps", "assets", "auth", "billing", "cdn", "console", "dashboard",
-        "docs", "graphql", "help", "internal", "login", "mail", "metrics", "public", "root",
-        "shared", "signup", "static", "status", "support", "system", "template", "test",
-        "webhooks", "www", "anju", "postgres", "pg",
+        "admin",
+        "api",
+        "app",
+        "apps",
+        "assets",
+        "auth",
+        "billing",
+        "cdn",
+        "console",
+        "dashboard",
+        "docs",
+        "graphql",
+        "help",
+        "internal",
+        "login",
+        "mail",
+        "metrics",
+        "public",
+        "root",
+        "shared",
+        "signup",
+        "static",
+        "status",
+        "support",
+        "system",
+        "template",
+        "test",
+        "webhooks",
+        "www",
+        "anju",
+        "postgres",
+        "pg",
         "private",  # media keys: a tenant's public files would land under the private prefix
     }
-)  # fmt: skip
+)
 
 
 class TenantError(Exception):
@@ -142,9 +170,17 @@ class TenantInfo:
 
 
 _COLUMNS = (
-    Tenant.id, Tenant.slug, Tenant.name, Tenant.schema_name, Tenant.status, Tenant.plan,
-    Tenant.require_admin_totp, Tenant.time_zone, Tenant.locale, Tenant.currency,
-)  # fmt: skip
+    Tenant.id,
+    Tenant.slug,
+    Tenant.name,
+    Tenant.schema_name,
+    Tenant.status,
+    Tenant.plan,
+    Tenant.require_admin_totp,
+    Tenant.time_zone,
+    Tenant.locale,
+    Tenant.currency,
+)
 
 
 def _info(row) -> TenantInfo:

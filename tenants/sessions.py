@@ -30,9 +30,10 @@ class TenantDatabase:
         # The tenant travels with the session (the outbox of live events needs it; services
         # read its time zone, locale and currency through ``tenant_of``).
         return AsyncSession(
-            self.engine_for(tenant.schema_name), expire_on_commit=False,
+            self.engine_for(tenant.schema_name),
+            expire_on_commit=False,
             info={"tenant_id": tenant.id, "tenant_slug": tenant.slug, "tenant": tenant},
-        )  # fmt: skip
+        )
 
 
 def tenant_of(session: AsyncSession) -> TenantInfo:

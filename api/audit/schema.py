@@ -32,11 +32,18 @@ class AuditEntry:
     @classmethod
     def of(cls, r: AuditLog) -> AuditEntry:
         return cls(
-            seq=r.seq, id=strawberry.ID(str(r.id)), at=r.at,
+            seq=r.seq,
+            id=strawberry.ID(str(r.id)),
+            at=r.at,
             actor_id=strawberry.ID(str(r.actor_id)) if r.actor_id else None,
-            actor_ip=r.actor_ip, actor_app=r.actor_app, action=r.action, outcome=r.outcome,
-            target_type=r.target_type, target_id=r.target_id, details=r.details,
-        )  # fmt: skip
+            actor_ip=r.actor_ip,
+            actor_app=r.actor_app,
+            action=r.action,
+            outcome=r.outcome,
+            target_type=r.target_type,
+            target_id=r.target_id,
+            details=r.details,
+        )
 
 
 @strawberry.input
@@ -70,8 +77,14 @@ class Query:
             except ValueError:
                 return []
         rows = await repository.entries(
-            info.context.session, limit=max(0, min(first, MAX_PAGE)), before=before,
-            actor_id=actor_id, action=f.action, target_type=f.target_type,
-            target_id=f.target_id, since=f.since, until=f.until,
-        )  # fmt: skip
+            info.context.session,
+            limit=max(0, min(first, MAX_PAGE)),
+            before=before,
+            actor_id=actor_id,
+            action=f.action,
+            target_type=f.target_type,
+            target_id=f.target_id,
+            since=f.since,
+            until=f.until,
+        )
         return [AuditEntry.of(r) for r in rows]

@@ -29,9 +29,22 @@ from api.ids import uuid7
 MASK = "***"
 # Keys whose values never reach the log (compared lowercased, without _ and -).
 SENSITIVE = {
-    "password", "newpassword", "refreshtoken", "accesstoken", "token", "code", "otp", "secret",
-    "totp", "phone", "email", "identifier", "idnumber", "passwordhash", "tokenhash",
-}  # fmt: skip
+    "password",
+    "newpassword",
+    "refreshtoken",
+    "accesstoken",
+    "token",
+    "code",
+    "otp",
+    "secret",
+    "totp",
+    "phone",
+    "email",
+    "identifier",
+    "idnumber",
+    "passwordhash",
+    "tokenhash",
+}
 SKIP_TABLES = {"audit_log", "audit_head", "refresh_token"}
 
 
@@ -102,8 +115,11 @@ class AuditRecorder:
         session.sync_session.info["audit_recorder"] = self
 
     def _after_flush(self, session, flush_context) -> None:
-        for kind, objs in (("insert", session.new), ("update", session.dirty),
-                           ("delete", session.deleted)):  # fmt: skip
+        for kind, objs in (
+            ("insert", session.new),
+            ("update", session.dirty),
+            ("delete", session.deleted),
+        ):
             for obj in objs:
                 table = getattr(obj, "__tablename__", "")
                 if table in SKIP_TABLES:
@@ -125,9 +141,14 @@ class AuditRecorder:
                     continue
                 pk = state.identity or state.mapper.primary_key_from_instance(obj)
                 self.changes.append(
-                    {"op": kind, "table": table, "id": clean(pk[0] if len(pk) == 1 else list(pk)),
-                     "before": before, "after": after}
-                )  # fmt: skip
+                    {
+                        "op": kind,
+                        "table": table,
+                        "id": clean(pk[0] if len(pk) == 1 else list(pk)),
+                        "before": before,
+                        "after": after,
+                    }
+                )
 
 
 @event.listens_for(Session, "after_flush")
@@ -167,13 +188,21 @@ async def append(
         digest = chain_hash(head.hash, row)
         session.add(
             AuditLog(
-                seq=row["seq"], id=uuid.UUID(row["id"]), at=datetime.fromisoformat(row["at"]),
-                actor_id=actor_id, actor_ip=row["actor_ip"], actor_app=row["actor_app"],
-                action=row["action"], outcome=row["outcome"], target_type=row["target_type"],
-                target_id=row["target_id"], details=row["details"], prev_hash=head.hash,
+                seq=row["seq"],
+                id=uuid.UUID(row["id"]),
+                at=datetime.fromisoformat(row["at"]),
+                actor_id=actor_id,
+                actor_ip=row["actor_ip"],
+                actor_app=row["actor_app"],
+                action=row["action"],
+                outcome=row["outcome"],
+                target_type=row["target_type"],
+                target_id=row["target_id"],
+                details=row["details"],
+                prev_hash=head.hash,
                 hash=digest,
             )
-        )  # fmt: skip
+        )
         head.seq, head.hash = row["seq"], digest
         seqs.append(row["seq"])
     await session.flush()

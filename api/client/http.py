@@ -26,8 +26,11 @@ def calendar_endpoint(cache: TenantCache, db: TenantDatabase):
             if owner is None:
                 return Response("not found", status_code=404)
             body = await showings.ics(session, owner, tenant_name=tenant.name)
-        return Response(body, media_type="text/calendar; charset=utf-8",
-                        headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
+        return Response(
+            body,
+            media_type="text/calendar; charset=utf-8",
+            headers={"Cache-Control": "private, max-age=300"},
+        )
 
     return calendar
 

@@ -46,11 +46,12 @@ class Client(TenantBase):
         Index("ix_client_next_follow_up", "owner_id", "next_follow_up_at"),
         Index("ix_client_offer", "offer_expires_at", postgresql_where="offer_team_id IS NOT NULL"),
         CheckConstraint("(offer_team_id IS NULL) = (offer_expires_at IS NULL)", name="offer"),
-        CheckConstraint("suggested_grade IS NULL OR " + _in("suggested_grade", GRADES),
-                        name="suggested_grade"),
+        CheckConstraint(
+            "suggested_grade IS NULL OR " + _in("suggested_grade", GRADES), name="suggested_grade"
+        ),
         Index("ix_client_account", "account_id", postgresql_where="account_id IS NOT NULL"),
         Index("ix_client_owner_active", "owner_id", "last_active_at"),
-    )  # fmt: skip
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -63,8 +64,9 @@ class Client(TenantBase):
     id_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     id_number_mask: Mapped[str] = mapped_column(String(24), nullable=False, default="")
     # More phones (the encrypted values in client_phone); their masks here for lists.
-    other_phone_masks: Mapped[list[str]] = mapped_column(ARRAY(String(24)), nullable=False,
-                                                         default=list)  # fmt: skip
+    other_phone_masks: Mapped[list[str]] = mapped_column(
+        ARRAY(String(24)), nullable=False, default=list
+    )
     source: Mapped[str] = mapped_column(String(12), nullable=False, default="other")
     stage: Mapped[str] = mapped_column(String(12), nullable=False, default="new")
     lost_reason: Mapped[str | None] = mapped_column(String(300))
@@ -87,10 +89,12 @@ class Client(TenantBase):
     # Merged into another client: kept (its history moved there), hidden from lists.
     merged_into: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
-    stage_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                       default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    stage_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
     last_contact_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_follow_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The client's own app account (linked by phone), what it did there summarised
@@ -158,9 +162,13 @@ class FollowUp(TenantBase):
         CheckConstraint(_in("kind", KINDS), name="kind"),
         CheckConstraint("happened_at IS NOT NULL OR due_at IS NOT NULL", name="when"),
         Index("ix_client_follow_up_client", "client_id", "id"),
-        Index("ix_client_follow_up_due", "assignee_id", "due_at",
-              postgresql_where="due_at IS NOT NULL AND done_at IS NULL"),
-    )  # fmt: skip
+        Index(
+            "ix_client_follow_up_due",
+            "assignee_id",
+            "due_at",
+            postgresql_where="due_at IS NOT NULL AND done_at IS NULL",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     client_id: Mapped[uuid.UUID] = mapped_column(
@@ -175,8 +183,9 @@ class FollowUp(TenantBase):
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
 
 
 class Assignment(TenantBase):
@@ -218,21 +227,21 @@ class LeadRoute(TenantBase):
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     sources: Mapped[list[str]] = mapped_column(ARRAY(String(12)), nullable=False, default=list)
-    districts: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False,
-                                                 default=list)  # fmt: skip
-    languages: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False,
-                                                 default=list)  # fmt: skip
+    districts: Mapped[list[str]] = mapped_column(ARRAY(String(100)), nullable=False, default=list)
+    languages: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False, default=list)
     budget_min: Mapped[int | None] = mapped_column(BigInteger)
     budget_max: Mapped[int | None] = mapped_column(BigInteger)
     team_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     mode: Mapped[str] = mapped_column(String(12), nullable=False, default="round_robin")
     claim_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=15)
-    fallback_team_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False,
-                                                               default=list)  # fmt: skip
+    fallback_team_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(Uuid), nullable=False, default=list
+    )
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
 
 
 class AgentRouting(TenantBase):
@@ -271,15 +280,15 @@ class Showing(TenantBase):
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     status: Mapped[str] = mapped_column(String(10), nullable=False, default="scheduled")
     unit_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False, default=list)
-    listing_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False,
-                                                         default=list)  # fmt: skip
+    listing_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False, default=list)
     place: Mapped[str] = mapped_column(String(300), nullable=False, default="")
     # [{"kind": "unit" | "listing", "id": "...", "rating": 1..5, "comment": "..."}]
     feedback: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
     cancel_reason: Mapped[str | None] = mapped_column(String(300))
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
 
 
 class CalendarFeed(TenantBase):
@@ -290,5 +299,6 @@ class CalendarFeed(TenantBase):
 
     account_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )

@@ -84,9 +84,13 @@ async def account_for_phones(session, kit: SecurityKit, phones) -> uuid.UUID | N
     if not phones:
         return None
     digests = [kit.blind_index.digest(p, scope=SHARED_SCOPE, column="phone") for p in phones]
-    found = dict((await session.execute(
-        select(Account.phone_bidx, Account.id).where(Account.phone_bidx.in_(digests))
-    )).all())  # fmt: skip
+    found = dict(
+        (
+            await session.execute(
+                select(Account.phone_bidx, Account.id).where(Account.phone_bidx.in_(digests))
+            )
+        ).all()
+    )
     return next((found[d] for d in digests if d in found), None)
 
 
@@ -98,21 +102,28 @@ async def attach_orphans(session, client: Client) -> None:
         update(ClientActivity)
         .where(ClientActivity.account_id == client.account_id, ClientActivity.client_id.is_(None))
         .values(client_id=client.id)
-    )  # fmt: skip
+    )
     client.last_active_at = await session.scalar(
         select(func.max(ClientActivity.at)).where(ClientActivity.client_id == client.id)
     )
 
 
-async def linked_clients(session, kit: SecurityKit, tenant_id, account_id: uuid.UUID
-                         ) -> list[Client]:  # fmt: skip
+async def linked_clients(
+    session, kit: SecurityKit, tenant_id, account_id: uuid.UUID
+) -> list[Client]:
     """The client records of this account; when none is linked yet, those with the account's
     phone are linked now (and get the activity sent before)."""
     live = (Client.merged_into.is_(None),)
-    rows = list((await session.scalars(
-        select(Client).where(Client.account_id == account_id, *live)
-        .order_by(Client.created_at).limit(MAX_LINKED)
-    )).all())  # fmt: skip
+    rows = list(
+        (
+            await session.scalars(
+                select(Client)
+                .where(Client.account_id == account_id, *live)
+                .order_by(Client.created_at)
+                .limit(MAX_LINKED)
+            )
+        ).all()
+    )
     if rows:
         return rows
     account = await session.get(Account, account_id)
@@ -120,10 +131,17 @@ async def linked_clients(session, kit: SecurityKit, tenant_id, account_id: uuid.
     if not phone:
         return []
     digest = kit.blind_index.digest(phone, scope=_scope(tenant_id), column="phone")
-    rows = list((await session.scalars(
-        select(Client).where(Client.phone_bidx == digest, Client.account_id.is_(None), *live)
-        .order_by(Client.created_at).limit(MAX_LINKED).with_for_update()
-    )).all())  # fmt: skip
+    rows = list(
+        (
+            await session.scalars(
+                select(Client)
+                .where(Client.phone_bidx == digest, Client.account_id.is_(None), *live)
+                .order_by(Client.created_at)
+                .limit(MAX_LINKED)
+                .with_for_update()
+            )
+        ).all()
+    )
     for row in rows:
         row.account_id = account_id
     await session.flush()
@@ -139,10 +157,14 @@ async def queue_refresh(session, tenant_slug: str, client_ids) -> None:
     from api.jobs import enqueue
 
     for cid in dict.fromkeys(client_ids):
-        await session.execute(enqueue(
-            tasks.refresh_profile, tenant=tenant_slug, client_id=str(cid),
-            queueing_lock=f"profile:{tenant_slug}:{cid}",
-        ))  # fmt: skip
+        await session.execute(
+            enqueue(
+                tasks.refresh_profile,
+                tenant=tenant_slug,
+                client_id=str(cid),
+                queueing_lock=f"profile:{tenant_slug}:{cid}",
+            )
+        )
 
 
 async def refresh_later(session, client_ids) -> None:
@@ -192,14 +214,18 @@ def _clean_search(raw: dict | None, field: str) -> dict:
 async def _subjects(session, events: list[Event]) -> dict[tuple[str, uuid.UUID], dict]:
     """What each viewed unit or listing was then: price, area, rooms, district (and project)."""
     units = await _facts(session, "unit", {e.subject_id for e in events if e.kind == "view_unit"})
-    listings = await _facts(session, "listing",
-                            {e.subject_id for e in events if e.kind == "view_listing"})  # fmt: skip
-    return {**{("view_unit", k): v for k, v in units.items()},
-            **{("view_listing", k): v for k, v in listings.items()}}  # fmt: skip
+    listings = await _facts(
+        session, "listing", {e.subject_id for e in events if e.kind == "view_listing"}
+    )
+    return {
+        **{("view_unit", k): v for k, v in units.items()},
+        **{("view_listing", k): v for k, v in listings.items()},
+    }
 
 
-async def track(session, kit: SecurityKit, tenant_id, account_id: uuid.UUID,
-                events: list[Event]) -> tuple[int, list[uuid.UUID]]:  # fmt: skip
+async def track(
+    session, kit: SecurityKit, tenant_id, account_id: uuid.UUID, events: list[Event]
+) -> tuple[int, list[uuid.UUID]]:
     """Record what the account did; returns how many events were kept and the linked clients
     (whose profiles are queued for a rebuild). All or nothing: one bad event refuses the call."""
     if not events:
@@ -228,11 +254,18 @@ async def track(session, kit: SecurityKit, tenant_id, account_id: uuid.UUID,
     for e in events:
         data = e.search if e.kind == "search" else subjects[(e.kind, e.subject_id)]
         for client_id in targets:
-            session.add(ClientActivity(
-                id=uuid7(), account_id=account_id, client_id=client_id, kind=e.kind,
-                subject_id=e.subject_id if e.kind != "search" else None, data=data,
-                seconds=e.seconds, at=e.at or now,
-            ))  # fmt: skip
+            session.add(
+                ClientActivity(
+                    id=uuid7(),
+                    account_id=account_id,
+                    client_id=client_id,
+                    kind=e.kind,
+                    subject_id=e.subject_id if e.kind != "search" else None,
+                    data=data,
+                    seconds=e.seconds,
+                    at=e.at or now,
+                )
+            )
     latest = max(e.at or now for e in events)
     for c in clients:
         c.last_active_at = max(c.last_active_at or latest, latest)
@@ -262,9 +295,15 @@ def _weighted_range(points: list[tuple[float, float]]) -> tuple[float, float] | 
     return at(0.25), at(0.75)
 
 
-def build(*, now: datetime, activity: list[tuple], followed: list[dict],
-          showings: list[tuple], shown: dict[tuple[str, str], dict],
-          zone: ZoneInfo = DEFAULT_ZONE) -> dict:  # fmt: skip
+def build(
+    *,
+    now: datetime,
+    activity: list[tuple],
+    followed: list[dict],
+    showings: list[tuple],
+    shown: dict[tuple[str, str], dict],
+    zone: ZoneInfo = DEFAULT_ZONE,
+) -> dict:
     """The profile from gathered rows (pure, so it is tested directly as well):
     ``activity``: (kind, subject_id, data, seconds, at); ``followed``: subject facts of
     followed units and listings; ``showings``: (status, starts_at, unit_ids, listing_ids,
@@ -303,8 +342,11 @@ def build(*, now: datetime, activity: list[tuple], followed: list[dict],
             upcoming = True
         if status == "cancelled":
             continue
-        rated = {(f["kind"], f["id"]): int(f["rating"]) for f in feedback or ()
-                 if f.get("rating") is not None}  # fmt: skip
+        rated = {
+            (f["kind"], f["id"]): int(f["rating"])
+            for f in feedback or ()
+            if f.get("rating") is not None
+        }
         for kind, ids in (("unit", unit_ids), ("listing", listing_ids)):
             for sid in ids:
                 facts = shown.get((kind, str(sid)))
@@ -324,8 +366,10 @@ def build(*, now: datetime, activity: list[tuple], followed: list[dict],
             by_district[d] += w
     positive = {d: w for d, w in by_district.items() if w > 0}
     total = sum(positive.values())
-    districts = [{"district": d, "share": round(w / total, 2)}
-                 for d, w in sorted(positive.items(), key=lambda x: (-x[1], x[0]))[:3]]  # fmt: skip
+    districts = [
+        {"district": d, "share": round(w / total, 2)}
+        for d, w in sorted(positive.items(), key=lambda x: (-x[1], x[0]))[:3]
+    ]
 
     price_points = [(float(f["price"]), w) for f, w in weights if f.get("price")]
     area_points = [(float(f["area"]), w) for f, w in weights if f.get("area")]
@@ -367,8 +411,7 @@ def build(*, now: datetime, activity: list[tuple], followed: list[dict],
     if last is not None and last < now - timedelta(days=14) and not upcoming:
         tags.append("gone_quiet")
 
-    recent_showing = any(s[1] >= now - timedelta(days=30) and s[0] != "cancelled"
-                         for s in showings)  # fmt: skip
+    recent_showing = any(s[1] >= now - timedelta(days=30) and s[0] != "cancelled" for s in showings)
     active30 = last is not None and last >= now - timedelta(days=30)
     decided = [t for t in tags if t in GRADE_A]
     if "returning" in tags and "follows_items" in tags:
@@ -377,8 +420,11 @@ def build(*, now: datetime, activity: list[tuple], followed: list[dict],
         grade = "A"
     elif active30 or recent_showing or "returning" in tags:
         grade = "B"
-        decided = [t for t in tags if t in ("returning", "follows_items", "comparing_projects",
-                                             "new_and_resale")]  # fmt: skip
+        decided = [
+            t
+            for t in tags
+            if t in ("returning", "follows_items", "comparing_projects", "new_and_resale")
+        ]
     else:
         grade = "C"
         decided = [t for t in tags if t == "gone_quiet"]
@@ -409,56 +455,98 @@ async def _facts(session, kind: str, ids: set[uuid.UUID]) -> dict[uuid.UUID, dic
         return {}
     if kind == "unit":
         rows = await session.execute(
-            select(Unit.id, Unit.list_price, Unit.gross_area, Unit.rooms, Project.district,
-                   Unit.project_id)
-            .join(Project, Project.id == Unit.project_id).where(Unit.id.in_(ids))
-        )  # fmt: skip
-        return {i: {"price": p, "area": str(a), "rooms": r, "district": d or "",
-                    "project_id": str(pid)} for i, p, a, r, d, pid in rows}  # fmt: skip
+            select(
+                Unit.id,
+                Unit.list_price,
+                Unit.gross_area,
+                Unit.rooms,
+                Project.district,
+                Unit.project_id,
+            )
+            .join(Project, Project.id == Unit.project_id)
+            .where(Unit.id.in_(ids))
+        )
+        return {
+            i: {"price": p, "area": str(a), "rooms": r, "district": d or "", "project_id": str(pid)}
+            for i, p, a, r, d, pid in rows
+        }
     rows = await session.execute(
-        select(Listing.id, Listing.asking_price, Listing.gross_area, Listing.rooms,
-               Listing.district).where(Listing.id.in_(ids))
-    )  # fmt: skip
-    return {i: {"price": p, "area": str(a), "rooms": r, "district": d or ""}
-            for i, p, a, r, d in rows}  # fmt: skip
+        select(
+            Listing.id, Listing.asking_price, Listing.gross_area, Listing.rooms, Listing.district
+        ).where(Listing.id.in_(ids))
+    )
+    return {
+        i: {"price": p, "area": str(a), "rooms": r, "district": d or ""} for i, p, a, r, d in rows
+    }
 
 
-async def refresh(session, client_id: uuid.UUID, now: datetime | None = None
-                  ) -> tuple[Client, str | None] | None:  # fmt: skip
+async def refresh(
+    session, client_id: uuid.UUID, now: datetime | None = None
+) -> tuple[Client, str | None] | None:
     """Rebuild one client's profile; returns the client and its previous suggested grade."""
     now = now or utcnow()
     client = await session.get(Client, client_id, with_for_update=True)
     if client is None or client.merged_into is not None:
         return None
-    activity = [tuple(r) for r in (await session.execute(
-        select(ClientActivity.kind, ClientActivity.subject_id, ClientActivity.data,
-               ClientActivity.seconds, ClientActivity.at)
-        .where(ClientActivity.client_id == client.id, ClientActivity.at >= now - WINDOW)
-        .order_by(ClientActivity.at.desc()).limit(5000)
-    )).all()]  # fmt: skip
+    activity = [
+        tuple(r)
+        for r in (
+            await session.execute(
+                select(
+                    ClientActivity.kind,
+                    ClientActivity.subject_id,
+                    ClientActivity.data,
+                    ClientActivity.seconds,
+                    ClientActivity.at,
+                )
+                .where(ClientActivity.client_id == client.id, ClientActivity.at >= now - WINDOW)
+                .order_by(ClientActivity.at.desc())
+                .limit(5000)
+            )
+        ).all()
+    ]
     followed: list[dict] = []
     if client.account_id is not None:
-        follows = (await session.execute(
-            select(Follow.target_kind, Follow.target_id)
-            .where(Follow.account_id == client.account_id, Follow.target_id.is_not(None))
-        )).all()  # fmt: skip
+        follows = (
+            await session.execute(
+                select(Follow.target_kind, Follow.target_id).where(
+                    Follow.account_id == client.account_id, Follow.target_id.is_not(None)
+                )
+            )
+        ).all()
         for kind in ("unit", "listing"):
             ids = {t for k, t in follows if k == kind}
             followed += list((await _facts(session, kind, ids)).values())
-    showings = [tuple(r) for r in (await session.execute(
-        select(Showing.status, Showing.starts_at, Showing.unit_ids, Showing.listing_ids,
-               Showing.feedback)
-        .where(Showing.client_id == client.id, Showing.starts_at >= now - WINDOW)
-    )).all()]  # fmt: skip
+    showings = [
+        tuple(r)
+        for r in (
+            await session.execute(
+                select(
+                    Showing.status,
+                    Showing.starts_at,
+                    Showing.unit_ids,
+                    Showing.listing_ids,
+                    Showing.feedback,
+                ).where(Showing.client_id == client.id, Showing.starts_at >= now - WINDOW)
+            )
+        ).all()
+    ]
     shown = {
         (kind, str(i)): facts
         for kind, column in (("unit", 2), ("listing", 3))
-        for i, facts in (await _facts(session, kind, {x for s in showings for x in s[column]})
-                         ).items()
-    }  # fmt: skip
+        for i, facts in (
+            await _facts(session, kind, {x for s in showings for x in s[column]})
+        ).items()
+    }
     before = client.suggested_grade
-    profile = build(now=now, activity=activity, followed=followed, showings=showings,
-                    shown=shown, zone=tenant_of(session).zone)  # fmt: skip
+    profile = build(
+        now=now,
+        activity=activity,
+        followed=followed,
+        showings=showings,
+        shown=shown,
+        zone=tenant_of(session).zone,
+    )
     client.profile, client.suggested_grade = profile, profile["grade"]
     await session.flush()
     return client, before
@@ -468,11 +556,13 @@ async def stale(session, now: datetime) -> list[uuid.UUID]:
     """Clients whose profile may have changed with time alone (active in the window, or
     graded A): the daily refresh."""
     rows = await session.scalars(
-        select(Client.id).where(
+        select(Client.id)
+        .where(
             Client.merged_into.is_(None),
             or_(Client.last_active_at >= now - timedelta(days=35), Client.suggested_grade == "A"),
-        ).limit(20_000)
-    )  # fmt: skip
+        )
+        .limit(20_000)
+    )
     return list(rows.all())
 
 
@@ -502,6 +592,10 @@ def needs_from(client: Client) -> dict:
 
 
 async def activity_of(session, client_id: uuid.UUID, first: int) -> list[ClientActivity]:
-    stmt = (select(ClientActivity).where(ClientActivity.client_id == client_id)
-            .order_by(ClientActivity.at.desc(), ClientActivity.id.desc()).limit(first))  # fmt: skip
+    stmt = (
+        select(ClientActivity)
+        .where(ClientActivity.client_id == client_id)
+        .order_by(ClientActivity.at.desc(), ClientActivity.id.desc())
+        .limit(first)
+    )
     return list((await session.scalars(stmt)).all())

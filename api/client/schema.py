@@ -52,10 +52,16 @@ class ClientNeeds:
 
     @classmethod
     def of(cls, d: dict) -> ClientNeeds:
-        return cls(budget_min=d.get("budget_min"), budget_max=d.get("budget_max"),
-                   area_min=d.get("area_min"), area_max=d.get("area_max"),
-                   rooms=d.get("rooms", []), districts=d.get("districts", []),
-                   purpose=d.get("purpose"), must_haves=d.get("must_haves", []))  # fmt: skip
+        return cls(
+            budget_min=d.get("budget_min"),
+            budget_max=d.get("budget_max"),
+            area_min=d.get("area_min"),
+            area_max=d.get("area_max"),
+            rooms=d.get("rooms", []),
+            districts=d.get("districts", []),
+            purpose=d.get("purpose"),
+            must_haves=d.get("must_haves", []),
+        )
 
 
 @strawberry.input
@@ -88,10 +94,17 @@ class FollowUp:
     @classmethod
     def of(cls, r: FollowUpRow) -> FollowUp:
         assignee = strawberry.ID(str(r.assignee_id)) if r.assignee_id else None
-        return cls(id=strawberry.ID(str(r.id)), client_id=strawberry.ID(str(r.client_id)),
-                   kind=ContactKind(r.kind), outcome=r.outcome, next_step=r.next_step,
-                   happened_at=r.happened_at, due_at=r.due_at, done_at=r.done_at,
-                   assignee_id=assignee)  # fmt: skip
+        return cls(
+            id=strawberry.ID(str(r.id)),
+            client_id=strawberry.ID(str(r.client_id)),
+            kind=ContactKind(r.kind),
+            outcome=r.outcome,
+            next_step=r.next_step,
+            happened_at=r.happened_at,
+            due_at=r.due_at,
+            done_at=r.done_at,
+            assignee_id=assignee,
+        )
 
 
 ProfileTag = strawberry.enum(
@@ -110,9 +123,11 @@ class DistrictShare:
     share: float = strawberry.field(description="Of the interest seen, 0 to 1.")
 
 
-@strawberry.type(description="What the client's activity shows: the app's views and searches "
-                             "(when the client's app account is linked by phone), follows, "
-                             "showings and their ratings, over 90 days.")  # fmt: skip
+@strawberry.type(
+    description="What the client's activity shows: the app's views and searches "
+    "(when the client's app account is linked by phone), follows, "
+    "showings and their ratings, over 90 days."
+)
 class ClientProfile:
     districts: list[DistrictShare]
     price_min: Long | None = strawberry.field(description="Middle half of prices looked at.")
@@ -139,18 +154,26 @@ class ClientProfile:
             return float(d[key]) if d.get(key) is not None else None
 
         return cls(
-            districts=[DistrictShare(district=x["district"], share=x["share"])
-                       for x in d.get("districts", ())],
-            price_min=d.get("price_min"), price_max=d.get("price_max"),
-            area_min=area("area_min"), area_max=area("area_max"), rooms=d.get("rooms", []),
-            views_7d=d.get("views_7d", 0), views_30d=d.get("views_30d", 0),
-            searches_30d=d.get("searches_30d", 0), follows=d.get("follows", 0),
-            showings=d.get("showings", 0), average_rating=d.get("average_rating"),
+            districts=[
+                DistrictShare(district=x["district"], share=x["share"])
+                for x in d.get("districts", ())
+            ],
+            price_min=d.get("price_min"),
+            price_max=d.get("price_max"),
+            area_min=area("area_min"),
+            area_max=area("area_max"),
+            rooms=d.get("rooms", []),
+            views_7d=d.get("views_7d", 0),
+            views_30d=d.get("views_30d", 0),
+            searches_30d=d.get("searches_30d", 0),
+            follows=d.get("follows", 0),
+            showings=d.get("showings", 0),
+            average_rating=d.get("average_rating"),
             active_days_14d=d.get("active_days_14d", 0),
             tags=[ProfileTag(t) for t in d.get("tags", ())],
             grade_factors=[ProfileTag(t) for t in d.get("grade_factors", ())],
             computed_at=datetime.fromisoformat(d["computed_at"]) if d.get("computed_at") else None,
-        )  # fmt: skip
+        )
 
 
 _phones_loader = batch_loader(service.phone_rows_by_client_ids, list)
@@ -198,22 +221,31 @@ class Client:
     @classmethod
     def of(cls, r: ClientRow) -> Client:
         return cls(
-            id=strawberry.ID(str(r.id)), name=r.name, source=ClientSource(r.source),
-            stage=ClientStage(r.stage), lost_reason=r.lost_reason,
+            id=strawberry.ID(str(r.id)),
+            name=r.name,
+            source=ClientSource(r.source),
+            stage=ClientStage(r.stage),
+            lost_reason=r.lost_reason,
             grade=ClientGrade(r.grade) if r.grade else None,
             owner_id=strawberry.ID(str(r.owner_id)) if r.owner_id else None,
-            needs=ClientNeeds.of(r.needs or {}), tags=list(r.tags or ()), notes=r.notes,
-            consent_marketing=r.consent_marketing, language=r.language,
+            needs=ClientNeeds.of(r.needs or {}),
+            tags=list(r.tags or ()),
+            notes=r.notes,
+            consent_marketing=r.consent_marketing,
+            language=r.language,
             offer_team_id=strawberry.ID(str(r.offer_team_id)) if r.offer_team_id else None,
             offer_expires_at=r.offer_expires_at,
             duplicate_of=strawberry.ID(str(r.duplicate_of)) if r.duplicate_of else None,
             merged_into=strawberry.ID(str(r.merged_into)) if r.merged_into else None,
-            created_at=r.created_at, last_contact_at=r.last_contact_at,
+            created_at=r.created_at,
+            last_contact_at=r.last_contact_at,
             next_follow_up_at=r.next_follow_up_at,
             suggested_grade=ClientGrade(r.suggested_grade) if r.suggested_grade else None,
-            last_active_at=r.last_active_at, app_linked=r.account_id is not None,
-            version=r.version, row=r,
-        )  # fmt: skip
+            last_active_at=r.last_active_at,
+            app_linked=r.account_id is not None,
+            version=r.version,
+            row=r,
+        )
 
     def _reveal(self, info: strawberry.Info, column: str) -> str | None:
         ctx = info.context
@@ -236,28 +268,34 @@ class Client:
     def id_number(self, info: strawberry.Info) -> str | None:
         return self._reveal(info, "id_number")
 
-    @strawberry.field(description="More phones; masked unless you have pii.read (then "
-                                  "audited).")  # fmt: skip
+    @strawberry.field(description="More phones; masked unless you have pii.read (then audited).")
     async def other_phones(self, info: strawberry.Info) -> list[str]:
         ctx = info.context
         p = ctx.principal_now()
         masks = list(self.row.other_phone_masks or ())
         if not masks or p is None or not p.can("pii.read"):
             return masks
-        ctx.audit("pii.read", target_type="client", target_id=self.row.id,
-                  fields=["other_phones"])  # fmt: skip
+        ctx.audit("pii.read", target_type="client", target_id=self.row.id, fields=["other_phones"])
         rows = await ctx.loaders.get("client.phones", _phones_loader).load(self.row.id)
         return service.reveal_phones(ctx.kit, ctx.tenant.id, rows)
 
-    @strawberry.field(permission_classes=[requires("client.read")],
-                      description="Who had this client, and why it went where it did.")  # fmt: skip
+    @strawberry.field(
+        permission_classes=[requires("client.read")],
+        description="Who had this client, and why it went where it did.",
+    )
     async def assignments(self, info: strawberry.Info) -> list[Assignment]:
         p = info.context.principal_now()
         rows = await service.assignments(info.context.session, p, self.row.id)
-        return [Assignment(
-            from_owner=strawberry.ID(str(a.from_owner)) if a.from_owner else None,
-            to_owner=strawberry.ID(str(a.to_owner)) if a.to_owner else None,
-            reason=a.reason, detail=a.detail, at=a.at) for a in rows]  # fmt: skip
+        return [
+            Assignment(
+                from_owner=strawberry.ID(str(a.from_owner)) if a.from_owner else None,
+                to_owner=strawberry.ID(str(a.to_owner)) if a.to_owner else None,
+                reason=a.reason,
+                detail=a.detail,
+                at=a.at,
+            )
+            for a in rows
+        ]
 
     @strawberry.field(permission_classes=[requires("client.read")])
     async def showings(self, info: strawberry.Info) -> list[Showing]:
@@ -310,15 +348,27 @@ class Showing:
     @classmethod
     def of(cls, r) -> Showing:
         return cls(
-            id=strawberry.ID(str(r.id)), client_id=strawberry.ID(str(r.client_id)),
-            agent_id=strawberry.ID(str(r.agent_id)), starts_at=r.starts_at, ends_at=r.ends_at,
-            status=r.status, unit_ids=[strawberry.ID(str(u)) for u in r.unit_ids],
-            listing_ids=[strawberry.ID(str(x)) for x in r.listing_ids], place=r.place,
-            feedback=[ShowingFeedback(kind=f["kind"], id=strawberry.ID(f["id"]),
-                                      rating=f["rating"], comment=f["comment"])
-                      for f in r.feedback or ()],
-            cancel_reason=r.cancel_reason, version=r.version,
-        )  # fmt: skip
+            id=strawberry.ID(str(r.id)),
+            client_id=strawberry.ID(str(r.client_id)),
+            agent_id=strawberry.ID(str(r.agent_id)),
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            status=r.status,
+            unit_ids=[strawberry.ID(str(u)) for u in r.unit_ids],
+            listing_ids=[strawberry.ID(str(x)) for x in r.listing_ids],
+            place=r.place,
+            feedback=[
+                ShowingFeedback(
+                    kind=f["kind"],
+                    id=strawberry.ID(f["id"]),
+                    rating=f["rating"],
+                    comment=f["comment"],
+                )
+                for f in r.feedback or ()
+            ],
+            cancel_reason=r.cancel_reason,
+            version=r.version,
+        )
 
 
 @strawberry.input
@@ -427,8 +477,18 @@ class UpdateClientInput:
 
     def changes(self) -> dict:
         out = {}
-        for key in ("name", "phone", "other_phones", "id_number", "grade", "needs", "tags",
-                    "notes", "consent_marketing", "language"):  # fmt: skip
+        for key in (
+            "name",
+            "phone",
+            "other_phones",
+            "id_number",
+            "grade",
+            "needs",
+            "tags",
+            "notes",
+            "consent_marketing",
+            "language",
+        ):
             value = getattr(self, key)
             if value is strawberry.UNSET:
                 continue
@@ -491,19 +551,31 @@ class Query:
         description="Clients within your scope, newest first (mineOnly: those you own).",
     )
     async def clients(
-        self, info: strawberry.Info, stage: ClientStage | None = None, mine_only: bool = False,
-        first: int = 20, after: strawberry.ID | None = None,
-        search: Annotated[str, strawberry.argument(
-            description="A phone (any of the client's, matched exactly) or part of the name."
-        )] = "",
-    ) -> list[Client]:  # fmt: skip
+        self,
+        info: strawberry.Info,
+        stage: ClientStage | None = None,
+        mine_only: bool = False,
+        first: int = 20,
+        after: strawberry.ID | None = None,
+        search: Annotated[
+            str,
+            strawberry.argument(
+                description="A phone (any of the client's, matched exactly) or part of the name."
+            ),
+        ] = "",
+    ) -> list[Client]:
         ctx = info.context
         rows = await service.clients(
-            ctx.session, ctx.principal_now(), stage=stage.value if stage else None,
-            mine_only=mine_only, first=max(1, min(first, 100)),
-            after=parse_id(after) if after else None, search=search, kit=ctx.kit,
+            ctx.session,
+            ctx.principal_now(),
+            stage=stage.value if stage else None,
+            mine_only=mine_only,
+            first=max(1, min(first, 100)),
+            after=parse_id(after) if after else None,
+            search=search,
+            kit=ctx.kit,
             tenant_id=ctx.tenant.id,
-        )  # fmt: skip
+        )
         return [Client.of(r) for r in rows]
 
     @strawberry.field(permission_classes=[requires("client.read")])
@@ -522,22 +594,25 @@ class Query:
         description="Unassigned clients (returned or new) that an agent may claim.",
     )
     async def client_pool(self, info: strawberry.Info, first: int = 20) -> list[Client]:
-        rows = await service.pool(info.context.session, info.context.principal_now(),
-                                  first=max(1, min(first, 100)))  # fmt: skip
+        rows = await service.pool(
+            info.context.session, info.context.principal_now(), first=max(1, min(first, 100))
+        )
         return [Client.of(r) for r in rows]
 
     @strawberry.field(
         permission_classes=[requires("client.read")],
         description="Your showings (since: from that time; default: 30 days back).",
     )
-    async def my_showings(self, info: strawberry.Info, since: datetime | None = None
-                          ) -> list[Showing]:  # fmt: skip
+    async def my_showings(
+        self, info: strawberry.Info, since: datetime | None = None
+    ) -> list[Showing]:
         from api.db import utcnow
 
         rows = await showings.showings(
-            info.context.session, info.context.principal_now(),
+            info.context.session,
+            info.context.principal_now(),
             since=since or utcnow() - timedelta(days=30),
-        )  # fmt: skip
+        )
         return [Showing.of(r) for r in rows]
 
     @strawberry.field(permission_classes=[requires("client.read")])
@@ -551,12 +626,13 @@ class Query:
         active, active_count = await service.recently_active(
             session, p, since=utcnow() - timedelta(days=7), first=20
         )
-        return MyDay(today=[FollowUp.of(f) for f in today],
-                     overdue=[FollowUp.of(f) for f in overdue],
-                     stage_counts=[StageCount(stage=ClientStage(s), count=n)
-                                   for s, n in counts.items()],
-                     recently_active=[Client.of(c) for c in active],
-                     recently_active_count=active_count)  # fmt: skip
+        return MyDay(
+            today=[FollowUp.of(f) for f in today],
+            overdue=[FollowUp.of(f) for f in overdue],
+            stage_counts=[StageCount(stage=ClientStage(s), count=n) for s, n in counts.items()],
+            recently_active=[Client.of(c) for c in active],
+            recently_active_count=active_count,
+        )
 
 
 @strawberry.type
@@ -569,20 +645,32 @@ class Mutation:
 
         async def work():
             row, found = await service.create_client(
-                ctx.session, ctx.kit, ctx.tenant.id, ctx.principal_now(),
+                ctx.session,
+                ctx.kit,
+                ctx.tenant.id,
+                ctx.principal_now(),
                 service.ClientInput(
-                    name=input.name, phone=input.phone, id_number=input.id_number,
-                    source=input.source.value, grade=input.grade.value if input.grade else None,
-                    needs=input.needs.as_dict() if input.needs else {}, tags=input.tags,
-                    notes=input.notes, consent_marketing=input.consent_marketing,
-                    language=input.language, other_phones=input.other_phones,
+                    name=input.name,
+                    phone=input.phone,
+                    id_number=input.id_number,
+                    source=input.source.value,
+                    grade=input.grade.value if input.grade else None,
+                    needs=input.needs.as_dict() if input.needs else {},
+                    tags=input.tags,
+                    notes=input.notes,
+                    consent_marketing=input.consent_marketing,
+                    language=input.language,
+                    other_phones=input.other_phones,
                 ),
-                refuse_duplicates=input.refuse_duplicates, route=input.route,
-            )  # fmt: skip
+                refuse_duplicates=input.refuse_duplicates,
+                route=input.route,
+            )
             merged = any(d.id == row.id for d in found)  # a repeat, merged by the tenant's rule
-            return ClientPayload(client=Client.of(row), merged_into_existing=merged,
-                                 duplicates=[strawberry.ID(str(d.id)) for d in found
-                                             if d.id != row.id])  # fmt: skip
+            return ClientPayload(
+                client=Client.of(row),
+                merged_into_existing=merged,
+                duplicates=[strawberry.ID(str(d.id)) for d in found if d.id != row.id],
+            )
 
         result, error = await attempt(ctx.session, work)
         return error or result
@@ -593,19 +681,27 @@ class Mutation:
         "number is checked for duplicates like a new client.",
     )
     async def update_client(
-        self, info: strawberry.Info, client_id: strawberry.ID, input: UpdateClientInput,
+        self,
+        info: strawberry.Info,
+        client_id: strawberry.ID,
+        input: UpdateClientInput,
         expected_version: int | None = None,
-    ) -> ClientResult:  # fmt: skip
+    ) -> ClientResult:
         ctx = info.context
 
         async def work():
             row, found = await service.update_client(
-                ctx.session, ctx.kit, ctx.tenant.id, ctx.principal_now(),
-                require_id(client_id, "client", "clientId"), input.changes(),
+                ctx.session,
+                ctx.kit,
+                ctx.tenant.id,
+                ctx.principal_now(),
+                require_id(client_id, "client", "clientId"),
+                input.changes(),
                 expected_version=expected_version,
-            )  # fmt: skip
-            return ClientPayload(client=Client.of(row),
-                                 duplicates=[strawberry.ID(str(d.id)) for d in found])  # fmt: skip
+            )
+            return ClientPayload(
+                client=Client.of(row), duplicates=[strawberry.ID(str(d.id)) for d in found]
+            )
 
         result, error = await attempt(ctx.session, work)
         return error or result
@@ -615,16 +711,24 @@ class Mutation:
         description="Move a client along its lifecycle (lost needs a reason).",
     )
     async def change_client_stage(
-        self, info: strawberry.Info, client_id: strawberry.ID, stage: ClientStage,
-        reason: str = "", expected_version: int | None = None,
-    ) -> ClientResult:  # fmt: skip
+        self,
+        info: strawberry.Info,
+        client_id: strawberry.ID,
+        stage: ClientStage,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> ClientResult:
         ctx = info.context
 
         async def work():
             row = await service.change_stage(
-                ctx.session, ctx.principal_now(), require_id(client_id, "client", "clientId"),
-                stage.value, reason=reason, expected_version=expected_version,
-            )  # fmt: skip
+                ctx.session,
+                ctx.principal_now(),
+                require_id(client_id, "client", "clientId"),
+                stage.value,
+                reason=reason,
+                expected_version=expected_version,
+            )
             return ClientPayload(client=Client.of(row), duplicates=[])
 
         result, error = await attempt(ctx.session, work)
@@ -636,18 +740,29 @@ class Mutation:
         "the next follow-up.",
     )
     async def log_client_contact(
-        self, info: strawberry.Info, client_id: strawberry.ID, kind: ContactKind, outcome: str,
-        next_step: str = "", happened_at: datetime | None = None,
+        self,
+        info: strawberry.Info,
+        client_id: strawberry.ID,
+        kind: ContactKind,
+        outcome: str,
+        next_step: str = "",
+        happened_at: datetime | None = None,
         next_due_at: datetime | None = None,
-    ) -> FollowUpResult:  # fmt: skip
+    ) -> FollowUpResult:
         ctx = info.context
 
         async def work():
             cid = require_id(client_id, "client", "clientId")
             f = await service.log_contact(
-                ctx.session, ctx.principal_now(), cid, kind=kind.value, outcome=outcome,
-                next_step=next_step, happened_at=happened_at, next_due_at=next_due_at,
-            )  # fmt: skip
+                ctx.session,
+                ctx.principal_now(),
+                cid,
+                kind=kind.value,
+                outcome=outcome,
+                next_step=next_step,
+                happened_at=happened_at,
+                next_due_at=next_due_at,
+            )
             row = await service.get_visible(ctx.session, ctx.principal_now(), cid)
             return FollowUpPayload(follow_up=FollowUp.of(f), client=Client.of(row))
 
@@ -656,15 +771,20 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=[requires("client.write")])
     async def schedule_follow_up(
-        self, info: strawberry.Info, client_id: strawberry.ID, due_at: datetime,
-        kind: ContactKind = ContactKind.CALL, note: str = "",  # type: ignore[attr-defined]
-    ) -> FollowUpResult:  # fmt: skip
+        self,
+        info: strawberry.Info,
+        client_id: strawberry.ID,
+        due_at: datetime,
+        kind: ContactKind = ContactKind.CALL,
+        note: str = "",  # type: ignore[attr-defined]
+    ) -> FollowUpResult:
         ctx = info.context
 
         async def work():
             cid = require_id(client_id, "client", "clientId")
-            f = await service.schedule(ctx.session, ctx.principal_now(), cid, due_at=due_at,
-                                       kind=kind.value, note=note)  # fmt: skip
+            f = await service.schedule(
+                ctx.session, ctx.principal_now(), cid, due_at=due_at, kind=kind.value, note=note
+            )
             row = await service.get_visible(ctx.session, ctx.principal_now(), cid)
             return FollowUpPayload(follow_up=FollowUp.of(f), client=Client.of(row))
 
@@ -678,9 +798,12 @@ class Mutation:
         ctx = info.context
 
         async def work():
-            f = await service.complete(ctx.session, ctx.principal_now(),
-                                       require_id(follow_up_id, "follow-up", "followUpId"),
-                                       outcome=outcome)  # fmt: skip
+            f = await service.complete(
+                ctx.session,
+                ctx.principal_now(),
+                require_id(follow_up_id, "follow-up", "followUpId"),
+                outcome=outcome,
+            )
             row = await service.get_visible(ctx.session, ctx.principal_now(), f.client_id)
             return FollowUpPayload(follow_up=FollowUp.of(f), client=Client.of(row))
 
@@ -697,10 +820,14 @@ class Mutation:
         ctx = info.context
 
         async def work():
-            row = await service.merge(ctx.session, ctx.principal_now(),
-                                      require_id(keep_id, "client", "keepId"),
-                                      require_id(merge_id, "client", "mergeId"),
-                                      kit=ctx.kit, tenant_id=ctx.tenant.id)  # fmt: skip
+            row = await service.merge(
+                ctx.session,
+                ctx.principal_now(),
+                require_id(keep_id, "client", "keepId"),
+                require_id(merge_id, "client", "mergeId"),
+                kit=ctx.kit,
+                tenant_id=ctx.tenant.id,
+            )
             return ClientPayload(client=Client.of(row), duplicates=[])
 
         result, error = await attempt(ctx.session, work)
@@ -714,8 +841,9 @@ class Mutation:
         ctx = info.context
 
         async def work():
-            row = await service.claim(ctx.session, ctx.principal_now(),
-                                      require_id(client_id, "client", "clientId"))  # fmt: skip
+            row = await service.claim(
+                ctx.session, ctx.principal_now(), require_id(client_id, "client", "clientId")
+            )
             return ClientPayload(client=Client.of(row), duplicates=[])
 
         result, error = await attempt(ctx.session, work)
@@ -732,25 +860,30 @@ class Mutation:
 
         async def work():
             row = await showings.schedule(
-                ctx.session, ctx.principal_now(), require_id(input.client_id, "client", "clientId"),
-                starts_at=input.starts_at, ends_at=input.ends_at,
+                ctx.session,
+                ctx.principal_now(),
+                require_id(input.client_id, "client", "clientId"),
+                starts_at=input.starts_at,
+                ends_at=input.ends_at,
                 unit_ids=[require_id(u, "unit", "unitIds") for u in input.unit_ids],
                 listing_ids=[require_id(x, "listing", "listingIds") for x in input.listing_ids],
                 place=input.place,
-            )  # fmt: skip
+            )
             return ShowingPayload(showing=Showing.of(row))
 
         result, error = await attempt(ctx.session, work)
         return error or result
 
     @strawberry.mutation(permission_classes=[requires("client.write")])
-    async def confirm_showing(self, info: strawberry.Info, showing_id: strawberry.ID
-                              ) -> ShowingResult:  # fmt: skip
+    async def confirm_showing(
+        self, info: strawberry.Info, showing_id: strawberry.ID
+    ) -> ShowingResult:
         return await _showing_status(info, showing_id, "confirmed", "")
 
     @strawberry.mutation(permission_classes=[requires("client.write")])
-    async def cancel_showing(self, info: strawberry.Info, showing_id: strawberry.ID,
-                             reason: str) -> ShowingResult:  # fmt: skip
+    async def cancel_showing(
+        self, info: strawberry.Info, showing_id: strawberry.ID, reason: str
+    ) -> ShowingResult:
         return await _showing_status(info, showing_id, "cancelled", reason)
 
     @strawberry.mutation(
@@ -764,10 +897,14 @@ class Mutation:
 
         async def work():
             row = await showings.give_feedback(
-                ctx.session, ctx.principal_now(), require_id(showing_id, "showing", "showingId"),
-                [{"kind": i.kind.value, "id": i.id, "rating": i.rating, "comment": i.comment}
-                 for i in items[:40]],
-            )  # fmt: skip
+                ctx.session,
+                ctx.principal_now(),
+                require_id(showing_id, "showing", "showingId"),
+                [
+                    {"kind": i.kind.value, "id": i.id, "rating": i.rating, "comment": i.comment}
+                    for i in items[:40]
+                ],
+            )
             return ShowingPayload(showing=Showing.of(row))
 
         result, error = await attempt(ctx.session, work)
@@ -794,9 +931,13 @@ async def _showing_status(info, showing_id, status: str, reason: str):
     ctx = info.context
 
     async def work():
-        row = await showings.set_status(ctx.session, ctx.principal_now(),
-                                        require_id(showing_id, "showing", "showingId"), status,
-                                        reason=reason)  # fmt: skip
+        row = await showings.set_status(
+            ctx.session,
+            ctx.principal_now(),
+            require_id(showing_id, "showing", "showingId"),
+            status,
+            reason=reason,
+        )
         return ShowingPayload(showing=Showing.of(row))
 
     result, error = await attempt(ctx.session, work)

@@ -67,8 +67,10 @@ class ActivitySearch:
     keyword: str
 
 
-@strawberry.type(description="Something the client did in the app, with the facts of what "
-                             "they viewed at the time.")  # fmt: skip
+@strawberry.type(
+    description="Something the client did in the app, with the facts of what "
+    "they viewed at the time."
+)
 class ClientActivity:
     kind: ActivityKind
     at: datetime
@@ -87,17 +89,25 @@ class ClientActivity:
         search = None
         if r.kind == "search":
             search = ActivitySearch(
-                districts=d.get("districts", []), price_min=d.get("price_min"),
+                districts=d.get("districts", []),
+                price_min=d.get("price_min"),
                 price_max=d.get("price_max"),
                 area_min=float(d["area_min"]) if d.get("area_min") else None,
                 area_max=float(d["area_max"]) if d.get("area_max") else None,
-                rooms=d.get("rooms", []), keyword=d.get("keyword", ""),
-            )  # fmt: skip
-        return cls(kind=ActivityKind(r.kind), at=r.at, seconds=r.seconds,
-                   unit_id=sid if r.kind == "view_unit" else None,
-                   listing_id=sid if r.kind == "view_listing" else None,
-                   price=d.get("price"), district=d.get("district"), rooms=d.get("rooms")
-                   if r.kind != "search" else None, search=search)  # fmt: skip
+                rooms=d.get("rooms", []),
+                keyword=d.get("keyword", ""),
+            )
+        return cls(
+            kind=ActivityKind(r.kind),
+            at=r.at,
+            seconds=r.seconds,
+            unit_id=sid if r.kind == "view_unit" else None,
+            listing_id=sid if r.kind == "view_listing" else None,
+            price=d.get("price"),
+            district=d.get("district"),
+            rooms=d.get("rooms") if r.kind != "search" else None,
+            search=search,
+        )
 
 
 @strawberry.type
@@ -106,8 +116,9 @@ class Query:
         permission_classes=[requires("client.read")],
         description="What a client in your scope did in the app, latest first (at most 100).",
     )
-    async def client_activity(self, info: strawberry.Info, client_id: strawberry.ID,
-                              first: int = 50) -> list[ClientActivity]:  # fmt: skip
+    async def client_activity(
+        self, info: strawberry.Info, client_id: strawberry.ID, first: int = 50
+    ) -> list[ClientActivity]:
         cid = parse_id(client_id)
         if cid is None:
             return []
@@ -127,8 +138,9 @@ class Mutation:
         description="The owner/client app reports views and searches (up to 50 at once; all "
         "or none are kept). Your agent sees them, and they shape what you are recommended.",
     )
-    async def track_activity(self, info: strawberry.Info, events: list[ActivityInput]
-                             ) -> TrackActivityResult:  # fmt: skip
+    async def track_activity(
+        self, info: strawberry.Info, events: list[ActivityInput]
+    ) -> TrackActivityResult:
         ctx = info.context
 
         async def work():
@@ -136,14 +148,26 @@ class Mutation:
             for i, e in enumerate(events[: profile.MAX_EVENTS + 1]):
                 search = None
                 if e.search is not None:
-                    search = {k: getattr(e.search, k) for k in (
-                        "districts", "price_min", "price_max", "area_min", "area_max", "rooms",
-                        "keyword")}  # fmt: skip
+                    search = {
+                        k: getattr(e.search, k)
+                        for k in (
+                            "districts",
+                            "price_min",
+                            "price_max",
+                            "area_min",
+                            "area_max",
+                            "rooms",
+                            "keyword",
+                        )
+                    }
                 sid = parse_id(e.id) if e.id else None
                 if e.id and sid is None:  # the result has no NotFoundError: a malformed id
                     raise ValidationFailed("not the id of a unit or listing", f"events.{i}.id")
-                parsed.append(profile.Event(kind=e.kind.value, subject_id=sid,
-                                            seconds=e.seconds, at=e.at, search=search))  # fmt: skip
+                parsed.append(
+                    profile.Event(
+                        kind=e.kind.value, subject_id=sid, seconds=e.seconds, at=e.at, search=search
+                    )
+                )
             accepted, _ = await profile.track(
                 ctx.session, ctx.kit, ctx.tenant.id, ctx.principal_now().account_id, parsed
             )

@@ -75,8 +75,11 @@ MAX_OTHER_PHONES = 4
 
 def _seal(kit: SecurityKit, tenant_id: str, row: Client, column: str, value: str) -> None:
     scope = _scope(tenant_id)
-    setattr(row, f"{column}_enc", kit.cipher.encrypt(value, scope=scope, table="client",
-                                                    column=column, row_id=row.id))  # fmt: skip
+    setattr(
+        row,
+        f"{column}_enc",
+        kit.cipher.encrypt(value, scope=scope, table="client", column=column, row_id=row.id),
+    )
     setattr(row, f"{column}_bidx", kit.blind_index.digest(value, scope=scope, column=column))
     setattr(row, f"{column}_mask", mask_phone(value) if column == "phone" else _mask_id(value))
 
@@ -96,18 +99,25 @@ def _other_phones(raw: list[str], primary: str | None) -> list[str]:
     return out
 
 
-async def _set_other_phones(session, kit: SecurityKit, tenant_id: str, row: Client,
-                            phones: list[str]) -> None:  # fmt: skip
+async def _set_other_phones(
+    session, kit: SecurityKit, tenant_id: str, row: Client, phones: list[str]
+) -> None:
     scope = _scope(tenant_id)
     await session.execute(delete(ClientPhone).where(ClientPhone.client_id == row.id))
     for position, phone in enumerate(phones):
         pid = uuid7()
-        session.add(ClientPhone(
-            id=pid, client_id=row.id, position=position, phone_mask=mask_phone(phone),
-            phone_enc=kit.cipher.encrypt(phone, scope=scope, table="client_phone",
-                                         column="phone", row_id=pid),
-            phone_bidx=kit.blind_index.digest(phone, scope=scope, column="phone"),
-        ))  # fmt: skip
+        session.add(
+            ClientPhone(
+                id=pid,
+                client_id=row.id,
+                position=position,
+                phone_mask=mask_phone(phone),
+                phone_enc=kit.cipher.encrypt(
+                    phone, scope=scope, table="client_phone", column="phone", row_id=pid
+                ),
+                phone_bidx=kit.blind_index.digest(phone, scope=scope, column="phone"),
+            )
+        )
     row.other_phone_masks = [mask_phone(p) for p in phones]
 
 
@@ -122,8 +132,12 @@ async def phone_rows_by_client_ids(session, client_ids) -> dict[uuid.UUID, list[
 
 
 def reveal_phones(kit: SecurityKit, tenant_id: str, rows: list[ClientPhone]) -> list[str]:
-    return [kit.cipher.decrypt(r.phone_enc, scope=_scope(tenant_id), table="client_phone",
-                               column="phone", row_id=r.id) for r in rows]  # fmt: skip
+    return [
+        kit.cipher.decrypt(
+            r.phone_enc, scope=_scope(tenant_id), table="client_phone", column="phone", row_id=r.id
+        )
+        for r in rows
+    ]
 
 
 async def _add_phones(session, kit: SecurityKit, tenant_id: str, row: Client, phones) -> None:
@@ -132,12 +146,12 @@ async def _add_phones(session, kit: SecurityKit, tenant_id: str, row: Client, ph
     known = await other_phones(session, kit, tenant_id, row.id)
     extra = [x for x in dict.fromkeys(phones) if x and x != main and x not in known]
     if extra:
-        await _set_other_phones(session, kit, tenant_id, row,
-                                [*known, *extra][:MAX_OTHER_PHONES])  # fmt: skip
+        await _set_other_phones(session, kit, tenant_id, row, [*known, *extra][:MAX_OTHER_PHONES])
 
 
-async def other_phones(session, kit: SecurityKit, tenant_id: str, client_id: uuid.UUID
-                       ) -> list[str]:  # fmt: skip
+async def other_phones(
+    session, kit: SecurityKit, tenant_id: str, client_id: uuid.UUID
+) -> list[str]:
     """A client's other phones in plain text (callers check pii.read and audit)."""
     rows = (await phone_rows_by_client_ids(session, [client_id])).get(client_id, [])
     return reveal_phones(kit, tenant_id, rows)
@@ -147,8 +161,9 @@ def reveal(kit: SecurityKit, tenant_id: str, row: Client, column: str) -> str | 
     blob = getattr(row, f"{column}_enc")
     if blob is None:
         return None
-    return kit.cipher.decrypt(blob, scope=_scope(tenant_id), table="client", column=column,
-                              row_id=row.id)  # fmt: skip
+    return kit.cipher.decrypt(
+        blob, scope=_scope(tenant_id), table="client", column=column, row_id=row.id
+    )
 
 
 def _check(i: ClientInput) -> None:
@@ -164,9 +179,15 @@ def _check(i: ClientInput) -> None:
         raise ValidationFailed("the budget's minimum is above its maximum", "needs.budgetMin")
 
 
-async def duplicates(session, kit: SecurityKit, tenant_id: str, *, phones: list[str],
-                     id_number: str | None, exclude: uuid.UUID | None = None
-                     ) -> list[Client]:  # fmt: skip
+async def duplicates(
+    session,
+    kit: SecurityKit,
+    tenant_id: str,
+    *,
+    phones: list[str],
+    id_number: str | None,
+    exclude: uuid.UUID | None = None,
+) -> list[Client]:
     """Live clients sharing one of these phones (main or other) or the ID number (blind
     index: no decryption, no plain text in the query), oldest first."""
     scope = _scope(tenant_id)
@@ -174,12 +195,14 @@ async def duplicates(session, kit: SecurityKit, tenant_id: str, *, phones: list[
     digests = [kit.blind_index.digest(p, scope=scope, column="phone") for p in phones if p]
     if digests:
         clauses.append(Client.phone_bidx.in_(digests))
-        clauses.append(Client.id.in_(
-            select(ClientPhone.client_id).where(ClientPhone.phone_bidx.in_(digests))
-        ))  # fmt: skip
+        clauses.append(
+            Client.id.in_(select(ClientPhone.client_id).where(ClientPhone.phone_bidx.in_(digests)))
+        )
     if id_number:
-        clauses.append(Client.id_number_bidx == kit.blind_index.digest(
-            id_number, scope=scope, column="id_number"))  # fmt: skip
+        clauses.append(
+            Client.id_number_bidx
+            == kit.blind_index.digest(id_number, scope=scope, column="id_number")
+        )
     if not clauses:
         return []
     stmt = select(Client).where(or_(*clauses), Client.merged_into.is_(None))
@@ -188,9 +211,16 @@ async def duplicates(session, kit: SecurityKit, tenant_id: str, *, phones: list[
     return list((await session.scalars(stmt.order_by(Client.created_at))).all())
 
 
-async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
-                        i: ClientInput, *, refuse_duplicates: bool = False, route: bool = False
-                        ) -> tuple[Client, list[Client]]:  # fmt: skip
+async def create_client(
+    session,
+    kit: SecurityKit,
+    tenant_id: str,
+    p: Principal,
+    i: ClientInput,
+    *,
+    refuse_duplicates: bool = False,
+    route: bool = False,
+) -> tuple[Client, list[Client]]:
     """A new client (owned by the caller unless another owner is given, or by whoever the
     routing rules pick with ``route``). Returns it and the existing clients it duplicates:
     refused (CONFLICT naming the first) or flagged. A repeat merged into another agent's
@@ -204,17 +234,29 @@ async def create_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         from api.notify import service as notify
 
         await notify.notify(
-            session, tenant_of(session).slug, [row.owner_id], "leads", "client.repeat",
-            {"client": row.name, "source": i.source}, data={"kind": "client", "id": str(row.id)},
-        )  # fmt: skip
+            session,
+            tenant_of(session).slug,
+            [row.owner_id],
+            "leads",
+            "client.repeat",
+            {"client": row.name, "source": i.source},
+            data={"kind": "client", "id": str(row.id)},
+        )
     if row.last_active_at is not None:  # the app account's activity came along
         await profile.refresh_later(session, [row.id])
     return row, found
 
 
-async def _create_or_merge(session, kit: SecurityKit, tenant_id: str, p: Principal,
-                           i: ClientInput, *, refuse_duplicates: bool, route: bool
-                           ) -> tuple[Client, list[Client]]:  # fmt: skip
+async def _create_or_merge(
+    session,
+    kit: SecurityKit,
+    tenant_id: str,
+    p: Principal,
+    i: ClientInput,
+    *,
+    refuse_duplicates: bool,
+    route: bool,
+) -> tuple[Client, list[Client]]:
     name = text(i.name, "name", required=True, max_len=100)
     phone = normalize_phone(i.phone) if i.phone else None
     id_number = _normalize_id(i.id_number) if i.id_number else None
@@ -222,29 +264,39 @@ async def _create_or_merge(session, kit: SecurityKit, tenant_id: str, p: Princip
         raise ValidationFailed("a client needs a phone or an ID number", "phone")
     _check(i)
     others = _other_phones(i.other_phones, phone)
-    found = await duplicates(session, kit, tenant_id, phones=[phone, *others],
-                             id_number=id_number)  # fmt: skip
+    found = await duplicates(session, kit, tenant_id, phones=[phone, *others], id_number=id_number)
     if found:
         rule = "refuse" if refuse_duplicates else await settings.get(session, "crm.duplicates")
         if rule == "refuse":
             raise Conflict(f"this client exists already ({found[0].id})", "phone")
         if rule == "merge":
             scope = await visible(session, p)
-            mine = (await session.scalars(
-                select(Client).where(Client.id.in_([f.id for f in found]), scope)
-                .order_by(Client.created_at).limit(1).with_for_update()
-            )).first()  # fmt: skip
+            mine = (
+                await session.scalars(
+                    select(Client)
+                    .where(Client.id.in_([f.id for f in found]), scope)
+                    .order_by(Client.created_at)
+                    .limit(1)
+                    .with_for_update()
+                )
+            ).first()
             if mine is not None:
                 await _absorb(session, kit, tenant_id, mine, i, name, others, p)
                 return mine, found
     row = Client(
-        id=uuid7(), name=name, source=i.source, grade=i.grade, needs=i.needs or {},
+        id=uuid7(),
+        name=name,
+        source=i.source,
+        grade=i.grade,
+        needs=i.needs or {},
         tags=unique_texts(i.tags, "tags", max_len=50, max_count=30),
         notes=text(i.notes, "notes", required=False, max_len=5000),
-        consent_marketing=i.consent_marketing, language=i.language,
+        consent_marketing=i.consent_marketing,
+        language=i.language,
         owner_id=None if route else i.owner_id if i.owner_id is not None else p.account_id,
-        duplicate_of=found[0].id if found else None, created_by=p.account_id,
-    )  # fmt: skip
+        duplicate_of=found[0].id if found else None,
+        created_by=p.account_id,
+    )
     if phone:
         _seal(kit, tenant_id, row, "phone", phone)
     if id_number:
@@ -254,8 +306,9 @@ async def _create_or_merge(session, kit: SecurityKit, tenant_id: str, p: Princip
     await session.flush()  # the row first: its assignment refers to it
     await _set_other_phones(session, kit, tenant_id, row, others)
     await profile.attach_orphans(session, row)
-    session.add(Assignment(client_id=row.id, to_owner=row.owner_id, reason="created",
-                           by_id=p.account_id))  # fmt: skip
+    session.add(
+        Assignment(client_id=row.id, to_owner=row.owner_id, reason="created", by_id=p.account_id)
+    )
     await session.flush()
     if route:
         from api.client import routing
@@ -264,8 +317,16 @@ async def _create_or_merge(session, kit: SecurityKit, tenant_id: str, p: Princip
     return row, found
 
 
-async def _absorb(session, kit: SecurityKit, tenant_id: str, row: Client, i: ClientInput,
-                  name: str, others: list[str], p: Principal) -> None:  # fmt: skip
+async def _absorb(
+    session,
+    kit: SecurityKit,
+    tenant_id: str,
+    row: Client,
+    i: ClientInput,
+    name: str,
+    others: list[str],
+    p: Principal,
+) -> None:
     """A repeated lead merged into the existing record (tenant rule ``merge``): what it
     lacked is taken over, tags joined, a note of the repeat logged."""
     given = normalize_phone(i.phone) if i.phone else None
@@ -275,22 +336,34 @@ async def _absorb(session, kit: SecurityKit, tenant_id: str, row: Client, i: Cli
     if row.id_number_enc is None and i.id_number:
         _seal(kit, tenant_id, row, "id_number", _normalize_id(i.id_number))
     row.needs = {**(i.needs or {}), **(row.needs or {})}
-    row.tags = unique_texts([*(row.tags or ()), *(i.tags or ())], "tags", max_len=50,
-                            max_count=30)  # fmt: skip
+    row.tags = unique_texts([*(row.tags or ()), *(i.tags or ())], "tags", max_len=50, max_count=30)
     row.consent_marketing = row.consent_marketing or i.consent_marketing
     row.language = row.language or i.language
     note = f"repeated lead ({i.source}) as {name}" + (f": {i.notes}" if i.notes else "")
-    session.add(FollowUp(id=uuid7(), client_id=row.id, kind="note", happened_at=utcnow(),
-                         outcome=text(note, "notes", required=False, max_len=2000),
-                         created_by=p.account_id))  # fmt: skip
+    session.add(
+        FollowUp(
+            id=uuid7(),
+            client_id=row.id,
+            kind="note",
+            happened_at=utcnow(),
+            outcome=text(note, "notes", required=False, max_len=2000),
+            created_by=p.account_id,
+        )
+    )
     row.version += 1
     await session.flush()
 
 
-async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
-                        client_id: uuid.UUID, changes: dict, *,
-                        expected_version: int | None = None
-                        ) -> tuple[Client, list[Client]]:  # fmt: skip
+async def update_client(
+    session,
+    kit: SecurityKit,
+    tenant_id: str,
+    p: Principal,
+    client_id: uuid.UUID,
+    changes: dict,
+    *,
+    expected_version: int | None = None,
+) -> tuple[Client, list[Client]]:
     """Change what the agent knows of a client: only the keys given change (name, phone,
     other_phones, id_number, grade, needs, tags, notes, consent_marketing, language). A new
     phone or ID number is checked for duplicates (flagged; refused under the tenant's
@@ -298,14 +371,27 @@ async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
     row = await get_visible(session, p, client_id, lock=True)
     if expected_version is not None and row.version != expected_version:
         raise Conflict(f"the client changed meanwhile (version {row.version})", "expectedVersion")
-    unknown = set(changes) - {"name", "phone", "other_phones", "id_number", "grade", "needs",
-                              "tags", "notes", "consent_marketing", "language"}  # fmt: skip
+    unknown = set(changes) - {
+        "name",
+        "phone",
+        "other_phones",
+        "id_number",
+        "grade",
+        "needs",
+        "tags",
+        "notes",
+        "consent_marketing",
+        "language",
+    }
     if unknown:
         raise ValidationFailed(f"cannot change {', '.join(sorted(unknown))}", "input")
-    probe = ClientInput(name=changes.get("name", row.name), source=row.source,
-                        grade=changes.get("grade", row.grade),
-                        needs=changes.get("needs", row.needs),
-                        language=changes.get("language", row.language))  # fmt: skip
+    probe = ClientInput(
+        name=changes.get("name", row.name),
+        source=row.source,
+        grade=changes.get("grade", row.grade),
+        needs=changes.get("needs", row.needs),
+        language=changes.get("language", row.language),
+    )
     _check(probe)
     if "name" in changes:
         row.name = text(changes["name"], "name", required=True, max_len=100)
@@ -317,13 +403,16 @@ async def update_client(session, kit: SecurityKit, tenant_id: str, p: Principal,
         id_number = _normalize_id(changes["id_number"]) if changes["id_number"] else None
     if not phone and not id_number:
         raise ValidationFailed("a client needs a phone or an ID number", "phone")
-    others = (_other_phones(changes["other_phones"], phone) if "other_phones" in changes
-              else [x for x in await other_phones(session, kit, tenant_id, row.id)
-                    if x != phone])  # fmt: skip
+    others = (
+        _other_phones(changes["other_phones"], phone)
+        if "other_phones" in changes
+        else [x for x in await other_phones(session, kit, tenant_id, row.id) if x != phone]
+    )
     new_phones = [x for x in [phone, *others] if x and x != stored_phone]
     new_id = id_number if id_number != stored_id else None
-    found = await duplicates(session, kit, tenant_id, phones=new_phones, id_number=new_id,
-                             exclude=row.id)  # fmt: skip
+    found = await duplicates(
+        session, kit, tenant_id, phones=new_phones, id_number=new_id, exclude=row.id
+    )
     if found:
         if await settings.get(session, "crm.duplicates") == "refuse":
             raise Conflict(f"this client exists already ({found[0].id})", "phone")
@@ -383,9 +472,14 @@ async def get_visible(session, p: Principal, client_id: uuid.UUID, *, lock: bool
 
 
 async def change_stage(
-    session, p: Principal, client_id: uuid.UUID, stage: str, *, reason: str = "",
+    session,
+    p: Principal,
+    client_id: uuid.UUID,
+    stage: str,
+    *,
+    reason: str = "",
     expected_version: int | None = None,
-) -> Client:  # fmt: skip
+) -> Client:
     """Forward along new -> contacted -> qualified -> showing -> negotiating -> won (steps may
     be skipped); lost from any open stage, with a reason; a lost client reopens as contacted.
     Won is final."""
@@ -414,9 +508,17 @@ async def change_stage(
     return row
 
 
-async def log_contact(session, p: Principal, client_id: uuid.UUID, *, kind: str, outcome: str,
-                      next_step: str = "", happened_at: datetime | None = None,
-                      next_due_at: datetime | None = None) -> FollowUp:  # fmt: skip
+async def log_contact(
+    session,
+    p: Principal,
+    client_id: uuid.UUID,
+    *,
+    kind: str,
+    outcome: str,
+    next_step: str = "",
+    happened_at: datetime | None = None,
+    next_due_at: datetime | None = None,
+) -> FollowUp:
     """Record a contact; a new client becomes contacted. With ``next_due_at`` the next
     follow-up is scheduled at once (the agent's usual "call again Friday")."""
     if kind not in KINDS:
@@ -428,10 +530,15 @@ async def log_contact(session, p: Principal, client_id: uuid.UUID, *, kind: str,
     when = happened_at or now
     if when > now + timedelta(minutes=5):
         raise ValidationFailed("a logged contact cannot be in the future", "happenedAt")
-    f = FollowUp(id=uuid7(), client_id=row.id, kind=kind, happened_at=when,
-                 outcome=text(outcome, "outcome", required=kind != "note", max_len=2000),
-                 next_step=text(next_step, "nextStep", required=False, max_len=500),
-                 created_by=p.account_id)  # fmt: skip
+    f = FollowUp(
+        id=uuid7(),
+        client_id=row.id,
+        kind=kind,
+        happened_at=when,
+        outcome=text(outcome, "outcome", required=kind != "note", max_len=2000),
+        next_step=text(next_step, "nextStep", required=False, max_len=500),
+        created_by=p.account_id,
+    )
     session.add(f)
     if kind != "note":
         row.last_contact_at = max(row.last_contact_at or when, when)
@@ -444,16 +551,29 @@ async def log_contact(session, p: Principal, client_id: uuid.UUID, *, kind: str,
     return f
 
 
-async def schedule(session, p: Principal, client_id: uuid.UUID, *, due_at: datetime,
-                   kind: str = "call", note: str = "") -> FollowUp:  # fmt: skip
+async def schedule(
+    session,
+    p: Principal,
+    client_id: uuid.UUID,
+    *,
+    due_at: datetime,
+    kind: str = "call",
+    note: str = "",
+) -> FollowUp:
     if kind not in KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(KINDS)}", "kind")
     row = await get_visible(session, p, client_id, lock=True)
     if due_at < utcnow() - timedelta(minutes=5):
         raise ValidationFailed("a follow-up is scheduled in the future", "dueAt")
-    f = FollowUp(id=uuid7(), client_id=row.id, kind=kind, due_at=due_at,
-                 next_step=text(note, "note", required=False, max_len=500),
-                 assignee_id=row.owner_id or p.account_id, created_by=p.account_id)  # fmt: skip
+    f = FollowUp(
+        id=uuid7(),
+        client_id=row.id,
+        kind=kind,
+        due_at=due_at,
+        next_step=text(note, "note", required=False, max_len=500),
+        assignee_id=row.owner_id or p.account_id,
+        created_by=p.account_id,
+    )
     session.add(f)
     await session.flush()
     await _refresh_next(session, row)
@@ -465,7 +585,7 @@ async def complete(session, p: Principal, follow_up_id: uuid.UUID, *, outcome: s
     missing = NotFound("scheduled follow-up not found", "followUpId")
     client_id = await session.scalar(
         select(FollowUp.client_id).where(FollowUp.id == follow_up_id, FollowUp.due_at.is_not(None))
-    )  # fmt: skip
+    )
     if client_id is None:
         raise missing
     try:  # scope first: another scope's follow-up and a missing one look the same
@@ -489,19 +609,28 @@ async def complete(session, p: Principal, follow_up_id: uuid.UUID, *, outcome: s
 
 async def _refresh_next(session, row: Client) -> None:
     row.next_follow_up_at = await session.scalar(
-        select(func.min(FollowUp.due_at)).where(FollowUp.client_id == row.id,
-                                                FollowUp.done_at.is_(None),
-                                                FollowUp.due_at.is_not(None))
-    )  # fmt: skip
+        select(func.min(FollowUp.due_at)).where(
+            FollowUp.client_id == row.id, FollowUp.done_at.is_(None), FollowUp.due_at.is_not(None)
+        )
+    )
     await session.flush()
 
 
 # ---------------------------------------------------------------- views
 
 
-async def clients(session, p: Principal, *, stage: str | None, mine_only: bool, first: int,
-                  after: uuid.UUID | None, search: str = "", kit: SecurityKit | None = None,
-                  tenant_id: str | None = None) -> list[Client]:  # fmt: skip
+async def clients(
+    session,
+    p: Principal,
+    *,
+    stage: str | None,
+    mine_only: bool,
+    first: int,
+    after: uuid.UUID | None,
+    search: str = "",
+    kit: SecurityKit | None = None,
+    tenant_id: str | None = None,
+) -> list[Client]:
     """Clients in scope, newest first; ``search``: a phone (any of theirs, exact, through the
     blind index) or a part of the name."""
     stmt = select(Client).where(await visible(session, p))
@@ -529,39 +658,53 @@ async def clients(session, p: Principal, *, stage: str | None, mine_only: bool, 
 
 
 async def stage_counts(session, p: Principal) -> dict[str, int]:
-    rows = (await session.execute(
-        select(Client.stage, func.count()).where(await visible(session, p),
-                                                 Client.owner_id == p.account_id)
-        .group_by(Client.stage)
-    )).all()  # fmt: skip
+    rows = (
+        await session.execute(
+            select(Client.stage, func.count())
+            .where(await visible(session, p), Client.owner_id == p.account_id)
+            .group_by(Client.stage)
+        )
+    ).all()
     return {s: dict(rows).get(s, 0) for s in STAGES}
 
 
-async def recently_active(session, p: Principal, *, since: datetime, first: int
-                          ) -> tuple[list[Client], int]:  # fmt: skip
+async def recently_active(
+    session, p: Principal, *, since: datetime, first: int
+) -> tuple[list[Client], int]:
     """The caller's own clients active in the app since then (latest first), and how many."""
-    where = (await visible(session, p), Client.owner_id == p.account_id,
-             Client.last_active_at >= since)  # fmt: skip
-    rows = (await session.scalars(
-        select(Client).where(*where).order_by(Client.last_active_at.desc()).limit(first)
-    )).all()  # fmt: skip
+    where = (
+        await visible(session, p),
+        Client.owner_id == p.account_id,
+        Client.last_active_at >= since,
+    )
+    rows = (
+        await session.scalars(
+            select(Client).where(*where).order_by(Client.last_active_at.desc()).limit(first)
+        )
+    ).all()
     count = await session.scalar(select(func.count()).select_from(Client).where(*where))
     return list(rows), count or 0
 
 
-async def agenda(session, p: Principal, *, day_start: datetime, day_end: datetime
-                 ) -> tuple[list[FollowUp], list[FollowUp]]:  # fmt: skip
+async def agenda(
+    session, p: Principal, *, day_start: datetime, day_end: datetime
+) -> tuple[list[FollowUp], list[FollowUp]]:
     """The caller's open follow-ups due today, and those overdue (before today)."""
     base = select(FollowUp).where(
-        FollowUp.assignee_id == p.account_id, FollowUp.done_at.is_(None),
+        FollowUp.assignee_id == p.account_id,
+        FollowUp.done_at.is_(None),
         FollowUp.due_at.is_not(None),
-    )  # fmt: skip
-    today = (await session.scalars(base.where(
-        and_(FollowUp.due_at >= day_start, FollowUp.due_at < day_end)).order_by(FollowUp.due_at)
-    )).all()  # fmt: skip
-    overdue = (await session.scalars(
-        base.where(FollowUp.due_at < day_start).order_by(FollowUp.due_at)
-    )).all()  # fmt: skip
+    )
+    today = (
+        await session.scalars(
+            base.where(and_(FollowUp.due_at >= day_start, FollowUp.due_at < day_end)).order_by(
+                FollowUp.due_at
+            )
+        )
+    ).all()
+    overdue = (
+        await session.scalars(base.where(FollowUp.due_at < day_start).order_by(FollowUp.due_at))
+    ).all()
     return list(today), list(overdue)
 
 
@@ -577,18 +720,34 @@ REMINDER_BATCH = 1000  # follow-up reminders sent a job
 async def due_for_reminder(session, now: datetime, ahead: timedelta) -> list[tuple]:
     """Scheduled follow-ups of open clients due within ``ahead`` (and not over an hour ago:
     those are on the overdue list) and not reminded yet (locked): (follow-up, client name)."""
-    rows = (await session.execute(
-        select(FollowUp, Client.name).join(Client, Client.id == FollowUp.client_id)
-        .where(FollowUp.due_at <= now + ahead, FollowUp.due_at > now - timedelta(hours=1),
-               FollowUp.done_at.is_(None), FollowUp.reminded_at.is_(None),
-               FollowUp.assignee_id.is_not(None), Client.stage.in_(OPEN))
-        .with_for_update(of=FollowUp, skip_locked=True).limit(REMINDER_BATCH)
-    )).all()  # fmt: skip
+    rows = (
+        await session.execute(
+            select(FollowUp, Client.name)
+            .join(Client, Client.id == FollowUp.client_id)
+            .where(
+                FollowUp.due_at <= now + ahead,
+                FollowUp.due_at > now - timedelta(hours=1),
+                FollowUp.done_at.is_(None),
+                FollowUp.reminded_at.is_(None),
+                FollowUp.assignee_id.is_not(None),
+                Client.stage.in_(OPEN),
+            )
+            .with_for_update(of=FollowUp, skip_locked=True)
+            .limit(REMINDER_BATCH)
+        )
+    ).all()
     return [tuple(r) for r in rows]
 
 
-async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, *,
-                kit: SecurityKit, tenant_id: str) -> Client:  # fmt: skip
+async def merge(
+    session,
+    p: Principal,
+    keep_id: uuid.UUID,
+    merge_id: uuid.UUID,
+    *,
+    kit: SecurityKit,
+    tenant_id: str,
+) -> Client:
     """Merge ``merge_id`` into ``keep_id`` (both within the caller's scope): every follow-up
     moves to the kept client, contact details and needs it lacks are taken over, tags are
     joined and notes appended; the merged record stays (``merged_into``) for the history and
@@ -597,13 +756,14 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, 
     if keep_id == merge_id:
         raise ValidationFailed("a client cannot be merged into itself", "mergeId")
     first, second = sorted([keep_id, merge_id])  # lock in one order: no deadlock
-    rows = {first: await get_visible(session, p, first, lock=True),
-            second: await get_visible(session, p, second, lock=True)}  # fmt: skip
+    rows = {
+        first: await get_visible(session, p, first, lock=True),
+        second: await get_visible(session, p, second, lock=True),
+    }
     keep, gone = rows[keep_id], rows[merge_id]
     for column in ("phone", "id_number"):
         if getattr(keep, f"{column}_enc") is None and getattr(gone, f"{column}_enc") is not None:
-            raise Conflict(f"the kept client has no {column}: keep the other one instead",
-                           "keepId")  # fmt: skip
+            raise Conflict(f"the kept client has no {column}: keep the other one instead", "keepId")
     await session.execute(
         update(FollowUp).where(FollowUp.client_id == gone.id).values(client_id=keep.id)
     )
@@ -615,9 +775,16 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, 
     actives = [t for t in (keep.last_active_at, gone.last_active_at) if t]
     keep.last_active_at = max(actives) if actives else None
     # The merged record's phones become the kept one's other phones (as many as fit).
-    await _add_phones(session, kit, tenant_id, keep, [
-        reveal(kit, tenant_id, gone, "phone"), *await other_phones(session, kit, tenant_id, gone.id)
-    ])  # fmt: skip
+    await _add_phones(
+        session,
+        kit,
+        tenant_id,
+        keep,
+        [
+            reveal(kit, tenant_id, gone, "phone"),
+            *await other_phones(session, kit, tenant_id, gone.id),
+        ],
+    )
     keep.needs = {**(gone.needs or {}), **(keep.needs or {})}
     keep.tags = list(dict.fromkeys([*(keep.tags or ()), *(gone.tags or ())]))[:30]
     if gone.notes:
@@ -637,10 +804,13 @@ async def merge(session, p: Principal, keep_id: uuid.UUID, merge_id: uuid.UUID, 
 async def claim(session, p: Principal, client_id: uuid.UUID) -> Client:
     """Take a client from the shared pool, or one offered to the caller's team: the first to
     claim gets it (row lock); a client someone owns meanwhile is a CONFLICT."""
-    row = (await session.scalars(
-        select(Client).where(Client.id == client_id, Client.merged_into.is_(None))
-        .with_for_update()
-    )).first()  # fmt: skip
+    row = (
+        await session.scalars(
+            select(Client)
+            .where(Client.id == client_id, Client.merged_into.is_(None))
+            .with_for_update()
+        )
+    ).first()
     if row is None:
         raise NotFound("client not found", "clientId")
     if row.owner_id is not None:
@@ -651,8 +821,9 @@ async def claim(session, p: Principal, client_id: uuid.UUID) -> Client:
         await routing.claim_offer(session, p, row, utcnow())
         return row
     row.owner_id, row.version = p.account_id, row.version + 1
-    session.add(Assignment(client_id=row.id, to_owner=p.account_id, reason="claimed",
-                           by_id=p.account_id))  # fmt: skip
+    session.add(
+        Assignment(client_id=row.id, to_owner=p.account_id, reason="claimed", by_id=p.account_id)
+    )
     await session.flush()
     return row
 
@@ -662,17 +833,25 @@ async def return_neglected(session, *, days: int, now: datetime | None = None) -
     back to the pool, each with the reason recorded."""
     now = now or utcnow()
     cutoff = now - timedelta(days=days)
-    rows = (await session.scalars(
-        select(Client).where(
-            Client.owner_id.is_not(None), Client.merged_into.is_(None),
-            Client.stage.in_(OPEN), Client.next_follow_up_at.is_(None),
-            func.coalesce(Client.last_contact_at, Client.created_at) < cutoff,
-        ).with_for_update(skip_locked=True).limit(1000)
-    )).all()  # fmt: skip
+    rows = (
+        await session.scalars(
+            select(Client)
+            .where(
+                Client.owner_id.is_not(None),
+                Client.merged_into.is_(None),
+                Client.stage.in_(OPEN),
+                Client.next_follow_up_at.is_(None),
+                func.coalesce(Client.last_contact_at, Client.created_at) < cutoff,
+            )
+            .with_for_update(skip_locked=True)
+            .limit(1000)
+        )
+    ).all()
     for row in rows:
         why = f"no contact and nothing planned for {days} days"
-        session.add(Assignment(client_id=row.id, from_owner=row.owner_id, reason="returned",
-                               detail=why))  # fmt: skip
+        session.add(
+            Assignment(client_id=row.id, from_owner=row.owner_id, reason="returned", detail=why)
+        )
         row.owner_id, row.version = None, row.version + 1
     await session.flush()
     return len(rows)
@@ -680,9 +859,14 @@ async def return_neglected(session, *, days: int, now: datetime | None = None) -
 
 async def pool(session, p: Principal, *, first: int) -> list[Client]:
     """Unassigned clients any agent with client.read may claim (name and masked contact)."""
-    stmt = (select(Client).where(Client.owner_id.is_(None), Client.merged_into.is_(None),
-                                 Client.offer_team_id.is_(None))
-            .order_by(Client.id.desc()).limit(first))  # fmt: skip
+    stmt = (
+        select(Client)
+        .where(
+            Client.owner_id.is_(None), Client.merged_into.is_(None), Client.offer_team_id.is_(None)
+        )
+        .order_by(Client.id.desc())
+        .limit(first)
+    )
     return list((await session.scalars(stmt)).all())
 
 

@@ -32,9 +32,17 @@ ACTIVE = ("scheduled", "confirmed")
 MAX_LENGTH = timedelta(hours=8)
 
 
-async def schedule(session, p: Principal, client_id: uuid.UUID, *, starts_at: datetime,
-                   ends_at: datetime, unit_ids: list[uuid.UUID], listing_ids: list[uuid.UUID],
-                   place: str = "") -> Showing:  # fmt: skip
+async def schedule(
+    session,
+    p: Principal,
+    client_id: uuid.UUID,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    unit_ids: list[uuid.UUID],
+    listing_ids: list[uuid.UUID],
+    place: str = "",
+) -> Showing:
     if not ends_at > starts_at or ends_at - starts_at > MAX_LENGTH:
         raise ValidationFailed("a showing ends after it starts, within 8 hours", "endsAt")
     if starts_at < utcnow() - timedelta(minutes=5):
@@ -47,16 +55,28 @@ async def schedule(session, p: Principal, client_id: uuid.UUID, *, starts_at: da
     agent = client.owner_id or p.account_id
     # One agent's schedule at a time (the lock ends with the transaction).
     await lock_for_transaction(session, b"showing:" + agent.bytes)
-    clash = await session.scalar(select(Showing.id).where(
-        Showing.agent_id == agent, Showing.status.in_(ACTIVE),
-        Showing.starts_at < ends_at, Showing.ends_at > starts_at,
-    ).limit(1))  # fmt: skip
+    clash = await session.scalar(
+        select(Showing.id)
+        .where(
+            Showing.agent_id == agent,
+            Showing.status.in_(ACTIVE),
+            Showing.starts_at < ends_at,
+            Showing.ends_at > starts_at,
+        )
+        .limit(1)
+    )
     if clash is not None:
         raise Conflict("the agent has another showing then", "startsAt")
-    row = Showing(id=uuid7(), client_id=client.id, agent_id=agent, starts_at=starts_at,
-                  ends_at=ends_at, unit_ids=list(dict.fromkeys(unit_ids)),
-                  listing_ids=list(dict.fromkeys(listing_ids)),
-                  place=text(place, "place", required=False, max_len=300))  # fmt: skip
+    row = Showing(
+        id=uuid7(),
+        client_id=client.id,
+        agent_id=agent,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        unit_ids=list(dict.fromkeys(unit_ids)),
+        listing_ids=list(dict.fromkeys(listing_ids)),
+        place=text(place, "place", required=False, max_len=300),
+    )
     session.add(row)
     if client.stage in ("new", "contacted", "qualified"):
         client.stage, client.stage_changed_at = "showing", utcnow()
@@ -78,11 +98,14 @@ async def _visible_showing(session, p: Principal, showing_id: uuid.UUID) -> Show
     return row
 
 
-async def set_status(session, p: Principal, showing_id: uuid.UUID, status: str, *,
-                     reason: str = "") -> Showing:  # fmt: skip
+async def set_status(
+    session, p: Principal, showing_id: uuid.UUID, status: str, *, reason: str = ""
+) -> Showing:
     row = await _visible_showing(session, p, showing_id)
-    allowed = {"scheduled": {"confirmed", "cancelled", "done"},
-               "confirmed": {"cancelled", "done"}}.get(row.status, set())  # fmt: skip
+    allowed = {
+        "scheduled": {"confirmed", "cancelled", "done"},
+        "confirmed": {"cancelled", "done"},
+    }.get(row.status, set())
     if status not in allowed:
         raise Conflict(f"a showing that is {row.status} cannot become {status}", "status")
     if status == "cancelled":
@@ -93,8 +116,7 @@ async def set_status(session, p: Principal, showing_id: uuid.UUID, status: str, 
     return row
 
 
-async def give_feedback(session, p: Principal, showing_id: uuid.UUID,
-                        items: list[dict]) -> Showing:  # fmt: skip
+async def give_feedback(session, p: Principal, showing_id: uuid.UUID, items: list[dict]) -> Showing:
     """Feedback on what was shown: a rating (1-5) and a comment per unit or listing; the
     showing is done (and the client's profile rebuilt)."""
     row = await _visible_showing(session, p, showing_id)
@@ -110,9 +132,16 @@ async def give_feedback(session, p: Principal, showing_id: uuid.UUID,
             raise ValidationFailed("feedback is on what the showing showed", "items")
         if not 1 <= int(item["rating"]) <= 5:
             raise ValidationFailed("a rating is 1 to 5", "items.rating")
-        clean.append({"kind": key[0], "id": key[1], "rating": int(item["rating"]),
-                      "comment": text(item.get("comment", ""), "items.comment",
-                                      required=False, max_len=1000)})  # fmt: skip
+        clean.append(
+            {
+                "kind": key[0],
+                "id": key[1],
+                "rating": int(item["rating"]),
+                "comment": text(
+                    item.get("comment", ""), "items.comment", required=False, max_len=1000
+                ),
+            }
+        )
     row.feedback = clean
     row.status, row.version = "done", row.version + 1
     client = await session.get(Client, row.client_id)
@@ -122,8 +151,9 @@ async def give_feedback(session, p: Principal, showing_id: uuid.UUID,
     return row
 
 
-async def showings(session, p: Principal, *, client_id: uuid.UUID | None = None,
-                   since: datetime | None = None) -> list[Showing]:  # fmt: skip
+async def showings(
+    session, p: Principal, *, client_id: uuid.UUID | None = None, since: datetime | None = None
+) -> list[Showing]:
     stmt = select(Showing)
     if client_id is not None:
         await get_visible(session, p, client_id)
@@ -146,11 +176,13 @@ async def new_feed(session, account_id: uuid.UUID) -> str:
     """A new private token for the account's calendar (the old one stops working)."""
     token = secrets.token_urlsafe(24)
     await session.execute(
-        insert(CalendarFeed).values(account_id=account_id, token_hash=_hash(token),
-                                    created_at=utcnow())
-        .on_conflict_do_update(index_elements=[CalendarFeed.account_id],
-                               set_={"token_hash": _hash(token), "created_at": utcnow()})
-    )  # fmt: skip
+        insert(CalendarFeed)
+        .values(account_id=account_id, token_hash=_hash(token), created_at=utcnow())
+        .on_conflict_do_update(
+            index_elements=[CalendarFeed.account_id],
+            set_={"token_hash": _hash(token), "created_at": utcnow()},
+        )
+    )
     return token
 
 
@@ -174,11 +206,16 @@ async def ics(session, account_id: uuid.UUID, *, tenant_name: str) -> bytes:
     cal.add("prodid", "-//Anju//Agent calendar//ZH")
     cal.add("version", "2.0")
     cal.add("x-wr-calname", f"{tenant_name} · Anju")
-    rows = (await session.execute(
-        select(Showing, Client.name).join(Client, Client.id == Showing.client_id)
-        .where(Showing.agent_id == account_id, Showing.status.in_(ACTIVE),
-               Showing.ends_at >= since).order_by(Showing.starts_at)
-    )).all()  # fmt: skip
+    rows = (
+        await session.execute(
+            select(Showing, Client.name)
+            .join(Client, Client.id == Showing.client_id)
+            .where(
+                Showing.agent_id == account_id, Showing.status.in_(ACTIVE), Showing.ends_at >= since
+            )
+            .order_by(Showing.starts_at)
+        )
+    ).all()
     for s, name in rows:
         ev = Event()
         ev.add("uid", f"showing-{s.id}@anju")
@@ -189,12 +226,19 @@ async def ics(session, account_id: uuid.UUID, *, tenant_name: str) -> bytes:
         ev.add("location", s.place)
         ev.add("status", "CONFIRMED" if s.status == "confirmed" else "TENTATIVE")
         cal.add_component(ev)
-    follow_ups = (await session.execute(
-        select(FollowUp, Client.name).join(Client, Client.id == FollowUp.client_id)
-        .where(FollowUp.assignee_id == account_id, FollowUp.done_at.is_(None),
-               FollowUp.due_at.is_not(None), FollowUp.due_at >= since)
-        .order_by(FollowUp.due_at)
-    )).all()  # fmt: skip
+    follow_ups = (
+        await session.execute(
+            select(FollowUp, Client.name)
+            .join(Client, Client.id == FollowUp.client_id)
+            .where(
+                FollowUp.assignee_id == account_id,
+                FollowUp.done_at.is_(None),
+                FollowUp.due_at.is_not(None),
+                FollowUp.due_at >= since,
+            )
+            .order_by(FollowUp.due_at)
+        )
+    ).all()
     for f, name in follow_ups:
         ev = Event()
         ev.add("uid", f"follow-up-{f.id}@anju")

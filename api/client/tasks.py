@@ -26,10 +26,14 @@ async def remind_follow_ups(session, tenant) -> int:
     for f, name in due:
         local = f.due_at.astimezone(tenant.zone).strftime("%H:%M")
         await notify.notify(
-            session, tenant.slug, [f.assignee_id], "leads", "followup.due",
+            session,
+            tenant.slug,
+            [f.assignee_id],
+            "leads",
+            "followup.due",
             {"time": local, "client": name, "note": f.next_step or ""},
             data={"kind": "client", "id": str(f.client_id)},
-        )  # fmt: skip
+        )
         f.reminded_at = now
     await session.flush()
     return len(due)
@@ -80,9 +84,14 @@ async def _tell_if_warmer(session, tenant, done) -> None:
     client, before = done
     if client.suggested_grade == "A" and before != "A" and client.owner_id is not None:
         await notify.notify(
-            session, tenant.slug, [client.owner_id], "leads", "client.hot",
-            {"client": client.name}, data={"kind": "client", "id": str(client.id)},
-        )  # fmt: skip
+            session,
+            tenant.slug,
+            [client.owner_id],
+            "leads",
+            "client.hot",
+            {"client": client.name},
+            data={"kind": "client", "id": str(client.id)},
+        )
 
 
 @tenant_task(blueprint)

@@ -21,10 +21,16 @@ class Follow(TenantBase):
     __table_args__ = (
         CheckConstraint(_in("target_kind", ("unit", "listing", "search")), name="kind"),
         CheckConstraint("(target_kind = 'search') = (target_id IS NULL)", name="target"),
-        Index("uq_follow_account_target", "account_id", "target_kind", "target_id", unique=True,
-              postgresql_where="target_id IS NOT NULL"),
+        Index(
+            "uq_follow_account_target",
+            "account_id",
+            "target_kind",
+            "target_id",
+            unique=True,
+            postgresql_where="target_id IS NOT NULL",
+        ),
         Index("ix_follow_target", "target_kind", "target_id"),
-    )  # fmt: skip
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     account_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
@@ -33,14 +39,18 @@ class Follow(TenantBase):
     name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
     # A saved search: {"on": "units" | "listings", "filter": {...}}.
     search: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
 
 
 def live_payload(f: Follow) -> dict:
     """Followed-items feeds of the account update their set from these."""
-    return {"account_id": str(f.account_id), "target_kind": f.target_kind,
-            "target_id": str(f.target_id) if f.target_id else None}  # fmt: skip
+    return {
+        "account_id": str(f.account_id),
+        "target_kind": f.target_kind,
+        "target_id": str(f.target_id) if f.target_id else None,
+    }
 
 
 watch(Follow, "follow", {}, live_payload, on_new=True, on_delete=True)

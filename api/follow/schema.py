@@ -47,10 +47,13 @@ class Follow:
     @classmethod
     def of(cls, r: FollowRow) -> Follow:
         return cls(
-            id=strawberry.ID(str(r.id)), kind=FollowKind(r.target_kind),
-            target_id=strawberry.ID(str(r.target_id)) if r.target_id else None, name=r.name,
-            search=r.search, created_at=r.created_at,
-        )  # fmt: skip
+            id=strawberry.ID(str(r.id)),
+            kind=FollowKind(r.target_kind),
+            target_id=strawberry.ID(str(r.target_id)) if r.target_id else None,
+            name=r.name,
+            search=r.search,
+            created_at=r.created_at,
+        )
 
     @strawberry.field(permission_classes=[requires("unit.read")])
     async def unit(self, info: strawberry.Info) -> Unit | None:

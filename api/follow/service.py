@@ -34,14 +34,13 @@ async def follow(session, account_id: uuid.UUID, kind: str, target_id: uuid.UUID
     await _check_room(session, account_id)
     stmt = (
         insert(Follow)
-        .values(id=uuid7(), account_id=account_id, target_kind=kind, target_id=target_id,
-                name="")
+        .values(id=uuid7(), account_id=account_id, target_kind=kind, target_id=target_id, name="")
         .on_conflict_do_nothing(
             index_elements=[Follow.account_id, Follow.target_kind, Follow.target_id],
             index_where=Follow.target_id.is_not(None),
         )
         .returning(Follow.id)
-    )  # fmt: skip
+    )
     created = (await session.execute(stmt)).scalar_one_or_none()
     row = await _existing(session, account_id, kind, target_id)
     if created is not None and row is not None:  # a bulk insert: the flush hook does not see it
@@ -64,8 +63,12 @@ async def save_search(session, account_id: uuid.UUID, name: str, on: str, search
     """Follow a saved search (``on``: units or listings) with the filter as the caller gave it."""
     name = text(name, "name", required=True, max_len=100)
     await _check_room(session, account_id)
-    row = Follow(account_id=account_id, target_kind="search", name=name,
-                 search={"on": on, "filter": _jsonable(search)})  # fmt: skip
+    row = Follow(
+        account_id=account_id,
+        target_kind="search",
+        name=name,
+        search={"on": on, "filter": _jsonable(search)},
+    )
     session.add(row)
     await session.flush()
     return row
@@ -79,9 +82,10 @@ async def _check_room(session, account_id: uuid.UUID) -> None:
 
 async def unfollow(session, account_id: uuid.UUID, follow_id: uuid.UUID) -> None:
     stmt = (
-        delete(Follow).where(Follow.id == follow_id, Follow.account_id == account_id)
+        delete(Follow)
+        .where(Follow.id == follow_id, Follow.account_id == account_id)
         .returning(Follow.account_id, Follow.target_kind, Follow.target_id)
-    )  # fmt: skip
+    )
     gone = (await session.execute(stmt)).first()
     if gone is None:
         raise NotFound("follow not found", "id")
@@ -97,15 +101,17 @@ async def follows_of(session, account_id: uuid.UUID, kind: str | None) -> Sequen
 
 async def followers(session, kind: str, target_id: uuid.UUID) -> list[uuid.UUID]:
     """Accounts following this unit or listing."""
-    stmt = select(Follow.account_id).where(Follow.target_kind == kind,
-                                           Follow.target_id == target_id)  # fmt: skip
+    stmt = select(Follow.account_id).where(
+        Follow.target_kind == kind, Follow.target_id == target_id
+    )
     return list(await session.scalars(stmt))
 
 
 async def followed_entity_ids(session, account_id: uuid.UUID) -> list[uuid.UUID]:
     """The units and listings this account follows (live ``followedChanges`` listens to them)."""
-    stmt = select(Follow.target_id).where(Follow.account_id == account_id,
-                                          Follow.target_kind.in_(("unit", "listing")))  # fmt: skip
+    stmt = select(Follow.target_id).where(
+        Follow.account_id == account_id, Follow.target_kind.in_(("unit", "listing"))
+    )
     return list(await session.scalars(stmt))
 
 

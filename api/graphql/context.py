@@ -231,9 +231,10 @@ def _mutation_event(ec, recorder: AuditRecorder) -> Event | None:
             names.append(name)
             try:
                 args[name] = (
-                    {} if isinstance(variables, list)
+                    {}
+                    if isinstance(variables, list)
                     else get_argument_values(root.fields[name], sel, variables)
-                )  # fmt: skip
+                )
             except GraphQLError:
                 args[name] = {}
     if not names:
@@ -267,8 +268,11 @@ class OperationScope(SchemaExtension):
         if ctx.limiter is None or ctx.limits is None:
             return
         per_user, per_tenant, per_anonymous = ctx.limits
-        checks = [(f"u:{principal.account_id}", per_user) if principal is not None
-                  else (f"ip:{ctx.client_ip}", per_anonymous)]  # fmt: skip
+        checks = [
+            (f"u:{principal.account_id}", per_user)
+            if principal is not None
+            else (f"ip:{ctx.client_ip}", per_anonymous)
+        ]
         if ctx.tenant is not None:
             checks.append((f"t:{ctx.tenant.id}", per_tenant))
         for key, limit in checks:
@@ -282,9 +286,11 @@ class OperationScope(SchemaExtension):
                 who = "this tenant" if key.startswith("t:") else "you"
                 raise GraphQLError(
                     f"too many requests from {who}: try again in {verdict.retry_after} s",
-                    extensions={"code": ErrorCode.RATE_LIMITED.value,
-                                "retryAfter": verdict.retry_after},
-                )  # fmt: skip
+                    extensions={
+                        "code": ErrorCode.RATE_LIMITED.value,
+                        "retryAfter": verdict.retry_after,
+                    },
+                )
 
     async def on_operation(self) -> AsyncIterator[None]:
         ec = self.execution_context
@@ -308,10 +314,12 @@ class OperationScope(SchemaExtension):
                     if events:
                         p = scope.principal
                         await append_audit(
-                            uow.session, events,
+                            uow.session,
+                            events,
                             actor_id=p.account_id if isinstance(p, Principal) else scope.actor_id,
-                            actor_ip=ctx.client_ip, actor_app=ctx.client_app,
-                        )  # fmt: skip
+                            actor_ip=ctx.client_ip,
+                            actor_app=ctx.client_app,
+                        )
                 if uow.started:
                     await uow.commit()
             except Exception as exc:  # e.g. a deferred constraint: nothing was saved

@@ -89,9 +89,11 @@ def user_error(exc: DomainError) -> UserError:
     note_user_error(exc.code)
     if exc.code == ErrorCode.RATE_LIMITED:
         return RateLimitedError(
-            code=exc.code, message=exc.message, field=exc.field,
+            code=exc.code,
+            message=exc.message,
+            field=exc.field,
             retry_after=getattr(exc, "retry_after", 60),
-        )  # fmt: skip
+        )
     cls = next((e for k, e in _BY_EXCEPTION.items() if isinstance(exc, k)), None)
     cls = cls or _BY_CODE.get(exc.code, ValidationError)
     return cls(code=exc.code, message=exc.message, field=exc.field)
@@ -151,10 +153,16 @@ def apply_error_policy(errors: list[GraphQLError]) -> list[GraphQLError]:
             continue
         if unavailable.unavailable(error.original_error):  # not a bug: try again shortly
             unavailable.note(error.original_error, "graphql")
-            out.append(GraphQLError(
-                unavailable.MESSAGE, nodes=error.nodes, source=error.source,
-                positions=error.positions, path=error.path, extensions=unavailable.EXTENSIONS,
-            ))  # fmt: skip
+            out.append(
+                GraphQLError(
+                    unavailable.MESSAGE,
+                    nodes=error.nodes,
+                    source=error.source,
+                    positions=error.positions,
+                    path=error.path,
+                    extensions=unavailable.EXTENSIONS,
+                )
+            )
             continue
         correlation_id = str(uuid.uuid4())
         log.error(

@@ -40,9 +40,9 @@ def check_length(text: str, max_chars: int) -> None:
     checked before it is parsed."""
     if len(text) > max_chars:
         raise GraphQLError(
-            f"the document is {len(text):,} characters long, more than the limit of "
-            f"{max_chars:,}", extensions={"code": "BAD_USER_INPUT", "maxChars": max_chars},
-        )  # fmt: skip
+            f"the document is {len(text):,} characters long, more than the limit of {max_chars:,}",
+            extensions={"code": "BAD_USER_INPUT", "maxChars": max_chars},
+        )
 
 
 def check_operation_name(document: DocumentNode, operation_name: str | None) -> None:
@@ -83,16 +83,22 @@ def cost_rule(max_cost: int) -> type[ValidationRule]:
             root = schema.get_root_type(node.operation)
             if root is None:
                 return
-            fragments = {f.name.value: f for f in self.context.document.definitions
-                         if f.kind == "fragment_definition"}  # fmt: skip
+            fragments = {
+                f.name.value: f
+                for f in self.context.document.definitions
+                if f.kind == "fragment_definition"
+            }
             cost = _selection_cost(node.selection_set, root, schema, fragments, set(), max_cost)
             if cost > max_cost:
                 name = node.name.value if node.name else "the operation"
-                self.report_error(GraphQLError(
-                    f"{name} costs {cost}, more than the limit of {max_cost}: ask for smaller "
-                    "pages or fewer nested lists",
-                    node, extensions={"code": "BAD_USER_INPUT", "cost": cost, "maxCost": max_cost},
-                ))  # fmt: skip
+                self.report_error(
+                    GraphQLError(
+                        f"{name} costs {cost}, more than the limit of {max_cost}: ask for smaller "
+                        "pages or fewer nested lists",
+                        node,
+                        extensions={"code": "BAD_USER_INPUT", "cost": cost, "maxCost": max_cost},
+                    )
+                )
 
     return CostLimit
 
@@ -127,8 +133,9 @@ def _selection_cost(selection_set, parent, schema, fragments, seen: set, cap: in
             if frag is None or name in seen:
                 continue
             target = schema.get_type(frag.type_condition.name.value) or parent
-            total += _selection_cost(frag.selection_set, target, schema, fragments,
-                                     seen | {name}, cap)  # fmt: skip
+            total += _selection_cost(
+                frag.selection_set, target, schema, fragments, seen | {name}, cap
+            )
         if total > cap:  # already over: stop walking a huge document
             return total
     return total

@@ -189,15 +189,17 @@ MAX_LIST_ITEMS = 5000
 def overlong_list(variables: object) -> str | None:
     """Why ``variables`` are refused: the path (``$name.field[3]``) of a list in them longer
     than ``MAX_LIST_ITEMS``; or None."""
-    stack = [(f"${k}", v) for k, v in (variables or {}).items()] if isinstance(
-        variables, dict) else []  # fmt: skip
+    stack = (
+        [(f"${k}", v) for k, v in (variables or {}).items()] if isinstance(variables, dict) else []
+    )
     while stack:
         path, value = stack.pop()
         if isinstance(value, list):
             if len(value) > MAX_LIST_ITEMS:
                 return f"{path} holds more than {MAX_LIST_ITEMS} items"
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value)
-                         if isinstance(v, dict | list))  # fmt: skip
+            stack.extend(
+                (f"{path}[{i}]", v) for i, v in enumerate(value) if isinstance(v, dict | list)
+            )
         elif isinstance(value, dict):
             stack.extend((f"{path}.{k}", v) for k, v in value.items())
     return None
@@ -208,8 +210,10 @@ class Money:
     minor_units: Long
     currency: str
 
-    @strawberry.field(description="The amount in major units, as a decimal string with the "
-                      "currency's minor digits (123.45 CNY, 1500 JPY).")  # fmt: skip
+    @strawberry.field(
+        description="The amount in major units, as a decimal string with the "
+        "currency's minor digits (123.45 CNY, 1500 JPY)."
+    )
     def amount(self) -> Decimal:
         return major_units(self.minor_units, self.currency)
 
@@ -312,6 +316,5 @@ def edges_of(rows: list, first: int, sort: str, make) -> tuple[list, PageInfo]:
     """Edges (cursor, node) and PageInfo from ``first + 1`` (row, key) pairs; ``make`` builds
     an edge from (cursor, row)."""
     edges = [make(encode_cursor([sort, key, str(row.id)]), row) for row, key in rows[:first]]
-    info = PageInfo(has_next_page=len(rows) > first,
-                    end_cursor=edges[-1].cursor if edges else None)  # fmt: skip
+    info = PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None)
     return edges, info

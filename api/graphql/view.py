@@ -50,10 +50,19 @@ def _plain(data: dict) -> bool:
 
 class GraphQLView(GraphQL):
     def __init__(
-        self, schema, db: TenantDatabase, kit: SecurityKit, senders, storage=None, *,
-        trusted: dict[str, str] | None = None, production: bool = False, limiter=None,
-        limits: tuple[int, int, int] | None = None, **kwargs,
-    ):  # fmt: skip
+        self,
+        schema,
+        db: TenantDatabase,
+        kit: SecurityKit,
+        senders,
+        storage=None,
+        *,
+        trusted: dict[str, str] | None = None,
+        production: bool = False,
+        limiter=None,
+        limits: tuple[int, int, int] | None = None,
+        **kwargs,
+    ):
         super().__init__(schema, **kwargs)
         self.db = db
         self.kit = kit
@@ -69,8 +78,9 @@ class GraphQLView(GraphQL):
             return await super().run(request, context, root_value)
         except HTTPException as exc:
             code = "NOT_FOUND" if exc.status_code == 404 else "BAD_USER_INPUT"
-            return Response(error_body(exc.reason, code), exc.status_code,
-                            media_type="application/json")  # fmt: skip
+            return Response(
+                error_body(exc.reason, code), exc.status_code, media_type="application/json"
+            )
 
     def decode_json(self, data: str | bytes, what: str = "the body") -> object:
         try:
@@ -90,9 +100,11 @@ class GraphQLView(GraphQL):
             if _plain(data) and not streamed:  # parsed once here
                 request._request.state.adhoc_document = True
                 return GraphQLRequestData(
-                    query=data["query"], variables=data.get("variables"),
-                    operation_name=data.get("operationName"), extensions=data.get("extensions"),
-                )  # fmt: skip
+                    query=data["query"],
+                    variables=data.get("variables"),
+                    operation_name=data.get("operationName"),
+                    extensions=data.get("extensions"),
+                )
         elif content_type == "multipart/form-data" and not any(
             request.headers.get(h) for h in PREFLIGHT_HEADERS
         ):
@@ -108,9 +120,11 @@ class GraphQLView(GraphQL):
         if variables is not None and not isinstance(variables, dict):
             raise HTTPException(400, "variables must be an object")
         return GraphQLRequestData(
-            query=self._trusted_text(data), variables=variables,
-            operation_name=data.get("operationName"), extensions=data.get("extensions"),
-        )  # fmt: skip
+            query=self._trusted_text(data),
+            variables=variables,
+            operation_name=data.get("operationName"),
+            extensions=data.get("extensions"),
+        )
 
     def _trusted_text(self, data: dict) -> str:
         text = self.trusted.get(str(data.get("documentId")))
@@ -154,7 +168,14 @@ class GraphQLView(GraphQL):
     async def get_context(self, request: Request | WebSocket, response) -> Context:
         tenant = request.scope.get("state", {}).get("tenant")
         return Context(
-            request=request, response=response, tenant=tenant, db=self.db, kit=self.kit,
-            senders=self.senders, storage=self.storage,
-            production=self.production, limiter=self.limiter, limits=self.limits,
-        )  # fmt: skip
+            request=request,
+            response=response,
+            tenant=tenant,
+            db=self.db,
+            kit=self.kit,
+            senders=self.senders,
+            storage=self.storage,
+            production=self.production,
+            limiter=self.limiter,
+            limits=self.limits,
+        )

@@ -60,15 +60,17 @@ def _typed(kit: SecurityKit, inv: Invitation) -> dict:
     if inv.ident_enc is None:
         return {}
     return json.loads(
-        kit.cipher.decrypt(inv.ident_enc, scope=SHARED_SCOPE, table="invitation",
-                           column="ident", row_id=inv.id)
-    )  # fmt: skip
+        kit.cipher.decrypt(
+            inv.ident_enc, scope=SHARED_SCOPE, table="invitation", column="ident", row_id=inv.id
+        )
+    )
 
 
 def view(kit: SecurityKit, inv: Invitation) -> InvitationView:
     typed = _typed(kit, inv)
-    return InvitationView(inv.id, inv.name, typed.get("phone"), typed.get("email"),
-                          list(inv.roles), inv.expires_at)  # fmt: skip
+    return InvitationView(
+        inv.id, inv.name, typed.get("phone"), typed.get("email"), list(inv.roles), inv.expires_at
+    )
 
 
 async def invite(
@@ -113,19 +115,30 @@ async def invite(
     t = now()
     await session.execute(
         update(Invitation)
-        .where(Invitation.tenant_id == tenant_id, Invitation.ident_bidx == bidx,
-               Invitation.accepted_at.is_(None), Invitation.withdrawn_at.is_(None))
+        .where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.ident_bidx == bidx,
+            Invitation.accepted_at.is_(None),
+            Invitation.withdrawn_at.is_(None),
+        )
         .values(withdrawn_at=t)
-    )  # fmt: skip
+    )
     token, digest = new_refresh_token()
     inv = Invitation(
-        id=uuid7(), tenant_id=tenant_id, token_hash=digest, invited_by=inviter_id,
-        name=name, roles=roles, ident_kind=ident.kind, ident_bidx=bidx,
+        id=uuid7(),
+        tenant_id=tenant_id,
+        token_hash=digest,
+        invited_by=inviter_id,
+        name=name,
+        roles=roles,
+        ident_kind=ident.kind,
+        ident_bidx=bidx,
         expires_at=t + timedelta(seconds=kit.settings.invitation_ttl),
-    )  # fmt: skip
+    )
     typed = {k: v for k, v in (("phone", phone_n), ("email", email_n)) if v}
-    inv.ident_enc = kit.cipher.encrypt(json.dumps(typed), scope=SHARED_SCOPE, table="invitation",
-                                       column="ident", row_id=inv.id)  # fmt: skip
+    inv.ident_enc = kit.cipher.encrypt(
+        json.dumps(typed), scope=SHARED_SCOPE, table="invitation", column="ident", row_id=inv.id
+    )
     session.add(inv)
     await session.flush()
     link = f"{kit.settings.invitation_url}?{urlencode({'tenant': tenant.slug, 'token': token})}"
@@ -144,18 +157,26 @@ async def pending(session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID)
     rows = await session.execute(
         select(Invitation, Account.name, Membership.roles)
         .outerjoin(Account, Account.id == Invitation.account_id)
-        .outerjoin(Membership, (Membership.account_id == Invitation.account_id)
-                   & (Membership.tenant_id == Invitation.tenant_id))
-        .where(Invitation.tenant_id == tenant_id, Invitation.accepted_at.is_(None),
-               Invitation.withdrawn_at.is_(None), Invitation.expires_at > now(),
-               Invitation.ident_enc.is_not(None) | (Membership.status == "invited"))
+        .outerjoin(
+            Membership,
+            (Membership.account_id == Invitation.account_id)
+            & (Membership.tenant_id == Invitation.tenant_id),
+        )
+        .where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.withdrawn_at.is_(None),
+            Invitation.expires_at > now(),
+            Invitation.ident_enc.is_not(None) | (Membership.status == "invited"),
+        )
         .order_by(Invitation.created_at.desc())
-    )  # fmt: skip
+    )
     return [
-        view(kit, inv) if inv.ident_enc is not None
+        view(kit, inv)
+        if inv.ident_enc is not None
         else InvitationView(inv.id, name, None, None, list(roles), inv.expires_at)
         for inv, name, roles in rows
-    ]  # fmt: skip
+    ]
 
 
 async def withdraw(session: AsyncSession, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> None:
@@ -208,8 +229,9 @@ async def accept(
         # An existing person joining another tenant proves it is them. Outside any savepoint
         # (the resolver has none): a wrong password counts towards the sign-in lockout, as
         # on signIn, and a locked account is refused.
-        await prove_password(session, kit, account, password, t,
-                             "enter the password of your existing Anju account")  # fmt: skip
+        await prove_password(
+            session, kit, account, password, t, "enter the password of your existing Anju account"
+        )
     elif problem := password_problem(password or ""):
         raise ValidationFailed(problem, "password")
     # Nothing was written above but a counted failure; what follows refuses nothing.
@@ -219,9 +241,13 @@ async def accept(
         # an inviter who typed their own address reset this account's password through it.
         link = {"phone": None, "email": None, inv.ident_kind: typed[inv.ident_kind]}
         account = await create_account(
-            session, kit, name=(name or "").strip() or inv.name, phone=link["phone"],
-            email=link["email"], password=password,
-        )  # fmt: skip
+            session,
+            kit,
+            name=(name or "").strip() or inv.name,
+            phone=link["phone"],
+            email=link["email"],
+            password=password,
+        )
     else:
         if not account.password_hash:
             # Made by an invitation from before 0013 with all the inviter typed, and never
@@ -235,8 +261,9 @@ async def accept(
         if name and name.strip():
             account.name = name.strip()[:100]
     if member is None:
-        member = Membership(account_id=account.id, tenant_id=inv.tenant_id, roles=list(inv.roles),
-                            status="active")  # fmt: skip
+        member = Membership(
+            account_id=account.id, tenant_id=inv.tenant_id, roles=list(inv.roles), status="active"
+        )
         session.add(member)
     elif member.status != "active":  # invited (an invitation made before), or disabled and
         # invited again (disabling withdraws the pending invitations of the person)

@@ -47,9 +47,13 @@ def _new_password_problem(password: str) -> None:
 
 
 async def _set_password(
-    session: AsyncSession, kit: SecurityKit, account: Account, password: str, t: datetime,
+    session: AsyncSession,
+    kit: SecurityKit,
+    account: Account,
+    password: str,
+    t: datetime,
     keep: uuid.UUID | None,
-) -> int:  # fmt: skip
+) -> int:
     """New hash, lockout cleared, pending reset codes and links spent, sessions revoked."""
     account.password_hash = await hash_password(password)
     account.failed_logins = 0
@@ -64,10 +68,11 @@ async def _set_password(
         bidx = kit.blind_index.digest(phone, scope=SHARED_SCOPE, column="phone")
         await session.execute(
             update(SmsCode)
-            .where(SmsCode.phone_bidx == bidx, SmsCode.purpose == "reset",
-                   SmsCode.used_at.is_(None))
+            .where(
+                SmsCode.phone_bidx == bidx, SmsCode.purpose == "reset", SmsCode.used_at.is_(None)
+            )
             .values(used_at=t)
-        )  # fmt: skip
+        )
     revoked = await repo.revoke_account_sessions(session, account.id, t, keep=keep)
     await session.flush()
     return revoked
@@ -92,9 +97,15 @@ async def change_password(
 
 
 async def request_reset(
-    session: AsyncSession, kit: SecurityKit, senders, tenant: TenantInfo, identifier: str, ip: str,
-    *, later=None,
-) -> tuple[datetime, int]:  # fmt: skip
+    session: AsyncSession,
+    kit: SecurityKit,
+    senders,
+    tenant: TenantInfo,
+    identifier: str,
+    ip: str,
+    *,
+    later=None,
+) -> tuple[datetime, int]:
     """A code by SMS (phone) or a link by email. Returns (expires at, seconds before a resend),
     the same whether or not the identifier belongs to an active member here, and whether or
     not the message could be sent (``later``: see ``sms.send_quietly``)."""
@@ -109,10 +120,15 @@ async def request_reset(
     account = await sms.active_member(session, kit, tenant, ident)
     token, digest = new_refresh_token()
     row = PasswordReset(
-        id=uuid7(), email_bidx=bidx, account_id=account.id if account else None,
-        tenant_id=uuid.UUID(tenant.id), token_hash=digest,
-        expires_at=t + timedelta(seconds=s.password_reset_ttl), ip=ip[:64], created_at=t,
-    )  # fmt: skip
+        id=uuid7(),
+        email_bidx=bidx,
+        account_id=account.id if account else None,
+        tenant_id=uuid.UUID(tenant.id),
+        token_hash=digest,
+        expires_at=t + timedelta(seconds=s.password_reset_ttl),
+        ip=ip[:64],
+        created_at=t,
+    )
     session.add(row)
     await session.flush()
     if account is not None:
@@ -131,9 +147,15 @@ async def request_reset(
 
 
 async def reset_with_code(
-    session: AsyncSession, kit: SecurityKit, tenant: TenantInfo, phone: str, code: str, new: str,
-    *, on_success=None,
-) -> int:  # fmt: skip
+    session: AsyncSession,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    phone: str,
+    code: str,
+    new: str,
+    *,
+    on_success=None,
+) -> int:
     """Returns the number of sessions revoked."""
     _new_password_problem(new)
     found = await sms.spend_code(session, kit, tenant, phone, code, purpose="reset")
@@ -144,9 +166,14 @@ async def reset_with_code(
 
 
 async def reset_with_token(
-    session: AsyncSession, kit: SecurityKit, tenant: TenantInfo, token: str, new: str,
-    *, on_success=None,
-) -> int:  # fmt: skip
+    session: AsyncSession,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    token: str,
+    new: str,
+    *,
+    on_success=None,
+) -> int:
     """Returns the number of sessions revoked."""
     _new_password_problem(new)
     row = await session.scalar(

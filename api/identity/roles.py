@@ -181,10 +181,14 @@ async def withdraw_invitations(
     digests = [d for d in (account.phone_bidx, account.email_bidx) if d is not None]
     await session.execute(
         update(Invitation)
-        .where(Invitation.tenant_id == tenant_id, Invitation.accepted_at.is_(None),
-               Invitation.withdrawn_at.is_(None), Invitation.ident_bidx.in_(digests))
+        .where(
+            Invitation.tenant_id == tenant_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.withdrawn_at.is_(None),
+            Invitation.ident_bidx.in_(digests),
+        )
         .values(withdrawn_at=func.now())
-    )  # fmt: skip
+    )
 
 
 async def assign_roles(

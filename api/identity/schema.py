@@ -48,8 +48,10 @@ class Tokens:
         )
 
 
-@strawberry.type(description="A person's identity. Phone and email are masked unless the "
-                 "viewer is that person or has pii.read.")  # fmt: skip
+@strawberry.type(
+    description="A person's identity. Phone and email are masked unless the "
+    "viewer is that person or has pii.read."
+)
 class Account:
     id: strawberry.ID
     name: str
@@ -162,8 +164,10 @@ SmsCodeResult = Annotated[
 ]
 
 
-@strawberry.type(description="The answer to a password-reset request: the same whether or not "
-                 "the phone or email belongs to a member.")  # fmt: skip
+@strawberry.type(
+    description="The answer to a password-reset request: the same whether or not "
+    "the phone or email belongs to a member."
+)
 class PasswordResetRequested:
     expires_at: datetime
     resend_after_seconds: int
@@ -202,9 +206,12 @@ class RoleInfo:
     @classmethod
     def of(cls, r: roles_service.RoleView) -> RoleInfo:
         return cls(
-            key=r.key, name=r.name, permissions=list(r.permissions), data_scope=r.scope,
+            key=r.key,
+            name=r.name,
+            permissions=list(r.permissions),
+            data_scope=r.scope,
             builtin=r.builtin,
-        )  # fmt: skip
+        )
 
 
 @strawberry.type
@@ -290,10 +297,12 @@ TeamMembershipResult = Annotated[
 
 def _team(t, members=()) -> TeamInfo:
     return TeamInfo(
-        id=strawberry.ID(str(t.id)), name=t.name, kind=t.kind,
+        id=strawberry.ID(str(t.id)),
+        name=t.name,
+        kind=t.kind,
         parent_id=strawberry.ID(str(t.parent_id)) if t.parent_id else None,
         member_ids=[strawberry.ID(str(m)) for m in members],
-    )  # fmt: skip
+    )
 
 
 def _uuid(value) -> uuid.UUID | None:
@@ -311,8 +320,10 @@ class InviteMemberInput:
     email: str | None = None
 
 
-@strawberry.type(description="A pending invitation: only what the inviter typed. The person "
-                 "appears among the members once they accept.")  # fmt: skip
+@strawberry.type(
+    description="A pending invitation: only what the inviter typed. The person "
+    "appears among the members once they accept."
+)
 class Invitation:
     id: strawberry.ID
     name: str
@@ -327,8 +338,14 @@ class Invitation:
         if not unmasked:
             phone = mask_phone(phone) if phone else None
             email = mask_email(email) if email else None
-        return cls(id=strawberry.ID(str(v.id)), name=v.name, phone=phone, email=email,
-                   roles=v.roles, expires_at=v.expires_at)  # fmt: skip
+        return cls(
+            id=strawberry.ID(str(v.id)),
+            name=v.name,
+            phone=phone,
+            email=email,
+            roles=v.roles,
+            expires_at=v.expires_at,
+        )
 
 
 @strawberry.type
@@ -416,12 +433,16 @@ class Query:
         rows = await service.repo.sessions_of(ctx.session, p.account_id, p.tenant_id, service.now())
         return [
             SessionInfo(
-                id=strawberry.ID(str(r.family_id)), started_at=r.started_at,
-                last_used_at=r.last_used_at, expires_at=r.expires_at, user_agent=r.user_agent,
-                ip=r.ip, current=r.family_id == p.session_id,
+                id=strawberry.ID(str(r.family_id)),
+                started_at=r.started_at,
+                last_used_at=r.last_used_at,
+                expires_at=r.expires_at,
+                user_agent=r.user_agent,
+                ip=r.ip,
+                current=r.family_id == p.session_id,
             )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     @strawberry.field(
         permission_classes=[requires("member.read")], description="Built-in and custom roles."
@@ -486,10 +507,19 @@ async def _signed_in(session, fn, *, keeps: str):
 async def _sign_in_step(ctx, step, *args, keeps: str):
     """A sign-in step in the request's tenant (password, TOTP code, SMS code): the new session
     notes the caller's user agent and address; success names the audit actor."""
-    return await _signed_in(ctx.session, lambda: step(
-        ctx.session, ctx.kit, ctx.tenant, *args, user_agent=ctx.user_agent, ip=ctx.client_ip,
-        on_success=ctx.set_actor,
-    ), keeps=keeps)  # fmt: skip
+    return await _signed_in(
+        ctx.session,
+        lambda: step(
+            ctx.session,
+            ctx.kit,
+            ctx.tenant,
+            *args,
+            user_agent=ctx.user_agent,
+            ip=ctx.client_ip,
+            on_success=ctx.set_actor,
+        ),
+        keeps=keeps,
+    )
 
 
 async def _password_changed(session, fn, *, keeps: str):
@@ -521,11 +551,20 @@ class Mutation:
 
         async def run():
             return await service.sign_up(
-                session, ctx.kit, tenant_slug=input.tenant_slug, tenant_name=input.tenant_name,
-                name=input.name, phone=input.phone, email=input.email, password=input.password,
-                user_agent=ctx.user_agent, ip=ctx.client_ip, time_zone=input.time_zone,
-                locale=input.locale, currency=input.currency,
-            )  # fmt: skip
+                session,
+                ctx.kit,
+                tenant_slug=input.tenant_slug,
+                tenant_name=input.tenant_name,
+                name=input.name,
+                phone=input.phone,
+                email=input.email,
+                password=input.password,
+                user_agent=ctx.user_agent,
+                ip=ctx.client_ip,
+                time_zone=input.time_zone,
+                locale=input.locale,
+                currency=input.currency,
+            )
 
         done, error = await attempt(session, run)
         if error:
@@ -614,10 +653,18 @@ class Mutation:
     )
     async def request_sms_code(self, info: strawberry.Info, phone: str) -> SmsCodeResult:
         ctx = info.context
-        done, error = await attempt(ctx.session, lambda: sms.request_code(
-            ctx.session, ctx.kit, ctx.senders.sms, ctx.tenant, phone, ctx.client_ip,
-            later=ctx.after_commit,
-        ))  # fmt: skip
+        done, error = await attempt(
+            ctx.session,
+            lambda: sms.request_code(
+                ctx.session,
+                ctx.kit,
+                ctx.senders.sms,
+                ctx.tenant,
+                phone,
+                ctx.client_ip,
+                later=ctx.after_commit,
+            ),
+        )
         if error:
             return error
         expires, resend = done
@@ -661,10 +708,18 @@ class Mutation:
         self, info: strawberry.Info, identifier: str
     ) -> RequestPasswordResetResult:
         ctx = info.context
-        done, error = await attempt(ctx.session, lambda: passwords.request_reset(
-            ctx.session, ctx.kit, ctx.senders, ctx.tenant, identifier, ctx.client_ip,
-            later=ctx.after_commit,
-        ))  # fmt: skip
+        done, error = await attempt(
+            ctx.session,
+            lambda: passwords.request_reset(
+                ctx.session,
+                ctx.kit,
+                ctx.senders,
+                ctx.tenant,
+                identifier,
+                ctx.client_ip,
+                later=ctx.after_commit,
+            ),
+        )
         if error:
             return error
         expires, resend = done
@@ -682,11 +737,16 @@ class Mutation:
         return await _password_changed(
             ctx.session,
             lambda: passwords.reset_with_code(
-                ctx.session, ctx.kit, ctx.tenant, phone, code, new_password,
+                ctx.session,
+                ctx.kit,
+                ctx.tenant,
+                phone,
+                code,
+                new_password,
                 on_success=ctx.set_actor,
             ),
             keeps=WRONG_CODE,
-        )  # fmt: skip
+        )
 
     @strawberry.mutation(
         permission_classes=[TenantRequired],
@@ -715,11 +775,15 @@ class Mutation:
         return await _signed_in(
             ctx.session,
             lambda: service.rotate_refresh_token(
-                ctx.session, ctx.kit, ctx.tenant, refresh_token,
-                user_agent=ctx.user_agent, ip=ctx.client_ip,
+                ctx.session,
+                ctx.kit,
+                ctx.tenant,
+                refresh_token,
+                user_agent=ctx.user_agent,
+                ip=ctx.client_ip,
             ),
             keeps="the session revoked when a spent refresh token comes back",
-        )  # fmt: skip
+        )
 
     @strawberry.mutation(permission_classes=[Authenticated], description="End this session.")
     async def sign_out(self, info: strawberry.Info) -> SignOutPayload:
@@ -744,10 +808,13 @@ class Mutation:
         role, error = await attempt(
             session,
             lambda: roles_service.update_role(
-                session, input.key, name=input.name, permissions=input.permissions,
+                session,
+                input.key,
+                name=input.name,
+                permissions=input.permissions,
                 scope=input.data_scope,
             ),
-        )  # fmt: skip
+        )
         return error or RolePayload(role=RoleInfo.of(role))
 
     @strawberry.mutation(permission_classes=[requires("role.manage")])
@@ -834,11 +901,18 @@ class Mutation:
         done, error = await attempt(
             ctx.session,
             lambda: invitations.invite(
-                ctx.session, ctx.kit, ctx.senders, ctx.tenant, p.account_id, name=input.name,
-                phone=input.phone, email=input.email, roles=input.roles,
+                ctx.session,
+                ctx.kit,
+                ctx.senders,
+                ctx.tenant,
+                p.account_id,
+                name=input.name,
+                phone=input.phone,
+                email=input.email,
+                roles=input.roles,
                 inviter_permissions=p.permissions,
             ),
-        )  # fmt: skip
+        )
         # Only what the caller typed comes back (nothing about an existing account).
         return error or InvitationPayload(invitation=Invitation.of(done))
 
@@ -873,11 +947,17 @@ class Mutation:
         return await _signed_in(
             ctx.session,
             lambda: invitations.accept(
-                ctx.session, ctx.kit, ctx.tenant, token, password=password, name=name,
-                user_agent=ctx.user_agent, ip=ctx.client_ip,
+                ctx.session,
+                ctx.kit,
+                ctx.tenant,
+                token,
+                password=password,
+                name=name,
+                user_agent=ctx.user_agent,
+                ip=ctx.client_ip,
             ),
             keeps="a wrong password of an existing account, counted towards the lockout",
-        )  # fmt: skip
+        )
 
     @strawberry.mutation(
         permission_classes=[requires("member.invite")],
@@ -888,9 +968,15 @@ class Mutation:
     ) -> DisableMemberResult:
         ctx = info.context
         p = await ctx.principal()
-        membership, error = await attempt(ctx.session, lambda: roles_service.disable_member(
-            ctx.session, p.tenant_id, p.account_id, require_id(account_id, "member", "accountId")
-        ))  # fmt: skip
+        membership, error = await attempt(
+            ctx.session,
+            lambda: roles_service.disable_member(
+                ctx.session,
+                p.tenant_id,
+                p.account_id,
+                require_id(account_id, "member", "accountId"),
+            ),
+        )
         if error:
             return error
         row = await service.repo.account(ctx.session, membership.account_id)

@@ -362,9 +362,13 @@ def refuse_if_locked(account: Account, t: datetime) -> None:
 
 
 async def prove_password(
-    session: AsyncSession, kit: SecurityKit, account: Account, password: str, t: datetime,
+    session: AsyncSession,
+    kit: SecurityKit,
+    account: Account,
+    password: str,
+    t: datetime,
     message: str = "wrong password",
-) -> None:  # fmt: skip
+) -> None:
     """A signed-in step that re-checks the account's password: a locked account is refused, a
     wrong password counts towards the lockout (the caller must not undo that write: no
     savepoint around it), a right one clears the count."""

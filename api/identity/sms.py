@@ -51,9 +51,14 @@ def _retry(until: datetime, t: datetime) -> int:
 
 
 async def check_send_limits(
-    session: AsyncSession, kit: SecurityKit, model, bidx_column, bidx: bytes, ip: str,
+    session: AsyncSession,
+    kit: SecurityKit,
+    model,
+    bidx_column,
+    bidx: bytes,
+    ip: str,
     *same_kind,
-) -> datetime:  # fmt: skip
+) -> datetime:
     """Refuse a new code or link to ``bidx`` (a phone's or an email's blind index) sent too
     soon after the last one of the same kind (``same_kind``: extra conditions), beyond the
     hourly count for the identifier (all kinds), or beyond the hourly count from ``ip``.

@@ -94,9 +94,10 @@ async def active_members(session: AsyncSession, accounts) -> set[uuid.UUID]:
     from api.identity.models import Membership
 
     stmt = select(Membership.account_id).where(
-        Membership.account_id.in_(list(accounts)), Membership.status == "active",
+        Membership.account_id.in_(list(accounts)),
+        Membership.status == "active",
         Membership.tenant_id == uuid.UUID(str(session.info["tenant_id"])),
-    )  # fmt: skip
+    )
     return set(await session.scalars(stmt))
 
 

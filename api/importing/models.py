@@ -27,5 +27,6 @@ class ImportBatch(TenantBase):
     failed: Mapped[int] = mapped_column(Integer, nullable=False)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )

@@ -40,11 +40,13 @@ class ImportReport:
     @classmethod
     def of(cls, r: service.Report) -> ImportReport:
         return cls(
-            batch_id=strawberry.ID(str(r.batch_id)), rows_total=r.rows_total,
-            imported=r.imported, skipped=r.skipped, failed=r.failed,
-            errors=[ImportRowError(row=e.row, field=e.field, message=e.message)
-                    for e in r.errors],
-        )  # fmt: skip
+            batch_id=strawberry.ID(str(r.batch_id)),
+            rows_total=r.rows_total,
+            imported=r.imported,
+            skipped=r.skipped,
+            failed=r.failed,
+            errors=[ImportRowError(row=e.row, field=e.field, message=e.message) for e in r.errors],
+        )
 
 
 ImportResult = Annotated[

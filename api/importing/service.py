@@ -35,46 +35,65 @@ def _aliases(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
     return {alias: canonical for canonical, names in table.items() for alias in names}
 
 
-UNIT_COLUMNS = _aliases({
-    "building": ("building", "楼栋", "楼号", "栋"),
-    "floor": ("floor", "楼层"),
-    "number": ("number", "unit", "unit_number", "房号", "房间号"),
-    "unit_type": ("unit_type", "type", "户型"),
-    "gross_area": ("gross_area", "area", "建筑面积", "面积"),
-    "net_area": ("net_area", "套内面积"),
-    "orientation": ("orientation", "朝向"),
-    "rooms": ("rooms", "室", "房间数"),
-    "list_price": ("list_price", "price", "总价", "价格"),
-    "status": ("status", "状态"),
-    "tags": ("tags", "标签"),
-})  # fmt: skip
+UNIT_COLUMNS = _aliases(
+    {
+        "building": ("building", "楼栋", "楼号", "栋"),
+        "floor": ("floor", "楼层"),
+        "number": ("number", "unit", "unit_number", "房号", "房间号"),
+        "unit_type": ("unit_type", "type", "户型"),
+        "gross_area": ("gross_area", "area", "建筑面积", "面积"),
+        "net_area": ("net_area", "套内面积"),
+        "orientation": ("orientation", "朝向"),
+        "rooms": ("rooms", "室", "房间数"),
+        "list_price": ("list_price", "price", "总价", "价格"),
+        "status": ("status", "状态"),
+        "tags": ("tags", "标签"),
+    }
+)
 
-LISTING_COLUMNS = _aliases({
-    "ref": ("ref", "listing_no", "房源编号"),
-    "community": ("community", "小区"),
-    "district": ("district", "区域"),
-    "city": ("city", "城市"),
-    "address": ("address", "地址"),
-    "gross_area": ("gross_area", "area", "建筑面积", "面积"),
-    "rooms": ("rooms", "室"),
-    "living_rooms": ("living_rooms", "厅"),
-    "bathrooms": ("bathrooms", "卫"),
-    "floor": ("floor", "楼层"),
-    "total_floors": ("total_floors", "总楼层"),
-    "orientation": ("orientation", "朝向"),
-    "year_built": ("year_built", "建成年代", "年代"),
-    "decoration": ("decoration", "装修"),
-    "asking_price": ("asking_price", "price", "挂牌价", "总价"),
-    "seller_name": ("seller_name", "业主"),
-    "seller_phone": ("seller_phone", "业主电话"),
-    "tags": ("tags", "标签"),
-    "description": ("description", "描述"),
-})  # fmt: skip
+LISTING_COLUMNS = _aliases(
+    {
+        "ref": ("ref", "listing_no", "房源编号"),
+        "community": ("community", "小区"),
+        "district": ("district", "区域"),
+        "city": ("city", "城市"),
+        "address": ("address", "地址"),
+        "gross_area": ("gross_area", "area", "建筑面积", "面积"),
+        "rooms": ("rooms", "室"),
+        "living_rooms": ("living_rooms", "厅"),
+        "bathrooms": ("bathrooms", "卫"),
+        "floor": ("floor", "楼层"),
+        "total_floors": ("total_floors", "总楼层"),
+        "orientation": ("orientation", "朝向"),
+        "year_built": ("year_built", "建成年代", "年代"),
+        "decoration": ("decoration", "装修"),
+        "asking_price": ("asking_price", "price", "挂牌价", "总价"),
+        "seller_name": ("seller_name", "业主"),
+        "seller_phone": ("seller_phone", "业主电话"),
+        "tags": ("tags", "标签"),
+        "description": ("description", "描述"),
+    }
+)
 
-ORIENTATION_ZH = {"南": "S", "北": "N", "东": "E", "西": "W", "东南": "SE", "西南": "SW",
-                  "东北": "NE", "西北": "NW", "南北": "NS", "东西": "EW"}  # fmt: skip
-STATUS_ZH = {"计划": "planned", "未开盘": "planned", "待售": "planned", "在售": "available",
-             "可售": "available"}  # fmt: skip
+ORIENTATION_ZH = {
+    "南": "S",
+    "北": "N",
+    "东": "E",
+    "西": "W",
+    "东南": "SE",
+    "西南": "SW",
+    "东北": "NE",
+    "西北": "NW",
+    "南北": "NS",
+    "东西": "EW",
+}
+STATUS_ZH = {
+    "计划": "planned",
+    "未开盘": "planned",
+    "待售": "planned",
+    "在售": "available",
+    "可售": "available",
+}
 DECORATION_ZH = {"毛坯": "rough", "简装": "simple", "精装": "fine", "豪装": "luxury"}
 
 
@@ -180,9 +199,9 @@ async def import_units(
     rows = await read_table_off_loop(filename, data, UNIT_COLUMNS)
     report = Report(batch_id=uuid7(), rows_total=len(rows))
     buildings = {
-        b.name: b for b in (await project_repo.buildings_by_project_ids(session, [project_id]))[
-            project_id]
-    }  # fmt: skip
+        b.name: b
+        for b in (await project_repo.buildings_by_project_ids(session, [project_id]))[project_id]
+    }
     types = {
         t.name: t
         for t in await session.scalars(select(UnitType).where(UnitType.project_id == project_id))
@@ -202,13 +221,17 @@ async def import_units(
                 raise NotFound(f"unit type '{type_name}' not found in this project", "unit_type")
             status = _mapped(_str(record, "status") or "planned", STATUS_ZH).lower()
             item = dict(
-                floor=floor, number=_str(record, "number"),
-                gross_area=_decimal(record, "gross_area"), net_area=_decimal(record, "net_area"),
+                floor=floor,
+                number=_str(record, "number"),
+                gross_area=_decimal(record, "gross_area"),
+                net_area=_decimal(record, "net_area"),
                 unit_type_id=types[type_name].id if type_name else None,
                 orientation=_mapped(_str(record, "orientation"), ORIENTATION_ZH) or None,
-                rooms=_int(record, "rooms"), list_price=_money(record, "list_price"),
-                status=status, tags=_tags(record),
-            )  # fmt: skip
+                rooms=_int(record, "rooms"),
+                list_price=_money(record, "list_price"),
+                status=status,
+                tags=_tags(record),
+            )
         except DomainError as exc:
             report.errors.append(RowError(number, exc.field or "", exc.message))
             continue
@@ -230,8 +253,9 @@ async def import_units(
             if name in buildings and await builder.exists(building.id, item["number"]):
                 report.skipped += 1
                 continue
-            built.append(await builder.build(unit_service.UnitInput(building_id=building.id,
-                                                                    **item)))  # fmt: skip
+            built.append(
+                await builder.build(unit_service.UnitInput(building_id=building.id, **item))
+            )
         except DomainError as exc:
             report.errors.append(RowError(number, exc.field or "", exc.message))
     for building in drafts.values():
@@ -255,9 +279,14 @@ def _fingerprint(record: dict) -> str:
 
 
 async def import_listings(
-    session, kit: SecurityKit, tenant_id: str, filename: str, data: bytes, *,
+    session,
+    kit: SecurityKit,
+    tenant_id: str,
+    filename: str,
+    data: bytes,
+    *,
     actor_id: uuid.UUID | None,
-) -> Report:  # fmt: skip
+) -> Report:
     rows = await read_table_off_loop(filename, data, LISTING_COLUMNS)
     report = Report(batch_id=uuid7(), rows_total=len(rows))
     refs = {number: (_str(record, "ref") or _fingerprint(record))[:100] for number, record in rows}
@@ -274,19 +303,26 @@ async def import_listings(
         try:
             decoration = _mapped(_str(record, "decoration"), DECORATION_ZH).lower() or None
             data_in = listing_service.ListingInput(
-                community=_str(record, "community"), district=_str(record, "district"),
-                city=_str(record, "city"), address=_str(record, "address"),
-                gross_area=_decimal(record, "gross_area"), rooms=_int(record, "rooms"),
+                community=_str(record, "community"),
+                district=_str(record, "district"),
+                city=_str(record, "city"),
+                address=_str(record, "address"),
+                gross_area=_decimal(record, "gross_area"),
+                rooms=_int(record, "rooms"),
                 living_rooms=_default(_int(record, "living_rooms"), 1),
-                bathrooms=_default(_int(record, "bathrooms"), 1), floor=_int(record, "floor"),
+                bathrooms=_default(_int(record, "bathrooms"), 1),
+                floor=_int(record, "floor"),
                 total_floors=_int(record, "total_floors"),
                 orientation=_mapped(_str(record, "orientation"), ORIENTATION_ZH) or None,
-                year_built=_int(record, "year_built"), decoration=decoration,
+                year_built=_int(record, "year_built"),
+                decoration=decoration,
                 asking_price=_money(record, "asking_price") or 0,
                 seller_name=_str(record, "seller_name"),
-                seller_phone=_str(record, "seller_phone") or None, tags=_tags(record),
-                description=_str(record, "description"), source_ref=ref,
-            )  # fmt: skip
+                seller_phone=_str(record, "seller_phone") or None,
+                tags=_tags(record),
+                description=_str(record, "description"),
+                source_ref=ref,
+            )
             async with session.begin_nested():  # a refused row leaves nothing behind
                 await listing_service.create_listing(
                     session, kit, tenant_id, data_in, actor_id=actor_id
@@ -302,10 +338,18 @@ async def import_listings(
 
 async def _record(session, report: Report, kind, filename, data, actor_id) -> None:
     report.errors.sort(key=lambda e: e.row)
-    session.add(ImportBatch(
-        id=report.batch_id, kind=kind, filename=filename[:200],
-        sha256=hashlib.sha256(data).hexdigest(), rows_total=report.rows_total,
-        imported=report.imported, skipped=report.skipped, failed=report.failed,
-        errors=[e.__dict__ for e in report.errors[:MAX_STORED_ERRORS]], actor_id=actor_id,
-    ))  # fmt: skip
+    session.add(
+        ImportBatch(
+            id=report.batch_id,
+            kind=kind,
+            filename=filename[:200],
+            sha256=hashlib.sha256(data).hexdigest(),
+            rows_total=report.rows_total,
+            imported=report.imported,
+            skipped=report.skipped,
+            failed=report.failed,
+            errors=[e.__dict__ for e in report.errors[:MAX_STORED_ERRORS]],
+            actor_id=actor_id,
+        )
+    )
     await session.flush()

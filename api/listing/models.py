@@ -52,11 +52,19 @@ class Listing(TenantBase):
         Index("ix_listing_asking_price", "asking_price"),
         Index("ix_listing_unit_id", "unit_id"),
         Index("ix_listing_tags", "tags", postgresql_using="gin"),
-        Index("ix_listing_search_text", "search_text", postgresql_using="gin",
-              postgresql_ops={"search_text": "public.gin_trgm_ops"}),
-        Index("ix_listing_source_ref", "source_ref", unique=True,
-              postgresql_where="source_ref IS NOT NULL"),
-    )  # fmt: skip
+        Index(
+            "ix_listing_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "public.gin_trgm_ops"},
+        ),
+        Index(
+            "ix_listing_source_ref",
+            "source_ref",
+            unique=True,
+            postgresql_where="source_ref IS NOT NULL",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("unit.id", ondelete="SET NULL"))
@@ -100,11 +108,13 @@ class Listing(TenantBase):
     search_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
     # An import's natural key (e.g. the source system's listing number): re-importing is a no-op.
     source_ref: Mapped[str | None] = mapped_column(String(100))
-    listed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                default=utcnow)  # fmt: skip
+    listed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                        default=utcnow)  # fmt: skip
+    status_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
 
@@ -129,19 +139,33 @@ class ListingEvent(TenantBase):
 def live_payload(x: Listing) -> dict:
     """A listing's live event: its status and price, and what saved filters match on."""
     return {
-        "listing_id": str(x.id), "unit_id": str(x.unit_id) if x.unit_id else None,
-        "status": x.status or "active", "asking_price": x.asking_price,
-        "currency": x.currency or "CNY", "version": x.version or 1,
-        "verified": bool(x.verified), "city": x.city,
-        "district": x.district, "community": x.community, "rooms": x.rooms,
-        "gross_area": str(x.gross_area), "orientation": x.orientation,
-        "decoration": x.decoration, "year_built": x.year_built, "tags": list(x.tags or ()),
+        "listing_id": str(x.id),
+        "unit_id": str(x.unit_id) if x.unit_id else None,
+        "status": x.status or "active",
+        "asking_price": x.asking_price,
+        "currency": x.currency or "CNY",
+        "version": x.version or 1,
+        "verified": bool(x.verified),
+        "city": x.city,
+        "district": x.district,
+        "community": x.community,
+        "rooms": x.rooms,
+        "gross_area": str(x.gross_area),
+        "orientation": x.orientation,
+        "decoration": x.decoration,
+        "year_built": x.year_built,
+        "tags": list(x.tags or ()),
         "agent_id": str(x.agent_id) if x.agent_id else None,
         "latitude": float(x.latitude) if x.latitude is not None else None,
         "longitude": float(x.longitude) if x.longitude is not None else None,
         "text": x.search_text,
-    }  # fmt: skip
+    }
 
 
-watch(Listing, "listing", {"status": "status", "asking_price": "price", "verified": "verified"},
-      live_payload, on_new=True)  # fmt: skip
+watch(
+    Listing,
+    "listing",
+    {"status": "status", "asking_price": "price", "verified": "verified"},
+    live_payload,
+    on_new=True,
+)

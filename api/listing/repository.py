@@ -99,11 +99,14 @@ def distance_km(lat: float, lng: float) -> ColumnElement:
 def filtered(s: ListingSearch) -> Select:
     stmt = select(Listing)
     for values, col in (
-        (s.districts, Listing.district), (s.communities, Listing.community),
-        (s.statuses, Listing.status), (s.rooms, Listing.rooms),
-        (s.orientations, Listing.orientation), (s.decorations, Listing.decoration),
+        (s.districts, Listing.district),
+        (s.communities, Listing.community),
+        (s.statuses, Listing.status),
+        (s.rooms, Listing.rooms),
+        (s.orientations, Listing.orientation),
+        (s.decorations, Listing.decoration),
         (s.agent_ids, Listing.agent_id),
-    ):  # fmt: skip
+    ):
         if values:
             stmt = stmt.where(col.in_(values))
     if s.tags:

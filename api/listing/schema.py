@@ -67,10 +67,15 @@ class ListingSort(enum.Enum):
 
 
 SORT_KEYS = {
-    ListingSort.NEWEST: None, ListingSort.PRICE_ASC: int, ListingSort.PRICE_DESC: int,
-    ListingSort.AREA_ASC: Decimal, ListingSort.AREA_DESC: Decimal,
-    ListingSort.PRICE_PER_M2_ASC: int, ListingSort.DISTANCE: float, ListingSort.RELEVANCE: float,
-}  # fmt: skip
+    ListingSort.NEWEST: None,
+    ListingSort.PRICE_ASC: int,
+    ListingSort.PRICE_DESC: int,
+    ListingSort.AREA_ASC: Decimal,
+    ListingSort.AREA_DESC: Decimal,
+    ListingSort.PRICE_PER_M2_ASC: int,
+    ListingSort.DISTANCE: float,
+    ListingSort.RELEVANCE: float,
+}
 
 
 def _sid(value) -> strawberry.ID | None:
@@ -98,12 +103,16 @@ class ListingEvent:
     @classmethod
     def of(cls, row: EventRow) -> ListingEvent:
         return cls(
-            id=_sid(row.id), kind=row.kind,
+            id=_sid(row.id),
+            kind=row.kind,
             from_status=ListingStatus(row.from_status) if row.from_status else None,
             to_status=ListingStatus(row.to_status) if row.to_status else None,
-            old_price=Money.of(row.old_price, "CNY"), new_price=Money.of(row.new_price, "CNY"),
-            actor_id=_sid(row.actor_id), reason=row.reason, at=row.at,
-        )  # fmt: skip
+            old_price=Money.of(row.old_price, "CNY"),
+            new_price=Money.of(row.new_price, "CNY"),
+            actor_id=_sid(row.actor_id),
+            reason=row.reason,
+            at=row.at,
+        )
 
 
 @strawberry.type(description="A second-hand home for sale.")
@@ -146,21 +155,41 @@ class Listing(Node):
     @classmethod
     def of(cls, r: ListingRow) -> Listing:
         return cls(
-            id=_sid(r.id), community=r.community, city=r.city, district=r.district,
-            address=r.address, latitude=r.latitude, longitude=r.longitude,
-            gross_area=r.gross_area, rooms=r.rooms, living_rooms=r.living_rooms,
-            bathrooms=r.bathrooms, floor=r.floor, total_floors=r.total_floors,
-            orientation=r.orientation, year_built=r.year_built,
+            id=_sid(r.id),
+            community=r.community,
+            city=r.city,
+            district=r.district,
+            address=r.address,
+            latitude=r.latitude,
+            longitude=r.longitude,
+            gross_area=r.gross_area,
+            rooms=r.rooms,
+            living_rooms=r.living_rooms,
+            bathrooms=r.bathrooms,
+            floor=r.floor,
+            total_floors=r.total_floors,
+            orientation=r.orientation,
+            year_built=r.year_built,
             decoration=Decoration(r.decoration) if r.decoration else None,
             property_right=PropertyRight(r.property_right) if r.property_right else None,
-            right_years=r.right_years, title_registered_on=r.title_registered_on,
-            mortgaged=r.mortgaged, only_home=r.only_home,
-            agent_id=_sid(r.agent_id), asking_price=Money.of(r.asking_price, r.currency),
-            price_per_m2=Money.of(r.price_per_m2, r.currency), status=ListingStatus(r.status),
-            standard_status=StandardStatus(service.RESO[r.status]), verified=r.verified,
-            verified_at=r.verified_at, description=r.description, tags=list(r.tags),
-            listed_at=r.listed_at, expires_at=r.expires_at, version=r.version, row=r,
-        )  # fmt: skip
+            right_years=r.right_years,
+            title_registered_on=r.title_registered_on,
+            mortgaged=r.mortgaged,
+            only_home=r.only_home,
+            agent_id=_sid(r.agent_id),
+            asking_price=Money.of(r.asking_price, r.currency),
+            price_per_m2=Money.of(r.price_per_m2, r.currency),
+            status=ListingStatus(r.status),
+            standard_status=StandardStatus(service.RESO[r.status]),
+            verified=r.verified,
+            verified_at=r.verified_at,
+            description=r.description,
+            tags=list(r.tags),
+            listed_at=r.listed_at,
+            expires_at=r.expires_at,
+            version=r.version,
+            row=r,
+        )
 
     @strawberry.field(
         description="Title held five years or more (满五), as of today in the tenant's time zone."
@@ -192,8 +221,9 @@ class Listing(Node):
         if p.account_id == self.row.agent_id:
             return phone
         if p.can("pii.read"):
-            ctx.audit("pii.read", target_type="listing", target_id=self.row.id,
-                      fields=["seller_phone"])  # fmt: skip
+            ctx.audit(
+                "pii.read", target_type="listing", target_id=self.row.id, fields=["seller_phone"]
+            )
             return phone
         return mask_phone(phone)
 
@@ -272,8 +302,16 @@ class ListingFilter:
 
 def to_search(f: ListingFilter | None) -> repo.ListingSearch:
     f = f or ListingFilter()
-    for name in ("districts", "communities", "rooms", "orientations", "tags", "agent_ids",
-                 "statuses", "decorations"):  # fmt: skip
+    for name in (
+        "districts",
+        "communities",
+        "rooms",
+        "orientations",
+        "tags",
+        "agent_ids",
+        "statuses",
+        "decorations",
+    ):
         if len(getattr(f, name) or ()) > 100:
             raise ValidationFailed(f"at most 100 values in {name}", name)
     agents = []
@@ -285,18 +323,23 @@ def to_search(f: ListingFilter | None) -> repo.ListingSearch:
     if f.near is not None:
         near = search_kit.near(f.near.latitude, f.near.longitude, f.near.radius_km)
     return repo.ListingSearch(
-        districts=list(f.districts or ()), communities=list(f.communities or ()),
+        districts=list(f.districts or ()),
+        communities=list(f.communities or ()),
         statuses=[s.value for s in f.statuses or ()],
         rooms=fits(list(f.rooms or ()), "rooms", ListingRow.rooms),
         orientations=[o.upper() for o in f.orientations or ()],
-        decorations=[d.value for d in f.decorations or ()], tags=list(f.tags or ()),
-        agent_ids=agents, price_min=f.price_min, price_max=f.price_max,
+        decorations=[d.value for d in f.decorations or ()],
+        tags=list(f.tags or ()),
+        agent_ids=agents,
+        price_min=f.price_min,
+        price_max=f.price_max,
         area_min=fits(f.area_min, "areaMin", ListingRow.gross_area),
         area_max=fits(f.area_max, "areaMax", ListingRow.gross_area),
         built_after=fits(f.built_after, "builtAfter", ListingRow.year_built),
         verified_only=f.verified_only,
-        keyword=(f.keyword or "").strip().lower()[:100] or None, near=near,
-    )  # fmt: skip
+        keyword=(f.keyword or "").strip().lower()[:100] or None,
+        near=near,
+    )
 
 
 @strawberry.input
@@ -346,18 +389,35 @@ def listing_input(i: CreateListingInput, tenant: TenantInfo, **extra) -> service
         raise ValidationFailed("expiresInDays must be between 1 and 3650", "expiresInDays")
     expires = service.expiry(i.expires_in_days, tenant, utcnow()) if i.expires_in_days else None
     return service.ListingInput(
-        community=i.community, asking_price=i.asking_price, gross_area=i.gross_area, rooms=i.rooms,
-        unit_id=unit_id, city=i.city, district=i.district, address=i.address,
-        latitude=i.latitude, longitude=i.longitude, living_rooms=i.living_rooms,
-        bathrooms=i.bathrooms, floor=i.floor, total_floors=i.total_floors,
-        orientation=i.orientation, year_built=i.year_built,
+        community=i.community,
+        asking_price=i.asking_price,
+        gross_area=i.gross_area,
+        rooms=i.rooms,
+        unit_id=unit_id,
+        city=i.city,
+        district=i.district,
+        address=i.address,
+        latitude=i.latitude,
+        longitude=i.longitude,
+        living_rooms=i.living_rooms,
+        bathrooms=i.bathrooms,
+        floor=i.floor,
+        total_floors=i.total_floors,
+        orientation=i.orientation,
+        year_built=i.year_built,
         decoration=i.decoration.value if i.decoration else None,
         property_right=i.property_right.value if i.property_right else None,
-        right_years=i.right_years, title_registered_on=i.title_registered_on,
-        mortgaged=i.mortgaged, only_home=i.only_home, seller_name=i.seller_name,
-        seller_phone=i.seller_phone, description=i.description, tags=i.tags,
-        expires_at=expires, **extra,
-    )  # fmt: skip
+        right_years=i.right_years,
+        title_registered_on=i.title_registered_on,
+        mortgaged=i.mortgaged,
+        only_home=i.only_home,
+        seller_name=i.seller_name,
+        seller_phone=i.seller_phone,
+        description=i.description,
+        tags=i.tags,
+        expires_at=expires,
+        **extra,
+    )
 
 
 @strawberry.input
@@ -408,9 +468,13 @@ class Query:
         description="Search resale listings: filters, keyword, distance, sort, cursors.",
     )
     async def listings(
-        self, info: strawberry.Info, filter: ListingFilter | None = None,
-        sort: ListingSort = ListingSort.NEWEST, first: int = 20, after: str | None = None,
-    ) -> ListingConnection:  # fmt: skip
+        self,
+        info: strawberry.Info,
+        filter: ListingFilter | None = None,
+        sort: ListingSort = ListingSort.NEWEST,
+        first: int = 20,
+        after: str | None = None,
+    ) -> ListingConnection:
         search, first, cursor = search_args(to_search, filter, sort, first, after, SORT_KEYS[sort])
         rows = await repo.search(
             info.context.session, search, sort=sort.value, limit=first + 1, after=cursor

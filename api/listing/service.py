@@ -406,10 +406,15 @@ def matches(search: dict, p: dict) -> bool:
         wanted = search.get(name) or []
         return not wanted or value in wanted
 
-    if not (among("districts", p["district"]) and among("communities", p["community"])
-            and among("statuses", p["status"]) and among("rooms", p["rooms"])
-            and among("orientations", p["orientation"]) and among("decorations", p["decoration"])
-            and among("agent_ids", p["agent_id"])):  # fmt: skip
+    if not (
+        among("districts", p["district"])
+        and among("communities", p["community"])
+        and among("statuses", p["status"])
+        and among("rooms", p["rooms"])
+        and among("orientations", p["orientation"])
+        and among("decorations", p["decoration"])
+        and among("agent_ids", p["agent_id"])
+    ):
         return False
     if not set(search.get("tags") or ()).issubset(p["tags"] or ()):
         return False

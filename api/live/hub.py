@@ -40,11 +40,21 @@ RESUME_MARGIN = 5.0  # seconds before the loss read back for tenants without a k
 class Connection:
     """One WebSocket: its ASGI ``send``, caller, feeds, and a backlog only while it is slow."""
 
-    __slots__ = ("backlog", "close_code", "closed", "expires_at", "feeds", "principal", "send",
-                 "tenant_id", "token")  # fmt: skip
+    __slots__ = (
+        "backlog",
+        "close_code",
+        "closed",
+        "expires_at",
+        "feeds",
+        "principal",
+        "send",
+        "tenant_id",
+        "token",
+    )
 
-    def __init__(self, send, tenant_id: str, principal, token: str = "",
-                 expires_at: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self, send, tenant_id: str, principal, token: str = "", expires_at: float = 0.0
+    ) -> None:
         self.send = send
         self.tenant_id = tenant_id
         self.principal = principal
@@ -134,9 +144,12 @@ class Shape:
         if self._ev is ev:
             return self._body
         result = execute(
-            self.schema, self.document, root_value=obj,
-            operation_name=self.operation_name, variable_values=self.variables,
-        )  # fmt: skip
+            self.schema,
+            self.document,
+            root_value=obj,
+            operation_name=self.operation_name,
+            variable_values=self.variables,
+        )
         if not isinstance(result, ExecutionResult):  # an async field: not expected on events
             raise TypeError("live payload types must resolve synchronously")
         payload: dict[str, Any] = {"data": result.data}
@@ -161,12 +174,17 @@ class Feed:
         "prefix",
         "shape",
         "sub_id",
-    )  # fmt: skip
+    )
 
     def __init__(
-        self, conn: Connection, sub_id: str, shape: Shape, keys: set,
-        accept: Callable[[dict], bool], control: Callable | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        conn: Connection,
+        sub_id: str,
+        shape: Shape,
+        keys: set,
+        accept: Callable[[dict], bool],
+        control: Callable | None = None,
+    ) -> None:
         self.conn = conn
         self.sub_id = sub_id
         self.shape = shape
@@ -187,8 +205,11 @@ class Feed:
 def event_keys(ev: dict) -> list[tuple]:
     t, kind, p = ev["tenant"], ev["kind"], ev["payload"]
     if kind.startswith("unit."):
-        return [(t, "building", p["building_id"]), (t, "project", p["project_id"]),
-                (t, "entity", p["unit_id"])]  # fmt: skip
+        return [
+            (t, "building", p["building_id"]),
+            (t, "project", p["project_id"]),
+            (t, "entity", p["unit_id"]),
+        ]
     if kind.startswith("listing."):
         return [(t, "listings"), (t, "entity", p["listing_id"])]
     if kind.startswith("follow."):
@@ -261,10 +282,13 @@ class Hub:
         if not clauses:
             return
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(OUTBOX).where(OUTBOX.c.seq.is_not(None), or_(*clauses))
-                .order_by(OUTBOX.c.tenant_id, OUTBOX.c.seq)
-            )).all()  # fmt: skip
+            rows = (
+                await conn.execute(
+                    select(OUTBOX)
+                    .where(OUTBOX.c.seq.is_not(None), or_(*clauses))
+                    .order_by(OUTBOX.c.tenant_id, OUTBOX.c.seq)
+                )
+            ).all()
             await conn.rollback()
         log.info("live hub: caught up after the bus resumed", events=len(rows))
         for row in rows:
@@ -334,10 +358,17 @@ class Hub:
         from api.live.relay import OUTBOX, wire
 
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(OUTBOX).where(OUTBOX.c.tenant_id == uuid.UUID(tenant), OUTBOX.c.seq > after,
-                                     OUTBOX.c.seq < before).order_by(OUTBOX.c.seq)
-            )).all()  # fmt: skip
+            rows = (
+                await conn.execute(
+                    select(OUTBOX)
+                    .where(
+                        OUTBOX.c.tenant_id == uuid.UUID(tenant),
+                        OUTBOX.c.seq > after,
+                        OUTBOX.c.seq < before,
+                    )
+                    .order_by(OUTBOX.c.seq)
+                )
+            ).all()
             await conn.rollback()
         log.info("live hub: read back a gap", tenant=tenant, missed=len(rows))
         return [wire(r) for r in rows]

@@ -19,14 +19,25 @@ class OutboxEvent(SharedBase):
     # Partial indexes of the relay's queries (shared migration 0008): numbering the unnumbered
     # rows in insert order, publishing the numbered unpublished ones, pruning by age.
     __table_args__ = (
-        Index("uq_outbox_tenant_seq", "tenant_id", "seq", unique=True,
-              postgresql_where=text("seq IS NOT NULL")),
+        Index(
+            "uq_outbox_tenant_seq",
+            "tenant_id",
+            "seq",
+            unique=True,
+            postgresql_where=text("seq IS NOT NULL"),
+        ),
         Index("ix_outbox_unsequenced", "created_at", "id", postgresql_where=text("seq IS NULL")),
-        Index("ix_outbox_unpublished", "seq",
-              postgresql_where=text("published_at IS NULL AND seq IS NOT NULL")),
-        Index("ix_outbox_published_at", "published_at",
-              postgresql_where=text("published_at IS NOT NULL")),
-    )  # fmt: skip
+        Index(
+            "ix_outbox_unpublished",
+            "seq",
+            postgresql_where=text("published_at IS NULL AND seq IS NOT NULL"),
+        ),
+        Index(
+            "ix_outbox_published_at",
+            "published_at",
+            postgresql_where=text("published_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     tenant_id: Mapped[uuid.UUID] = mapped_column(

@@ -32,8 +32,15 @@ _WATCHES: dict[type, Watch] = {}
 _REACTORS: list[Callable] = []
 
 
-def watch(model: type, kind: str, fields: dict[str, str], payload: Callable[[Any], dict], *,
-          on_new: bool = False, on_delete: bool = False) -> None:  # fmt: skip
+def watch(
+    model: type,
+    kind: str,
+    fields: dict[str, str],
+    payload: Callable[[Any], dict],
+    *,
+    on_new: bool = False,
+    on_delete: bool = False,
+) -> None:
     _WATCHES[model] = Watch(kind, fields, payload, on_new, on_delete)
 
 
@@ -48,8 +55,11 @@ def emit(session, kind: str, entity_id: uuid.UUID, payload: dict) -> None:
     tenant_id = session.info.get("tenant_id")
     if tenant_id is None:
         raise RuntimeError("live events need a tenant session")
-    session.add(OutboxEvent(tenant_id=uuid.UUID(str(tenant_id)), kind=kind,
-                            entity_id=entity_id, payload=payload))  # fmt: skip
+    session.add(
+        OutboxEvent(
+            tenant_id=uuid.UUID(str(tenant_id)), kind=kind, entity_id=entity_id, payload=payload
+        )
+    )
     if _REACTORS:
         session.info.setdefault("live_events", []).append(
             {"kind": kind, "entity": str(entity_id), "payload": payload}

@@ -43,16 +43,26 @@ OUTBOX = OutboxEvent.__table__
 def wire(row) -> dict:
     """An outbox row as the bus carries it (JSON-ready: the payload came from JSONB)."""
     return {
-        "tenant": str(row.tenant_id), "seq": row.seq, "kind": row.kind,
-        "entity": str(row.entity_id), "payload": row.payload, "at": row.created_at.isoformat(),
-    }  # fmt: skip
+        "tenant": str(row.tenant_id),
+        "seq": row.seq,
+        "kind": row.kind,
+        "entity": str(row.entity_id),
+        "payload": row.payload,
+        "at": row.created_at.isoformat(),
+    }
 
 
 class Relay:
     def __init__(
-        self, engine: AsyncEngine, bus, *, poll: float = 5.0, batch: int = 500,
-        retention: timedelta = timedelta(hours=24), standby_poll: float = 2.0,
-    ):  # fmt: skip
+        self,
+        engine: AsyncEngine,
+        bus,
+        *,
+        poll: float = 5.0,
+        batch: int = 500,
+        retention: timedelta = timedelta(hours=24),
+        standby_poll: float = 2.0,
+    ):
         self.engine = engine
         self.bus = bus
         self.poll = poll
@@ -113,10 +123,15 @@ class Relay:
 
     async def number(self) -> int:
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(
-                select(OUTBOX.c.id, OUTBOX.c.tenant_id).where(OUTBOX.c.seq.is_(None))
-                .order_by(OUTBOX.c.created_at, OUTBOX.c.id).limit(self.batch).with_for_update()
-            )).all()  # fmt: skip
+            rows = (
+                await conn.execute(
+                    select(OUTBOX.c.id, OUTBOX.c.tenant_id)
+                    .where(OUTBOX.c.seq.is_(None))
+                    .order_by(OUTBOX.c.created_at, OUTBOX.c.id)
+                    .limit(self.batch)
+                    .with_for_update()
+                )
+            ).all()
             if not rows:
                 return 0
             per_tenant: dict = defaultdict(list)
@@ -126,26 +141,33 @@ class Relay:
             for tenant_id, ids in per_tenant.items():
                 stream = EventStream.__table__
                 stmt = (
-                    insert(stream).values(tenant_id=tenant_id, last_seq=len(ids))
-                    .on_conflict_do_update(index_elements=[stream.c.tenant_id],
-                                           set_={"last_seq": stream.c.last_seq + len(ids)})
+                    insert(stream)
+                    .values(tenant_id=tenant_id, last_seq=len(ids))
+                    .on_conflict_do_update(
+                        index_elements=[stream.c.tenant_id],
+                        set_={"last_seq": stream.c.last_seq + len(ids)},
+                    )
                     .returning(stream.c.last_seq)
-                )  # fmt: skip
+                )
                 last = (await conn.execute(stmt)).scalar_one()
                 first = last - len(ids) + 1
                 numbered += [{"_id": i, "_seq": first + k} for k, i in enumerate(ids)]
             await conn.execute(
-                update(OUTBOX).where(OUTBOX.c.id == bindparam("_id"))
-                .values(seq=bindparam("_seq")), numbered,
-            )  # fmt: skip
+                update(OUTBOX).where(OUTBOX.c.id == bindparam("_id")).values(seq=bindparam("_seq")),
+                numbered,
+            )
             return len(rows)
 
     async def publish_pending(self) -> int:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(OUTBOX).where(OUTBOX.c.published_at.is_(None), OUTBOX.c.seq.is_not(None))
-                .order_by(OUTBOX.c.seq, OUTBOX.c.tenant_id).limit(self.batch)
-            )).all()  # fmt: skip
+            rows = (
+                await conn.execute(
+                    select(OUTBOX)
+                    .where(OUTBOX.c.published_at.is_(None), OUTBOX.c.seq.is_not(None))
+                    .order_by(OUTBOX.c.seq, OUTBOX.c.tenant_id)
+                    .limit(self.batch)
+                )
+            ).all()
             await conn.rollback()
         if not rows:
             return 0
@@ -153,9 +175,10 @@ class Relay:
         await self.bus.publish([wire(r) for r in rows])
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows]))
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([r.id for r in rows]))
                 .values(published_at=func.now())
-            )  # fmt: skip
+            )
         return len(rows)
 
     async def prune(self) -> int:

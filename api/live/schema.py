@@ -102,29 +102,49 @@ def to_object(ev: dict) -> Any:
     at = datetime.fromisoformat(ev["at"])
     if ev["kind"].startswith("notification."):
         return Notification(
-            id=p["notification_id"], category=NotificationCategory(p["category"]),
-            urgent=p["urgent"], title=p["title"], body=p["body"], data=p["data"],
-            created_at=datetime.fromisoformat(p["created_at"]), read_at=None,
-        )  # fmt: skip
+            id=p["notification_id"],
+            category=NotificationCategory(p["category"]),
+            urgent=p["urgent"],
+            title=p["title"],
+            body=p["body"],
+            data=p["data"],
+            created_at=datetime.fromisoformat(p["created_at"]),
+            read_at=None,
+        )
     if ev["kind"].startswith("unit."):
         hold = p.get("hold_expires_at")
         return UnitChange(
-            seq=ev["seq"], kind=UnitChangeKind(kind), unit_id=p["unit_id"],
-            building_id=p["building_id"], project_id=p["project_id"], number=p["number"],
-            floor=p["floor"], status=UnitStatus(p["status"]),
+            seq=ev["seq"],
+            kind=UnitChangeKind(kind),
+            unit_id=p["unit_id"],
+            building_id=p["building_id"],
+            project_id=p["project_id"],
+            number=p["number"],
+            floor=p["floor"],
+            status=UnitStatus(p["status"]),
             standard_status=StandardStatus(RESO[p["status"]]),
-            list_price=Money.of(p["list_price"], p["currency"]), version=p["version"],
-            hold_expires_at=datetime.fromisoformat(hold) if hold else None, occurred_at=at,
-        )  # fmt: skip
+            list_price=Money.of(p["list_price"], p["currency"]),
+            version=p["version"],
+            hold_expires_at=datetime.fromisoformat(hold) if hold else None,
+            occurred_at=at,
+        )
     return ListingChange(
-        seq=ev["seq"], kind=ListingChangeKind(kind), listing_id=p["listing_id"],
-        unit_id=p["unit_id"], status=ListingStatus(p["status"]),
+        seq=ev["seq"],
+        kind=ListingChangeKind(kind),
+        listing_id=p["listing_id"],
+        unit_id=p["unit_id"],
+        status=ListingStatus(p["status"]),
         standard_status=StandardStatus(listing_service.RESO[p["status"]]),
         asking_price=Money(minor_units=p["asking_price"], currency=p["currency"]),
-        version=p["version"], verified=p["verified"], city=p["city"], district=p["district"],
-        community=p["community"], rooms=p["rooms"], gross_area=Decimal(p["gross_area"]),
+        version=p["version"],
+        verified=p["verified"],
+        city=p["city"],
+        district=p["district"],
+        community=p["community"],
+        rooms=p["rooms"],
+        gross_area=Decimal(p["gross_area"]),
         occurred_at=at,
-    )  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- plans
@@ -231,9 +251,11 @@ class Subscription:
         description="Status and price changes of a project's or a building's units.",
     )
     async def unit_changes(
-        self, project_id: strawberry.ID | None = None, building_id: strawberry.ID | None = None,
+        self,
+        project_id: strawberry.ID | None = None,
+        building_id: strawberry.ID | None = None,
         since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
-    ) -> AsyncGenerator[UnitLive, None]:  # fmt: skip
+    ) -> AsyncGenerator[UnitLive, None]:
         _websocket_only()
         yield  # pragma: no cover
 
@@ -243,9 +265,11 @@ class Subscription:
         "listing searches (neither: every listing).",
     )
     async def listing_changes(
-        self, filter: ListingFilter | None = None, saved_search_id: strawberry.ID | None = None,
+        self,
+        filter: ListingFilter | None = None,
+        saved_search_id: strawberry.ID | None = None,
         since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
-    ) -> AsyncGenerator[ListingLive, None]:  # fmt: skip
+    ) -> AsyncGenerator[ListingLive, None]:
         _websocket_only()
         yield  # pragma: no cover
 
@@ -263,7 +287,8 @@ class Subscription:
         "count at once).",
     )
     async def followed_changes(
-        self, since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
-    ) -> AsyncGenerator[FollowedLive, None]:  # fmt: skip
+        self,
+        since: Annotated[Long | None, strawberry.argument(description=SINCE)] = None,
+    ) -> AsyncGenerator[FollowedLive, None]:
         _websocket_only()
         yield  # pragma: no cover

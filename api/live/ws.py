@@ -82,10 +82,20 @@ class PlanContext:
 
 class LiveEndpoint:
     def __init__(
-        self, schema, hub: Hub, db, kit, *, trusted: dict[str, str], production: bool,
-        max_tokens: int, max_chars: int = 100_000, max_subscriptions: int = 20,
-        init_timeout: float = 10.0, replay_max: int = 1000,
-    ):  # fmt: skip
+        self,
+        schema,
+        hub: Hub,
+        db,
+        kit,
+        *,
+        trusted: dict[str, str],
+        production: bool,
+        max_tokens: int,
+        max_chars: int = 100_000,
+        max_subscriptions: int = 20,
+        init_timeout: float = 10.0,
+        replay_max: int = 1000,
+    ):
         self.schema = schema  # the strawberry schema
         self.gql = schema._schema
         self.rules = [*specified_rules, *getattr(schema, "limit_rules", ())]
@@ -124,9 +134,12 @@ class LiveEndpoint:
             return
         msg = _message(first)
         if msg is None or msg.get("type") != "connection_init":
-            return await close(4401 if msg and msg.get("type") == "subscribe" else 4400,
-                               "Unauthorized" if msg and msg.get("type") == "subscribe"
-                               else "Invalid message received")  # fmt: skip
+            return await close(
+                4401 if msg and msg.get("type") == "subscribe" else 4400,
+                "Unauthorized"
+                if msg and msg.get("type") == "subscribe"
+                else "Invalid message received",
+            )
         tenant = scope.get("state", {}).get("tenant")
         if tenant is None:
             return await close(4400, "a tenant is needed: send X-Tenant or use its subdomain")
@@ -285,25 +298,37 @@ class LiveEndpoint:
     async def _replay(self, feed: Feed, tenant: str, since: int) -> None:
         tenant_id = uuid.UUID(tenant)
         async with self.db.engine.connect() as c:
-            stream = (await c.execute(
-                select(EventStream.last_seq, EventStream.pruned_through)
-                .where(EventStream.tenant_id == tenant_id)
-            )).first()  # fmt: skip
+            stream = (
+                await c.execute(
+                    select(EventStream.last_seq, EventStream.pruned_through).where(
+                        EventStream.tenant_id == tenant_id
+                    )
+                )
+            ).first()
             last, pruned = (stream.last_seq, stream.pruned_through) if stream else (0, 0)
             rows = []
             if pruned <= since <= last:
-                rows = (await c.execute(
-                    select(OUTBOX).where(OUTBOX.c.tenant_id == tenant_id, OUTBOX.c.seq > since,
-                                         OUTBOX.c.seq <= last)
-                    .order_by(OUTBOX.c.seq).limit(self.replay_max + 1)
-                )).all()  # fmt: skip
+                rows = (
+                    await c.execute(
+                        select(OUTBOX)
+                        .where(
+                            OUTBOX.c.tenant_id == tenant_id,
+                            OUTBOX.c.seq > since,
+                            OUTBOX.c.seq <= last,
+                        )
+                        .order_by(OUTBOX.c.seq)
+                        .limit(self.replay_max + 1)
+                    )
+                ).all()
             await c.rollback()
         if not pruned <= since <= last or len(rows) > self.replay_max:
             reason = (
-                "the sequence is not one of this tenant's" if since > last
-                else "more events were missed than are replayed" if len(rows) > self.replay_max
+                "the sequence is not one of this tenant's"
+                if since > last
+                else "more events were missed than are replayed"
+                if len(rows) > self.replay_max
                 else "events after that sequence are no longer kept"
-            )  # fmt: skip
+            )
             ev = {"seq": last}
             body = feed.shape.render(ev, RefetchRequired(seq=last, reason=reason))
             feed.conn.push(feed.prefix + body + "}")

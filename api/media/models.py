@@ -48,5 +48,6 @@ class Media(TenantBase):
         String(8), nullable=False, default="public", server_default="public"
     )
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )

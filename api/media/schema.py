@@ -72,13 +72,19 @@ class Media(Node):
     def of(cls, row: MediaRow, storage) -> Media:
         url = storage.private_url if row.visibility == "private" else storage.url
         return cls(
-            id=strawberry.ID(str(row.id)), kind=MediaKind(row.kind),
+            id=strawberry.ID(str(row.id)),
+            kind=MediaKind(row.kind),
             visibility=MediaVisibility(row.visibility),
             url=row.link_url or url(row.storage_key),
             thumbnail_url=url(row.thumb_key) if row.thumb_key else None,
-            content_type=row.content_type, size=row.size, width=row.width, height=row.height,
-            position=row.position, caption=row.caption, created_at=row.created_at,
-        )  # fmt: skip
+            content_type=row.content_type,
+            size=row.size,
+            width=row.width,
+            height=row.height,
+            position=row.position,
+            caption=row.caption,
+            created_at=row.created_at,
+        )
 
 
 media_loader = batch_loader(service.media_by_owner_ids, list)
@@ -90,8 +96,9 @@ def first_photo_loader(ctx) -> DataLoader:
 
     async def load(keys: list[tuple[uuid.UUID, uuid.UUID | None]]):
         ids = {k for pair in keys for k in pair if k is not None}
-        found = await service.media_by_owner_ids(ctx.session, list(ids), ["photo"],
-                                                 public_only=True)  # fmt: skip
+        found = await service.media_by_owner_ids(
+            ctx.session, list(ids), ["photo"], public_only=True
+        )
         out = []
         for owner, fallback in keys:
             photos = found.get(owner) or (found.get(fallback) if fallback else None) or []
@@ -210,11 +217,18 @@ class Mutation:
             limit = max(settings.media_max_image_bytes, settings.media_max_video_bytes)
             data = await file.read(limit + 1)
             row = await service.upload(
-                ctx.session, ctx.storage, settings, tenant_slug=ctx.tenant.slug,
-                owner_kind=input.owner_kind.value, owner_id=owner_id, kind=input.kind.value,
-                data=data, caption=input.caption, actor_id=(await ctx.principal()).account_id,
+                ctx.session,
+                ctx.storage,
+                settings,
+                tenant_slug=ctx.tenant.slug,
+                owner_kind=input.owner_kind.value,
+                owner_id=owner_id,
+                kind=input.kind.value,
+                data=data,
+                caption=input.caption,
+                actor_id=(await ctx.principal()).account_id,
                 visibility=input.visibility.value if input.visibility else None,
-            )  # fmt: skip
+            )
             return MediaPayload(media=Media.of(row, ctx.storage))
 
         result, error = await attempt(ctx.session, work)
@@ -231,10 +245,14 @@ class Mutation:
             owner_id = require_id(input.owner_id, input.owner_kind.value, "ownerId")
             await _may_change(info, input.owner_kind.value, owner_id)
             row = await service.add_link(
-                ctx.session, owner_kind=input.owner_kind.value, owner_id=owner_id,
-                kind=input.kind.value, url=input.url, caption=input.caption,
+                ctx.session,
+                owner_kind=input.owner_kind.value,
+                owner_id=owner_id,
+                kind=input.kind.value,
+                url=input.url,
+                caption=input.caption,
                 actor_id=(await ctx.principal()).account_id,
-            )  # fmt: skip
+            )
             return MediaPayload(media=Media.of(row, ctx.storage))
 
         result, error = await attempt(info.context.session, work)

@@ -38,8 +38,11 @@ from api.unit.models import Unit, UnitType
 from api.validate import text
 
 MAX_PIXELS = 60_000_000
-IMAGE_TYPES = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"),
-               "WEBP": ("image/webp", "webp")}  # fmt: skip
+IMAGE_TYPES = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "WEBP": ("image/webp", "webp"),
+}
 OWNERS = {"project": Project, "unit_type": UnitType, "unit": Unit, "listing": Listing}
 MAX_PER_OWNER = 200
 
@@ -111,9 +114,11 @@ async def owner_exists(session, owner_kind: str, owner_id: uuid.UUID):
 
 
 async def _next_position(session, owner_id: uuid.UUID) -> int:
-    count, top = (await session.execute(
-        select(func.count(), func.max(Media.position)).where(Media.owner_id == owner_id)
-    )).one()  # fmt: skip
+    count, top = (
+        await session.execute(
+            select(func.count(), func.max(Media.position)).where(Media.owner_id == owner_id)
+        )
+    ).one()
     if count >= MAX_PER_OWNER:
         raise ValidationFailed(f"at most {MAX_PER_OWNER} media per item", "ownerId")
     return 0 if top is None else top + 1
@@ -147,10 +152,19 @@ async def _store(storage: Storage, items: list[tuple[str, bytes, str]]) -> None:
 
 
 async def upload(
-    session, storage: Storage, settings: Settings, *, tenant_slug: str, owner_kind: str,
-    owner_id: uuid.UUID, kind: str, data: bytes, caption: str, actor_id: uuid.UUID | None,
+    session,
+    storage: Storage,
+    settings: Settings,
+    *,
+    tenant_slug: str,
+    owner_kind: str,
+    owner_id: uuid.UUID,
+    kind: str,
+    data: bytes,
+    caption: str,
+    actor_id: uuid.UUID | None,
     visibility: str | None = None,
-) -> Media:  # fmt: skip
+) -> Media:
     caption = text(caption, "caption", required=False, max_len=200)
     visibility = visibility_for(kind, visibility)
     await owner_exists(session, owner_kind, owner_id)
@@ -188,20 +202,35 @@ async def upload(
         files.append((thumb_key, processed.thumb, "image/jpeg"))
     await _store(storage, files)
     row = Media(
-        owner_kind=owner_kind, owner_id=owner_id, kind=kind, storage_key=key,
-        thumb_key=thumb_key, content_type=processed.content_type, size=len(processed.data),
-        width=processed.width, height=processed.height, position=position, caption=caption,
-        created_by=actor_id, visibility=visibility,
-    )  # fmt: skip
+        owner_kind=owner_kind,
+        owner_id=owner_id,
+        kind=kind,
+        storage_key=key,
+        thumb_key=thumb_key,
+        content_type=processed.content_type,
+        size=len(processed.data),
+        width=processed.width,
+        height=processed.height,
+        position=position,
+        caption=caption,
+        created_by=actor_id,
+        visibility=visibility,
+    )
     session.add(row)
     await session.flush()
     return row
 
 
 async def add_link(
-    session, *, owner_kind: str, owner_id: uuid.UUID, kind: str, url: str, caption: str,
+    session,
+    *,
+    owner_kind: str,
+    owner_id: uuid.UUID,
+    kind: str,
+    url: str,
+    caption: str,
     actor_id: uuid.UUID | None,
-) -> Media:  # fmt: skip
+) -> Media:
     url = text(url, "url", required=True, max_len=500)
     if not url.startswith("https://"):
         raise ValidationFailed("links must be https:// URLs", "url")
@@ -209,10 +238,14 @@ async def add_link(
         raise ValidationFailed("links are for 360 tours (vr) and videos", "kind")
     await owner_exists(session, owner_kind, owner_id)
     row = Media(
-        owner_kind=owner_kind, owner_id=owner_id, kind=kind, link_url=url,
+        owner_kind=owner_kind,
+        owner_id=owner_id,
+        kind=kind,
+        link_url=url,
         position=await _next_position(session, owner_id),
-        caption=text(caption, "caption", required=False, max_len=200), created_by=actor_id,
-    )  # fmt: skip
+        caption=text(caption, "caption", required=False, max_len=200),
+        created_by=actor_id,
+    )
     session.add(row)
     await session.flush()
     return row

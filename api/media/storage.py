@@ -157,12 +157,19 @@ class S3Storage:
         self.public_url = base.rstrip("/")
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        cache = ("private, no-store" if key.startswith(PRIVATE_PREFIX)
-                 else "public, max-age=31536000, immutable")  # fmt: skip
+        cache = (
+            "private, no-store"
+            if key.startswith(PRIVATE_PREFIX)
+            else "public, max-age=31536000, immutable"
+        )
         await asyncio.to_thread(
-            self.client.put_object, Bucket=self.bucket, Key=_safe(key), Body=data,
-            ContentType=content_type, CacheControl=cache,
-        )  # fmt: skip
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=_safe(key),
+            Body=data,
+            ContentType=content_type,
+            CacheControl=cache,
+        )
 
     async def get(self, key: str) -> bytes:
         def read() -> bytes:
@@ -179,9 +186,10 @@ class S3Storage:
     def private_url(self, key: str) -> str:
         """A presigned GET (S3's own signature and expiry, with the configured credentials)."""
         return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": _safe(key)},
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": _safe(key)},
             ExpiresIn=self.private_ttl,
-        )  # fmt: skip
+        )
 
 
 def make_storage(settings: Settings, kit=None) -> Storage:
@@ -190,5 +198,6 @@ def make_storage(settings: Settings, kit=None) -> Storage:
             raise ValueError("ANJU_MEDIA_BACKEND=s3 needs ANJU_S3_BUCKET")
         return S3Storage(settings)
     public = settings.media_public_url or f"http://{settings.host}:{settings.port}/media"
-    return LocalStorage(settings.media_dir, public,
-                        url_signer(settings, kit) if kit is not None else None)  # fmt: skip
+    return LocalStorage(
+        settings.media_dir, public, url_signer(settings, kit) if kit is not None else None
+    )

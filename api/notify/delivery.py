@@ -57,31 +57,45 @@ class Outcome:
         self.next_at = when if self.next_at is None else min(self.next_at, when)
 
 
-async def deliver(session, ids: list[uuid.UUID], *, senders, kit=None,
-                  now: datetime | None = None) -> Outcome:  # fmt: skip
+async def deliver(
+    session, ids: list[uuid.UUID], *, senders, kit=None, now: datetime | None = None
+) -> Outcome:
     now = now or utcnow()
     out = Outcome()
-    rows = (await session.execute(
-        select(Delivery, Notification)
-        .join(Notification, Notification.id == Delivery.notification_id)
-        .where(Delivery.id.in_(ids), Delivery.status.in_(("pending", "deferred")))
-        .order_by(Delivery.id).with_for_update(of=Delivery, skip_locked=True)
-    )).all()  # fmt: skip
+    rows = (
+        await session.execute(
+            select(Delivery, Notification)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .where(Delivery.id.in_(ids), Delivery.status.in_(("pending", "deferred")))
+            .order_by(Delivery.id)
+            .with_for_update(of=Delivery, skip_locked=True)
+        )
+    ).all()
     if not rows:
         return out
     accounts = {d.account_id for d, _ in rows}
-    quiet = {q.account_id: q for q in (await session.scalars(
-        select(QuietHours).where(QuietHours.account_id.in_(accounts)))).all()}  # fmt: skip
+    quiet = {
+        q.account_id: q
+        for q in (
+            await session.scalars(select(QuietHours).where(QuietHours.account_id.in_(accounts)))
+        ).all()
+    }
     # Non-urgent pushes sent this hour, by (account, category): the notification that used
     # the hour's push (its other devices and retries still go).
     recent: dict[tuple, set] = {}
-    for account, category, notification in (await session.execute(
-        select(Delivery.account_id, Delivery.category, Delivery.notification_id)
-        .join(Notification, Notification.id == Delivery.notification_id)
-        .where(Delivery.account_id.in_(accounts), Delivery.channel == "push",
-               Delivery.status == "sent", Delivery.sent_at > now - THROTTLE,
-               Notification.urgent.is_(False))
-    )).all():  # fmt: skip
+    for account, category, notification in (
+        await session.execute(
+            select(Delivery.account_id, Delivery.category, Delivery.notification_id)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .where(
+                Delivery.account_id.in_(accounts),
+                Delivery.channel == "push",
+                Delivery.status == "sent",
+                Delivery.sent_at > now - THROTTLE,
+                Notification.urgent.is_(False),
+            )
+        )
+    ).all():
         recent.setdefault((account, category), set()).add(notification)
     devices = {
         d.id: d
@@ -118,10 +132,20 @@ async def deliver(session, ids: list[uuid.UUID], *, senders, kit=None,
             d.status = "dropped"
             out.dropped += 1
             continue
-        data = {"notificationId": str(n.id), "category": n.category,
-                **{k: str(v) for k, v in (n.data or {}).items()}}  # fmt: skip
-        message = PushMessage(device.token, n.title, n.body, data, n.urgent,
-                              collapse_key=n.category, fid=device.is_fid)  # fmt: skip
+        data = {
+            "notificationId": str(n.id),
+            "category": n.category,
+            **{k: str(v) for k, v in (n.data or {}).items()},
+        }
+        message = PushMessage(
+            device.token,
+            n.title,
+            n.body,
+            data,
+            n.urgent,
+            collapse_key=n.category,
+            fid=device.is_fid,
+        )
         pushes.append((d, device, message))
     if pushes:
         results = await senders.push.send([m for _, _, m in pushes])
@@ -138,9 +162,12 @@ async def deliver(session, ids: list[uuid.UUID], *, senders, kit=None,
                 gone.add(device.id)
                 out.dropped += 1
             elif r.code == "THIRD_PARTY_AUTH_ERROR":
-                log.error("ALERT push credentials refused by the platform (APNs / web push): "
-                          "fix the Firebase project's settings; tokens kept",
-                          device=str(device.id), detail=r.detail)  # fmt: skip
+                log.error(
+                    "ALERT push credentials refused by the platform (APNs / web push): "
+                    "fix the Firebase project's settings; tokens kept",
+                    device=str(device.id),
+                    detail=r.detail,
+                )
                 d.status = "failed"
                 out.failed += 1
             elif r.code == "QUOTA_EXCEEDED":

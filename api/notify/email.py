@@ -38,9 +38,16 @@ class SmtpEmailSender:
     """Plain-text mail through an SMTP server (STARTTLS when configured)."""
 
     def __init__(
-        self, host: str, port: int, sender: str, *, username: str = "", password: str = "",
-        starttls: bool = False, timeout: float = 20,
-    ) -> None:  # fmt: skip
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        username: str = "",
+        password: str = "",
+        starttls: bool = False,
+        timeout: float = 20,
+    ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
         self.starttls, self.timeout = starttls, timeout
@@ -54,10 +61,14 @@ class SmtpEmailSender:
         mail["From"], mail["To"], mail["Subject"] = self.sender, to, subject
         mail.set_content(text)
         await aiosmtplib.send(
-            mail, hostname=self.host, port=self.port, start_tls=self.starttls,
-            username=self.username or None, password=self.password or None,
+            mail,
+            hostname=self.host,
+            port=self.port,
+            start_tls=self.starttls,
+            username=self.username or None,
+            password=self.password or None,
             timeout=self.timeout,
-        )  # fmt: skip
+        )
 
 
 def make_email_sender(backend: str, settings=None) -> EmailSender:
@@ -67,8 +78,11 @@ def make_email_sender(backend: str, settings=None) -> EmailSender:
         return CapturingEmailSender()
     if backend == "smtp" and settings is not None:
         return SmtpEmailSender(
-            settings.smtp_host, settings.smtp_port, settings.smtp_from,
-            username=settings.smtp_username, password=settings.smtp_password,
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
             starttls=settings.smtp_starttls,
-        )  # fmt: skip
+        )
     raise ValueError(f"unknown ANJU_EMAIL_BACKEND {backend!r} (console, capture, smtp)")

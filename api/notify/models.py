@@ -54,10 +54,12 @@ class Device(TenantBase):
     installation_id: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     locale: Mapped[str] = mapped_column(String(10), nullable=False, default="zh-CN")
     app_version: Mapped[str] = mapped_column(String(40), nullable=False, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                   default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    last_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
 
 
 class Notification(TenantBase):
@@ -79,8 +81,9 @@ class Notification(TenantBase):
     body: Mapped[str] = mapped_column(Text, nullable=False)
     # Where the app goes when the notification is opened: {"kind": "unit", "id": "..."}.
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -90,11 +93,19 @@ class Delivery(TenantBase):
         CheckConstraint(_in("channel", CHANNELS), name="channel"),
         CheckConstraint(_in("status", STATUSES), name="status"),
         Index("ix_notification_delivery_notification", "notification_id"),
-        Index("ix_notification_delivery_due", "next_attempt_at",
-              postgresql_where="status IN ('pending', 'deferred')"),
-        Index("ix_notification_delivery_throttle", "account_id", "category", "sent_at",
-              postgresql_where="channel = 'push' AND status = 'sent'"),
-    )  # fmt: skip
+        Index(
+            "ix_notification_delivery_due",
+            "next_attempt_at",
+            postgresql_where="status IN ('pending', 'deferred')",
+        ),
+        Index(
+            "ix_notification_delivery_throttle",
+            "account_id",
+            "category",
+            "sent_at",
+            postgresql_where="channel = 'push' AND status = 'sent'",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
     notification_id: Mapped[uuid.UUID] = mapped_column(

@@ -65,9 +65,17 @@ class LogPushSender:
 class FcmPushSender:
     _names = itertools.count(1)
 
-    def __init__(self, project_id: str, *, credentials_file: str = "", access_token: str = "",
-                 url: str = "", retries: int = 4, timeout: int = 30,
-                 concurrency: int = GROUP) -> None:  # fmt: skip
+    def __init__(
+        self,
+        project_id: str,
+        *,
+        credentials_file: str = "",
+        access_token: str = "",
+        url: str = "",
+        retries: int = 4,
+        timeout: int = 30,
+        concurrency: int = GROUP,
+    ) -> None:
         import firebase_admin
         from firebase_admin import credentials
 
@@ -78,9 +86,10 @@ class FcmPushSender:
         else:
             cred = credentials.ApplicationDefault()
         self.app = firebase_admin.initialize_app(
-            cred, {"projectId": project_id, "httpTimeout": timeout},
+            cred,
+            {"projectId": project_id, "httpTimeout": timeout},
             name=f"anju-push-{next(self._names)}",
-        )  # fmt: skip
+        )
         self.project_id = project_id
         self.url = url.rstrip("/")
         self.retries = retries
@@ -93,13 +102,15 @@ class FcmPushSender:
         if not getattr(service, "_anju_configured", False):
             if self.url:
                 service._fcm_url = f"{self.url}/v1/projects/{self.project_id}/messages:send"
-            retry = _retry.HttpxRetry(max_retries=self.retries, status_forcelist=[500, 503],
-                                      backoff_factor=0.5)  # fmt: skip
+            retry = _retry.HttpxRetry(
+                max_retries=self.retries, status_forcelist=[500, 503], backoff_factor=0.5
+            )
             client = _http_client.HttpxAsyncClient(
-                credential=service._credential, retry_config=retry,
+                credential=service._credential,
+                retry_config=retry,
                 timeout=self.app.options.get("httpTimeout", 30),
                 http2=not self.url.startswith("http://"),
-            )  # fmt: skip
+            )
             service._async_client = client
             service._anju_configured = True
             self._configured = service
@@ -147,12 +158,16 @@ def _message(m: PushMessage, address: dict):
         **address,
         notification=messaging.Notification(title=m.title, body=m.body),
         data=m.data or None,
-        android=messaging.AndroidConfig(priority="high" if m.urgent else "normal",
-                                        collapse_key=m.collapse_key),
-        apns=messaging.APNSConfig(headers={"apns-priority": "10" if m.urgent else "5",
-                                           **({"apns-collapse-id": m.collapse_key}
-                                              if m.collapse_key else {})}),
-    )  # fmt: skip
+        android=messaging.AndroidConfig(
+            priority="high" if m.urgent else "normal", collapse_key=m.collapse_key
+        ),
+        apns=messaging.APNSConfig(
+            headers={
+                "apns-priority": "10" if m.urgent else "5",
+                **({"apns-collapse-id": m.collapse_key} if m.collapse_key else {}),
+            }
+        ),
+    )
 
 
 def _result(response) -> PushResult:
@@ -219,7 +234,10 @@ def make_push_sender(settings) -> LogPushSender | FcmPushSender:
     if not settings.fcm_project_id:
         return LogPushSender()
     return FcmPushSender(
-        settings.fcm_project_id, credentials_file=settings.fcm_credentials_file,
-        access_token=settings.fcm_access_token, url=settings.fcm_url,
-        retries=settings.fcm_retries, concurrency=settings.fcm_concurrency,
-    )  # fmt: skip
+        settings.fcm_project_id,
+        credentials_file=settings.fcm_credentials_file,
+        access_token=settings.fcm_access_token,
+        url=settings.fcm_url,
+        retries=settings.fcm_retries,
+        concurrency=settings.fcm_concurrency,
+    )

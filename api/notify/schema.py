@@ -38,9 +38,13 @@ class Device:
     @classmethod
     def of(cls, r: DeviceRow) -> Device:
         return cls(
-            id=strawberry.ID(str(r.id)), app=App(r.app), platform=Platform(r.platform),
-            locale=r.locale, app_version=r.app_version, last_seen_at=r.last_seen_at,
-        )  # fmt: skip
+            id=strawberry.ID(str(r.id)),
+            app=App(r.app),
+            platform=Platform(r.platform),
+            locale=r.locale,
+            app_version=r.app_version,
+            last_seen_at=r.last_seen_at,
+        )
 
 
 @strawberry.type(description="A notification in your inbox.")
@@ -56,9 +60,16 @@ class Notification:
 
     @classmethod
     def of(cls, r: NotificationRow) -> Notification:
-        return cls(id=strawberry.ID(str(r.id)), category=NotificationCategory(r.category),
-                   urgent=r.urgent, title=r.title, body=r.body, data=r.data or {},
-                   created_at=r.created_at, read_at=r.read_at)  # fmt: skip
+        return cls(
+            id=strawberry.ID(str(r.id)),
+            category=NotificationCategory(r.category),
+            urgent=r.urgent,
+            title=r.title,
+            body=r.body,
+            data=r.data or {},
+            created_at=r.created_at,
+            read_at=r.read_at,
+        )
 
 
 @strawberry.type
@@ -158,14 +169,17 @@ class NoticePayload:
     recipients: int
 
 
-DeviceResult = Annotated[DevicePayload | ValidationError | AuthError,
-                         strawberry.union("DeviceResult")]  # fmt: skip
+DeviceResult = Annotated[
+    DevicePayload | ValidationError | AuthError, strawberry.union("DeviceResult")
+]
 NoticeResult = Annotated[
     NoticePayload | ValidationError | PermissionDeniedError | AuthError,
     strawberry.union("NoticeResult"),
 ]
-SettingsResult = Annotated[NotificationSettingsPayload | ValidationError | AuthError,
-                           strawberry.union("NotificationSettingsResult")]  # fmt: skip
+SettingsResult = Annotated[
+    NotificationSettingsPayload | ValidationError | AuthError,
+    strawberry.union("NotificationSettingsResult"),
+]
 
 
 def _minute(value: str, field: str) -> int:
@@ -187,28 +201,41 @@ async def _settings(session, account_id) -> NotificationSettings:
     chosen = await service.preferences(session, account_id)
     q = await service.quiet_hours(session, account_id)
     return NotificationSettings(
-        categories=[CategoryPreference(category=NotificationCategory(c), **v)
-                    for c, v in chosen.items()],
-        quiet_hours=QuietHours(start=_hhmm(q.start_minute), end=_hhmm(q.end_minute),
-                               time_zone=q.time_zone) if q else None,
-    )  # fmt: skip
+        categories=[
+            CategoryPreference(category=NotificationCategory(c), **v) for c, v in chosen.items()
+        ],
+        quiet_hours=QuietHours(
+            start=_hhmm(q.start_minute), end=_hhmm(q.end_minute), time_zone=q.time_zone
+        )
+        if q
+        else None,
+    )
 
 
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[Authenticated], description="Your inbox, newest first.")
     async def inbox(
-        self, info: strawberry.Info, first: int = 20, before: strawberry.ID | None = None,
+        self,
+        info: strawberry.Info,
+        first: int = 20,
+        before: strawberry.ID | None = None,
         unread_only: bool = False,
-    ) -> Inbox:  # fmt: skip
+    ) -> Inbox:
         p = info.context.principal_now()
         session = info.context.session
         rows, more = await service.inbox(
-            session, p.account_id, first=max(1, min(first, 100)),
-            before=parse_id(before) if before else None, unread_only=unread_only,
-        )  # fmt: skip
-        return Inbox(items=[Notification.of(r) for r in rows], has_more=more,
-                     unread_count=await service.unread_count(session, p.account_id))  # fmt: skip
+            session,
+            p.account_id,
+            first=max(1, min(first, 100)),
+            before=parse_id(before) if before else None,
+            unread_only=unread_only,
+        )
+        return Inbox(
+            items=[Notification.of(r) for r in rows],
+            has_more=more,
+            unread_count=await service.unread_count(session, p.account_id),
+        )
 
     @strawberry.field(permission_classes=[Authenticated])
     async def notification_settings(self, info: strawberry.Info) -> NotificationSettings:
@@ -228,11 +255,15 @@ class Mutation:
 
         async def work():
             row = await service.register_device(
-                info.context.session, p.account_id, app=input.app.value,
-                platform=input.platform.value, token=input.token,
-                installation_id=input.installation_id, locale=input.locale,
+                info.context.session,
+                p.account_id,
+                app=input.app.value,
+                platform=input.platform.value,
+                token=input.token,
+                installation_id=input.installation_id,
+                locale=input.locale,
                 app_version=input.app_version,
-            )  # fmt: skip
+            )
             return DevicePayload(device=Device.of(row))
 
         result, error = await attempt(info.context.session, work)
@@ -269,12 +300,16 @@ class Mutation:
             quiet = None
             if input.quiet_hours is not None and not input.clear_quiet_hours:
                 q = input.quiet_hours  # checked before anything is written
-                quiet = (_minute(q.start, "quietHours.start"), _minute(q.end, "quietHours.end"),
-                         q.time_zone or info.context.tenant.time_zone)  # fmt: skip
+                quiet = (
+                    _minute(q.start, "quietHours.start"),
+                    _minute(q.end, "quietHours.end"),
+                    q.time_zone or info.context.tenant.time_zone,
+                )
                 service.check_quiet_hours(*quiet)
             for c in input.categories:
-                await service.set_preference(session, p.account_id, c.category.value,
-                                             push=c.push, email=c.email, sms=c.sms)  # fmt: skip
+                await service.set_preference(
+                    session, p.account_id, c.category.value, push=c.push, email=c.email, sms=c.sms
+                )
             if input.clear_quiet_hours:
                 await service.set_quiet_hours(session, p.account_id, None, None)
             elif quiet is not None:

@@ -43,9 +43,16 @@ DEFAULTS = {c: {"push": c != "marketing", "email": False, "sms": False} for c in
 
 
 async def register_device(
-    session, account_id: uuid.UUID, *, app: str, platform: str, token: str = "",
-    installation_id: str = "", locale: str = "zh-CN", app_version: str = "",
-) -> Device:  # fmt: skip
+    session,
+    account_id: uuid.UUID,
+    *,
+    app: str,
+    platform: str,
+    token: str = "",
+    installation_id: str = "",
+    locale: str = "zh-CN",
+    app_version: str = "",
+) -> Device:
     """Register (or refresh) this device for the account: its FCM registration token, or
     only its Firebase installation ID (FCM then addresses the installation). An address is one
     device: one seen before moves to this account (the phone changed hands or signed in
@@ -63,17 +70,28 @@ async def register_device(
     app_version = text(app_version, "appVersion", required=False, max_len=40)
     now = utcnow()
     if installation_id:  # one installation is one device: its older token goes
-        await session.execute(delete(Device).where(
-            Device.installation_id == installation_id, Device.token != token,
-        ))  # fmt: skip
-    values = dict(account_id=account_id, app=app, platform=platform, is_fid=is_fid,
-                  installation_id=installation_id, locale=locale_of(locale),
-                  app_version=app_version, last_seen_at=now)  # fmt: skip
+        await session.execute(
+            delete(Device).where(
+                Device.installation_id == installation_id,
+                Device.token != token,
+            )
+        )
+    values = dict(
+        account_id=account_id,
+        app=app,
+        platform=platform,
+        is_fid=is_fid,
+        installation_id=installation_id,
+        locale=locale_of(locale),
+        app_version=app_version,
+        last_seen_at=now,
+    )
     stmt = (
-        insert(Device).values(id=uuid7(), token=token, created_at=now, **values)
+        insert(Device)
+        .values(id=uuid7(), token=token, created_at=now, **values)
         .on_conflict_do_update(index_elements=[Device.token], set_=values)
         .returning(Device.id)
-    )  # fmt: skip
+    )
     device_id = (await session.execute(stmt)).scalar_one()
     return await session.get(Device, device_id, populate_existing=True)
 
@@ -97,9 +115,9 @@ async def prune_devices(session, *, now: datetime | None = None) -> int:
 
 async def preferences(session, account_id: uuid.UUID) -> dict[str, dict]:
     """One account's channels for every category (defaults where it has not chosen)."""
-    rows = (await session.scalars(
-        select(Preference).where(Preference.account_id == account_id)
-    )).all()  # fmt: skip
+    rows = (
+        await session.scalars(select(Preference).where(Preference.account_id == account_id))
+    ).all()
     chosen = {r.category: {"push": r.push, "email": r.email, "sms": r.sms} for r in rows}
     return {c: chosen.get(c, DEFAULTS[c]) for c in CATEGORIES}
 
@@ -110,17 +128,28 @@ async def quiet_hours(session, account_id: uuid.UUID) -> QuietHours | None:
 
 
 async def channels_of(session, account_ids: Iterable[uuid.UUID], category: str) -> dict:
-    rows = (await session.scalars(select(Preference).where(
-        Preference.account_id.in_(list(account_ids)), Preference.category == category
-    ))).all()  # fmt: skip
+    rows = (
+        await session.scalars(
+            select(Preference).where(
+                Preference.account_id.in_(list(account_ids)), Preference.category == category
+            )
+        )
+    ).all()
     chosen = {r.account_id: {"push": r.push, "email": r.email, "sms": r.sms} for r in rows}
     return {a: chosen.get(a, DEFAULTS[category]) for a in account_ids}
 
 
 async def notify(
-    session, tenant_slug: str, account_ids: Iterable[uuid.UUID], category: str, template: str,
-    params: dict, *, urgent: bool = False, data: dict | None = None,
-) -> list[Notification]:  # fmt: skip
+    session,
+    tenant_slug: str,
+    account_ids: Iterable[uuid.UUID],
+    category: str,
+    template: str,
+    params: dict,
+    *,
+    urgent: bool = False,
+    data: dict | None = None,
+) -> list[Notification]:
     """Put a notification in each account's inbox (in its device's language), and a delivery
     per chosen channel (push: per device); the deliveries go to the worker with this
     transaction. Urgent ones ignore quiet hours and throttling."""
@@ -132,9 +161,13 @@ async def notify(
     if not accounts:
         return []
     devices: dict[uuid.UUID, list[Device]] = {a: [] for a in accounts}
-    for d in (await session.scalars(
-        select(Device).where(Device.account_id.in_(accounts)).order_by(Device.last_seen_at.desc())
-    )).all():  # fmt: skip
+    for d in (
+        await session.scalars(
+            select(Device)
+            .where(Device.account_id.in_(accounts))
+            .order_by(Device.last_seen_at.desc())
+        )
+    ).all():
         devices[d.account_id].append(d)
     wanted = await channels_of(session, accounts, category)
     now = utcnow()
@@ -142,20 +175,46 @@ async def notify(
     for account in accounts:
         locale = devices[account][0].locale if devices[account] else tenant_of(session).locale
         title, body = render(template, locale, params)
-        n = Notification(id=uuid7(), account_id=account, category=category, urgent=urgent,
-                         template=template, params=params, locale=locale, title=title,
-                         body=body, data=data or {}, created_at=now)  # fmt: skip
+        n = Notification(
+            id=uuid7(),
+            account_id=account,
+            category=category,
+            urgent=urgent,
+            template=template,
+            params=params,
+            locale=locale,
+            title=title,
+            body=body,
+            data=data or {},
+            created_at=now,
+        )
         made.append(n)
         channels = wanted[account]
         if channels["push"]:
-            deliveries += [Delivery(id=uuid7(), notification_id=n.id, account_id=account,
-                                    category=category, channel="push", device_id=d.id,
-                                    next_attempt_at=now) for d in devices[account]]  # fmt: skip
+            deliveries += [
+                Delivery(
+                    id=uuid7(),
+                    notification_id=n.id,
+                    account_id=account,
+                    category=category,
+                    channel="push",
+                    device_id=d.id,
+                    next_attempt_at=now,
+                )
+                for d in devices[account]
+            ]
         for channel in ("email", "sms"):
             if channels[channel]:
-                deliveries.append(Delivery(id=uuid7(), notification_id=n.id,
-                                           account_id=account, category=category,
-                                           channel=channel, next_attempt_at=now))  # fmt: skip
+                deliveries.append(
+                    Delivery(
+                        id=uuid7(),
+                        notification_id=n.id,
+                        account_id=account,
+                        category=category,
+                        channel=channel,
+                        next_attempt_at=now,
+                    )
+                )
     session.add_all(made)
     await session.flush()
     session.add_all(deliveries)
@@ -170,17 +229,23 @@ async def notify(
 
 def inbox_payload(n: Notification) -> dict:
     return {
-        "notification_id": str(n.id), "account_id": str(n.account_id), "category": n.category,
-        "urgent": n.urgent, "title": n.title, "body": n.body, "data": n.data,
+        "notification_id": str(n.id),
+        "account_id": str(n.account_id),
+        "category": n.category,
+        "urgent": n.urgent,
+        "title": n.title,
+        "body": n.body,
+        "data": n.data,
         "created_at": n.created_at.isoformat(),
-    }  # fmt: skip
+    }
 
 
 # ---------------------------------------------------------------- inbox
 
 
-async def inbox(session, account_id: uuid.UUID, *, first: int, before: uuid.UUID | None,
-                unread_only: bool) -> tuple[list[Notification], bool]:  # fmt: skip
+async def inbox(
+    session, account_id: uuid.UUID, *, first: int, before: uuid.UUID | None, unread_only: bool
+) -> tuple[list[Notification], bool]:
     stmt = select(Notification).where(Notification.account_id == account_id)
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
@@ -191,15 +256,17 @@ async def inbox(session, account_id: uuid.UUID, *, first: int, before: uuid.UUID
 
 
 async def unread_count(session, account_id: uuid.UUID) -> int:
-    stmt = select(func.count()).where(Notification.account_id == account_id,
-                                      Notification.read_at.is_(None))  # fmt: skip
+    stmt = select(func.count()).where(
+        Notification.account_id == account_id, Notification.read_at.is_(None)
+    )
     return (await session.scalar(stmt)) or 0
 
 
 async def mark_read(session, account_id: uuid.UUID, ids: list[uuid.UUID] | None) -> int:
     """Mark the given notifications (None: all) of the account read; returns how many."""
-    stmt = update(Notification).where(Notification.account_id == account_id,
-                                      Notification.read_at.is_(None))  # fmt: skip
+    stmt = update(Notification).where(
+        Notification.account_id == account_id, Notification.read_at.is_(None)
+    )
     if ids is not None:
         stmt = stmt.where(Notification.id.in_(ids))
     return (await session.execute(stmt.values(read_at=utcnow()))).rowcount or 0
@@ -208,20 +275,24 @@ async def mark_read(session, account_id: uuid.UUID, ids: list[uuid.UUID] | None)
 # ---------------------------------------------------------------- preferences
 
 
-async def set_preference(session, account_id: uuid.UUID, category: str, *, push: bool,
-                         email: bool, sms: bool) -> None:  # fmt: skip
+async def set_preference(
+    session, account_id: uuid.UUID, category: str, *, push: bool, email: bool, sms: bool
+) -> None:
     if category not in CATEGORIES:
         raise ValidationFailed(f"category is one of {', '.join(CATEGORIES)}", "category")
     values = {"push": push, "email": email, "sms": sms}
     await session.execute(
-        insert(Preference).values(account_id=account_id, category=category, **values)
-        .on_conflict_do_update(index_elements=[Preference.account_id, Preference.category],
-                               set_=values)
-    )  # fmt: skip
+        insert(Preference)
+        .values(account_id=account_id, category=category, **values)
+        .on_conflict_do_update(
+            index_elements=[Preference.account_id, Preference.category], set_=values
+        )
+    )
 
 
-async def set_quiet_hours(session, account_id: uuid.UUID, start: int | None, end: int | None,
-                          time_zone: str | None = None) -> None:  # fmt: skip
+async def set_quiet_hours(
+    session, account_id: uuid.UUID, start: int | None, end: int | None, time_zone: str | None = None
+) -> None:
     """Quiet hours as minutes after midnight (None, None: none), in ``time_zone`` (default: the
     tenant's)."""
     if start is None and end is None:
@@ -231,9 +302,10 @@ async def set_quiet_hours(session, account_id: uuid.UUID, start: int | None, end
     check_quiet_hours(start, end, time_zone)
     values = {"start_minute": start, "end_minute": end, "time_zone": time_zone}
     await session.execute(
-        insert(QuietHours).values(account_id=account_id, **values)
+        insert(QuietHours)
+        .values(account_id=account_id, **values)
         .on_conflict_do_update(index_elements=[QuietHours.account_id], set_=values)
-    )  # fmt: skip
+    )
 
 
 def check_quiet_hours(start: int | None, end: int | None, time_zone: str) -> None:
@@ -288,26 +360,43 @@ def check_notice(title: str, body: str, roles: list[str]) -> tuple[str, str, lis
     return title, body, list(dict.fromkeys(roles))
 
 
-async def queue_notice(session, tenant, *, title: str, body: str, roles: list[str],
-                       urgent: bool) -> int:  # fmt: skip
+async def queue_notice(
+    session, tenant, *, title: str, body: str, roles: list[str], urgent: bool
+) -> int:
     """Queue a checked notice for the job (``publish_notice``), with this transaction; returns
     how many members it is for now."""
     from api.jobs import enqueue
     from api.notify import tasks  # tasks imports this module
 
     recipients = len(await notice_recipients(session, tenant.id, roles))
-    await session.execute(enqueue(tasks.publish_notice, tenant=tenant.slug, title=title,
-                                  body=body, roles=roles, urgent=urgent))  # fmt: skip
+    await session.execute(
+        enqueue(
+            tasks.publish_notice,
+            tenant=tenant.slug,
+            title=title,
+            body=body,
+            roles=roles,
+            urgent=urgent,
+        )
+    )
     return recipients
 
 
-async def publish_notice(session, tenant_slug: str, tenant_id, *, title: str, body: str,
-                         roles: list[str], urgent: bool) -> int:  # fmt: skip
+async def publish_notice(
+    session, tenant_slug: str, tenant_id, *, title: str, body: str, roles: list[str], urgent: bool
+) -> int:
     """The notice job's work: every recipient gets it (in chunks, each queuing its own
     delivery jobs). Returns how many were notified."""
     accounts = await notice_recipients(session, tenant_id, roles)
     for start in range(0, len(accounts), NOTICE_CHUNK):
-        await notify(session, tenant_slug, accounts[start : start + NOTICE_CHUNK],
-                     "property_notices", "notice", {"title": title, "text": body},
-                     urgent=urgent, data={"kind": "notice"})  # fmt: skip
+        await notify(
+            session,
+            tenant_slug,
+            accounts[start : start + NOTICE_CHUNK],
+            "property_notices",
+            "notice",
+            {"title": title, "text": body},
+            urgent=urgent,
+            data={"kind": "notice"},
+        )
     return len(accounts)

@@ -35,8 +35,9 @@ async def deliver(session, tenant, ids: list[str]) -> dict:
     retried by the queue: failures are retried per delivery (and ``deliver_due`` sweeps up
     deliveries whose job failed), and a refused job (no tenant) can never succeed."""
     rt = runtime()
-    out = await delivery.deliver(session, [uuid.UUID(i) for i in ids], senders=rt.senders,
-                                 kit=rt.kit)  # fmt: skip
+    out = await delivery.deliver(
+        session, [uuid.UUID(i) for i in ids], senders=rt.senders, kit=rt.kit
+    )
     if out.next_at is not None:
         await session.execute(enqueue_delivery(tenant.slug, ids, scheduled_at=out.next_at))
     return out.__dict__ | {"next_at": out.next_at.isoformat() if out.next_at else None}
@@ -47,10 +48,13 @@ async def deliver_due(session, tenant) -> int:
     """Safety net: deliveries due for over a minute that no job carries (a worker lost its
     queued job, or a deferral outlived the queue's retention) are sent now."""
     stale = utcnow() - timedelta(minutes=1)
-    ids = list(await session.scalars(
-        select(Delivery.id).where(Delivery.status.in_(("pending", "deferred")),
-                                  Delivery.next_attempt_at < stale).limit(DELIVER_DUE_BATCH)
-    ))  # fmt: skip
+    ids = list(
+        await session.scalars(
+            select(Delivery.id)
+            .where(Delivery.status.in_(("pending", "deferred")), Delivery.next_attempt_at < stale)
+            .limit(DELIVER_DUE_BATCH)
+        )
+    )
     if ids:
         rt = runtime()
         await delivery.deliver(session, ids, senders=rt.senders, kit=rt.kit)
@@ -63,24 +67,39 @@ async def remind_expiring_holds(session, tenant) -> int:
     from api.unit.models import Unit
 
     now = utcnow()
-    units = (await session.scalars(select(Unit).where(
-        Unit.status == "on_hold", Unit.hold_expires_at > now,
-        Unit.hold_expires_at <= now + HOLD_WARNING, Unit.held_by.is_not(None),
-    ))).all()  # fmt: skip
+    units = (
+        await session.scalars(
+            select(Unit).where(
+                Unit.status == "on_hold",
+                Unit.hold_expires_at > now,
+                Unit.hold_expires_at <= now + HOLD_WARNING,
+                Unit.held_by.is_not(None),
+            )
+        )
+    ).all()
     sent = 0
     for u in units:
         ref = f"hold:{u.id}:{u.hold_expires_at.isoformat()}"
-        seen = await session.scalar(select(Notification.id).where(
-            Notification.template == "hold.expiring", Notification.params["ref"].astext == ref
-        ).limit(1))  # fmt: skip
+        seen = await session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.template == "hold.expiring", Notification.params["ref"].astext == ref
+            )
+            .limit(1)
+        )
         if seen is not None:
             continue
         minutes = max(1, math.ceil((u.hold_expires_at - now).total_seconds() / 60))
         await service.notify(
-            session, tenant.slug, [u.held_by], "system", "hold.expiring",
-            {"number": u.number, "minutes": minutes, "ref": ref}, urgent=True,
+            session,
+            tenant.slug,
+            [u.held_by],
+            "system",
+            "hold.expiring",
+            {"number": u.number, "minutes": minutes, "ref": ref},
+            urgent=True,
             data={"kind": "unit", "id": str(u.id)},
-        )  # fmt: skip
+        )
         sent += 1
     return sent
 
@@ -99,15 +118,29 @@ async def notify_followers(session, tenant, events: list[dict]) -> int:
         if not accounts:
             continue
         if kind == "unit":
-            params = {"number": p["number"], "status": p["status"],
-                      "price": templates.money(p["list_price"], p["currency"])}  # fmt: skip
+            params = {
+                "number": p["number"],
+                "status": p["status"],
+                "price": templates.money(p["list_price"], p["currency"]),
+            }
         else:
-            params = {"community": p["community"], "rooms": p["rooms"], "status": p["status"],
-                      "price": templates.money(p["asking_price"], p["currency"])}  # fmt: skip
-        made += len(await service.notify(
-            session, tenant.slug, accounts, "listing_updates", f"{kind}.{change}", params,
-            data={"kind": kind, "id": str(entity)},
-        ))  # fmt: skip
+            params = {
+                "community": p["community"],
+                "rooms": p["rooms"],
+                "status": p["status"],
+                "price": templates.money(p["asking_price"], p["currency"]),
+            }
+        made += len(
+            await service.notify(
+                session,
+                tenant.slug,
+                accounts,
+                "listing_updates",
+                f"{kind}.{change}",
+                params,
+                data={"kind": kind, "id": str(entity)},
+            )
+        )
     return made
 
 
@@ -125,11 +158,13 @@ outbox.react(_react)
 
 
 @tenant_task(blueprint)
-async def publish_notice(session, tenant, title: str, body: str, roles: list[str],
-                         urgent: bool) -> int:  # fmt: skip
+async def publish_notice(
+    session, tenant, title: str, body: str, roles: list[str], urgent: bool
+) -> int:
     """A tenant notice to its members: the fan-out runs here, not in the request."""
-    return await service.publish_notice(session, tenant.slug, tenant.id, title=title, body=body,
-                                        roles=roles, urgent=urgent)  # fmt: skip
+    return await service.publish_notice(
+        session, tenant.slug, tenant.id, title=title, body=body, roles=roles, urgent=urgent
+    )
 
 
 @tenant_task(blueprint)

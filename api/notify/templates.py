@@ -10,17 +10,34 @@ LOCALES = ("zh-CN", "en")
 
 STATUS = {
     "zh-CN": {
-        "planned": "未推出", "available": "可售", "on_hold": "保留中", "reserved": "已预订",
-        "subscribed": "已认购", "contracted": "已签约", "sold": "已售", "delivered": "已交付",
-        "active": "在售", "under_contract": "已签约", "withdrawn": "已下架", "expired": "已过期",
+        "planned": "未推出",
+        "available": "可售",
+        "on_hold": "保留中",
+        "reserved": "已预订",
+        "subscribed": "已认购",
+        "contracted": "已签约",
+        "sold": "已售",
+        "delivered": "已交付",
+        "active": "在售",
+        "under_contract": "已签约",
+        "withdrawn": "已下架",
+        "expired": "已过期",
     },
     "en": {
-        "planned": "planned", "available": "available", "on_hold": "on hold",
-        "reserved": "reserved", "subscribed": "subscribed", "contracted": "contracted",
-        "sold": "sold", "delivered": "delivered", "active": "for sale",
-        "under_contract": "under contract", "withdrawn": "withdrawn", "expired": "expired",
+        "planned": "planned",
+        "available": "available",
+        "on_hold": "on hold",
+        "reserved": "reserved",
+        "subscribed": "subscribed",
+        "contracted": "contracted",
+        "sold": "sold",
+        "delivered": "delivered",
+        "active": "for sale",
+        "under_contract": "under contract",
+        "withdrawn": "withdrawn",
+        "expired": "expired",
     },
-}  # fmt: skip
+}
 
 # key -> locale -> (title, body), formatted with the notification's params.
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {

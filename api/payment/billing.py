@@ -40,8 +40,9 @@ async def status_of(session, tenant_id):
     return (await session.execute(stmt)).one()
 
 
-async def start_checkout(session, settings: Settings, tenant, plan: str, *, success_url: str,
-                         cancel_url: str) -> str:  # fmt: skip
+async def start_checkout(
+    session, settings: Settings, tenant, plan: str, *, success_url: str, cancel_url: str
+) -> str:
     """A Checkout page (URL) where the tenant's admin subscribes to ``plan``."""
     price = settings.stripe_plan_prices.get(plan)
     if not price:
@@ -59,12 +60,18 @@ async def start_checkout(session, settings: Settings, tenant, plan: str, *, succ
             row.stripe_customer_id = customer.id
             await session.flush()
         meta = {"tenant_id": str(row.id)}
-        checkout = await api.v1.checkout.sessions.create_async({
-            "mode": "subscription", "customer": row.stripe_customer_id,
-            "line_items": [{"price": price, "quantity": 1}], "success_url": success_url,
-            "cancel_url": cancel_url, "client_reference_id": str(row.id), "metadata": meta,
-            "subscription_data": {"metadata": meta},
-        })  # fmt: skip
+        checkout = await api.v1.checkout.sessions.create_async(
+            {
+                "mode": "subscription",
+                "customer": row.stripe_customer_id,
+                "line_items": [{"price": price, "quantity": 1}],
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+                "client_reference_id": str(row.id),
+                "metadata": meta,
+                "subscription_data": {"metadata": meta},
+            }
+        )
     except stripe.StripeError as exc:
         raise stripe_api.failed(exc) from exc
     return checkout.url
@@ -96,11 +103,20 @@ async def apply(conn, settings: Settings, tenant_id, event: dict) -> str:
     if not sub_id:
         return "ignored: no subscription"
     sub = await stripe_api.client(settings).v1.subscriptions.retrieve_async(sub_id)
-    row = (await conn.execute(
-        select(Tenant.stripe_customer_id, Tenant.stripe_subscription_id, Tenant.billing_status,
-               Tenant.status, Tenant.plan, Tenant.past_due_since)
-        .where(Tenant.id == tenant_id).with_for_update()
-    )).first()  # fmt: skip
+    row = (
+        await conn.execute(
+            select(
+                Tenant.stripe_customer_id,
+                Tenant.stripe_subscription_id,
+                Tenant.billing_status,
+                Tenant.status,
+                Tenant.plan,
+                Tenant.past_due_since,
+            )
+            .where(Tenant.id == tenant_id)
+            .with_for_update()
+        )
+    ).first()
     if row.stripe_customer_id and sub["customer"] != row.stripe_customer_id:
         return "ignored: another customer's subscription"
     if (
@@ -112,8 +128,9 @@ async def apply(conn, settings: Settings, tenant_id, event: dict) -> str:
     values: dict = {"stripe_subscription_id": sub_id}
     suspended_for_billing = row.billing_status == "suspended"
     if sub["status"] in ACTIVE:
-        values.update(plan=_plan_of(settings, sub) or row.plan, billing_status="active",
-                      past_due_since=None)  # fmt: skip
+        values.update(
+            plan=_plan_of(settings, sub) or row.plan, billing_status="active", past_due_since=None
+        )
         if suspended_for_billing:
             values["status"] = "active"
     elif sub["status"] in PAST_DUE:
@@ -135,9 +152,12 @@ async def suspend_unpaid(conn, settings: Settings) -> list[str]:
     cutoff = utcnow() - timedelta(days=settings.stripe_billing_grace_days)
     rows = await conn.execute(
         update(Tenant)
-        .where(Tenant.billing_status == "past_due", Tenant.past_due_since < cutoff,
-               Tenant.status == "active")
+        .where(
+            Tenant.billing_status == "past_due",
+            Tenant.past_due_since < cutoff,
+            Tenant.status == "active",
+        )
         .values(status="suspended", billing_status="suspended")
         .returning(Tenant.slug)
-    )  # fmt: skip
+    )
     return list(rows.scalars())

@@ -55,11 +55,11 @@ def overdue(bill: Bill, on: date) -> bool:
 async def next_number(session, name: str) -> int:
     """The next number of ``name`` (gapless: the row is locked until this transaction ends)."""
     return await session.scalar(
-        insert(Counter).values(name=name, value=1)
-        .on_conflict_do_update(index_elements=[Counter.name],
-                               set_={"value": Counter.value + 1})
+        insert(Counter)
+        .values(name=name, value=1)
+        .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
         .returning(Counter.value)
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -78,8 +78,10 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
         raise ValidationFailed(f"kind is one of {', '.join(BILL_KINDS)}", "kind")
     currency = tenant_of(session).currency.lower()
     if not 1 <= i.amount <= MAX_AMOUNT:
-        raise ValidationFailed(f"an amount is {shown(session, 1, currency)} to "
-                               f"{shown(session, MAX_AMOUNT, currency)}", "amount")  # fmt: skip
+        raise ValidationFailed(
+            f"an amount is {shown(session, 1, currency)} to {shown(session, MAX_AMOUNT, currency)}",
+            "amount",
+        )
     if i.due_on < today(session) - timedelta(days=366):
         raise ValidationFailed("a due date within the last year or later", "dueOn")
     if not await active_members(session, [i.payer_id]):
@@ -87,16 +89,28 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
     if i.unit_id is not None:
         await existing(session, Unit.id, [i.unit_id], "unit", "unitId")
     number = await next_number(session, "bill")
-    bill = Bill(id=uuid7(), number=f"B{number:08d}", kind=i.kind, payer_id=i.payer_id,
-                title=text(i.title, "title", required=True, max_len=200),
-                period=text(i.period, "period", required=False, max_len=40), unit_id=i.unit_id,
-                amount=i.amount, due_on=i.due_on, issued_by=p.account_id,
-                currency=currency)  # fmt: skip
+    bill = Bill(
+        id=uuid7(),
+        number=f"B{number:08d}",
+        kind=i.kind,
+        payer_id=i.payer_id,
+        title=text(i.title, "title", required=True, max_len=200),
+        period=text(i.period, "period", required=False, max_len=40),
+        unit_id=i.unit_id,
+        amount=i.amount,
+        due_on=i.due_on,
+        issued_by=p.account_id,
+        currency=currency,
+    )
     session.add(bill)
     await session.flush()
-    await ledger.post(session, f"bill:{bill.id}:issued", f"bill {bill.number}", bill.currency,
-                      [("accounts_receivable", bill.amount, 0),
-                       ("fee_income", 0, bill.amount)])  # fmt: skip
+    await ledger.post(
+        session,
+        f"bill:{bill.id}:issued",
+        f"bill {bill.number}",
+        bill.currency,
+        [("accounts_receivable", bill.amount, 0), ("fee_income", 0, bill.amount)],
+    )
     from api.payment.service import tell_bill
 
     await tell_bill(session, bill, "bill.issued")
@@ -111,15 +125,20 @@ async def void(session, bill_id: uuid.UUID, reason: str) -> Bill:
         raise Conflict("only an open bill with nothing paid can be voided", "billId")
     bill.void_reason = text(reason, "reason", required=True, max_len=300)
     bill.status, bill.version = "void", bill.version + 1
-    await ledger.post(session, f"bill:{bill.id}:void", f"bill {bill.number} voided",
-                      bill.currency, [("fee_income", bill.amount, 0),
-                                      ("accounts_receivable", 0, bill.amount)])  # fmt: skip
+    await ledger.post(
+        session,
+        f"bill:{bill.id}:void",
+        f"bill {bill.number} voided",
+        bill.currency,
+        [("fee_income", bill.amount, 0), ("accounts_receivable", 0, bill.amount)],
+    )
     await session.flush()
     return bill
 
 
-async def bill_of(session, p: Principal, bill_id: uuid.UUID, *, staff: bool,
-                  lock: bool = False) -> Bill:  # fmt: skip
+async def bill_of(
+    session, p: Principal, bill_id: uuid.UUID, *, staff: bool, lock: bool = False
+) -> Bill:
     """The bill, if it is the caller's (or the caller manages bills)."""
     stmt = select(Bill).where(Bill.id == bill_id)
     if not staff:
@@ -132,8 +151,14 @@ async def bill_of(session, p: Principal, bill_id: uuid.UUID, *, staff: bool,
     return bill
 
 
-async def listing(session, *, payer_id: uuid.UUID | None, status: str | None, first: int,
-                  overdue_only: bool = False) -> list[Bill]:  # fmt: skip
+async def listing(
+    session,
+    *,
+    payer_id: uuid.UUID | None,
+    status: str | None,
+    first: int,
+    overdue_only: bool = False,
+) -> list[Bill]:
     stmt = select(Bill).order_by(Bill.due_on, Bill.number).limit(first)
     if payer_id is not None:
         stmt = stmt.where(Bill.payer_id == payer_id)
@@ -161,8 +186,16 @@ class PaymentStarted:
     client_secret: str
 
 
-async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.UUID, *,
-              amount: int | None, platform: str) -> PaymentStarted:  # fmt: skip
+async def pay(
+    session,
+    settings: Settings,
+    tenant,
+    p: Principal,
+    bill_id: uuid.UUID,
+    *,
+    amount: int | None,
+    platform: str,
+) -> PaymentStarted:
     """Start paying the caller's bill: all that is left, or part of it (at least one major unit
     of its currency, ``min_payment``). Asking again for the same amount while it is pending
     gives the same payment."""
@@ -176,28 +209,54 @@ async def pay(session, settings: Settings, tenant, p: Principal, bill_id: uuid.U
     amount = left if amount is None else amount
     least = min(min_payment(bill.currency), left)
     if not least <= amount <= left:
-        raise ValidationFailed(f"pay between {shown(session, least, bill.currency)} and "
-                               f"{shown(session, left, bill.currency)}", "amount")  # fmt: skip
-    pending = (await session.scalars(
-        select(Payment).where(Payment.bill_id == bill.id, Payment.status == "pending",
-                              Payment.payer_id == p.account_id, Payment.amount == amount)
-    )).first()  # fmt: skip
+        raise ValidationFailed(
+            f"pay between {shown(session, least, bill.currency)} and "
+            f"{shown(session, left, bill.currency)}",
+            "amount",
+        )
+    pending = (
+        await session.scalars(
+            select(Payment).where(
+                Payment.bill_id == bill.id,
+                Payment.status == "pending",
+                Payment.payer_id == p.account_id,
+                Payment.amount == amount,
+            )
+        )
+    ).first()
     if pending is not None:
         intent = await stripe_api.retrieve_intent(settings, account, pending.stripe_payment_intent)
         return PaymentStarted(pending, intent.client_secret)
-    payment = Payment(id=uuid7(), kind="fee", status="pending", amount=amount,
-                      currency=bill.currency, bill_id=bill.id, unit_id=bill.unit_id,
-                      payer_id=p.account_id, stripe_account=account,
-                      application_fee=platform_fee(settings, tenant.plan, amount))  # fmt: skip
+    payment = Payment(
+        id=uuid7(),
+        kind="fee",
+        status="pending",
+        amount=amount,
+        currency=bill.currency,
+        bill_id=bill.id,
+        unit_id=bill.unit_id,
+        payer_id=p.account_id,
+        stripe_account=account,
+        application_fee=platform_fee(settings, tenant.plan, amount),
+    )
     session.add(payment)
     await session.flush()
     intent = await stripe_api.create_intent(
-        settings, account=account, amount=amount, currency=bill.currency,
-        platform=platform, fee=payment.application_fee, key=f"fee:{payment.id}",
-        metadata={"tenant_id": str(tenant.id), "payment_id": str(payment.id),
-                  "bill_id": str(bill.id), "kind": "fee"},
+        settings,
+        account=account,
+        amount=amount,
+        currency=bill.currency,
+        platform=platform,
+        fee=payment.application_fee,
+        key=f"fee:{payment.id}",
+        metadata={
+            "tenant_id": str(tenant.id),
+            "payment_id": str(payment.id),
+            "bill_id": str(bill.id),
+            "kind": "fee",
+        },
         description=f"Bill {bill.number}: {bill.title}"[:200],
-    )  # fmt: skip
+    )
     payment.stripe_payment_intent = intent.id
     await session.flush()
     return PaymentStarted(payment, intent.client_secret)
@@ -217,20 +276,38 @@ async def settle(session, payment: Payment) -> tuple[Bill | None, int]:
         bill.status = "paid"
     bill.version += 1
     number = await next_number(session, "receipt")
-    session.add(Receipt(id=uuid7(), number=f"R{number:08d}", payment_id=payment.id,
-                        bill_id=bill.id, payer_id=payment.payer_id, amount=applied,
-                        currency=payment.currency))  # fmt: skip
+    session.add(
+        Receipt(
+            id=uuid7(),
+            number=f"R{number:08d}",
+            payment_id=payment.id,
+            bill_id=bill.id,
+            payer_id=payment.payer_id,
+            amount=applied,
+            currency=payment.currency,
+        )
+    )
     await session.flush()
     return bill, applied
 
 
 async def due_for_reminder(session, on: date) -> list[Bill]:
     """Open bills due within three days (and not yet overdue), not reminded yet (locked)."""
-    return list((await session.scalars(
-        select(Bill).where(Bill.status == "open", Bill.reminded_at.is_(None),
-                           Bill.due_on >= on, Bill.due_on <= on + timedelta(days=REMIND_DAYS))
-        .with_for_update(skip_locked=True).limit(1000)
-    )).all())  # fmt: skip
+    return list(
+        (
+            await session.scalars(
+                select(Bill)
+                .where(
+                    Bill.status == "open",
+                    Bill.reminded_at.is_(None),
+                    Bill.due_on >= on,
+                    Bill.due_on <= on + timedelta(days=REMIND_DAYS),
+                )
+                .with_for_update(skip_locked=True)
+                .limit(1000)
+            )
+        ).all()
+    )
 
 
 async def mark_reminded(session, bills: list[Bill], at: datetime) -> None:

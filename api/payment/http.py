@@ -42,16 +42,20 @@ def receipt_endpoint(cache: TenantCache, db: TenantDatabase, kit: SecurityKit):
             body = await receipts.pdf_of(session, tenant, receipt_id, locale)
         if body is None:
             return Response("not found", status_code=404)
-        return Response(body, media_type="application/pdf",
-                        headers={"Cache-Control": "private, max-age=300"})  # fmt: skip
+        return Response(
+            body, media_type="application/pdf", headers={"Cache-Control": "private, max-age=300"}
+        )
 
     return receipt_pdf
 
 
 def routes(
-    engine: AsyncEngine, settings: Settings, cache: TenantCache, db: TenantDatabase,
+    engine: AsyncEngine,
+    settings: Settings,
+    cache: TenantCache,
+    db: TenantDatabase,
     kit: SecurityKit,
-) -> list[Route]:  # fmt: skip
+) -> list[Route]:
     return [
         Route(WEBHOOK_PATH, webhook_endpoint(engine, settings), methods=["POST"]),
         Route("/receipts/{tenant}/{receipt}.pdf", receipt_endpoint(cache, db, kit)),

@@ -68,8 +68,9 @@ class Payment(TenantBase):
     failure_code: Mapped[str | None] = mapped_column(String(64))
     refund_reason: Mapped[str | None] = mapped_column(String(64))
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                 default=utcnow)  # fmt: skip
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
 
@@ -103,8 +104,9 @@ class Bill(TenantBase):
     status: Mapped[str] = mapped_column(String(8), nullable=False, default="open")
     void_reason: Mapped[str | None] = mapped_column(String(300))
     issued_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                default=utcnow)  # fmt: skip
+    issued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
@@ -121,8 +123,9 @@ class Receipt(TenantBase):
     payer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                default=utcnow)  # fmt: skip
+    issued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
 
 
 class Counter(TenantBase):
@@ -180,8 +183,9 @@ class StripeEvent(SharedBase):
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created: Mapped[int] = mapped_column(BigInteger, nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
-                                                  default=utcnow)  # fmt: skip
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     outcome: Mapped[str] = mapped_column(Text, nullable=False, default="")

@@ -20,13 +20,33 @@ from api.notify.templates import locale_of
 TTL = 15 * 60
 _FONT = "STSong-Light"  # Adobe's Chinese CID font: built into every PDF reader
 LABELS = {
-    "zh-CN": {"title": "收据", "number": "收据编号", "date": "日期", "payer": "付款人",
-              "bill": "账单", "item": "项目", "period": "期间", "amount": "金额",
-              "paid_via": "支付方式", "stripe": "在线支付 (Stripe)", "left": "尚欠"},
-    "en": {"title": "Receipt", "number": "Receipt no.", "date": "Date", "payer": "Payer",
-           "bill": "Bill", "item": "Item", "period": "Period", "amount": "Amount",
-           "paid_via": "Paid via", "stripe": "Online payment (Stripe)", "left": "Left to pay"},
-}  # fmt: skip
+    "zh-CN": {
+        "title": "收据",
+        "number": "收据编号",
+        "date": "日期",
+        "payer": "付款人",
+        "bill": "账单",
+        "item": "项目",
+        "period": "期间",
+        "amount": "金额",
+        "paid_via": "支付方式",
+        "stripe": "在线支付 (Stripe)",
+        "left": "尚欠",
+    },
+    "en": {
+        "title": "Receipt",
+        "number": "Receipt no.",
+        "date": "Date",
+        "payer": "Payer",
+        "bill": "Bill",
+        "item": "Item",
+        "period": "Period",
+        "amount": "Amount",
+        "paid_via": "Paid via",
+        "stripe": "Online payment (Stripe)",
+        "left": "Left to pay",
+    },
+}
 
 
 def _fonts() -> None:
@@ -37,9 +57,21 @@ def _fonts() -> None:
         pdfmetrics.registerFont(UnicodeCIDFont(_FONT))
 
 
-def render(*, company: str, number: str, issued_at: datetime, payer: str, bill_number: str,
-           title: str, period: str, amount: int, left: int, currency: str, locale: str,
-           zone: ZoneInfo) -> bytes:  # fmt: skip
+def render(
+    *,
+    company: str,
+    number: str,
+    issued_at: datetime,
+    payer: str,
+    bill_number: str,
+    title: str,
+    period: str,
+    amount: int,
+    left: int,
+    currency: str,
+    locale: str,
+    zone: ZoneInfo,
+) -> bytes:
     """The receipt's PDF; its date and time in ``zone`` (the tenant's), amounts to the cent."""
     from reportlab.lib.pagesizes import A5
     from reportlab.pdfgen import canvas
@@ -60,12 +92,16 @@ def render(*, company: str, number: str, issued_at: datetime, payer: str, bill_n
     page.setFont(_FONT, 10)
     when = f"{issued_at.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
     rows = [
-        (words["number"], number), (words["date"], when), (words["payer"], payer),
-        (words["bill"], bill_number), (words["item"], title), (words["period"], period or "-"),
+        (words["number"], number),
+        (words["date"], when),
+        (words["payer"], payer),
+        (words["bill"], bill_number),
+        (words["item"], title),
+        (words["period"], period or "-"),
         (words["amount"], format_money(amount, currency, locale)),
         (words["left"], format_money(left, currency, locale)),
         (words["paid_via"], words["stripe"]),
-    ]  # fmt: skip
+    ]
     for label, value in rows:
         page.drawString(40, y, label)
         page.drawString(150, y, value)
@@ -76,8 +112,9 @@ def render(*, company: str, number: str, issued_at: datetime, payer: str, bill_n
 
 
 def signature(kit, tenant_id: str, receipt_id: str, locale: str, exp: int) -> str:
-    digest = kit.blind_index.digest(f"{receipt_id}|{locale}|{exp}", scope=str(tenant_id),
-                                    column="receipt_url")  # fmt: skip
+    digest = kit.blind_index.digest(
+        f"{receipt_id}|{locale}|{exp}", scope=str(tenant_id), column="receipt_url"
+    )
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
@@ -114,9 +151,17 @@ async def pdf_of(session, tenant, receipt_id: str, locale: str) -> bytes | None:
         return None
     bill = await session.get(Bill, receipt.bill_id) if receipt.bill_id else None
     payer = await session.get(Account, receipt.payer_id) if receipt.payer_id else None
-    return render(company=tenant.name, number=receipt.number, issued_at=receipt.issued_at,
-                  payer=(payer.name if payer else "") or "-",
-                  bill_number=bill.number if bill else "-", title=bill.title if bill else "-",
-                  period=bill.period if bill else "", amount=receipt.amount,
-                  left=(bill.amount - bill.paid_amount) if bill else 0,
-                  currency=receipt.currency, locale=locale, zone=tenant.zone)  # fmt: skip
+    return render(
+        company=tenant.name,
+        number=receipt.number,
+        issued_at=receipt.issued_at,
+        payer=(payer.name if payer else "") or "-",
+        bill_number=bill.number if bill else "-",
+        title=bill.title if bill else "-",
+        period=bill.period if bill else "",
+        amount=receipt.amount,
+        left=(bill.amount - bill.paid_amount) if bill else 0,
+        currency=receipt.currency,
+        locale=locale,
+        zone=tenant.zone,
+    )

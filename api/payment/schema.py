@@ -84,10 +84,14 @@ class CancelReservationPayload:
 
 
 CancelReservationResult = Annotated[
-    CancelReservationPayload | ValidationError | ConflictError | NotFoundError
-    | PermissionDeniedError | AuthError,
+    CancelReservationPayload
+    | ValidationError
+    | ConflictError
+    | NotFoundError
+    | PermissionDeniedError
+    | AuthError,
     strawberry.union("CancelReservationResult"),
-]  # fmt: skip
+]
 
 
 @strawberry.type(description="The company's own Anju plan, paid through Stripe Billing.")
@@ -142,9 +146,12 @@ class Query:
 
         ctx = info.context
         row = await billing.status_of(ctx.session, ctx.tenant.id)
-        return TenantBilling(plan=row.plan, status=row.billing_status,
-                             past_due_since=row.past_due_since,
-                             payments_account_id=row.stripe_account_id)  # fmt: skip
+        return TenantBilling(
+            plan=row.plan,
+            status=row.billing_status,
+            past_due_since=row.past_due_since,
+            payments_account_id=row.stripe_account_id,
+        )
 
     @strawberry.field(permission_classes=[requires("payment.read")])
     async def payments(
@@ -202,17 +209,25 @@ class Mutation:
         "deposit is refunded by the company's rules (payments.refund_full_hours, "
         "payments.refund_late_pct).",
     )
-    async def cancel_reservation(self, info: strawberry.Info, unit_id: strawberry.ID,
-                                 reason: str) -> CancelReservationResult:  # fmt: skip
+    async def cancel_reservation(
+        self, info: strawberry.Info, unit_id: strawberry.ID, reason: str
+    ) -> CancelReservationResult:
         ctx = info.context
 
         async def work():
             payment, refunded = await service.cancel_reservation(
-                ctx.session, ctx.kit.settings, ctx.principal_now(),
-                require_id(unit_id, "unit", "unitId"), reason=reason,
-            )  # fmt: skip
-            ctx.audit("payment.cancel_reservation", target_type="payment", target_id=payment.id,
-                      refunded=refunded)  # fmt: skip
+                ctx.session,
+                ctx.kit.settings,
+                ctx.principal_now(),
+                require_id(unit_id, "unit", "unitId"),
+                reason=reason,
+            )
+            ctx.audit(
+                "payment.cancel_reservation",
+                target_type="payment",
+                target_id=payment.id,
+                refunded=refunded,
+            )
             return CancelReservationPayload(payment=Payment.of(payment), refunded=refunded)
 
         result, error = await attempt(ctx.session, work)
@@ -222,8 +237,9 @@ class Mutation:
         permission_classes=[requires("tenant.manage")],
         description="A Stripe Checkout page where the company subscribes to a plan.",
     )
-    async def start_plan_checkout(self, info: strawberry.Info, plan: str, success_url: str,
-                                  cancel_url: str) -> PlanCheckoutResult:  # fmt: skip
+    async def start_plan_checkout(
+        self, info: strawberry.Info, plan: str, success_url: str, cancel_url: str
+    ) -> PlanCheckoutResult:
         from api.payment import billing
 
         ctx = info.context
@@ -237,8 +253,9 @@ class Mutation:
                 success_url=success_url,
                 cancel_url=cancel_url,
             )
-            ctx.audit("payment.plan_checkout", target_type="tenant", target_id=ctx.tenant.id,
-                      plan=plan)  # fmt: skip
+            ctx.audit(
+                "payment.plan_checkout", target_type="tenant", target_id=ctx.tenant.id, plan=plan
+            )
             return PlanCheckoutPayload(url=url)
 
         result, error = await attempt(ctx.session, work)
@@ -256,9 +273,12 @@ class Mutation:
 
         async def work():
             account, url = await service.connect(
-                ctx.session, ctx.kit.settings, ctx.tenant,
-                return_url=return_url, refresh_url=refresh_url,
-            )  # fmt: skip
+                ctx.session,
+                ctx.kit.settings,
+                ctx.tenant,
+                return_url=return_url,
+                refresh_url=refresh_url,
+            )
             ctx.audit("payment.connect", target_type="tenant", target_id=ctx.tenant.id)
             return StripeConnectPayload(account_id=account, onboarding_url=url)
 

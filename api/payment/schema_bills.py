@@ -38,8 +38,10 @@ class Receipt:
     issued_at: datetime
     row: strawberry.Private[ReceiptRow]
 
-    @strawberry.field(description="A PDF of this receipt (zh-CN or en; default: the tenant's "
-                      "locale), valid for 15 minutes.")  # fmt: skip
+    @strawberry.field(
+        description="A PDF of this receipt (zh-CN or en; default: the tenant's "
+        "locale), valid for 15 minutes."
+    )
     def pdf_url(self, info: strawberry.Info, locale: str | None = None) -> str:
         ctx = info.context
         base = str(ctx.request.base_url).rstrip("/")
@@ -68,15 +70,33 @@ class Bill:
     @classmethod
     def of(cls, r: BillRow, made: list[ReceiptRow], today: date) -> Bill:
         return cls(
-            id=strawberry.ID(str(r.id)), number=r.number, kind=BillKind(r.kind), title=r.title,
-            period=r.period, payer_id=strawberry.ID(str(r.payer_id)),
-            unit_id=strawberry.ID(str(r.unit_id)) if r.unit_id else None, amount=r.amount,
-            paid_amount=r.paid_amount, outstanding=r.amount - r.paid_amount,
-            currency=r.currency, due_on=r.due_on, status=BillStatus(r.status),
-            overdue=bills.overdue(r, today), issued_at=r.issued_at,
-            receipts=[Receipt(id=strawberry.ID(str(x.id)), number=x.number, amount=x.amount,
-                              currency=x.currency, issued_at=x.issued_at, row=x) for x in made],
-        )  # fmt: skip
+            id=strawberry.ID(str(r.id)),
+            number=r.number,
+            kind=BillKind(r.kind),
+            title=r.title,
+            period=r.period,
+            payer_id=strawberry.ID(str(r.payer_id)),
+            unit_id=strawberry.ID(str(r.unit_id)) if r.unit_id else None,
+            amount=r.amount,
+            paid_amount=r.paid_amount,
+            outstanding=r.amount - r.paid_amount,
+            currency=r.currency,
+            due_on=r.due_on,
+            status=BillStatus(r.status),
+            overdue=bills.overdue(r, today),
+            issued_at=r.issued_at,
+            receipts=[
+                Receipt(
+                    id=strawberry.ID(str(x.id)),
+                    number=x.number,
+                    amount=x.amount,
+                    currency=x.currency,
+                    issued_at=x.issued_at,
+                    row=x,
+                )
+                for x in made
+            ],
+        )
 
 
 async def _bills(session, rows: list[BillRow]) -> list[Bill]:
@@ -112,64 +132,98 @@ class BillPaymentPayload:
 
 
 BillResult = Annotated[
-    BillPayload | ValidationError | ConflictError | NotFoundError | PermissionDeniedError
+    BillPayload
+    | ValidationError
+    | ConflictError
+    | NotFoundError
+    | PermissionDeniedError
     | AuthError,
     strawberry.union("BillResult"),
-]  # fmt: skip
+]
 BillPaymentResult = Annotated[
-    BillPaymentPayload | ValidationError | ConflictError | NotFoundError
-    | PermissionDeniedError | AuthError,
+    BillPaymentPayload
+    | ValidationError
+    | ConflictError
+    | NotFoundError
+    | PermissionDeniedError
+    | AuthError,
     strawberry.union("BillPaymentResult"),
-]  # fmt: skip
+]
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=[requires("bill.pay")],
-                      description="Your bills, soonest due first.")  # fmt: skip
-    async def my_bills(self, info: strawberry.Info, status: BillStatus | None = None,
-                       first: int = 50) -> list[Bill]:  # fmt: skip
+    @strawberry.field(
+        permission_classes=[requires("bill.pay")], description="Your bills, soonest due first."
+    )
+    async def my_bills(
+        self, info: strawberry.Info, status: BillStatus | None = None, first: int = 50
+    ) -> list[Bill]:
         ctx = info.context
-        rows = await bills.listing(ctx.session, payer_id=ctx.principal_now().account_id,
-                                   status=status.value if status else None,
-                                   first=max(1, min(first, 200)))  # fmt: skip
+        rows = await bills.listing(
+            ctx.session,
+            payer_id=ctx.principal_now().account_id,
+            status=status.value if status else None,
+            first=max(1, min(first, 200)),
+        )
         return await _bills(ctx.session, rows)
 
     @strawberry.field(permission_classes=[requires("bill.manage")])
-    async def bills(self, info: strawberry.Info, status: BillStatus | None = None,
-                    payer_id: strawberry.ID | None = None, overdue: bool = False,
-                    first: int = 50) -> list[Bill]:  # fmt: skip
+    async def bills(
+        self,
+        info: strawberry.Info,
+        status: BillStatus | None = None,
+        payer_id: strawberry.ID | None = None,
+        overdue: bool = False,
+        first: int = 50,
+    ) -> list[Bill]:
         ctx = info.context
         payer = require_id(payer_id, "member", "payerId") if payer_id else None
-        rows = await bills.listing(ctx.session, payer_id=payer,
-                                   status=status.value if status else None,
-                                   first=max(1, min(first, 500)), overdue_only=overdue)  # fmt: skip
+        rows = await bills.listing(
+            ctx.session,
+            payer_id=payer,
+            status=status.value if status else None,
+            first=max(1, min(first, 500)),
+            overdue_only=overdue,
+        )
         return await _bills(ctx.session, rows)
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[requires("bill.manage")],
-                         description="Bill an owner or client (they are notified).")  # fmt: skip
+    @strawberry.mutation(
+        permission_classes=[requires("bill.manage")],
+        description="Bill an owner or client (they are notified).",
+    )
     async def issue_bill(self, info: strawberry.Info, input: IssueBillInput) -> BillResult:
         ctx = info.context
 
         async def work():
-            row = await bills.issue(ctx.session, ctx.principal_now(), bills.BillInput(
-                kind=input.kind.value, title=input.title, amount=input.amount,
-                payer_id=require_id(input.payer_id, "member", "payerId"), due_on=input.due_on,
-                period=input.period,
-                unit_id=require_id(input.unit_id, "unit", "unitId") if input.unit_id else None,
-            ))  # fmt: skip
+            row = await bills.issue(
+                ctx.session,
+                ctx.principal_now(),
+                bills.BillInput(
+                    kind=input.kind.value,
+                    title=input.title,
+                    amount=input.amount,
+                    payer_id=require_id(input.payer_id, "member", "payerId"),
+                    due_on=input.due_on,
+                    period=input.period,
+                    unit_id=require_id(input.unit_id, "unit", "unitId") if input.unit_id else None,
+                ),
+            )
             return BillPayload(bill=Bill.of(row, [], bills.today(ctx.session)))
 
         result, error = await attempt(ctx.session, work)
         return error or result
 
-    @strawberry.mutation(permission_classes=[requires("bill.manage")],
-                         description="Cancel an open bill nothing was paid on.")  # fmt: skip
-    async def void_bill(self, info: strawberry.Info, bill_id: strawberry.ID, reason: str
-                        ) -> BillResult:  # fmt: skip
+    @strawberry.mutation(
+        permission_classes=[requires("bill.manage")],
+        description="Cancel an open bill nothing was paid on.",
+    )
+    async def void_bill(
+        self, info: strawberry.Info, bill_id: strawberry.ID, reason: str
+    ) -> BillResult:
         ctx = info.context
 
         async def work():
@@ -184,21 +238,32 @@ class Mutation:
         description="Pay your bill: all that is left, or part of it (amount, in minor units: at "
         "least one unit of the bill's currency, e.g. ¥1 or $1).",
     )
-    async def pay_bill(self, info: strawberry.Info, bill_id: strawberry.ID,
-                       platform: PaymentPlatform, amount: Long | None = None
-                       ) -> BillPaymentResult:  # fmt: skip
+    async def pay_bill(
+        self,
+        info: strawberry.Info,
+        bill_id: strawberry.ID,
+        platform: PaymentPlatform,
+        amount: Long | None = None,
+    ) -> BillPaymentResult:
         ctx = info.context
         settings = ctx.kit.settings
 
         async def work():
-            started = await bills.pay(ctx.session, settings, ctx.tenant, ctx.principal_now(),
-                                      require_id(bill_id, "bill", "billId"), amount=amount,
-                                      platform=platform.value)  # fmt: skip
+            started = await bills.pay(
+                ctx.session,
+                settings,
+                ctx.tenant,
+                ctx.principal_now(),
+                require_id(bill_id, "bill", "billId"),
+                amount=amount,
+                platform=platform.value,
+            )
             return BillPaymentPayload(
-                payment=Payment.of(started.payment), client_secret=started.client_secret,
+                payment=Payment.of(started.payment),
+                client_secret=started.client_secret,
                 publishable_key=settings.stripe_publishable_key,
                 stripe_account_id=started.payment.stripe_account,
-            )  # fmt: skip
+            )
 
         result, error = await attempt(ctx.session, work)
         return error or result

@@ -53,8 +53,9 @@ async def connected_account(session, tenant_id) -> str | None:
     )
 
 
-async def connect(session, settings: Settings, tenant, *, return_url: str,
-                  refresh_url: str) -> tuple[str, str]:  # fmt: skip
+async def connect(
+    session, settings: Settings, tenant, *, return_url: str, refresh_url: str
+) -> tuple[str, str]:
     """The tenant's connected account (created once, key ``connect:<tenant id>``) and a link
     where its admin finishes onboarding on Stripe."""
     https_url(return_url, "returnUrl")
@@ -269,8 +270,9 @@ async def _reserve_or_refund(session, settings: Settings, payment: Payment) -> s
     return "paid; unit unavailable: refunded"
 
 
-async def refund_payment(session, settings: Settings, payment: Payment, *, reason: str,
-                         amount: int | None = None) -> int:  # fmt: skip
+async def refund_payment(
+    session, settings: Settings, payment: Payment, *, reason: str, amount: int | None = None
+) -> int:
     """Refund ``amount`` (default: all that is left) with the platform fee in proportion
     (idempotency key ``refund:<payment id>:<reason>``, journal of the same source); the part
     of a deposit not refunded is forfeited (income), the part of a fee payment not refunded
@@ -281,18 +283,29 @@ async def refund_payment(session, settings: Settings, payment: Payment, *, reaso
     if left <= 0 or (amount <= 0 and not kept):
         return 0
     if amount > 0:
-        await stripe_api.refund(settings, account=payment.stripe_account,
-                                intent_id=payment.stripe_payment_intent, amount=amount,
-                                key=f"refund:{payment.id}:{reason}", reason=reason)  # fmt: skip
+        await stripe_api.refund(
+            settings,
+            account=payment.stripe_account,
+            intent_id=payment.stripe_payment_intent,
+            amount=amount,
+            key=f"refund:{payment.id}:{reason}",
+            reason=reason,
+        )
     held = "deposits_held" if payment.kind == "deposit" else "accounts_receivable"
     fee = payment.application_fee * amount // payment.amount
     await ledger.post(
-        session, _refund_source(payment, reason), f"refund ({reason})",
+        session,
+        _refund_source(payment, reason),
+        f"refund ({reason})",
         payment.currency,
-        [(held, amount + kept, 0), ("stripe_balance", 0, amount - fee),
-         ("platform_fees", 0, fee), ("deposit_forfeits", 0, kept)],
+        [
+            (held, amount + kept, 0),
+            ("stripe_balance", 0, amount - fee),
+            ("platform_fees", 0, fee),
+            ("deposit_forfeits", 0, kept),
+        ],
         payment_id=payment.id,
-    )  # fmt: skip
+    )
     payment.refunded_amount += amount
     if payment.kind == "deposit" or payment.refunded_amount == payment.amount:
         payment.status = "refunded"  # else part of a fee payment stays on its bill: paid
@@ -304,29 +317,33 @@ async def refund_payment(session, settings: Settings, payment: Payment, *, reaso
     return amount
 
 
-async def cancel_reservation(session, settings: Settings, p: Principal, unit_id: uuid.UUID, *,
-                             reason: str) -> tuple[Payment, int]:  # fmt: skip
+async def cancel_reservation(
+    session, settings: Settings, p: Principal, unit_id: uuid.UUID, *, reason: str
+) -> tuple[Payment, int]:
     """A reserved unit goes back on sale and its paid deposit is refunded by the tenant's
     rules: in full within ``payments.refund_full_hours`` of paying, else
     ``payments.refund_late_pct`` percent (the rest is forfeited)."""
     from api.setting import service as tenant_settings
 
-    payment = (await session.scalars(
-        select(Payment).where(Payment.unit_id == unit_id, Payment.kind == "deposit",
-                              Payment.status == "paid").with_for_update()
-    )).first()  # fmt: skip
+    payment = (
+        await session.scalars(
+            select(Payment)
+            .where(Payment.unit_id == unit_id, Payment.kind == "deposit", Payment.status == "paid")
+            .with_for_update()
+        )
+    ).first()
     if payment is None:
         raise NotFound("no paid deposit for this unit", "unitId")
-    await units.change_status(session, unit_id, "available", actor_id=p.account_id,
-                              reason=reason)  # fmt: skip
+    await units.change_status(session, unit_id, "available", actor_id=p.account_id, reason=reason)
     hours = await tenant_settings.get(session, "payments.refund_full_hours")
     if (utcnow() - payment.paid_at).total_seconds() <= hours * 3600:
         amount = payment.amount
     else:
         pct = await tenant_settings.get(session, "payments.refund_late_pct")
         amount = payment.amount * pct // 100
-    refunded = await refund_payment(session, settings, payment, reason="reservation_canceled",
-                                    amount=amount)  # fmt: skip
+    refunded = await refund_payment(
+        session, settings, payment, reason="reservation_canceled", amount=amount
+    )
     return payment, refunded
 
 
@@ -360,17 +377,22 @@ async def refund_later(session, payment: Payment, *, reason: str, amount: int) -
     from api.jobs import enqueue
     from api.payment import tasks
 
-    job = enqueue(tasks.refund_payment, tenant=tenant_of(session).slug,
-                  payment_id=str(payment.id), amount=amount, reason=reason)  # fmt: skip
+    job = enqueue(
+        tasks.refund_payment,
+        tenant=tenant_of(session).slug,
+        payment_id=str(payment.id),
+        amount=amount,
+        reason=reason,
+    )
     await session.execute(job)
 
 
-async def make_refund(session, settings: Settings, payment_id: uuid.UUID, *, amount: int,
-                      reason: str) -> str:  # fmt: skip
+async def make_refund(
+    session, settings: Settings, payment_id: uuid.UUID, *, amount: int, reason: str
+) -> str:
     """The refund ``refund_later`` queued: sent to Stripe and booked, once (its journal is the
     mark, checked first under the payment's lock); the payer of a bill is told."""
-    payment = await session.get(Payment, payment_id, with_for_update=True,
-                                populate_existing=True)  # fmt: skip
+    payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
     if payment is None:
         return "no such payment"
     if await session.scalar(
@@ -397,15 +419,28 @@ async def tell_bill(session, bill, template: str, *, amount: int | None = None) 
     slug = session.info.get("tenant_slug")
     if slug is None:
         return
-    params = {"number": bill.number, "title": bill.title, "due": bill.due_on.isoformat(),
-              "amount": money(bill.amount if amount is None else amount, bill.currency),
-              "left": money(bill.amount - bill.paid_amount, bill.currency)}  # fmt: skip
-    await notify.notify(session, slug, [bill.payer_id], "payments", template, params,
-                        data={"kind": "bill", "id": str(bill.id)})  # fmt: skip
+    params = {
+        "number": bill.number,
+        "title": bill.title,
+        "due": bill.due_on.isoformat(),
+        "amount": money(bill.amount if amount is None else amount, bill.currency),
+        "left": money(bill.amount - bill.paid_amount, bill.currency),
+    }
+    await notify.notify(
+        session,
+        slug,
+        [bill.payer_id],
+        "payments",
+        template,
+        params,
+        data={"kind": "bill", "id": str(bill.id)},
+    )
 
 
-REASONS = {"unit_unavailable": "the unit is no longer available",
-           "reservation_canceled": "the reservation was canceled"}  # fmt: skip
+REASONS = {
+    "unit_unavailable": "the unit is no longer available",
+    "reservation_canceled": "the reservation was canceled",
+}
 
 
 async def _tell(session, payment: Payment, template: str, *, amount: int | None = None) -> None:
@@ -425,8 +460,15 @@ async def _tell(session, payment: Payment, template: str, *, amount: int | None 
         "amount": money(shown, payment.currency),
         "reason": REASONS.get(reason, reason),
     }
-    await notify.notify(session, slug, people, "payments", template, params,
-                        data={"kind": "payment", "id": str(payment.id)})  # fmt: skip
+    await notify.notify(
+        session,
+        slug,
+        people,
+        "payments",
+        template,
+        params,
+        data={"kind": "payment", "id": str(payment.id)},
+    )
 
 
 async def _release(session, payment: Payment) -> None:
@@ -445,19 +487,35 @@ async def expire_deposits(session, settings: Settings, limit: int = EXPIRE_BATCH
     """Pending deposits whose hold is over (expired or released): cancel their PaymentIntent
     so nobody pays for a unit that is no longer kept for them, and close them. One paid
     meanwhile is applied as paid instead (reserved, or refunded if the unit is gone)."""
-    rows = (await session.scalars(
-        select(Payment).join(Unit, Unit.id == Payment.unit_id)
-        .where(Payment.kind == "deposit", Payment.status == "pending",
-               Payment.stripe_payment_intent.is_not(None),
-               ~((Unit.status == "on_hold") & (Unit.held_by == Payment.agent_id)
-                 & (Unit.hold_expires_at > utcnow())))
-        .with_for_update(of=Payment, skip_locked=True).limit(limit)
-    )).all()  # fmt: skip
+    rows = (
+        await session.scalars(
+            select(Payment)
+            .join(Unit, Unit.id == Payment.unit_id)
+            .where(
+                Payment.kind == "deposit",
+                Payment.status == "pending",
+                Payment.stripe_payment_intent.is_not(None),
+                ~(
+                    (Unit.status == "on_hold")
+                    & (Unit.held_by == Payment.agent_id)
+                    & (Unit.hold_expires_at > utcnow())
+                ),
+            )
+            .with_for_update(of=Payment, skip_locked=True)
+            .limit(limit)
+        )
+    ).all()
     for payment in rows:
-        intent = await stripe_api.cancel_intent(settings, payment.stripe_account,
-                                                payment.stripe_payment_intent)  # fmt: skip
-        await apply_intent(session, settings, intent, account=payment.stripe_account,
-                           received_at=payment.created_at)  # fmt: skip
+        intent = await stripe_api.cancel_intent(
+            settings, payment.stripe_account, payment.stripe_payment_intent
+        )
+        await apply_intent(
+            session,
+            settings,
+            intent,
+            account=payment.stripe_account,
+            received_at=payment.created_at,
+        )
     return len(rows)
 
 

@@ -65,19 +65,33 @@ METHODS = ("card", "alipay", "wechat_pay")
 def methods_for(settings: Settings, platform: str) -> list[str]:
     """Cards and Alipay everywhere; WeChat Pay on the web, and in the apps once the app id
     registered with WeChat is configured."""
-    return [m for m in METHODS if m != "wechat_pay" or platform == "web"
-            or settings.stripe_wechat_app_id]  # fmt: skip
+    return [
+        m
+        for m in METHODS
+        if m != "wechat_pay" or platform == "web" or settings.stripe_wechat_app_id
+    ]
 
 
 async def create_intent(
-    settings: Settings, *, account: str, amount: int, currency: str, platform: str, fee: int,
-    metadata: dict, key: str, description: str = "",
-) -> stripe.PaymentIntent:  # fmt: skip
+    settings: Settings,
+    *,
+    account: str,
+    amount: int,
+    currency: str,
+    platform: str,
+    fee: int,
+    metadata: dict,
+    key: str,
+    description: str = "",
+) -> stripe.PaymentIntent:
     methods = methods_for(settings, platform)
     params: dict[str, Any] = {
-        "amount": amount, "currency": currency, "allowed_payment_method_types": methods,
-        "metadata": metadata, "description": description,
-    }  # fmt: skip
+        "amount": amount,
+        "currency": currency,
+        "allowed_payment_method_types": methods,
+        "metadata": metadata,
+        "description": description,
+    }
     if fee:
         params["application_fee_amount"] = fee
     if "wechat_pay" in methods:  # WeChat Pay needs the app's platform (and app id in apps)

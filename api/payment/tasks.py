@@ -49,8 +49,9 @@ async def apply_stripe_event(session, tenant, event_id: str) -> str:
 async def refund_payment(session, tenant, payment_id: str, amount: int, reason: str) -> str:
     """A refund an event's job decided (``service.refund_later``): made at Stripe with the
     decided amount and booked, once, however many times this runs."""
-    return await service.make_refund(session, runtime().settings, uuid.UUID(payment_id),
-                                     amount=amount, reason=reason)  # fmt: skip
+    return await service.make_refund(
+        session, runtime().settings, uuid.UUID(payment_id), amount=amount, reason=reason
+    )
 
 
 @tenant_task(blueprint)
@@ -75,8 +76,9 @@ def reminder_hour(tenant, at: datetime) -> bool:
 async def sweep_bill_reminders(timestamp: int) -> int:
     """Hourly: the tenants whose local time is 09:xx get their bill reminders."""
     at = datetime.fromtimestamp(timestamp, UTC)
-    return await defer_for_each_tenant(remind_bills, lock_prefix="bill-reminders",
-                                       where=lambda t: reminder_hour(t, at))  # fmt: skip
+    return await defer_for_each_tenant(
+        remind_bills, lock_prefix="bill-reminders", where=lambda t: reminder_hour(t, at)
+    )
 
 
 @tenant_task(blueprint, wakeup="deposit-expiry", limit=service.EXPIRE_BATCH)
@@ -103,10 +105,13 @@ async def apply_billing_event(*, tenant: str | None = None, event_id: str) -> st
         raise JobRefused("apply_billing_event: a job without a tenant is refused")
     rt = runtime()
     async with rt.engine.begin() as conn:
-        row = (await conn.execute(
-            select(StripeEvent.tenant_id, StripeEvent.payload, StripeEvent.processed_at)
-            .where(StripeEvent.id == event_id).with_for_update()
-        )).first()  # fmt: skip
+        row = (
+            await conn.execute(
+                select(StripeEvent.tenant_id, StripeEvent.payload, StripeEvent.processed_at)
+                .where(StripeEvent.id == event_id)
+                .with_for_update()
+            )
+        ).first()
         if row is None or row.processed_at is not None:
             return "already processed" if row is not None else "no such event"
         slug = await conn.scalar(select(Tenant.slug).where(Tenant.id == row.tenant_id))
@@ -114,10 +119,10 @@ async def apply_billing_event(*, tenant: str | None = None, event_id: str) -> st
             raise JobRefused(f"event {event_id} is not {tenant}'s")
         outcome = await billing.apply(conn, rt.settings, row.tenant_id, row.payload)
         await conn.execute(
-            update(StripeEvent).where(StripeEvent.id == event_id)
-            .values(processed_at=utcnow(), outcome=outcome,
-                    attempts=StripeEvent.attempts + 1)
-        )  # fmt: skip
+            update(StripeEvent)
+            .where(StripeEvent.id == event_id)
+            .values(processed_at=utcnow(), outcome=outcome, attempts=StripeEvent.attempts + 1)
+        )
     return outcome
 
 

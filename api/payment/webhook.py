@@ -25,14 +25,23 @@ from api.jobs import task_name
 from tenants.models import Tenant
 
 # Connected-account events we act on.
-PAYMENTS = frozenset({
-    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-})  # fmt: skip
+PAYMENTS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+    }
+)
 # Platform events about the tenants' own plans (Stripe Billing).
-BILLING = frozenset({
-    "customer.subscription.created", "customer.subscription.updated",
-    "customer.subscription.deleted", "invoice.paid", "invoice.payment_failed",
-})  # fmt: skip
+BILLING = frozenset(
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.paid",
+        "invoice.payment_failed",
+    }
+)
 HANDLED = PAYMENTS | BILLING
 ROUTE_TTL = 30.0
 _routes: dict[tuple[str, str], tuple[float, object]] = {}
@@ -76,8 +85,7 @@ async def receive(request: Request, engine, settings) -> Response:
         return JSONResponse({"received": True, "ignored": kind})
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        refused, stored = await store(conn, event_id, kind, created, obj, event,
-                                      body.decode())  # fmt: skip
+        refused, stored = await store(conn, event_id, kind, created, obj, event, body.decode())
     if refused:
         return _refuse(400, refused)
     if stored is None:
@@ -96,8 +104,9 @@ STORE_AND_QUEUE = text(
 )
 
 
-async def store(conn, event_id: str, kind: str, created: int, obj, event: dict,
-                raw: str | None = None) -> tuple[str | None, bool | None]:  # fmt: skip
+async def store(
+    conn, event_id: str, kind: str, created: int, obj, event: dict, raw: str | None = None
+) -> tuple[str | None, bool | None]:
     """Store a verified event once (``raw``: its JSON as received) and queue its job, in one
     statement. Returns (why it is refused, None) or (None, stored: True / a duplicate: False /
     ignored: None)."""
@@ -121,11 +130,19 @@ async def store(conn, event_id: str, kind: str, created: int, obj, event: dict,
     if named is not None and named != str(tenant.id):
         return "the event's object belongs to another tenant", None
     task = _task_for(kind)
-    job = await conn.scalar(STORE_AND_QUEUE, {
-        "id": event_id, "type": kind, "account": account, "tenant_id": tenant.id,
-        "created": created, "payload": raw if raw is not None else json.dumps(event),
-        "task": task_name(task), "args": json.dumps({"tenant": tenant.slug, "event_id": event_id}),
-    })  # fmt: skip
+    job = await conn.scalar(
+        STORE_AND_QUEUE,
+        {
+            "id": event_id,
+            "type": kind,
+            "account": account,
+            "tenant_id": tenant.id,
+            "created": created,
+            "payload": raw if raw is not None else json.dumps(event),
+            "task": task_name(task),
+            "args": json.dumps({"tenant": tenant.slug, "event_id": event_id}),
+        },
+    )
     return None, job is not None
 
 
@@ -178,20 +195,36 @@ async def replay(engine, settings, since: int) -> dict[str, int]:
 
     counts = {"stored": 0, "requeued": 0, "duplicate": 0, "ignored": 0, "refused": 0}
     async with engine.connect() as conn:
-        accounts = list(await conn.scalars(
-            select(Tenant.stripe_account_id).where(Tenant.stripe_account_id.is_not(None))
-        ))  # fmt: skip
+        accounts = list(
+            await conn.scalars(
+                select(Tenant.stripe_account_id).where(Tenant.stripe_account_id.is_not(None))
+            )
+        )
     for account in [None, *accounts]:  # the platform's own (plans), then each tenant's
         async for ev in stripe_api.events_since(settings, since, account):
             event = ev.to_dict(for_json=True)  # decimal strings stay strings
             if account:
                 event.setdefault("account", account)
             async with engine.begin() as conn:
-                refused, stored = await store(conn, event["id"], event["type"],
-                                              int(event["created"]),
-                                              event["data"]["object"], event)  # fmt: skip
+                refused, stored = await store(
+                    conn,
+                    event["id"],
+                    event["type"],
+                    int(event["created"]),
+                    event["data"]["object"],
+                    event,
+                )
                 again = stored is False and await requeue(conn, event["id"], event["type"])
-            key = ("refused" if refused else "ignored" if stored is None
-                   else "stored" if stored else "requeued" if again else "duplicate")  # fmt: skip
+            key = (
+                "refused"
+                if refused
+                else "ignored"
+                if stored is None
+                else "stored"
+                if stored
+                else "requeued"
+                if again
+                else "duplicate"
+            )
             counts[key] += 1
     return counts

@@ -70,21 +70,28 @@ class Query:
         "the needs, best first, each with the reasons for its score.",
     )
     async def recommendations(
-        self, info: strawberry.Info, needs: NeedsInput | None = None, first: int = 20,
+        self,
+        info: strawberry.Info,
+        needs: NeedsInput | None = None,
+        first: int = 20,
         include_listings: bool = True,
-        for_client: Annotated[strawberry.ID | None, strawberry.argument(
-            description="A client in your scope (client.read): their stated needs, with what "
-            "their profile shows filling what they left out; `needs` given here override.",
-        )] = None,
-    ) -> list[Recommendation]:  # fmt: skip
+        for_client: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="A client in your scope (client.read): their stated needs, with what "
+                "their profile shows filling what they left out; `needs` given here override.",
+            ),
+        ] = None,
+    ) -> list[Recommendation]:
         needs = await _needs(info, needs or NeedsInput(), for_client)
         lists = [needs.rooms, needs.districts, needs.must_haves]
         if any(len(v or ()) > 50 for v in lists):
             raise QueryError(ErrorCode.BAD_USER_INPUT, "at most 50 values in each list")
         for value in (needs.budget_min, needs.budget_max):
             if value is not None and not 0 < value <= MAX_PRICE:
-                raise QueryError(ErrorCode.BAD_USER_INPUT,
-                                 f"a budget is between 1 and {MAX_PRICE} minor units")  # fmt: skip
+                raise QueryError(
+                    ErrorCode.BAD_USER_INPUT, f"a budget is between 1 and {MAX_PRICE} minor units"
+                )
         if needs.area_min is not None and (not needs.area_min.is_finite() or needs.area_min < 0):
             raise QueryError(ErrorCode.BAD_USER_INPUT, "areaMin must be a positive number")
         if needs.area_max is not None and (not needs.area_max.is_finite() or needs.area_max <= 0):
@@ -93,20 +100,26 @@ class Query:
         found = await service.recommend(
             info.context.session,
             service.Needs(
-                budget_min=needs.budget_min, budget_max=needs.budget_max,
-                area_min=needs.area_min, area_max=needs.area_max, rooms=list(needs.rooms or ()),
-                districts=list(needs.districts or ()), must_haves=list(needs.must_haves or ()),
+                budget_min=needs.budget_min,
+                budget_max=needs.budget_max,
+                area_min=needs.area_min,
+                area_max=needs.area_max,
+                rooms=list(needs.rooms or ()),
+                districts=list(needs.districts or ()),
+                must_haves=list(needs.must_haves or ()),
             ),
-            units=True, listings=include_listings and principal.can("listing.read"),
+            units=True,
+            listings=include_listings and principal.can("listing.read"),
             first=max(0, min(first, MAX_RESULTS)),
-        )  # fmt: skip
+        )
         return [
             Recommendation(
                 score=s.score,
-                reasons=[ScoreReason(factor=r.factor, points=r.points, text=r.text)
-                         for r in s.reasons],
+                reasons=[
+                    ScoreReason(factor=r.factor, points=r.points, text=r.text) for r in s.reasons
+                ],
                 unit=Unit.of(s.row) if s.kind == "unit" else None,
                 listing=Listing.of(s.row) if s.kind == "listing" else None,
             )
             for s in found
-        ]  # fmt: skip
+        ]

@@ -92,8 +92,14 @@ def _budget(price: int | None, currency: str, n: Needs) -> Reason:
     return Reason("budget", 35, f"{shown} is within budget")
 
 
-def _range(value: Decimal, low: Decimal | None, high: Decimal | None, points: float, what: str,
-           slack: float) -> Reason:  # fmt: skip
+def _range(
+    value: Decimal,
+    low: Decimal | None,
+    high: Decimal | None,
+    points: float,
+    what: str,
+    slack: float,
+) -> Reason:
     if low is None and high is None:
         return Reason(what, points / 2, f"no {what} given")
     v = float(value)
@@ -168,22 +174,42 @@ async def recommend(
             select(Unit, Project.district, Project.facilities)
             .join(Project, Project.id == Unit.project_id)
             .where(Unit.status == "available", Unit.list_price.is_not(None)),
-            Unit.list_price, Unit.gross_area, needs,
-        )  # fmt: skip
+            Unit.list_price,
+            Unit.gross_area,
+            needs,
+        )
         for unit, district, facilities in await session.execute(stmt):
-            out.append(score(
-                "unit", unit, price=unit.list_price, area=unit.gross_area, rooms=unit.rooms,
-                district=district, features=set(unit.tags) | set(facilities), needs=needs,
-            ))  # fmt: skip
+            out.append(
+                score(
+                    "unit",
+                    unit,
+                    price=unit.list_price,
+                    area=unit.gross_area,
+                    rooms=unit.rooms,
+                    district=district,
+                    features=set(unit.tags) | set(facilities),
+                    needs=needs,
+                )
+            )
     if listings:
         stmt = _window(
             select(Listing).where(Listing.status == "active"),
-            Listing.asking_price, Listing.gross_area, needs,
-        )  # fmt: skip
+            Listing.asking_price,
+            Listing.gross_area,
+            needs,
+        )
         for x in await session.scalars(stmt):
-            out.append(score(
-                "listing", x, price=x.asking_price, area=x.gross_area, rooms=x.rooms,
-                district=x.district, features=set(x.tags), needs=needs,
-            ))  # fmt: skip
+            out.append(
+                score(
+                    "listing",
+                    x,
+                    price=x.asking_price,
+                    area=x.gross_area,
+                    rooms=x.rooms,
+                    district=x.district,
+                    features=set(x.tags),
+                    needs=needs,
+                )
+            )
     out.sort(key=lambda s: (-s.score, str(s.row.id)))
     return out[:first]

@@ -61,26 +61,52 @@ BUILTIN_ROLES: dict[str, dict] = {
     },
     "manager": {
         "name": "Sales manager",
-        "permissions": frozenset(_STAFF_READ | {
-            "project.write", "unit.write", "unit.hold", "unit.price.adjust", "unit.price.approve",
-            "listing.seller", "listing.write", "listing.manage", "listing.verify", "media.write",
-            "client.read", "client.write", "lead.route", "member.read", "audit.read",
-            "payment.read", "graphql.adhoc", "notice.publish",
-        }),
+        "permissions": frozenset(
+            _STAFF_READ
+            | {
+                "project.write",
+                "unit.write",
+                "unit.hold",
+                "unit.price.adjust",
+                "unit.price.approve",
+                "listing.seller",
+                "listing.write",
+                "listing.manage",
+                "listing.verify",
+                "media.write",
+                "client.read",
+                "client.write",
+                "lead.route",
+                "member.read",
+                "audit.read",
+                "payment.read",
+                "graphql.adhoc",
+                "notice.publish",
+            }
+        ),
         "scope": "team",
     },
     "agent": {
         "name": "Agent",
-        "permissions": frozenset(_STAFF_READ | {
-            "unit.hold", "listing.seller", "listing.write", "media.write", "client.read",
-            "client.write",
-        }),
+        "permissions": frozenset(
+            _STAFF_READ
+            | {
+                "unit.hold",
+                "listing.seller",
+                "listing.write",
+                "media.write",
+                "client.read",
+                "client.write",
+            }
+        ),
         "scope": "own",
     },
     "finance": {
         "name": "Finance",
-        "permissions": frozenset(_STAFF_READ | {"payment.read", "payment.refund", "pii.read",
-                                                "graphql.adhoc", "bill.manage"}),
+        "permissions": frozenset(
+            _STAFF_READ
+            | {"payment.read", "payment.refund", "pii.read", "graphql.adhoc", "bill.manage"}
+        ),
         "scope": "all",
     },
     "property_staff": {
@@ -90,17 +116,19 @@ BUILTIN_ROLES: dict[str, dict] = {
     },
     "owner": {
         "name": "Owner",
-        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow",
-                                  "bill.pay", "activity.track"}),
+        "permissions": frozenset(
+            {"project.read", "unit.read", "listing.read", "follow", "bill.pay", "activity.track"}
+        ),
         "scope": "own",
     },
     "client": {
         "name": "Client",
-        "permissions": frozenset({"project.read", "unit.read", "listing.read", "follow",
-                                  "bill.pay", "activity.track"}),
+        "permissions": frozenset(
+            {"project.read", "unit.read", "listing.read", "follow", "bill.pay", "activity.track"}
+        ),
         "scope": "own",
     },
-}  # fmt: skip
+}
 
 
 def unknown_permissions(perms) -> list[str]:

@@ -76,9 +76,15 @@ class TokenService:
         session id, so it is never accepted as an access token."""
         now = int(time.time())
         claims = {
-            "iss": self.issuer, "sub": str(account_id), "aud": tenant, "purpose": purpose,
-            "iat": now, "nbf": now, "exp": now + ttl, "jti": secrets.token_urlsafe(12),
-        }  # fmt: skip
+            "iss": self.issuer,
+            "sub": str(account_id),
+            "aud": tenant,
+            "purpose": purpose,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": secrets.token_urlsafe(12),
+        }
         token = jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self.kid})
         return token, now + ttl
 
@@ -89,9 +95,14 @@ class TokenService:
             if header.get("alg") != ALGORITHM or key is None:
                 raise InvalidToken("bad header")
             claims = jwt.decode(
-                token, key, algorithms=[ALGORITHM], audience=tenant, issuer=self.issuer,
-                options={"require": ["exp", "sub", "aud", "iss", "purpose"]}, leeway=5,
-            )  # fmt: skip
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=tenant,
+                issuer=self.issuer,
+                options={"require": ["exp", "sub", "aud", "iss", "purpose"]},
+                leeway=5,
+            )
             if claims["purpose"] != purpose or "sid" in claims:
                 raise InvalidToken("wrong purpose")
             return uuid.UUID(claims["sub"])

@@ -27,10 +27,14 @@ class TenantSetting:
 
 def _settings(values: dict) -> list[TenantSetting]:
     return [
-        TenantSetting(key=k, value=str(v), default=str(service.SPECS[k].default),
-                      description=service.SPECS[k].description)
+        TenantSetting(
+            key=k,
+            value=str(v),
+            default=str(service.SPECS[k].default),
+            description=service.SPECS[k].description,
+        )
         for k, v in values.items()
-    ]  # fmt: skip
+    ]
 
 
 @strawberry.input
@@ -80,8 +84,10 @@ UpdateRegionalSettingsResult = Annotated[
 
 @strawberry.type
 class Query:
-    @strawberry.field(permission_classes=[Authenticated],
-                      description="The tenant's time zone, locale and currency.")  # fmt: skip
+    @strawberry.field(
+        permission_classes=[Authenticated],
+        description="The tenant's time zone, locale and currency.",
+    )
     def regional_settings(self, info: strawberry.Info) -> RegionalSettings:
         return RegionalSettings.of(info.context.tenant)
 
@@ -100,9 +106,10 @@ class Mutation:
 
         async def work():
             values = await service.update(
-                info.context.session, {c.key: c.value for c in changes},
+                info.context.session,
+                {c.key: c.value for c in changes},
                 actor_id=principal.account_id,
-            )  # fmt: skip
+            )
             return TenantSettingsPayload(settings=_settings(values))
 
         result, error = await attempt(info.context.session, work)
@@ -116,10 +123,16 @@ class Mutation:
         self, info: strawberry.Info, input: RegionalSettingsInput
     ) -> UpdateRegionalSettingsResult:
         ctx = info.context
-        tenant, error = await attempt(ctx.session, lambda: service.set_regional(
-            ctx.session, ctx.tenant, time_zone=input.time_zone, locale=input.locale,
-            currency=input.currency,
-        ))  # fmt: skip
+        tenant, error = await attempt(
+            ctx.session,
+            lambda: service.set_regional(
+                ctx.session,
+                ctx.tenant,
+                time_zone=input.time_zone,
+                locale=input.locale,
+                currency=input.currency,
+            ),
+        )
         if error:
             return error
         ctx.tenant_changed()

@@ -33,8 +33,7 @@ class Spec:
         if self.kind is str:
             value = str(raw).strip()
             if value not in self.choices:
-                raise ValidationFailed(f"{self.key} is one of {', '.join(self.choices)}",
-                                       self.key)  # fmt: skip
+                raise ValidationFailed(f"{self.key} is one of {', '.join(self.choices)}", self.key)
             return value
         try:
             value = self.kind(raw)
@@ -55,39 +54,67 @@ SPECS: dict[str, Spec] = {
     s.key: s
     for s in (
         Spec(
-            "inventory.hold_minutes", int, 30, 5, 7 * 24 * 60,
+            "inventory.hold_minutes",
+            int,
+            30,
+            5,
+            7 * 24 * 60,
             "How long a hold keeps a unit for an agent, unless the hold names a shorter time",
         ),
         Spec(
-            "inventory.max_discount_pct", Decimal, Decimal("3"), Decimal(0), Decimal(100),
+            "inventory.max_discount_pct",
+            Decimal,
+            Decimal("3"),
+            Decimal(0),
+            Decimal(100),
             "A price decrease larger than this percentage waits for approval",
         ),
         Spec(
-            "crm.neglect_days", int, 7, 1, 365,
+            "crm.neglect_days",
+            int,
+            7,
+            1,
+            365,
             "An open client with no contact and no follow-up planned for this many days "
             "returns to the shared pool",
         ),
         Spec(
-            "crm.duplicates", str, "flag", None, None,
+            "crm.duplicates",
+            str,
+            "flag",
+            None,
+            None,
             "A new client with the phone or ID number of an existing one: flag (create it, "
             "marked as a duplicate), refuse (the first agent keeps the client), or merge "
             "(into the existing record when it is within the creator's scope, else flag)",
             choices=("flag", "refuse", "merge"),
         ),
         Spec(
-            "payments.deposit_amount", int, 2_000_000, 100, 10_000_000_000,
+            "payments.deposit_amount",
+            int,
+            2_000_000,
+            100,
+            10_000_000_000,
             "The deposit a buyer pays to reserve a unit, in minor units of the tenant's currency",
         ),
         Spec(
-            "payments.refund_full_hours", int, 24, 0, 24 * 90,
+            "payments.refund_full_hours",
+            int,
+            24,
+            0,
+            24 * 90,
             "A reservation cancelled within this many hours of paying is refunded in full",
         ),
         Spec(
-            "payments.refund_late_pct", int, 50, 0, 100,
+            "payments.refund_late_pct",
+            int,
+            50,
+            0,
+            100,
             "The part of the deposit refunded (percent) when a reservation is cancelled later",
         ),
     )
-}  # fmt: skip
+}
 
 
 def _decode(spec: Spec, stored: Any) -> Any:
@@ -120,27 +147,37 @@ async def update(
         parsed[key] = spec.parse(raw)
     for key, value in parsed.items():
         stmt = insert(Setting).values(
-            key=key, value=str(value) if isinstance(value, Decimal) else value,
-            updated_at=utcnow(), updated_by=actor_id,
-        )  # fmt: skip
+            key=key,
+            value=str(value) if isinstance(value, Decimal) else value,
+            updated_at=utcnow(),
+            updated_by=actor_id,
+        )
         stmt = stmt.on_conflict_do_update(
             index_elements=[Setting.key],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at,
-                  "updated_by": stmt.excluded.updated_by},
-        )  # fmt: skip
+            set_={
+                "value": stmt.excluded.value,
+                "updated_at": stmt.excluded.updated_at,
+                "updated_by": stmt.excluded.updated_by,
+            },
+        )
         await session.execute(stmt)
     return await get_all(session)
 
 
 async def set_regional(
-    session: AsyncSession, tenant: TenantInfo, *, time_zone: str | None, locale: str | None,
+    session: AsyncSession,
+    tenant: TenantInfo,
+    *,
+    time_zone: str | None,
+    locale: str | None,
     currency: str | None,
-) -> TenantInfo:  # fmt: skip
+) -> TenantInfo:
     """Change the tenant's time zone, locale or currency (those given; kept in the tenants
     registry, see ``tenants.registry.set_preferences``). Returns the tenant as it now is."""
     try:
-        values = await set_preferences(session, tenant.id, time_zone=time_zone, locale=locale,
-                                       currency=currency)  # fmt: skip
+        values = await set_preferences(
+            session, tenant.id, time_zone=time_zone, locale=locale, currency=currency
+        )
     except TenantError as exc:
         raise ValidationFailed(exc.message, exc.field) from exc
     return replace(tenant, **values)

@@ -201,11 +201,17 @@ class PriceAdjustmentLine(TenantBase):
 def live_payload(u: Unit) -> dict:
     """A unit's live event (api/live): what a sales table needs to patch its row."""
     return {
-        "unit_id": str(u.id), "project_id": str(u.project_id), "building_id": str(u.building_id),
-        "number": u.number, "floor": u.floor, "status": u.status, "list_price": u.list_price,
-        "currency": u.currency, "version": u.version,
+        "unit_id": str(u.id),
+        "project_id": str(u.project_id),
+        "building_id": str(u.building_id),
+        "number": u.number,
+        "floor": u.floor,
+        "status": u.status,
+        "list_price": u.list_price,
+        "currency": u.currency,
+        "version": u.version,
         "hold_expires_at": u.hold_expires_at.isoformat() if u.hold_expires_at else None,
-    }  # fmt: skip
+    }
 
 
 watch(Unit, "unit", {"status": "status", "list_price": "price"}, live_payload)

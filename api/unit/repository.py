@@ -118,11 +118,16 @@ async def expire_holds(session: AsyncSession, now: datetime, limit: int) -> list
     stmt = (
         update(Unit)
         .where(Unit.id == old.c.id)
-        .values(status="available", hold_expires_at=None, held_by=None, status_changed_at=now,
-                version=Unit.version + 1)
+        .values(
+            status="available",
+            hold_expires_at=None,
+            held_by=None,
+            status_changed_at=now,
+            version=Unit.version + 1,
+        )
         .returning(Unit, old.c.held_by, old.c.hold_expires_at)
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
     return [tuple(row) for row in await session.execute(stmt)]
 
 
@@ -265,9 +270,8 @@ async def add_all(session: AsyncSession, objs: Sequence) -> None:
 async def building_units(session: AsyncSession, building_id: uuid.UUID) -> Sequence[Unit]:
     """Every unit of a building, top floor first (a sales table's rows)."""
     stmt = (
-        select(Unit).where(Unit.building_id == building_id)
-        .order_by(Unit.floor.desc(), Unit.number)
-    )  # fmt: skip
+        select(Unit).where(Unit.building_id == building_id).order_by(Unit.floor.desc(), Unit.number)
+    )
     return (await session.scalars(stmt)).all()
 
 

@@ -81,10 +81,16 @@ class UnitSort(enum.Enum):
 
 # The type of each sort's key in a cursor (None: the id alone).
 SORT_KEYS = {
-    UnitSort.NEWEST: None, UnitSort.PRICE_ASC: int, UnitSort.PRICE_DESC: int,
-    UnitSort.AREA_ASC: Decimal, UnitSort.AREA_DESC: Decimal, UnitSort.PRICE_PER_M2_ASC: int,
-    UnitSort.FLOOR_ASC: int, UnitSort.DISTANCE: float, UnitSort.RELEVANCE: float,
-}  # fmt: skip
+    UnitSort.NEWEST: None,
+    UnitSort.PRICE_ASC: int,
+    UnitSort.PRICE_DESC: int,
+    UnitSort.AREA_ASC: Decimal,
+    UnitSort.AREA_DESC: Decimal,
+    UnitSort.PRICE_PER_M2_ASC: int,
+    UnitSort.FLOOR_ASC: int,
+    UnitSort.DISTANCE: float,
+    UnitSort.RELEVANCE: float,
+}
 
 
 def _ids(values: list[strawberry.ID] | None, field: str) -> list[uuid.UUID]:
@@ -154,11 +160,19 @@ class UnitType(Node):
     @classmethod
     def of(cls, row: UnitTypeRow) -> UnitType:
         return cls(
-            id=strawberry.ID(str(row.id)), name=row.name, rooms=row.rooms,
-            living_rooms=row.living_rooms, bathrooms=row.bathrooms, gross_area=row.gross_area,
-            net_area=row.net_area, orientation=row.orientation, layout=row.layout,
-            floor_plan_url=row.floor_plan_url, vr_url=row.vr_url, project_id=row.project_id,
-        )  # fmt: skip
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            rooms=row.rooms,
+            living_rooms=row.living_rooms,
+            bathrooms=row.bathrooms,
+            gross_area=row.gross_area,
+            net_area=row.net_area,
+            orientation=row.orientation,
+            layout=row.layout,
+            floor_plan_url=row.floor_plan_url,
+            vr_url=row.vr_url,
+            project_id=row.project_id,
+        )
 
     @strawberry.field(permission_classes=[requires("project.read")])
     async def project(self, info: strawberry.Info) -> Project:
@@ -189,15 +203,18 @@ class UnitEvent:
     @classmethod
     def of(cls, row: EventRow, currency: str) -> UnitEvent:
         return cls(
-            id=strawberry.ID(str(row.id)), kind=row.kind,
+            id=strawberry.ID(str(row.id)),
+            kind=row.kind,
             from_status=UnitStatus(row.from_status) if row.from_status else None,
             to_status=UnitStatus(row.to_status) if row.to_status else None,
             old_price=Money.of(row.old_price, currency),
             new_price=Money.of(row.new_price, currency),
             actor_id=strawberry.ID(str(row.actor_id)) if row.actor_id else None,
-            reason=row.reason, ref_id=strawberry.ID(str(row.ref_id)) if row.ref_id else None,
-            data=row.data, at=row.at,
-        )  # fmt: skip
+            reason=row.reason,
+            ref_id=strawberry.ID(str(row.ref_id)) if row.ref_id else None,
+            data=row.data,
+            at=row.at,
+        )
 
 
 @strawberry.type(description="One flat, house or shop, for its whole life.")
@@ -227,17 +244,28 @@ class Unit(Node):
     @classmethod
     def of(cls, row: UnitRow) -> Unit:
         return cls(
-            id=strawberry.ID(str(row.id)), number=row.number, floor=row.floor,
-            gross_area=row.gross_area, net_area=row.net_area, orientation=row.orientation,
-            rooms=row.rooms, list_price=Money.of(row.list_price, row.currency),
+            id=strawberry.ID(str(row.id)),
+            number=row.number,
+            floor=row.floor,
+            gross_area=row.gross_area,
+            net_area=row.net_area,
+            orientation=row.orientation,
+            rooms=row.rooms,
+            list_price=Money.of(row.list_price, row.currency),
             price_per_m2=Money.of(row.price_per_m2, row.currency),
-            status=UnitStatus(row.status), standard_status=StandardStatus(RESO[row.status]),
+            status=UnitStatus(row.status),
+            standard_status=StandardStatus(RESO[row.status]),
             hold_expires_at=row.hold_expires_at,
             held_by=strawberry.ID(str(row.held_by)) if row.held_by else None,
-            status_changed_at=row.status_changed_at, version=row.version, tags=list(row.tags),
-            created_at=row.created_at, project_id=row.project_id, building_id=row.building_id,
-            unit_type_id=row.unit_type_id, currency=row.currency,
-        )  # fmt: skip
+            status_changed_at=row.status_changed_at,
+            version=row.version,
+            tags=list(row.tags),
+            created_at=row.created_at,
+            project_id=row.project_id,
+            building_id=row.building_id,
+            unit_type_id=row.unit_type_id,
+            currency=row.currency,
+        )
 
     @strawberry.field(permission_classes=[requires("project.read")])
     def project(self, info: strawberry.Info) -> Project:
@@ -335,20 +363,29 @@ class PriceAdjustment(Node):
             return strawberry.ID(str(v)) if v else None
 
         return cls(
-            id=sid(row.id), project_id=sid(row.project_id), status=row.status, reason=row.reason,
-            rule=row.rule, unit_count=row.unit_count, max_discount_pct=row.max_discount_pct,
-            requested_by=sid(row.requested_by), decided_by=sid(row.decided_by),
-            decided_at=row.decided_at, decision_note=row.decision_note, created_at=row.created_at,
-        )  # fmt: skip
+            id=sid(row.id),
+            project_id=sid(row.project_id),
+            status=row.status,
+            reason=row.reason,
+            rule=row.rule,
+            unit_count=row.unit_count,
+            max_discount_pct=row.max_discount_pct,
+            requested_by=sid(row.requested_by),
+            decided_by=sid(row.decided_by),
+            decided_at=row.decided_at,
+            decision_note=row.decision_note,
+            created_at=row.created_at,
+        )
 
     @strawberry.field(permission_classes=[requires("unit.read")])
     async def lines(self, info: strawberry.Info) -> list[PriceAdjustmentLine]:
         rows = await repo.adjustment_lines(info.context.session, uuid.UUID(self.id))
         return [
-            PriceAdjustmentLine(unit_id=strawberry.ID(str(r.unit_id)), old_price=r.old_price,
-                                new_price=r.new_price)
+            PriceAdjustmentLine(
+                unit_id=strawberry.ID(str(r.unit_id)), old_price=r.old_price, new_price=r.new_price
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
 
 # ---------------------------------------------------------------- inputs
@@ -383,8 +420,16 @@ class UnitFilter:
 
 def to_search(f: UnitFilter | None) -> repo.UnitSearch:
     f = f or UnitFilter()
-    for name in ("districts", "rooms", "orientations", "tags", "project_ids", "building_ids",
-                 "unit_type_ids", "statuses"):  # fmt: skip
+    for name in (
+        "districts",
+        "rooms",
+        "orientations",
+        "tags",
+        "project_ids",
+        "building_ids",
+        "unit_type_ids",
+        "statuses",
+    ):
         if len(getattr(f, name) or ()) > 100:
             raise ValidationFailed(f"at most 100 values in {name}", name)
     keyword = (f.keyword or "").strip().lower()[:100] or None
@@ -395,15 +440,20 @@ def to_search(f: UnitFilter | None) -> repo.UnitSearch:
         project_ids=_ids(f.project_ids, "projectIds"),
         building_ids=_ids(f.building_ids, "buildingIds"),
         unit_type_ids=_ids(f.unit_type_ids, "unitTypeIds"),
-        districts=list(f.districts or ()), statuses=[s.value for s in f.statuses or ()],
+        districts=list(f.districts or ()),
+        statuses=[s.value for s in f.statuses or ()],
         rooms=fits(list(f.rooms or ()), "rooms", UnitRow.rooms),
-        orientations=[o.upper() for o in f.orientations or ()], tags=list(f.tags or ()),
-        price_min=f.price_min, price_max=f.price_max,
+        orientations=[o.upper() for o in f.orientations or ()],
+        tags=list(f.tags or ()),
+        price_min=f.price_min,
+        price_max=f.price_max,
         area_min=fits(f.area_min, "areaMin", UnitRow.gross_area),
         area_max=fits(f.area_max, "areaMax", UnitRow.gross_area),
         floor_min=fits(f.floor_min, "floorMin", UnitRow.floor),
-        floor_max=fits(f.floor_max, "floorMax", UnitRow.floor), keyword=keyword, near=near,
-    )  # fmt: skip
+        floor_max=fits(f.floor_max, "floorMax", UnitRow.floor),
+        keyword=keyword,
+        near=near,
+    )
 
 
 @strawberry.input
@@ -567,9 +617,11 @@ class Query:
         for r in rows:
             counts[r.status] = counts.get(r.status, 0) + 1
         return SalesTable(
-            building=Building.of(building), seq=seq, units=[Unit.of(r) for r in rows],
+            building=Building.of(building),
+            seq=seq,
+            units=[Unit.of(r) for r in rows],
             counts=[StatusCount(status=UnitStatus(k), count=v) for k, v in sorted(counts.items())],
-        )  # fmt: skip
+        )
 
     @strawberry.field(permission_classes=[requires("unit.read")])
     async def unit(self, info: strawberry.Info, id: strawberry.ID) -> Unit | None:
@@ -589,9 +641,13 @@ class Query:
         description="Search units: filters, keyword, distance, sort, cursor pagination.",
     )
     async def units(
-        self, info: strawberry.Info, filter: UnitFilter | None = None,
-        sort: UnitSort = UnitSort.NEWEST, first: int = 20, after: str | None = None,
-    ) -> UnitConnection:  # fmt: skip
+        self,
+        info: strawberry.Info,
+        filter: UnitFilter | None = None,
+        sort: UnitSort = UnitSort.NEWEST,
+        first: int = 20,
+        after: str | None = None,
+    ) -> UnitConnection:
         search, first, cursor = search_args(to_search, filter, sort, first, after, SORT_KEYS[sort])
         rows = await repo.search(
             info.context.session, search, sort=sort.value, limit=first + 1, after=cursor
@@ -604,16 +660,21 @@ class Query:
 
     @strawberry.field(permission_classes=[requires("unit.price.adjust")])
     async def price_adjustments(
-        self, info: strawberry.Info, project_id: strawberry.ID | None = None,
-        status: str | None = None, first: int = 50,
-    ) -> list[PriceAdjustment]:  # fmt: skip
+        self,
+        info: strawberry.Info,
+        project_id: strawberry.ID | None = None,
+        status: str | None = None,
+        first: int = 50,
+    ) -> list[PriceAdjustment]:
         pid = parse_id(project_id) if project_id is not None else None
         if project_id is not None and pid is None:
             raise QueryError(ValidationFailed.code, "projectId is not an id")
         rows = await repo.adjustments(
-            info.context.session, project_id=pid,
-            status=status, limit=max(0, min(first, MAX_PAGE)),
-        )  # fmt: skip
+            info.context.session,
+            project_id=pid,
+            status=status,
+            limit=max(0, min(first, MAX_PAGE)),
+        )
         return [PriceAdjustment.of(r) for r in rows]
 
 
@@ -635,13 +696,19 @@ class Mutation:
             row = await service.create_unit_type(
                 info.context.session,
                 service.UnitTypeInput(
-                    project_id=pid, name=input.name, rooms=input.rooms,
-                    gross_area=input.gross_area, living_rooms=input.living_rooms,
-                    bathrooms=input.bathrooms, net_area=input.net_area,
-                    orientation=input.orientation, layout=input.layout,
-                    floor_plan_url=input.floor_plan_url, vr_url=input.vr_url,
+                    project_id=pid,
+                    name=input.name,
+                    rooms=input.rooms,
+                    gross_area=input.gross_area,
+                    living_rooms=input.living_rooms,
+                    bathrooms=input.bathrooms,
+                    net_area=input.net_area,
+                    orientation=input.orientation,
+                    layout=input.layout,
+                    floor_plan_url=input.floor_plan_url,
+                    vr_url=input.vr_url,
                 ),
-            )  # fmt: skip
+            )
             return UnitTypePayload(unit_type=UnitType.of(row))
 
         result, error = await attempt(info.context.session, work)
@@ -663,11 +730,21 @@ class Mutation:
                 tid = parse_id(u.unit_type_id) if u.unit_type_id else None
                 if u.unit_type_id and tid is None:
                     raise NotFound("unit type not found in this project", "unitTypeId")
-                items.append(service.UnitInput(
-                    building_id=bid, floor=u.floor, number=u.number, gross_area=u.gross_area,
-                    net_area=u.net_area, unit_type_id=tid, orientation=u.orientation,
-                    rooms=u.rooms, list_price=u.list_price, status=u.status.value, tags=u.tags,
-                ))  # fmt: skip
+                items.append(
+                    service.UnitInput(
+                        building_id=bid,
+                        floor=u.floor,
+                        number=u.number,
+                        gross_area=u.gross_area,
+                        net_area=u.net_area,
+                        unit_type_id=tid,
+                        orientation=u.orientation,
+                        rooms=u.rooms,
+                        list_price=u.list_price,
+                        status=u.status.value,
+                        tags=u.tags,
+                    )
+                )
             rows = await service.create_units(
                 info.context.session, items, actor_id=await _actor(info)
             )
@@ -761,12 +838,17 @@ class Mutation:
             if pid is None:
                 raise NotFound("project not found", "projectId")
             rule = service.PriceRule(
-                project_id=pid, building_ids=_ids(input.building_ids, "buildingIds"),
+                project_id=pid,
+                building_ids=_ids(input.building_ids, "buildingIds"),
                 unit_type_ids=_ids(input.unit_type_ids, "unitTypeIds"),
-                unit_ids=_ids(input.unit_ids, "unitIds"), floor_min=input.floor_min,
-                floor_max=input.floor_max, percent=input.percent, amount=input.amount,
-                price_per_m2=input.price_per_m2, price=input.price,
-            )  # fmt: skip
+                unit_ids=_ids(input.unit_ids, "unitIds"),
+                floor_min=input.floor_min,
+                floor_max=input.floor_max,
+                percent=input.percent,
+                amount=input.amount,
+                price_per_m2=input.price_per_m2,
+                price=input.price,
+            )
             row = await service.adjust_prices(
                 info.context.session, rule, reason=input.reason, actor_id=await _actor(info)
             )
@@ -787,9 +869,12 @@ class Mutation:
             if aid is None:
                 raise NotFound("price adjustment not found", "id")
             row = await service.decide_adjustment(
-                info.context.session, aid, approve=input.approve, actor_id=await _actor(info),
+                info.context.session,
+                aid,
+                approve=input.approve,
+                actor_id=await _actor(info),
                 note=input.note,
-            )  # fmt: skip
+            )
             return PriceAdjustmentPayload(adjustment=PriceAdjustment.of(row))
 
         result, error = await attempt(info.context.session, work)

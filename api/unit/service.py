@@ -102,12 +102,18 @@ async def create_unit_type(session, data: UnitTypeInput) -> UnitType:
     if await repo.unit_type_name_taken(session, data.project_id, name):
         raise Conflict(f"unit type '{name}' already exists in this project", "name")
     row = UnitType(
-        project_id=data.project_id, name=name, rooms=data.rooms, living_rooms=data.living_rooms,
-        bathrooms=data.bathrooms, gross_area=gross, net_area=net,
+        project_id=data.project_id,
+        name=name,
+        rooms=data.rooms,
+        living_rooms=data.living_rooms,
+        bathrooms=data.bathrooms,
+        gross_area=gross,
+        net_area=net,
         orientation=_orientation(data.orientation),
         layout=_text(data.layout, "layout", required=False, max_len=2000),
-        floor_plan_url=_url(data.floor_plan_url, "floorPlanUrl"), vr_url=_url(data.vr_url, "vrUrl"),
-    )  # fmt: skip
+        floor_plan_url=_url(data.floor_plan_url, "floorPlanUrl"),
+        vr_url=_url(data.vr_url, "vrUrl"),
+    )
     await repo.add_all(session, [row])
     return row
 
@@ -192,18 +198,29 @@ class UnitBuilder:
             raise ValidationFailed("rooms must be between 0 and 20", "rooms")
         now = self.now
         unit = Unit(
-            id=uuid7(), project_id=project.id, building_id=building.id,
-            unit_type_id=utype.id if utype else None, floor=item.floor, number=number,
-            gross_area=gross, net_area=net,
+            id=uuid7(),
+            project_id=project.id,
+            building_id=building.id,
+            unit_type_id=utype.id if utype else None,
+            floor=item.floor,
+            number=number,
+            gross_area=gross,
+            net_area=net,
             orientation=_orientation(item.orientation) or (utype.orientation if utype else None),
-            rooms=rooms, list_price=_price(item.list_price), status=item.status,
+            rooms=rooms,
+            list_price=_price(item.list_price),
+            status=item.status,
             currency=tenant_of(self.session).currency,
-            status_changed_at=now, version=1, tags=unique_texts(item.tags, "tags"), created_at=now,
+            status_changed_at=now,
+            version=1,
+            tags=unique_texts(item.tags, "tags"),
+            created_at=now,
             search_text=search_text(project, building, number, utype.name if utype else ""),
-        )  # fmt: skip
+        )
         batch.add(number)
-        event = _event(unit, "created", self.actor_id, now, to_status=unit.status,
-                       new_price=unit.list_price)  # fmt: skip
+        event = _event(
+            unit, "created", self.actor_id, now, to_status=unit.status, new_price=unit.list_price
+        )
         return unit, event
 
 
@@ -243,9 +260,15 @@ def _hold_expired(unit: Unit, now: datetime) -> bool:
 
 
 def _set_status(
-    unit: Unit, to: str, actor_id: uuid.UUID | None, now: datetime, *, reason: str = "",
-    kind: str = "status", data: dict | None = None,
-) -> UnitEvent:  # fmt: skip
+    unit: Unit,
+    to: str,
+    actor_id: uuid.UUID | None,
+    now: datetime,
+    *,
+    reason: str = "",
+    kind: str = "status",
+    data: dict | None = None,
+) -> UnitEvent:
     event = _event(unit, kind, actor_id, now, from_status=unit.status, to_status=to, reason=reason)
     if data:
         event.data = data
@@ -269,9 +292,14 @@ async def _lock_fresh(session, unit_id: uuid.UUID, now: datetime) -> Unit:
 
 
 async def change_status(
-    session, unit_id: uuid.UUID, to: str, *, actor_id: uuid.UUID | None, reason: str = "",
+    session,
+    unit_id: uuid.UUID,
+    to: str,
+    *,
+    actor_id: uuid.UUID | None,
+    reason: str = "",
     expected_version: int | None = None,
-) -> Unit:  # fmt: skip
+) -> Unit:
     """A staff change of status along the allowed transitions (holds have their own calls)."""
     reason = _text(reason, "reason", required=False, max_len=500)
     now = utcnow()
@@ -295,9 +323,13 @@ async def change_status(
 
 
 async def hold_unit(
-    session, unit_id: uuid.UUID, *, actor_id: uuid.UUID, minutes: int | None = None,
+    session,
+    unit_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID,
+    minutes: int | None = None,
     client_ref: str = "",
-) -> Unit:  # fmt: skip
+) -> Unit:
     """Hold an available unit for the caller, for ``minutes`` (at most the tenant's setting)."""
     limit = await settings.get(session, "inventory.hold_minutes")
     if minutes is not None and not 1 <= minutes <= limit:
@@ -310,8 +342,16 @@ async def hold_unit(
     if not allowed(unit.status, "on_hold"):
         raise Conflict(f"a unit that is {unit.status} cannot be held", "unitId")
     client_ref = _text(client_ref, "clientRef", required=False, max_len=100)
-    session.add(_set_status(unit, "on_hold", actor_id, now, kind="hold",
-                              data={"client_ref": client_ref} if client_ref else None))  # fmt: skip
+    session.add(
+        _set_status(
+            unit,
+            "on_hold",
+            actor_id,
+            now,
+            kind="hold",
+            data={"client_ref": client_ref} if client_ref else None,
+        )
+    )
     unit.hold_expires_at = now + timedelta(minutes=minutes or limit)
     unit.held_by = actor_id
     await session.flush()
@@ -350,16 +390,23 @@ async def reserve_unit(
 RELEASE_BATCH = 1000  # expired holds released a job
 
 
-async def release_expired_holds(session, *, now: datetime | None = None,
-                                limit: int = RELEASE_BATCH) -> int:  # fmt: skip
+async def release_expired_holds(
+    session, *, now: datetime | None = None, limit: int = RELEASE_BATCH
+) -> int:
     """The hold-release job's work for one tenant: expired holds become available again."""
     now = now or utcnow()
     released = await repo.expire_holds(session, now, limit)
     events = [
-        UnitEvent(unit_id=u.id, kind="hold_expired", from_status="on_hold", to_status="available",
-                  at=now, data={"held_by": str(held_by), "expired_at": expires.isoformat()})
+        UnitEvent(
+            unit_id=u.id,
+            kind="hold_expired",
+            from_status="on_hold",
+            to_status="available",
+            at=now,
+            data={"held_by": str(held_by), "expired_at": expires.isoformat()},
+        )
         for u, held_by, expires in released
-    ]  # fmt: skip
+    ]
     for u, _, _ in released:  # a bulk update: the flush hook does not see it
         outbox.emit(session, "unit.status", u.id, live_payload(u))
     await repo.add_all(session, events)
@@ -390,10 +437,13 @@ class PriceRule:
             "building_ids": [str(i) for i in self.building_ids],
             "unit_type_ids": [str(i) for i in self.unit_type_ids],
             "unit_ids": [str(i) for i in self.unit_ids],
-            "floor_min": self.floor_min, "floor_max": self.floor_max,
+            "floor_min": self.floor_min,
+            "floor_max": self.floor_max,
             "percent": str(self.percent) if self.percent is not None else None,
-            "amount": self.amount, "price_per_m2": self.price_per_m2, "price": self.price,
-        }  # fmt: skip
+            "amount": self.amount,
+            "price_per_m2": self.price_per_m2,
+            "price": self.price,
+        }
 
 
 def _round_major(value: Decimal) -> int:
@@ -451,10 +501,14 @@ async def adjust_prices(
     if not await project_repo.projects_by_ids(session, [rule.project_id]):
         raise NotFound("project not found", "projectId")
     stmt = repo.rule_units(
-        rule.project_id, building_ids=rule.building_ids, unit_type_ids=rule.unit_type_ids,
-        unit_ids=rule.unit_ids, floor_min=rule.floor_min, floor_max=rule.floor_max,
+        rule.project_id,
+        building_ids=rule.building_ids,
+        unit_type_ids=rule.unit_type_ids,
+        unit_ids=rule.unit_ids,
+        floor_min=rule.floor_min,
+        floor_max=rule.floor_max,
         statuses=sorted(MARKETABLE),
-    )  # fmt: skip
+    )
     units = await repo.lock_units(session, stmt)
     if not units:
         raise ValidationFailed("the rule matches no unit on the market with a price", "rule")
@@ -469,16 +523,24 @@ async def adjust_prices(
     worst = max(_discount_pct(old, new) for _, old, new in lines)
     limit = await settings.get(session, "inventory.max_discount_pct")
     adj = PriceAdjustment(
-        id=uuid7(), project_id=rule.project_id, rule=rule.as_json(), reason=reason,
-        status="pending_approval" if worst > limit else "applied", unit_count=len(lines),
-        max_discount_pct=worst, requested_by=actor_id, decision_note="",
-    )  # fmt: skip
+        id=uuid7(),
+        project_id=rule.project_id,
+        rule=rule.as_json(),
+        reason=reason,
+        status="pending_approval" if worst > limit else "applied",
+        unit_count=len(lines),
+        max_discount_pct=worst,
+        requested_by=actor_id,
+        decision_note="",
+    )
     await repo.add_all(session, [adj])
     await repo.add_all(
         session,
-        [PriceAdjustmentLine(adjustment_id=adj.id, unit_id=u.id, old_price=old, new_price=new)
-         for u, old, new in lines],
-    )  # fmt: skip
+        [
+            PriceAdjustmentLine(adjustment_id=adj.id, unit_id=u.id, old_price=old, new_price=new)
+            for u, old, new in lines
+        ],
+    )
     if adj.status == "applied":
         adj.decided_at = utcnow()
         await _apply(session, adj, [(u, new) for u, _, new in lines], actor_id)
@@ -489,8 +551,18 @@ async def _apply(session, adj: PriceAdjustment, changes, actor_id) -> None:
     now = utcnow()
     events = []
     for unit, price in changes:
-        events.append(_event(unit, "price", actor_id, now, old_price=unit.list_price,
-                             new_price=price, reason=adj.reason, ref_id=adj.id))  # fmt: skip
+        events.append(
+            _event(
+                unit,
+                "price",
+                actor_id,
+                now,
+                old_price=unit.list_price,
+                new_price=price,
+                reason=adj.reason,
+                ref_id=adj.id,
+            )
+        )
         unit.list_price = price
         unit.version += 1
     await repo.add_all(session, events)
@@ -518,10 +590,12 @@ async def decide_adjustment(
     stmt = repo.rule_units(adj.project_id, unit_ids=[ln.unit_id for ln in lines])
     units = {u.id: u for u in await repo.lock_units(session, stmt)}
     moved = [
-        ln for ln in lines
-        if (u := units.get(ln.unit_id)) is None or u.list_price != ln.old_price
+        ln
+        for ln in lines
+        if (u := units.get(ln.unit_id)) is None
+        or u.list_price != ln.old_price
         or u.status not in MARKETABLE
-    ]  # fmt: skip
+    ]
     if moved:
         adj.status = "stale"
         adj.decision_note = (note + " " if note else "") + (

@@ -18,8 +18,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 # Going back to available from a deal in progress cancels the deal: a reason is required.
-NEEDS_REASON = frozenset({("reserved", "available"), ("subscribed", "available"),
-                          ("contracted", "available")})  # fmt: skip
+NEEDS_REASON = frozenset(
+    {("reserved", "available"), ("subscribed", "available"), ("contracted", "available")}
+)
 
 # RESO Data Dictionary StandardStatus, shown at the API edge.
 RESO: dict[str, str] = {

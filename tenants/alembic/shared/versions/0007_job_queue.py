@@ -23,10 +23,13 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     raw = op.get_bind().connection.driver_connection  # asyncpg: one simple-protocol script
-    await_only(raw.execute(
-        "SET LOCAL search_path TO shared;\n" + SchemaManager.get_schema()
-        + "\nSET LOCAL search_path TO DEFAULT;"
-    ))  # fmt: skip
+    await_only(
+        raw.execute(
+            "SET LOCAL search_path TO shared;\n"
+            + SchemaManager.get_schema()
+            + "\nSET LOCAL search_path TO DEFAULT;"
+        )
+    )
 
 
 def downgrade() -> None:

@@ -26,37 +26,66 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "event_stream",
-        sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("shared.tenant.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.Uuid(),
+            sa.ForeignKey("shared.tenant.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("last_seq", sa.BigInteger(), nullable=False, server_default="0"),
         # Events up to this sequence were deleted (retention): a resume from before it refetches.
         sa.Column("pruned_through", sa.BigInteger(), nullable=False, server_default="0"),
         schema="shared",
-    )  # fmt: skip
+    )
     op.create_table(
         "outbox",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("shared.tenant.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "tenant_id",
+            sa.Uuid(),
+            sa.ForeignKey("shared.tenant.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("seq", sa.BigInteger()),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("entity_id", sa.Uuid(), nullable=False),
         sa.Column("payload", postgresql.JSONB(), nullable=False),
         # The database clock at insert: the relay numbers rows in this order.
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.text("clock_timestamp()")),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("clock_timestamp()"),
+        ),
         sa.Column("published_at", sa.DateTime(timezone=True)),
         schema="shared",
-    )  # fmt: skip
-    op.create_index("uq_outbox_tenant_seq", "outbox", ["tenant_id", "seq"], unique=True,
-                    schema="shared", postgresql_where=sa.text("seq IS NOT NULL"))  # fmt: skip
-    op.create_index("ix_outbox_unsequenced", "outbox", ["created_at", "id"], schema="shared",
-                    postgresql_where=sa.text("seq IS NULL"))  # fmt: skip
+    )
+    op.create_index(
+        "uq_outbox_tenant_seq",
+        "outbox",
+        ["tenant_id", "seq"],
+        unique=True,
+        schema="shared",
+        postgresql_where=sa.text("seq IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_outbox_unsequenced",
+        "outbox",
+        ["created_at", "id"],
+        schema="shared",
+        postgresql_where=sa.text("seq IS NULL"),
+    )
     pending = sa.text("published_at IS NULL AND seq IS NOT NULL")
-    op.create_index("ix_outbox_unpublished", "outbox", ["seq"], schema="shared",
-                    postgresql_where=pending)  # fmt: skip
-    op.create_index("ix_outbox_published_at", "outbox", ["published_at"], schema="shared",
-                    postgresql_where=sa.text("published_at IS NOT NULL"))  # fmt: skip
+    op.create_index(
+        "ix_outbox_unpublished", "outbox", ["seq"], schema="shared", postgresql_where=pending
+    )
+    op.create_index(
+        "ix_outbox_published_at",
+        "outbox",
+        ["published_at"],
+        schema="shared",
+        postgresql_where=sa.text("published_at IS NOT NULL"),
+    )
     op.execute("""
         CREATE FUNCTION shared.outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN

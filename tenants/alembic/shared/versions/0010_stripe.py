@@ -24,17 +24,23 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("tenant", sa.Column("stripe_account_id", sa.String(64)), schema="shared")
-    op.create_unique_constraint(op.f("uq_tenant_stripe_account_id"), "tenant",
-                                ["stripe_account_id"], schema="shared")  # fmt: skip
+    op.create_unique_constraint(
+        op.f("uq_tenant_stripe_account_id"), "tenant", ["stripe_account_id"], schema="shared"
+    )
     op.add_column("tenant", sa.Column("stripe_customer_id", sa.String(64)), schema="shared")
-    op.create_unique_constraint(op.f("uq_tenant_stripe_customer_id"), "tenant",
-                                ["stripe_customer_id"], schema="shared")  # fmt: skip
+    op.create_unique_constraint(
+        op.f("uq_tenant_stripe_customer_id"), "tenant", ["stripe_customer_id"], schema="shared"
+    )
     op.add_column("tenant", sa.Column("stripe_subscription_id", sa.String(64)), schema="shared")
-    op.add_column("tenant", sa.Column("billing_status", sa.String(12), nullable=False,
-                                      server_default="none"), schema="shared")  # fmt: skip
+    op.add_column(
+        "tenant",
+        sa.Column("billing_status", sa.String(12), nullable=False, server_default="none"),
+        schema="shared",
+    )
     op.alter_column("tenant", "billing_status", server_default=None, schema="shared")
-    op.add_column("tenant", sa.Column("past_due_since", sa.DateTime(timezone=True)),
-                  schema="shared")  # fmt: skip
+    op.add_column(
+        "tenant", sa.Column("past_due_since", sa.DateTime(timezone=True)), schema="shared"
+    )
     op.create_table(
         "stripe_event",
         sa.Column("id", sa.String(255), primary_key=True),
@@ -49,8 +55,13 @@ def upgrade() -> None:
         sa.Column("outcome", sa.Text(), nullable=False),
         schema="shared",
     )
-    op.create_index("ix_stripe_event_pending", "stripe_event", ["received_at"], schema="shared",
-                    postgresql_where=sa.text("processed_at IS NULL"))  # fmt: skip
+    op.create_index(
+        "ix_stripe_event_pending",
+        "stripe_event",
+        ["received_at"],
+        schema="shared",
+        postgresql_where=sa.text("processed_at IS NULL"),
+    )
     op.execute("""
         CREATE FUNCTION shared.journal_balanced() RETURNS trigger
         LANGUAGE plpgsql AS $$
@@ -67,7 +78,7 @@ def upgrade() -> None:
             END IF;
             RETURN NULL;
         END $$
-    """)  # fmt: skip
+    """)
 
 
 def downgrade() -> None:

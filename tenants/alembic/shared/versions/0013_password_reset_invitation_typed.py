@@ -49,13 +49,21 @@ def upgrade() -> None:
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
         sa.PrimaryKeyConstraint("id", name="pk_password_reset"),
-        sa.ForeignKeyConstraint(["tenant_id"], ["shared.tenant.id"],
-                                name="fk_password_reset_tenant_id_tenant", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["account_id"], ["shared.account.id"],
-                                name="fk_password_reset_account_id_account", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["shared.tenant.id"],
+            name="fk_password_reset_tenant_id_tenant",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["shared.account.id"],
+            name="fk_password_reset_account_id_account",
+            ondelete="CASCADE",
+        ),
         sa.UniqueConstraint("token_hash", name="uq_password_reset_token_hash"),
         schema="shared",
-    )  # fmt: skip
+    )
     op.create_index(
         "ix_shared_password_reset_email_bidx", "password_reset", ["email_bidx"], schema="shared"
     )
@@ -72,9 +80,11 @@ def upgrade() -> None:
     ):
         op.add_column("invitation", column, schema="shared")
     op.create_index(
-        "ix_shared_invitation_tenant_ident", "invitation", ["tenant_id", "ident_bidx"],
+        "ix_shared_invitation_tenant_ident",
+        "invitation",
+        ["tenant_id", "ident_bidx"],
         schema="shared",
-    )  # fmt: skip
+    )
 
 
 def downgrade() -> None:

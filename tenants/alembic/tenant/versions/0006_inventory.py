@@ -16,14 +16,16 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-STATUSES = "'planned', 'available', 'on_hold', 'reserved', 'subscribed', 'contracted', 'sold', " \
-    "'delivered'"  # fmt: skip
+STATUSES = (
+    "'planned', 'available', 'on_hold', 'reserved', 'subscribed', 'contracted', 'sold', 'delivered'"
+)
 ORIENTATIONS = "'N', 'NE', 'E', 'SE', 'S', 'SW', 'W', 'NW', 'NS', 'EW'"
 
 
 def _now():
-    return sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                     nullable=False)  # fmt: skip
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    )
 
 
 def upgrade() -> None:
@@ -50,11 +52,15 @@ def upgrade() -> None:
         sa.Column("vr_url", sa.String(500), nullable=False),
         _now(),
         sa.PrimaryKeyConstraint("id", name="pk_unit_type"),
-        sa.ForeignKeyConstraint(["project_id"], ["project.id"],
-                                name="fk_unit_type_project_id_project", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["project.id"],
+            name="fk_unit_type_project_id_project",
+            ondelete="CASCADE",
+        ),
         sa.UniqueConstraint("project_id", "name", name="uq_unit_type_project_id_name"),
         sa.CheckConstraint("rooms BETWEEN 0 AND 20", name="ck_unit_type_rooms"),
-    )  # fmt: skip
+    )
     op.create_index("ix_unit_type_project_id", "unit_type", ["project_id"])
     op.create_table(
         "unit",
@@ -70,8 +76,11 @@ def upgrade() -> None:
         sa.Column("rooms", sa.SmallInteger()),
         sa.Column("list_price", sa.BigInteger()),
         sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("price_per_m2", sa.BigInteger(),
-                  sa.Computed("round(list_price / gross_area)::bigint", persisted=True)),
+        sa.Column(
+            "price_per_m2",
+            sa.BigInteger(),
+            sa.Computed("round(list_price / gross_area)::bigint", persisted=True),
+        ),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("hold_expires_at", sa.DateTime(timezone=True)),
         sa.Column("held_by", sa.Uuid()),
@@ -81,32 +90,53 @@ def upgrade() -> None:
         sa.Column("search_text", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_unit"),
-        sa.ForeignKeyConstraint(["project_id"], ["project.id"],
-                                name="fk_unit_project_id_project", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["building_id"], ["building.id"],
-                                name="fk_unit_building_id_building", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["unit_type_id"], ["unit_type.id"],
-                                name="fk_unit_unit_type_id_unit_type", ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["project.id"], name="fk_unit_project_id_project", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["building_id"],
+            ["building.id"],
+            name="fk_unit_building_id_building",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_type_id"],
+            ["unit_type.id"],
+            name="fk_unit_unit_type_id_unit_type",
+            ondelete="SET NULL",
+        ),
         sa.UniqueConstraint("building_id", "number", name="uq_unit_building_id_number"),
         sa.CheckConstraint(f"status IN ({STATUSES})", name="ck_unit_status"),
-        sa.CheckConstraint(f"orientation IS NULL OR orientation IN ({ORIENTATIONS})",
-                           name="ck_unit_ori"),
-        sa.CheckConstraint("gross_area > 0 AND (net_area IS NULL OR net_area <= gross_area)",
-                           name="ck_unit_area"),
+        sa.CheckConstraint(
+            f"orientation IS NULL OR orientation IN ({ORIENTATIONS})", name="ck_unit_ori"
+        ),
+        sa.CheckConstraint(
+            "gross_area > 0 AND (net_area IS NULL OR net_area <= gross_area)", name="ck_unit_area"
+        ),
         sa.CheckConstraint("list_price IS NULL OR list_price >= 0", name="ck_unit_price"),
-        sa.CheckConstraint("status <> 'on_hold' OR hold_expires_at IS NOT NULL",
-                           name="ck_unit_hold"),
-    )  # fmt: skip
+        sa.CheckConstraint(
+            "status <> 'on_hold' OR hold_expires_at IS NOT NULL", name="ck_unit_hold"
+        ),
+    )
     op.create_index("ix_unit_unit_type_id", "unit", ["unit_type_id"])
     op.create_index("ix_unit_project_id_status", "unit", ["project_id", "status"])
     op.create_index("ix_unit_building_id_floor", "unit", ["building_id", "floor"])
     op.create_index("ix_unit_list_price", "unit", ["list_price"])
     op.create_index("ix_unit_gross_area", "unit", ["gross_area"])
-    op.create_index("ix_unit_hold_expires_at", "unit", ["hold_expires_at"],
-                    postgresql_where=sa.text("status = 'on_hold'"))  # fmt: skip
+    op.create_index(
+        "ix_unit_hold_expires_at",
+        "unit",
+        ["hold_expires_at"],
+        postgresql_where=sa.text("status = 'on_hold'"),
+    )
     op.create_index("ix_unit_tags", "unit", ["tags"], postgresql_using="gin")
-    op.create_index("ix_unit_search_text", "unit", ["search_text"], postgresql_using="gin",
-                    postgresql_ops={"search_text": "public.gin_trgm_ops"})  # fmt: skip
+    op.create_index(
+        "ix_unit_search_text",
+        "unit",
+        ["search_text"],
+        postgresql_using="gin",
+        postgresql_ops={"search_text": "public.gin_trgm_ops"},
+    )
     op.create_table(
         "unit_event",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -122,9 +152,10 @@ def upgrade() -> None:
         sa.Column("data", pg.JSONB(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_unit_event"),
-        sa.ForeignKeyConstraint(["unit_id"], ["unit.id"], name="fk_unit_event_unit_id_unit",
-                                ondelete="CASCADE"),
-    )  # fmt: skip
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["unit.id"], name="fk_unit_event_unit_id_unit", ondelete="CASCADE"
+        ),
+    )
     op.create_index("ix_unit_event_unit_id_at", "unit_event", ["unit_id", "at"])
     op.create_table(
         "price_adjustment",
@@ -141,11 +172,17 @@ def upgrade() -> None:
         sa.Column("decision_note", sa.Text(), nullable=False),
         _now(),
         sa.PrimaryKeyConstraint("id", name="pk_price_adjustment"),
-        sa.ForeignKeyConstraint(["project_id"], ["project.id"],
-                                name="fk_price_adjustment_project_id_project", ondelete="CASCADE"),
-        sa.CheckConstraint("status IN ('pending_approval', 'applied', 'rejected', 'stale')",
-                           name="ck_price_adjustment_status"),
-    )  # fmt: skip
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["project.id"],
+            name="fk_price_adjustment_project_id_project",
+            ondelete="CASCADE",
+        ),
+        sa.CheckConstraint(
+            "status IN ('pending_approval', 'applied', 'rejected', 'stale')",
+            name="ck_price_adjustment_status",
+        ),
+    )
     op.create_index("ix_price_adjustment_project_id", "price_adjustment", ["project_id"])
     op.create_table(
         "price_adjustment_line",
@@ -154,12 +191,19 @@ def upgrade() -> None:
         sa.Column("old_price", sa.BigInteger(), nullable=False),
         sa.Column("new_price", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("adjustment_id", "unit_id", name="pk_price_adjustment_line"),
-        sa.ForeignKeyConstraint(["adjustment_id"], ["price_adjustment.id"],
-                                name="fk_price_adjustment_line_adjustment_id_price_adjustment",
-                                ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["unit_id"], ["unit.id"],
-                                name="fk_price_adjustment_line_unit_id_unit", ondelete="CASCADE"),
-    )  # fmt: skip
+        sa.ForeignKeyConstraint(
+            ["adjustment_id"],
+            ["price_adjustment.id"],
+            name="fk_price_adjustment_line_adjustment_id_price_adjustment",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"],
+            ["unit.id"],
+            name="fk_price_adjustment_line_unit_id_unit",
+            ondelete="CASCADE",
+        ),
+    )
     op.create_table(
         "setting",
         sa.Column("key", sa.String(100), nullable=False),
@@ -171,8 +215,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("setting", "price_adjustment_line", "price_adjustment", "unit_event", "unit",
-                  "unit_type"):  # fmt: skip
+    for table in (
+        "setting",
+        "price_adjustment_line",
+        "price_adjustment",
+        "unit_event",
+        "unit",
+        "unit_type",
+    ):
         op.drop_table(table)
     op.drop_column("project", "surroundings")
     op.drop_column("project", "facilities")

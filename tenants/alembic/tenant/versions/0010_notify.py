@@ -35,10 +35,11 @@ def upgrade() -> None:
         sa.Column("installation_id", sa.String(200), nullable=False),
         sa.Column("locale", sa.String(10), nullable=False),
         sa.Column("app_version", sa.String(40), nullable=False),
-        _ts("created_at"), _ts("last_seen_at"),
+        _ts("created_at"),
+        _ts("last_seen_at"),
         sa.CheckConstraint("app IN ('agent', 'owner', 'staff')", name="ck_device_app"),
         sa.CheckConstraint("platform IN ('ios', 'android', 'web')", name="ck_device_platform"),
-    )  # fmt: skip
+    )
     op.create_index("uq_device_token", "device", ["token"], unique=True)
     op.create_index("ix_device_account", "device", ["account_id"])
     op.create_table(
@@ -53,38 +54,59 @@ def upgrade() -> None:
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("data", postgresql.JSONB(), nullable=False),
-        _ts("created_at"), _ts("read_at", True),
+        _ts("created_at"),
+        _ts("read_at", True),
         sa.CheckConstraint(f"category IN ({CATEGORIES})", name="ck_notification_category"),
-    )  # fmt: skip
+    )
     op.create_index("ix_notification_account", "notification", ["account_id", "id"])
-    op.create_index("ix_notification_unread", "notification", ["account_id"],
-                    postgresql_where=sa.text("read_at IS NULL"))  # fmt: skip
+    op.create_index(
+        "ix_notification_unread",
+        "notification",
+        ["account_id"],
+        postgresql_where=sa.text("read_at IS NULL"),
+    )
     op.create_table(
         "notification_delivery",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("notification_id", sa.Uuid(),
-                  sa.ForeignKey("notification.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "notification_id",
+            sa.Uuid(),
+            sa.ForeignKey("notification.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("category", sa.String(20), nullable=False),
         sa.Column("channel", sa.String(8), nullable=False),
         sa.Column("device_id", sa.Uuid()),
         sa.Column("status", sa.String(10), nullable=False),
         sa.Column("attempts", sa.SmallInteger(), nullable=False),
-        _ts("next_attempt_at", True), _ts("sent_at", True),
+        _ts("next_attempt_at", True),
+        _ts("sent_at", True),
         sa.Column("last_error", sa.String(300), nullable=False),
-        sa.CheckConstraint("channel IN ('push', 'email', 'sms')",
-                           name="ck_notification_delivery_channel"),
+        sa.CheckConstraint(
+            "channel IN ('push', 'email', 'sms')", name="ck_notification_delivery_channel"
+        ),
         sa.CheckConstraint(
             "status IN ('pending', 'deferred', 'sent', 'collapsed', 'dropped', 'failed', "
-            "'skipped')", name="ck_notification_delivery_status"),
-    )  # fmt: skip
-    op.create_index("ix_notification_delivery_notification", "notification_delivery",
-                    ["notification_id"])  # fmt: skip
-    op.create_index("ix_notification_delivery_due", "notification_delivery", ["next_attempt_at"],
-                    postgresql_where=sa.text("status IN ('pending', 'deferred')"))  # fmt: skip
-    op.create_index("ix_notification_delivery_throttle", "notification_delivery",
-                    ["account_id", "category", "sent_at"],
-                    postgresql_where=sa.text("channel = 'push' AND status = 'sent'"))  # fmt: skip
+            "'skipped')",
+            name="ck_notification_delivery_status",
+        ),
+    )
+    op.create_index(
+        "ix_notification_delivery_notification", "notification_delivery", ["notification_id"]
+    )
+    op.create_index(
+        "ix_notification_delivery_due",
+        "notification_delivery",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("status IN ('pending', 'deferred')"),
+    )
+    op.create_index(
+        "ix_notification_delivery_throttle",
+        "notification_delivery",
+        ["account_id", "category", "sent_at"],
+        postgresql_where=sa.text("channel = 'push' AND status = 'sent'"),
+    )
     op.create_table(
         "notification_preference",
         sa.Column("account_id", sa.Uuid(), primary_key=True),
@@ -92,9 +114,10 @@ def upgrade() -> None:
         sa.Column("push", sa.Boolean(), nullable=False),
         sa.Column("email", sa.Boolean(), nullable=False),
         sa.Column("sms", sa.Boolean(), nullable=False),
-        sa.CheckConstraint(f"category IN ({CATEGORIES})",
-                           name="ck_notification_preference_category"),
-    )  # fmt: skip
+        sa.CheckConstraint(
+            f"category IN ({CATEGORIES})", name="ck_notification_preference_category"
+        ),
+    )
     op.create_table(
         "notification_quiet_hours",
         sa.Column("account_id", sa.Uuid(), primary_key=True),
@@ -105,6 +128,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("notification_quiet_hours", "notification_preference",
-                  "notification_delivery", "notification", "device"):  # fmt: skip
+    for table in (
+        "notification_quiet_hours",
+        "notification_preference",
+        "notification_delivery",
+        "notification",
+        "device",
+    ):
         op.drop_table(table)

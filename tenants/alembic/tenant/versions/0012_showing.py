@@ -21,8 +21,9 @@ def upgrade() -> None:
     op.create_table(
         "client_showing",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("client_id", sa.Uuid(), sa.ForeignKey("client.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "client_id", sa.Uuid(), sa.ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("agent_id", sa.Uuid(), nullable=False),
         sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
@@ -34,10 +35,12 @@ def upgrade() -> None:
         sa.Column("cancel_reason", sa.String(300)),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("status IN ('scheduled', 'confirmed', 'done', 'cancelled')",
-                           name="ck_client_showing_status"),
+        sa.CheckConstraint(
+            "status IN ('scheduled', 'confirmed', 'done', 'cancelled')",
+            name="ck_client_showing_status",
+        ),
         sa.CheckConstraint("ends_at > starts_at", name="ck_client_showing_span"),
-    )  # fmt: skip
+    )
     op.create_index("ix_client_showing_agent", "client_showing", ["agent_id", "starts_at"])
     op.create_index("ix_client_showing_client", "client_showing", ["client_id"])
     op.create_table(

@@ -18,17 +18,21 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("client", sa.Column("language", sa.String(16), nullable=False,
-                                      server_default=""))  # fmt: skip
+    op.add_column("client", sa.Column("language", sa.String(16), nullable=False, server_default=""))
     op.alter_column("client", "language", server_default=None)
     op.add_column("client", sa.Column("offer_team_id", sa.Uuid()))
     op.add_column("client", sa.Column("offer_route_id", sa.Uuid()))
     op.add_column("client", sa.Column("offer_step", sa.Integer()))
     op.add_column("client", sa.Column("offer_expires_at", sa.DateTime(timezone=True)))
-    op.create_check_constraint(op.f("ck_client_offer"), "client",
-                               "(offer_team_id IS NULL) = (offer_expires_at IS NULL)")  # fmt: skip
-    op.create_index("ix_client_offer", "client", ["offer_expires_at"],
-                    postgresql_where=sa.text("offer_team_id IS NOT NULL"))  # fmt: skip
+    op.create_check_constraint(
+        op.f("ck_client_offer"), "client", "(offer_team_id IS NULL) = (offer_expires_at IS NULL)"
+    )
+    op.create_index(
+        "ix_client_offer",
+        "client",
+        ["offer_expires_at"],
+        postgresql_where=sa.text("offer_team_id IS NOT NULL"),
+    )
     op.create_table(
         "lead_route",
         sa.Column("id", sa.Uuid(), primary_key=True),
@@ -49,9 +53,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("mode IN ('round_robin', 'claim')", name="ck_lead_route_mode"),
         sa.CheckConstraint("(team_id IS NULL) <> (agent_id IS NULL)", name="ck_lead_route_target"),
-        sa.CheckConstraint("claim_minutes BETWEEN 1 AND 1440",
-                           name="ck_lead_route_claim_minutes"),
-    )  # fmt: skip
+        sa.CheckConstraint("claim_minutes BETWEEN 1 AND 1440", name="ck_lead_route_claim_minutes"),
+    )
     op.create_table(
         "agent_routing",
         sa.Column("account_id", sa.Uuid(), primary_key=True),
@@ -67,6 +70,5 @@ def downgrade() -> None:
     op.drop_table("lead_route")
     op.drop_index("ix_client_offer", table_name="client")
     op.drop_constraint(op.f("ck_client_offer"), "client")
-    for column in ("offer_expires_at", "offer_step", "offer_route_id", "offer_team_id",
-                   "language"):  # fmt: skip
+    for column in ("offer_expires_at", "offer_step", "offer_route_id", "offer_team_id", "language"):
         op.drop_column("client", column)

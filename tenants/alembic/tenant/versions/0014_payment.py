@@ -40,11 +40,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.CheckConstraint("kind IN ('deposit', 'fee')", name="ck_payment_kind"),
-        sa.CheckConstraint("status IN ('pending', 'paid', 'failed', 'canceled', 'refunded')",
-                           name="ck_payment_status"),
-        sa.CheckConstraint("amount > 0 AND refunded_amount BETWEEN 0 AND amount",
-                           name="ck_payment_amounts"),
-    )  # fmt: skip
+        sa.CheckConstraint(
+            "status IN ('pending', 'paid', 'failed', 'canceled', 'refunded')",
+            name="ck_payment_status",
+        ),
+        sa.CheckConstraint(
+            "amount > 0 AND refunded_amount BETWEEN 0 AND amount", name="ck_payment_amounts"
+        ),
+    )
     op.create_index("ix_payment_unit", "payment", ["unit_id"])
     op.create_index("ix_payment_bill_id", "payment", ["bill_id"])
     op.create_table(
@@ -66,15 +69,16 @@ def upgrade() -> None:
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reminded_at", sa.DateTime(timezone=True)),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.CheckConstraint("kind IN ('property_fee', 'parking_fee', 'service_fee')",
-                           name="ck_bill_kind"),
+        sa.CheckConstraint(
+            "kind IN ('property_fee', 'parking_fee', 'service_fee')", name="ck_bill_kind"
+        ),
         sa.CheckConstraint("status IN ('open', 'paid', 'void')", name="ck_bill_status"),
-        sa.CheckConstraint("amount > 0 AND paid_amount BETWEEN 0 AND amount",
-                           name="ck_bill_amounts"),
-    )  # fmt: skip
+        sa.CheckConstraint(
+            "amount > 0 AND paid_amount BETWEEN 0 AND amount", name="ck_bill_amounts"
+        ),
+    )
     op.create_index("ix_bill_payer", "bill", ["payer_id", "status"])
-    op.create_index("ix_bill_due", "bill", ["due_on"],
-                    postgresql_where=sa.text("status = 'open'"))  # fmt: skip
+    op.create_index("ix_bill_due", "bill", ["due_on"], postgresql_where=sa.text("status = 'open'"))
     op.create_table(
         "receipt",
         sa.Column("id", sa.Uuid(), primary_key=True),
@@ -105,14 +109,17 @@ def upgrade() -> None:
     op.create_table(
         "journal_line",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("journal_id", sa.Uuid(), sa.ForeignKey("journal.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "journal_id", sa.Uuid(), sa.ForeignKey("journal.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("account", sa.String(40), nullable=False),
         sa.Column("debit", sa.BigInteger(), nullable=False),
         sa.Column("credit", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("debit >= 0 AND credit >= 0 AND (debit = 0) <> (credit = 0)",
-                           name="ck_journal_line_one_side"),
-    )  # fmt: skip
+        sa.CheckConstraint(
+            "debit >= 0 AND credit >= 0 AND (debit = 0) <> (credit = 0)",
+            name="ck_journal_line_one_side",
+        ),
+    )
     op.create_index("ix_journal_line_journal_id", "journal_line", ["journal_id"])
     op.execute(
         "CREATE CONSTRAINT TRIGGER journal_balanced AFTER INSERT OR UPDATE OR DELETE "

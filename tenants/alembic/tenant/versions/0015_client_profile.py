@@ -20,17 +20,26 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("client", sa.Column("account_id", sa.Uuid()))
-    op.add_column("client", sa.Column("profile", postgresql.JSONB(), nullable=False,
-                                      server_default=sa.text("'{}'::jsonb")))  # fmt: skip
+    op.add_column(
+        "client",
+        sa.Column(
+            "profile", postgresql.JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb")
+        ),
+    )
     op.alter_column("client", "profile", server_default=None)
     op.add_column("client", sa.Column("suggested_grade", sa.String(1)))
     op.add_column("client", sa.Column("last_active_at", sa.DateTime(timezone=True)))
     op.create_check_constraint(
-        op.f("ck_client_suggested_grade"), "client",
+        op.f("ck_client_suggested_grade"),
+        "client",
         "suggested_grade IS NULL OR suggested_grade IN ('A', 'B', 'C')",
-    )  # fmt: skip
-    op.create_index("ix_client_account", "client", ["account_id"],
-                    postgresql_where=sa.text("account_id IS NOT NULL"))  # fmt: skip
+    )
+    op.create_index(
+        "ix_client_account",
+        "client",
+        ["account_id"],
+        postgresql_where=sa.text("account_id IS NOT NULL"),
+    )
     op.create_index("ix_client_owner_active", "client", ["owner_id", "last_active_at"])
     op.create_table(
         "client_activity",
@@ -42,11 +51,13 @@ def upgrade() -> None:
         sa.Column("data", postgresql.JSONB(), nullable=False),
         sa.Column("seconds", sa.Integer()),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("kind IN ('view_unit', 'view_listing', 'search')",
-                           name="ck_client_activity_kind"),
-        sa.CheckConstraint("seconds IS NULL OR seconds BETWEEN 0 AND 86400",
-                           name="ck_client_activity_seconds"),
-    )  # fmt: skip
+        sa.CheckConstraint(
+            "kind IN ('view_unit', 'view_listing', 'search')", name="ck_client_activity_kind"
+        ),
+        sa.CheckConstraint(
+            "seconds IS NULL OR seconds BETWEEN 0 AND 86400", name="ck_client_activity_seconds"
+        ),
+    )
     op.create_index("ix_client_activity_client", "client_activity", ["client_id", "at"])
     op.create_index("ix_client_activity_account", "client_activity", ["account_id", "at"])
 

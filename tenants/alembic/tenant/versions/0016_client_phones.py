@@ -19,19 +19,27 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("client", sa.Column("other_phone_masks", postgresql.ARRAY(sa.String(24)),
-                                      nullable=False, server_default="{}"))  # fmt: skip
+    op.add_column(
+        "client",
+        sa.Column(
+            "other_phone_masks",
+            postgresql.ARRAY(sa.String(24)),
+            nullable=False,
+            server_default="{}",
+        ),
+    )
     op.alter_column("client", "other_phone_masks", server_default=None)
     op.create_table(
         "client_phone",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("client_id", sa.Uuid(), sa.ForeignKey("client.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "client_id", sa.Uuid(), sa.ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("position", sa.SmallInteger(), nullable=False),
         sa.Column("phone_enc", sa.LargeBinary(), nullable=False),
         sa.Column("phone_bidx", sa.LargeBinary(), nullable=False),
         sa.Column("phone_mask", sa.String(24), nullable=False),
-    )  # fmt: skip
+    )
     op.create_index("ix_client_phone_client", "client_phone", ["client_id", "position"])
     op.create_index("ix_client_phone_number_bidx", "client_phone", ["phone_bidx"])
 

@@ -22,31 +22,46 @@ _ON_HOLD = "status = 'on_hold'"
 WAKEUPS: dict[str, list[tuple[str, str]]] = {
     "unit": [
         ("holds", f"CASE WHEN {_ON_HOLD} THEN hold_expires_at END"),
-        ("hold-reminders", f"CASE WHEN {_ON_HOLD} AND held_by IS NOT NULL "
-                           "THEN hold_expires_at - interval '10 minutes' END"),
+        (
+            "hold-reminders",
+            f"CASE WHEN {_ON_HOLD} AND held_by IS NOT NULL "
+            "THEN hold_expires_at - interval '10 minutes' END",
+        ),
         # A pending deposit ends when its unit's hold does, or at once when the unit leaves it.
-        ("deposit-expiry", f"CASE WHEN {_ON_HOLD} THEN hold_expires_at WHEN EXISTS ("
-                           "SELECT 1 FROM {s}.payment p WHERE p.unit_id = new_rows.id "
-                           "AND p.kind = 'deposit' AND p.status = 'pending') THEN now() END"),
+        (
+            "deposit-expiry",
+            f"CASE WHEN {_ON_HOLD} THEN hold_expires_at WHEN EXISTS ("
+            "SELECT 1 FROM {s}.payment p WHERE p.unit_id = new_rows.id "
+            "AND p.kind = 'deposit' AND p.status = 'pending') THEN now() END",
+        ),
     ],
     # ... and a deposit touched while pending (its row may have been locked, and so skipped,
     # when the expiry job ran) is looked at again when its hold ends, or at once.
     "payment": [
-        ("deposit-expiry", "CASE WHEN kind = 'deposit' AND status = 'pending' THEN COALESCE(("
-                           "SELECT u.hold_expires_at FROM {s}.unit u "
-                           "WHERE u.id = new_rows.unit_id AND u.status = 'on_hold' "
-                           "AND u.held_by = new_rows.agent_id), now()) END"),
+        (
+            "deposit-expiry",
+            "CASE WHEN kind = 'deposit' AND status = 'pending' THEN COALESCE(("
+            "SELECT u.hold_expires_at FROM {s}.unit u "
+            "WHERE u.id = new_rows.unit_id AND u.status = 'on_hold' "
+            "AND u.held_by = new_rows.agent_id), now()) END",
+        ),
     ],
     "client": [("lead-offers", "offer_expires_at")],
     "client_follow_up": [
-        ("follow-up-reminders", "CASE WHEN done_at IS NULL AND reminded_at IS NULL AND "
-                                "assignee_id IS NOT NULL THEN due_at - interval '15 minutes' END"),
+        (
+            "follow-up-reminders",
+            "CASE WHEN done_at IS NULL AND reminded_at IS NULL AND "
+            "assignee_id IS NOT NULL THEN due_at - interval '15 minutes' END",
+        ),
     ],
     "notification_delivery": [
-        ("deliver-due", "CASE WHEN status IN ('pending', 'deferred') "
-                        "THEN next_attempt_at + interval '61 seconds' END"),
+        (
+            "deliver-due",
+            "CASE WHEN status IN ('pending', 'deferred') "
+            "THEN next_attempt_at + interval '61 seconds' END",
+        ),
     ],
-}  # fmt: skip
+}
 
 
 def _quote(s: str) -> str:

@@ -74,7 +74,7 @@ def production_overrides() -> dict:
     to start without them; tokens and personal data of the suite's kit do not pass there)."""
     import base64
 
-    from tests.api.security.helpers import ed25519_pem
+    from api.security.secrets import new_ed25519_pem as ed25519_pem
 
     return {"env": "production", "jwt_private_key": ed25519_pem(),
             "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),

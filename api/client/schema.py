@@ -477,18 +477,7 @@ class UpdateClientInput:
 
     def changes(self) -> dict:
         out = {}
-        for key in (
-            "name",
-            "phone",
-            "other_phones",
-            "id_number",
-            "grade",
-            "needs",
-            "tags",
-            "notes",
-            "consent_marketing",
-            "language",
-        ):
+        for key in service.CHANGEABLE:
             value = getattr(self, key)
             if value is strawberry.UNSET:
                 continue

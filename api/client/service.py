@@ -354,6 +354,21 @@ async def _absorb(
     await session.flush()
 
 
+# What ``update_client`` changes: the keys an update may give (the GraphQL input's fields).
+CHANGEABLE = (
+    "name",
+    "phone",
+    "other_phones",
+    "id_number",
+    "grade",
+    "needs",
+    "tags",
+    "notes",
+    "consent_marketing",
+    "language",
+)
+
+
 async def update_client(
     session,
     kit: SecurityKit,
@@ -371,18 +386,7 @@ async def update_client(
     row = await get_visible(session, p, client_id, lock=True)
     if expected_version is not None and row.version != expected_version:
         raise Conflict(f"the client changed meanwhile (version {row.version})", "expectedVersion")
-    unknown = set(changes) - {
-        "name",
-        "phone",
-        "other_phones",
-        "id_number",
-        "grade",
-        "needs",
-        "tags",
-        "notes",
-        "consent_marketing",
-        "language",
-    }
+    unknown = set(changes) - set(CHANGEABLE)
     if unknown:
         raise ValidationFailed(f"cannot change {', '.join(sorted(unknown))}", "input")
     probe = ClientInput(

@@ -32,8 +32,9 @@ class Secrets:
     blind_index_key: bytes
 
 
-_GENERATORS = {
-    "jwt_private_key": lambda: (
+def new_ed25519_pem() -> str:
+    """A new Ed25519 private key (PKCS8 PEM): a JWT signing key."""
+    return (
         Ed25519PrivateKey.generate()
         .private_bytes(
             serialization.Encoding.PEM,
@@ -41,7 +42,11 @@ _GENERATORS = {
             serialization.NoEncryption(),
         )
         .decode()
-    ),
+    )
+
+
+_GENERATORS = {
+    "jwt_private_key": new_ed25519_pem,
     "field_keys": lambda: "1:" + base64.b64encode(os.urandom(32)).decode(),
     "blind_index_key": lambda: base64.b64encode(os.urandom(32)).decode(),
     "demo_password": lambda: "demo-" + base64.b32encode(os.urandom(10)).decode().lower(),

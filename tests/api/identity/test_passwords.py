@@ -33,7 +33,7 @@ from tests.api.identity.helpers import (
     scalar,
     sign_in_op,
 )
-from tests.api.notify.helpers import LoopbackSmtp, Mailbox
+from tests.api.notify.helpers import LoopbackSmtp, Mailbox, loopback_smtp
 from tests.conftest import gql
 
 NEW_PASSWORD = "brand-new-secret-77"
@@ -79,11 +79,8 @@ LINK_RE = re.compile(r"https?://\S+")
 
 @pytest.fixture(scope="module")
 def smtp():
-    mailbox = Mailbox()
-    controller = LoopbackSmtp(mailbox)
-    controller.start()
-    yield controller, mailbox
-    controller.stop()
+    with loopback_smtp() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
 from email import policy as email_policy
 
@@ -33,3 +35,15 @@ class LoopbackSmtp(Controller):
     def _create_server(self):
         return self.loop.create_server(self._factory_invoker, sock=self._sock,
                                        ssl=self.ssl_context)  # fmt: skip
+
+
+@contextmanager
+def loopback_smtp() -> Iterator[tuple[LoopbackSmtp, Mailbox]]:
+    """A running loopback SMTP server and its mailbox, stopped on exit."""
+    mailbox = Mailbox()
+    controller = LoopbackSmtp(mailbox)
+    controller.start()
+    try:
+        yield controller, mailbox
+    finally:
+        controller.stop()

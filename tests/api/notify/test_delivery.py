@@ -28,7 +28,7 @@ from api.notify.sms import CapturingSender, SmsMessage
 from tenants.sessions import TenantDatabase
 from tests.api.identity.helpers import new_account, new_email, new_phone
 from tests.api.notify.fcm_server import FakeFcm
-from tests.api.notify.helpers import LoopbackSmtp, Mailbox
+from tests.api.notify.helpers import loopback_smtp
 from tests.conftest import gql
 from tests.conftest import test_settings as settings_for_tests
 
@@ -94,11 +94,8 @@ def senders(push):
 
 @pytest.fixture
 def smtp():
-    mailbox = Mailbox()
-    controller = LoopbackSmtp(mailbox)
-    controller.start()
-    yield controller, mailbox
-    controller.stop()
+    with loopback_smtp() as running:
+        yield running
 
 
 def fcm_settings(fcm: FakeFcm, **overrides):

@@ -18,9 +18,9 @@ from api.security import secrets as secrets_mod
 from api.security.crypto import FieldCipher
 from api.security.kit import build_kit
 from api.security.secrets import MissingSecret, load_secrets
+from api.security.secrets import new_ed25519_pem as ed25519_pem
 from api.security.tokens import TokenService
 from api.settings import Settings
-from tests.api.security.helpers import ed25519_pem
 
 ENV_NAMES = ("ANJU_JWT_PRIVATE_KEY", "ANJU_FIELD_KEYS", "ANJU_BLIND_INDEX_KEY")
 

@@ -15,10 +15,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from api.security.secrets import load_secrets
+from api.security.secrets import new_ed25519_pem as ed25519_pem
 from api.security.tokens import InvalidToken, TokenService
 from tenants.provisioning import create_tenant
 from tests.api.identity.helpers import add_membership, assert_unauthenticated, new_account
-from tests.api.security.helpers import ed25519_pem
 from tests.conftest import gql, unique_slug
 
 

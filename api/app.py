@@ -46,7 +46,7 @@ def create_app(
     owned = engine is None
     if engine is None:
         engine = make_engine(url or server_url(settings), settings)
-    db = TenantDatabase(engine)
+    db = TenantDatabase.routed(engine, settings)
     cache = TenantCache(engine, settings.tenant_cache_ttl)
     schema = build_schema(settings)
     senders = Senders(
@@ -128,6 +128,7 @@ def create_app(
                     concurrency=settings.worker_concurrency,
                     install_signal_handlers=False,
                     name="anju-gateway-worker",
+                    db=db,
                 )
             )
         yield
@@ -137,6 +138,7 @@ def create_app(
                 await task
         await bus.close()
         await hub.stop()
+        await db.dispose()
         if owned:
             await engine.dispose()
 

@@ -250,7 +250,11 @@ def make_engine(url: URL, settings: Settings, **overrides) -> AsyncEngine:
     }
     if "poolclass" not in overrides:
         kwargs.update(
-            pool_size=settings.db_pool_size,
+            # With lanes, the tenant connections live in the lanes (tenants/routing.py); this
+            # pool serves shared-schema work only.
+            pool_size=settings.db_shared_pool_size
+            if settings.db_lanes_on
+            else settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_recycle=settings.db_pool_recycle,
         )

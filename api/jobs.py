@@ -68,10 +68,15 @@ class Runtime:
 
     settings: Settings
     engine: AsyncEngine
+    # The gateway's tenant database when the worker runs in the gateway process (one set of
+    # lanes for both); otherwise the worker routes its own (tenants/routing.py).
+    tenant_db: TenantDatabase | None = None
 
     @functools.cached_property
     def db(self) -> TenantDatabase:
-        return TenantDatabase(self.engine)
+        if self.tenant_db is not None:
+            return self.tenant_db
+        return TenantDatabase.routed(self.engine, self.settings)
 
     @functools.cached_property
     def kit(self):
@@ -294,6 +299,7 @@ async def run_worker(
     wait: bool = True,
     install_signal_handlers: bool = True,
     name: str = "anju-worker",
+    db: TenantDatabase | None = None,
 ) -> None:
     """Run a worker until stopped (``wait=False``: until the queue is empty).
 
@@ -301,7 +307,23 @@ async def run_worker(
     fails (a restart, a failover), so it is started again, after 1 s, then up to 30 s between
     attempts while the database stays away. SIGINT/SIGTERM (with ``install_signal_handlers``)
     or cancelling this coroutine stops it gracefully, running jobs finished first."""
-    set_runtime(Runtime(settings, engine))
+    runtime = Runtime(settings, engine, tenant_db=db)
+    set_runtime(runtime)
+    try:
+        await _run_worker(settings, url, concurrency, wait, install_signal_handlers, name)
+    finally:
+        if db is None and "db" in runtime.__dict__:  # lanes this worker opened
+            await runtime.db.dispose()
+
+
+async def _run_worker(
+    settings: Settings,
+    url: URL,
+    concurrency: int,
+    wait: bool,
+    install_signal_handlers: bool,
+    name: str,
+) -> None:
     app = make_app(url)
     schedule_upkeep(app, settings)
     if not wait:

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     # unit by id p99 262 -> 20 ms at the fixed rate, with 20 + 0 instead of 10 + 10).
     db_pool_size: int = 20
     db_max_overflow: int = 0
+    # Tenant-affine routing (tenants/routing.py): the db_pool_size tenant connections are split
+    # into lanes of this many; a tenant's sessions go to its home lane and, when that is busy,
+    # to its next lanes, up to db_tenant_max_connections connections. 0: one pool for all.
+    db_lane_size: int = Field(default=2, ge=0)
+    db_tenant_max_connections: int = Field(default=8, ge=1)
+    # A connection that has served this many tenant schemas is replaced (bounds the catalog
+    # caches of each backend, whatever the number of tenants).
+    db_max_schemas_per_connection: int = Field(default=1000, ge=1)
+    # With lanes: the main engine's pool, for shared-schema work (registry, sign-in, relay).
+    db_shared_pool_size: int = Field(default=5, ge=1)
     # Connections are recycled so per-connection catalog caches stay bounded with many schemas.
     db_pool_recycle: int = 1800
     # asyncpg prepared statements kept per connection (tenants x hot statements).
@@ -239,6 +249,11 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.env == "development"
+
+    @property
+    def db_lanes_on(self) -> bool:
+        """Tenant sessions routed through lanes (tenants/routing.py)."""
+        return 0 < self.db_lane_size < self.db_pool_size
 
     @property
     def tenant_schema_guard_on(self) -> bool:

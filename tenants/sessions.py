@@ -10,21 +10,39 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from api.settings import Settings
 from tenants.registry import TenantInfo
+from tenants.routing import Lanes, make_lanes
 
 
 class TenantDatabase:
-    def __init__(self, engine: AsyncEngine):
+    """Tenant sessions of a process. With ``lanes`` (tenants/routing.py) a tenant's sessions
+    go to its own lanes of the pool; without, every tenant shares ``engine``'s pool."""
+
+    def __init__(self, engine: AsyncEngine, lanes: Lanes | None = None) -> None:
         self.engine = engine
-        self._engines: dict[str, AsyncEngine] = {}
+        self.lanes = lanes
+        self._engines: dict[tuple[str, int], AsyncEngine] = {}
+
+    @classmethod
+    def routed(cls, engine: AsyncEngine, settings: Settings) -> TenantDatabase:
+        """The tenant database of a gateway or worker process: lanes per the settings."""
+        return cls(engine, make_lanes(engine.url, settings))
 
     def engine_for(self, schema: str) -> AsyncEngine:
-        eng = self._engines.get(schema)
+        lane = -1 if self.lanes is None else self.lanes.pick(schema)
+        eng = self._engines.get((schema, lane))
         if eng is None:
-            # A light proxy sharing the pool of ``self.engine``.
-            eng = self.engine.execution_options(schema_translate_map={None: schema})
-            self._engines[schema] = eng
+            # A light proxy sharing the pool of the main engine or of the lane.
+            base = self.engine if self.lanes is None else self.lanes.engines[lane]
+            eng = base.execution_options(schema_translate_map={None: schema})
+            self._engines[(schema, lane)] = eng
         return eng
+
+    async def dispose(self) -> None:
+        """Close the lanes' connections (the main engine belongs to whoever made it)."""
+        if self.lanes is not None:
+            await self.lanes.dispose()
 
     def session(self, tenant: TenantInfo) -> AsyncSession:
         # The tenant travels with the session (the outbox of live events needs it; services

@@ -9,6 +9,8 @@ import asyncio
 import random
 from collections import Counter
 
+import pytest
+
 from tests.api.helpers import RawHTTPPool
 from tests.conftest import auth_headers
 
@@ -44,14 +46,24 @@ def building_input(project_id: str, name: str) -> dict:
     return {"input": {"projectId": project_id, "name": name, "floors": 3}}
 
 
-async def test_single_connection_pool_never_leaks_rows(live_server_factory, make_tenant):
+POOLS = {
+    # one connection for every tenant
+    "one_connection": {"db_pool_size": 1, "db_lane_size": 0},
+    # tenant-affine routing (tenants/routing.py): 3 lanes of one connection, each tenant may
+    # borrow its next lane, so every connection still serves many tenants in turn
+    "lanes": {"db_pool_size": 3, "db_lane_size": 1, "db_tenant_max_connections": 2},
+}
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+async def test_pooled_connections_never_leak_rows(pool, live_server_factory, make_tenant):
     tenants = await asyncio.gather(*(make_tenant() for _ in range(TENANTS)))
     slugs = [t.slug for t in tenants]
     rng = random.Random(20240601)
 
-    # The gateway's engine holds exactly one connection, so every tenant shares it. Tenant
-    # resolution is cached as in production, so the pool serves tenant sessions only.
-    with live_server_factory(db_pool_size=1, db_max_overflow=0, tenant_cache_ttl=60) as server:
+    # Few connections, so each serves many tenants. Tenant resolution is cached as in
+    # production, so the pool serves tenant sessions only.
+    with live_server_factory(db_max_overflow=0, tenant_cache_ttl=60, **POOLS[pool]) as server:
         async with RawHTTPPool(server.port, CONCURRENCY) as http:
 
             async def post(slug: str, query: str, variables: dict | None = None) -> dict:

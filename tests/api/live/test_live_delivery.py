@@ -694,7 +694,8 @@ async def test_sales_table_costs_the_same_statements_whatever_its_size(client, m
     large = await inventory(client, slug, floors=6, per_floor=4, project_name="Tall")
     await reserve(client, slug, large["units"][5]["id"])
     # A gateway on an engine of its own (to listen to), without a relay (it would add its own).
-    settings = settings_for_tests(live_relay_in_process=False)
+    # one engine for every statement (no lanes: tenants/routing.py), so all are counted
+    settings = settings_for_tests(live_relay_in_process=False, db_lane_size=0)
     eng = make_engine(db_url, settings, poolclass=NullPool)
     server = LiveServer(create_app(settings, engine=eng)).start()
     try:

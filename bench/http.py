@@ -1,10 +1,9 @@
 """HTTP scenarios: the gateway against the raw baseline, same database, same run.
 
 Each tenant holds one project, one building and 100 units. Scenarios: a trivial query; one unit
-by id; a page of 100 units (``units(first: 100)``, newest first); one unit by id for a random
-tenant among 1, 100 and 2,000 tenants (small size: 1, 20, 100), first on tenants the gateway has
-not served yet, then in steady state (see ``random_tenant``). Before measuring, each scenario
-fetches the same requests from both servers and fails unless the JSON bodies are equal.
+by id; a page of 100 units (``units(first: 100)``, newest first); many tenants: ``bench/scale.py``.
+Before measuring, each scenario fetches the same requests from both servers and fails unless the
+JSON bodies are equal.
 """
 
 from __future__ import annotations
@@ -206,49 +205,14 @@ def compare(gw_port, raw_port, gw_reqs, raw_reqs, secs) -> dict:
     }
 
 
-def random_tenant(gw_port, tenants: list[dict], counts, secs, rng) -> dict:
-    """One unit by id for a random tenant among 1, 100 and 2,000 tenants, at one fixed rate
-    (70% of the one-tenant maximum). For each count above 1, two passes:
-
-    * ``tenants_<n>_cold_*``: the first pass over tenants the gateway has not served yet (but
-      those of the smaller counts): most requests are the first of their tenant in this
-      process, on connections that have never reached its schema;
-    * ``tenants_<n>_*``: after every request of the list was sent once (a warm-up reaching each
-      tenant), the steady state of a process serving these tenants all along.
-    """
-    reqs = {n: _by_id_requests(tenants[:n], "/graphql", rng) for n in counts}
-    gmax = measure(gw_port, reqs[1], "max", secs["max"])
-    rate = 0.7 * gmax["rps"]
-    multi = {"fixed_rate_rps": round(rate), "errors": 0}
-    for n in counts:
-        if n > 1:
-            cold = measure(gw_port, reqs[n], "fixed", secs["fixed"], rate=rate)
-            multi[f"tenants_{n}_cold_p50_ms"] = round(cold["p50_ms"], 2)
-            multi[f"tenants_{n}_cold_p99_ms"] = round(cold["p99_ms"], 2)
-            warm = measure(gw_port, reqs[n], "each", 0, concurrency=4)
-            multi["errors"] += cold["errors"] + warm["errors"]
-        m = measure(gw_port, reqs[n], "fixed", secs["fixed"], rate=rate)
-        multi[f"tenants_{n}_p50_ms"] = round(m["p50_ms"], 2)
-        multi[f"tenants_{n}_p99_ms"] = round(m["p99_ms"], 2)
-        multi["errors"] += m["errors"]
-    multi[f"p99_ratio_{counts[-1]}_vs_1"] = round(
-        multi[f"tenants_{counts[-1]}_p99_ms"] / multi["tenants_1_p99_ms"], 2
-    )
-    multi[f"cold_p99_ratio_{counts[-1]}_vs_1"] = round(
-        multi[f"tenants_{counts[-1]}_cold_p99_ms"] / multi["tenants_1_p99_ms"], 2
-    )
-    return multi
-
-
-def run(size: str, only: str | None = None) -> dict:
-    """All HTTP scenarios, or ``only`` the one named (``random_tenant``)."""
+def run(size: str) -> dict:
+    """All HTTP scenarios (one tenant; many tenants: ``bench/scale.py``)."""
     small = size == "small"
-    counts = (1, 20, 100) if small else (1, 100, 2000)
     secs = {"max": 1.0, "fixed": 1.5} if small else {"max": 5.0, "fixed": 8.0}
     base = Settings(env="development", log_level="WARNING")
     url = embedded_url(base, "bench-pg", "anju_bench_http")
     settings = base.model_copy(update={"access_token_ttl": 7200})
-    tenants = asyncio.run(_setup(settings, url, counts[-1]))
+    tenants = asyncio.run(_setup(settings, url, 1))
     env = server_env(url, base)
     gw, gw_port = start("gateway", env)
     raw, raw_port = start("raw", env)
@@ -256,23 +220,20 @@ def run(size: str, only: str | None = None) -> dict:
     results: dict = {"load_generator": LOAD_GENERATOR}
     try:
         one = tenants[:1]
-        if only is None:
-            trivial = ([("/graphql", {}, TRIVIAL)], [("/trivial", {}, TRIVIAL)])
-            assert_same("trivial_query", gw_port, raw_port, *trivial)
-            results["trivial_query"] = compare(gw_port, raw_port, *trivial, secs)
+        trivial = ([("/graphql", {}, TRIVIAL)], [("/trivial", {}, TRIVIAL)])
+        assert_same("trivial_query", gw_port, raw_port, *trivial)
+        results["trivial_query"] = compare(gw_port, raw_port, *trivial, secs)
         by_id = _by_id_requests(one, "/graphql", rng)
         assert_same("unit_by_id", gw_port, raw_port, by_id, _raw(by_id, "/unit"))
-        if only is None:
-            results["unit_by_id"] = compare(gw_port, raw_port, by_id, _raw(by_id, "/unit"), secs)
-            h = {"X-Tenant": one[0]["slug"], "Authorization": f"Bearer {one[0]['token']}"}
-            lists = ([("/graphql", h, LIST)], [("/units", h, LIST)])
-            assert_same("list_100_units", gw_port, raw_port, *lists)
-            results["list_100_units"] = compare(gw_port, raw_port, *lists, secs)
-        results["random_tenant"] = random_tenant(gw_port, tenants, counts, secs, rng)
+        results["unit_by_id"] = compare(gw_port, raw_port, by_id, _raw(by_id, "/unit"), secs)
+        h = {"X-Tenant": one[0]["slug"], "Authorization": f"Bearer {one[0]['token']}"}
+        lists = ([("/graphql", h, LIST)], [("/units", h, LIST)])
+        assert_same("list_100_units", gw_port, raw_port, *lists)
+        results["list_100_units"] = compare(gw_port, raw_port, *lists, secs)
     finally:
         stop(gw, raw)
     return results
 
 
-def main(size: str, only: str | None = None) -> dict:
-    return run(size, only)
+def main(size: str) -> dict:
+    return run(size)

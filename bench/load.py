@@ -44,7 +44,7 @@ def _encode(port: int, path: str, headers: dict, body: bytes) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
+async def _run(port, requests, mode, seconds, concurrency, rate, seed, window) -> dict:
     rng = random.Random(seed)
     raws = [_encode(port, p, h, b) for p, h, b in requests]
     pool: asyncio.Queue = asyncio.Queue()
@@ -52,6 +52,7 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
     for _ in range(size):
         pool.put_nowait(_Conn(*await asyncio.open_connection("127.0.0.1", port)))
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (scheduled offset, latency) in fixed mode
     error_kinds: dict[str, int] = {}
 
     def failed(kind: str) -> None:
@@ -70,6 +71,8 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
         finally:
             pool.put_nowait(conn)
         latencies.append(time.perf_counter() - scheduled)
+        if mode == "fixed":
+            timeline.append((scheduled - t0, latencies[-1]))
 
     t0 = time.perf_counter()
     if mode == "max":
@@ -108,7 +111,17 @@ async def _run(port, requests, mode, seconds, concurrency, rate, seed) -> dict:
     def pct(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
+    out_windows = []
+    if window:
+        by_window: dict[int, list[float]] = {}
+        for at, lat in timeline:
+            by_window.setdefault(int(at // window), []).append(lat)
+        for i in sorted(by_window):
+            lats = sorted(by_window[i])
+            p99 = lats[min(len(lats) - 1, int(0.99 * len(lats)))]
+            out_windows.append((i * window, len(lats), lats[len(lats) // 2] * 1000, p99 * 1000))
     return {
+        "windows": out_windows,
         "requests": len(latencies),
         "errors": sum(error_kinds.values()),
         "error_kinds": error_kinds,
@@ -129,12 +142,14 @@ def _child(conn, *args) -> None:
     conn.close()
 
 
-def measure(port, requests, mode, seconds, concurrency=32, rate=0.0, seed=1) -> dict:
-    """Run one measurement in a separate process and return its numbers."""
+def measure(port, requests, mode, seconds, concurrency=32, rate=0.0, seed=1, window=0.0) -> dict:
+    """Run one measurement in a separate process and return its numbers (``window``, fixed
+    mode: also ``windows``, (start s, requests, p50 ms, p99 ms) of each ``window`` seconds by
+    scheduled time)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(
-        target=_child, args=(child, port, requests, mode, seconds, concurrency, rate, seed)
+        target=_child, args=(child, port, requests, mode, seconds, concurrency, rate, seed, window)
     )
     proc.start()
     result = parent.recv()

@@ -2,9 +2,9 @@
 bench/results/latest.md, and the table between the bench markers of docs/performance.md. Not
 part of ``make test``.
 
-``python -m bench.run --only tenancy|http|search|live|notify|stripe``: one group of scenarios;
-prints its table and leaves latest.* and docs/performance.md alone. ``--only random_tenant``:
-that one HTTP scenario alone (its tenants are still seeded)."""
+``python -m bench.run --only tenancy|http|scale|search|live|notify|stripe``: one group of
+scenarios; prints its table and leaves latest.* and docs/performance.md alone. ``--size large``
+(``--only scale``): 10,000 tenants, not part of the default run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import http, live, notify, search, stripe, tenancy
+from bench import http, live, notify, scale, search, stripe, tenancy
 
 RESULTS = Path(__file__).parent / "results"
 # The page whose table (between the bench markers) a full run rewrites.
@@ -29,13 +29,15 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", choices=["small", "full"], default="full")
+    parser.add_argument("--size", choices=["small", "full", "large"], default="full")
     parser.add_argument(
         "--only",
-        choices=["tenancy", "http", "random_tenant", "search", "live", "notify", "stripe"],
+        choices=["tenancy", "http", "scale", "search", "live", "notify", "stripe"],
         default=None,
     )
     args = parser.parse_args()
+    if args.size == "large" and args.only != "scale":
+        parser.error("--size large is for --only scale (10,000 tenants)")
     t0 = time.perf_counter()
     parser_only = args.only
     results = {}
@@ -49,9 +51,10 @@ def main() -> None:
 
     # HTTP scenarios first: creating thousands of tenant tables for the tenancy scenario leaves
     # PostgreSQL's autovacuum busy for minutes afterwards, which would slow everything after it.
-    if parser_only in (None, "http", "random_tenant"):
-        only = parser_only if parser_only != "http" else None
-        results.update(timed("http", lambda: http.main(args.size, only=only)))
+    if parser_only in (None, "http"):
+        results.update(timed("http", lambda: http.main(args.size)))
+    if parser_only in (None, "scale"):
+        results["scale"] = timed("scale", lambda: scale.main(args.size))
     for group, module in (("search", search), ("live", live), ("notify", notify),
                           ("stripe", stripe)):  # fmt: skip
         if parser_only in (None, group):

@@ -203,11 +203,15 @@ def _reason(exc: BaseException) -> str:
 async def _migrate_list(
     url: URL, settings: Settings, items: list[tuple[str, str, str | None]], revision: str
 ) -> list[TenantResult]:
-    # One pooled connection, reused tenant after tenant (its statement cache too).
+    # One pooled connection, reused tenant after tenant (its statement cache too), replaced
+    # after ANJU_DB_MAX_SCHEMAS_PER_CONNECTION tenants like the gateway's (tenants/routing.py):
+    # a backend's catalog caches grow with every schema it meets.
     engine = make_engine(url, settings, pool_size=1, max_overflow=0)
     results = []
     try:
-        for slug, schema, before in items:
+        for i, (slug, schema, before) in enumerate(items):
+            if i and i % settings.db_max_schemas_per_connection == 0:
+                await engine.dispose()  # the next tenant opens a fresh connection
             t0 = time.perf_counter()
             try:
                 await upgrade_tenant(engine, schema, revision)

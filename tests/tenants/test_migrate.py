@@ -246,3 +246,27 @@ async def test_tenants_behind_lists_exactly_those_not_at_head(engine, tenants):
 async def test_tenant_versions_of_a_schema_without_version_table(engine):
     assert await tenant_versions(engine, []) == {}
     assert await tenant_versions(engine, ["t_no_such_schema_x"]) == {"t_no_such_schema_x": None}
+
+
+async def test_a_migration_connection_is_replaced_after_max_schemas(
+    engine, settings, tenants, monkeypatch
+):
+    # Like the gateway's (tenants/routing.py): a backend meets at most that many schemas.
+    from sqlalchemy import event
+
+    import tenants.migrate as migrate
+
+    pids: list[int] = []
+    made = migrate.make_engine
+
+    def counting(*args, **kwargs):
+        eng = made(*args, **kwargs)
+        event.listen(eng.sync_engine, "connect", lambda dbapi, rec: pids.append(id(dbapi)))
+        return eng
+
+    monkeypatch.setattr(migrate, "make_engine", counting)
+    behind = await tenants(5, at=FIRST)
+    small = settings.model_copy(update={"db_max_schemas_per_connection": 2})
+    report = await migrate_tenants(engine, small, tenants=behind)
+    assert report.count("ok") == 5
+    assert len(set(pids)) == 3  # tenants 1-2, 3-4, 5

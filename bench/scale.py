@@ -1,0 +1,241 @@
+"""Many tenants on one database: one unit by id for a random tenant, from a restart on.
+
+Each tenant holds one project, one building and 100 units (``bench.http``'s seed). The rate is
+fixed at 70% of the one-tenant maximum (measured first, with one pool for every tenant). For
+each pool layout (``one_pool``: every connection serves every tenant, as before tenant-affine
+routing; ``lanes``: tenants/routing.py with the default settings) and each tenant count, a
+gateway process is started fresh (as after a restart or a deploy: every backend is new) and
+sent random tenants at that rate for ``RUN_SECONDS``. Reported:
+
+* ``one_tenant_p50/p99_ms``: the same rate on one tenant (the baseline of the ratios);
+* ``<layout>_<n>_first10s_p99_ms``: the first 10 s after the restart (most requests are the
+  first of their tenant on their backend);
+* ``<layout>_<n>_steady_p50/p99_ms``: the last 20 s of the run; every connection that serves a
+  tenant in that state has served it before, within the run (the timeline tells when);
+* ``<layout>_<n>_to_steady_s``: seconds from the restart until every later 5 s window has a
+  p99 within 1.2x of the one-tenant p99 ("never": not within the run);
+* ``<layout>_<n>_backend_mib_mean/max`` and ``_total_mib``: private memory (RssAnon) of the
+  gateway's PostgreSQL backends at the end of the run, beside a fresh backend's
+  (``fresh_backend_mib``, the raw baseline);
+* at three times today's table count (a throwaway migration copies every tenant table twice
+  into each schema, indexes included), the same for the largest count (``x3_`` prefix).
+
+Sizes: small 20 and 100 tenants; full 100 and 2,000; large (``--size large``, not in the
+default run) 100, 2,000 and 10,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import asyncpg
+
+from api.db import asyncpg_dsn, embedded_url
+from api.settings import Settings
+from bench.http import _by_id_requests, _setup, server_env, start, stop
+from bench.load import measure
+
+COUNTS = {"small": (20, 100), "full": (100, 2000), "large": (100, 2000, 10_000)}
+RUN_SECONDS = {"small": 20.0, "full": 90.0, "large": 120.0}
+LAYOUTS = {
+    "one_pool": {"ANJU_DB_LANE_SIZE": "0"},
+    "lanes": {},  # the defaults
+}
+WINDOW = 5.0
+MIB = 1024 * 1024
+
+
+def _rss_anon(pid: int) -> int | None:
+    """Private (anonymous) resident memory of a process, in bytes; None if not readable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+async def _backends(dsn: str) -> dict:
+    """Memory of the gateway's backends (application_name 'anju') and of a fresh backend."""
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": "anju-bench"})
+    try:
+        await conn.fetchval("SELECT 1")
+        fresh = _rss_anon(await conn.fetchval("SELECT pg_backend_pid()"))
+        pids = await conn.fetchval(
+            "SELECT array_agg(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'anju' AND backend_type = 'client backend'"
+        )
+    finally:
+        await conn.close()
+    sizes = [m for m in (_rss_anon(p) for p in pids or []) if m is not None]
+    if fresh is None or not sizes:
+        return {"memory": "not measured (the database's processes are not on this machine)"}
+    return {
+        "backends": len(sizes),
+        "fresh_backend_mib": round(fresh / MIB, 1),
+        "backend_mib_mean": round(statistics.mean(sizes) / MIB, 1),
+        "backend_mib_max": round(max(sizes) / MIB, 1),
+        "total_mib": round(sum(sizes) / MIB, 1),
+    }
+
+
+def _timeline(windows: list, ref_p99: float, seconds: float) -> dict:
+    """First-10 s p99, steady (last 20 s) p50/p99, and the time to the steady state."""
+
+    def pct(lats: list[float], q: float) -> float:
+        lats = sorted(lats)
+        return lats[min(len(lats) - 1, int(q * len(lats)))]
+
+    # windows: (start, n, p50, p99) per WINDOW seconds; the phases' percentiles are taken over
+    # the windows' own (a p99 of 5 s windows; fine for comparing phases of one run)
+    first = [w for w in windows if w[0] < 10]
+    last = [w for w in windows if w[0] >= seconds - 20]
+    to_steady: float | str = "never"
+    for i, w in enumerate(windows):
+        if all(x[3] <= 1.2 * ref_p99 for x in windows[i:]):
+            to_steady = w[0]
+            break
+    return {
+        "first10s_p99_ms": round(max(w[3] for w in first), 2),
+        "steady_p50_ms": round(statistics.median(w[2] for w in last), 2),
+        "steady_p99_ms": round(pct([w[3] for w in last], 0.5), 2),
+        "to_steady_s": to_steady,
+        "p99_by_window_ms": " ".join(f"{w[3]:.0f}" for w in windows),
+    }
+
+
+def _run_layout(layout: str, env: dict, tenants, counts, rate, seconds, dsn, rng) -> dict:
+    out: dict = {}
+    for n in counts:
+        reqs = _by_id_requests(tenants[:n], "/graphql", rng)
+        gw, port = start("gateway", {**env, **LAYOUTS[layout]})
+        try:
+            m = measure(port, reqs, "fixed", seconds, rate=rate, window=WINDOW)
+            mem = asyncio.run(_backends(dsn))
+        finally:
+            stop(gw)
+        out[n] = (m, mem)
+    return out
+
+
+async def _triple_tables(dsn: str, schemas: list[str]) -> float:
+    """Copy every tenant table twice into each schema (indexes and defaults included): three
+    times today's table count. Returns the seconds it took."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
+            schemas[0],
+        )
+        names = [r["relname"] for r in tables]
+        t0 = time.perf_counter()
+        for s in schemas:
+            await conn.execute(
+                "".join(
+                    f'CREATE TABLE "{s}"."{t}_x{k}" (LIKE "{s}"."{t}" INCLUDING ALL);'
+                    for t in names
+                    for k in (2, 3)
+                )
+            )
+        return time.perf_counter() - t0
+    finally:
+        await conn.close()
+
+
+def run(size: str) -> dict:
+    counts = COUNTS[size]
+    seconds = RUN_SECONDS[size]
+    base = Settings(env="development", log_level="WARNING")
+    url = embedded_url(base, "bench-pg", "anju_bench_scale")
+    settings = base.model_copy(update={"access_token_ttl": 7200})
+    tenants = asyncio.run(_setup(settings, url, counts[-1]))
+    dsn = asyncpg_dsn(url)
+    env = server_env(url, base)
+    rng = random.Random(7)
+    one = _by_id_requests(tenants[:1], "/graphql", rng)
+
+    # The one-tenant maximum and the fixed rate (one pool, as before routing), then the
+    # one-tenant baseline of each layout at that rate.
+    gw, port = start("gateway", {**env, **LAYOUTS["one_pool"]})
+    try:
+        measure(port, one, "max", 2.0)  # warm-up
+        rate = 0.7 * measure(port, one, "max", 5.0)["rps"]
+    finally:
+        stop(gw)
+    results: dict = {"fixed_rate_rps": round(rate), "run_seconds": seconds, "errors": 0}
+    refs = {}
+    for layout in LAYOUTS:
+        gw, port = start("gateway", {**env, **LAYOUTS[layout]})
+        try:
+            measure(port, one, "max", 2.0)
+            ref = measure(port, one, "fixed", 8.0, rate=rate)
+        finally:
+            stop(gw)
+        refs[layout] = ref["p99_ms"]
+        results[f"{layout}_one_tenant_p50_ms"] = round(ref["p50_ms"], 2)
+        results[f"{layout}_one_tenant_p99_ms"] = round(ref["p99_ms"], 2)
+        results["errors"] += ref["errors"]
+
+    def report(prefix: str, layout: str, runs: dict) -> None:
+        for n, (m, mem) in runs.items():
+            key = f"{prefix}{layout}_{n}"
+            results["errors"] += m["errors"]
+            t = _timeline(m["windows"], refs[layout], seconds)
+            for name, value in {**t, **mem}.items():
+                results[f"{key}_{name}"] = value
+            results[f"{key}_steady_p99_ratio"] = round(t["steady_p99_ms"] / refs[layout], 2)
+            results[f"{key}_first10s_p99_ratio"] = round(t["first10s_p99_ms"] / refs[layout], 2)
+
+    for layout in LAYOUTS:
+        report("", layout, _run_layout(layout, env, tenants, counts, rate, seconds, dsn, rng))
+
+    # three times the table count, the largest tenant count
+    schemas = asyncio.run(_schemas(dsn))
+    results["x3_tables_created_s"] = round(asyncio.run(_triple_tables(dsn, schemas)), 1)
+    results["x3_tables_per_tenant"] = asyncio.run(_table_count(dsn, schemas[0]))
+    for layout in LAYOUTS:
+        report(
+            "x3_", layout, _run_layout(layout, env, tenants, counts[-1:], rate, seconds, dsn, rng)
+        )
+    return results
+
+
+async def _schemas(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT schema_name FROM shared.tenant WHERE slug LIKE 'bench-%' ORDER BY slug"
+        )
+        return [r["schema_name"] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def _table_count(dsn: str, schema: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+            schema,
+        )
+    finally:
+        await conn.close()
+
+
+def main(size: str) -> dict:
+    return run(size)
+
+
+if __name__ == "__main__":
+    import sys
+
+    os.environ.setdefault("ANJU_LOG_LEVEL", "WARNING")
+    print(main(sys.argv[1] if len(sys.argv) > 1 else "small"))

@@ -266,8 +266,12 @@ async def _team_names(session, ids) -> dict[uuid.UUID, str]:
 
 
 def _groups(rule: LeadRoute) -> list[tuple[str, uuid.UUID]]:
-    head = [("agent", rule.agent_id)] if rule.agent_id is not None else [("team", rule.team_id)]
-    return head + [("team", t) for t in rule.fallback_team_ids or ()]
+    if rule.agent_id is not None:
+        head = ("agent", rule.agent_id)
+    else:
+        assert rule.team_id is not None  # a rule has an agent or a team (CHECK "target")
+        head = ("team", rule.team_id)
+    return [head] + [("team", t) for t in rule.fallback_team_ids or ()]
 
 
 async def route(
@@ -470,10 +474,12 @@ async def expire_offers(session, now: datetime | None = None) -> list[tuple[Clie
 
 async def claim_offer(session, p: Principal, client: Client, now: datetime) -> None:
     """The caller claims a lead offered to one of their teams (the client row is locked)."""
-    member = await session.get(TeamMember, (client.offer_team_id, p.account_id))
+    team_id = client.offer_team_id
+    assert team_id is not None  # service.claim calls this for an offered client only
+    member = await session.get(TeamMember, (team_id, p.account_id))
     if member is None:
         raise Conflict("this lead is offered to another team", "clientId")
-    team = (await _team_names(session, [client.offer_team_id])).get(client.offer_team_id, "")
+    team = (await _team_names(session, [team_id])).get(team_id, "")
     session.add(
         Assignment(
             client_id=client.id,

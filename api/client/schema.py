@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 
-from api.client import profile, service, showings
-from api.client.models import KINDS, SOURCES, STAGES
+from api.client import service, showings
 from api.client.models import Client as ClientRow
+from api.client.models import ClientSource, ClientStage, ContactKind
 from api.client.models import FollowUp as FollowUpRow
+from api.client.profile import JsonObject, ProfileTag
 from api.errors import DomainError
 from api.graphql.errors import (
     AuthError,
@@ -27,9 +28,12 @@ from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id, require_id
 from tenants.registry import TenantInfo
 
-ClientStage = strawberry.enum(enum.Enum("ClientStage", {s.upper(): s for s in STAGES}))
-ClientSource = strawberry.enum(enum.Enum("ClientSource", {s.upper(): s for s in SOURCES}))
-ContactKind = strawberry.enum(enum.Enum("ContactKind", {k.upper(): k for k in KINDS}))
+T = TypeVar("T")
+
+# The models' enums, registered as GraphQL enums (named as the classes).
+strawberry.enum(ClientStage)
+strawberry.enum(ClientSource)
+strawberry.enum(ContactKind)
 
 
 @strawberry.enum(description="Intent grade: A hot, B warm, C cold.")
@@ -51,7 +55,7 @@ class ClientNeeds:
     must_haves: list[str]
 
     @classmethod
-    def of(cls, d: dict) -> ClientNeeds:
+    def of(cls, d: service.Needs) -> ClientNeeds:
         return cls(
             budget_min=d.get("budget_min"),
             budget_max=d.get("budget_max"),
@@ -75,7 +79,7 @@ class ClientNeedsInput:
     purpose: str | None = None
     must_haves: list[str] = strawberry.field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> service.Needs:
         return {k: v for k, v in vars(self).items() if v not in (None, [])}
 
 
@@ -107,8 +111,8 @@ class FollowUp:
         )
 
 
-ProfileTag = strawberry.enum(
-    enum.Enum("ProfileTag", {t.upper(): t for t in profile.TAGS}),
+strawberry.enum(
+    ProfileTag,
     description="What the client's behaviour shows (api/client/profile.py): VERY_ACTIVE 10+ "
     "views and searches in 7 days; RETURNING active on 3+ of the last 14 days; FOLLOWS_ITEMS; "
     "COMPARING_PROJECTS units of 3+ projects viewed in 30 days; NEW_AND_RESALE both viewed; "
@@ -149,8 +153,8 @@ class ClientProfile:
     computed_at: datetime | None
 
     @classmethod
-    def of(cls, d: dict) -> ClientProfile:
-        def area(key):
+    def of(cls, d: JsonObject) -> ClientProfile:
+        def area(key: str) -> float | None:
             return float(d[key]) if d.get(key) is not None else None
 
         return cls(
@@ -430,7 +434,7 @@ class CreateClientInput:
     name: str
     phone: str | None = None
     id_number: str | None = None
-    source: ClientSource = ClientSource.OTHER  # type: ignore[attr-defined]
+    source: ClientSource = ClientSource.OTHER
     grade: ClientGrade | None = None
     needs: ClientNeedsInput | None = None
     tags: list[str] = strawberry.field(default_factory=list)
@@ -475,20 +479,25 @@ class UpdateClientInput:
     consent_marketing: bool | None = strawberry.UNSET
     language: str | None = strawberry.UNSET
 
-    def changes(self) -> dict:
-        out = {}
-        for key in service.CHANGEABLE:
-            value = getattr(self, key)
-            if value is strawberry.UNSET:
-                continue
-            if key == "grade":
-                value = value.value if value is not None else None
-            elif key == "needs":
-                value = value.as_dict() if value is not None else {}
-            elif key == "name" and value is None:
-                value = ""
-            out[key] = value
-        return out
+    def changes(self) -> service.ClientChanges:
+        keep = service.KEEP
+
+        def given(value: T) -> T | service.Keep:
+            return keep if value is strawberry.UNSET else value
+
+        grade, needs = self.grade, self.needs
+        return service.ClientChanges(
+            name=keep if self.name is strawberry.UNSET else self.name or "",
+            phone=given(self.phone),
+            other_phones=given(self.other_phones),
+            id_number=given(self.id_number),
+            grade=keep if grade is strawberry.UNSET else grade.value if grade else None,
+            needs=keep if needs is strawberry.UNSET else needs.as_dict() if needs else {},
+            tags=given(self.tags),
+            notes=given(self.notes),
+            consent_marketing=given(self.consent_marketing),
+            language=given(self.language),
+        )
 
 
 @strawberry.type
@@ -765,7 +774,7 @@ class Mutation:
         client_id: strawberry.ID,
         due_at: datetime,
         kind: ContactKind = ContactKind.CALL,
-        note: str = "",  # type: ignore[attr-defined]
+        note: str = "",
     ) -> FollowUpResult:
         ctx = info.context
 

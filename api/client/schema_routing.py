@@ -3,15 +3,14 @@ agent may claim, and a manager routing or assigning a client."""
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
 from api.client import routing, service
-from api.client.models import ROUTE_MODES
 from api.client.models import LeadRoute as LeadRouteRow
+from api.client.models import RouteMode
 from api.client.schema import Client, ClientPayload, ClientResult, ClientSource
 from api.graphql.errors import (
     AuthError,
@@ -24,11 +23,15 @@ from api.graphql.errors import (
 from api.graphql.permissions import requires
 from api.graphql.types import Long, require_id
 
-RouteMode = strawberry.enum(
-    enum.Enum("RouteMode", {m.upper(): m for m in ROUTE_MODES}),
+strawberry.enum(  # the model's enum, registered as a GraphQL enum
+    RouteMode,
     description="ROUND_ROBIN: the available member who waited longest gets the lead; CLAIM: "
     "the team's available members are offered it, the first to claim gets it.",
 )
+
+
+def _long(value: int | None) -> Long | None:
+    return Long(value) if value is not None else None
 
 
 def _ids(values) -> list[strawberry.ID]:
@@ -63,8 +66,8 @@ class LeadRoute:
             sources=[ClientSource(s) for s in r.sources],
             districts=list(r.districts),
             languages=list(r.languages),
-            budget_min=r.budget_min,
-            budget_max=r.budget_max,
+            budget_min=_long(r.budget_min),
+            budget_max=_long(r.budget_max),
             team_id=strawberry.ID(str(r.team_id)) if r.team_id else None,
             agent_id=strawberry.ID(str(r.agent_id)) if r.agent_id else None,
             mode=RouteMode(r.mode),
@@ -79,7 +82,7 @@ class LeadRouteInput:
     name: str
     team_id: strawberry.ID | None = None
     agent_id: strawberry.ID | None = None
-    mode: RouteMode = RouteMode.ROUND_ROBIN  # type: ignore[attr-defined]
+    mode: RouteMode = RouteMode.ROUND_ROBIN
     position: int = 0
     active: bool = True
     sources: list[ClientSource] = strawberry.field(default_factory=list)

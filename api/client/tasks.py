@@ -24,6 +24,8 @@ async def remind_follow_ups(session, tenant) -> int:
     now = utcnow()
     due = await service.due_for_reminder(session, now, REMIND_AHEAD)
     for f, name in due:
+        # due_for_reminder selects follow-ups with a due time and an assignee only
+        assert f.due_at is not None and f.assignee_id is not None
         local = f.due_at.astimezone(tenant.zone).strftime("%H:%M")
         await notify.notify(
             session,

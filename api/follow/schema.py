@@ -51,7 +51,7 @@ class Follow:
             kind=FollowKind(r.target_kind),
             target_id=strawberry.ID(str(r.target_id)) if r.target_id else None,
             name=r.name,
-            search=r.search,
+            search=JSON(r.search) if r.search is not None else None,
             created_at=r.created_at,
         )
 

@@ -899,7 +899,9 @@ class Mutation:
                 ctx.principal_now(),
                 require_id(showing_id, "showing", "showingId"),
                 [
-                    {"kind": i.kind.value, "id": i.id, "rating": i.rating, "comment": i.comment}
+                    showings.Feedback(
+                        kind=i.kind.value, id=str(i.id), rating=i.rating, comment=i.comment
+                    )
                     for i in items[:40]
                 ],
             )

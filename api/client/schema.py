@@ -13,6 +13,7 @@ from api.client import service, showings
 from api.client.models import Client as ClientRow
 from api.client.models import ClientSource, ClientStage, ContactKind
 from api.client.models import FollowUp as FollowUpRow
+from api.client.models import Showing as ShowingRow
 from api.client.profile import JsonObject, ProfileTag
 from api.errors import DomainError
 from api.graphql.errors import (
@@ -350,7 +351,7 @@ class Showing:
     version: int
 
     @classmethod
-    def of(cls, r) -> Showing:
+    def of(cls, r: ShowingRow) -> Showing:
         return cls(
             id=strawberry.ID(str(r.id)),
             client_id=strawberry.ID(str(r.client_id)),
@@ -641,7 +642,7 @@ class Mutation:
     async def create_client(self, info: strawberry.Info, input: CreateClientInput) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row, found = await service.create_client(
                 ctx.session,
                 ctx.kit,
@@ -687,7 +688,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row, found = await service.update_client(
                 ctx.session,
                 ctx.kit,
@@ -718,7 +719,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.change_stage(
                 ctx.session,
                 ctx.principal_now(),
@@ -749,7 +750,7 @@ class Mutation:
     ) -> FollowUpResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> FollowUpPayload:
             cid = require_id(client_id, "client", "clientId")
             f = await service.log_contact(
                 ctx.session,
@@ -778,7 +779,7 @@ class Mutation:
     ) -> FollowUpResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> FollowUpPayload:
             cid = require_id(client_id, "client", "clientId")
             f = await service.schedule(
                 ctx.session, ctx.principal_now(), cid, due_at=due_at, kind=kind.value, note=note
@@ -795,7 +796,7 @@ class Mutation:
     ) -> FollowUpResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> FollowUpPayload:
             f = await service.complete(
                 ctx.session,
                 ctx.principal_now(),
@@ -817,7 +818,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.merge(
                 ctx.session,
                 ctx.principal_now(),
@@ -838,7 +839,7 @@ class Mutation:
     async def claim_client(self, info: strawberry.Info, client_id: strawberry.ID) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.claim(
                 ctx.session, ctx.principal_now(), require_id(client_id, "client", "clientId")
             )
@@ -856,7 +857,7 @@ class Mutation:
     ) -> ShowingResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ShowingPayload:
             row = await showings.schedule(
                 ctx.session,
                 ctx.principal_now(),
@@ -893,7 +894,7 @@ class Mutation:
     ) -> ShowingResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ShowingPayload:
             row = await showings.give_feedback(
                 ctx.session,
                 ctx.principal_now(),
@@ -927,10 +928,12 @@ class Mutation:
         return await showings.revoke_feed(ctx.session, ctx.principal_now().account_id)
 
 
-async def _showing_status(info, showing_id, status: str, reason: str):
+async def _showing_status(
+    info: strawberry.Info, showing_id: strawberry.ID, status: str, reason: str
+) -> ShowingResult:
     ctx = info.context
 
-    async def work():
+    async def work() -> ShowingPayload:
         row = await showings.set_status(
             ctx.session,
             ctx.principal_now(),

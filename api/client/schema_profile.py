@@ -142,7 +142,7 @@ class Mutation:
     ) -> TrackActivityResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> TrackActivityPayload:
             parsed = []
             for i, e in enumerate(events[: profile.MAX_EVENTS + 1]):
                 search = None

@@ -3,14 +3,16 @@ agent may claim, and a manager routing or assigning a client."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
 from api.client import routing, service
+from api.client.models import AgentRouting, RouteMode
 from api.client.models import LeadRoute as LeadRouteRow
-from api.client.models import RouteMode
 from api.client.schema import Client, ClientPayload, ClientResult, ClientSource
 from api.graphql.errors import (
     AuthError,
@@ -34,7 +36,7 @@ def _long(value: int | None) -> Long | None:
     return Long(value) if value is not None else None
 
 
-def _ids(values) -> list[strawberry.ID]:
+def _ids(values: Iterable[uuid.UUID] | None) -> list[strawberry.ID]:
     return [strawberry.ID(str(v)) for v in values or ()]
 
 
@@ -142,7 +144,7 @@ AvailabilityResult = Annotated[
 ]
 
 
-def _availability(r) -> RoutingAvailability:
+def _availability(r: AgentRouting) -> RoutingAvailability:
     return RoutingAvailability(
         account_id=strawberry.ID(str(r.account_id)),
         paused=r.paused,
@@ -186,7 +188,7 @@ class Mutation:
     ) -> LeadRouteResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> LeadRoutePayload:
             row = await routing.create_route(ctx.session, input.to_service())
             return LeadRoutePayload(route=LeadRoute.of(row))
 
@@ -203,7 +205,7 @@ class Mutation:
     ) -> LeadRouteResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> LeadRoutePayload:
             row = await routing.update_route(
                 ctx.session,
                 require_id(id, "routing rule", "id"),
@@ -229,7 +231,7 @@ class Mutation:
     ) -> AvailabilityResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> RoutingAvailability:
             return _availability(
                 await routing.set_paused(
                     ctx.session,
@@ -257,7 +259,7 @@ class Mutation:
     ) -> AvailabilityResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> RoutingAvailability:
             agent = require_id(agent_id, "member", "agentId")
             await routing.check_agent(ctx.session, ctx.principal_now(), agent)
             return _availability(
@@ -276,7 +278,7 @@ class Mutation:
     async def route_client(self, info: strawberry.Info, client_id: strawberry.ID) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.get_visible(
                 ctx.session,
                 ctx.principal_now(),
@@ -303,7 +305,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             p = ctx.principal_now()
             row = await service.get_visible(
                 ctx.session, p, require_id(client_id, "client", "clientId"), lock=True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated
 
@@ -14,14 +13,16 @@ from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError
 from api.graphql.permissions import Authenticated, requires
 from api.graphql.types import parse_id
 from api.notify import service
-from api.notify.models import CATEGORIES
+from api.notify.models import App, NotificationCategory, Platform
 from api.notify.models import Device as DeviceRow
 from api.notify.models import Notification as NotificationRow
 
-App = strawberry.enum(enum.Enum("App", {a.upper(): a for a in ("agent", "owner", "staff")}))
-Platform = strawberry.enum(enum.Enum("Platform", {p.upper(): p for p in ("ios", "android", "web")}))
-NotificationCategory = strawberry.enum(
-    enum.Enum("NotificationCategory", {c.upper(): c for c in CATEGORIES}),
+# The domain's enums are the GraphQL enums (strawberry.enum registers the class itself).
+strawberry.enum(App, name="App")
+strawberry.enum(Platform, name="Platform")
+strawberry.enum(
+    NotificationCategory,
+    name="NotificationCategory",
     description="What a notification is about; preferences are per category.",
 )
 
@@ -66,7 +67,7 @@ class Notification:
             urgent=r.urgent,
             title=r.title,
             body=r.body,
-            data=r.data or {},
+            data=JSON(r.data or {}),
             created_at=r.created_at,
             read_at=r.read_at,
         )
@@ -202,7 +203,10 @@ async def _settings(session, account_id) -> NotificationSettings:
     q = await service.quiet_hours(session, account_id)
     return NotificationSettings(
         categories=[
-            CategoryPreference(category=NotificationCategory(c), **v) for c, v in chosen.items()
+            CategoryPreference(
+                category=NotificationCategory(c), push=v.push, email=v.email, sms=v.sms
+            )
+            for c, v in chosen.items()
         ],
         quiet_hours=QuietHours(
             start=_hhmm(q.start_minute), end=_hhmm(q.end_minute), time_zone=q.time_zone
@@ -224,7 +228,7 @@ class Query:
     ) -> Inbox:
         p = info.context.principal_now()
         session = info.context.session
-        rows, more = await service.inbox(
+        page = await service.inbox(
             session,
             p.account_id,
             first=max(1, min(first, 100)),
@@ -232,8 +236,8 @@ class Query:
             unread_only=unread_only,
         )
         return Inbox(
-            items=[Notification.of(r) for r in rows],
-            has_more=more,
+            items=[Notification.of(r) for r in page.items],
+            has_more=page.has_more,
             unread_count=await service.unread_count(session, p.account_id),
         )
 
@@ -329,10 +333,8 @@ class Mutation:
         ctx = info.context
 
         async def work():
-            title, body, roles = service.check_notice(input.title, input.text, input.roles)
-            recipients = await service.queue_notice(
-                ctx.session, ctx.tenant, title=title, body=body, roles=roles, urgent=input.urgent
-            )
+            notice = service.check_notice(input.title, input.text, input.roles, urgent=input.urgent)
+            recipients = await service.queue_notice(ctx.session, ctx.tenant, notice)
             return NoticePayload(recipients=recipients)
 
         result, error = await attempt(ctx.session, work)

@@ -74,6 +74,8 @@ async def start_checkout(
         )
     except stripe.StripeError as exc:
         raise stripe_api.failed(exc) from exc
+    # A hosted Checkout Session (the default ui_mode, ours) always comes with its page's URL.
+    assert checkout.url is not None, f"checkout session {checkout.id} without a URL"
     return checkout.url
 
 

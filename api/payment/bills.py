@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
@@ -22,6 +23,7 @@ from api.identity.teams import active_members
 from api.ids import uuid7
 from api.money import format_money, minor_digits
 from api.payment import ledger, stripe_api
+from api.payment.ledger import Line
 from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
 from api.settings import Settings
 from api.unit.models import Unit
@@ -109,7 +111,7 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
         f"bill:{bill.id}:issued",
         f"bill {bill.number}",
         bill.currency,
-        [("accounts_receivable", bill.amount, 0), ("fee_income", 0, bill.amount)],
+        [Line("accounts_receivable", bill.amount, 0), Line("fee_income", 0, bill.amount)],
     )
     from api.payment.service import tell_bill
 
@@ -130,7 +132,7 @@ async def void(session, bill_id: uuid.UUID, reason: str) -> Bill:
         f"bill:{bill.id}:void",
         f"bill {bill.number} voided",
         bill.currency,
-        [("fee_income", bill.amount, 0), ("accounts_receivable", 0, bill.amount)],
+        [Line("fee_income", bill.amount, 0), Line("accounts_receivable", 0, bill.amount)],
     )
     await session.flush()
     return bill
@@ -180,7 +182,7 @@ async def receipts(session, bill_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[R
     return out
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PaymentStarted:
     payment: Payment
     client_secret: str
@@ -199,7 +201,7 @@ async def pay(
     """Start paying the caller's bill: all that is left, or part of it (at least one major unit
     of its currency, ``min_payment``). Asking again for the same amount while it is pending
     gives the same payment."""
-    from api.payment.service import platform_fee, require_account
+    from api.payment.service import intent_of, platform_fee, require_account
 
     account = await require_account(session, settings, tenant)
     bill = await bill_of(session, p, bill_id, staff=False, lock=True)
@@ -225,8 +227,8 @@ async def pay(
         )
     ).first()
     if pending is not None:
-        intent = await stripe_api.retrieve_intent(settings, account, pending.stripe_payment_intent)
-        return PaymentStarted(pending, intent.client_secret)
+        intent = await stripe_api.retrieve_intent(settings, account, intent_of(pending))
+        return PaymentStarted(pending, stripe_api.client_secret(intent))
     payment = Payment(
         id=uuid7(),
         kind="fee",
@@ -259,17 +261,29 @@ async def pay(
     )
     payment.stripe_payment_intent = intent.id
     await session.flush()
-    return PaymentStarted(payment, intent.client_secret)
+    return PaymentStarted(payment, stripe_api.client_secret(intent))
 
 
-async def settle(session, payment: Payment) -> tuple[Bill | None, int]:
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a fee payment settled: its bill (None: gone) and the amount applied to it."""
+
+    bill: Bill | None
+    applied: int
+
+
+async def settle(session: AsyncSession, payment: Payment) -> Settlement:
     """A fee payment arrived: settle its bill by what it covers and number a receipt for
-    that. Returns (the bill, the amount applied): all of the payment, or only what was left
+    that. Returns the bill and the amount applied: all of the payment, or only what was left
     when it pays more than that (the caller refunds the excess), or 0 when the bill was paid
     or voided meanwhile (the caller refunds it all)."""
-    bill = await session.get(Bill, payment.bill_id, with_for_update=True)
+    bill = (
+        await session.get(Bill, payment.bill_id, with_for_update=True)
+        if payment.bill_id is not None
+        else None
+    )
     if bill is None or bill.status != "open":
-        return bill, 0
+        return Settlement(bill, 0)
     applied = min(payment.amount, bill.amount - bill.paid_amount)
     bill.paid_amount += applied
     if bill.paid_amount == bill.amount:
@@ -288,7 +302,7 @@ async def settle(session, payment: Payment) -> tuple[Bill | None, int]:
         )
     )
     await session.flush()
-    return bill, applied
+    return Settlement(bill, applied)
 
 
 async def due_for_reminder(session, on: date) -> list[Bill]:

@@ -28,13 +28,14 @@ from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
 from api.settings import Settings
 from api.unit.models import Unit
 from api.validate import existing, text
+from tenants.registry import TenantInfo
 from tenants.sessions import tenant_of
 
 MAX_AMOUNT = 10_000_000_000  # minor units
 REMIND_DAYS = 3
 
 
-def today(session) -> date:
+def today(session: AsyncSession) -> date:
     """The tenant's date now (due dates are dates in the tenant's time zone)."""
     return tenant_of(session).today(utcnow())
 
@@ -45,7 +46,7 @@ def min_payment(currency: str) -> int:
     return 10 ** minor_digits(currency)
 
 
-def shown(session, minor: int, currency: str) -> str:
+def shown(session: AsyncSession, minor: int, currency: str) -> str:
     """An amount in a message to the caller, in the tenant's locale."""
     return format_money(minor, currency, tenant_of(session).locale)
 
@@ -54,17 +55,19 @@ def overdue(bill: Bill, on: date) -> bool:
     return bill.status == "open" and bill.due_on < on
 
 
-async def next_number(session, name: str) -> int:
+async def next_number(session: AsyncSession, name: str) -> int:
     """The next number of ``name`` (gapless: the row is locked until this transaction ends)."""
-    return await session.scalar(
+    number = await session.scalar(
         insert(Counter)
         .values(name=name, value=1)
         .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
         .returning(Counter.value)
     )
+    assert number is not None, "an upsert returns its row"
+    return int(number)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class BillInput:
     kind: str
     title: str
@@ -75,7 +78,7 @@ class BillInput:
     unit_id: uuid.UUID | None = None
 
 
-async def issue(session, p: Principal, i: BillInput) -> Bill:
+async def issue(session: AsyncSession, p: Principal, i: BillInput) -> Bill:
     if i.kind not in BILL_KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(BILL_KINDS)}", "kind")
     currency = tenant_of(session).currency.lower()
@@ -119,7 +122,7 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
     return bill
 
 
-async def void(session, bill_id: uuid.UUID, reason: str) -> Bill:
+async def void(session: AsyncSession, bill_id: uuid.UUID, reason: str) -> Bill:
     bill = await session.get(Bill, bill_id, with_for_update=True)
     if bill is None:
         raise NotFound("bill not found", "billId")
@@ -139,7 +142,7 @@ async def void(session, bill_id: uuid.UUID, reason: str) -> Bill:
 
 
 async def bill_of(
-    session, p: Principal, bill_id: uuid.UUID, *, staff: bool, lock: bool = False
+    session: AsyncSession, p: Principal, bill_id: uuid.UUID, *, staff: bool, lock: bool = False
 ) -> Bill:
     """The bill, if it is the caller's (or the caller manages bills)."""
     stmt = select(Bill).where(Bill.id == bill_id)
@@ -154,7 +157,7 @@ async def bill_of(
 
 
 async def listing(
-    session,
+    session: AsyncSession,
     *,
     payer_id: uuid.UUID | None,
     status: str | None,
@@ -171,13 +174,16 @@ async def listing(
     return list((await session.scalars(stmt)).all())
 
 
-async def receipts(session, bill_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Receipt]]:
+async def receipts(
+    session: AsyncSession, bill_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Receipt]]:
     out: dict[uuid.UUID, list[Receipt]] = {b: [] for b in bill_ids}
     if bill_ids:
         rows = await session.scalars(
             select(Receipt).where(Receipt.bill_id.in_(bill_ids)).order_by(Receipt.number)
         )
         for r in rows:
+            assert r.bill_id is not None  # selected by it
             out[r.bill_id].append(r)
     return out
 
@@ -189,9 +195,9 @@ class PaymentStarted:
 
 
 async def pay(
-    session,
+    session: AsyncSession,
     settings: Settings,
-    tenant,
+    tenant: TenantInfo,
     p: Principal,
     bill_id: uuid.UUID,
     *,
@@ -305,7 +311,7 @@ async def settle(session: AsyncSession, payment: Payment) -> Settlement:
     return Settlement(bill, applied)
 
 
-async def due_for_reminder(session, on: date) -> list[Bill]:
+async def due_for_reminder(session: AsyncSession, on: date) -> list[Bill]:
     """Open bills due within three days (and not yet overdue), not reminded yet (locked)."""
     return list(
         (
@@ -324,7 +330,7 @@ async def due_for_reminder(session, on: date) -> list[Bill]:
     )
 
 
-async def mark_reminded(session, bills: list[Bill], at: datetime) -> None:
+async def mark_reminded(session: AsyncSession, bills: list[Bill], at: datetime) -> None:
     if bills:
         await session.execute(
             update(Bill).where(Bill.id.in_([b.id for b in bills])).values(reminded_at=at)

@@ -27,6 +27,9 @@ from api.db import SharedBase, TenantBase, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
 
+# A JSON object as received (a Stripe event's payload).
+JsonObject = dict[str, Any]
+
 
 class PaymentKind(enum.StrEnum):
     DEPOSIT = "deposit"
@@ -218,7 +221,7 @@ class StripeEvent(SharedBase):
     account: Mapped[str | None] = mapped_column(String(64))
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    payload: Mapped[JsonObject] = mapped_column(JSONB, nullable=False)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from api.errors import ValidationFailed
@@ -198,7 +200,7 @@ def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-async def _settings(session, account_id) -> NotificationSettings:
+async def _settings(session: AsyncSession, account_id: uuid.UUID) -> NotificationSettings:
     chosen = await service.preferences(session, account_id)
     q = await service.quiet_hours(session, account_id)
     return NotificationSettings(
@@ -257,7 +259,7 @@ class Mutation:
     ) -> DeviceResult:
         p = info.context.principal_now()
 
-        async def work():
+        async def work() -> DevicePayload:
             row = await service.register_device(
                 info.context.session,
                 p.account_id,
@@ -300,7 +302,7 @@ class Mutation:
         p = info.context.principal_now()
         session = info.context.session
 
-        async def work():
+        async def work() -> NotificationSettingsPayload:
             quiet = None
             if input.quiet_hours is not None and not input.clear_quiet_hours:
                 q = input.quiet_hours  # checked before anything is written
@@ -332,7 +334,7 @@ class Mutation:
     ) -> NoticeResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> NoticePayload:
             notice = service.check_notice(input.title, input.text, input.roles, urgent=input.urgent)
             recipients = await service.queue_notice(ctx.session, ctx.tenant, notice)
             return NoticePayload(recipients=recipients)

@@ -181,7 +181,7 @@ class Mutation:
         ctx = info.context
         settings = ctx.kit.settings
 
-        async def work():
+        async def work() -> DepositPayload:
             started = await service.start_deposit(
                 ctx.session,
                 settings,
@@ -213,7 +213,7 @@ class Mutation:
     ) -> CancelReservationResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> CancelReservationPayload:
             canceled = await service.cancel_reservation(
                 ctx.session,
                 ctx.kit.settings,
@@ -245,7 +245,7 @@ class Mutation:
 
         ctx = info.context
 
-        async def work():
+        async def work() -> PlanCheckoutPayload:
             url = await billing.start_checkout(
                 ctx.session,
                 ctx.kit.settings,
@@ -272,7 +272,7 @@ class Mutation:
     ) -> StripeConnectResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> StripeConnectPayload:
             connected = await service.connect(
                 ctx.session,
                 ctx.kit.settings,

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.graphql.errors import (
     AuthError,
@@ -99,7 +100,7 @@ class Bill:
         )
 
 
-async def _bills(session, rows: list[BillRow]) -> list[Bill]:
+async def _bills(session: AsyncSession, rows: list[BillRow]) -> list[Bill]:
     made = await bills.receipts(session, [r.id for r in rows])
     today = bills.today(session)
     return [Bill.of(r, made[r.id], today) for r in rows]
@@ -198,7 +199,7 @@ class Mutation:
     async def issue_bill(self, info: strawberry.Info, input: IssueBillInput) -> BillResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> BillPayload:
             row = await bills.issue(
                 ctx.session,
                 ctx.principal_now(),
@@ -226,7 +227,7 @@ class Mutation:
     ) -> BillResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> BillPayload:
             row = await bills.void(ctx.session, require_id(bill_id, "bill", "billId"), reason)
             return BillPayload(bill=(await _bills(ctx.session, [row]))[0])
 
@@ -248,7 +249,7 @@ class Mutation:
         ctx = info.context
         settings = ctx.kit.settings
 
-        async def work():
+        async def work() -> BillPaymentPayload:
             started = await bills.pay(
                 ctx.session,
                 settings,

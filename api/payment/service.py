@@ -384,9 +384,8 @@ async def cancel_reservation(
         raise NotFound("no paid deposit for this unit", "unitId")
     await units.change_status(session, unit_id, "available", actor_id=p.account_id, reason=reason)
     hours: int = await tenant_settings.get(session, "payments.refund_full_hours")
-    assert payment.paid_at is not None, (
-        f"paid deposit {payment.id} without paid_at"
-    )  # set with "paid"
+    # apply_intent sets paid_at with the status "paid".
+    assert payment.paid_at is not None, f"paid deposit {payment.id} without paid_at"
     if (utcnow() - payment.paid_at).total_seconds() <= hours * 3600:
         amount = payment.amount
     else:

@@ -56,7 +56,7 @@ class InvitationView:
     expires_at: datetime
 
 
-def _typed(kit: SecurityKit, inv: Invitation) -> dict:
+def _typed(kit: SecurityKit, inv: Invitation) -> dict[str, str]:
     if inv.ident_enc is None:
         return {}
     return json.loads(
@@ -105,7 +105,11 @@ async def invite(
             )
     phone_n = normalize_phone(phone) if phone else None
     email_n = normalize_email(email) if email else None
-    ident = Identifier("phone", phone_n) if phone_n else Identifier("email", email_n)
+    if phone_n:
+        ident = Identifier("phone", phone_n)
+    else:
+        assert email_n is not None  # a phone or an email was required above
+        ident = Identifier("email", email_n)
     tenant_id = uuid.UUID(tenant.id)
     account = await find_account(session, kit, ident)
     member = await repo.membership(session, account.id, tenant_id) if account else None
@@ -187,11 +191,15 @@ async def withdraw(session: AsyncSession, tenant_id: uuid.UUID, invitation_id: u
     await session.flush()
 
 
-async def _invitee(session: AsyncSession, kit: SecurityKit, inv: Invitation):
+async def _invitee(
+    session: AsyncSession, kit: SecurityKit, inv: Invitation
+) -> tuple[Account | None, dict[str, str]]:
     """(account or None, typed identifiers): the account the invitation is for, found only now."""
     if inv.account_id is not None:  # an invitation made before invitations kept what was typed
         return await repo.account_for_update(session, inv.account_id), {}
     typed = _typed(kit, inv)
+    # Invitations without an account are those that keep what was typed: they name its kind.
+    assert inv.ident_kind is not None
     found = await find_account(session, kit, Identifier(inv.ident_kind, typed[inv.ident_kind]))
     return (await repo.account_for_update(session, found.id) if found else None), typed
 
@@ -239,7 +247,9 @@ async def accept(
         # A new account gets only the identifier the link was sent to (accepting proves it).
         # The other one the inviter may have typed was never verified: attached, it would let
         # an inviter who typed their own address reset this account's password through it.
-        link = {"phone": None, "email": None, inv.ident_kind: typed[inv.ident_kind]}
+        kind = inv.ident_kind
+        assert kind is not None  # no account: an invitation that keeps what was typed (_invitee)
+        link: dict[str, str | None] = {"phone": None, "email": None, kind: typed[kind]}
         account = await create_account(
             session,
             kit,

@@ -129,7 +129,7 @@ async def validate_roles(session: AsyncSession, roles: list[str]) -> list[str]:
 
 async def _lock_admins(session: AsyncSession, tenant_id: uuid.UUID) -> list[Membership]:
     """Lock the tenant's active admin memberships, so two demotions cannot both pass."""
-    return (
+    return list(
         await session.scalars(
             select(Membership)
             .where(
@@ -139,7 +139,7 @@ async def _lock_admins(session: AsyncSession, tenant_id: uuid.UUID) -> list[Memb
             )
             .with_for_update()
         )
-    ).all()
+    )
 
 
 async def disable_member(
@@ -159,7 +159,9 @@ async def disable_member(
     if member in admins and len(admins) <= 1:
         raise Conflict("the tenant must keep at least one admin", "accountId")
     member.status = "disabled"
-    await withdraw_invitations(session, tenant_id, await session.get(Account, account_id))
+    account = await session.get(Account, account_id)
+    assert account is not None  # a membership's account exists (accounts are never deleted)
+    await withdraw_invitations(session, tenant_id, account)
     await session.execute(
         update(RefreshToken)
         .where(

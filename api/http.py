@@ -10,14 +10,24 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from typing import Literal, TypedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 
 # How the gateway is served (``anju serve``, and the test suite's servers): uvicorn does not
 # read X-Forwarded-For itself (it would believe it from loopback); create_app does, from the
 # proxies of ``ANJU_TRUSTED_PROXIES`` only. A WebSocket message is at most 1 MiB (uvicorn's
 # default is 16 MiB; subscribe messages are a few KiB): a larger one closes the socket (1009).
-UVICORN_OPTIONS = {
+class UvicornOptions(TypedDict):
+    log_level: str
+    ws: str
+    lifespan: Literal["auto", "on", "off"]
+    proxy_headers: bool
+    ws_max_size: int
+
+
+UVICORN_OPTIONS: UvicornOptions = {
     "log_level": "warning",
     "ws": "websockets-sansio",
     "lifespan": "on",

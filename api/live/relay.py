@@ -23,24 +23,28 @@ import os
 import time
 from collections import defaultdict
 from datetime import timedelta
+from typing import Any, cast
 
 import asyncpg
 import structlog
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import Row, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import connection_dsn
+from api.live.hub import LiveEvent
 from api.live.models import EventStream, OutboxEvent
 
 log = structlog.get_logger("anju.live")
 
 LOCK_KEY = 0x616E6A75_6C697665 & 0x7FFFFFFFFFFFFFFF  # "anjulive"
 CHANNEL = "anju_outbox"
-OUTBOX = OutboxEvent.__table__
+# A declarative model's __table__ is its Table (SQLAlchemy types it as any FromClause).
+OUTBOX = cast(Table, OutboxEvent.__table__)
+STREAM = cast(Table, EventStream.__table__)
 
 
-def wire(row) -> dict:
+def wire(row: Row[Any]) -> LiveEvent:
     """An outbox row as the bus carries it (JSON-ready: the payload came from JSONB)."""
     return {
         "tenant": str(row.tenant_id),
@@ -139,7 +143,7 @@ class Relay:
                 per_tenant[row.tenant_id].append(row.id)
             numbered = []
             for tenant_id, ids in per_tenant.items():
-                stream = EventStream.__table__
+                stream = STREAM
                 stmt = (
                     insert(stream)
                     .values(tenant_id=tenant_id, last_seq=len(ids))
@@ -171,7 +175,7 @@ class Relay:
             await conn.rollback()
         if not rows:
             return 0
-        rows.sort(key=lambda r: (str(r.tenant_id), r.seq))
+        rows = sorted(rows, key=lambda r: (str(r.tenant_id), r.seq))
         await self.bus.publish([wire(r) for r in rows])
         async with self.engine.begin() as conn:
             await conn.execute(

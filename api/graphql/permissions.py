@@ -124,7 +124,7 @@ def requires(permission: str) -> type[BasePermission]:
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}: add it to the catalogue")
 
-    def check(self, info: strawberry.Info) -> None:
+    def check(self: BasePermission, info: strawberry.Info) -> None:
         _need_tenant(info)
         check_principal(info.context.principal_now(), permission)
 

@@ -8,13 +8,15 @@ for all tenants. ``search_path`` is never set on pooled connections.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tenants.registry import TenantInfo
 
 
 class TenantDatabase:
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._engines: dict[str, AsyncEngine] = {}
 
@@ -39,7 +41,7 @@ class TenantDatabase:
 def tenant_of(session: AsyncSession) -> TenantInfo:
     """The tenant a tenant session serves (its zone: ``tenant_of(session).zone``)."""
     tenant = session.info.get("tenant")
-    if tenant is None:
+    if not isinstance(tenant, TenantInfo):
         raise RuntimeError("not a tenant session (TenantDatabase.session)")
     return tenant
 
@@ -50,7 +52,12 @@ class UnitOfWork:
     session reaches them) and to the shared schema only otherwise. The owner commits on
     success and rolls back otherwise. Services never commit."""
 
-    def __init__(self, db: TenantDatabase, tenant: TenantInfo | None, on_open=None):
+    def __init__(
+        self,
+        db: TenantDatabase,
+        tenant: TenantInfo | None,
+        on_open: Callable[[AsyncSession], None] | None = None,
+    ) -> None:
         self.db = db
         self.tenant = tenant
         self._session: AsyncSession | None = None

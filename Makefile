@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-anju
 PYTEST_ARGS ?=
 BENCH_SIZE ?= full
 
-.PHONY: run test lint format bench schema install clean
+.PHONY: run test lint typecheck format bench schema install clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -23,12 +23,16 @@ install: $(STAMP)
 run: install
 	$(BIN)/anju serve --seed-demo
 
-## make test: lint, format check, the whole suite against a real PostgreSQL
+## make test: lint, format check, type check, the whole suite against a real PostgreSQL
 ## (embedded by default; ANJU_TEST_DATABASE_URL to use a server).
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+typecheck: install
+	$(BIN)/mypy
 
 lint: install
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from sqlalchemy.engine import URL
@@ -98,7 +99,7 @@ def create_app(
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Everything loaded so far (schema, mappers, compiled caches) lives as long as the
         # process: keep it out of the collector's way, and collect the young generation less
         # often. Full collections otherwise pause a busy gateway for ~100 ms every few seconds.

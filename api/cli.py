@@ -7,11 +7,19 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
 from api.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from api.audit.service import VerifyReport
+    from tenants.migrate import MigrationReport
+    from tenants.models import TenantStatus
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(no_args_is_help=True, help="The shared schema.")
@@ -34,12 +42,14 @@ app.add_typer(stripe_app, name="stripe")
 T = TypeVar("T")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
-def with_engine(fn: Callable[..., Awaitable[T]], *, create_db: bool = False) -> T:
+def with_engine(
+    fn: Callable[[AsyncEngine, Settings], Awaitable[T]], *, create_db: bool = False
+) -> T:
     """Run ``fn(engine, settings)`` against the configured database; errors become one line."""
     from sqlalchemy.pool import NullPool
 
@@ -48,7 +58,7 @@ def with_engine(fn: Callable[..., Awaitable[T]], *, create_db: bool = False) -> 
 
     settings = get_settings()
 
-    async def main():
+    async def main() -> T:
         url = server_url(settings)  # may start the embedded PostgreSQL
         if create_db:
             await ensure_database(url)
@@ -73,7 +83,9 @@ def with_engine(fn: Callable[..., Awaitable[T]], *, create_db: bool = False) -> 
         fail(f"{type(exc).__name__}: {str(orig).strip().splitlines()[0] if str(orig) else ''}")
 
 
-async def _prepare(engine, settings: Settings, *, migrate: bool = True, seed: bool) -> list[str]:
+async def _prepare(
+    engine: AsyncEngine, settings: Settings, *, migrate: bool = True, seed: bool
+) -> list[str]:
     from api.seed import seed_demo
     from tenants.migrate import migrate_tenants, upgrade_shared
 
@@ -122,7 +134,7 @@ def serve(
     )
 
 
-async def _serve_prepare(engine, settings: Settings, migrate: bool, seed: bool):
+async def _serve_prepare(engine: AsyncEngine, settings: Settings, migrate: bool, seed: bool) -> URL:
     for line in await _prepare(engine, settings, migrate=migrate, seed=seed):
         typer.echo(line)
     return engine.url
@@ -141,7 +153,7 @@ def worker(
     settings = get_settings()
     configure_logging(settings)
 
-    async def main():
+    async def main() -> None:
         url = server_url(settings)
         engine = make_engine(url, settings)
         try:
@@ -162,7 +174,7 @@ def worker(
 def db_upgrade() -> None:
     """Apply shared migrations, then bring every tenant to head."""
 
-    async def run(engine, settings):
+    async def run(engine: AsyncEngine, settings: Settings) -> list[str]:
         return await _prepare(engine, settings, seed=False)
 
     lines = with_engine(run, create_db=True)
@@ -200,7 +212,7 @@ def stripe_replay(
     if not get_settings().stripe_secret_key:
         fail("ANJU_STRIPE_SECRET_KEY is not set")
 
-    async def run(engine, settings):
+    async def run(engine: AsyncEngine, settings: Settings) -> dict[str, int]:
         return await webhook.replay(engine, settings, int(when.timestamp()))
 
     counts = with_engine(run)
@@ -264,7 +276,7 @@ def tenants_migrate(
     from tenants.migrate import migrate_tenants
     from tenants.registry import TenantNotFound, get_tenant
 
-    async def run(engine, settings):
+    async def run(engine: AsyncEngine, settings: Settings) -> MigrationReport:
         if from_slug is not None and await get_tenant(engine, from_slug) is None:
             raise TenantNotFound(f"--from: no tenant with slug '{from_slug}'", "from")
         return await migrate_tenants(engine, settings, parallel=parallel, from_slug=from_slug)
@@ -287,7 +299,7 @@ def tenants_status() -> None:
     typer.echo(f"{len(behind)} tenant(s) not at head {head('tenant')}")
 
 
-def _set_status(slug: str, status) -> None:
+def _set_status(slug: str, status: TenantStatus) -> None:
     from tenants.registry import set_status
 
     t = with_engine(lambda e, s: set_status(e, slug, status))
@@ -337,7 +349,7 @@ def audit_verify(tenant: Annotated[str, typer.Option("--tenant", help="Tenant sl
     from tenants.registry import TenantNotFound, get_tenant
     from tenants.sessions import TenantDatabase
 
-    async def run(engine, settings):
+    async def run(engine: AsyncEngine, settings: Settings) -> VerifyReport:
         info = await get_tenant(engine, tenant)
         if info is None:
             raise TenantNotFound(f"no tenant with slug '{tenant}'", "tenant")

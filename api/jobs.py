@@ -39,11 +39,14 @@ import importlib
 import importlib.util
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import structlog
-from sqlalchemy import column, insert, table, text
+from sqlalchemy import Insert, column, insert, table, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
@@ -54,6 +57,14 @@ from api.domains import DOMAINS
 from api.settings import Settings
 from tenants.registry import TenantInfo, get_tenant, list_tenants
 from tenants.sessions import TenantDatabase
+
+if TYPE_CHECKING:
+    from api.notify import Senders
+    from api.security.kit import SecurityKit
+
+TenantTask = Any
+"""A procrastinate Task made by ``tenant_task`` (it also carries ``work`` and ``wakeup``, which
+procrastinate's types do not know of)."""
 
 log = structlog.get_logger("anju.jobs")
 
@@ -79,13 +90,13 @@ class Runtime:
         return TenantDatabase.routed(self.engine, self.settings)
 
     @functools.cached_property
-    def kit(self):
+    def kit(self) -> SecurityKit:
         from api.security.kit import build_kit
 
         return build_kit(self.settings)
 
     @functools.cached_property
-    def senders(self):
+    def senders(self) -> Senders:
         """Push, email and SMS senders of this worker process (api/notify)."""
         from api.notify import make_senders
 
@@ -126,17 +137,17 @@ def tenant_task(
     *,
     wakeup: str | None = None,
     limit: int | None = None,
-    **options,
-):
+    **options: Any,
+) -> Callable[[Callable[..., Awaitable[Any]]], TenantTask]:
     """``@tenant_task(blueprint)`` on ``async def work(session, tenant, **kwargs)``: a task
     deferred as ``work.defer_async(tenant="slug", **kwargs)``. With ``wakeup`` it serves that
     kind of wake-up (``defer_woken``); ``limit`` is its batch size: a run that returns a count
     that large asks to run again next minute."""
 
-    def decorate(fn):
+    def decorate(fn: Callable[..., Awaitable[Any]]) -> TenantTask:
         @blueprint.task(name=fn.__name__, **options)
         @functools.wraps(fn)
-        async def run(*, tenant: str | None = None, **kwargs):
+        async def run(*, tenant: str | None = None, **kwargs: Any) -> Any:
             if not tenant:
                 raise JobRefused(f"{fn.__name__}: a job without a tenant is refused")
             rt = runtime()
@@ -162,7 +173,13 @@ def tenant_task(
     return decorate
 
 
-async def defer_for_each_tenant(task, *, lock_prefix: str, where=None, **kwargs) -> int:
+async def defer_for_each_tenant(
+    task: TenantTask,
+    *,
+    lock_prefix: str,
+    where: Callable[[TenantInfo], bool] | None = None,
+    **kwargs: Any,
+) -> int:
     """Defer ``task`` once per active tenant (``where(tenant)``: only those it accepts); a
     tenant whose previous job of this kind is still waiting is skipped (queueing lock).
     Returns how many were deferred."""
@@ -170,7 +187,7 @@ async def defer_for_each_tenant(task, *, lock_prefix: str, where=None, **kwargs)
     return await _defer_each(task, slugs, lock_prefix, kwargs)
 
 
-async def defer_woken(task) -> int:
+async def defer_woken(task: TenantTask) -> int:
     """Defer ``task`` (a ``tenant_task`` with a ``wakeup`` kind) for every active tenant with
     a wake-up of that kind due; the kind names the queueing lock. Returns how many."""
     async with runtime().engine.connect() as conn:
@@ -178,7 +195,9 @@ async def defer_woken(task) -> int:
     return await _defer_each(task, slugs, task.wakeup, {})
 
 
-async def _defer_each(task, slugs: list[str], lock_prefix: str, kwargs: dict) -> int:
+async def _defer_each(
+    task: TenantTask, slugs: list[str], lock_prefix: str, kwargs: dict[str, Any]
+) -> int:
     """``task`` once per tenant slug under the queueing lock ``<lock_prefix>:<slug>``; one
     whose previous job is still waiting is skipped. Returns how many were deferred."""
     deferred = 0
@@ -403,7 +422,7 @@ JOBS = table(
 )
 
 
-def task_name(task) -> str:
+def task_name(task: TenantTask) -> str:
     """The queue's name of a task (``domain:name``)."""
     name = task.name  # namespaced by its domain once make_app has gathered the blueprints
     if ":" not in name:
@@ -412,14 +431,14 @@ def task_name(task) -> str:
 
 
 def enqueue(
-    task,
+    task: TenantTask,
     *,
     tenant: str,
-    scheduled_at=None,
+    scheduled_at: datetime | None = None,
     queue: str = "default",
     queueing_lock: str | None = None,
-    **kwargs,
-):
+    **kwargs: Any,
+) -> Insert:
     """The statement deferring ``task`` (a ``tenant_task``) for ``tenant`` inside the caller's
     transaction: ``await session.execute(enqueue(...))`` (or ``session.execute`` in a flush
     hook). Nothing is queued when that transaction rolls back. With ``queueing_lock`` (which

@@ -43,7 +43,7 @@ def _window(now: float) -> tuple[int, int]:
 class MemoryLimiter:
     """Counters of this process (development, tests, a single gateway)."""
 
-    def __init__(self, max_keys: int = 100_000):
+    def __init__(self, max_keys: int = 100_000) -> None:
         self.counts: dict[tuple[str, int], int] = {}
         self.max_keys = max_keys
 
@@ -60,7 +60,7 @@ class RedisLimiter:
     """Counters shared by every gateway process through Redis; this process's own while
     Redis cannot be reached."""
 
-    def __init__(self, url: str, timeout: float = 0.5, cooldown: float = COOLDOWN):
+    def __init__(self, url: str, timeout: float = 0.5, cooldown: float = COOLDOWN) -> None:
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -88,7 +88,11 @@ class RedisLimiter:
         self.attempts += 1
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                n, _ = await pipe.incr(rkey).expire(rkey, WINDOW + 5, nx=True).execute()
+                # Buffered in the pipeline (redis types each command as its answer, not as
+                # the pipeline to chain on).
+                pipe.incr(rkey)
+                pipe.expire(rkey, WINDOW + 5, nx=True)
+                n, _ = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._skip_until = time.monotonic() + self.cooldown
             self.uncounted += 1

@@ -3,11 +3,21 @@ literal LIKE patterns for trigram-indexed keyword search, and great-circle dista
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from api.errors import ValidationFailed
+
+AnySelect = Select[*tuple[Any, ...]]
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+SortSpec = tuple[Callable[[Any], Column] | None, bool]
+"""A domain's sort: (key builder taking the criteria, or None for the id alone; descending)."""
+E = TypeVar("E")
 
 
 @dataclass
@@ -18,8 +28,14 @@ class Near:
 
 
 def page(
-    stmt: Select, key: ColumnElement | None, id_col, *, desc: bool, after: tuple | None, limit: int
-) -> Select:
+    stmt: AnySelect,
+    key: Column | None,
+    id_col: Column,
+    *,
+    desc: bool,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> AnySelect:
     """``stmt`` ordered by (key, id) in one direction, after the cursor values, ``limit`` rows.
     With a key, each row also carries it as ``sort_key`` (the next cursor is built from it)."""
     cols = (key, id_col) if key is not None else (id_col,)
@@ -34,19 +50,26 @@ def page(
 
 
 async def search(
-    session, stmt: Select, sort_spec, criteria, id_col, *, after: tuple | None, limit: int
-) -> list[tuple[object, object]]:
+    session: AsyncSession,
+    stmt: Select[E],
+    sort_spec: SortSpec,
+    criteria: object,
+    id_col: Column,
+    *,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> list[tuple[E, Any]]:
     """One page of ``stmt``'s rows as (entity, sort key) pairs. ``sort_spec`` is a domain's
     (key builder taking ``criteria``, or None for the id alone; descending)."""
     key_of, desc = sort_spec
     key = key_of(criteria) if key_of is not None else None
-    stmt = page(stmt, key, id_col, desc=desc, after=after, limit=limit)
+    paged = page(stmt, key, id_col, desc=desc, after=after, limit=limit)
     if key is not None:
-        return [(row[0], row[1]) for row in await session.execute(stmt)]
-    return [(row, None) for row in await session.scalars(stmt)]
+        return [(row[0], row[1]) for row in await session.execute(paged)]
+    return [(row, None) for row in await session.scalars(paged)]
 
 
-async def count(session, stmt: Select) -> int:
+async def count(session: AsyncSession, stmt: AnySelect) -> int:
     """How many rows ``stmt`` matches (counted over it as a subquery, so a statement without
     any WHERE still names its table)."""
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
@@ -65,7 +88,7 @@ def like(value: str) -> str:
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def distance_km(lat_col, lng_col, lat: float, lng: float) -> ColumnElement:
+def distance_km(lat_col: Column, lng_col: Column, lat: float, lng: float) -> ColumnElement[float]:
     """Great-circle distance (haversine) from a point to (lat_col, lng_col), in km."""
     dlat = func.radians(lat_col - lat) / 2
     dlng = func.radians(lng_col - lng) / 2

@@ -7,20 +7,20 @@ import uuid
 from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.identity import service as identity
 from api.identity.models import Membership
 from api.project import repository as project_repo
 from api.project import service
 from api.project.models import Project
-from api.security.kit import build_kit
+from api.security.kit import SecurityKit, build_kit
 from api.security.secrets import dev_secret
 from api.settings import Settings
 from api.unit import service as units
 from api.unit.models import Unit
 from tenants.provisioning import create_tenant
-from tenants.registry import TenantError, get_tenant
+from tenants.registry import TenantError, TenantInfo, get_tenant
 from tenants.sessions import TenantDatabase
 
 DEMO_SLUG = "demo"
@@ -63,7 +63,7 @@ DEMO_PRICING = {"Riverside Garden": 68_000, "Lakeview Residences": 42_000}
 DEMO_TYPES = [("A 3-room", 3, Decimal("89.50"), "S"), ("B 4-room", 4, Decimal("128.00"), "NS")]
 
 
-async def _seed_units(session) -> int:
+async def _seed_units(session: AsyncSession) -> int:
     """Four units a floor in every building (stacks 01-02 type A, 03-04 type B), priced by
     area and floor, all available."""
     projects = (await session.scalars(select(Project).order_by(Project.name))).all()
@@ -105,7 +105,7 @@ def demo_password(settings: Settings) -> str:
     return settings.demo_password or dev_secret(settings, "demo_password")
 
 
-async def _seed_staff(session, kit, tenant) -> int:
+async def _seed_staff(session: AsyncSession, kit: SecurityKit, tenant: TenantInfo) -> int:
     made = 0
     for name, email, phone, roles in DEMO_STAFF:
         ident = identity.Identifier("email", email)
@@ -125,7 +125,15 @@ async def _seed_staff(session, kit, tenant) -> int:
     return made
 
 
-async def _seed_sales(session, kit, tenant) -> bool:
+async def _demo_account_id(session: AsyncSession, kit: SecurityKit, email: str) -> uuid.UUID:
+    """The account of a demo staff member (``_seed_staff`` made them all first)."""
+    account = await identity.find_account(session, kit, identity.Identifier("email", email))
+    if account is None:
+        raise RuntimeError(f"demo account {email} missing: the staff are seeded first")
+    return account.id
+
+
+async def _seed_sales(session: AsyncSession, kit: SecurityKit, tenant: TenantInfo) -> bool:
     """A sales team (the demo manager and agent), a routing rule offering portal leads to it
     for 60 minutes, and two leads: one offered to the team, one in the shared pool."""
     from api.client import routing
@@ -141,8 +149,7 @@ async def _seed_sales(session, kit, tenant) -> bool:
     sales = await create_team(session, "Sales 1", "team", office.id)
     staff = {}
     for _, email, _, _ in DEMO_STAFF:
-        account = await identity.find_account(session, kit, identity.Identifier("email", email))
-        staff[email] = account.id
+        staff[email] = await _demo_account_id(session, kit, email)
     for email in ("manager@demo.example.com", "agent@demo.example.com"):
         await add_member(session, sales.id, staff[email])
     await routing.create_route(
@@ -172,7 +179,7 @@ async def _seed_sales(session, kit, tenant) -> bool:
     return True
 
 
-async def _seed_bills(session, kit) -> bool:
+async def _seed_bills(session: AsyncSession, kit: SecurityKit) -> bool:
     """A property fee bill for the demo's owner-app user (the admin's phone), due in 10 days."""
     from datetime import timedelta
 
@@ -182,8 +189,7 @@ async def _seed_bills(session, kit) -> bool:
 
     if await session.scalar(select(func.count()).select_from(Bill)):
         return False
-    email = identity.Identifier("email", "admin@demo.example.com")
-    payer = (await identity.find_account(session, kit, email)).id
+    payer = await _demo_account_id(session, kit, "admin@demo.example.com")
     staff = Principal(
         account_id=payer,
         tenant_id=uuid.UUID(str(session.info["tenant_id"])),

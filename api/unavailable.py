@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db import unavailable
 from api.errors import ErrorCode
@@ -39,16 +40,16 @@ class UnavailableMiddleware:
     """Pure ASGI: an exception meaning the database is out of reach, raised before the
     response started, becomes a 503 (HTTP) or a close with 1013 (WebSocket)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         started = False
 
-        async def tracking_send(message) -> None:
+        async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
                 started = True

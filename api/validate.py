@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Float, Integer, Numeric, SmallInteger
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from api.db import rows_where_in
 from api.errors import NotFound, ValidationFailed
 
 MAX_AREA = Decimal("100000")
 CENTIARE = Decimal("0.01")
+
+V = TypeVar("V")
 
 
 def text(value: str, field: str, *, required: bool, max_len: int) -> str:
@@ -25,7 +31,9 @@ def text(value: str, field: str, *, required: bool, max_len: int) -> str:
     return value
 
 
-def unique_texts(values: list[str], field: str, *, max_len: int = 50, max_count: int = 30):
+def unique_texts(
+    values: list[str], field: str, *, max_len: int = 50, max_count: int = 30
+) -> list[str]:
     """Distinct non-empty texts (first occurrence kept), each and the count bounded."""
     out: list[str] = []
     for v in values:
@@ -56,7 +64,7 @@ def area(value: Decimal | None, field: str, *, required: bool) -> Decimal | None
     return value.quantize(CENTIARE, rounding=ROUND_HALF_UP)
 
 
-def _column_limit(column) -> int | Decimal | None:
+def _column_limit(column: QueryableAttribute[Any]) -> int | Decimal | None:
     """The bound (exclusive, both signs) of the values ``column``'s type holds."""
     kind = column.type
     if isinstance(kind, Numeric) and not isinstance(kind, Float) and kind.precision:
@@ -70,14 +78,15 @@ def _column_limit(column) -> int | Decimal | None:
     return None
 
 
-def fits(value, field: str, column):
+def fits(value: V, field: str, column: QueryableAttribute[Any]) -> V:
     """``value`` (a number, or a list of them) if ``column`` (a mapped attribute) can hold it:
     a filter compared with a column is bound as the column's type, so a value beyond it fails
     in the driver, not with a clear error. Refuses with BAD_USER_INPUT on ``field``."""
     if value is None:
-        return None
+        return value
     limit = _column_limit(column)
-    for v in value if isinstance(value, list | tuple) else (value,):
+    values: Sequence[Any] = value if isinstance(value, list | tuple) else (value,)
+    for v in values:
         if limit is not None and not (
             -limit <= v < limit if isinstance(limit, int) else -limit < v < limit
         ):
@@ -85,7 +94,13 @@ def fits(value, field: str, column):
     return value
 
 
-async def existing(session, column, ids, what: str, field: str) -> list:
+async def existing(
+    session: AsyncSession,
+    column: QueryableAttribute[Any],
+    ids: Iterable[Any],
+    what: str,
+    field: str,
+) -> list[Any]:
     """The rows of ``column``'s model that ``ids`` name, read in ``session`` (a tenant's, so
     another tenant's id names nothing); NOT_FOUND on ``field`` when one of them names none."""
     wanted = list(dict.fromkeys(ids))

@@ -11,11 +11,10 @@ response extension, else closed with 4404 / 4403.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenants.registry import SLUG_RE, TenantCache
-
-ASGIApp = Callable[..., Awaitable[None]]
 
 
 def error_body(code: str, message: str) -> bytes:
@@ -23,13 +22,15 @@ def error_body(code: str, message: str) -> bytes:
 
 
 class TenantMiddleware:
-    def __init__(self, app: ASGIApp, cache: TenantCache, base_domain: str):
+    def __init__(self, app: ASGIApp, cache: TenantCache, base_domain: str) -> None:
         self.app = app
         self.cache = cache
         self.suffix = "." + base_domain.lower().lstrip(".")
 
-    def requested_slug(self, scope) -> str | None:
+    def requested_slug(self, scope: Scope) -> str | None:
         host = None
+        name: bytes
+        value: bytes
         for name, value in scope.get("headers", ()):
             if name == b"x-tenant":
                 return value.decode("latin-1").strip()
@@ -43,7 +44,7 @@ class TenantMiddleware:
                     return sub
         return None
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -64,7 +65,9 @@ class TenantMiddleware:
         scope.setdefault("state", {})["tenant"] = tenant
         await self.app(scope, receive, send)
 
-    async def refuse(self, scope, receive, send, status: int, code: str, message: str) -> None:
+    async def refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+    ) -> None:
         body = error_body(code, message)
         headers = [
             (b"content-type", b"application/json"),

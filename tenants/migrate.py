@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from alembic import command
 from alembic.config import Config
@@ -135,6 +136,7 @@ async def tenant_versions(engine: AsyncEngine, schemas: list[str]) -> dict[str, 
         return versions
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None  # an open connection has its driver's (asyncpg) connection
         with_table = await raw.fetch(
             "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relname = 'alembic_version' AND c.relkind = 'r' AND n.nspname = ANY($1)",
@@ -177,7 +179,7 @@ class MigrationReport:
         return sum(1 for r in self.results if r.status == status)
 
     def lines(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for r in self.results:
             if r.status == "failed":
                 out.append(
@@ -200,14 +202,22 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
+class Pending(NamedTuple):
+    """A tenant to migrate (picklable: chunks of these go to worker processes)."""
+
+    slug: str
+    schema: str
+    before: str | None
+
+
 async def _migrate_list(
-    url: URL, settings: Settings, items: list[tuple[str, str, str | None]], revision: str
+    url: URL, settings: Settings, items: list[Pending], revision: str
 ) -> list[TenantResult]:
     # One pooled connection, reused tenant after tenant (its statement cache too), replaced
     # after ANJU_DB_MAX_SCHEMAS_PER_CONNECTION tenants like the gateway's (tenants/routing.py):
     # a backend's catalog caches grow with every schema it meets.
     engine = make_engine(url, settings, pool_size=1, max_overflow=0)
-    results = []
+    results: list[TenantResult] = []
     try:
         for i, (slug, schema, before) in enumerate(items):
             if i and i % settings.db_max_schemas_per_connection == 0:
@@ -236,7 +246,9 @@ async def _migrate_list(
     return results
 
 
-def _migrate_chunk(url_str: str, settings_json: str, items, revision: str) -> list[TenantResult]:
+def _migrate_chunk(
+    url_str: str, settings_json: str, items: list[Pending], revision: str
+) -> list[TenantResult]:
     settings = Settings.model_validate_json(settings_json)
     return asyncio.run(_migrate_list(make_url(url_str), settings, items, revision))
 
@@ -259,13 +271,13 @@ async def migrate_tenants(
     if from_slug:
         tenants = [t for t in tenants if t.slug >= from_slug]
     versions = await tenant_versions(engine, [t.schema_name for t in tenants])
-    todo = []
+    todo: list[Pending] = []
     for t in tenants:
         v = versions[t.schema_name]
         if v == target:
             report.results.append(TenantResult(t.slug, t.schema_name, "skipped", v, v))
         else:
-            todo.append((t.slug, t.schema_name, v))
+            todo.append(Pending(t.slug, t.schema_name, v))
     url = engine.url
     done: list[TenantResult] = []
     if todo and parallel <= 1:

@@ -110,6 +110,7 @@ async def provision(
                 )
             )
             raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None  # an open connection has its driver's (asyncpg) connection
             # One simple-protocol round trip: schema, transaction-local search_path, DDL.
             await raw.execute(
                 f'CREATE SCHEMA "{schema}";\nSET LOCAL search_path TO "{schema}", public;\n'

@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as clock
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from api.money import valid_currency
 from tenants.models import Tenant, TenantStatus
@@ -183,7 +184,7 @@ _COLUMNS = (
 )
 
 
-def _info(row) -> TenantInfo:
+def _info(row: Row[*tuple[Any, ...]]) -> TenantInfo:
     return TenantInfo(str(row[0]), *row[1:])
 
 
@@ -199,14 +200,16 @@ async def list_tenants(engine: AsyncEngine) -> list[TenantInfo]:
     return [_info(r) for r in rows]
 
 
-async def set_require_admin_totp(engine_or_conn, tenant_id: str, required: bool) -> None:
+async def set_require_admin_totp(
+    engine_or_conn: AsyncConnection | AsyncSession, tenant_id: str, required: bool
+) -> None:
     await engine_or_conn.execute(
         update(Tenant).where(Tenant.id == tenant_id).values(require_admin_totp=required)
     )
 
 
 async def set_preferences(
-    engine_or_conn,
+    engine_or_conn: AsyncConnection | AsyncSession,
     tenant_id: str,
     *,
     time_zone: str | None = None,
@@ -215,7 +218,7 @@ async def set_preferences(
 ) -> dict[str, str]:
     """Validate and store the tenant's time zone, locale and currency (those given); returns
     the stored values. Raises TenantError naming the field."""
-    values = {}
+    values: dict[str, str] = {}
     if time_zone is not None:
         values["time_zone"] = validate_time_zone(time_zone)
     if locale is not None:

@@ -1,4 +1,4 @@
-"""Tenant sessions: an AsyncSession bound to the shared engine with a ``schema_translate_map``.
+"""Tenant sessions: an AsyncSession bound to the tenant's lane with a ``schema_translate_map``.
 
 Tenant tables are declared without a schema; the map ``{None: <tenant schema>}`` (always that one
 key) makes every statement name the tenant's schema explicitly. No connection state is changed,
@@ -7,6 +7,8 @@ for all tenants. ``search_path`` is never set on pooled connections.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -57,7 +59,7 @@ class TenantDatabase:
 def tenant_of(session: AsyncSession) -> TenantInfo:
     """The tenant a tenant session serves (its zone: ``tenant_of(session).zone``)."""
     tenant = session.info.get("tenant")
-    if tenant is None:
+    if not isinstance(tenant, TenantInfo):
         raise RuntimeError("not a tenant session (TenantDatabase.session)")
     return tenant
 
@@ -68,7 +70,12 @@ class UnitOfWork:
     session reaches them) and to the shared schema only otherwise. The owner commits on
     success and rolls back otherwise. Services never commit."""
 
-    def __init__(self, db: TenantDatabase, tenant: TenantInfo | None, on_open=None):
+    def __init__(
+        self,
+        db: TenantDatabase,
+        tenant: TenantInfo | None,
+        on_open: Callable[[AsyncSession], None] | None = None,
+    ) -> None:
         self.db = db
         self.tenant = tenant
         self._session: AsyncSession | None = None

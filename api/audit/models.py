@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import TenantBase
+
+# A JSON object as stored (an entry's details, a row change).
+JsonObject = dict[str, Any]
 
 
 class AuditLog(TenantBase):
@@ -31,7 +35,9 @@ class AuditLog(TenantBase):
     target_id: Mapped[str] = mapped_column(
         String(64), nullable=False, default="", server_default=""
     )
-    details: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict, server_default="{}")
+    details: Mapped[JsonObject] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default="{}"
+    )
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 

@@ -42,7 +42,7 @@ class AuditEntry:
             outcome=r.outcome,
             target_type=r.target_type,
             target_id=r.target_id,
-            details=r.details,
+            details=JSON(r.details),
         )
 
 

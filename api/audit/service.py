@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, UOWTransaction
 
-from api.audit.models import AuditHead, AuditLog
+from api.audit.models import AuditHead, AuditLog, JsonObject
 from api.ids import uuid7
 
 MASK = "***"
@@ -79,11 +79,27 @@ def clean(value: Any, key: str = "") -> Any:
     return str(value).replace("\x00", "\ufffd")
 
 
-def canonical(entry: dict) -> bytes:
+class Entry(TypedDict):
+    """An entry as hashed into the chain (JSON: the canonical form of this object)."""
+
+    seq: int
+    id: str
+    at: str
+    actor_id: str | None
+    actor_ip: str
+    actor_app: str
+    action: str
+    outcome: str
+    target_type: str
+    target_id: str
+    details: JsonObject
+
+
+def canonical(entry: Entry) -> bytes:
     return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
 
 
-def chain_hash(prev: bytes, entry: dict) -> bytes:
+def chain_hash(prev: bytes, entry: Entry) -> bytes:
     return hashlib.sha256(prev + canonical(entry)).digest()
 
 
@@ -93,7 +109,7 @@ class Event:
     outcome: str = "ok"
     target_type: str = ""
     target_id: str = ""
-    details: dict = field(default_factory=dict)
+    details: JsonObject = field(default_factory=dict)
 
 
 class AuditRecorder:
@@ -101,10 +117,12 @@ class AuditRecorder:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
-        self.changes: list[dict] = []
+        self.changes: list[JsonObject] = []
         self.user_errors: list[str] = []
 
-    def add(self, action: str, *, target_type: str = "", target_id: object = "", **details):
+    def add(
+        self, action: str, *, target_type: str = "", target_id: object = "", **details: Any
+    ) -> None:
         self.events.append(
             Event(action, "ok", target_type, str(target_id), clean(details) if details else {})
         )
@@ -114,7 +132,7 @@ class AuditRecorder:
         registered below; a per-session listener costs about a millisecond per request)."""
         session.sync_session.info["audit_recorder"] = self
 
-    def _after_flush(self, session, flush_context) -> None:
+    def _after_flush(self, session: Session, flush_context: UOWTransaction) -> None:
         for kind, objs in (
             ("insert", session.new),
             ("update", session.dirty),
@@ -125,7 +143,8 @@ class AuditRecorder:
                 if table in SKIP_TABLES:
                     continue
                 state = inspect(obj)
-                before, after = {}, {}
+                before: JsonObject = {}
+                after: JsonObject = {}
                 for attr in state.mapper.column_attrs:
                     hist = state.attrs[attr.key].history
                     if kind == "insert":
@@ -152,7 +171,7 @@ class AuditRecorder:
 
 
 @event.listens_for(Session, "after_flush")
-def _collect_changes(session: Session, flush_context) -> None:
+def _collect_changes(session: Session, flush_context: UOWTransaction) -> None:
     recorder = session.info.get("audit_recorder")
     if recorder is not None:
         recorder._after_flush(session, flush_context)
@@ -170,9 +189,10 @@ async def append(
     if not events:
         return []
     head = await session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    assert head is not None, "no audit_head row"  # the tenant's migration 0004 inserts it
     seqs = []
     for e in events:
-        row = {
+        row: Entry = {
             "seq": head.seq + 1,
             "id": str(uuid7()),
             "at": datetime.now(UTC).isoformat(),
@@ -209,7 +229,7 @@ async def append(
     return seqs
 
 
-def _entry_of(row: AuditLog) -> dict:
+def _entry_of(row: AuditLog) -> Entry:
     return {
         "seq": row.seq,
         "id": str(row.id),

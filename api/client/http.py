@@ -4,6 +4,8 @@ unknown tenant or token is a 404, like a feed that never existed."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,7 +17,9 @@ from tenants.sessions import TenantDatabase
 MAX_TOKEN = 100  # characters; a longer one is not looked up
 
 
-def calendar_endpoint(cache: TenantCache, db: TenantDatabase):
+def calendar_endpoint(
+    cache: TenantCache, db: TenantDatabase
+) -> Callable[[Request], Awaitable[Response]]:
     async def calendar(request: Request) -> Response:
         tenant = await cache.get(request.path_params["tenant"])
         token = request.path_params["token"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -27,10 +28,39 @@ from api.db import TenantBase, ciphertext_column, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
 
-SOURCES = ("walk_in", "phone", "portal", "referral", "campaign", "event", "other")
-STAGES = ("new", "contacted", "qualified", "showing", "negotiating", "won", "lost")
+
+class ClientSource(enum.StrEnum):
+    WALK_IN = "walk_in"
+    PHONE = "phone"
+    PORTAL = "portal"
+    REFERRAL = "referral"
+    CAMPAIGN = "campaign"
+    EVENT = "event"
+    OTHER = "other"
+
+
+class ClientStage(enum.StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    SHOWING = "showing"
+    NEGOTIATING = "negotiating"
+    WON = "won"
+    LOST = "lost"
+
+
+class ContactKind(enum.StrEnum):
+    CALL = "call"
+    MESSAGE = "message"
+    VISIT = "visit"
+    SHOWING = "showing"
+    NOTE = "note"
+
+
+SOURCES = tuple(s.value for s in ClientSource)
+STAGES = tuple(s.value for s in ClientStage)
 GRADES = ("A", "B", "C")
-KINDS = ("call", "message", "visit", "showing", "note")
+KINDS = tuple(k.value for k in ContactKind)
 
 
 class Client(TenantBase):
@@ -126,7 +156,13 @@ class ClientPhone(TenantBase):
     phone_mask: Mapped[str] = mapped_column(String(24), nullable=False)
 
 
-ACTIVITY_KINDS = ("view_unit", "view_listing", "search")
+class ActivityKind(enum.StrEnum):
+    VIEW_UNIT = "view_unit"
+    VIEW_LISTING = "view_listing"
+    SEARCH = "search"
+
+
+ACTIVITY_KINDS = tuple(k.value for k in ActivityKind)
 
 
 class ClientActivity(TenantBase):
@@ -207,7 +243,12 @@ class Assignment(TenantBase):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
-ROUTE_MODES = ("round_robin", "claim")
+class RouteMode(enum.StrEnum):
+    ROUND_ROBIN = "round_robin"
+    CLAIM = "claim"
+
+
+ROUTE_MODES = tuple(m.value for m in RouteMode)
 
 
 class LeadRoute(TenantBase):

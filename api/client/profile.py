@@ -14,14 +14,18 @@ daily, so a grade fades when the client goes quiet. Never commits."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.client.models import Client, ClientActivity, Showing
 from api.db import utcnow
@@ -48,18 +52,25 @@ DEFAULT_ZONE = ZoneInfo(DEFAULT_TIME_ZONE)
 W_VIEW, W_LONG_VIEW, W_SEARCH, W_FOLLOW, W_SHOWN = 1.0, 2.0, 0.5, 3.0, 3.0
 LONG_VIEW_SECONDS = 60
 
-TAGS = (
-    "very_active",  # 10 or more views and searches in 7 days
-    "returning",  # active on 3 or more days of the last 14
-    "follows_items",  # follows units or listings
-    "comparing_projects",  # viewed units of 3 or more projects in 30 days
-    "new_and_resale",  # viewed both new units and resale listings in 30 days
-    "upcoming_showing",  # a scheduled or confirmed showing ahead
-    "liked_a_showing",  # rated something shown 4 or 5 in the last 30 days
-    "disliked_showings",  # rated two or more shown things 1 or 2
-    "gone_quiet",  # was active, nothing in the last 14 days
-)
+
+class ProfileTag(enum.StrEnum):
+    VERY_ACTIVE = "very_active"  # 10 or more views and searches in 7 days
+    RETURNING = "returning"  # active on 3 or more days of the last 14
+    FOLLOWS_ITEMS = "follows_items"  # follows units or listings
+    COMPARING_PROJECTS = "comparing_projects"  # viewed units of 3 or more projects in 30 days
+    NEW_AND_RESALE = "new_and_resale"  # viewed both new units and resale listings in 30 days
+    UPCOMING_SHOWING = "upcoming_showing"  # a scheduled or confirmed showing ahead
+    LIKED_A_SHOWING = "liked_a_showing"  # rated something shown 4 or 5 in the last 30 days
+    DISLIKED_SHOWINGS = "disliked_showings"  # rated two or more shown things 1 or 2
+    GONE_QUIET = "gone_quiet"  # was active, nothing in the last 14 days
+
+
+TAGS = tuple(t.value for t in ProfileTag)
 GRADE_A = {"very_active", "upcoming_showing", "liked_a_showing"}
+
+# Free-form JSON: an activity's data, facts of a unit or listing, a showing's feedback item,
+# the profile itself (stored in JSONB columns).
+JsonObject = dict[str, Any]
 
 
 @dataclass
@@ -68,22 +79,44 @@ class Event:
     subject_id: uuid.UUID | None = None
     seconds: int | None = None
     at: datetime | None = None
-    search: dict | None = None
+    search: JsonObject | None = None
 
 
-def _scope(tenant_id) -> str:
+class ActivityRow(NamedTuple):
+    """One recorded activity, as ``build`` reads it."""
+
+    kind: str
+    subject_id: uuid.UUID | None
+    data: JsonObject
+    seconds: int | None
+    at: datetime
+
+
+class ShowingRow(NamedTuple):
+    """One showing, as ``build`` reads it."""
+
+    status: str
+    starts_at: datetime
+    unit_ids: list[uuid.UUID]
+    listing_ids: list[uuid.UUID]
+    feedback: list[JsonObject]
+
+
+def _scope(tenant_id: str) -> str:
     return str(uuid.UUID(str(tenant_id)))
 
 
 # ---------------------------------------------------------------- linking
 
 
-async def account_for_phones(session, kit: SecurityKit, phones) -> uuid.UUID | None:
+async def account_for_phones(
+    session: AsyncSession, kit: SecurityKit, phones: Iterable[str | None]
+) -> uuid.UUID | None:
     """The app account with one of these (normalised) phones, the first given first."""
-    phones = [p for p in dict.fromkeys(phones) if p]
-    if not phones:
+    given = [p for p in dict.fromkeys(phones) if p]
+    if not given:
         return None
-    digests = [kit.blind_index.digest(p, scope=SHARED_SCOPE, column="phone") for p in phones]
+    digests = [kit.blind_index.digest(p, scope=SHARED_SCOPE, column="phone") for p in given]
     found = dict(
         (
             await session.execute(
@@ -94,7 +127,7 @@ async def account_for_phones(session, kit: SecurityKit, phones) -> uuid.UUID | N
     return next((found[d] for d in digests if d in found), None)
 
 
-async def attach_orphans(session, client: Client) -> None:
+async def attach_orphans(session: AsyncSession, client: Client) -> None:
     """Activity the client's account sent before this record existed becomes the client's."""
     if client.account_id is None:
         return
@@ -109,7 +142,7 @@ async def attach_orphans(session, client: Client) -> None:
 
 
 async def linked_clients(
-    session, kit: SecurityKit, tenant_id, account_id: uuid.UUID
+    session: AsyncSession, kit: SecurityKit, tenant_id: str, account_id: uuid.UUID
 ) -> list[Client]:
     """The client records of this account; when none is linked yet, those with the account's
     phone are linked now (and get the activity sent before)."""
@@ -150,7 +183,9 @@ async def linked_clients(
     return rows
 
 
-async def queue_refresh(session, tenant_slug: str, client_ids) -> None:
+async def queue_refresh(
+    session: AsyncSession, tenant_slug: str, client_ids: Iterable[uuid.UUID]
+) -> None:
     """Rebuild these profiles after the transaction commits: one waiting job per client
     however many changes queue it."""
     from api.client import tasks
@@ -167,7 +202,7 @@ async def queue_refresh(session, tenant_slug: str, client_ids) -> None:
         )
 
 
-async def refresh_later(session, client_ids) -> None:
+async def refresh_later(session: AsyncSession, client_ids: Iterable[uuid.UUID]) -> None:
     """``queue_refresh`` for the tenant this session serves (what a change of a client's
     activity, showings or links does within a request)."""
     await queue_refresh(session, tenant_of(session).slug, client_ids)
@@ -176,7 +211,7 @@ async def refresh_later(session, client_ids) -> None:
 # ---------------------------------------------------------------- recording
 
 
-def _decimal(value, field: str) -> str | None:
+def _decimal(value: object, field: str) -> str | None:
     if value is None:
         return None
     try:
@@ -188,13 +223,13 @@ def _decimal(value, field: str) -> str | None:
     return str(d.quantize(Decimal("0.01")))
 
 
-def _clean_search(raw: dict | None, field: str) -> dict:
+def _clean_search(raw: JsonObject | None, field: str) -> JsonObject:
     raw = raw or {}
     districts = [str(d).strip()[:100] for d in (raw.get("districts") or ()) if str(d).strip()]
     rooms = [int(r) for r in (raw.get("rooms") or ())]
     if len(districts) > 20 or len(rooms) > 10 or any(not 0 <= r <= 20 for r in rooms):
         raise ValidationFailed("at most 20 districts and 10 room counts (0 to 20)", field)
-    out = {
+    out: JsonObject = {
         "districts": list(dict.fromkeys(districts)),
         "rooms": sorted(set(rooms)),
         "keyword": str(raw.get("keyword") or "").strip()[:100],
@@ -211,12 +246,16 @@ def _clean_search(raw: dict | None, field: str) -> dict:
     return out
 
 
-async def _subjects(session, events: list[Event]) -> dict[tuple[str, uuid.UUID], dict]:
+async def _subjects(
+    session: AsyncSession, events: list[Event]
+) -> dict[tuple[str, uuid.UUID | None], JsonObject]:
     """What each viewed unit or listing was then: price, area, rooms, district (and project)."""
-    units = await _facts(session, "unit", {e.subject_id for e in events if e.kind == "view_unit"})
-    listings = await _facts(
-        session, "listing", {e.subject_id for e in events if e.kind == "view_listing"}
-    )
+
+    def viewed(kind: str) -> set[uuid.UUID]:
+        return {e.subject_id for e in events if e.kind == kind and e.subject_id is not None}
+
+    units = await _facts(session, "unit", viewed("view_unit"))
+    listings = await _facts(session, "listing", viewed("view_listing"))
     return {
         **{("view_unit", k): v for k, v in units.items()},
         **{("view_listing", k): v for k, v in listings.items()},
@@ -224,7 +263,11 @@ async def _subjects(session, events: list[Event]) -> dict[tuple[str, uuid.UUID],
 
 
 async def track(
-    session, kit: SecurityKit, tenant_id, account_id: uuid.UUID, events: list[Event]
+    session: AsyncSession,
+    kit: SecurityKit,
+    tenant_id: str,
+    account_id: uuid.UUID,
+    events: list[Event],
 ) -> tuple[int, list[uuid.UUID]]:
     """Record what the account did; returns how many events were kept and the linked clients
     (whose profiles are queued for a rebuild). All or nothing: one bad event refuses the call."""
@@ -298,19 +341,19 @@ def _weighted_range(points: list[tuple[float, float]]) -> tuple[float, float] | 
 def build(
     *,
     now: datetime,
-    activity: list[tuple],
-    followed: list[dict],
-    showings: list[tuple],
-    shown: dict[tuple[str, str], dict],
+    activity: list[ActivityRow],
+    followed: list[JsonObject],
+    showings: list[ShowingRow],
+    shown: dict[tuple[str, str], JsonObject],
     zone: ZoneInfo = DEFAULT_ZONE,
-) -> dict:
+) -> JsonObject:
     """The profile from gathered rows (pure, so it is tested directly as well):
     ``activity``: (kind, subject_id, data, seconds, at); ``followed``: subject facts of
     followed units and listings; ``showings``: (status, starts_at, unit_ids, listing_ids,
     feedback); ``shown``: facts of what was shown by (kind, id); active days are counted in
     ``zone`` (the tenant's)."""
-    weights: list[tuple[dict, float]] = []  # (facts, weight)
-    searches: list[tuple[dict, float]] = []
+    weights: list[tuple[JsonObject, float]] = []  # (facts, weight)
+    searches: list[tuple[JsonObject, float]] = []
     days14: set[date] = set()
     views7 = searches7 = 0
     projects30: set[str] = set()
@@ -349,13 +392,13 @@ def build(
         }
         for kind, ids in (("unit", unit_ids), ("listing", listing_ids)):
             for sid in ids:
-                facts = shown.get((kind, str(sid)))
+                seen = shown.get((kind, str(sid)))
                 rating = rated.get((kind, str(sid)))
                 if rating is not None:
                     ratings.append((rating, starts_at))
-                if facts is not None:
+                if seen is not None:
                     bonus = (rating - 3) * 2 if rating is not None else 0
-                    weights.append((facts, W_SHOWN + bonus))
+                    weights.append((seen, W_SHOWN + bonus))
 
     by_district: dict[str, float] = defaultdict(float)
     for facts, w in weights:
@@ -449,7 +492,9 @@ def build(
     }
 
 
-async def _facts(session, kind: str, ids: set[uuid.UUID]) -> dict[uuid.UUID, dict]:
+async def _facts(
+    session: AsyncSession, kind: str, ids: set[uuid.UUID]
+) -> dict[uuid.UUID, JsonObject]:
     """Price, area, rooms and district of units (with their project) or listings, by id."""
     if not ids:
         return {}
@@ -470,18 +515,19 @@ async def _facts(session, kind: str, ids: set[uuid.UUID]) -> dict[uuid.UUID, dic
             i: {"price": p, "area": str(a), "rooms": r, "district": d or "", "project_id": str(pid)}
             for i, p, a, r, d, pid in rows
         }
-    rows = await session.execute(
+    listings = await session.execute(
         select(
             Listing.id, Listing.asking_price, Listing.gross_area, Listing.rooms, Listing.district
         ).where(Listing.id.in_(ids))
     )
     return {
-        i: {"price": p, "area": str(a), "rooms": r, "district": d or ""} for i, p, a, r, d in rows
+        i: {"price": p, "area": str(a), "rooms": r, "district": d or ""}
+        for i, p, a, r, d in listings
     }
 
 
 async def refresh(
-    session, client_id: uuid.UUID, now: datetime | None = None
+    session: AsyncSession, client_id: uuid.UUID, now: datetime | None = None
 ) -> tuple[Client, str | None] | None:
     """Rebuild one client's profile; returns the client and its previous suggested grade."""
     now = now or utcnow()
@@ -489,7 +535,7 @@ async def refresh(
     if client is None or client.merged_into is not None:
         return None
     activity = [
-        tuple(r)
+        ActivityRow(*r)
         for r in (
             await session.execute(
                 select(
@@ -505,7 +551,7 @@ async def refresh(
             )
         ).all()
     ]
-    followed: list[dict] = []
+    followed: list[JsonObject] = []
     if client.account_id is not None:
         follows = (
             await session.execute(
@@ -515,10 +561,10 @@ async def refresh(
             )
         ).all()
         for kind in ("unit", "listing"):
-            ids = {t for k, t in follows if k == kind}
+            ids = {t for k, t in follows if k == kind and t is not None}
             followed += list((await _facts(session, kind, ids)).values())
     showings = [
-        tuple(r)
+        ShowingRow(*r)
         for r in (
             await session.execute(
                 select(
@@ -531,12 +577,12 @@ async def refresh(
             )
         ).all()
     ]
+    unit_ids = {x for s in showings for x in s.unit_ids}
+    listing_ids = {x for s in showings for x in s.listing_ids}
     shown = {
         (kind, str(i)): facts
-        for kind, column in (("unit", 2), ("listing", 3))
-        for i, facts in (
-            await _facts(session, kind, {x for s in showings for x in s[column]})
-        ).items()
+        for kind, ids in (("unit", unit_ids), ("listing", listing_ids))
+        for i, facts in (await _facts(session, kind, ids)).items()
     }
     before = client.suggested_grade
     profile = build(
@@ -552,7 +598,7 @@ async def refresh(
     return client, before
 
 
-async def stale(session, now: datetime) -> list[uuid.UUID]:
+async def stale(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
     """Clients whose profile may have changed with time alone (active in the window, or
     graded A): the daily refresh."""
     rows = await session.scalars(
@@ -566,14 +612,15 @@ async def stale(session, now: datetime) -> list[uuid.UUID]:
     return list(rows.all())
 
 
-async def prune(session, now: datetime) -> int:
+async def prune(session: AsyncSession, now: datetime) -> int:
     result = await session.execute(
         delete(ClientActivity).where(ClientActivity.at < now - RETENTION)
     )
-    return result.rowcount or 0
+    # AsyncSession.execute's stubs type a DELETE's result as Result; it is a CursorResult
+    return cast("CursorResult[Any]", result).rowcount or 0
 
 
-def needs_from(client: Client) -> dict:
+def needs_from(client: Client) -> JsonObject:
     """The client's stated needs, with what the profile shows filling what they left out."""
     needs, prof = dict(client.needs or {}), client.profile or {}
     if (
@@ -591,7 +638,9 @@ def needs_from(client: Client) -> dict:
     return needs
 
 
-async def activity_of(session, client_id: uuid.UUID, first: int) -> list[ClientActivity]:
+async def activity_of(
+    session: AsyncSession, client_id: uuid.UUID, first: int
+) -> list[ClientActivity]:
     stmt = (
         select(ClientActivity)
         .where(ClientActivity.client_id == client_id)

@@ -17,11 +17,13 @@ what matched, which group, and what was skipped on the way. Never commits."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.client.models import ROUTE_MODES, SOURCES, AgentRouting, Assignment, Client, LeadRoute
 from api.client.service import LANGUAGES, OPEN
@@ -52,7 +54,7 @@ class RouteInput:
     fallback_team_ids: tuple[uuid.UUID, ...] = ()
 
 
-async def _check_route(session, i: RouteInput) -> None:
+async def _check_route(session: AsyncSession, i: RouteInput) -> None:
     if (i.team_id is None) == (i.agent_id is None):
         raise ValidationFailed("a rule sends leads to a team or to an agent", "teamId")
     if i.mode not in ROUTE_MODES:
@@ -95,7 +97,7 @@ def _apply(row: LeadRoute, i: RouteInput) -> None:
     row.fallback_team_ids = list(i.fallback_team_ids)
 
 
-async def create_route(session, i: RouteInput) -> LeadRoute:
+async def create_route(session: AsyncSession, i: RouteInput) -> LeadRoute:
     await _check_route(session, i)
     row = LeadRoute()
     _apply(row, i)
@@ -105,7 +107,7 @@ async def create_route(session, i: RouteInput) -> LeadRoute:
 
 
 async def update_route(
-    session, route_id: uuid.UUID, i: RouteInput, *, expected_version: int | None
+    session: AsyncSession, route_id: uuid.UUID, i: RouteInput, *, expected_version: int | None
 ) -> LeadRoute:
     row = await session.get(LeadRoute, route_id, with_for_update=True)
     if row is None:
@@ -119,7 +121,7 @@ async def update_route(
     return row
 
 
-async def delete_route(session, route_id: uuid.UUID) -> None:
+async def delete_route(session: AsyncSession, route_id: uuid.UUID) -> None:
     row = await session.get(LeadRoute, route_id)
     if row is None:
         raise NotFound("routing rule not found", "id")
@@ -127,7 +129,7 @@ async def delete_route(session, route_id: uuid.UUID) -> None:
     await session.flush()
 
 
-async def routes(session) -> list[LeadRoute]:
+async def routes(session: AsyncSession) -> list[LeadRoute]:
     stmt = select(LeadRoute).order_by(LeadRoute.position, LeadRoute.created_at, LeadRoute.id)
     return list((await session.scalars(stmt)).all())
 
@@ -172,7 +174,7 @@ def matches(rule: LeadRoute, client: Client) -> list[str] | None:
 # ---------------------------------------------------------------- availability
 
 
-def _available_clause(now: datetime):
+def _available_clause(now: datetime) -> ColumnElement[bool]:
     return or_(
         AgentRouting.paused.is_(None),
         AgentRouting.paused.is_(False),
@@ -180,7 +182,9 @@ def _available_clause(now: datetime):
     )
 
 
-async def available_members(session, team_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+async def available_members(
+    session: AsyncSession, team_id: uuid.UUID, now: datetime
+) -> list[uuid.UUID]:
     """The team's active, unpaused members, who waited longest first (then by id)."""
     rows = (
         (
@@ -198,7 +202,7 @@ async def available_members(session, team_id: uuid.UUID, now: datetime) -> list[
     return [a for a in rows if a in active]
 
 
-async def is_available(session, account_id: uuid.UUID, now: datetime) -> bool:
+async def is_available(session: AsyncSession, account_id: uuid.UUID, now: datetime) -> bool:
     if not await active_members(session, [account_id]):
         return False
     row = await session.get(AgentRouting, account_id)
@@ -208,7 +212,12 @@ async def is_available(session, account_id: uuid.UUID, now: datetime) -> bool:
 
 
 async def set_paused(
-    session, account_id: uuid.UUID, *, paused: bool, until: datetime | None = None, reason: str = ""
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    paused: bool,
+    until: datetime | None = None,
+    reason: str = "",
 ) -> AgentRouting:
     if until is not None:
         if not paused:
@@ -224,15 +233,17 @@ async def set_paused(
             set_={"paused": paused, "paused_until": until, "pause_reason": reason},
         )
     )
-    return await session.get(AgentRouting, account_id, populate_existing=True)
+    row = await session.get(AgentRouting, account_id, populate_existing=True)
+    assert row is not None  # upserted just above, in this transaction
+    return row
 
 
-async def availability(session, account_id: uuid.UUID) -> AgentRouting:
+async def availability(session: AsyncSession, account_id: uuid.UUID) -> AgentRouting:
     row = await session.get(AgentRouting, account_id)
     return row or AgentRouting(account_id=account_id, paused=False, pause_reason="")
 
 
-async def _touch(session, account_id: uuid.UUID) -> None:
+async def _touch(session: AsyncSession, account_id: uuid.UUID) -> None:
     # The database clock when the team lock is held (not the request's start): of two leads
     # routed at once, the one that got the lock later is the later assignment.
     at = func.clock_timestamp()
@@ -258,20 +269,31 @@ class Routed:
     notify: dict[str, list[uuid.UUID]] | None = None
 
 
-async def _team_names(session, ids) -> dict[uuid.UUID, str]:
-    ids = [i for i in ids if i is not None]
-    if not ids:
+async def _team_names(
+    session: AsyncSession, ids: Iterable[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
+    known = [i for i in ids if i is not None]
+    if not known:
         return {}
-    return dict((await session.execute(select(Team.id, Team.name).where(Team.id.in_(ids)))).all())
+    stmt = select(Team.id, Team.name).where(Team.id.in_(known))
+    return {i: name for i, name in (await session.execute(stmt)).all()}
 
 
 def _groups(rule: LeadRoute) -> list[tuple[str, uuid.UUID]]:
-    head = [("agent", rule.agent_id)] if rule.agent_id is not None else [("team", rule.team_id)]
-    return head + [("team", t) for t in rule.fallback_team_ids or ()]
+    if rule.agent_id is not None:
+        head = ("agent", rule.agent_id)
+    else:
+        assert rule.team_id is not None  # a rule has an agent or a team (CHECK "target")
+        head = ("team", rule.team_id)
+    return [head] + [("team", t) for t in rule.fallback_team_ids or ()]
 
 
 async def route(
-    session, client: Client, *, by: uuid.UUID | None = None, now: datetime | None = None
+    session: AsyncSession,
+    client: Client,
+    *,
+    by: uuid.UUID | None = None,
+    now: datetime | None = None,
 ) -> Routed:
     """Route a lead (locked by the caller) by the first rule that matches; without one it
     stays in (or goes to) the pool, and the reason says so."""
@@ -287,7 +309,7 @@ async def route(
 
 
 async def _walk(
-    session,
+    session: AsyncSession,
     client: Client,
     rule: LeadRoute,
     step: int,
@@ -376,7 +398,7 @@ def _clear_offer(client: Client) -> None:
 
 
 async def _assign(
-    session,
+    session: AsyncSession,
     client: Client,
     agent: uuid.UUID,
     reason: str,
@@ -404,7 +426,15 @@ async def _assign(
     return Routed(agent_id=agent, notify={"lead.assigned": [agent]})
 
 
-async def _to_pool(session, client: Client, reason: str, detail: str, *, by, now) -> Routed:
+async def _to_pool(
+    session: AsyncSession,
+    client: Client,
+    reason: str,
+    detail: str,
+    *,
+    by: uuid.UUID | None,
+    now: datetime,
+) -> Routed:
     session.add(
         Assignment(
             client_id=client.id,
@@ -425,7 +455,9 @@ async def _to_pool(session, client: Client, reason: str, detail: str, *, by, now
 OFFER_BATCH = 500  # expired lead offers moved on a job
 
 
-async def expire_offers(session, now: datetime | None = None) -> list[tuple[Client, Routed]]:
+async def expire_offers(
+    session: AsyncSession, now: datetime | None = None
+) -> list[tuple[Client, Routed]]:
     """Offers nobody claimed in time move on to the rule's next group (or the pool)."""
     now = now or utcnow()
     rows = (
@@ -437,8 +469,10 @@ async def expire_offers(session, now: datetime | None = None) -> list[tuple[Clie
             .limit(OFFER_BATCH)
         )
     ).all()
-    done = []
+    done: list[tuple[Client, Routed]] = []
     for client in rows:
+        # selected with an offer, which sets its team and its step together (_walk)
+        assert client.offer_team_id is not None and client.offer_step is not None
         rule = (
             await session.get(LeadRoute, client.offer_route_id) if client.offer_route_id else None
         )
@@ -468,12 +502,14 @@ async def expire_offers(session, now: datetime | None = None) -> list[tuple[Clie
     return done
 
 
-async def claim_offer(session, p: Principal, client: Client, now: datetime) -> None:
+async def claim_offer(session: AsyncSession, p: Principal, client: Client, now: datetime) -> None:
     """The caller claims a lead offered to one of their teams (the client row is locked)."""
-    member = await session.get(TeamMember, (client.offer_team_id, p.account_id))
+    team_id = client.offer_team_id
+    assert team_id is not None  # service.claim calls this for an offered client only
+    member = await session.get(TeamMember, (team_id, p.account_id))
     if member is None:
         raise Conflict("this lead is offered to another team", "clientId")
-    team = (await _team_names(session, [client.offer_team_id])).get(client.offer_team_id, "")
+    team = (await _team_names(session, [team_id])).get(team_id, "")
     session.add(
         Assignment(
             client_id=client.id,
@@ -490,14 +526,16 @@ async def claim_offer(session, p: Principal, client: Client, now: datetime) -> N
     await session.flush()
 
 
-async def check_agent(session, p: Principal, agent: uuid.UUID) -> None:
+async def check_agent(session: AsyncSession, p: Principal, agent: uuid.UUID) -> None:
     """``agent`` is an active member within the caller's data scope (else NOT_FOUND)."""
     owners = await visible_owners(session, p)
     if (owners is not None and agent not in owners) or not await active_members(session, [agent]):
         raise NotFound("no active member with this id", "agentId")
 
 
-async def assign(session, p: Principal, client: Client, agent: uuid.UUID, note: str) -> Routed:
+async def assign(
+    session: AsyncSession, p: Principal, client: Client, agent: uuid.UUID, note: str
+) -> Routed:
     """A manager gives a client to an agent (an active member within the manager's scope)."""
     await check_agent(session, p, agent)
     if client.owner_id == agent:
@@ -515,7 +553,7 @@ async def assign(session, p: Principal, client: Client, agent: uuid.UUID, note: 
     )
 
 
-async def offers(session, p: Principal, *, first: int = 50) -> list[Client]:
+async def offers(session: AsyncSession, p: Principal, *, first: int = 50) -> list[Client]:
     """Leads offered now to the caller's teams (the agent app's claim list)."""
     teams = select(TeamMember.team_id).where(TeamMember.account_id == p.account_id)
     stmt = (
@@ -527,7 +565,7 @@ async def offers(session, p: Principal, *, first: int = 50) -> list[Client]:
     return list((await session.scalars(stmt)).all())
 
 
-async def announce(session, client: Client, routed: Routed) -> None:
+async def announce(session: AsyncSession, client: Client, routed: Routed) -> None:
     """Tell the agent who got a lead, or the team members it is offered to (category leads;
     the notification opens the client)."""
     from api.notify import service as notify

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 
-from api.client import profile, service, showings
-from api.client.models import KINDS, SOURCES, STAGES
+from api.client import service, showings
 from api.client.models import Client as ClientRow
+from api.client.models import ClientSource, ClientStage, ContactKind
 from api.client.models import FollowUp as FollowUpRow
+from api.client.models import Showing as ShowingRow
+from api.client.profile import JsonObject, ProfileTag
 from api.errors import DomainError
 from api.graphql.errors import (
     AuthError,
@@ -27,9 +29,12 @@ from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id, require_id
 from tenants.registry import TenantInfo
 
-ClientStage = strawberry.enum(enum.Enum("ClientStage", {s.upper(): s for s in STAGES}))
-ClientSource = strawberry.enum(enum.Enum("ClientSource", {s.upper(): s for s in SOURCES}))
-ContactKind = strawberry.enum(enum.Enum("ContactKind", {k.upper(): k for k in KINDS}))
+T = TypeVar("T")
+
+# The models' enums, registered as GraphQL enums (named as the classes).
+strawberry.enum(ClientStage)
+strawberry.enum(ClientSource)
+strawberry.enum(ContactKind)
 
 
 @strawberry.enum(description="Intent grade: A hot, B warm, C cold.")
@@ -51,7 +56,7 @@ class ClientNeeds:
     must_haves: list[str]
 
     @classmethod
-    def of(cls, d: dict) -> ClientNeeds:
+    def of(cls, d: service.Needs) -> ClientNeeds:
         return cls(
             budget_min=d.get("budget_min"),
             budget_max=d.get("budget_max"),
@@ -75,7 +80,7 @@ class ClientNeedsInput:
     purpose: str | None = None
     must_haves: list[str] = strawberry.field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> service.Needs:
         return {k: v for k, v in vars(self).items() if v not in (None, [])}
 
 
@@ -107,8 +112,8 @@ class FollowUp:
         )
 
 
-ProfileTag = strawberry.enum(
-    enum.Enum("ProfileTag", {t.upper(): t for t in profile.TAGS}),
+strawberry.enum(
+    ProfileTag,
     description="What the client's behaviour shows (api/client/profile.py): VERY_ACTIVE 10+ "
     "views and searches in 7 days; RETURNING active on 3+ of the last 14 days; FOLLOWS_ITEMS; "
     "COMPARING_PROJECTS units of 3+ projects viewed in 30 days; NEW_AND_RESALE both viewed; "
@@ -149,8 +154,8 @@ class ClientProfile:
     computed_at: datetime | None
 
     @classmethod
-    def of(cls, d: dict) -> ClientProfile:
-        def area(key):
+    def of(cls, d: JsonObject) -> ClientProfile:
+        def area(key: str) -> float | None:
             return float(d[key]) if d.get(key) is not None else None
 
         return cls(
@@ -346,7 +351,7 @@ class Showing:
     version: int
 
     @classmethod
-    def of(cls, r) -> Showing:
+    def of(cls, r: ShowingRow) -> Showing:
         return cls(
             id=strawberry.ID(str(r.id)),
             client_id=strawberry.ID(str(r.client_id)),
@@ -430,7 +435,7 @@ class CreateClientInput:
     name: str
     phone: str | None = None
     id_number: str | None = None
-    source: ClientSource = ClientSource.OTHER  # type: ignore[attr-defined]
+    source: ClientSource = ClientSource.OTHER
     grade: ClientGrade | None = None
     needs: ClientNeedsInput | None = None
     tags: list[str] = strawberry.field(default_factory=list)
@@ -475,20 +480,25 @@ class UpdateClientInput:
     consent_marketing: bool | None = strawberry.UNSET
     language: str | None = strawberry.UNSET
 
-    def changes(self) -> dict:
-        out = {}
-        for key in service.CHANGEABLE:
-            value = getattr(self, key)
-            if value is strawberry.UNSET:
-                continue
-            if key == "grade":
-                value = value.value if value is not None else None
-            elif key == "needs":
-                value = value.as_dict() if value is not None else {}
-            elif key == "name" and value is None:
-                value = ""
-            out[key] = value
-        return out
+    def changes(self) -> service.ClientChanges:
+        keep = service.KEEP
+
+        def given(value: T) -> T | service.Keep:
+            return keep if value is strawberry.UNSET else value
+
+        grade, needs = self.grade, self.needs
+        return service.ClientChanges(
+            name=keep if self.name is strawberry.UNSET else self.name or "",
+            phone=given(self.phone),
+            other_phones=given(self.other_phones),
+            id_number=given(self.id_number),
+            grade=keep if grade is strawberry.UNSET else grade.value if grade else None,
+            needs=keep if needs is strawberry.UNSET else needs.as_dict() if needs else {},
+            tags=given(self.tags),
+            notes=given(self.notes),
+            consent_marketing=given(self.consent_marketing),
+            language=given(self.language),
+        )
 
 
 @strawberry.type
@@ -632,7 +642,7 @@ class Mutation:
     async def create_client(self, info: strawberry.Info, input: CreateClientInput) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row, found = await service.create_client(
                 ctx.session,
                 ctx.kit,
@@ -678,7 +688,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row, found = await service.update_client(
                 ctx.session,
                 ctx.kit,
@@ -709,7 +719,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.change_stage(
                 ctx.session,
                 ctx.principal_now(),
@@ -740,7 +750,7 @@ class Mutation:
     ) -> FollowUpResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> FollowUpPayload:
             cid = require_id(client_id, "client", "clientId")
             f = await service.log_contact(
                 ctx.session,
@@ -765,11 +775,11 @@ class Mutation:
         client_id: strawberry.ID,
         due_at: datetime,
         kind: ContactKind = ContactKind.CALL,
-        note: str = "",  # type: ignore[attr-defined]
+        note: str = "",
     ) -> FollowUpResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> FollowUpPayload:
             cid = require_id(client_id, "client", "clientId")
             f = await service.schedule(
                 ctx.session, ctx.principal_now(), cid, due_at=due_at, kind=kind.value, note=note
@@ -786,7 +796,7 @@ class Mutation:
     ) -> FollowUpResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> FollowUpPayload:
             f = await service.complete(
                 ctx.session,
                 ctx.principal_now(),
@@ -808,7 +818,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.merge(
                 ctx.session,
                 ctx.principal_now(),
@@ -829,7 +839,7 @@ class Mutation:
     async def claim_client(self, info: strawberry.Info, client_id: strawberry.ID) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.claim(
                 ctx.session, ctx.principal_now(), require_id(client_id, "client", "clientId")
             )
@@ -847,7 +857,7 @@ class Mutation:
     ) -> ShowingResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ShowingPayload:
             row = await showings.schedule(
                 ctx.session,
                 ctx.principal_now(),
@@ -884,13 +894,15 @@ class Mutation:
     ) -> ShowingResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ShowingPayload:
             row = await showings.give_feedback(
                 ctx.session,
                 ctx.principal_now(),
                 require_id(showing_id, "showing", "showingId"),
                 [
-                    {"kind": i.kind.value, "id": i.id, "rating": i.rating, "comment": i.comment}
+                    showings.Feedback(
+                        kind=i.kind.value, id=str(i.id), rating=i.rating, comment=i.comment
+                    )
                     for i in items[:40]
                 ],
             )
@@ -916,10 +928,12 @@ class Mutation:
         return await showings.revoke_feed(ctx.session, ctx.principal_now().account_id)
 
 
-async def _showing_status(info, showing_id, status: str, reason: str):
+async def _showing_status(
+    info: strawberry.Info, showing_id: strawberry.ID, status: str, reason: str
+) -> ShowingResult:
     ctx = info.context
 
-    async def work():
+    async def work() -> ShowingPayload:
         row = await showings.set_status(
             ctx.session,
             ctx.principal_now(),

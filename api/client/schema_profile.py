@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -12,14 +11,14 @@ from typing import Annotated
 import strawberry
 
 from api.client import profile, service
-from api.client.models import ACTIVITY_KINDS
+from api.client.models import ActivityKind
 from api.client.models import ClientActivity as ActivityRow
 from api.errors import DomainError, ValidationFailed
 from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError, attempt
 from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id
 
-ActivityKind = strawberry.enum(enum.Enum("ActivityKind", {k.upper(): k for k in ACTIVITY_KINDS}))
+strawberry.enum(ActivityKind)  # the model's enum, registered as a GraphQL enum
 
 
 @strawberry.input(description="What a search asked for (send what the user chose).")
@@ -143,7 +142,7 @@ class Mutation:
     ) -> TrackActivityResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> TrackActivityPayload:
             parsed = []
             for i, e in enumerate(events[: profile.MAX_EVENTS + 1]):
                 search = None

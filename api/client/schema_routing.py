@@ -3,14 +3,15 @@ agent may claim, and a manager routing or assigning a client."""
 
 from __future__ import annotations
 
-import enum
+import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
 from api.client import routing, service
-from api.client.models import ROUTE_MODES
+from api.client.models import AgentRouting, RouteMode
 from api.client.models import LeadRoute as LeadRouteRow
 from api.client.schema import Client, ClientPayload, ClientResult, ClientSource
 from api.graphql.errors import (
@@ -24,14 +25,18 @@ from api.graphql.errors import (
 from api.graphql.permissions import requires
 from api.graphql.types import Long, require_id
 
-RouteMode = strawberry.enum(
-    enum.Enum("RouteMode", {m.upper(): m for m in ROUTE_MODES}),
+strawberry.enum(  # the model's enum, registered as a GraphQL enum
+    RouteMode,
     description="ROUND_ROBIN: the available member who waited longest gets the lead; CLAIM: "
     "the team's available members are offered it, the first to claim gets it.",
 )
 
 
-def _ids(values) -> list[strawberry.ID]:
+def _long(value: int | None) -> Long | None:
+    return Long(value) if value is not None else None
+
+
+def _ids(values: Iterable[uuid.UUID] | None) -> list[strawberry.ID]:
     return [strawberry.ID(str(v)) for v in values or ()]
 
 
@@ -63,8 +68,8 @@ class LeadRoute:
             sources=[ClientSource(s) for s in r.sources],
             districts=list(r.districts),
             languages=list(r.languages),
-            budget_min=r.budget_min,
-            budget_max=r.budget_max,
+            budget_min=_long(r.budget_min),
+            budget_max=_long(r.budget_max),
             team_id=strawberry.ID(str(r.team_id)) if r.team_id else None,
             agent_id=strawberry.ID(str(r.agent_id)) if r.agent_id else None,
             mode=RouteMode(r.mode),
@@ -79,7 +84,7 @@ class LeadRouteInput:
     name: str
     team_id: strawberry.ID | None = None
     agent_id: strawberry.ID | None = None
-    mode: RouteMode = RouteMode.ROUND_ROBIN  # type: ignore[attr-defined]
+    mode: RouteMode = RouteMode.ROUND_ROBIN
     position: int = 0
     active: bool = True
     sources: list[ClientSource] = strawberry.field(default_factory=list)
@@ -139,7 +144,7 @@ AvailabilityResult = Annotated[
 ]
 
 
-def _availability(r) -> RoutingAvailability:
+def _availability(r: AgentRouting) -> RoutingAvailability:
     return RoutingAvailability(
         account_id=strawberry.ID(str(r.account_id)),
         paused=r.paused,
@@ -183,7 +188,7 @@ class Mutation:
     ) -> LeadRouteResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> LeadRoutePayload:
             row = await routing.create_route(ctx.session, input.to_service())
             return LeadRoutePayload(route=LeadRoute.of(row))
 
@@ -200,7 +205,7 @@ class Mutation:
     ) -> LeadRouteResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> LeadRoutePayload:
             row = await routing.update_route(
                 ctx.session,
                 require_id(id, "routing rule", "id"),
@@ -226,7 +231,7 @@ class Mutation:
     ) -> AvailabilityResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> RoutingAvailability:
             return _availability(
                 await routing.set_paused(
                     ctx.session,
@@ -254,7 +259,7 @@ class Mutation:
     ) -> AvailabilityResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> RoutingAvailability:
             agent = require_id(agent_id, "member", "agentId")
             await routing.check_agent(ctx.session, ctx.principal_now(), agent)
             return _availability(
@@ -273,7 +278,7 @@ class Mutation:
     async def route_client(self, info: strawberry.Info, client_id: strawberry.ID) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             row = await service.get_visible(
                 ctx.session,
                 ctx.principal_now(),
@@ -300,7 +305,7 @@ class Mutation:
     ) -> ClientResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> ClientPayload:
             p = ctx.principal_now()
             row = await service.get_visible(
                 ctx.session, p, require_id(client_id, "client", "clientId"), lock=True

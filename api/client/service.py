@@ -3,11 +3,15 @@ the lifecycle, follow-ups, and the data scope every read goes through. Never com
 
 from __future__ import annotations
 
+import enum
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import search as search_kit
 from api.client import profile
@@ -54,14 +58,19 @@ def _normalize_id(raw: str) -> str:
     return value
 
 
-@dataclass
+# A client's needs as stored (budget_min/max, area_min/max, rooms, districts, purpose,
+# must_haves; see ``Client.needs``): free-form JSON the GraphQL input shapes.
+Needs = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ClientInput:
     name: str = ""
     phone: str | None = None
     id_number: str | None = None
     source: str = "other"
     grade: str | None = None
-    needs: dict = field(default_factory=dict)
+    needs: Needs = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     notes: str = ""
     consent_marketing: bool = False
@@ -84,7 +93,7 @@ def _seal(kit: SecurityKit, tenant_id: str, row: Client, column: str, value: str
     setattr(row, f"{column}_mask", mask_phone(value) if column == "phone" else _mask_id(value))
 
 
-def _other_phones(raw: list[str], primary: str | None) -> list[str]:
+def _other_phones(raw: list[str] | None, primary: str | None) -> list[str]:
     """Other phones normalised, without the main one or repeats (at most 4)."""
     out: list[str] = []
     for i, value in enumerate(raw or ()):
@@ -100,7 +109,7 @@ def _other_phones(raw: list[str], primary: str | None) -> list[str]:
 
 
 async def _set_other_phones(
-    session, kit: SecurityKit, tenant_id: str, row: Client, phones: list[str]
+    session: AsyncSession, kit: SecurityKit, tenant_id: str, row: Client, phones: list[str]
 ) -> None:
     scope = _scope(tenant_id)
     await session.execute(delete(ClientPhone).where(ClientPhone.client_id == row.id))
@@ -121,7 +130,9 @@ async def _set_other_phones(
     row.other_phone_masks = [mask_phone(p) for p in phones]
 
 
-async def phone_rows_by_client_ids(session, client_ids) -> dict[uuid.UUID, list[ClientPhone]]:
+async def phone_rows_by_client_ids(
+    session: AsyncSession, client_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[ClientPhone]]:
     """The other-phone rows of many clients in one query (a DataLoader's fetch)."""
     out: dict[uuid.UUID, list[ClientPhone]] = {}
     stmt = select(ClientPhone).where(ClientPhone.client_id.in_(client_ids))
@@ -131,7 +142,7 @@ async def phone_rows_by_client_ids(session, client_ids) -> dict[uuid.UUID, list[
     return out
 
 
-def reveal_phones(kit: SecurityKit, tenant_id: str, rows: list[ClientPhone]) -> list[str]:
+def reveal_phones(kit: SecurityKit, tenant_id: str, rows: Iterable[ClientPhone]) -> list[str]:
     return [
         kit.cipher.decrypt(
             r.phone_enc, scope=_scope(tenant_id), table="client_phone", column="phone", row_id=r.id
@@ -140,7 +151,13 @@ def reveal_phones(kit: SecurityKit, tenant_id: str, rows: list[ClientPhone]) -> 
     ]
 
 
-async def _add_phones(session, kit: SecurityKit, tenant_id: str, row: Client, phones) -> None:
+async def _add_phones(
+    session: AsyncSession,
+    kit: SecurityKit,
+    tenant_id: str,
+    row: Client,
+    phones: Iterable[str | None],
+) -> None:
     """Phones the client does not have yet become other phones (as many as fit)."""
     main = reveal(kit, tenant_id, row, "phone")
     known = await other_phones(session, kit, tenant_id, row.id)
@@ -150,7 +167,7 @@ async def _add_phones(session, kit: SecurityKit, tenant_id: str, row: Client, ph
 
 
 async def other_phones(
-    session, kit: SecurityKit, tenant_id: str, client_id: uuid.UUID
+    session: AsyncSession, kit: SecurityKit, tenant_id: str, client_id: uuid.UUID
 ) -> list[str]:
     """A client's other phones in plain text (callers check pii.read and audit)."""
     rows = (await phone_rows_by_client_ids(session, [client_id])).get(client_id, [])
@@ -158,7 +175,7 @@ async def other_phones(
 
 
 def reveal(kit: SecurityKit, tenant_id: str, row: Client, column: str) -> str | None:
-    blob = getattr(row, f"{column}_enc")
+    blob: bytes | None = getattr(row, f"{column}_enc")
     if blob is None:
         return None
     return kit.cipher.decrypt(
@@ -180,18 +197,18 @@ def _check(i: ClientInput) -> None:
 
 
 async def duplicates(
-    session,
+    session: AsyncSession,
     kit: SecurityKit,
     tenant_id: str,
     *,
-    phones: list[str],
+    phones: Iterable[str | None],
     id_number: str | None,
     exclude: uuid.UUID | None = None,
 ) -> list[Client]:
     """Live clients sharing one of these phones (main or other) or the ID number (blind
     index: no decryption, no plain text in the query), oldest first."""
     scope = _scope(tenant_id)
-    clauses = []
+    clauses: list[ColumnElement[bool]] = []
     digests = [kit.blind_index.digest(p, scope=scope, column="phone") for p in phones if p]
     if digests:
         clauses.append(Client.phone_bidx.in_(digests))
@@ -212,7 +229,7 @@ async def duplicates(
 
 
 async def create_client(
-    session,
+    session: AsyncSession,
     kit: SecurityKit,
     tenant_id: str,
     p: Principal,
@@ -248,7 +265,7 @@ async def create_client(
 
 
 async def _create_or_merge(
-    session,
+    session: AsyncSession,
     kit: SecurityKit,
     tenant_id: str,
     p: Principal,
@@ -318,7 +335,7 @@ async def _create_or_merge(
 
 
 async def _absorb(
-    session,
+    session: AsyncSession,
     kit: SecurityKit,
     tenant_id: str,
     row: Client,
@@ -354,62 +371,75 @@ async def _absorb(
     await session.flush()
 
 
-# What ``update_client`` changes: the keys an update may give (the GraphQL input's fields).
-CHANGEABLE = (
-    "name",
-    "phone",
-    "other_phones",
-    "id_number",
-    "grade",
-    "needs",
-    "tags",
-    "notes",
-    "consent_marketing",
-    "language",
-)
+class Keep(enum.Enum):
+    """A field of ``ClientChanges`` not given: it stays as it is."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class ClientChanges:
+    """What ``update_client`` changes: only the fields given (not ``KEEP``) change; None
+    clears a nullable one (the GraphQL input's fields)."""
+
+    name: str | Keep = KEEP
+    phone: str | Keep | None = KEEP
+    other_phones: list[str] | Keep | None = KEEP
+    id_number: str | Keep | None = KEEP
+    grade: str | Keep | None = KEEP
+    needs: Needs | Keep = KEEP
+    tags: list[str] | Keep | None = KEEP
+    notes: str | Keep | None = KEEP
+    consent_marketing: bool | Keep | None = KEEP
+    language: str | Keep | None = KEEP
+
+
+# The fields an update may give.
+CHANGEABLE = tuple(f.name for f in fields(ClientChanges))
 
 
 async def update_client(
-    session,
+    session: AsyncSession,
     kit: SecurityKit,
     tenant_id: str,
     p: Principal,
     client_id: uuid.UUID,
-    changes: dict,
+    changes: ClientChanges,
     *,
     expected_version: int | None = None,
 ) -> tuple[Client, list[Client]]:
-    """Change what the agent knows of a client: only the keys given change (name, phone,
+    """Change what the agent knows of a client: only the fields given change (name, phone,
     other_phones, id_number, grade, needs, tags, notes, consent_marketing, language). A new
     phone or ID number is checked for duplicates (flagged; refused under the tenant's
     ``refuse`` rule). Returns the client and the duplicates found."""
+    c = changes
     row = await get_visible(session, p, client_id, lock=True)
     if expected_version is not None and row.version != expected_version:
         raise Conflict(f"the client changed meanwhile (version {row.version})", "expectedVersion")
-    unknown = set(changes) - set(CHANGEABLE)
-    if unknown:
-        raise ValidationFailed(f"cannot change {', '.join(sorted(unknown))}", "input")
     probe = ClientInput(
-        name=changes.get("name", row.name),
+        name=row.name if c.name is KEEP else c.name,
         source=row.source,
-        grade=changes.get("grade", row.grade),
-        needs=changes.get("needs", row.needs),
-        language=changes.get("language", row.language),
+        grade=row.grade if c.grade is KEEP else c.grade,
+        needs=row.needs if c.needs is KEEP else c.needs,
+        language=row.language if c.language is KEEP else c.language or "",
     )
     _check(probe)
-    if "name" in changes:
-        row.name = text(changes["name"], "name", required=True, max_len=100)
+    if c.name is not KEEP:
+        row.name = text(c.name, "name", required=True, max_len=100)
     stored_phone = phone = reveal(kit, tenant_id, row, "phone")
-    if "phone" in changes:
-        phone = normalize_phone(changes["phone"]) if changes["phone"] else None
+    if c.phone is not KEEP:
+        phone = normalize_phone(c.phone) if c.phone else None
     stored_id = id_number = reveal(kit, tenant_id, row, "id_number")
-    if "id_number" in changes:
-        id_number = _normalize_id(changes["id_number"]) if changes["id_number"] else None
+    if c.id_number is not KEEP:
+        id_number = _normalize_id(c.id_number) if c.id_number else None
     if not phone and not id_number:
         raise ValidationFailed("a client needs a phone or an ID number", "phone")
     others = (
-        _other_phones(changes["other_phones"], phone)
-        if "other_phones" in changes
+        _other_phones(c.other_phones, phone)
+        if c.other_phones is not KEEP
         else [x for x in await other_phones(session, kit, tenant_id, row.id) if x != phone]
     )
     new_phones = [x for x in [phone, *others] if x and x != stored_phone]
@@ -421,8 +451,11 @@ async def update_client(
         if await settings.get(session, "crm.duplicates") == "refuse":
             raise Conflict(f"this client exists already ({found[0].id})", "phone")
         row.duplicate_of = row.duplicate_of or found[0].id
-    for column, value in (("phone", phone), ("id_number", id_number)):
-        if column not in changes:
+    for column, value, given in (
+        ("phone", phone, c.phone is not KEEP),
+        ("id_number", id_number, c.id_number is not KEEP),
+    ):
+        if not given:
             continue
         if value is None:
             setattr(row, f"{column}_enc", None)
@@ -430,23 +463,23 @@ async def update_client(
             setattr(row, f"{column}_mask", "")
         else:
             _seal(kit, tenant_id, row, column, value)
-    if "phone" in changes or "other_phones" in changes:
+    if c.phone is not KEEP or c.other_phones is not KEEP:
         await _set_other_phones(session, kit, tenant_id, row, others)
         if row.account_id is None:
             row.account_id = await profile.account_for_phones(session, kit, [phone, *others])
             await profile.attach_orphans(session, row)
-    if "grade" in changes:
-        row.grade = changes["grade"]
-    if "needs" in changes:
-        row.needs = changes["needs"] or {}
-    if "tags" in changes:
-        row.tags = unique_texts(changes["tags"] or [], "tags", max_len=50, max_count=30)
-    if "notes" in changes:
-        row.notes = text(changes["notes"] or "", "notes", required=False, max_len=5000)
-    if "consent_marketing" in changes:
-        row.consent_marketing = bool(changes["consent_marketing"])
-    if "language" in changes:
-        row.language = changes["language"] or ""
+    if c.grade is not KEEP:
+        row.grade = c.grade
+    if c.needs is not KEEP:
+        row.needs = c.needs or {}
+    if c.tags is not KEEP:
+        row.tags = unique_texts(c.tags or [], "tags", max_len=50, max_count=30)
+    if c.notes is not KEEP:
+        row.notes = text(c.notes or "", "notes", required=False, max_len=5000)
+    if c.consent_marketing is not KEEP:
+        row.consent_marketing = bool(c.consent_marketing)
+    if c.language is not KEEP:
+        row.language = c.language or ""
     row.version += 1
     await session.flush()
     if row.last_active_at is not None and row.profile == {}:  # an app account just linked
@@ -454,7 +487,7 @@ async def update_client(
     return row, found
 
 
-async def visible(session, p: Principal):
+async def visible(session: AsyncSession, p: Principal) -> ColumnElement[bool]:
     """The WHERE clause of the caller's data scope: own records, the team's (and the teams
     below), or all; the unassigned pool is visible to team and all scopes."""
     owners = await visible_owners(session, p)
@@ -465,7 +498,9 @@ async def visible(session, p: Principal):
     return and_(live, or_(clause, Client.owner_id.is_(None)) if p.scope != "own" else clause)
 
 
-async def get_visible(session, p: Principal, client_id: uuid.UUID, *, lock: bool = False) -> Client:
+async def get_visible(
+    session: AsyncSession, p: Principal, client_id: uuid.UUID, *, lock: bool = False
+) -> Client:
     stmt = select(Client).where(Client.id == client_id, await visible(session, p))
     if lock:
         stmt = stmt.with_for_update()
@@ -476,7 +511,7 @@ async def get_visible(session, p: Principal, client_id: uuid.UUID, *, lock: bool
 
 
 async def change_stage(
-    session,
+    session: AsyncSession,
     p: Principal,
     client_id: uuid.UUID,
     stage: str,
@@ -513,7 +548,7 @@ async def change_stage(
 
 
 async def log_contact(
-    session,
+    session: AsyncSession,
     p: Principal,
     client_id: uuid.UUID,
     *,
@@ -556,7 +591,7 @@ async def log_contact(
 
 
 async def schedule(
-    session,
+    session: AsyncSession,
     p: Principal,
     client_id: uuid.UUID,
     *,
@@ -584,7 +619,9 @@ async def schedule(
     return f
 
 
-async def complete(session, p: Principal, follow_up_id: uuid.UUID, *, outcome: str) -> FollowUp:
+async def complete(
+    session: AsyncSession, p: Principal, follow_up_id: uuid.UUID, *, outcome: str
+) -> FollowUp:
     outcome = text(outcome, "outcome", required=True, max_len=2000)
     missing = NotFound("scheduled follow-up not found", "followUpId")
     client_id = await session.scalar(
@@ -597,6 +634,8 @@ async def complete(session, p: Principal, follow_up_id: uuid.UUID, *, outcome: s
     except NotFound:
         raise missing from None
     f = await session.get(FollowUp, follow_up_id, with_for_update=True, populate_existing=True)
+    if f is None:  # deleted with its client since the first read
+        raise missing
     if f.done_at is not None:
         raise Conflict("this follow-up is done already", "followUpId")
     now = utcnow()
@@ -611,7 +650,7 @@ async def complete(session, p: Principal, follow_up_id: uuid.UUID, *, outcome: s
     return f
 
 
-async def _refresh_next(session, row: Client) -> None:
+async def _refresh_next(session: AsyncSession, row: Client) -> None:
     row.next_follow_up_at = await session.scalar(
         select(func.min(FollowUp.due_at)).where(
             FollowUp.client_id == row.id, FollowUp.done_at.is_(None), FollowUp.due_at.is_not(None)
@@ -624,7 +663,7 @@ async def _refresh_next(session, row: Client) -> None:
 
 
 async def clients(
-    session,
+    session: AsyncSession,
     p: Principal,
     *,
     stage: str | None,
@@ -647,6 +686,9 @@ async def clients(
             except ValidationFailed:
                 phone = None
         if phone is not None:
+            assert kit is not None  # a phone is only parsed with the kit
+            if tenant_id is None:
+                raise ValueError("a phone search needs the tenant")
             digest = kit.blind_index.digest(phone, scope=_scope(tenant_id), column="phone")
             others = select(ClientPhone.client_id).where(ClientPhone.phone_bidx == digest)
             stmt = stmt.where(or_(Client.phone_bidx == digest, Client.id.in_(others)))
@@ -661,7 +703,7 @@ async def clients(
     return list((await session.scalars(stmt.order_by(Client.id.desc()).limit(first))).all())
 
 
-async def stage_counts(session, p: Principal) -> dict[str, int]:
+async def stage_counts(session: AsyncSession, p: Principal) -> dict[str, int]:
     rows = (
         await session.execute(
             select(Client.stage, func.count())
@@ -673,7 +715,7 @@ async def stage_counts(session, p: Principal) -> dict[str, int]:
 
 
 async def recently_active(
-    session, p: Principal, *, since: datetime, first: int
+    session: AsyncSession, p: Principal, *, since: datetime, first: int
 ) -> tuple[list[Client], int]:
     """The caller's own clients active in the app since then (latest first), and how many."""
     where = (
@@ -691,7 +733,7 @@ async def recently_active(
 
 
 async def agenda(
-    session, p: Principal, *, day_start: datetime, day_end: datetime
+    session: AsyncSession, p: Principal, *, day_start: datetime, day_end: datetime
 ) -> tuple[list[FollowUp], list[FollowUp]]:
     """The caller's open follow-ups due today, and those overdue (before today)."""
     base = select(FollowUp).where(
@@ -712,7 +754,7 @@ async def agenda(
     return list(today), list(overdue)
 
 
-async def follow_ups(session, p: Principal, client_id: uuid.UUID) -> list[FollowUp]:
+async def follow_ups(session: AsyncSession, p: Principal, client_id: uuid.UUID) -> list[FollowUp]:
     await get_visible(session, p, client_id)
     stmt = select(FollowUp).where(FollowUp.client_id == client_id).order_by(FollowUp.id.desc())
     return list((await session.scalars(stmt)).all())
@@ -721,9 +763,16 @@ async def follow_ups(session, p: Principal, client_id: uuid.UUID) -> list[Follow
 REMINDER_BATCH = 1000  # follow-up reminders sent a job
 
 
-async def due_for_reminder(session, now: datetime, ahead: timedelta) -> list[tuple]:
+class DueFollowUp(NamedTuple):
+    follow_up: FollowUp
+    client_name: str
+
+
+async def due_for_reminder(
+    session: AsyncSession, now: datetime, ahead: timedelta
+) -> list[DueFollowUp]:
     """Scheduled follow-ups of open clients due within ``ahead`` (and not over an hour ago:
-    those are on the overdue list) and not reminded yet (locked): (follow-up, client name)."""
+    those are on the overdue list) and not reminded yet (locked), with the client's name."""
     rows = (
         await session.execute(
             select(FollowUp, Client.name)
@@ -740,11 +789,11 @@ async def due_for_reminder(session, now: datetime, ahead: timedelta) -> list[tup
             .limit(REMINDER_BATCH)
         )
     ).all()
-    return [tuple(r) for r in rows]
+    return [DueFollowUp(f, name) for f, name in rows]
 
 
 async def merge(
-    session,
+    session: AsyncSession,
     p: Principal,
     keep_id: uuid.UUID,
     merge_id: uuid.UUID,
@@ -805,7 +854,7 @@ async def merge(
     return keep
 
 
-async def claim(session, p: Principal, client_id: uuid.UUID) -> Client:
+async def claim(session: AsyncSession, p: Principal, client_id: uuid.UUID) -> Client:
     """Take a client from the shared pool, or one offered to the caller's team: the first to
     claim gets it (row lock); a client someone owns meanwhile is a CONFLICT."""
     row = (
@@ -832,7 +881,7 @@ async def claim(session, p: Principal, client_id: uuid.UUID) -> Client:
     return row
 
 
-async def return_neglected(session, *, days: int, now: datetime | None = None) -> int:
+async def return_neglected(session: AsyncSession, *, days: int, now: datetime | None = None) -> int:
     """Open clients with no contact (or creation) for ``days`` and no follow-up planned go
     back to the pool, each with the reason recorded."""
     now = now or utcnow()
@@ -861,7 +910,7 @@ async def return_neglected(session, *, days: int, now: datetime | None = None) -
     return len(rows)
 
 
-async def pool(session, p: Principal, *, first: int) -> list[Client]:
+async def pool(session: AsyncSession, p: Principal, *, first: int) -> list[Client]:
     """Unassigned clients any agent with client.read may claim (name and masked contact)."""
     stmt = (
         select(Client)
@@ -874,7 +923,9 @@ async def pool(session, p: Principal, *, first: int) -> list[Client]:
     return list((await session.scalars(stmt)).all())
 
 
-async def assignments(session, p: Principal, client_id: uuid.UUID) -> list[Assignment]:
+async def assignments(
+    session: AsyncSession, p: Principal, client_id: uuid.UUID
+) -> list[Assignment]:
     await get_visible(session, p, client_id)
     stmt = select(Assignment).where(Assignment.client_id == client_id).order_by(Assignment.id)
     return list((await session.scalars(stmt)).all())

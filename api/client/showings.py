@@ -12,13 +12,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.client import profile
 from api.client.models import CalendarFeed, Client, FollowUp, Showing
+from api.client.profile import JsonObject
 from api.client.service import get_visible
 from api.db import lock_for_transaction, utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
@@ -33,7 +38,7 @@ MAX_LENGTH = timedelta(hours=8)
 
 
 async def schedule(
-    session,
+    session: AsyncSession,
     p: Principal,
     client_id: uuid.UUID,
     *,
@@ -86,7 +91,7 @@ async def schedule(
     return row
 
 
-async def _visible_showing(session, p: Principal, showing_id: uuid.UUID) -> Showing:
+async def _visible_showing(session: AsyncSession, p: Principal, showing_id: uuid.UUID) -> Showing:
     row = await session.get(Showing, showing_id, with_for_update=True)
     missing = NotFound("showing not found", "showingId")
     if row is None:
@@ -99,7 +104,7 @@ async def _visible_showing(session, p: Principal, showing_id: uuid.UUID) -> Show
 
 
 async def set_status(
-    session, p: Principal, showing_id: uuid.UUID, status: str, *, reason: str = ""
+    session: AsyncSession, p: Principal, showing_id: uuid.UUID, status: str, *, reason: str = ""
 ) -> Showing:
     row = await _visible_showing(session, p, showing_id)
     allowed = {
@@ -116,7 +121,19 @@ async def set_status(
     return row
 
 
-async def give_feedback(session, p: Principal, showing_id: uuid.UUID, items: list[dict]) -> Showing:
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """The rating (1-5) and comment on one unit or listing shown."""
+
+    kind: str  # unit | listing
+    id: str
+    rating: int
+    comment: str = ""
+
+
+async def give_feedback(
+    session: AsyncSession, p: Principal, showing_id: uuid.UUID, items: Sequence[Feedback]
+) -> Showing:
     """Feedback on what was shown: a rating (1-5) and a comment per unit or listing; the
     showing is done (and the client's profile rebuilt)."""
     row = await _visible_showing(session, p, showing_id)
@@ -125,26 +142,25 @@ async def give_feedback(session, p: Principal, showing_id: uuid.UUID, items: lis
     shown = {("unit", str(u)) for u in row.unit_ids} | {
         ("listing", str(x)) for x in row.listing_ids
     }
-    clean = []
+    clean: list[JsonObject] = []
     for item in items:
-        key = (item["kind"], str(item["id"]))
+        key = (item.kind, str(item.id))
         if key not in shown:
             raise ValidationFailed("feedback is on what the showing showed", "items")
-        if not 1 <= int(item["rating"]) <= 5:
+        if not 1 <= int(item.rating) <= 5:
             raise ValidationFailed("a rating is 1 to 5", "items.rating")
         clean.append(
             {
                 "kind": key[0],
                 "id": key[1],
-                "rating": int(item["rating"]),
-                "comment": text(
-                    item.get("comment", ""), "items.comment", required=False, max_len=1000
-                ),
+                "rating": int(item.rating),
+                "comment": text(item.comment, "items.comment", required=False, max_len=1000),
             }
         )
     row.feedback = clean
     row.status, row.version = "done", row.version + 1
     client = await session.get(Client, row.client_id)
+    assert client is not None  # a showing's client row is kept (deleted: its showings too)
     client.last_contact_at = max(client.last_contact_at or row.ends_at, row.ends_at)
     await session.flush()
     await profile.refresh_later(session, [row.client_id])
@@ -152,7 +168,11 @@ async def give_feedback(session, p: Principal, showing_id: uuid.UUID, items: lis
 
 
 async def showings(
-    session, p: Principal, *, client_id: uuid.UUID | None = None, since: datetime | None = None
+    session: AsyncSession,
+    p: Principal,
+    *,
+    client_id: uuid.UUID | None = None,
+    since: datetime | None = None,
 ) -> list[Showing]:
     stmt = select(Showing)
     if client_id is not None:
@@ -172,7 +192,7 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def new_feed(session, account_id: uuid.UUID) -> str:
+async def new_feed(session: AsyncSession, account_id: uuid.UUID) -> str:
     """A new private token for the account's calendar (the old one stops working)."""
     token = secrets.token_urlsafe(24)
     await session.execute(
@@ -186,18 +206,19 @@ async def new_feed(session, account_id: uuid.UUID) -> str:
     return token
 
 
-async def revoke_feed(session, account_id: uuid.UUID) -> bool:
+async def revoke_feed(session: AsyncSession, account_id: uuid.UUID) -> bool:
     done = await session.execute(delete(CalendarFeed).where(CalendarFeed.account_id == account_id))
-    return bool(done.rowcount)
+    # AsyncSession.execute's stubs type a DELETE's result as Result; it is a CursorResult
+    return bool(cast("CursorResult[Any]", done).rowcount)
 
 
-async def feed_owner(session, token: str) -> uuid.UUID | None:
+async def feed_owner(session: AsyncSession, token: str) -> uuid.UUID | None:
     return await session.scalar(
         select(CalendarFeed.account_id).where(CalendarFeed.token_hash == _hash(token))
     )
 
 
-async def ics(session, account_id: uuid.UUID, *, tenant_name: str) -> bytes:
+async def ics(session: AsyncSession, account_id: uuid.UUID, *, tenant_name: str) -> bytes:
     """The agent's calendar: active showings and open follow-ups from 30 days back."""
     from icalendar import Calendar, Event
 
@@ -240,6 +261,7 @@ async def ics(session, account_id: uuid.UUID, *, tenant_name: str) -> bytes:
         )
     ).all()
     for f, name in follow_ups:
+        assert f.due_at is not None  # selected with a due time
         ev = Event()
         ev.add("uid", f"follow-up-{f.id}@anju")
         ev.add("dtstamp", f.created_at)

@@ -7,11 +7,14 @@ import uuid
 from datetime import timedelta
 
 import procrastinate
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.client import profile, routing, service
+from api.client.models import Client
 from api.db import utcnow
 from api.jobs import defer_for_each_tenant, defer_woken, tenant_task
 from api.notify import service as notify
+from tenants.registry import TenantInfo
 
 blueprint = procrastinate.Blueprint()
 
@@ -19,11 +22,13 @@ REMIND_AHEAD = timedelta(minutes=15)
 
 
 @tenant_task(blueprint, wakeup="follow-up-reminders", limit=service.REMINDER_BATCH)
-async def remind_follow_ups(session, tenant) -> int:
+async def remind_follow_ups(session: AsyncSession, tenant: TenantInfo) -> int:
     """Scheduled follow-ups due within 15 minutes: their agent gets one reminder each."""
     now = utcnow()
     due = await service.due_for_reminder(session, now, REMIND_AHEAD)
     for f, name in due:
+        # due_for_reminder selects follow-ups with a due time and an assignee only
+        assert f.due_at is not None and f.assignee_id is not None
         local = f.due_at.astimezone(tenant.zone).strftime("%H:%M")
         await notify.notify(
             session,
@@ -40,7 +45,7 @@ async def remind_follow_ups(session, tenant) -> int:
 
 
 @tenant_task(blueprint)
-async def return_neglected(session, tenant) -> int:
+async def return_neglected(session: AsyncSession, tenant: TenantInfo) -> int:
     """Neglected clients back to the shared pool (the tenant's crm.neglect_days)."""
     from api.setting import service as settings
 
@@ -63,7 +68,7 @@ async def sweep_follow_up_reminders(timestamp: int) -> int:
 
 
 @tenant_task(blueprint, wakeup="lead-offers", limit=routing.OFFER_BATCH)
-async def expire_lead_offers(session, tenant) -> int:
+async def expire_lead_offers(session: AsyncSession, tenant: TenantInfo) -> int:
     """Leads nobody claimed in time go to the rule's next team (notified), or to the pool."""
     moved = await routing.expire_offers(session)
     for client, routed in moved:
@@ -77,7 +82,9 @@ async def sweep_lead_offers(timestamp: int) -> int:
     return await defer_woken(expire_lead_offers)
 
 
-async def _tell_if_warmer(session, tenant, done) -> None:
+async def _tell_if_warmer(
+    session: AsyncSession, tenant: TenantInfo, done: tuple[Client, str | None] | None
+) -> None:
     """The owner hears when a client's behaviour first suggests grade A."""
     if done is None:
         return
@@ -95,7 +102,7 @@ async def _tell_if_warmer(session, tenant, done) -> None:
 
 
 @tenant_task(blueprint)
-async def refresh_profile(session, tenant, client_id: str) -> str | None:
+async def refresh_profile(session: AsyncSession, tenant: TenantInfo, client_id: str) -> str | None:
     """One client's profile and suggested grade, after what they did changed."""
     done = await profile.refresh(session, uuid.UUID(client_id))
     await _tell_if_warmer(session, tenant, done)
@@ -103,7 +110,7 @@ async def refresh_profile(session, tenant, client_id: str) -> str | None:
 
 
 @tenant_task(blueprint)
-async def refresh_profiles(session, tenant) -> int:
+async def refresh_profiles(session: AsyncSession, tenant: TenantInfo) -> int:
     """Daily: the profiles that time alone changes (a grade fades when the client goes quiet)
     are queued for a rebuild, one small job each (spread over the workers, none holding many
     rows), and activity past its retention is deleted."""

@@ -44,13 +44,22 @@ class Follow(TenantBase):
     )
 
 
-def live_payload(f: Follow) -> dict:
+LivePayload = dict[str, str | None]
+
+
+def follow_payload(
+    account_id: uuid.UUID, target_kind: str, target_id: uuid.UUID | None
+) -> LivePayload:
     """Followed-items feeds of the account update their set from these."""
     return {
-        "account_id": str(f.account_id),
-        "target_kind": f.target_kind,
-        "target_id": str(f.target_id) if f.target_id else None,
+        "account_id": str(account_id),
+        "target_kind": target_kind,
+        "target_id": str(target_id) if target_id else None,
     }
+
+
+def live_payload(f: Follow) -> LivePayload:
+    return follow_payload(f.account_id, f.target_kind, f.target_id)
 
 
 watch(Follow, "follow", {}, live_payload, on_new=True, on_delete=True)

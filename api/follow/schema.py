@@ -51,7 +51,7 @@ class Follow:
             kind=FollowKind(r.target_kind),
             target_id=strawberry.ID(str(r.target_id)) if r.target_id else None,
             name=r.name,
-            search=r.search,
+            search=JSON(r.search) if r.search is not None else None,
             created_at=r.created_at,
         )
 
@@ -125,7 +125,7 @@ class Mutation:
     ) -> FollowResult:
         p = await info.context.principal()
 
-        async def work():
+        async def work() -> FollowPayload:
             if kind is FollowKind.SEARCH:
                 raise ValidationFailed("use saveSearch to follow a search", "kind")
             row = await service.follow(
@@ -146,16 +146,18 @@ class Mutation:
     async def save_search(self, info: strawberry.Info, input: SaveSearchInput) -> FollowResult:
         p = await info.context.principal()
 
-        async def work():
+        async def work() -> FollowPayload:
             if (input.units is None) == (input.listings is None):
                 raise ValidationFailed("give exactly one of units, listings", "units")
+            session, name = info.context.session, input.name
             if input.units is not None:
-                on, search = "units", unit_search(input.units)
+                row = await service.save_search(
+                    session, p.account_id, name, "units", unit_search(input.units)
+                )
             else:
-                on, search = "listings", listing_search(input.listings)
-            row = await service.save_search(
-                info.context.session, p.account_id, input.name, on, search
-            )
+                row = await service.save_search(
+                    session, p.account_id, name, "listings", listing_search(input.listings)
+                )
             return FollowPayload(follow=Follow.of(row))
 
         result, error = await attempt(info.context.session, work)
@@ -165,7 +167,7 @@ class Mutation:
     async def unfollow(self, info: strawberry.Info, id: strawberry.ID) -> UnfollowResult:
         p = await info.context.principal()
 
-        async def work():
+        async def work() -> UnfollowPayload:
             await service.unfollow(
                 info.context.session, p.account_id, require_id(id, "follow", "id")
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ from graphql import FieldNode, GraphQLError, get_operation_ast
 from graphql.execution.values import get_argument_values, get_variable_values
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from api.audit.service import AuditRecorder, Event, clean
@@ -34,11 +35,11 @@ from tenants.sessions import TenantDatabase, UnitOfWork
 class Loaders:
     """DataLoaders of one operation, made on first use (one per loader name)."""
 
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._made: dict[str, Any] = {}
 
-    def get(self, name: str, factory) -> Any:
+    def get(self, name: str, factory: Callable[[Context], Any]) -> Any:
         loader = self._made.get(name)
         if loader is None:
             loader = self._made[name] = factory(self._ctx)
@@ -46,6 +47,7 @@ class Loaders:
 
 
 _UNSET = object()
+AfterCommit = Callable[[], Awaitable[None]]
 log = structlog.get_logger("anju.graphql")
 
 
@@ -56,7 +58,7 @@ class _Scope:
     audit: AuditRecorder
     principal: Any = _UNSET
     actor_id: uuid.UUID | None = None  # set by sign-in, before a principal exists
-    after_commit: list = field(default_factory=list)
+    after_commit: list[AfterCommit] = field(default_factory=list)
 
 
 def note_user_error(code: str) -> None:
@@ -113,7 +115,9 @@ class Context:
             return bearer_token({"authorization": str(params["authorization"])})
         return bearer_token(self.request.headers)
 
-    def audit(self, action: str, *, target_type: str = "", target_id: object = "", **details):
+    def audit(
+        self, action: str, *, target_type: str = "", target_id: object = "", **details: Any
+    ) -> None:
         """Record an audit event of this operation (e.g. a read of unmasked personal data)."""
         self._scope().audit.add(action, target_type=target_type, target_id=target_id, **details)
 
@@ -130,7 +134,7 @@ class Context:
 
             self.after_commit(drop)
 
-    def after_commit(self, fn) -> None:
+    def after_commit(self, fn: AfterCommit) -> None:
         """Run ``await fn()`` once this operation's transaction has committed (never when it
         rolls back); a failure there is logged, the response is already decided."""
         self._scope().after_commit.append(fn)
@@ -210,7 +214,7 @@ async def refuse_adhoc(ctx: Context) -> None:
             )
 
 
-def _mutation_event(ec, recorder: AuditRecorder) -> Event | None:
+def _mutation_event(ec: ExecutionContext, recorder: AuditRecorder) -> Event | None:
     """One audit event for a mutation operation: its root fields, their arguments (masked),
     the outcome (ok, or the typed errors returned) and the row changes it made."""
     doc = ec.graphql_document
@@ -219,6 +223,8 @@ def _mutation_event(ec, recorder: AuditRecorder) -> Event | None:
     op = get_operation_ast(doc, ec.operation_name)
     graphql_schema = ec.schema._schema
     root = graphql_schema.mutation_type
+    if root is None:  # a schema without mutations runs none
+        return None
     variables = (
         get_variable_values(graphql_schema, op.variable_definitions or (), ec.variables or {})
         if op
@@ -264,7 +270,7 @@ class OperationScope(SchemaExtension):
         yield
 
     @staticmethod
-    async def _rate_limit(ctx: Context, principal) -> None:
+    async def _rate_limit(ctx: Context, principal: Principal | None) -> None:
         if ctx.limiter is None or ctx.limits is None:
             return
         per_user, per_tenant, per_anonymous = ctx.limits

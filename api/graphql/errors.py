@@ -7,31 +7,34 @@ and its traceback goes to the log, never to the response."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import strawberry
 import structlog
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 
 from api.errors import DomainError, ErrorCode
 
 log = structlog.get_logger("anju.graphql")
 
+# Registers api.errors.ErrorCode with the schema (strawberry.enum returns the class itself).
 GqlErrorCode = strawberry.enum(ErrorCode, name="ErrorCode")
 
 
 class QueryError(Exception):
     """Raise in a resolver to fail a query field with a given code."""
 
-    def __init__(self, code: ErrorCode, message: str):
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
 @strawberry.interface(description="A mistake the user can fix; returned as data by mutations.")
 class UserError:
-    code: GqlErrorCode
+    code: ErrorCode
     message: str
     field: str | None = strawberry.field(description="The input field at fault, if one is.")
 
@@ -66,7 +69,7 @@ class PermissionDeniedError(UserError):
     pass
 
 
-_BY_CODE = {
+_BY_CODE: dict[ErrorCode, type[UserError]] = {
     ErrorCode.BAD_USER_INPUT: ValidationError,
     ErrorCode.NOT_FOUND: NotFoundError,
     ErrorCode.CONFLICT: ConflictError,
@@ -99,10 +102,14 @@ def user_error(exc: DomainError) -> UserError:
     return cls(code=exc.code, message=exc.message, field=exc.field)
 
 
-async def attempt(session, fn, *, keeps: str | None = None):
+async def attempt(
+    session: AsyncSession, fn: Callable[[], Awaitable[Any]], *, keeps: str | None = None
+) -> tuple[Any, Any]:
     """The one way a mutation runs its work: ``await fn()``, a refusal (DomainError) coming
     back as its typed error. Returns (result, None) or (None, error). Either way the operation
-    commits (a user mistake is data; its audit entry records the refusal).
+    commits (a user mistake is data; its audit entry records the refusal). Both are typed Any:
+    the caller returns the error as a member of its own result union (which names the
+    UserError types its refusals may be) and uses the result once there is no error.
 
     By default ``fn`` runs in a savepoint: a refusal undoes everything ``fn`` wrote, whatever
     the order of its checks and writes.
@@ -129,7 +136,7 @@ def _classify(error: GraphQLError) -> tuple[ErrorCode, bool]:
     if original is None:
         # Parse and validation errors, and permission refusals (which set their code).
         code = ext.get("code")
-        if code in ErrorCode.__members__:
+        if isinstance(code, str) and code in ErrorCode.__members__:
             return ErrorCode(code), True
         return ErrorCode.BAD_USER_INPUT, True
     if isinstance(original, QueryError):
@@ -144,15 +151,16 @@ def _classify(error: GraphQLError) -> tuple[ErrorCode, bool]:
 def apply_error_policy(errors: list[GraphQLError]) -> list[GraphQLError]:
     from api import unavailable
 
-    out = []
+    out: list[GraphQLError] = []
     for error in errors:
         code, keep = _classify(error)
         if keep:
             error.extensions = {**(error.extensions or {}), "code": code.value}
             out.append(error)
             continue
-        if unavailable.unavailable(error.original_error):  # not a bug: try again shortly
-            unavailable.note(error.original_error, "graphql")
+        original = error.original_error
+        if original is not None and unavailable.unavailable(original):  # try again shortly
+            unavailable.note(original, "graphql")
             out.append(
                 GraphQLError(
                     unavailable.MESSAGE,
@@ -190,7 +198,7 @@ class ErrorPolicy(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
+        if result is not None and result.errors:
             result.errors = apply_error_policy(result.errors)
             answer_unavailable(self.execution_context.context, result.errors)
         pre = self.execution_context.pre_execution_errors
@@ -199,7 +207,7 @@ class ErrorPolicy(SchemaExtension):
             answer_unavailable(self.execution_context.context, pre)
 
 
-def answer_unavailable(context, errors: list[GraphQLError]) -> None:
+def answer_unavailable(context: object, errors: list[GraphQLError]) -> None:
     """An HTTP operation that failed because the database is out of reach is answered 503
     with Retry-After (api/unavailable.py)."""
     from api import unavailable

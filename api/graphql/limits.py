@@ -16,12 +16,16 @@ import re
 from graphql import (
     DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLNamedType,
     GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    SelectionSetNode,
     ValidationRule,
     get_named_type,
     get_nullable_type,
@@ -62,7 +66,7 @@ def literal_faults(errors: list[GraphQLError]) -> list[GraphQLError]:
     not read with the exception it caught (e.g. Python's int-str conversion limit for a
     5,000-digit integer) as the original error, which the error policy would mask as INTERNAL:
     such an error becomes BAD_USER_INPUT, without the exception's text."""
-    out = []
+    out: list[GraphQLError] = []
     for error in errors:
         original = error.original_error
         if original is not None and not isinstance(original, GraphQLError):
@@ -77,7 +81,7 @@ _CAUGHT = re.compile(r", but encountered error '.*'; found", re.DOTALL)
 
 def cost_rule(max_cost: int) -> type[ValidationRule]:
     class CostLimit(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_args) -> None:
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: object) -> None:
             schema = self.context.schema
 
             root = schema.get_root_type(node.operation)
@@ -86,7 +90,7 @@ def cost_rule(max_cost: int) -> type[ValidationRule]:
             fragments = {
                 f.name.value: f
                 for f in self.context.document.definitions
-                if f.kind == "fragment_definition"
+                if isinstance(f, FragmentDefinitionNode)
             }
             cost = _selection_cost(node.selection_set, root, schema, fragments, set(), max_cost)
             if cost > max_cost:
@@ -115,7 +119,17 @@ def _page_size(field: FieldNode) -> int | None:
     return None
 
 
-def _selection_cost(selection_set, parent, schema, fragments, seen: set, cap: int) -> int:
+Fragments = dict[str, FragmentDefinitionNode]
+
+
+def _selection_cost(
+    selection_set: SelectionSetNode | None,
+    parent: GraphQLNamedType,
+    schema: GraphQLSchema,
+    fragments: Fragments,
+    seen: set[str],
+    cap: int,
+) -> int:
     if selection_set is None:
         return 0
     total = 0
@@ -141,7 +155,14 @@ def _selection_cost(selection_set, parent, schema, fragments, seen: set, cap: in
     return total
 
 
-def _field_cost(field: FieldNode, parent, schema, fragments, seen, cap) -> int:
+def _field_cost(
+    field: FieldNode,
+    parent: GraphQLNamedType,
+    schema: GraphQLSchema,
+    fragments: Fragments,
+    seen: set[str],
+    cap: int,
+) -> int:
     name = field.name.value
     if name.startswith("__"):
         return 1

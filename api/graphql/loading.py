@@ -8,20 +8,30 @@ relations the query asks for, so it prefetches those and nothing else."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
+from strawberry.dataloader import DataLoader
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from strawberry import Info
+
+    from api.graphql.context import Context
+
+Fetch = Callable[["AsyncSession", list[Any]], Awaitable[Mapping[Any, Any]]]
+"""A batch loader's repository function: ``fetch(session, keys) -> {key: value}``."""
+LoaderFactory = Callable[["Context"], DataLoader[Any, Any]]
 
 
-def batch_loader(fetch, missing: Callable[[], Any] = lambda: None):
+def batch_loader(fetch: Fetch, missing: Callable[[], Any] = lambda: None) -> LoaderFactory:
     """A DataLoader factory (one loader per operation, made by ``ctx.loaders.get``) over a
     repository function ``fetch(session, keys) -> {key: value}``; keys it leaves out get
     ``missing()`` (None, or e.g. ``list`` for one-to-many relations)."""
-    from strawberry.dataloader import DataLoader
 
-    def factory(ctx) -> DataLoader:
-        async def load(keys: list):
+    def factory(ctx: Context) -> DataLoader[Any, Any]:
+        async def load(keys: list[Any]) -> list[Any]:
             found = await fetch(ctx.session, keys)
             return [found[k] if k in found else missing() for k in keys]
 
@@ -30,11 +40,15 @@ def batch_loader(fetch, missing: Callable[[], Any] = lambda: None):
     return factory
 
 
-def now_or_later(loader, key) -> Any:
+def now_or_later(loader: DataLoader[Any, Any], key: Hashable) -> Any:
     """The loaded value if the loader has it already, else the loader's pending awaitable."""
     future = loader.cache_map.get(key) if loader.cache else None
-    done = future is not None and future.done() and not future.cancelled()
-    if done and future.exception() is None:
+    if (
+        future is not None
+        and future.done()
+        and not future.cancelled()
+        and future.exception() is None
+    ):
         return future.result()
     return loader.load(key)
 
@@ -44,18 +58,18 @@ def then(value: Any, fn: Callable[[Any], Any]) -> Any:
     if not inspect.isawaitable(value):
         return fn(value)
 
-    async def later():
+    async def later() -> Any:
         return fn(await value)
 
     return later()
 
 
-def selected_paths(info) -> set[str]:
+def selected_paths(info: Info[Any, Any]) -> set[str]:
     """Dotted paths of every field selected under the field being resolved (fragments
     flattened), e.g. {"edges", "edges.node", "edges.node.building", ...}."""
     out: set[str] = set()
 
-    def walk(selections, prefix: str) -> None:
+    def walk(selections: Sequence[Selection], prefix: str) -> None:
         for sel in selections:
             if isinstance(sel, SelectedField):
                 path = prefix + sel.name

@@ -11,6 +11,7 @@ the field with ``extensions.code`` UNAUTHENTICATED / FORBIDDEN / BAD_USER_INPUT 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextvars import ContextVar
 from functools import cache
 from typing import Any
@@ -20,6 +21,7 @@ from graphql import GraphQLUnionType, get_nullable_type
 from strawberry.permission import BasePermission
 
 from api.errors import DomainError, ErrorCode, Forbidden, Unauthenticated
+from api.identity.auth import Principal
 from api.security.catalogue import PERMISSIONS
 
 
@@ -122,7 +124,7 @@ def requires(permission: str) -> type[BasePermission]:
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}: add it to the catalogue")
 
-    def check(self, info: strawberry.Info) -> None:
+    def check(self: BasePermission, info: strawberry.Info) -> None:
         _need_tenant(info)
         check_principal(info.context.principal_now(), permission)
 
@@ -133,7 +135,7 @@ def requires(permission: str) -> type[BasePermission]:
     )
 
 
-def check_principal(principal, permission: str | None) -> None:
+def check_principal(principal: Principal | None, permission: str | None) -> None:
     """The rule of ``requires(permission)`` (``None``: any signed-in member) for a caller."""
     if principal is None:
         raise Unauthenticated("sign in first")
@@ -145,7 +147,7 @@ def check_principal(principal, permission: str | None) -> None:
         raise Forbidden(f"your roles do not grant '{permission}'")
 
 
-def check_classes(classes, principal) -> None:
+def check_classes(classes: Iterable[type[BasePermission]], principal: Principal | None) -> None:
     """The field's declared permission classes, for a caller known outside a GraphQL
     execution (a WebSocket subscription, tenant already resolved). Raises a DomainError."""
     for cls in classes:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import strawberry
-from graphql import GraphQLError, parse, validate
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse, validate
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from api.domains import schema_modules
 from api.graphql.context import OperationScope
@@ -45,8 +48,11 @@ SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 class AnjuSchema(strawberry.Schema):
     hide_suggestions = False
+    limit_rules: tuple[type[ASTValidationRule], ...] = ()  # the WebSocket endpoint's too
 
-    def process_errors(self, errors, execution_context=None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Errors raised before an operation runs (e.g. a syntax error surfacing from the
         parser cache) reach only this hook, after the extensions exited: apply the policy here
         too, in place. The policy is idempotent, and it logs unexpected errors once, with a
@@ -73,21 +79,28 @@ class DocumentPolicy(SchemaExtension):
     operation started: ``refuse_adhoc``). After: a document of several operations needs an
     operationName (the spec's GetOperation; strawberry would run the first)."""
 
-    def __init__(self, max_tokens: int, max_chars: int, rules: tuple, caches: tuple):
+    def __init__(
+        self,
+        max_tokens: int,
+        max_chars: int,
+        rules: tuple[type[ASTValidationRule], ...],
+        caches: tuple[Callable[..., DocumentNode], Callable[..., list[GraphQLError]]],
+    ) -> None:
         self.max_tokens = max_tokens
         self.max_chars = max_chars
         self.rules = rules
         self.parse, self.validate = caches
 
-    def on_parse(self):
+    def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
+        assert ctx.query is not None  # operations reach the schema as text (HTTP, persisted)
         check_length(ctx.query, self.max_chars)
         ctx.parse_options["max_tokens"] = self.max_tokens
         ctx.graphql_document = self.parse(ctx.query, **ctx.parse_options)
         check_operation_name(ctx.graphql_document, ctx._provided_operation_name)
         yield
 
-    def on_validate(self):
+    def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
         ctx.validation_rules = ctx.validation_rules + self.rules
         errors = self.validate(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
@@ -99,17 +112,17 @@ class DocumentPolicy(SchemaExtension):
         yield
 
 
-def _collect(attr: str) -> tuple[type, ...]:
+def _collect(attr: str) -> tuple[type[Any], ...]:
     return tuple(getattr(m, attr) for m in schema_modules() if hasattr(m, attr))
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings) -> AnjuSchema:
     query = merge_types("Query", (CoreQuery, *_collect("Query")))
     mutations = _collect("Mutation")
     subscriptions = _collect("Subscription")
     # The limit rules are made once: the validation cache is keyed by the rule classes, and
     # strawberry's limiters make a new class per instance (a miss on every request).
-    limit_rules = [
+    limit_rules: list[type[ASTValidationRule]] = [
         *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
         cost_rule(settings.graphql_max_cost),
@@ -140,7 +153,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ],
     )
     schema.hide_suggestions = settings.env == "production"
-    schema.limit_rules = limit_rules  # the WebSocket endpoint validates with them too
+    schema.limit_rules = tuple(limit_rules)  # the WebSocket endpoint validates with them too
     return schema
 
 

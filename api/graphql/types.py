@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import json
 import math
 import uuid
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import NewType
+from typing import TYPE_CHECKING, Any, NewType, Protocol, TypeVar
 
 import strawberry
-from graphql import GraphQLError, GraphQLID, GraphQLString, value_from_ast_untyped
+from graphql import (
+    GraphQLError,
+    GraphQLID,
+    GraphQLScalarType,
+    GraphQLString,
+    ValueNode,
+    value_from_ast_untyped,
+)
 from strawberry.file_uploads import Upload
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 
@@ -37,7 +46,12 @@ def _parse_long(value: object) -> int:
     return number
 
 
-Long = NewType("Long", int)
+if TYPE_CHECKING:
+    # To Python code a Long is an int; the distinct object below only tells the schema which
+    # scalar to use (``SCALARS``), so every int is a Long without a wrapping call.
+    Long = int
+else:
+    Long = NewType("Long", int)
 
 
 def clean_text(value: str) -> str:
@@ -52,7 +66,7 @@ def clean_text(value: str) -> str:
     return value
 
 
-def _guard_text(scalar) -> None:
+def _guard_text(scalar: GraphQLScalarType) -> None:
     """Every way ``scalar`` (String, ID) reads an input checks the text it reads. String and
     ID are graphql-core's own objects (the introspection types use them too, so a schema
     cannot hold another scalar of that name): the check is added to them, once."""
@@ -63,7 +77,9 @@ def _guard_text(scalar) -> None:
         if read is None:
             continue
 
-        def guarded(*args, _read=read, _literal="literal" in attr):
+        def guarded(
+            *args: Any, _read: Callable[..., Any] = read, _literal: bool = "literal" in attr
+        ) -> Any:
             value = _read(*args)
             if not isinstance(value, str):
                 return value
@@ -73,7 +89,7 @@ def _guard_text(scalar) -> None:
                 raise GraphQLError(exc.message, args[0] if _literal else None) from None
 
         setattr(scalar, attr, guarded)
-    scalar._anju_clean_text = True
+    scalar._anju_clean_text = True  # type: ignore[attr-defined]  # our mark on graphql's object
 
 
 _guard_text(GraphQLString)
@@ -94,7 +110,8 @@ def _parse_decimal(value: object) -> Decimal:
         raise GraphQLError(f"Decimal cannot represent {str(value)[:40]!r}") from exc
     if not number.is_finite() or abs(number) >= DECIMAL_LIMIT:
         raise GraphQLError(f"Decimal must be finite and below {DECIMAL_LIMIT:.0e} in size")
-    if number.as_tuple().exponent < -DECIMAL_PLACES:
+    exponent = number.as_tuple().exponent  # an int: the letters are for non-finite numbers
+    if isinstance(exponent, int) and exponent < -DECIMAL_PLACES:
         rounded = number.quantize(Decimal(1).scaleb(-DECIMAL_PLACES))
         if rounded != number:
             raise GraphQLError(f"Decimal takes at most {DECIMAL_PLACES} decimal places")
@@ -112,23 +129,29 @@ DATETIME_EXAMPLE = "give a UTC offset, e.g. 2026-12-04T10:00:00+08:00"
 
 
 def _parse_datetime(value: object) -> dt.datetime:
-    parsed = DateTimeDefinition.parse_value(value)  # strawberry's own ISO 8601 reading
+    iso_8601 = DateTimeDefinition.parse_value  # strawberry's own ISO 8601 reading
+    assert iso_8601 is not None  # strawberry's DateTime defines it
+    parsed: dt.datetime = iso_8601(value)
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise GraphQLError(f"DateTime needs a UTC offset: {DATETIME_EXAMPLE}")
     try:
         utc = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     except OverflowError as exc:
-        raise GraphQLError(f"DateTime cannot represent {value[:40]!r}") from exc
+        raise GraphQLError(f"DateTime cannot represent {str(value)[:40]!r}") from exc
     if not DATETIME_MIN <= utc < DATETIME_MAX:
         raise GraphQLError("DateTime must be between 1900-01-01 and 2999-12-31 (UTC)")
     return parsed
 
 
-def _literal(parse):
+T = TypeVar("T")
+LiteralReader = Callable[[ValueNode, dict[str, Any] | None], Any]
+
+
+def _literal(parse: Callable[[object], T]) -> Callable[..., T]:
     """A scalar's literal reading: ``parse`` of the literal's value, and an error that points
     at the literal in the document."""
 
-    def parse_literal(node, variables=None):
+    def parse_literal(node: ValueNode, variables: dict[str, Any] | None = None) -> T:
         try:
             return parse(value_from_ast_untyped(node, variables))
         except GraphQLError as exc:
@@ -144,13 +167,13 @@ def _parse_upload(value: object) -> object:
     raise GraphQLError("Upload must be a file sent as a part of a multipart request")
 
 
-def _upload_literal(node, _variables=None) -> object:
+def _upload_literal(node: ValueNode, _variables: dict[str, Any] | None = None) -> object:
     raise GraphQLError("Upload must be a file sent as a part of a multipart request", node)
 
 
 # Custom scalars and the built-in ones made strict, given to the schema's config
 # (``build_schema``).
-SCALARS = {
+SCALARS: dict[object, Any] = {
     Long: strawberry.scalar(
         name="Long",
         serialize=int,
@@ -228,12 +251,12 @@ class PageInfo:
     end_cursor: str | None
 
 
-def encode_cursor(values: list) -> str:
+def encode_cursor(values: list[Any]) -> str:
     raw = json.dumps(values, separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list | None:
+def decode_cursor(cursor: str) -> list[Any] | None:
     """The values in a cursor, or None when it is not one of ours."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -246,7 +269,7 @@ def decode_cursor(cursor: str) -> list | None:
 MAX_PAGE = 100
 
 
-def parse_id(value) -> uuid.UUID | None:
+def parse_id(value: object) -> uuid.UUID | None:
     """The UUID an ID argument holds, or None when it holds none."""
     try:
         return uuid.UUID(str(value))
@@ -254,7 +277,7 @@ def parse_id(value) -> uuid.UUID | None:
         return None
 
 
-def require_id(value, what: str, field: str) -> uuid.UUID:
+def require_id(value: object, what: str, field: str) -> uuid.UUID:
     """The UUID an ID argument holds; a malformed one names nothing: NOT_FOUND on ``field``."""
     from api.errors import NotFound
 
@@ -264,7 +287,28 @@ def require_id(value, what: str, field: str) -> uuid.UUID:
     return parsed
 
 
-def search_args(to_search, filter, sort, first: int, after: str | None, key_kind):
+class Criteria(Protocol):
+    """What ``search_args`` reads of a search's criteria."""
+
+    @property
+    def near(self) -> object: ...
+
+    @property
+    def keyword(self) -> str | None: ...
+
+
+F = TypeVar("F")
+C = TypeVar("C", bound=Criteria)
+
+
+def search_args(
+    to_search: Callable[[F], C],
+    filter: F,
+    sort: enum.Enum,
+    first: int,
+    after: str | None,
+    key_kind: type | None,
+) -> tuple[C, int, tuple[Any, ...] | None]:
     """The checked arguments of a search connection: (criteria, page size, cursor values).
     Bad input fails the field with BAD_USER_INPUT: invalid filters, DISTANCE without
     filter.near, RELEVANCE without filter.keyword, a cursor of another search."""
@@ -283,7 +327,7 @@ def search_args(to_search, filter, sort, first: int, after: str | None, key_kind
     return criteria, first, after_values(after, sort.value, key_kind)
 
 
-def after_values(after: str | None, sort: str, key_kind: type | None) -> tuple | None:
+def after_values(after: str | None, sort: str, key_kind: type | None) -> tuple[Any, ...] | None:
     """The (key, id) a cursor of this ``sort`` carries, typed (``key_kind``: int, float,
     Decimal, or None for id-only sorts); raises BAD_USER_INPUT for anything else."""
     from api.errors import ErrorCode
@@ -312,7 +356,17 @@ def after_values(after: str | None, sort: str, key_kind: type | None) -> tuple |
     return (key, row_id)
 
 
-def edges_of(rows: list, first: int, sort: str, make) -> tuple[list, PageInfo]:
+class Edge(Protocol):
+    @property
+    def cursor(self) -> str: ...
+
+
+E = TypeVar("E", bound=Edge)
+
+
+def edges_of(
+    rows: Sequence[tuple[Any, Any]], first: int, sort: str, make: Callable[[str, Any], E]
+) -> tuple[list[E], PageInfo]:
     """Edges (cursor, node) and PageInfo from ``first + 1`` (row, key) pairs; ``make`` builds
     an edge from (cursor, row)."""
     edges = [make(encode_cursor([sort, key, str(row.id)]), row) for row, key in rows[:first]]

@@ -10,8 +10,10 @@ multipart post without a preflight header...) is a 4xx in the GraphQL error shap
 
 from __future__ import annotations
 
-from cross_web import HTTPException
-from starlette.datastructures import UploadFile
+from typing import Any
+
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
+from starlette.datastructures import State, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,10 +21,13 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.file_uploads.utils import replace_placeholders_with_files
 from strawberry.http import GraphQLRequestData
+from strawberry.schema.base import BaseSchema
 from strawberry.types.unset import UNSET
 
 from api.graphql.context import Context
 from api.http import Undecodable, error_body, loads
+from api.notify import Senders
+from api.ratelimit import Limiter
 from api.security.kit import SecurityKit
 from mobile_contracts.contracts import load_manifest
 from tenants.sessions import TenantDatabase
@@ -37,7 +42,7 @@ NO_PREFLIGHT = (
 NOT_AN_OBJECT = "the body must be one JSON object (batches are not accepted)"
 
 
-def _plain(data: dict) -> bool:
+def _plain(data: dict[str, Any]) -> bool:
     """A JSON body strawberry would take as is: a string query, and variables, extensions and
     operationName of the right types (anything else goes to strawberry for its errors)."""
     return (
@@ -48,21 +53,27 @@ def _plain(data: dict) -> bool:
     )
 
 
-class GraphQLView(GraphQL):
+def _state(request: AsyncHTTPRequestAdapter) -> State:
+    """The Starlette request's state behind strawberry's request adapter."""
+    assert isinstance(request, StarletteRequestAdapter)  # the ASGI view's adapter class
+    return request._request.state
+
+
+class GraphQLView(GraphQL[Context, None]):
     def __init__(
         self,
-        schema,
+        schema: BaseSchema,
         db: TenantDatabase,
         kit: SecurityKit,
-        senders,
-        storage=None,
+        senders: Senders,
+        storage: Any = None,
         *,
         trusted: dict[str, str] | None = None,
         production: bool = False,
-        limiter=None,
+        limiter: Limiter | None = None,
         limits: tuple[int, int, int] | None = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(schema, **kwargs)
         self.db = db
         self.kit = kit
@@ -88,7 +99,9 @@ class GraphQLView(GraphQL):
         except Undecodable as exc:
             raise HTTPException(400, str(exc)) from None
 
-    async def parse_http_body(self, request) -> GraphQLRequestData | list[GraphQLRequestData]:
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if request.method == "POST" and content_type == "application/json":
             data = self.decode_json(await request.get_body())
@@ -98,7 +111,7 @@ class GraphQLView(GraphQL):
                 return self._trusted(data)
             streamed = "multipart/mixed" in (request.headers.get("accept") or "")
             if _plain(data) and not streamed:  # parsed once here
-                request._request.state.adhoc_document = True
+                _state(request).adhoc_document = True
                 return GraphQLRequestData(
                     query=data["query"],
                     variables=data.get("variables"),
@@ -110,12 +123,12 @@ class GraphQLView(GraphQL):
         ):
             raise HTTPException(400, NO_PREFLIGHT)
         parsed = await super().parse_http_body(request)
-        state = request._request.state
+        state = _state(request)
         if not getattr(state, "trusted_document", False):
             state.adhoc_document = True  # a full document, not an id
         return parsed
 
-    def _trusted(self, data: dict) -> GraphQLRequestData:
+    def _trusted(self, data: dict[str, Any]) -> GraphQLRequestData:
         variables = data.get("variables")
         if variables is not None and not isinstance(variables, dict):
             raise HTTPException(400, "variables must be an object")
@@ -126,7 +139,7 @@ class GraphQLView(GraphQL):
             extensions=data.get("extensions"),
         )
 
-    def _trusted_text(self, data: dict) -> str:
+    def _trusted_text(self, data: dict[str, Any]) -> str:
         text = self.trusted.get(str(data.get("documentId")))
         if text is None:
             raise HTTPException(400, "unknown documentId: not a trusted document")
@@ -162,10 +175,12 @@ class GraphQLView(GraphQL):
         if operations.get("documentId") and not operations.get("query"):
             # An upload naming a trusted document in its "operations" part.
             operations["query"] = self._trusted_text(operations)
-            request._request.state.trusted_document = True
+            _state(request).trusted_document = True
         return operations
 
-    async def get_context(self, request: Request | WebSocket, response) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         tenant = request.scope.get("state", {}).get("tenant")
         return Context(
             request=request,

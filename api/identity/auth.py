@@ -5,6 +5,7 @@ on the next request)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +33,7 @@ class Principal:
         return permission in self.permissions and not self.needs_totp
 
 
-def bearer_token(headers) -> str | None:
+def bearer_token(headers: Mapping[str, str]) -> str | None:
     value = headers.get("authorization") or ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

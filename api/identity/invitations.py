@@ -38,6 +38,7 @@ from api.identity.service import (
     start_session,
 )
 from api.ids import uuid7
+from api.notify import Senders
 from api.security.kit import SecurityKit
 from api.security.passwords import hash_password, password_problem
 from api.security.tokens import new_refresh_token, refresh_hash
@@ -56,7 +57,7 @@ class InvitationView:
     expires_at: datetime
 
 
-def _typed(kit: SecurityKit, inv: Invitation) -> dict:
+def _typed(kit: SecurityKit, inv: Invitation) -> dict[str, str]:
     if inv.ident_enc is None:
         return {}
     return json.loads(
@@ -76,7 +77,7 @@ def view(kit: SecurityKit, inv: Invitation) -> InvitationView:
 async def invite(
     session: AsyncSession,
     kit: SecurityKit,
-    senders,
+    senders: Senders,
     tenant: TenantInfo,
     inviter_id: uuid.UUID,
     *,
@@ -105,7 +106,11 @@ async def invite(
             )
     phone_n = normalize_phone(phone) if phone else None
     email_n = normalize_email(email) if email else None
-    ident = Identifier("phone", phone_n) if phone_n else Identifier("email", email_n)
+    if phone_n:
+        ident = Identifier("phone", phone_n)
+    else:
+        assert email_n is not None  # a phone or an email was required above
+        ident = Identifier("email", email_n)
     tenant_id = uuid.UUID(tenant.id)
     account = await find_account(session, kit, ident)
     member = await repo.membership(session, account.id, tenant_id) if account else None
@@ -150,7 +155,9 @@ async def invite(
     return view(kit, inv)
 
 
-async def pending(session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID):
+async def pending(
+    session: AsyncSession, kit: SecurityKit, tenant_id: uuid.UUID
+) -> list[InvitationView]:
     """The tenant's pending invitations, newest first. Those made before shared 0013 kept
     nothing typed: they are listed (so they can be withdrawn) with the name of the account
     they made and the roles of its invited membership, and no phone or email."""
@@ -187,11 +194,15 @@ async def withdraw(session: AsyncSession, tenant_id: uuid.UUID, invitation_id: u
     await session.flush()
 
 
-async def _invitee(session: AsyncSession, kit: SecurityKit, inv: Invitation):
+async def _invitee(
+    session: AsyncSession, kit: SecurityKit, inv: Invitation
+) -> tuple[Account | None, dict[str, str]]:
     """(account or None, typed identifiers): the account the invitation is for, found only now."""
     if inv.account_id is not None:  # an invitation made before invitations kept what was typed
         return await repo.account_for_update(session, inv.account_id), {}
     typed = _typed(kit, inv)
+    # Invitations without an account are those that keep what was typed: they name its kind.
+    assert inv.ident_kind is not None
     found = await find_account(session, kit, Identifier(inv.ident_kind, typed[inv.ident_kind]))
     return (await repo.account_for_update(session, found.id) if found else None), typed
 
@@ -239,7 +250,9 @@ async def accept(
         # A new account gets only the identifier the link was sent to (accepting proves it).
         # The other one the inviter may have typed was never verified: attached, it would let
         # an inviter who typed their own address reset this account's password through it.
-        link = {"phone": None, "email": None, inv.ident_kind: typed[inv.ident_kind]}
+        kind = inv.ident_kind
+        assert kind is not None  # no account: an invitation that keeps what was typed (_invitee)
+        link: dict[str, str | None] = {"phone": None, "email": None, kind: typed[kind]}
         account = await create_account(
             session,
             kit,

@@ -29,12 +29,15 @@ from api.identity.models import Account, PasswordReset, SmsCode
 from api.identity.service import (
     SHARED_SCOPE,
     AuthFailed,
+    OnSuccess,
+    account_for_update,
     account_phone,
     now,
     parse_identifier,
     prove_password,
 )
 from api.ids import uuid7
+from api.notify import Senders
 from api.security.kit import SecurityKit
 from api.security.passwords import hash_password, password_problem, verify_password
 from api.security.tokens import new_refresh_token, refresh_hash
@@ -87,7 +90,7 @@ async def change_password(
     new: str,
 ) -> int:
     """Returns the number of other sessions revoked."""
-    account = await repo.account_for_update(session, account_id)
+    account = await account_for_update(session, account_id)
     t = now()
     await prove_password(session, kit, account, current, t)
     _new_password_problem(new)
@@ -99,13 +102,13 @@ async def change_password(
 async def request_reset(
     session: AsyncSession,
     kit: SecurityKit,
-    senders,
+    senders: Senders,
     tenant: TenantInfo,
     identifier: str,
     ip: str,
     *,
-    later=None,
-) -> tuple[datetime, int]:
+    later: sms.Later | None = None,
+) -> sms.CodeSent:
     """A code by SMS (phone) or a link by email. Returns (expires at, seconds before a resend),
     the same whether or not the identifier belongs to an active member here, and whether or
     not the message could be sent (``later``: see ``sms.send_quietly``)."""
@@ -143,7 +146,7 @@ async def request_reset(
         await sms.send_quietly(
             later, lambda: senders.email.send(ident.value, subject, body), "reset link email"
         )
-    return row.expires_at, s.sms_resend_after
+    return sms.CodeSent(row.expires_at, s.sms_resend_after)
 
 
 async def reset_with_code(
@@ -154,12 +157,12 @@ async def reset_with_code(
     code: str,
     new: str,
     *,
-    on_success=None,
+    on_success: OnSuccess | None = None,
 ) -> int:
     """Returns the number of sessions revoked."""
     _new_password_problem(new)
     found = await sms.spend_code(session, kit, tenant, phone, code, purpose="reset")
-    account = await repo.account_for_update(session, found.id)
+    account = await account_for_update(session, found.id)
     if on_success is not None:
         on_success(account.id)
     return await _set_password(session, kit, account, new, now(), keep=None)
@@ -172,7 +175,7 @@ async def reset_with_token(
     token: str,
     new: str,
     *,
-    on_success=None,
+    on_success: OnSuccess | None = None,
 ) -> int:
     """Returns the number of sessions revoked."""
     _new_password_problem(new)
@@ -192,7 +195,7 @@ async def reset_with_token(
     member = await repo.membership(session, row.account_id, row.tenant_id)
     if member is None or member.status != "active":
         raise AuthFailed("invalid reset link; ask for a new one", "token")
-    account = await repo.account_for_update(session, row.account_id)
+    account = await account_for_update(session, row.account_id)
     if on_success is not None:
         on_success(account.id)
     return await _set_password(session, kit, account, new, t, keep=None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import CursorResult, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.identity.models import Account, Membership, RefreshToken, Role
@@ -84,12 +85,22 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dateti
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return res.rowcount
+    # An UPDATE without RETURNING executes to a CursorResult; Session.execute is typed Result.
+    return cast(CursorResult[Any], res).rowcount
+
+
+class SessionRow(NamedTuple):
+    family_id: uuid.UUID
+    started_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str
+    ip: str
 
 
 async def sessions_of(
     session: AsyncSession, account_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime
-) -> Sequence:
+) -> list[SessionRow]:
     """One row per live session (family): started, last refreshed, expiry, device."""
     stmt = (
         select(
@@ -106,10 +117,12 @@ async def sessions_of(
         .having(func.max(RefreshToken.expires_at) > now)
         .order_by(func.max(RefreshToken.issued_at).desc())
     )
-    return (await session.execute(stmt)).all()
+    return [SessionRow(*row) for row in (await session.execute(stmt)).all()]
 
 
-async def family_owner(session: AsyncSession, family_id: uuid.UUID) -> tuple | None:
+async def family_owner(
+    session: AsyncSession, family_id: uuid.UUID
+) -> tuple[uuid.UUID, uuid.UUID] | None:
     row = (
         await session.execute(
             select(RefreshToken.account_id, RefreshToken.tenant_id)
@@ -117,7 +130,7 @@ async def family_owner(session: AsyncSession, family_id: uuid.UUID) -> tuple | N
             .limit(1)
         )
     ).first()
-    return tuple(row) if row else None
+    return (row[0], row[1]) if row else None
 
 
 async def revoke_account_sessions(

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import Conflict, NotFound, ValidationFailed
@@ -129,7 +130,7 @@ async def validate_roles(session: AsyncSession, roles: list[str]) -> list[str]:
 
 async def _lock_admins(session: AsyncSession, tenant_id: uuid.UUID) -> list[Membership]:
     """Lock the tenant's active admin memberships, so two demotions cannot both pass."""
-    return (
+    return list(
         await session.scalars(
             select(Membership)
             .where(
@@ -139,7 +140,7 @@ async def _lock_admins(session: AsyncSession, tenant_id: uuid.UUID) -> list[Memb
             )
             .with_for_update()
         )
-    ).all()
+    )
 
 
 async def disable_member(
@@ -159,7 +160,9 @@ async def disable_member(
     if member in admins and len(admins) <= 1:
         raise Conflict("the tenant must keep at least one admin", "accountId")
     member.status = "disabled"
-    await withdraw_invitations(session, tenant_id, await session.get(Account, account_id))
+    account = await session.get(Account, account_id)
+    assert account is not None  # a membership's account exists (accounts are never deleted)
+    await withdraw_invitations(session, tenant_id, account)
     await session.execute(
         update(RefreshToken)
         .where(
@@ -210,7 +213,9 @@ async def assign_roles(
     return member
 
 
-async def list_members(session: AsyncSession, tenant_id: uuid.UUID):
+async def list_members(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> Sequence[Row[Membership, Account]]:
     stmt = (
         select(Membership, Account)
         .join(Account, Account.id == Membership.account_id)

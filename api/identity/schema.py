@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -20,13 +21,22 @@ from api.graphql.errors import (
 )
 from api.graphql.permissions import Authenticated, Public, TenantRequired, requires
 from api.graphql.types import require_id
-from api.identity import invitations, passwords, service, sms, totp
+from api.identity import invitations, passwords, repository, service, sms, totp
 from api.identity import roles as roles_service
 from api.identity import teams as teams_service
 from api.identity.models import Account as AccountRow
 from api.security.catalogue import PERMISSIONS
 from api.security.crypto import mask_email, mask_phone
 from tenants.registry import TenantInfo, set_require_admin_totp
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from api.graphql.context import Context
+    from api.identity.auth import Principal
+    from api.identity.models import Membership
+    from api.identity.models import Team as TeamRow
+    from api.security.kit import SecurityKit
 
 
 @strawberry.type
@@ -59,7 +69,7 @@ class Account:
     email: str | None
 
     @classmethod
-    def of(cls, kit, row: AccountRow, *, unmasked: bool) -> Account:
+    def of(cls, kit: SecurityKit, row: AccountRow, *, unmasked: bool) -> Account:
         phone, email = service.account_phone(kit, row), service.account_email(kit, row)
         if not unmasked:
             phone = mask_phone(phone) if phone else None
@@ -295,7 +305,7 @@ TeamMembershipResult = Annotated[
 ]
 
 
-def _team(t, members=()) -> TeamInfo:
+def _team(t: TeamRow, members: Iterable[uuid.UUID] = ()) -> TeamInfo:
     return TeamInfo(
         id=strawberry.ID(str(t.id)),
         name=t.name,
@@ -305,7 +315,7 @@ def _team(t, members=()) -> TeamInfo:
     )
 
 
-def _uuid(value) -> uuid.UUID | None:
+def _uuid(value: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -415,7 +425,8 @@ class Query:
     async def me(self, info: strawberry.Info) -> Viewer:
         ctx = info.context
         p = await ctx.principal()
-        row = await service.repo.account(ctx.session, p.account_id)
+        row = await repository.account(ctx.session, p.account_id)
+        assert row is not None  # a principal's account exists: accounts are never deleted
         return Viewer(
             account=Account.of(ctx.kit, row, unmasked=True),
             tenant=Tenant.of(ctx.tenant),
@@ -430,7 +441,7 @@ class Query:
     async def my_sessions(self, info: strawberry.Info) -> list[SessionInfo]:
         ctx = info.context
         p = await ctx.principal()
-        rows = await service.repo.sessions_of(ctx.session, p.account_id, p.tenant_id, service.now())
+        rows = await repository.sessions_of(ctx.session, p.account_id, p.tenant_id, service.now())
         return [
             SessionInfo(
                 id=strawberry.ID(str(r.family_id)),
@@ -494,8 +505,15 @@ FAILED_SIGN_IN = "the failed sign-in, counted towards the lockout"
 WRONG_CODE = "the wrong code's attempt, counted towards the code's limit"
 
 
-async def _signed_in(session, fn, *, keeps: str):
-    """Run a sign-in step (no savepoint: a refusal keeps ``keeps``) and shape its outcome."""
+async def _signed_in(
+    session: AsyncSession,
+    fn: Callable[[], Awaitable[service.Tokens | service.TotpChallenge]],
+    *,
+    keeps: str,
+) -> Any:
+    """Run a sign-in step (no savepoint: a refusal keeps ``keeps``) and shape its outcome: a
+    member of the calling field's result union (Any: each field's union names the outcomes
+    its step may have)."""
     outcome, error = await attempt(session, fn, keeps=keeps)
     if error:
         return error
@@ -504,7 +522,12 @@ async def _signed_in(session, fn, *, keeps: str):
     return SignInPayload(tokens=Tokens.of(outcome))
 
 
-async def _sign_in_step(ctx, step, *args, keeps: str):
+async def _sign_in_step(
+    ctx: Context,
+    step: Callable[..., Awaitable[service.Tokens | service.TotpChallenge]],
+    *args: str,
+    keeps: str,
+) -> SignInResult:
     """A sign-in step in the request's tenant (password, TOTP code, SMS code): the new session
     notes the caller's user agent and address; success names the audit actor."""
     return await _signed_in(
@@ -522,13 +545,15 @@ async def _sign_in_step(ctx, step, *args, keeps: str):
     )
 
 
-async def _password_changed(session, fn, *, keeps: str):
+async def _password_changed(
+    session: AsyncSession, fn: Callable[[], Awaitable[int]], *, keeps: str
+) -> PasswordChangeResult:
     """Like ``_signed_in``: no savepoint, a refused step keeps ``keeps``."""
     revoked, error = await attempt(session, fn, keeps=keeps)
     return error or PasswordChanged(revoked_sessions=revoked)
 
 
-def _member(ctx, p, account: AccountRow, membership) -> Member:
+def _member(ctx: Context, p: Principal, account: AccountRow, membership: Membership) -> Member:
     unmasked = p.can("pii.read") or account.id == p.account_id
     if unmasked and account.id != p.account_id:
         ctx.audit("pii.read", target_type="account", target_id=account.id, fields=PII_FIELDS)
@@ -549,21 +574,20 @@ class Mutation:
         ctx = info.context
         session = ctx.shared_session
 
-        async def run():
-            return await service.sign_up(
-                session,
-                ctx.kit,
+        async def run() -> service.SignedUp:
+            form = service.SignUpForm(
                 tenant_slug=input.tenant_slug,
                 tenant_name=input.tenant_name,
                 name=input.name,
                 phone=input.phone,
                 email=input.email,
                 password=input.password,
-                user_agent=ctx.user_agent,
-                ip=ctx.client_ip,
                 time_zone=input.time_zone,
                 locale=input.locale,
                 currency=input.currency,
+            )
+            return await service.sign_up(
+                session, ctx.kit, form, user_agent=ctx.user_agent, ip=ctx.client_ip
             )
 
         done, error = await attempt(session, run)
@@ -843,14 +867,15 @@ class Mutation:
         )
         if error:
             return error
-        row = await service.repo.account(ctx.session, membership.account_id)
+        row = await repository.account(ctx.session, membership.account_id)
+        assert row is not None  # a member's account exists: accounts are never deleted
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(permission_classes=[requires("team.manage")])
     async def create_team(self, info: strawberry.Info, input: CreateTeamInput) -> TeamResult:
         session = info.context.session
 
-        async def work():
+        async def work() -> TeamRow:
             parent = None
             if input.parent_id:
                 parent = require_id(input.parent_id, "parent", "parentId")
@@ -866,10 +891,10 @@ class Mutation:
         ctx = info.context
         p = await ctx.principal()
 
-        async def work():
+        async def work() -> None:
             team = require_id(team_id, "team", "teamId")
             account = require_id(account_id, "member", "accountId")
-            if await service.repo.membership(ctx.session, account, p.tenant_id) is None:
+            if await repository.membership(ctx.session, account, p.tenant_id) is None:
                 raise NotFound("member not found", "accountId")
             await teams_service.add_member(ctx.session, team, account)
 
@@ -882,7 +907,7 @@ class Mutation:
     ) -> TeamMembershipResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> None:
             team, account = _uuid(team_id), _uuid(account_id)
             if team is None or account is None:
                 raise NotFound("not in this team", "accountId")
@@ -926,7 +951,7 @@ class Mutation:
         ctx = info.context
         p = await ctx.principal()
 
-        async def work():
+        async def work() -> None:
             target = _uuid(id)
             if target is None:
                 raise NotFound("no pending invitation with this id", "id")
@@ -979,7 +1004,8 @@ class Mutation:
         )
         if error:
             return error
-        row = await service.repo.account(ctx.session, membership.account_id)
+        row = await repository.account(ctx.session, membership.account_id)
+        assert row is not None  # a member's account exists: accounts are never deleted
         return MemberPayload(member=_member(ctx, p, row, membership))
 
     @strawberry.mutation(

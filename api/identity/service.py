@@ -5,8 +5,10 @@ because refusals are returned as data and the operation commits)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -21,9 +23,18 @@ from api.security.kit import SecurityKit
 from api.security.passwords import hash_password, password_problem, verify_password
 from api.security.tokens import new_refresh_token, refresh_hash
 from tenants.provisioning import provision
-from tenants.registry import TenantError, TenantInfo
+from tenants.registry import (
+    DEFAULT_CURRENCY,
+    DEFAULT_LOCALE,
+    DEFAULT_TIME_ZONE,
+    TenantError,
+    TenantInfo,
+)
 
 SHARED_SCOPE = "shared"
+
+OnSuccess = Callable[[uuid.UUID], None]
+"""Called with the account id once a sign-in step succeeds (the request records its actor)."""
 
 
 class AuthFailed(DomainError):
@@ -33,7 +44,7 @@ class AuthFailed(DomainError):
 class LockedOut(DomainError):
     code = ErrorCode.RATE_LIMITED
 
-    def __init__(self, message: str, retry_after: int):
+    def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message, None)
         self.retry_after = retry_after
 
@@ -109,8 +120,19 @@ def account_email(kit: SecurityKit, account: Account) -> str | None:
     )
 
 
-async def find_account(session: AsyncSession, kit: SecurityKit, ident: Identifier):
+async def find_account(
+    session: AsyncSession, kit: SecurityKit, ident: Identifier
+) -> Account | None:
     return await repo.account_by_bidx(session, ident.kind, _bidx(kit, ident))
+
+
+async def account_for_update(session: AsyncSession, account_id: uuid.UUID) -> Account:
+    """The account of a signed-in step, locked. Accounts are never deleted, so a token's
+    account exists; should it not, the caller is told to sign in again."""
+    account = await repo.account_for_update(session, account_id)
+    if account is None:
+        raise AuthFailed("sign in again")
+    return account
 
 
 async def create_account(
@@ -272,31 +294,53 @@ async def revoke_own_session(
 # ---------------------------------------------------------------- sign-up and sign-in
 
 
+@dataclass(frozen=True, slots=True)
+class SignUpForm:
+    """What a new agency gives: its tenant, its first admin, and optionally the tenant's
+    regional settings (None: the platform default)."""
+
+    tenant_slug: str
+    tenant_name: str
+    name: str
+    phone: str | None
+    email: str | None
+    password: str
+    time_zone: str | None = None
+    locale: str | None = None
+    currency: str | None = None
+
+
+class SignedUp(NamedTuple):
+    tenant: TenantInfo
+    account: Account
+    tokens: Tokens
+
+
 async def sign_up(
     session: AsyncSession,
     kit: SecurityKit,
+    form: SignUpForm,
     *,
-    tenant_slug: str,
-    tenant_name: str,
-    name: str,
-    phone: str | None,
-    email: str | None,
-    password: str,
     user_agent: str = "",
     ip: str = "",
-    **regional: str | None,
-) -> tuple[TenantInfo, Account, Tokens]:
-    """A new agency: tenant (provisioned; ``regional``: its time_zone, locale, currency when
-    given), first admin account and membership, tokens; all in the caller's transaction."""
-    if password_problem(password or ""):
-        raise ValidationFailed(password_problem(password or ""), "password")
+) -> SignedUp:
+    """A new agency: tenant (provisioned with the form's regional settings), first admin
+    account and membership, tokens; all in the caller's transaction."""
+    if problem := password_problem(form.password or ""):
+        raise ValidationFailed(problem, "password")
     account = await create_account(
-        session, kit, name=name, phone=phone, email=email, password=password
+        session, kit, name=form.name, phone=form.phone, email=form.email, password=form.password
     )
     conn = await session.connection()
     try:
-        given = {k: v for k, v in regional.items() if v is not None}
-        tenant = await provision(conn, tenant_slug, tenant_name, **given)
+        tenant = await provision(
+            conn,
+            form.tenant_slug,
+            form.tenant_name,
+            time_zone=DEFAULT_TIME_ZONE if form.time_zone is None else form.time_zone,
+            locale=DEFAULT_LOCALE if form.locale is None else form.locale,
+            currency=DEFAULT_CURRENCY if form.currency is None else form.currency,
+        )
     except TenantError as exc:
         field = {"slug": "tenantSlug", "name": "tenantName"}.get(exc.field or "", exc.field)
         err = Conflict if exc.code == "CONFLICT" else ValidationFailed
@@ -304,7 +348,7 @@ async def sign_up(
     session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=["admin"]))
     await session.flush()
     tokens = await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)
-    return tenant, account, tokens
+    return SignedUp(tenant, account, tokens)
 
 
 async def sign_in_password(
@@ -316,7 +360,7 @@ async def sign_in_password(
     *,
     user_agent: str = "",
     ip: str = "",
-    on_success=None,
+    on_success: OnSuccess | None = None,
 ) -> Tokens | TotpChallenge:
     """Refusals say the same thing whether the account, the membership or the password is
     wrong. After ``login_max_failures`` failures the account is locked, for a time that doubles
@@ -344,7 +388,9 @@ async def sign_in_password(
     return await start_session(session, kit, account.id, tenant, user_agent=user_agent, ip=ip)
 
 
-async def record_failure(session: AsyncSession, kit: SecurityKit, account: Account, t) -> None:
+async def record_failure(
+    session: AsyncSession, kit: SecurityKit, account: Account, t: datetime
+) -> None:
     """Count a failed sign-in step; past the limit, lock the account for a doubling time."""
     s = kit.settings
     account.failed_logins += 1

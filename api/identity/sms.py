@@ -8,20 +8,25 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import ColumnElement
 
 from api.errors import ValidationFailed
 from api.identity import repository as repo
-from api.identity.models import Account, SmsCode
+from api.identity.models import Account, PasswordReset, SmsCode
 from api.identity.service import (
     SHARED_SCOPE,
     AuthFailed,
     Identifier,
     LockedOut,
+    OnSuccess,
     Tokens,
     find_account,
     normalize_phone,
@@ -34,6 +39,17 @@ from api.security.kit import SecurityKit
 from tenants.registry import TenantInfo
 
 log = structlog.get_logger("anju.identity")
+
+Send = Callable[[], Awaitable[Any]]
+Later = Callable[[Callable[[], Awaitable[None]]], None]
+"""Runs ``await fn()`` once the caller's transaction has committed (``Context.after_commit``)."""
+
+
+class CodeSent(NamedTuple):
+    """The answer to a request for a code or a link, the same whether or not it went out."""
+
+    expires_at: datetime
+    resend_after: int
 
 
 def _code_hmac(kit: SecurityKit, row_id: uuid.UUID, code: str) -> bytes:
@@ -53,11 +69,11 @@ def _retry(until: datetime, t: datetime) -> int:
 async def check_send_limits(
     session: AsyncSession,
     kit: SecurityKit,
-    model,
-    bidx_column,
+    model: type[SmsCode] | type[PasswordReset],
+    bidx_column: InstrumentedAttribute[bytes],
     bidx: bytes,
     ip: str,
-    *same_kind,
+    *same_kind: ColumnElement[bool],
 ) -> datetime:
     """Refuse a new code or link to ``bidx`` (a phone's or an email's blind index) sent too
     soon after the last one of the same kind (``same_kind``: extra conditions), beyond the
@@ -87,15 +103,19 @@ async def check_send_limits(
         until = recent[0] + timedelta(hours=1)
         raise LockedOut("too many requests for this phone or email; try later", _retry(until, t))
     if ip:
-        by_ip = await session.scalar(
-            select(func.count()).where(model.ip == ip[:64], model.created_at > hour_ago)
-        )
+        by_ip = (
+            await session.execute(
+                select(func.count()).where(model.ip == ip[:64], model.created_at > hour_ago)
+            )
+        ).scalar_one()
         if by_ip >= s.sms_codes_per_ip_hour:
             raise LockedOut("too many requests from this network; try later", 3600)
     return t
 
 
-async def active_member(session: AsyncSession, kit: SecurityKit, tenant, ident: Identifier):
+async def active_member(
+    session: AsyncSession, kit: SecurityKit, tenant: TenantInfo, ident: Identifier
+) -> Account | None:
     """The account of ``ident`` when it is an active member of ``tenant``; None otherwise."""
     account = await find_account(session, kit, ident)
     member = await repo.membership(session, account.id, uuid.UUID(tenant.id)) if account else None
@@ -118,8 +138,8 @@ async def request_code(
     ip: str,
     purpose: str = "sign_in",
     *,
-    later=None,
-) -> tuple[datetime, int]:
+    later: Later | None = None,
+) -> CodeSent:
     """Send a code (for signing in, or for a password reset) when the phone belongs to an
     active member of the tenant. The answer is the same either way (no account enumeration).
     Returns (expires at, seconds before a resend). ``later``: see ``send_quietly``."""
@@ -146,10 +166,10 @@ async def request_code(
         minutes = max(1, s.sms_code_ttl // 60)
         text = MESSAGES[purpose].format(tenant=tenant.name, code=code, minutes=minutes)
         await send_quietly(later, lambda: sender.send(phone, text), f"sms {purpose} code")
-    return row.expires_at, s.sms_resend_after
+    return CodeSent(row.expires_at, s.sms_resend_after)
 
 
-async def send_quietly(later, send, what: str) -> None:
+async def send_quietly(later: Later | None, send: Send, what: str) -> None:
     """Send a code or link that only a known identifier gets, so that the answer cannot tell
     whether it went out: after the caller's transaction commits when ``later`` is given (the
     GraphQL operation's ``after_commit``; the row that counts the request is kept whatever
@@ -225,7 +245,7 @@ async def sign_in_with_code(
     *,
     user_agent: str = "",
     ip: str = "",
-    on_success=None,
+    on_success: OnSuccess | None = None,
 ) -> Tokens:
     """Sign in with the latest sign-in code sent to the phone (see ``spend_code``)."""
     account = await spend_code(session, kit, tenant, phone_raw, code)

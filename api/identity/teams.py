@@ -12,9 +12,12 @@ widest data scope of the caller's roles:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-from sqlalchemy import literal, select
+from sqlalchemy import ColumnElement, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.identity.auth import Principal
@@ -64,13 +67,18 @@ async def remove_member(session: AsyncSession, team_id: uuid.UUID, account_id: u
     await session.flush()
 
 
-async def list_teams(session: AsyncSession):
+class TeamList(NamedTuple):
+    teams: Sequence[Team]
+    members: dict[uuid.UUID, list[uuid.UUID]]  # team id -> its members' account ids
+
+
+async def list_teams(session: AsyncSession) -> TeamList:
     teams = (await session.scalars(select(Team).order_by(Team.kind, Team.name))).all()
     members = (await session.execute(select(TeamMember.team_id, TeamMember.account_id))).all()
     by_team: dict[uuid.UUID, list[uuid.UUID]] = {}
     for team_id, account_id in members:
         by_team.setdefault(team_id, []).append(account_id)
-    return teams, by_team
+    return TeamList(teams, by_team)
 
 
 async def visible_owners(session: AsyncSession, p: Principal) -> set[uuid.UUID] | None:
@@ -89,7 +97,7 @@ async def visible_owners(session: AsyncSession, p: Principal) -> set[uuid.UUID] 
     return set(owners) | {p.account_id}
 
 
-async def active_members(session: AsyncSession, accounts) -> set[uuid.UUID]:
+async def active_members(session: AsyncSession, accounts: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     """Of ``accounts``, those with an active membership of the session's tenant."""
     from api.identity.models import Membership
 
@@ -101,6 +109,9 @@ async def active_members(session: AsyncSession, accounts) -> set[uuid.UUID]:
     return set(await session.scalars(stmt))
 
 
-def owner_filter(column, owners: set[uuid.UUID] | None):
+def owner_filter(
+    column: QueryableAttribute[uuid.UUID] | QueryableAttribute[uuid.UUID | None],
+    owners: set[uuid.UUID] | None,
+) -> ColumnElement[bool]:
     """The WHERE clause for a repository: ``owner_id IN (...)``, or true for scope all."""
     return literal(True) if owners is None else column.in_(owners)

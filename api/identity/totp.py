@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,9 @@ from api.identity.service import (
     SHARED_SCOPE,
     AuthFailed,
     LockedOut,
+    OnSuccess,
     Tokens,
+    account_for_update,
     now,
     record_failure,
     start_session,
@@ -33,7 +36,12 @@ PURPOSE = "totp"
 ISSUER = "Anju"
 
 
-def _where(account_id: uuid.UUID) -> dict:
+class Enrollment(NamedTuple):
+    secret: str
+    otpauth_uri: str
+
+
+def _where(account_id: uuid.UUID) -> dict[str, Any]:
     return {"scope": SHARED_SCOPE, "table": "account", "column": "totp", "row_id": account_id}
 
 
@@ -59,8 +67,10 @@ def check_code(kit: SecurityKit, account: Account, code: str) -> int | None:
     return None
 
 
-async def enroll(session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID, label: str):
-    account = await repo.account_for_update(session, account_id)
+async def enroll(
+    session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID, label: str
+) -> Enrollment:
+    account = await account_for_update(session, account_id)
     if account.totp_enabled_at is not None:
         raise AuthFailed("two-factor sign-in is already on; turn it off first", "code")
     secret = pyotp.random_base32()
@@ -68,11 +78,13 @@ async def enroll(session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID,
     account.totp_last_step = None
     await session.flush()
     uri = pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=ISSUER)
-    return secret, uri
+    return Enrollment(secret, uri)
 
 
-async def confirm(session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID, code: str):
-    account = await repo.account_for_update(session, account_id)
+async def confirm(
+    session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID, code: str
+) -> None:
+    account = await account_for_update(session, account_id)
     if account.totp_secret_enc is None:
         raise AuthFailed("start enrolment first", "code")
     step = check_code(kit, account, code)
@@ -83,8 +95,10 @@ async def confirm(session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID
     await session.flush()
 
 
-async def disable(session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID, code: str):
-    account = await repo.account_for_update(session, account_id)
+async def disable(
+    session: AsyncSession, kit: SecurityKit, account_id: uuid.UUID, code: str
+) -> None:
+    account = await account_for_update(session, account_id)
     if account.totp_enabled_at is None:
         raise AuthFailed("two-factor sign-in is not on", "code")
     step = check_code(kit, account, code)
@@ -105,7 +119,7 @@ async def complete_sign_in(
     *,
     user_agent: str = "",
     ip: str = "",
-    on_success=None,
+    on_success: OnSuccess | None = None,
 ) -> Tokens:
     try:
         account_id = kit.tokens.verify_challenge(challenge or "", tenant.slug, PURPOSE)

@@ -19,8 +19,10 @@ import functools
 import io
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 
 from api.errors import ValidationFailed
 
@@ -35,6 +37,17 @@ csv.field_size_limit(MAX_CELL_CHARS)
 # Files being read at once per process: the others wait (the reading holds the GIL most of
 # the time, so more threads would not read faster, only slow the event loop down more).
 _READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="anju-import")
+
+
+# A cell's value: text from a CSV file; from a workbook, what openpyxl reads (numbers, dates,
+# times, durations, booleans; an empty cell is "").
+Cell = str | int | float | bool | datetime | date | time | timedelta
+Record = dict[str, Cell]  # canonical column name -> cell
+
+
+class TableRow(NamedTuple):
+    number: int  # the row's number as the user sees it (the header is row 1)
+    record: Record
 
 
 class _Stopped(Exception):
@@ -82,7 +95,7 @@ def _check_unpacked(data: bytes) -> None:
         )
 
 
-def _read_xlsx(data: bytes) -> Iterator[list]:
+def _read_xlsx(data: bytes) -> Iterator[list[Cell]]:
     from openpyxl import load_workbook
 
     _check_unpacked(data)
@@ -108,7 +121,7 @@ def _read_xlsx(data: bytes) -> Iterator[list]:
         book.close()
 
 
-def _check_cells(row: list) -> None:
+def _check_cells(row: Sequence[Cell]) -> None:
     for v in row:
         if isinstance(v, str) and len(v) > MAX_CELL_CHARS:
             raise ValidationFailed(_too_long(), "file")
@@ -116,7 +129,7 @@ def _check_cells(row: list) -> None:
 
 def read_table(
     filename: str, data: bytes, aliases: dict[str, str], *, stop: threading.Event | None = None
-) -> list[tuple[int, dict]]:
+) -> list[TableRow]:
     """(row number as the user sees it, {canonical column: value}) for each non-empty row.
     ``aliases`` maps normalised header texts to canonical names; unknown columns are ignored,
     and a file without any known column is refused. CPU work: call it through
@@ -124,7 +137,7 @@ def read_table(
     if len(data) > MAX_BYTES:
         raise ValidationFailed(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB", "file")
     is_xlsx = filename.lower().endswith((".xlsx", ".xlsm")) or data[:4] == b"PK\x03\x04"
-    rows = _read_xlsx(data) if is_xlsx else _read_csv(data)
+    rows: Iterator[Sequence[Cell]] = _read_xlsx(data) if is_xlsx else _read_csv(data)
     header = next(rows, None)
     if header is None:
         raise ValidationFailed("the file is empty", "file")
@@ -136,7 +149,7 @@ def read_table(
     columns = [aliases.get(_norm(h)) for h in header]
     if not any(columns):
         raise ValidationFailed("no known column in the header row", "file")
-    out = []
+    out: list[TableRow] = []
     for number, raw in enumerate(rows, start=2):
         if stop is not None and stop.is_set():
             raise _Stopped
@@ -146,7 +159,7 @@ def read_table(
         if not any(str(v).strip() for v in raw):
             continue
         record = {c: v for c, v in zip(columns, raw, strict=False) if c}
-        out.append((number, record))
+        out.append(TableRow(number, record))
         if len(out) > MAX_ROWS:
             raise ValidationFailed(f"at most {MAX_ROWS} rows per file", "file")
     return out
@@ -154,7 +167,7 @@ def read_table(
 
 async def read_table_off_loop(
     filename: str, data: bytes, aliases: dict[str, str]
-) -> list[tuple[int, dict]]:
+) -> list[TableRow]:
     """``read_table`` in a reading thread: the event loop serves other requests meanwhile.
     If the caller is cancelled, the thread stops at the next row."""
     stop = threading.Event()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
+from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
 from api.errors import NotFound
@@ -56,8 +57,11 @@ ImportResult = Annotated[
 
 
 async def _read(file: Upload) -> tuple[str, bytes]:
-    data = await file.read(MAX_BYTES + 1)
-    return (getattr(file, "filename", None) or "upload"), data
+    # strawberry types Upload as bytes; what arrives is the multipart part the GraphQL view
+    # read (api/graphql/view.py), a Starlette UploadFile.
+    upload = cast(UploadFile, file)
+    data = await upload.read(MAX_BYTES + 1)
+    return (getattr(upload, "filename", None) or "upload"), data
 
 
 @strawberry.type

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import DomainError, NotFound, ValidationFailed
 from api.ids import uuid7
-from api.importing.files import read_table_off_loop
+from api.importing.files import Record, read_table_off_loop
 from api.importing.models import ImportBatch
 from api.listing import repository as listing_repo
 from api.listing import service as listing_service
@@ -120,18 +121,23 @@ class Report:
 # ---------------------------------------------------------------- cell parsing
 
 
-def _str(record: dict, key: str) -> str:
+def _str(record: Record, key: str) -> str:
     value = record.get(key, "")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
 
 
-def _int(record: dict, key: str, *, required: bool = False) -> int | None:
+def _required_int(record: Record, key: str) -> int:
+    value = _int(record, key)
+    if value is None:
+        raise ValidationFailed(f"{key} is required", key)
+    return value
+
+
+def _int(record: Record, key: str) -> int | None:
     raw = _str(record, key)
     if not raw:
-        if required:
-            raise ValidationFailed(f"{key} is required", key)
         return None
     try:
         value = Decimal(raw)
@@ -142,7 +148,7 @@ def _int(record: dict, key: str, *, required: bool = False) -> int | None:
         raise ValidationFailed(f"{key} must be a whole number, not '{raw}'", key) from None
 
 
-def _decimal(record: dict, key: str) -> Decimal | None:
+def _decimal(record: Record, key: str) -> Decimal | None:
     raw = _str(record, key).replace(",", "")
     if not raw:
         return None
@@ -155,7 +161,7 @@ def _decimal(record: dict, key: str) -> Decimal | None:
     return value
 
 
-def _money(record: dict, key: str) -> int | None:
+def _money(record: Record, key: str) -> int | None:
     """A price in major units (yuan): "3000000", "3,000,000.50" or "300万"."""
     raw = _str(record, key).replace(",", "").replace("¥", "").replace("元", "")
     if not raw:
@@ -172,14 +178,14 @@ def _money(record: dict, key: str) -> int | None:
     return int(minor)
 
 
-def _tags(record: dict) -> list[str]:
+def _tags(record: Record) -> list[str]:
     raw = _str(record, "tags")
     for sep in ("\uff1b", "\uff0c", "\u3001", ","):  # full-width ; and , and the enumeration comma
         raw = raw.replace(sep, ";")
     return [t.strip() for t in raw.split(";") if t.strip()]
 
 
-def _default(value, default):
+def _default(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
@@ -190,8 +196,47 @@ def _mapped(value: str, table: dict[str, str]) -> str:
 # ---------------------------------------------------------------- units
 
 
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    """A unit row of a file, parsed: everything of a ``unit_service.UnitInput`` but the
+    building, which the file names and pass 2 finds or creates."""
+
+    row: int
+    building: str
+    floor: int
+    number: str
+    gross_area: Decimal | None
+    net_area: Decimal | None
+    unit_type_id: uuid.UUID | None
+    orientation: str | None
+    rooms: int | None
+    list_price: int | None
+    status: str
+    tags: list[str]
+
+    def input(self, building_id: uuid.UUID) -> unit_service.UnitInput:
+        return unit_service.UnitInput(
+            building_id=building_id,
+            floor=self.floor,
+            number=self.number,
+            gross_area=self.gross_area,
+            net_area=self.net_area,
+            unit_type_id=self.unit_type_id,
+            orientation=self.orientation,
+            rooms=self.rooms,
+            list_price=self.list_price,
+            status=self.status,
+            tags=self.tags,
+        )
+
+
 async def import_units(
-    session, project_id: uuid.UUID, filename: str, data: bytes, *, actor_id: uuid.UUID | None
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    filename: str,
+    data: bytes,
+    *,
+    actor_id: uuid.UUID | None,
 ) -> Report:
     projects = await project_repo.projects_by_ids(session, [project_id])
     if not projects:
@@ -207,7 +252,7 @@ async def import_units(
         for t in await session.scalars(select(UnitType).where(UnitType.project_id == project_id))
     }
     # Pass 1: parse every row.
-    parsed: list[tuple[int, str, dict]] = []
+    parsed: list[UnitRow] = []
     for number, record in rows:
         try:
             name = _str(record, "building")
@@ -215,12 +260,14 @@ async def import_units(
                 raise ValidationFailed("building is required", "building")
             if len(name) > 100:
                 raise ValidationFailed("building must be at most 100 characters", "building")
-            floor = _int(record, "floor", required=True)
+            floor = _required_int(record, "floor")
             type_name = _str(record, "unit_type")
             if type_name and type_name not in types:
                 raise NotFound(f"unit type '{type_name}' not found in this project", "unit_type")
             status = _mapped(_str(record, "status") or "planned", STATUS_ZH).lower()
-            item = dict(
+            item = UnitRow(
+                row=number,
+                building=name,
                 floor=floor,
                 number=_str(record, "number"),
                 gross_area=_decimal(record, "gross_area"),
@@ -235,14 +282,15 @@ async def import_units(
         except DomainError as exc:
             report.errors.append(RowError(number, exc.field or "", exc.message))
             continue
-        parsed.append((number, name, item))
+        parsed.append(item)
     # Pass 2: build each row with the same rules as createUnits; skip what already exists.
     # A building named only by the file is a draft as high as a building may be; it is
     # created afterwards, as high as its highest good row, and only if it has one.
     builder = unit_service.UnitBuilder(session, actor_id=actor_id)
     drafts: dict[str, Building] = {}
-    built = []
-    for number, name, item in parsed:
+    built: list[unit_service.BuiltUnit] = []
+    for item in parsed:
+        name = item.building
         building = buildings.get(name) or drafts.get(name)
         if building is None:
             building = drafts[name] = Building(
@@ -250,14 +298,12 @@ async def import_units(
             )
             builder.add_draft_building(building, projects[project_id])
         try:
-            if name in buildings and await builder.exists(building.id, item["number"]):
+            if name in buildings and await builder.exists(building.id, item.number):
                 report.skipped += 1
                 continue
-            built.append(
-                await builder.build(unit_service.UnitInput(building_id=building.id, **item))
-            )
+            built.append(await builder.build(item.input(building.id)))
         except DomainError as exc:
-            report.errors.append(RowError(number, exc.field or "", exc.message))
+            report.errors.append(RowError(item.row, exc.field or "", exc.message))
     for building in drafts.values():
         floors = [u.floor for u, _ in built if u.building_id == building.id]
         if floors:
@@ -272,14 +318,14 @@ async def import_units(
 # ---------------------------------------------------------------- listings
 
 
-def _fingerprint(record: dict) -> str:
+def _fingerprint(record: Record) -> str:
     keys = ("community", "address", "floor", "gross_area", "rooms", "seller_phone")
     raw = "|".join(_str(record, k).lower() for k in keys)
     return "h:" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
 async def import_listings(
-    session,
+    session: AsyncSession,
     kit: SecurityKit,
     tenant_id: str,
     filename: str,
@@ -336,7 +382,14 @@ async def import_listings(
     return report
 
 
-async def _record(session, report: Report, kind, filename, data, actor_id) -> None:
+async def _record(
+    session: AsyncSession,
+    report: Report,
+    kind: str,
+    filename: str,
+    data: bytes,
+    actor_id: uuid.UUID | None,
+) -> None:
     report.errors.sort(key=lambda e: e.row)
     session.add(
         ImportBatch(

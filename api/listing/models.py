@@ -5,6 +5,7 @@ listing and its sale too (``unit_event`` rows with ``ref_id`` = the listing)."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,11 +33,39 @@ from sqlalchemy.orm import Mapped, mapped_column
 from api.db import TenantBase, ciphertext_column, utcnow
 from api.ids import uuid7
 from api.live.outbox import watch
-from api.unit.models import ORIENTATIONS, _in
+from api.unit.models import ORIENTATIONS, JsonObject, _in
 
-LISTING_STATUSES = ("active", "under_contract", "sold", "withdrawn", "expired")
-DECORATIONS = ("rough", "simple", "fine", "luxury")
-RIGHTS = ("commodity", "affordable", "reformed_public", "collective", "other")
+
+class ListingStatus(enum.StrEnum):
+    """The local status of a resale listing."""
+
+    ACTIVE = "active"
+    UNDER_CONTRACT = "under_contract"
+    SOLD = "sold"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class Decoration(enum.StrEnum):
+    ROUGH = "rough"
+    SIMPLE = "simple"
+    FINE = "fine"
+    LUXURY = "luxury"
+
+
+class PropertyRight(enum.StrEnum):
+    """The kind of property right on the title."""
+
+    COMMODITY = "commodity"
+    AFFORDABLE = "affordable"
+    REFORMED_PUBLIC = "reformed_public"
+    COLLECTIVE = "collective"
+    OTHER = "other"
+
+
+LISTING_STATUSES = tuple(s.value for s in ListingStatus)
+DECORATIONS = tuple(d.value for d in Decoration)
+RIGHTS = tuple(r.value for r in PropertyRight)
 
 
 class Listing(TenantBase):
@@ -136,7 +165,7 @@ class ListingEvent(TenantBase):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
-def live_payload(x: Listing) -> dict:
+def live_payload(x: Listing) -> JsonObject:
     """A listing's live event: its status and price, and what saved filters match on."""
     return {
         "listing_id": str(x.id),

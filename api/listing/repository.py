@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import search as search_kit
 from api.db import rows_where_in
 from api.listing.models import Listing, ListingEvent
+from api.unit.models import JsonObject
 
 BIG = 2**63 - 1
 
@@ -29,6 +32,7 @@ async def listings_by_unit_ids(
     out: dict[uuid.UUID, list[Listing]] = {i: [] for i in ids}
     stmt = select(Listing).where(Listing.unit_id.in_(ids)).order_by(Listing.listed_at)
     for x in await session.scalars(stmt):
+        assert x.unit_id is not None  # matched by unit_id IN ids
         out[x.unit_id].append(x)
     return out
 
@@ -53,7 +57,7 @@ async def by_source_refs(session: AsyncSession, refs: Sequence[str]) -> set[str]
     return set(await session.scalars(stmt))
 
 
-async def expire_due(session: AsyncSession, now, limit: int) -> list[uuid.UUID]:
+async def expire_due(session: AsyncSession, now: datetime, limit: int) -> list[Listing]:
     """Active listings past their expiry become expired; returns them (as updated)."""
     due = (
         select(Listing.id)
@@ -91,12 +95,52 @@ class ListingSearch:
     keyword: str | None = None
     near: search_kit.Near | None = None
 
+    @classmethod
+    def from_json(cls, doc: JsonObject) -> ListingSearch:
+        """A search from its JSON form (``dataclasses.asdict`` through JSON, as a saved search
+        keeps it); a key it lacks takes its default."""
 
-def distance_km(lat: float, lng: float) -> ColumnElement:
+        def listed(name: str) -> list[Any]:
+            return list(doc.get(name) or ())
+
+        def whole(name: str) -> int | None:
+            value = doc.get(name)
+            return None if value is None else int(value)
+
+        def decimal(name: str) -> Decimal | None:
+            value = doc.get(name)
+            return None if value is None else Decimal(str(value))
+
+        near = doc.get("near")
+        return cls(
+            districts=listed("districts"),
+            communities=listed("communities"),
+            statuses=listed("statuses"),
+            rooms=listed("rooms"),
+            orientations=listed("orientations"),
+            decorations=listed("decorations"),
+            tags=listed("tags"),
+            agent_ids=[uuid.UUID(str(a)) for a in listed("agent_ids")],
+            price_min=whole("price_min"),
+            price_max=whole("price_max"),
+            area_min=decimal("area_min"),
+            area_max=decimal("area_max"),
+            built_after=whole("built_after"),
+            verified_only=bool(doc.get("verified_only")),
+            keyword=doc.get("keyword") or None,
+            near=search_kit.Near(
+                float(near["latitude"]), float(near["longitude"]), float(near["radius_km"])
+            )
+            if near
+            else None,
+        )
+
+
+def distance_km(lat: float, lng: float) -> ColumnElement[float]:
     return search_kit.distance_km(Listing.latitude, Listing.longitude, lat, lng)
 
 
-def filtered(s: ListingSearch) -> Select:
+def filtered(s: ListingSearch) -> Select[Listing]:
     stmt = select(Listing)
     for values, col in (
         (s.districts, Listing.district),
@@ -133,24 +177,38 @@ def filtered(s: ListingSearch) -> Select:
     return stmt
 
 
-SORTS = {
+def _distance(s: ListingSearch) -> ColumnElement[float]:
+    assert s.near is not None  # search_args refuses the DISTANCE sort without filter.near
+    return distance_km(s.near.latitude, s.near.longitude)
+
+
+# Sort name -> (key expression builder, descending); the id breaks ties (api.search).
+SortSpec = tuple[Callable[[ListingSearch], SQLColumnExpression[Any]] | None, bool]
+SORTS: dict[str, SortSpec] = {
     "NEWEST": (None, True),
     "PRICE_ASC": (lambda s: Listing.asking_price, False),
     "PRICE_DESC": (lambda s: Listing.asking_price, True),
     "AREA_ASC": (lambda s: Listing.gross_area, False),
     "AREA_DESC": (lambda s: Listing.gross_area, True),
     "PRICE_PER_M2_ASC": (lambda s: Listing.price_per_m2, False),
-    "DISTANCE": (lambda s: distance_km(s.near.latitude, s.near.longitude), False),
+    "DISTANCE": (_distance, False),
     "RELEVANCE": (lambda s: func.word_similarity(s.keyword, Listing.search_text), True),
 }
 
 
 async def search(
-    session: AsyncSession, s: ListingSearch, *, sort: str, limit: int, after: tuple | None
+    session: AsyncSession,
+    s: ListingSearch,
+    *,
+    sort: str,
+    limit: int,
+    after: tuple[object, ...] | None,
 ) -> list[tuple[Listing, object]]:
-    return await search_kit.search(
+    rows = await search_kit.search(
         session, filtered(s), SORTS[sort], s, Listing.id, after=after, limit=limit
     )
+    # search_kit.search is not generic: its entities are the rows of filtered(s), listings.
+    return cast(list[tuple[Listing, object]], rows)
 
 
 async def count(session: AsyncSession, s: ListingSearch) -> int:

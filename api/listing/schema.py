@@ -34,7 +34,7 @@ from api.graphql.types import (
 )
 from api.listing import repository as repo
 from api.listing import service
-from api.listing.models import DECORATIONS, RIGHTS
+from api.listing.models import Decoration, ListingStatus, PropertyRight
 from api.listing.models import Listing as ListingRow
 from api.listing.models import ListingEvent as EventRow
 from api.media.schema import Media, first_photo_of, media_of
@@ -43,15 +43,9 @@ from api.unit.schema import StandardStatus, Unit, unit_loader
 from api.validate import fits
 from tenants.registry import TenantInfo
 
-ListingStatus = strawberry.enum(
-    enum.Enum("ListingStatus", {s.upper(): s for s in service.RESO}),
-    description="The local status of a resale listing.",
-)
-Decoration = strawberry.enum(enum.Enum("Decoration", {d.upper(): d for d in DECORATIONS}))
-PropertyRight = strawberry.enum(
-    enum.Enum("PropertyRight", {r.upper(): r for r in RIGHTS}),
-    description="The kind of property right on the title.",
-)
+strawberry.enum(ListingStatus, description="The local status of a resale listing.")
+strawberry.enum(Decoration)
+strawberry.enum(PropertyRight, description="The kind of property right on the title.")
 
 
 @strawberry.enum
@@ -103,7 +97,7 @@ class ListingEvent:
     @classmethod
     def of(cls, row: EventRow) -> ListingEvent:
         return cls(
-            id=_sid(row.id),
+            id=strawberry.ID(str(row.id)),
             kind=row.kind,
             from_status=ListingStatus(row.from_status) if row.from_status else None,
             to_status=ListingStatus(row.to_status) if row.to_status else None,
@@ -155,7 +149,7 @@ class Listing(Node):
     @classmethod
     def of(cls, r: ListingRow) -> Listing:
         return cls(
-            id=_sid(r.id),
+            id=strawberry.ID(str(r.id)),
             community=r.community,
             city=r.city,
             district=r.district,
@@ -177,8 +171,8 @@ class Listing(Node):
             mortgaged=r.mortgaged,
             only_home=r.only_home,
             agent_id=_sid(r.agent_id),
-            asking_price=Money.of(r.asking_price, r.currency),
-            price_per_m2=Money.of(r.price_per_m2, r.currency),
+            asking_price=Money(minor_units=Long(r.asking_price), currency=r.currency),
+            price_per_m2=Money(minor_units=Long(r.price_per_m2), currency=r.currency),
             status=ListingStatus(r.status),
             standard_status=StandardStatus(service.RESO[r.status]),
             verified=r.verified,

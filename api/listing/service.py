@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -21,7 +25,7 @@ from api.live import outbox
 from api.project import repository as project_repo
 from api.security.kit import SecurityKit
 from api.unit import repository as unit_repo
-from api.unit.models import ORIENTATIONS, UnitEvent
+from api.unit.models import ORIENTATIONS, JsonObject, UnitEvent
 from api.validate import area as area_of
 from api.validate import text, unique_texts
 from tenants.registry import TenantInfo
@@ -91,19 +95,32 @@ def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | Non
     return value
 
 
-def _int(value: int | None, low: int, high: int, name: str) -> int | None:
-    if value is not None and not low <= value <= high:
+def _bounded(value: int, low: int, high: int, name: str) -> int:
+    if not low <= value <= high:
         raise ValidationFailed(f"{name} must be between {low} and {high}", name)
     return value
+
+
+def _int(value: int | None, low: int, high: int, name: str) -> int | None:
+    return None if value is None else _bounded(value, low, high, name)
 
 
 def phone_scope(tenant_id: str) -> str:
     return str(uuid.UUID(tenant_id))
 
 
-def encrypt_phone(kit: SecurityKit, tenant_id: str, listing_id: uuid.UUID, phone: str):
+class EncryptedPhone(NamedTuple):
+    """A seller's phone as stored: its ciphertext and its blind index (for lookups)."""
+
+    ciphertext: bytes
+    blind_index: bytes
+
+
+def encrypt_phone(
+    kit: SecurityKit, tenant_id: str, listing_id: uuid.UUID, phone: str
+) -> EncryptedPhone:
     scope = phone_scope(tenant_id)
-    return (
+    return EncryptedPhone(
         kit.cipher.encrypt(
             phone, scope=scope, table="listing", column="seller_phone", row_id=listing_id
         ),
@@ -129,7 +146,12 @@ def search_text(x: Listing) -> str:
 
 
 async def create_listing(
-    session, kit: SecurityKit, tenant_id: str, data: ListingInput, *, actor_id: uuid.UUID | None
+    session: AsyncSession,
+    kit: SecurityKit,
+    tenant_id: str,
+    data: ListingInput,
+    *,
+    actor_id: uuid.UUID | None,
 ) -> Listing:
     now = utcnow()
     unit = None
@@ -172,17 +194,19 @@ async def create_listing(
         lat, lng = project.latitude, project.longitude
     if (lat is None) != (lng is None):
         raise ValidationFailed("latitude and longitude go together", "latitude")
-    if lat is not None and not (-90 <= lat <= 90 and -180 <= lng <= 180):
+    if lat is not None and lng is not None and not (-90 <= lat <= 90 and -180 <= lng <= 180):
         raise ValidationFailed("latitude/longitude out of range", "latitude")
     row.latitude, row.longitude = lat, lng
     area = data.gross_area if data.gross_area is not None else (unit.gross_area if unit else None)
-    row.gross_area = area_of(area, "grossArea", required=True)
+    gross = area_of(area, "grossArea", required=True)
+    assert gross is not None  # required=True refuses a missing area instead of returning None
+    row.gross_area = gross
     rooms = data.rooms if data.rooms is not None else (unit.rooms if unit else None)
     if rooms is None:
         raise ValidationFailed("rooms is required", "rooms")
-    row.rooms = _int(rooms, 0, 20, "rooms")
-    row.living_rooms = _int(data.living_rooms, 0, 20, "livingRooms")
-    row.bathrooms = _int(data.bathrooms, 0, 20, "bathrooms")
+    row.rooms = _bounded(rooms, 0, 20, "rooms")
+    row.living_rooms = _bounded(data.living_rooms, 0, 20, "livingRooms")
+    row.bathrooms = _bounded(data.bathrooms, 0, 20, "bathrooms")
     row.floor = _int(
         data.floor if data.floor is not None else (unit.floor if unit else None), -10, 200, "floor"
     )
@@ -250,7 +274,9 @@ async def create_listing(
     return row
 
 
-async def _locked(session, listing_id: uuid.UUID, *, actor_id, can_all: bool) -> Listing:
+async def _locked(
+    session: AsyncSession, listing_id: uuid.UUID, *, actor_id: uuid.UUID, can_all: bool
+) -> Listing:
     row = await repo.lock_listing(session, listing_id)
     if row is None:
         raise NotFound("listing not found", "listingId")
@@ -260,7 +286,7 @@ async def _locked(session, listing_id: uuid.UUID, *, actor_id, can_all: bool) ->
 
 
 async def change_price(
-    session,
+    session: AsyncSession,
     listing_id: uuid.UUID,
     price: int,
     *,
@@ -309,7 +335,7 @@ async def change_price(
 
 
 async def change_status(
-    session,
+    session: AsyncSession,
     listing_id: uuid.UUID,
     to: str,
     *,
@@ -355,7 +381,9 @@ async def change_status(
     return row
 
 
-async def verify(session, listing_id: uuid.UUID, *, actor_id: uuid.UUID, note: str = "") -> Listing:
+async def verify(
+    session: AsyncSession, listing_id: uuid.UUID, *, actor_id: uuid.UUID, note: str = ""
+) -> Listing:
     row = await repo.lock_listing(session, listing_id)
     if row is None:
         raise NotFound("listing not found", "listingId")
@@ -377,7 +405,9 @@ async def verify(session, listing_id: uuid.UUID, *, actor_id: uuid.UUID, note: s
     return row
 
 
-async def expire_listings(session, *, now: datetime | None = None, limit: int = 1000) -> int:
+async def expire_listings(
+    session: AsyncSession, *, now: datetime | None = None, limit: int = 1000
+) -> int:
     """The listing-expiry job's work for one tenant."""
     now = now or utcnow()
     expired = await repo.expire_due(session, now, limit)
@@ -398,47 +428,52 @@ async def expire_listings(session, *, now: datetime | None = None, limit: int = 
     return len(expired)
 
 
-def matches(search: dict, p: dict) -> bool:
+def matches(search: JsonObject, p: JsonObject) -> bool:
     """Does a listing's live payload (models.live_payload) match a saved search (the JSON of a
-    ``repository.ListingSearch``)? The same rules as the search query, in Python."""
+    ``repository.ListingSearch``)? See ``search_matches``."""
+    return search_matches(repo.ListingSearch.from_json(search), p)
 
-    def among(name: str, value) -> bool:
-        wanted = search.get(name) or []
+
+def search_matches(s: repo.ListingSearch, p: JsonObject) -> bool:
+    """Does a listing's live payload (models.live_payload) match a search? The same rules as
+    the search query, in Python."""
+
+    def among(wanted: Sequence[object], value: object) -> bool:
         return not wanted or value in wanted
 
     if not (
-        among("districts", p["district"])
-        and among("communities", p["community"])
-        and among("statuses", p["status"])
-        and among("rooms", p["rooms"])
-        and among("orientations", p["orientation"])
-        and among("decorations", p["decoration"])
-        and among("agent_ids", p["agent_id"])
+        among(s.districts, p["district"])
+        and among(s.communities, p["community"])
+        and among(s.statuses, p["status"])
+        and among(s.rooms, p["rooms"])
+        and among(s.orientations, p["orientation"])
+        and among(s.decorations, p["decoration"])
+        and among([str(a) for a in s.agent_ids], p["agent_id"])
     ):
         return False
-    if not set(search.get("tags") or ()).issubset(p["tags"] or ()):
+    if not set(s.tags).issubset(p["tags"] or ()):
         return False
     price = p["asking_price"]
-    if search.get("price_min") is not None and price < int(search["price_min"]):
+    if s.price_min is not None and price < s.price_min:
         return False
-    if search.get("price_max") is not None and price > int(search["price_max"]):
+    if s.price_max is not None and price > s.price_max:
         return False
     area = Decimal(p["gross_area"])
-    if search.get("area_min") is not None and area < Decimal(str(search["area_min"])):
+    if s.area_min is not None and area < s.area_min:
         return False
-    if search.get("area_max") is not None and area > Decimal(str(search["area_max"])):
+    if s.area_max is not None and area > s.area_max:
         return False
-    if search.get("built_after") is not None and (p["year_built"] or 0) < search["built_after"]:
+    if s.built_after is not None and (p["year_built"] or 0) < s.built_after:
         return False
-    if search.get("verified_only") and not p["verified"]:
+    if s.verified_only and not p["verified"]:
         return False
-    if (keyword := search.get("keyword")) and keyword not in (p["text"] or "").lower():
+    if s.keyword and s.keyword not in (p["text"] or "").lower():
         return False
-    if near := search.get("near"):
+    if s.near is not None:
         if p["latitude"] is None or p["longitude"] is None:
             return False
-        if _km(near["latitude"], near["longitude"], p["latitude"], p["longitude"]) > float(
-            near["radius_km"]
+        if _km(s.near.latitude, s.near.longitude, p["latitude"], p["longitude"]) > (
+            s.near.radius_km
         ):
             return False
     return True

@@ -27,17 +27,20 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import structlog
 
+from api.live.hub import LiveEvent
+
 log = structlog.get_logger("anju.live")
 
-Handler = Callable[[list[dict]], Awaitable[None] | None]
+Handler = Callable[[list[LiveEvent]], Awaitable[None] | None]
 Resume = Callable[[float], Awaitable[None] | None]
 CHANNEL = "anju:live"
 
 
-async def _call(fn, *args) -> None:
+async def _call(fn: Callable[..., Awaitable[None] | None], *args: Any) -> None:
     result = fn(*args)
     if asyncio.iscoroutine(result):
         await result
@@ -50,7 +53,7 @@ class LocalBus:
     async def start(self, handler: Handler, on_resume: Resume | None = None) -> None:
         self._handlers.append(handler)  # in process: never lost, never resumed
 
-    async def publish(self, events: list[dict]) -> None:
+    async def publish(self, events: list[LiveEvent]) -> None:
         # The same bytes as Redis would carry: a subscriber never shares objects with the relay.
         data = json.dumps(events, separators=(",", ":"))
         for handler in list(self._handlers):
@@ -68,7 +71,7 @@ class RedisBus:
             url, socket_connect_timeout=timeout, socket_keepalive=True, health_check_interval=15
         )
         self.channel = channel
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.subscribed = False  # a subscription is held now
         self._tried = asyncio.Event()  # the first attempt succeeded or failed
         self._lost_at: float | None = None  # no subscription since then (Unix time)
@@ -131,7 +134,7 @@ class RedisBus:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    async def publish(self, events: list[dict]) -> None:
+    async def publish(self, events: list[LiveEvent]) -> None:
         await self._redis.publish(self.channel, json.dumps(events, separators=(",", ":")))
 
     async def close(self) -> None:
@@ -144,3 +147,9 @@ class RedisBus:
 
 def make_bus(redis_url: str, channel: str = CHANNEL, timeout: float = 2.0) -> LocalBus | RedisBus:
     return RedisBus(redis_url, channel, timeout=timeout) if redis_url else LocalBus()
+
+
+class Publisher(Protocol):
+    """What the relay needs of a bus."""
+
+    async def publish(self, events: list[LiveEvent]) -> None: ...

@@ -22,19 +22,27 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from graphql import ExecutionResult, execute
-from sqlalchemy import and_, or_, select
+from graphql import DocumentNode, ExecutionResult, GraphQLSchema, execute
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Message, Send
 
 log = structlog.get_logger("anju.live")
 
 MAX_BACKLOG = 256  # messages queued for a client that does not read; then it is closed
 RESUME = "_resume"  # a hub queue entry: the bus subscribed again (see Hub.on_resume)
 RESUME_MARGIN = 5.0  # seconds before the loss read back for tenants without a known sequence
+
+LiveEvent = dict[str, Any]
+"""An event as the bus carries it (JSON): tenant, seq, kind, payload, ..."""
+Topic = tuple[Any, ...]
+"""A topic key, its tenant first: (tenant, "building", id), (tenant, "listings"), ..."""
+Control = Callable[["Hub", "Feed", LiveEvent], None]
 
 
 class Connection:
@@ -53,7 +61,12 @@ class Connection:
     )
 
     def __init__(
-        self, send, tenant_id: str, principal, token: str = "", expires_at: float = 0.0
+        self,
+        send: Send,
+        tenant_id: str,
+        principal: Any,
+        token: str = "",
+        expires_at: float = 0.0,
     ) -> None:
         self.send = send
         self.tenant_id = tenant_id
@@ -61,7 +74,7 @@ class Connection:
         self.token = token  # read again at each subscribe (a sign-out or role change counts)
         self.expires_at = expires_at  # the access token's expiry: then the socket is closed
         self.feeds: dict[str, Feed] = {}
-        self.backlog: deque[dict] | None = None
+        self.backlog: deque[Message] | None = None
         self.closed = False
         self.close_code: int | None = None
 
@@ -75,7 +88,7 @@ class Connection:
         self._put({"type": "websocket.close", "code": code, "reason": reason[:120]})
         self.closed, self.close_code = True, code
 
-    def _put(self, message: dict) -> None:
+    def _put(self, message: Message) -> None:
         if self.closed:
             return
         if self.backlog is not None:
@@ -84,7 +97,9 @@ class Connection:
                 return
             self.backlog.append(message)
             return
-        coro = self.send(message)
+        # Driven by hand (an ASGI send is an async function): a write the socket takes at
+        # once completes on the first step.
+        coro = cast(Coroutine[Any, Any, None], self.send(message))
         try:
             waiting = coro.send(None)
         except StopIteration:
@@ -95,7 +110,7 @@ class Connection:
         self.backlog = deque()
         asyncio.get_running_loop().create_task(self._finish(coro, waiting))
 
-    async def _finish(self, coro, waiting) -> None:
+    async def _finish(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
         try:
             while True:  # finish the suspended write, then the queue
                 if waiting is None:
@@ -129,7 +144,14 @@ class Shape:
         "variables",
     )
 
-    def __init__(self, key, schema, document, operation_name, variables) -> None:
+    def __init__(
+        self,
+        key: Topic,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any],
+    ) -> None:
         self.key = key
         self.schema = schema
         self.document = document
@@ -139,7 +161,7 @@ class Shape:
         self._ev: Any = None
         self._body = ""
 
-    def render(self, ev: dict, obj: Any) -> str:
+    def render(self, ev: LiveEvent, obj: Any) -> str:
         """The ``next`` payload (JSON text) for ``obj``, built at most once per event."""
         if self._ev is ev:
             return self._body
@@ -181,9 +203,9 @@ class Feed:
         conn: Connection,
         sub_id: str,
         shape: Shape,
-        keys: set,
-        accept: Callable[[dict], bool],
-        control: Callable | None = None,
+        keys: set[Topic],
+        accept: Callable[[LiveEvent], bool],
+        control: Control | None = None,
     ) -> None:
         self.conn = conn
         self.sub_id = sub_id
@@ -192,7 +214,7 @@ class Feed:
         self.accept = accept
         self.control = control  # (hub, feed, event) for follow changes: re-key, not sent
         self.last_seq = 0
-        self.buffer: list | None = None  # while replaying: live events wait here
+        self.buffer: list[LiveEvent] | None = None  # while replaying: live events wait here
         self.prefix = '{"id":' + json.dumps(sub_id) + ',"type":"next","payload":'
 
     def deliver(self, seq: int, body: str) -> None:
@@ -202,7 +224,7 @@ class Feed:
         self.conn.push(self.prefix + body + "}")
 
 
-def event_keys(ev: dict) -> list[tuple]:
+def event_keys(ev: LiveEvent) -> list[Topic]:
     t, kind, p = ev["tenant"], ev["kind"], ev["payload"]
     if kind.startswith("unit."):
         return [
@@ -220,17 +242,23 @@ def event_keys(ev: dict) -> list[tuple]:
 
 
 class Hub:
-    def __init__(self, schema, engine=None, *, to_object: Callable[[dict], Any]) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        engine: AsyncEngine | None = None,
+        *,
+        to_object: Callable[[LiveEvent], Any],
+    ) -> None:
         self.schema = schema  # graphql-core schema
         self.engine = engine  # for reading a gap back from the outbox
         self.to_object = to_object
-        self.topics: dict[tuple, set[Feed]] = {}
-        self.shapes: dict[tuple, Shape] = {}
+        self.topics: dict[Topic, set[Feed]] = {}
+        self.shapes: dict[Topic, Shape] = {}
         self.connections: set[Connection] = set()
         self.last_seq: dict[str, int] = {}
-        self.queue: asyncio.Queue[list[dict]] = asyncio.Queue()
+        self.queue: asyncio.Queue[list[LiveEvent]] = asyncio.Queue()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -244,7 +272,7 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def on_bus(self, events: list[dict]) -> None:
+    def on_bus(self, events: list[LiveEvent]) -> None:
         """The bus handler: never blocks the bus; events are dispatched in order."""
         self.queue.put_nowait(events)
 
@@ -276,7 +304,9 @@ class Hub:
         known = {uuid.UUID(t): seq for t, seq in self.last_seq.items()}
         watched = {uuid.UUID(key[0]) for key in self.topics} - set(known)
         since = datetime.fromtimestamp(lost_at - RESUME_MARGIN, UTC)
-        clauses = [and_(OUTBOX.c.tenant_id == t, OUTBOX.c.seq > seq) for t, seq in known.items()]
+        clauses: list[ColumnElement[bool]] = [
+            and_(OUTBOX.c.tenant_id == t, OUTBOX.c.seq > seq) for t, seq in known.items()
+        ]
         if watched:
             clauses.append(and_(OUTBOX.c.tenant_id.in_(watched), OUTBOX.c.created_at >= since))
         if not clauses:
@@ -299,7 +329,13 @@ class Hub:
 
     # ------------------------------------------------------------ registry
 
-    def shape(self, key: tuple, document, operation_name, variables) -> Shape:
+    def shape(
+        self,
+        key: Topic,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any],
+    ) -> Shape:
         shape = self.shapes.get(key)
         if shape is None:
             shape = self.shapes[key] = Shape(key, self.schema, document, operation_name, variables)
@@ -311,15 +347,15 @@ class Hub:
         for key in feed.keys:
             self.topics.setdefault(key, set()).add(feed)
 
-    def add_key(self, feed: Feed, key: tuple) -> None:
+    def add_key(self, feed: Feed, key: Topic) -> None:
         feed.keys.add(key)
         self.topics.setdefault(key, set()).add(feed)
 
-    def remove_key(self, feed: Feed, key: tuple) -> None:
+    def remove_key(self, feed: Feed, key: Topic) -> None:
         feed.keys.discard(key)
         self._unlink(feed, key)
 
-    def _unlink(self, feed: Feed, key: tuple) -> None:
+    def _unlink(self, feed: Feed, key: Topic) -> None:
         members = self.topics.get(key)
         if members is not None:
             members.discard(feed)
@@ -343,7 +379,7 @@ class Hub:
 
     # ------------------------------------------------------------ dispatch
 
-    async def _accept(self, ev: dict) -> None:
+    async def _accept(self, ev: LiveEvent) -> None:
         tenant, seq = ev["tenant"], ev["seq"]
         last = self.last_seq.get(tenant)
         if last is not None and seq <= last:
@@ -354,9 +390,10 @@ class Hub:
         self.last_seq[tenant] = seq
         self.dispatch(ev)
 
-    async def _read_back(self, tenant: str, after: int, before: int) -> list[dict]:
+    async def _read_back(self, tenant: str, after: int, before: int) -> list[LiveEvent]:
         from api.live.relay import OUTBOX, wire
 
+        assert self.engine is not None  # called only when the hub has one (see _accept)
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -373,7 +410,7 @@ class Hub:
         log.info("live hub: read back a gap", tenant=tenant, missed=len(rows))
         return [wire(r) for r in rows]
 
-    def dispatch(self, ev: dict) -> int:
+    def dispatch(self, ev: LiveEvent) -> int:
         """Send ``ev`` to every feed that wants it; returns how many got it."""
         feeds: set[Feed] = set()
         for key in event_keys(ev):
@@ -397,14 +434,14 @@ class Hub:
         if groups:
             obj = self.to_object(ev)
             seq = ev["seq"]
-            dead = []
-            for shape, members in groups.items():
+            dead: list[Connection] = []
+            for shape, group in groups.items():
                 body = shape.render(ev, obj)
-                for feed in members:
+                for feed in group:
                     feed.deliver(seq, body)
                     if feed.conn.closed:
                         dead.append(feed.conn)
-                sent += len(members)
+                sent += len(group)
             for conn in dead:  # stopped reading: its feeds go (the socket ends with its client)
                 self.drop(conn)
         return sent

@@ -13,30 +13,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, inspect
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, UOWTransaction
 
 from api.ids import uuid7
 from api.live.models import OutboxEvent
+
+JsonObject = dict[str, Any]
+"""An event's payload (stored as JSONB, carried as JSON): free-form per kind."""
+Reactor = Callable[[Session, list[JsonObject]], None]
 
 
 @dataclass(frozen=True)
 class Watch:
     kind: str  # the entity kind: "unit", "listing", "follow"
     fields: dict[str, str]  # attribute -> event name: a change of any is an event
-    payload: Callable[[Any], dict]  # the event's payload from the object
+    payload: Callable[[Any], JsonObject]  # the event's payload from the object
     on_new: bool = False
     on_delete: bool = False
 
 
 _WATCHES: dict[type, Watch] = {}
-_REACTORS: list[Callable] = []
+_REACTORS: list[Reactor] = []
 
 
 def watch(
     model: type,
     kind: str,
     fields: dict[str, str],
-    payload: Callable[[Any], dict],
+    payload: Callable[[Any], JsonObject],
     *,
     on_new: bool = False,
     on_delete: bool = False,
@@ -44,13 +49,15 @@ def watch(
     _WATCHES[model] = Watch(kind, fields, payload, on_new, on_delete)
 
 
-def react(fn: Callable) -> None:
+def react(fn: Reactor) -> None:
     """``fn(sync_session, events)`` runs before each flush that carries new events (each
     ``{"kind", "entity", "payload"}``), in the same transaction: e.g. to queue a job."""
     _REACTORS.append(fn)
 
 
-def emit(session, kind: str, entity_id: uuid.UUID, payload: dict) -> None:
+def emit(
+    session: Session | AsyncSession, kind: str, entity_id: uuid.UUID, payload: JsonObject
+) -> None:
     """Add one event to the session's transaction (``kind`` like ``unit.status``)."""
     tenant_id = session.info.get("tenant_id")
     if tenant_id is None:
@@ -66,13 +73,13 @@ def emit(session, kind: str, entity_id: uuid.UUID, payload: dict) -> None:
         )
 
 
-def _changed(obj, fields: dict[str, str]) -> list[str]:
+def _changed(obj: object, fields: dict[str, str]) -> list[str]:
     attrs = inspect(obj).attrs
     return [name for attr, name in fields.items() if attrs[attr].history.has_changes()]
 
 
 @event.listens_for(Session, "before_flush")
-def _capture(session: Session, flush_context, instances) -> None:
+def _capture(session: Session, flush_context: UOWTransaction, instances: object) -> None:
     if "tenant_id" not in session.info:
         return
     for obj in session.new:

@@ -21,26 +21,32 @@ import asyncio
 import contextlib
 import os
 import time
+import uuid
 from collections import defaultdict
 from datetime import timedelta
+from typing import Any, cast
 
 import asyncpg
 import structlog
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import Row, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import connection_dsn
+from api.live.bus import Publisher
+from api.live.hub import LiveEvent
 from api.live.models import EventStream, OutboxEvent
 
 log = structlog.get_logger("anju.live")
 
 LOCK_KEY = 0x616E6A75_6C697665 & 0x7FFFFFFFFFFFFFFF  # "anjulive"
 CHANNEL = "anju_outbox"
-OUTBOX = OutboxEvent.__table__
+# A declarative model's __table__ is its Table (SQLAlchemy types it as any FromClause).
+OUTBOX = cast(Table, OutboxEvent.__table__)
+STREAM = cast(Table, EventStream.__table__)
 
 
-def wire(row) -> dict:
+def wire(row: Row[Any]) -> LiveEvent:
     """An outbox row as the bus carries it (JSON-ready: the payload came from JSONB)."""
     return {
         "tenant": str(row.tenant_id),
@@ -56,13 +62,13 @@ class Relay:
     def __init__(
         self,
         engine: AsyncEngine,
-        bus,
+        bus: Publisher,
         *,
         poll: float = 5.0,
         batch: int = 500,
         retention: timedelta = timedelta(hours=24),
         standby_poll: float = 2.0,
-    ):
+    ) -> None:
         self.engine = engine
         self.bus = bus
         self.poll = poll
@@ -134,12 +140,12 @@ class Relay:
             ).all()
             if not rows:
                 return 0
-            per_tenant: dict = defaultdict(list)
+            per_tenant: defaultdict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
             for row in rows:
                 per_tenant[row.tenant_id].append(row.id)
             numbered = []
             for tenant_id, ids in per_tenant.items():
-                stream = EventStream.__table__
+                stream = STREAM
                 stmt = (
                     insert(stream)
                     .values(tenant_id=tenant_id, last_seq=len(ids))
@@ -171,7 +177,7 @@ class Relay:
             await conn.rollback()
         if not rows:
             return 0
-        rows.sort(key=lambda r: (str(r.tenant_id), r.seq))
+        rows = sorted(rows, key=lambda r: (str(r.tenant_id), r.seq))
         await self.bus.publish([wire(r) for r in rows])
         async with self.engine.begin() as conn:
             await conn.execute(

@@ -8,11 +8,11 @@ permission; ``PLANS`` says which events a subscription receives."""
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import strawberry
 
@@ -23,11 +23,16 @@ from api.graphql.types import Long, Money, parse_id, require_id
 from api.listing import service as listing_service
 from api.listing.schema import ListingFilter, ListingStatus
 from api.listing.schema import to_search as listing_search
+from api.live.hub import Control, Hub, LiveEvent, Topic
 from api.notify.schema import Notification, NotificationCategory
 from api.project.models import Building, Project
 from api.unit.schema import StandardStatus, UnitStatus
 from api.unit.status import RESO
 from api.validate import existing
+
+if TYPE_CHECKING:
+    from api.live.hub import Feed
+    from api.live.ws import PlanContext
 
 
 @strawberry.enum(description="What changed on a unit.")
@@ -96,7 +101,7 @@ FollowedLive = Annotated[
 ]
 
 
-def to_object(ev: dict) -> Any:
+def to_object(ev: LiveEvent) -> Any:
     """The GraphQL object of one bus event (built once per event)."""
     p, kind = ev["payload"], ev["kind"].split(".", 1)[1]
     at = datetime.fromisoformat(ev["at"])
@@ -155,16 +160,20 @@ class Plan:
     """Which events a subscription receives: its topic keys (under its tenant), a filter,
     and for followed items a control hook that re-keys the feed when a follow changes."""
 
-    keys: set
-    accept: Callable[[dict], bool]
-    control: Callable | None = None
+    keys: set[Topic]
+    accept: Callable[[LiveEvent], bool]
+    control: Control | None = None
 
 
-def _is_unit(ev: dict) -> bool:
+Args = dict[str, Any]
+"""A subscription field's arguments, converted (snake_case names)."""
+
+
+def _is_unit(ev: LiveEvent) -> bool:
     return ev["kind"].startswith("unit.")
 
 
-async def plan_units(ctx, args: dict) -> Plan:
+async def plan_units(ctx: PlanContext, args: Args) -> Plan:
     project, building = args.get("project_id"), args.get("building_id")
     if (project is None) == (building is None):
         raise ValidationFailed("give exactly one of projectId and buildingId", "projectId")
@@ -178,7 +187,7 @@ async def plan_units(ctx, args: dict) -> Plan:
     return Plan({(ctx.tenant_id, kind, str(target))}, _is_unit)
 
 
-async def plan_listings(ctx, args: dict) -> Plan:
+async def plan_listings(ctx: PlanContext, args: Args) -> Plan:
     saved, given = args.get("saved_search_id"), args.get("filter")
     if saved is not None and given is not None:
         raise ValidationFailed("give a filter or a saved search, not both", "filter")
@@ -191,19 +200,19 @@ async def plan_listings(ctx, args: dict) -> Plan:
     else:
         search = follow_service._jsonable(listing_search(given))
 
-    def accept(ev: dict) -> bool:
+    def accept(ev: LiveEvent) -> bool:
         return ev["kind"].startswith("listing.") and listing_service.matches(search, ev["payload"])
 
     return Plan({(ctx.tenant_id, "listings")}, accept)
 
 
-async def plan_followed(ctx, args: dict) -> Plan:
+async def plan_followed(ctx: PlanContext, args: Args) -> Plan:
     t, me = ctx.tenant_id, ctx.principal.account_id
     async with ctx.session() as session:
         rows = await follow_service.followed_entity_ids(session, me)
-    keys = {(t, "entity", str(i)) for i in rows} | {(t, "account", str(me))}
+    keys: set[Topic] = {(t, "entity", str(i)) for i in rows} | {(t, "account", str(me))}
 
-    def control(hub, feed, ev: dict) -> None:
+    def control(hub: Hub, feed: Feed, ev: LiveEvent) -> None:
         p = ev["payload"]
         if p["account_id"] != str(me) or p["target_id"] is None:
             return
@@ -213,18 +222,18 @@ async def plan_followed(ctx, args: dict) -> Plan:
         else:
             hub.remove_key(feed, key)
 
-    def accept(ev: dict) -> bool:
+    def accept(ev: LiveEvent) -> bool:
         return not ev["kind"].startswith("follow.")
 
     return Plan(keys, accept, control)
 
 
-async def plan_inbox(ctx, args: dict) -> Plan:
+async def plan_inbox(ctx: PlanContext, args: Args) -> Plan:
     key = (ctx.tenant_id, "inbox", str(ctx.principal.account_id))
     return Plan({key}, lambda ev: ev["kind"].startswith("notification."))
 
 
-PLANS: dict[str, Callable] = {
+PLANS: dict[str, Callable[[PlanContext, Args], Awaitable[Plan]]] = {
     "inboxChanges": plan_inbox,
     "unitChanges": plan_units,
     "listingChanges": plan_listings,
@@ -232,7 +241,7 @@ PLANS: dict[str, Callable] = {
 }
 
 
-def _websocket_only():
+def _websocket_only() -> NoReturn:
     from api.graphql.errors import QueryError
 
     raise QueryError(

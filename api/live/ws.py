@@ -20,12 +20,16 @@ import asyncio
 import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from graphql import (
+    ASTValidationRule,
+    DocumentNode,
     FieldNode,
     GraphQLError,
+    GraphQLFormattedError,
     OperationType,
     VariableNode,
     get_operation_ast,
@@ -36,21 +40,26 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.language import Visitor
-from sqlalchemy import select
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.types.arguments import convert_arguments
 
 from api.errors import DomainError, ErrorCode, Unauthenticated
 from api.graphql.errors import apply_error_policy
 from api.graphql.limits import check_length, literal_faults
 from api.graphql.permissions import check_classes
-from api.graphql.schema import SUGGESTION
+from api.graphql.schema import SUGGESTION, AnjuSchema
 from api.graphql.types import overlong_list
 from api.http import loads
-from api.identity.auth import authenticate, bearer_token
+from api.identity.auth import Principal, authenticate, bearer_token
 from api.live.hub import Connection, Feed, Hub, event_keys
 from api.live.models import EventStream
 from api.live.relay import OUTBOX, wire
 from api.live.schema import PLANS, RefetchRequired
+from api.security.kit import SecurityKit
+from tenants.registry import TenantInfo
+from tenants.sessions import TenantDatabase
 
 log = structlog.get_logger("anju.live")
 
@@ -59,6 +68,10 @@ ACK = '{"type":"connection_ack"}'
 PONG = '{"type":"pong"}'
 ADHOC = "send a trusted document id (documentId); full documents need graphql.adhoc"
 SUBSCRIPTIONS_ONLY = "only subscriptions run over this socket; send queries and mutations over HTTP"
+SEND_ACCESS = "send the access token in connection_init: {authorization: 'Bearer …'}"
+
+Parsed = tuple[DocumentNode | None, list[GraphQLError]]
+"""A document as parsed and validated (None and the errors when it is refused)."""
 
 
 class _Vars(Visitor):
@@ -66,27 +79,27 @@ class _Vars(Visitor):
         super().__init__()
         self.names: set[str] = set()
 
-    def enter_variable(self, node: VariableNode, *_):
+    def enter_variable(self, node: VariableNode, *_: object) -> None:
         self.names.add(node.name.value)
 
 
 class PlanContext:
     __slots__ = ("db", "principal", "tenant", "tenant_id")
 
-    def __init__(self, tenant, principal, db) -> None:
+    def __init__(self, tenant: TenantInfo, principal: Principal, db: TenantDatabase) -> None:
         self.tenant, self.tenant_id, self.principal, self.db = tenant, tenant.id, principal, db
 
-    def session(self):
+    def session(self) -> AsyncSession:
         return self.db.session(self.tenant)
 
 
 class LiveEndpoint:
     def __init__(
         self,
-        schema,
+        schema: AnjuSchema,
         hub: Hub,
-        db,
-        kit,
+        db: TenantDatabase,
+        kit: SecurityKit,
         *,
         trusted: dict[str, str],
         production: bool,
@@ -95,10 +108,13 @@ class LiveEndpoint:
         max_subscriptions: int = 20,
         init_timeout: float = 10.0,
         replay_max: int = 1000,
-    ):
+    ) -> None:
         self.schema = schema  # the strawberry schema
         self.gql = schema._schema
-        self.rules = [*specified_rules, *getattr(schema, "limit_rules", ())]
+        self.rules: list[type[ASTValidationRule]] = [
+            *specified_rules,
+            *getattr(schema, "limit_rules", ()),
+        ]
         self.hub = hub
         self.db = db
         self.kit = kit
@@ -109,12 +125,12 @@ class LiveEndpoint:
         self.max_subscriptions = max_subscriptions
         self.init_timeout = init_timeout
         self.replay_max = replay_max
-        self._documents: OrderedDict[str, tuple[Any, list]] = OrderedDict()
+        self._documents: OrderedDict[str, Parsed] = OrderedDict()
         self.hide_suggestions = bool(getattr(schema, "hide_suggestions", False))
 
     # ------------------------------------------------------------ connection
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -144,6 +160,8 @@ class LiveEndpoint:
         if tenant is None:
             return await close(4400, "a tenant is needed: send X-Tenant or use its subdomain")
         token = _token(msg.get("payload"))
+        if not token:
+            return await close(4403, f"Forbidden: {SEND_ACCESS}")
         principal, refusal = await self._authenticate(tenant, token)
         if principal is None:
             return await close(4403, f"Forbidden: {refusal}")
@@ -157,7 +175,9 @@ class LiveEndpoint:
                 if message["type"] == "websocket.disconnect":
                     return
                 msg = _message(message)
-                kind = msg.get("type") if msg else None
+                if msg is None:
+                    return await close(4400, "Invalid message received")
+                kind = msg.get("type")
                 if kind == "ping":
                     conn.push(PONG)
                 elif kind == "pong":
@@ -166,7 +186,8 @@ class LiveEndpoint:
                     if (code := await self._subscribe(conn, tenant, msg)) is not None:
                         return await close(*code)
                 elif kind == "complete":
-                    feed = conn.feeds.get(msg.get("id"))
+                    sid = msg.get("id")
+                    feed = conn.feeds.get(sid) if isinstance(sid, str) else None
                     if feed is not None:
                         self.hub.unregister(feed)
                 elif kind == "connection_init":
@@ -176,9 +197,7 @@ class LiveEndpoint:
         finally:
             self.hub.drop(conn)
 
-    async def _authenticate(self, tenant, token: str | None) -> tuple[Any, str]:
-        if not token:
-            return None, "send the access token in connection_init: {authorization: 'Bearer …'}"
+    async def _authenticate(self, tenant: TenantInfo, token: str) -> tuple[Principal | None, str]:
         try:
             async with self.db.session(tenant) as session:
                 return await authenticate(session, self.kit, tenant, token), ""
@@ -187,11 +206,12 @@ class LiveEndpoint:
 
     # ------------------------------------------------------------ subscribe
 
-    def _document(self, query: str):
+    def _document(self, query: str) -> Parsed:
         cached = self._documents.get(query)
         if cached is not None:
             self._documents.move_to_end(query)
             return cached
+        document: DocumentNode | None
         try:
             check_length(query, self.max_chars)
             document = parse(query, max_tokens=self.max_tokens)
@@ -203,15 +223,23 @@ class LiveEndpoint:
             self._documents.popitem(last=False)
         return document, errors
 
-    async def _subscribe(self, conn: Connection, tenant, msg: dict) -> tuple[int, str] | None:
+    async def _subscribe(
+        self, conn: Connection, tenant: TenantInfo, msg: dict[str, Any]
+    ) -> tuple[int, str] | None:
+        """Start a subscription; a refusal is an ``error`` message (the connection stays
+        open: None), a protocol fault the close code and reason."""
         sid, payload = msg.get("id"), msg.get("payload")
         if not isinstance(sid, str) or not sid or len(sid) > 100 or not isinstance(payload, dict):
             return 4400, "Invalid message received"
         if sid in conn.feeds:
             return 4409, f"Subscriber for {sid} already exists"
 
-        def fail(code: ErrorCode | str, message: str, errors: list | None = None) -> None:
-            body = errors or [{"message": message, "extensions": {"code": str(code)}}]
+        def fail(
+            code: ErrorCode | str, message: str, errors: list[GraphQLFormattedError] | None = None
+        ) -> None:
+            body: list[GraphQLFormattedError] = errors or [
+                {"message": message, "extensions": {"code": str(code)}}
+            ]
             if self.hide_suggestions:  # production: no "Did you mean ...?" schema hints
                 for e in body:
                     e["message"] = SUGGESTION.sub("", e["message"])
@@ -219,38 +247,51 @@ class LiveEndpoint:
 
         if len(conn.feeds) >= self.max_subscriptions:
             limit = self.max_subscriptions
-            return fail(ErrorCode.RATE_LIMITED, f"at most {limit} subscriptions per connection")
+            fail(ErrorCode.RATE_LIMITED, f"at most {limit} subscriptions per connection")
+            return None
         query, adhoc = payload.get("query"), True
         if not query and payload.get("documentId"):
             query, adhoc = self.trusted.get(str(payload["documentId"])), False
             if query is None:
-                return fail(ErrorCode.BAD_USER_INPUT, "unknown documentId: not a trusted document")
+                fail(ErrorCode.BAD_USER_INPUT, "unknown documentId: not a trusted document")
+                return None
         if not isinstance(query, str) or not query:
-            return fail(ErrorCode.BAD_USER_INPUT, "send a query or a documentId")
+            fail(ErrorCode.BAD_USER_INPUT, "send a query or a documentId")
+            return None
         if self.production and adhoc and not conn.principal.can("graphql.adhoc"):
-            return fail(ErrorCode.FORBIDDEN, ADHOC)
+            fail(ErrorCode.FORBIDDEN, ADHOC)
+            return None
         document, errors = self._document(query)
-        if errors:
-            return fail("", "", [e.formatted for e in apply_error_policy(list(errors))])
+        if errors or document is None:
+            fail("", "", [e.formatted for e in apply_error_policy(list(errors))])
+            return None
         op_name = payload.get("operationName")
         op = get_operation_ast(document, op_name if isinstance(op_name, str) else None)
         if op is None:
-            return fail(ErrorCode.BAD_USER_INPUT, "no single operation: name it (operationName)")
+            fail(ErrorCode.BAD_USER_INPUT, "no single operation: name it (operationName)")
+            return None
         if op.operation != OperationType.SUBSCRIPTION:
-            return fail(ErrorCode.BAD_USER_INPUT, SUBSCRIPTIONS_ONLY)
+            fail(ErrorCode.BAD_USER_INPUT, SUBSCRIPTIONS_ONLY)
+            return None
         root = op.selection_set.selections[0]
         if not isinstance(root, FieldNode) or root.name.value not in PLANS:
-            return fail(ErrorCode.BAD_USER_INPUT, "select the subscription field directly")
+            fail(ErrorCode.BAD_USER_INPUT, "select the subscription field directly")
+            return None
         variables = payload.get("variables")
         variables = {} if variables is None else variables
         if not isinstance(variables, dict):
-            return fail(ErrorCode.BAD_USER_INPUT, "variables must be an object")
+            fail(ErrorCode.BAD_USER_INPUT, "variables must be an object")
+            return None
         if (refusal := overlong_list(variables)) is not None:
-            return fail(ErrorCode.BAD_USER_INPUT, refusal)
+            fail(ErrorCode.BAD_USER_INPUT, refusal)
+            return None
         coerced = get_variable_values(self.gql, op.variable_definitions or (), variables)
         if isinstance(coerced, list):
-            return fail("", "", [e.formatted for e in apply_error_policy(coerced)])
-        field_def = self.gql.subscription_type.fields[root.name.value]
+            fail("", "", [e.formatted for e in apply_error_policy(coerced)])
+            return None
+        subscription = self.gql.subscription_type
+        assert subscription is not None  # the operation is a subscription the schema validated
+        field_def = subscription.fields[root.name.value]
         sfield = field_def.extensions["strawberry-definition"]
         # The caller is read again: a sign-out or a role change since the connection counts.
         principal, refusal = await self._authenticate(tenant, conn.token)
@@ -264,23 +305,28 @@ class LiveEndpoint:
             args = convert_arguments(raw, sfield.arguments, scalars, self.schema.config)
             plan = await PLANS[root.name.value](PlanContext(tenant, conn.principal, self.db), args)
         except DomainError as exc:
-            return fail(exc.code, exc.message)
+            fail(exc.code, exc.message)
+            return None
         except GraphQLError as exc:
-            return fail(ErrorCode.BAD_USER_INPUT, exc.message)
+            fail(ErrorCode.BAD_USER_INPUT, exc.message)
+            return None
         if conn.closed or sid in conn.feeds:  # gone, or the id was reused meanwhile
             return None
         seen = _Vars()
-        visit(root.selection_set, seen)
+        if root.selection_set is not None:
+            visit(root.selection_set, seen)
         for d in document.definitions:
             if d is not op and getattr(d, "selection_set", None) is not None:
                 visit(d, seen)
-        used = json.dumps({k: coerced.get(k) for k in sorted(seen.names)}, default=str)
+        values = coerced.coerced
+        used = json.dumps({k: values.get(k) for k in sorted(seen.names)}, default=str)
         key = (query, op.name.value if op.name else None, used)
         shape = self.hub.shape(key, document, key[1], variables)
         feed = Feed(conn, sid, shape, set(plan.keys), plan.accept, plan.control)
         since = args.get("since")
         if since is not None and since < 0:
-            return fail(ErrorCode.BAD_USER_INPUT, "since is a sequence: 0 or more")
+            fail(ErrorCode.BAD_USER_INPUT, "since is a sequence: 0 or more")
+            return None
         if since is None:
             self.hub.register(feed)
             return None
@@ -306,7 +352,7 @@ class LiveEndpoint:
                 )
             ).first()
             last, pruned = (stream.last_seq, stream.pruned_through) if stream else (0, 0)
-            rows = []
+            rows: Sequence[Row[Any]] = []
             if pruned <= since <= last:
                 rows = (
                     await c.execute(
@@ -343,7 +389,7 @@ class LiveEndpoint:
         feed.last_seq = max(feed.last_seq, last)
 
 
-def _message(message: dict) -> dict | None:
+def _message(message: Message) -> dict[str, Any] | None:
     text = message.get("text")
     if text is None and message.get("bytes") is not None:
         text = message["bytes"].decode("utf-8", "replace")
@@ -354,6 +400,6 @@ def _message(message: dict) -> dict | None:
     return msg if isinstance(msg, dict) else None
 
 
-def _token(payload) -> str | None:
+def _token(payload: object) -> str | None:
     payload = payload if isinstance(payload, dict) else {}
     return bearer_token({"authorization": str(payload.get("authorization") or "")})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
@@ -13,9 +14,30 @@ from api.db import TenantBase, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
 
-OWNER_KINDS = ("project", "unit_type", "unit", "listing")
-MEDIA_KINDS = ("photo", "video", "floor_plan", "vr", "document")
-VISIBILITIES = ("public", "private")
+
+class MediaKind(enum.StrEnum):
+    PHOTO = "photo"
+    VIDEO = "video"
+    FLOOR_PLAN = "floor_plan"
+    VR = "vr"
+    DOCUMENT = "document"
+
+
+class MediaOwner(enum.StrEnum):
+    PROJECT = "project"
+    UNIT_TYPE = "unit_type"
+    UNIT = "unit"
+    LISTING = "listing"
+
+
+class MediaVisibility(enum.StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+OWNER_KINDS = tuple(k.value for k in MediaOwner)
+MEDIA_KINDS = tuple(k.value for k in MediaKind)
+VISIBILITIES = tuple(v.value for v in MediaVisibility)
 
 
 class Media(TenantBase):

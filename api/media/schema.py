@@ -3,7 +3,6 @@ uploads through GraphQL multipart requests, outside links, removal."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -25,18 +24,20 @@ from api.graphql.errors import (
 from api.graphql.loading import batch_loader, now_or_later, then
 from api.graphql.permissions import requires
 from api.graphql.types import Node, require_id
+from api.listing.models import Listing
 from api.media import service
-from api.media.models import MEDIA_KINDS, OWNER_KINDS, VISIBILITIES
 from api.media.models import Media as MediaRow
+from api.media.models import MediaKind, MediaOwner, MediaVisibility
+from api.media.storage import Storage
 
-MediaKind = strawberry.enum(
-    enum.Enum("MediaKind", {k.upper(): k for k in MEDIA_KINDS}),
+strawberry.enum(
+    MediaKind,
     description="Photos, videos, floor plans, and 360 tours (an image or a link); documents "
     "(PDF or image, always private).",
 )
-MediaOwner = strawberry.enum(enum.Enum("MediaOwner", {k.upper(): k for k in OWNER_KINDS}))
-MediaVisibility = strawberry.enum(
-    enum.Enum("MediaVisibility", {k.upper(): k for k in VISIBILITIES}),
+strawberry.enum(MediaOwner)
+strawberry.enum(
+    MediaVisibility,
     description="PUBLIC: a permanent URL. PRIVATE: the url field is a signed link that expires "
     "(ask again for a fresh one).",
 )
@@ -69,13 +70,18 @@ class Media(Node):
     created_at: datetime
 
     @classmethod
-    def of(cls, row: MediaRow, storage) -> Media:
+    def of(cls, row: MediaRow, storage: Storage) -> Media:
         url = storage.private_url if row.visibility == "private" else storage.url
+        if row.link_url:
+            where = row.link_url
+        else:  # a row has stored bytes or an outside link (the "source" constraint)
+            assert row.storage_key is not None
+            where = url(row.storage_key)
         return cls(
             id=strawberry.ID(str(row.id)),
             kind=MediaKind(row.kind),
             visibility=MediaVisibility(row.visibility),
-            url=row.link_url or url(row.storage_key),
+            url=where,
             thumbnail_url=url(row.thumb_key) if row.thumb_key else None,
             content_type=row.content_type,
             size=row.size,
@@ -190,7 +196,7 @@ async def _may_change(info, owner_kind: str, owner_id: uuid.UUID) -> None:
     listing.manage."""
     p = await info.context.principal()
     owner = await service.owner_exists(info.context.session, owner_kind, owner_id)
-    if owner_kind == "listing":
+    if isinstance(owner, Listing):  # OWNERS["listing"]
         if p.can("listing.manage") or (p.can("listing.write") and owner.agent_id == p.account_id):
             return
         raise Forbidden("only the listing agent or staff who manage listings can change its media")

@@ -22,10 +22,13 @@ import io
 import secrets
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.errors import DomainError, ErrorCode, NotFound, ValidationFailed
@@ -43,7 +46,13 @@ IMAGE_TYPES = {
     "PNG": ("image/png", "png"),
     "WEBP": ("image/webp", "webp"),
 }
-OWNERS = {"project": Project, "unit_type": UnitType, "unit": Unit, "listing": Listing}
+Owner = Project | UnitType | Unit | Listing
+OWNERS: dict[str, type[Owner]] = {
+    "project": Project,
+    "unit_type": UnitType,
+    "unit": Unit,
+    "listing": Listing,
+}
 MAX_PER_OWNER = 200
 
 
@@ -76,7 +85,7 @@ def process_image(data: bytes, thumb_size: int) -> Processed:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             fmt = img.format
             if fmt not in IMAGE_TYPES:
                 raise ValidationFailed("images must be JPEG, PNG or WebP", "file")
@@ -103,17 +112,17 @@ def process_image(data: bytes, thumb_size: int) -> Processed:
     return Processed(out.getvalue(), content_type, ext, img.width, img.height, tout.getvalue())
 
 
-async def owner_exists(session, owner_kind: str, owner_id: uuid.UUID):
+async def owner_exists(session: AsyncSession, owner_kind: str, owner_id: uuid.UUID) -> Owner:
     model = OWNERS.get(owner_kind)
     if model is None:
         raise ValidationFailed("unknown owner kind", "ownerKind")
     row = await session.get(model, owner_id)
     if row is None:
         raise NotFound(f"{owner_kind.replace('_', ' ')} not found", "ownerId")
-    return row
+    return cast(Owner, row)  # a row of ``model``: session.get types it as their common base
 
 
-async def _next_position(session, owner_id: uuid.UUID) -> int:
+async def _next_position(session: AsyncSession, owner_id: uuid.UUID) -> int:
     count, top = (
         await session.execute(
             select(func.count(), func.max(Media.position)).where(Media.owner_id == owner_id)
@@ -152,7 +161,7 @@ async def _store(storage: Storage, items: list[tuple[str, bytes, str]]) -> None:
 
 
 async def upload(
-    session,
+    session: AsyncSession,
     storage: Storage,
     settings: Settings,
     *,
@@ -222,7 +231,7 @@ async def upload(
 
 
 async def add_link(
-    session,
+    session: AsyncSession,
     *,
     owner_kind: str,
     owner_id: uuid.UUID,
@@ -251,21 +260,21 @@ async def add_link(
     return row
 
 
-async def get(session, media_id: uuid.UUID) -> Media:
+async def get(session: AsyncSession, media_id: uuid.UUID) -> Media:
     row = await session.get(Media, media_id)
     if row is None:
         raise NotFound("media not found", "id")
     return row
 
 
-async def remove(session, row: Media) -> list[str]:
+async def remove(session: AsyncSession, row: Media) -> list[str]:
     """Delete the row; returns the storage keys to delete once the transaction committed."""
     await session.execute(delete(Media).where(Media.id == row.id))
     return [k for k in (row.storage_key, row.thumb_key) if k]
 
 
 @functools.cache
-def _by_owners(kinds: tuple[str, ...], public_only: bool):
+def _by_owners(kinds: tuple[str, ...], public_only: bool) -> Select[Media]:
     stmt = select(Media).where(Media.owner_id.in_(bindparam("ids", expanding=True)))
     if kinds:
         stmt = stmt.where(Media.kind.in_(kinds))
@@ -275,7 +284,10 @@ def _by_owners(kinds: tuple[str, ...], public_only: bool):
 
 
 async def media_by_owner_ids(
-    session, ids, kinds=(), public_only: bool = False
+    session: AsyncSession,
+    ids: Sequence[uuid.UUID],
+    kinds: Sequence[str] = (),
+    public_only: bool = False,
 ) -> dict[uuid.UUID, list[Media]]:
     out: dict[uuid.UUID, list[Media]] = {i: [] for i in ids}
     stmt = _by_owners(tuple(kinds or ()), public_only)

@@ -128,6 +128,8 @@ class LocalStorage:
         return f"{self.public_url}/{_safe(key)}"
 
     def private_url(self, key: str) -> str:
+        if self.signer is None:
+            raise RuntimeError("private media links need a signer (make_storage with a kit)")
         return f"{self.public_url}/{_safe(key)}?{self.signer.query(key)}"
 
 

@@ -1,20 +1,28 @@
 """Outgoing messages and the notification centre: SMS, email (SMTP), push (FCM), the inbox,
 preferences and quiet hours (see docs/notifications.md)."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from api.notify.email import EmailSender
+    from api.notify.push import PushSender
+    from api.notify.sms import SmsSender
+    from api.settings import Settings
 
 
 @dataclass(frozen=True)
 class Senders:
     """The outgoing channels: ``push`` is used by the job worker only."""
 
-    sms: Any
-    email: Any
-    push: Any = None
+    sms: SmsSender
+    email: EmailSender
+    push: PushSender | None = None
 
 
-def make_senders(settings) -> Senders:
+def make_senders(settings: Settings) -> Senders:
     from api.notify.email import make_email_sender
     from api.notify.push import make_push_sender
     from api.notify.sms import make_sender

@@ -19,14 +19,20 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
+from api.notify import Senders
 from api.notify.models import Delivery, Device, Notification, QuietHours
 from api.notify.push import PushMessage
 from api.notify.service import quiet_until
+
+if TYPE_CHECKING:
+    from api.security.kit import SecurityKit
 
 log = structlog.get_logger("anju.notify")
 
@@ -58,7 +64,12 @@ class Outcome:
 
 
 async def deliver(
-    session, ids: list[uuid.UUID], *, senders, kit=None, now: datetime | None = None
+    session: AsyncSession,
+    ids: list[uuid.UUID],
+    *,
+    senders: Senders,
+    kit: SecurityKit | None = None,
+    now: datetime | None = None,
 ) -> Outcome:
     now = now or utcnow()
     out = Outcome()
@@ -82,7 +93,7 @@ async def deliver(
     }
     # Non-urgent pushes sent this hour, by (account, category): the notification that used
     # the hour's push (its other devices and retries still go).
-    recent: dict[tuple, set] = {}
+    recent: dict[tuple[uuid.UUID, str], set[uuid.UUID]] = {}
     for account, category, notification in (
         await session.execute(
             select(Delivery.account_id, Delivery.category, Delivery.notification_id)
@@ -106,7 +117,8 @@ async def deliver(
         ).all()
     }
     pushes: list[tuple[Delivery, Device, PushMessage]] = []
-    this_run: dict[tuple, uuid.UUID] = {}  # (account, category) -> notification pushed now
+    # (account, category) -> the notification pushed now
+    this_run: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
     for d, n in rows:
         if d.next_attempt_at is not None and d.next_attempt_at > now:
             out.later(d.next_attempt_at)  # not due yet (a retry or the end of quiet hours)
@@ -127,7 +139,7 @@ async def deliver(
                 out.collapsed += 1
                 continue
             this_run[key] = n.id
-        device = devices.get(d.device_id)
+        device = devices.get(d.device_id) if d.device_id is not None else None
         if device is None:  # the token was dropped meanwhile
             d.status = "dropped"
             out.dropped += 1
@@ -148,6 +160,8 @@ async def deliver(
         )
         pushes.append((d, device, message))
     if pushes:
+        # Only the job worker delivers, and its senders have the push sender.
+        assert senders.push is not None, "deliveries are sent without a push sender"
         results = await senders.push.send([m for _, _, m in pushes])
         gone: set[uuid.UUID] = set()
         for (d, device, _), r in zip(pushes, results, strict=True):
@@ -190,7 +204,15 @@ def _retry(d: Delivery, now: datetime, seconds: float, out: Outcome) -> None:
     out.later(d.next_attempt_at)
 
 
-async def _send_other(session, d: Delivery, n: Notification, senders, kit, now, out: Outcome):
+async def _send_other(
+    session: AsyncSession,
+    d: Delivery,
+    n: Notification,
+    senders: Senders,
+    kit: SecurityKit | None,
+    now: datetime,
+    out: Outcome,
+) -> None:
     from api.identity.models import Account
     from api.identity.service import account_email, account_phone
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 log = structlog.get_logger("anju.email")
 
@@ -71,7 +74,7 @@ class SmtpEmailSender:
         )
 
 
-def make_email_sender(backend: str, settings=None) -> EmailSender:
+def make_email_sender(backend: str, settings: Settings | None = None) -> EmailSender:
     if backend == "console":
         return ConsoleEmailSender()
     if backend == "capture":

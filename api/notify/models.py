@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -25,9 +26,36 @@ from api.db import TenantBase, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
 
-APPS = ("agent", "owner", "staff")
-PLATFORMS = ("ios", "android", "web")
-CATEGORIES = ("leads", "listing_updates", "payments", "property_notices", "marketing", "system")
+# A JSON object as stored (a notification's template parameters and its data).
+JsonObject = dict[str, Any]
+
+
+class App(enum.StrEnum):
+    AGENT = "agent"
+    OWNER = "owner"
+    STAFF = "staff"
+
+
+class Platform(enum.StrEnum):
+    IOS = "ios"
+    ANDROID = "android"
+    WEB = "web"
+
+
+class NotificationCategory(enum.StrEnum):
+    """What a notification is about; preferences are per category."""
+
+    LEADS = "leads"
+    LISTING_UPDATES = "listing_updates"
+    PAYMENTS = "payments"
+    PROPERTY_NOTICES = "property_notices"
+    MARKETING = "marketing"
+    SYSTEM = "system"
+
+
+APPS = tuple(a.value for a in App)
+PLATFORMS = tuple(p.value for p in Platform)
+CATEGORIES = tuple(c.value for c in NotificationCategory)
 CHANNELS = ("push", "email", "sms")
 # pending: to send (at next_attempt_at); deferred: quiet hours, sent at next_attempt_at;
 # sent; collapsed: throttled, in the inbox only; dropped: the device's token is gone;
@@ -75,12 +103,12 @@ class Notification(TenantBase):
     category: Mapped[str] = mapped_column(String(20), nullable=False)
     urgent: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     template: Mapped[str] = mapped_column(String(50), nullable=False)
-    params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    params: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
     locale: Mapped[str] = mapped_column(String(10), nullable=False)
     title: Mapped[str] = mapped_column(Text, nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     # Where the app goes when the notification is opened: {"kind": "unit", "id": "..."}.
-    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    data: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow
     )

@@ -12,8 +12,14 @@ import itertools
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
+
+if TYPE_CHECKING:
+    from firebase_admin import messaging  # untyped: its names are Any to mypy
+
+    from api.settings import Settings
 
 log = structlog.get_logger("anju.push")
 
@@ -44,6 +50,12 @@ class PushResult:
     retry_after: float | None = None
     message_id: str = ""
     detail: str = ""
+
+
+class PushSender(Protocol):
+    async def send(self, messages: list[PushMessage]) -> list[PushResult]: ...
+
+    async def close(self) -> None: ...
 
 
 class LogPushSender:
@@ -95,7 +107,7 @@ class FcmPushSender:
         self.retries = retries
         self.concurrency = max(1, min(concurrency, BATCH))
 
-    def _service(self):
+    def _service(self) -> Any:  # firebase-admin's (private) messaging service
         from firebase_admin import _http_client, _retry, messaging
 
         service = messaging._get_messaging_service(self.app)
@@ -143,7 +155,7 @@ class FcmPushSender:
         await asyncio.to_thread(firebase_admin.delete_app, self.app)
 
 
-def _fcm(m: PushMessage):
+def _fcm(m: PushMessage) -> messaging.Message:
 
     address = {"fid": m.token} if m.fid else {"token": m.token}
     with warnings.catch_warnings():  # the SDK now prefers fid; tokens remain what apps send
@@ -151,7 +163,7 @@ def _fcm(m: PushMessage):
         return _message(m, address)
 
 
-def _message(m: PushMessage, address: dict):
+def _message(m: PushMessage, address: dict[str, str]) -> messaging.Message:
     from firebase_admin import messaging
 
     return messaging.Message(
@@ -170,7 +182,7 @@ def _message(m: PushMessage, address: dict):
     )
 
 
-def _result(response) -> PushResult:
+def _result(response: messaging.SendResponse) -> PushResult:
     from firebase_admin import exceptions, messaging
 
     if response.success:
@@ -212,25 +224,25 @@ class _StaticToken:
     """A credential holding an OAuth access token obtained elsewhere (a token broker, an
     emulator, the tests' loopback FCM): no call to Google's token endpoint."""
 
-    def __new__(cls, token: str):
+    def __new__(cls, token: str) -> Any:  # a firebase_admin credentials.Base (untyped)
         from firebase_admin import credentials
         from google.oauth2.credentials import Credentials
 
         class Fixed(Credentials):
-            def refresh(self, request) -> None:
+            def refresh(self, request: object) -> None:
                 pass  # nothing to refresh with: a 401 comes back as the platform's answer
 
         class StaticToken(credentials.Base):
             def __init__(self) -> None:
                 self._credential = Fixed(token=token)
 
-            def get_credential(self):
+            def get_credential(self) -> Credentials:
                 return self._credential
 
         return StaticToken()
 
 
-def make_push_sender(settings) -> LogPushSender | FcmPushSender:
+def make_push_sender(settings: Settings) -> LogPushSender | FcmPushSender:
     if not settings.fcm_project_id:
         return LogPushSender()
     return FcmPushSender(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import enum
+import uuid
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from api.errors import ValidationFailed
@@ -14,14 +15,16 @@ from api.graphql.errors import AuthError, PermissionDeniedError, ValidationError
 from api.graphql.permissions import Authenticated, requires
 from api.graphql.types import parse_id
 from api.notify import service
-from api.notify.models import CATEGORIES
+from api.notify.models import App, NotificationCategory, Platform
 from api.notify.models import Device as DeviceRow
 from api.notify.models import Notification as NotificationRow
 
-App = strawberry.enum(enum.Enum("App", {a.upper(): a for a in ("agent", "owner", "staff")}))
-Platform = strawberry.enum(enum.Enum("Platform", {p.upper(): p for p in ("ios", "android", "web")}))
-NotificationCategory = strawberry.enum(
-    enum.Enum("NotificationCategory", {c.upper(): c for c in CATEGORIES}),
+# The domain's enums are the GraphQL enums (strawberry.enum registers the class itself).
+strawberry.enum(App, name="App")
+strawberry.enum(Platform, name="Platform")
+strawberry.enum(
+    NotificationCategory,
+    name="NotificationCategory",
     description="What a notification is about; preferences are per category.",
 )
 
@@ -66,7 +69,7 @@ class Notification:
             urgent=r.urgent,
             title=r.title,
             body=r.body,
-            data=r.data or {},
+            data=JSON(r.data or {}),
             created_at=r.created_at,
             read_at=r.read_at,
         )
@@ -197,12 +200,15 @@ def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-async def _settings(session, account_id) -> NotificationSettings:
+async def _settings(session: AsyncSession, account_id: uuid.UUID) -> NotificationSettings:
     chosen = await service.preferences(session, account_id)
     q = await service.quiet_hours(session, account_id)
     return NotificationSettings(
         categories=[
-            CategoryPreference(category=NotificationCategory(c), **v) for c, v in chosen.items()
+            CategoryPreference(
+                category=NotificationCategory(c), push=v.push, email=v.email, sms=v.sms
+            )
+            for c, v in chosen.items()
         ],
         quiet_hours=QuietHours(
             start=_hhmm(q.start_minute), end=_hhmm(q.end_minute), time_zone=q.time_zone
@@ -224,7 +230,7 @@ class Query:
     ) -> Inbox:
         p = info.context.principal_now()
         session = info.context.session
-        rows, more = await service.inbox(
+        page = await service.inbox(
             session,
             p.account_id,
             first=max(1, min(first, 100)),
@@ -232,8 +238,8 @@ class Query:
             unread_only=unread_only,
         )
         return Inbox(
-            items=[Notification.of(r) for r in rows],
-            has_more=more,
+            items=[Notification.of(r) for r in page.items],
+            has_more=page.has_more,
             unread_count=await service.unread_count(session, p.account_id),
         )
 
@@ -253,7 +259,7 @@ class Mutation:
     ) -> DeviceResult:
         p = info.context.principal_now()
 
-        async def work():
+        async def work() -> DevicePayload:
             row = await service.register_device(
                 info.context.session,
                 p.account_id,
@@ -296,7 +302,7 @@ class Mutation:
         p = info.context.principal_now()
         session = info.context.session
 
-        async def work():
+        async def work() -> NotificationSettingsPayload:
             quiet = None
             if input.quiet_hours is not None and not input.clear_quiet_hours:
                 q = input.quiet_hours  # checked before anything is written
@@ -328,11 +334,9 @@ class Mutation:
     ) -> NoticeResult:
         ctx = info.context
 
-        async def work():
-            title, body, roles = service.check_notice(input.title, input.text, input.roles)
-            recipients = await service.queue_notice(
-                ctx.session, ctx.tenant, title=title, body=body, roles=roles, urgent=input.urgent
-            )
+        async def work() -> NoticePayload:
+            notice = service.check_notice(input.title, input.text, input.roles, urgent=input.urgent)
+            recipients = await service.queue_notice(ctx.session, ctx.tenant, notice)
             return NoticePayload(recipients=recipients)
 
         result, error = await attempt(ctx.session, work)

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, Executable, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.errors import ValidationFailed
@@ -24,26 +27,42 @@ from api.notify.models import (
     PLATFORMS,
     Delivery,
     Device,
+    JsonObject,
     Notification,
     Preference,
     QuietHours,
 )
 from api.notify.templates import locale_of, render
 from api.validate import text
-from tenants.registry import TenantError, validate_time_zone
+from tenants.registry import TenantError, TenantInfo, validate_time_zone
 from tenants.sessions import tenant_of
 
 DEVICE_IDLE_DAYS = 270
 JOB_SIZE = 500  # deliveries per deliver job (one FCM batch)
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """The channels an account gets a category's notifications on."""
+
+    push: bool
+    email: bool
+    sms: bool
+
+    @classmethod
+    def of(cls, p: Preference) -> Channels:
+        return cls(push=p.push, email=p.email, sms=p.sms)
+
+
 # Channels a category uses when the account has not chosen (marketing needs consent: off).
-DEFAULTS = {c: {"push": c != "marketing", "email": False, "sms": False} for c in CATEGORIES}
+DEFAULTS = {c: Channels(push=c != "marketing", email=False, sms=False) for c in CATEGORIES}
 
 
 # ---------------------------------------------------------------- devices
 
 
 async def register_device(
-    session,
+    session: AsyncSession,
     account_id: uuid.UUID,
     *,
     app: str,
@@ -76,7 +95,7 @@ async def register_device(
                 Device.token != token,
             )
         )
-    values = dict(
+    values: dict[str, Any] = dict(
         account_id=account_id,
         app=app,
         platform=platform,
@@ -93,41 +112,49 @@ async def register_device(
         .returning(Device.id)
     )
     device_id = (await session.execute(stmt)).scalar_one()
-    return await session.get(Device, device_id, populate_existing=True)
+    device = await session.get(Device, device_id, populate_existing=True)
+    assert device is not None, "the device was just written"  # in this transaction
+    return device
 
 
-async def unregister_device(session, account_id: uuid.UUID, token: str) -> bool:
-    result = await session.execute(
-        delete(Device).where(Device.account_id == account_id, Device.token == token)
-    )
-    return bool(result.rowcount)
+async def unregister_device(session: AsyncSession, account_id: uuid.UUID, token: str) -> bool:
+    stmt = delete(Device).where(Device.account_id == account_id, Device.token == token)
+    return bool(await _changed(session, stmt))
 
 
-async def prune_devices(session, *, now: datetime | None = None) -> int:
+async def prune_devices(session: AsyncSession, *, now: datetime | None = None) -> int:
     """Drop devices not seen for 270 days (their tokens are stale)."""
     cutoff = (now or utcnow()) - timedelta(days=DEVICE_IDLE_DAYS)
-    result = await session.execute(delete(Device).where(Device.last_seen_at < cutoff))
+    return await _changed(session, delete(Device).where(Device.last_seen_at < cutoff))
+
+
+async def _changed(session: AsyncSession, stmt: Executable) -> int:
+    """How many rows an UPDATE or DELETE changed. (``execute`` is typed as returning a Result;
+    for these statements it is a CursorResult, which counts them.)"""
+    result = cast("CursorResult[Any]", await session.execute(stmt))
     return result.rowcount or 0
 
 
 # ---------------------------------------------------------------- notify
 
 
-async def preferences(session, account_id: uuid.UUID) -> dict[str, dict]:
+async def preferences(session: AsyncSession, account_id: uuid.UUID) -> dict[str, Channels]:
     """One account's channels for every category (defaults where it has not chosen)."""
     rows = (
         await session.scalars(select(Preference).where(Preference.account_id == account_id))
     ).all()
-    chosen = {r.category: {"push": r.push, "email": r.email, "sms": r.sms} for r in rows}
+    chosen = {r.category: Channels.of(r) for r in rows}
     return {c: chosen.get(c, DEFAULTS[c]) for c in CATEGORIES}
 
 
-async def quiet_hours(session, account_id: uuid.UUID) -> QuietHours | None:
+async def quiet_hours(session: AsyncSession, account_id: uuid.UUID) -> QuietHours | None:
     """One account's quiet hours (None: none), read fresh (a write this operation made)."""
     return await session.get(QuietHours, account_id, populate_existing=True)
 
 
-async def channels_of(session, account_ids: Iterable[uuid.UUID], category: str) -> dict:
+async def channels_of(
+    session: AsyncSession, account_ids: Sequence[uuid.UUID], category: str
+) -> dict[uuid.UUID, Channels]:
     rows = (
         await session.scalars(
             select(Preference).where(
@@ -135,20 +162,20 @@ async def channels_of(session, account_ids: Iterable[uuid.UUID], category: str) 
             )
         )
     ).all()
-    chosen = {r.account_id: {"push": r.push, "email": r.email, "sms": r.sms} for r in rows}
+    chosen = {r.account_id: Channels.of(r) for r in rows}
     return {a: chosen.get(a, DEFAULTS[category]) for a in account_ids}
 
 
 async def notify(
-    session,
+    session: AsyncSession,
     tenant_slug: str,
     account_ids: Iterable[uuid.UUID],
     category: str,
     template: str,
-    params: dict,
+    params: JsonObject,
     *,
     urgent: bool = False,
-    data: dict | None = None,
+    data: JsonObject | None = None,
 ) -> list[Notification]:
     """Put a notification in each account's inbox (in its device's language), and a delivery
     per chosen channel (push: per device); the deliveries go to the worker with this
@@ -171,7 +198,8 @@ async def notify(
         devices[d.account_id].append(d)
     wanted = await channels_of(session, accounts, category)
     now = utcnow()
-    made, deliveries = [], []
+    made: list[Notification] = []
+    deliveries: list[Delivery] = []
     for account in accounts:
         locale = devices[account][0].locale if devices[account] else tenant_of(session).locale
         title, body = render(template, locale, params)
@@ -190,7 +218,7 @@ async def notify(
         )
         made.append(n)
         channels = wanted[account]
-        if channels["push"]:
+        if channels.push:
             deliveries += [
                 Delivery(
                     id=uuid7(),
@@ -203,8 +231,8 @@ async def notify(
                 )
                 for d in devices[account]
             ]
-        for channel in ("email", "sms"):
-            if channels[channel]:
+        for channel, on in (("email", channels.email), ("sms", channels.sms)):
+            if on:
                 deliveries.append(
                     Delivery(
                         id=uuid7(),
@@ -227,7 +255,7 @@ async def notify(
     return made
 
 
-def inbox_payload(n: Notification) -> dict:
+def inbox_payload(n: Notification) -> JsonObject:
     return {
         "notification_id": str(n.id),
         "account_id": str(n.account_id),
@@ -243,40 +271,59 @@ def inbox_payload(n: Notification) -> dict:
 # ---------------------------------------------------------------- inbox
 
 
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    items: list[Notification]
+    has_more: bool
+
+
 async def inbox(
-    session, account_id: uuid.UUID, *, first: int, before: uuid.UUID | None, unread_only: bool
-) -> tuple[list[Notification], bool]:
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    first: int,
+    before: uuid.UUID | None,
+    unread_only: bool,
+) -> InboxPage:
     stmt = select(Notification).where(Notification.account_id == account_id)
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
     if before is not None:
         stmt = stmt.where(Notification.id < before)
     rows = (await session.scalars(stmt.order_by(Notification.id.desc()).limit(first + 1))).all()
-    return list(rows[:first]), len(rows) > first
+    return InboxPage(list(rows[:first]), len(rows) > first)
 
 
-async def unread_count(session, account_id: uuid.UUID) -> int:
+async def unread_count(session: AsyncSession, account_id: uuid.UUID) -> int:
     stmt = select(func.count()).where(
         Notification.account_id == account_id, Notification.read_at.is_(None)
     )
     return (await session.scalar(stmt)) or 0
 
 
-async def mark_read(session, account_id: uuid.UUID, ids: list[uuid.UUID] | None) -> int:
+async def mark_read(
+    session: AsyncSession, account_id: uuid.UUID, ids: list[uuid.UUID] | None
+) -> int:
     """Mark the given notifications (None: all) of the account read; returns how many."""
     stmt = update(Notification).where(
         Notification.account_id == account_id, Notification.read_at.is_(None)
     )
     if ids is not None:
         stmt = stmt.where(Notification.id.in_(ids))
-    return (await session.execute(stmt.values(read_at=utcnow()))).rowcount or 0
+    return await _changed(session, stmt.values(read_at=utcnow()))
 
 
 # ---------------------------------------------------------------- preferences
 
 
 async def set_preference(
-    session, account_id: uuid.UUID, category: str, *, push: bool, email: bool, sms: bool
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    category: str,
+    *,
+    push: bool,
+    email: bool,
+    sms: bool,
 ) -> None:
     if category not in CATEGORIES:
         raise ValidationFailed(f"category is one of {', '.join(CATEGORIES)}", "category")
@@ -291,7 +338,11 @@ async def set_preference(
 
 
 async def set_quiet_hours(
-    session, account_id: uuid.UUID, start: int | None, end: int | None, time_zone: str | None = None
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    start: int | None,
+    end: int | None,
+    time_zone: str | None = None,
 ) -> None:
     """Quiet hours as minutes after midnight (None, None: none), in ``time_zone`` (default: the
     tenant's)."""
@@ -340,7 +391,9 @@ NOTICE_CHUNK = 1000  # recipients per notify() call of a notice
 ROLE_NAME = re.compile(r"[a-z0-9_.:-]{1,64}")
 
 
-async def notice_recipients(session, tenant_id, roles: list[str]) -> list[uuid.UUID]:
+async def notice_recipients(
+    session: AsyncSession, tenant_id: str, roles: list[str]
+) -> list[uuid.UUID]:
     """Active members of the tenant (with one of ``roles``, when given)."""
     from api.identity.models import Membership
 
@@ -352,38 +405,53 @@ async def notice_recipients(session, tenant_id, roles: list[str]) -> list[uuid.U
     return list(await session.scalars(stmt))
 
 
-def check_notice(title: str, body: str, roles: list[str]) -> tuple[str, str, list[str]]:
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notice as checked (``check_notice``): ready to queue."""
+
+    title: str
+    body: str
+    roles: list[str]  # without repeats; empty: every member
+    urgent: bool = False
+
+
+def check_notice(title: str, body: str, roles: list[str], *, urgent: bool = False) -> Notice:
     title = text(title, "title", required=True, max_len=100)
     body = text(body, "text", required=True, max_len=2000)
     if len(roles) > 20 or any(not ROLE_NAME.fullmatch(r or "") for r in roles):
         raise ValidationFailed("roles are at most 20 role names", "roles")
-    return title, body, list(dict.fromkeys(roles))
+    return Notice(title, body, list(dict.fromkeys(roles)), urgent)
 
 
-async def queue_notice(
-    session, tenant, *, title: str, body: str, roles: list[str], urgent: bool
-) -> int:
+async def queue_notice(session: AsyncSession, tenant: TenantInfo, notice: Notice) -> int:
     """Queue a checked notice for the job (``publish_notice``), with this transaction; returns
     how many members it is for now."""
     from api.jobs import enqueue
     from api.notify import tasks  # tasks imports this module
 
-    recipients = len(await notice_recipients(session, tenant.id, roles))
+    recipients = len(await notice_recipients(session, tenant.id, notice.roles))
     await session.execute(
         enqueue(
             tasks.publish_notice,
             tenant=tenant.slug,
-            title=title,
-            body=body,
-            roles=roles,
-            urgent=urgent,
+            title=notice.title,
+            body=notice.body,
+            roles=notice.roles,
+            urgent=notice.urgent,
         )
     )
     return recipients
 
 
 async def publish_notice(
-    session, tenant_slug: str, tenant_id, *, title: str, body: str, roles: list[str], urgent: bool
+    session: AsyncSession,
+    tenant_slug: str,
+    tenant_id: str,
+    *,
+    title: str,
+    body: str,
+    roles: list[str],
+    urgent: bool,
 ) -> int:
     """The notice job's work: every recipient gets it (in chunks, each queuing its own
     delivery jobs). Returns how many were notified."""

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import procrastinate
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from api.db import utcnow
 from api.jobs import defer_for_each_tenant, defer_woken, enqueue, runtime, tenant_task
 from api.live import outbox
 from api.notify import delivery, service, templates
-from api.notify.models import Delivery, Notification
+from api.notify.models import Delivery, JsonObject, Notification
+from tenants.registry import TenantInfo
 
 log = structlog.get_logger("anju.notify")
 blueprint = procrastinate.Blueprint()
@@ -24,13 +27,13 @@ HOLD_WARNING = timedelta(minutes=10)
 DELIVER_DUE_BATCH = 2000  # lost deliveries sent a job
 
 
-def enqueue_delivery(tenant: str, ids: list[str], scheduled_at=None):
+def enqueue_delivery(tenant: str, ids: list[str], scheduled_at: datetime | None = None) -> Insert:
     """The statement that queues ``deliver`` in the caller's transaction."""
     return enqueue(deliver, tenant=tenant, ids=ids, scheduled_at=scheduled_at)
 
 
 @tenant_task(blueprint)
-async def deliver(session, tenant, ids: list[str]) -> dict:
+async def deliver(session: AsyncSession, tenant: TenantInfo, ids: list[str]) -> JsonObject:
     """Send these deliveries (those still due); queue the next attempt when some wait. Not
     retried by the queue: failures are retried per delivery (and ``deliver_due`` sweeps up
     deliveries whose job failed), and a refused job (no tenant) can never succeed."""
@@ -44,7 +47,7 @@ async def deliver(session, tenant, ids: list[str]) -> dict:
 
 
 @tenant_task(blueprint, wakeup="deliver-due", limit=DELIVER_DUE_BATCH)
-async def deliver_due(session, tenant) -> int:
+async def deliver_due(session: AsyncSession, tenant: TenantInfo) -> int:
     """Safety net: deliveries due for over a minute that no job carries (a worker lost its
     queued job, or a deferral outlived the queue's retention) are sent now."""
     stale = utcnow() - timedelta(minutes=1)
@@ -62,7 +65,7 @@ async def deliver_due(session, tenant) -> int:
 
 
 @tenant_task(blueprint, wakeup="hold-reminders")
-async def remind_expiring_holds(session, tenant) -> int:
+async def remind_expiring_holds(session: AsyncSession, tenant: TenantInfo) -> int:
     """A hold about to expire (within 10 minutes): tell its agent, once per hold."""
     from api.unit.models import Unit
 
@@ -79,7 +82,10 @@ async def remind_expiring_holds(session, tenant) -> int:
     ).all()
     sent = 0
     for u in units:
-        ref = f"hold:{u.id}:{u.hold_expires_at.isoformat()}"
+        expires, agent = u.hold_expires_at, u.held_by
+        if expires is None or agent is None:  # (neither is: the query asks for both)
+            continue
+        ref = f"hold:{u.id}:{expires.isoformat()}"
         seen = await session.scalar(
             select(Notification.id)
             .where(
@@ -89,11 +95,11 @@ async def remind_expiring_holds(session, tenant) -> int:
         )
         if seen is not None:
             continue
-        minutes = max(1, math.ceil((u.hold_expires_at - now).total_seconds() / 60))
+        minutes = max(1, math.ceil((expires - now).total_seconds() / 60))
         await service.notify(
             session,
             tenant.slug,
-            [u.held_by],
+            [agent],
             "system",
             "hold.expiring",
             {"number": u.number, "minutes": minutes, "ref": ref},
@@ -105,7 +111,9 @@ async def remind_expiring_holds(session, tenant) -> int:
 
 
 @tenant_task(blueprint)
-async def notify_followers(session, tenant, events: list[dict]) -> int:
+async def notify_followers(
+    session: AsyncSession, tenant: TenantInfo, events: list[JsonObject]
+) -> int:
     """Followers of a unit or listing whose status or price changed get a notification."""
     from api.follow.service import followers
 
@@ -117,6 +125,7 @@ async def notify_followers(session, tenant, events: list[dict]) -> int:
         accounts = await followers(session, kind, entity)
         if not accounts:
             continue
+        params: JsonObject
         if kind == "unit":
             params = {
                 "number": p["number"],
@@ -144,7 +153,7 @@ async def notify_followers(session, tenant, events: list[dict]) -> int:
     return made
 
 
-def _react(session, events: list[dict]) -> None:
+def _react(session: Session, events: list[JsonObject]) -> None:
     """Outbox reactor: status and price changes of units and listings queue one
     ``notify_followers`` job per flush, in the same transaction."""
     wanted = [e for e in events if e["kind"] in FOLLOWED_KINDS]
@@ -159,7 +168,7 @@ outbox.react(_react)
 
 @tenant_task(blueprint)
 async def publish_notice(
-    session, tenant, title: str, body: str, roles: list[str], urgent: bool
+    session: AsyncSession, tenant: TenantInfo, title: str, body: str, roles: list[str], urgent: bool
 ) -> int:
     """A tenant notice to its members: the fan-out runs here, not in the request."""
     return await service.publish_notice(
@@ -168,7 +177,7 @@ async def publish_notice(
 
 
 @tenant_task(blueprint)
-async def prune_devices(session, tenant) -> int:
+async def prune_devices(session: AsyncSession, tenant: TenantInfo) -> int:
     return await service.prune_devices(session)
 
 

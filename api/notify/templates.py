@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.money import format_money
+from api.notify.models import JsonObject
 
 LOCALES = ("zh-CN", "en")
 
@@ -115,7 +116,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-def money(minor: int | None, currency: str) -> dict | str:
+def money(minor: int | None, currency: str) -> JsonObject | str:
     """A money parameter of a notification: stored as it is (minor units and currency) and
     shown by ``render`` in the recipient's language (``api.money.format_money``)."""
     return "-" if minor is None else {"minor_units": int(minor), "currency": currency.upper()}

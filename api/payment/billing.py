@@ -15,33 +15,53 @@ The job runs on the shared schema, so it works for a suspended tenant too."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import stripe
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.db import utcnow
 from api.errors import ValidationFailed
 from api.payment import stripe_api
+from api.payment.models import JsonObject
 from api.settings import Settings
 from api.validate import https_url
 from tenants.models import Tenant
+from tenants.registry import TenantInfo
 
 ACTIVE = ("active", "trialing")
 PAST_DUE = ("past_due", "unpaid")
 ENDED = ("canceled", "incomplete_expired")
 
 
-async def status_of(session, tenant_id):
+@dataclass(frozen=True, slots=True)
+class BillingStatus:
+    plan: str
+    billing_status: str
+    past_due_since: datetime | None
+    stripe_account_id: str | None
+
+
+async def status_of(session: AsyncSession, tenant_id: str) -> BillingStatus:
     """The tenant's plan, billing status (and since when past due) and connected account."""
     stmt = select(
         Tenant.plan, Tenant.billing_status, Tenant.past_due_since, Tenant.stripe_account_id
     ).where(Tenant.id == tenant_id)
-    return (await session.execute(stmt)).one()
+    row = (await session.execute(stmt)).one()
+    return BillingStatus(row.plan, row.billing_status, row.past_due_since, row.stripe_account_id)
 
 
 async def start_checkout(
-    session, settings: Settings, tenant, plan: str, *, success_url: str, cancel_url: str
+    session: AsyncSession,
+    settings: Settings,
+    tenant: TenantInfo,
+    plan: str,
+    *,
+    success_url: str,
+    cancel_url: str,
 ) -> str:
     """A Checkout page (URL) where the tenant's admin subscribes to ``plan``."""
     price = settings.stripe_plan_prices.get(plan)
@@ -51,6 +71,7 @@ async def start_checkout(
     https_url(cancel_url, "cancelUrl")
     api = stripe_api.client(settings)
     row = await session.get(Tenant, uuid.UUID(str(tenant.id)), with_for_update=True)
+    assert row is not None, f"no tenant {tenant.id}"  # the request's tenant, resolved before
     try:
         if not row.stripe_customer_id:
             customer = await api.v1.customers.create_async(
@@ -74,10 +95,12 @@ async def start_checkout(
         )
     except stripe.StripeError as exc:
         raise stripe_api.failed(exc) from exc
+    # A hosted Checkout Session (the default ui_mode, ours) always comes with its page's URL.
+    assert checkout.url is not None, f"checkout session {checkout.id} without a URL"
     return checkout.url
 
 
-def _subscription_id(event: dict) -> str | None:
+def _subscription_id(event: JsonObject) -> str | None:
     obj = event["data"]["object"]
     if obj.get("object") == "subscription":
         return obj.get("id")
@@ -86,7 +109,7 @@ def _subscription_id(event: dict) -> str | None:
     return details.get("subscription") or obj.get("subscription")
 
 
-def _plan_of(settings: Settings, sub) -> str | None:
+def _plan_of(settings: Settings, sub: stripe.Subscription) -> str | None:
     by_price = {price: plan for plan, price in settings.stripe_plan_prices.items()}
     for item in sub["items"]["data"]:
         price = item["price"]
@@ -97,7 +120,9 @@ def _plan_of(settings: Settings, sub) -> str | None:
     return None
 
 
-async def apply(conn, settings: Settings, tenant_id, event: dict) -> str:
+async def apply(
+    conn: AsyncConnection, settings: Settings, tenant_id: uuid.UUID, event: JsonObject
+) -> str:
     """Bring the tenant's plan and billing status in line with its subscription now."""
     sub_id = _subscription_id(event)
     if not sub_id:
@@ -117,6 +142,7 @@ async def apply(conn, settings: Settings, tenant_id, event: dict) -> str:
             .with_for_update()
         )
     ).first()
+    assert row is not None, f"no tenant {tenant_id}"  # the job found its slug, under this lock
     if row.stripe_customer_id and sub["customer"] != row.stripe_customer_id:
         return "ignored: another customer's subscription"
     if (
@@ -125,7 +151,7 @@ async def apply(conn, settings: Settings, tenant_id, event: dict) -> str:
         and (sub["status"] not in ACTIVE)
     ):
         return "ignored: an older subscription"
-    values: dict = {"stripe_subscription_id": sub_id}
+    values: dict[str, Any] = {"stripe_subscription_id": sub_id}
     suspended_for_billing = row.billing_status == "suspended"
     if sub["status"] in ACTIVE:
         values.update(
@@ -147,7 +173,7 @@ async def apply(conn, settings: Settings, tenant_id, event: dict) -> str:
     return f"subscription {sub['status']}: plan {values.get('plan', row.plan)}"
 
 
-async def suspend_unpaid(conn, settings: Settings) -> list[str]:
+async def suspend_unpaid(conn: AsyncConnection, settings: Settings) -> list[str]:
     """Tenants past due beyond the grace period are suspended (slugs)."""
     cutoff = utcnow() - timedelta(days=settings.stripe_billing_grace_days)
     rows = await conn.execute(

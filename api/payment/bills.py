@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.errors import Conflict, NotFound, ValidationFailed
@@ -22,17 +23,19 @@ from api.identity.teams import active_members
 from api.ids import uuid7
 from api.money import format_money, minor_digits
 from api.payment import ledger, stripe_api
+from api.payment.ledger import Line
 from api.payment.models import BILL_KINDS, Bill, Counter, Payment, Receipt
 from api.settings import Settings
 from api.unit.models import Unit
 from api.validate import existing, text
+from tenants.registry import TenantInfo
 from tenants.sessions import tenant_of
 
 MAX_AMOUNT = 10_000_000_000  # minor units
 REMIND_DAYS = 3
 
 
-def today(session) -> date:
+def today(session: AsyncSession) -> date:
     """The tenant's date now (due dates are dates in the tenant's time zone)."""
     return tenant_of(session).today(utcnow())
 
@@ -43,7 +46,7 @@ def min_payment(currency: str) -> int:
     return 10 ** minor_digits(currency)
 
 
-def shown(session, minor: int, currency: str) -> str:
+def shown(session: AsyncSession, minor: int, currency: str) -> str:
     """An amount in a message to the caller, in the tenant's locale."""
     return format_money(minor, currency, tenant_of(session).locale)
 
@@ -52,17 +55,19 @@ def overdue(bill: Bill, on: date) -> bool:
     return bill.status == "open" and bill.due_on < on
 
 
-async def next_number(session, name: str) -> int:
+async def next_number(session: AsyncSession, name: str) -> int:
     """The next number of ``name`` (gapless: the row is locked until this transaction ends)."""
-    return await session.scalar(
+    number = await session.scalar(
         insert(Counter)
         .values(name=name, value=1)
         .on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
         .returning(Counter.value)
     )
+    assert number is not None, "an upsert returns its row"
+    return int(number)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class BillInput:
     kind: str
     title: str
@@ -73,7 +78,7 @@ class BillInput:
     unit_id: uuid.UUID | None = None
 
 
-async def issue(session, p: Principal, i: BillInput) -> Bill:
+async def issue(session: AsyncSession, p: Principal, i: BillInput) -> Bill:
     if i.kind not in BILL_KINDS:
         raise ValidationFailed(f"kind is one of {', '.join(BILL_KINDS)}", "kind")
     currency = tenant_of(session).currency.lower()
@@ -109,7 +114,7 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
         f"bill:{bill.id}:issued",
         f"bill {bill.number}",
         bill.currency,
-        [("accounts_receivable", bill.amount, 0), ("fee_income", 0, bill.amount)],
+        [Line("accounts_receivable", bill.amount, 0), Line("fee_income", 0, bill.amount)],
     )
     from api.payment.service import tell_bill
 
@@ -117,7 +122,7 @@ async def issue(session, p: Principal, i: BillInput) -> Bill:
     return bill
 
 
-async def void(session, bill_id: uuid.UUID, reason: str) -> Bill:
+async def void(session: AsyncSession, bill_id: uuid.UUID, reason: str) -> Bill:
     bill = await session.get(Bill, bill_id, with_for_update=True)
     if bill is None:
         raise NotFound("bill not found", "billId")
@@ -130,14 +135,14 @@ async def void(session, bill_id: uuid.UUID, reason: str) -> Bill:
         f"bill:{bill.id}:void",
         f"bill {bill.number} voided",
         bill.currency,
-        [("fee_income", bill.amount, 0), ("accounts_receivable", 0, bill.amount)],
+        [Line("fee_income", bill.amount, 0), Line("accounts_receivable", 0, bill.amount)],
     )
     await session.flush()
     return bill
 
 
 async def bill_of(
-    session, p: Principal, bill_id: uuid.UUID, *, staff: bool, lock: bool = False
+    session: AsyncSession, p: Principal, bill_id: uuid.UUID, *, staff: bool, lock: bool = False
 ) -> Bill:
     """The bill, if it is the caller's (or the caller manages bills)."""
     stmt = select(Bill).where(Bill.id == bill_id)
@@ -152,7 +157,7 @@ async def bill_of(
 
 
 async def listing(
-    session,
+    session: AsyncSession,
     *,
     payer_id: uuid.UUID | None,
     status: str | None,
@@ -169,27 +174,30 @@ async def listing(
     return list((await session.scalars(stmt)).all())
 
 
-async def receipts(session, bill_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Receipt]]:
+async def receipts(
+    session: AsyncSession, bill_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Receipt]]:
     out: dict[uuid.UUID, list[Receipt]] = {b: [] for b in bill_ids}
     if bill_ids:
         rows = await session.scalars(
             select(Receipt).where(Receipt.bill_id.in_(bill_ids)).order_by(Receipt.number)
         )
         for r in rows:
+            assert r.bill_id is not None  # selected by it
             out[r.bill_id].append(r)
     return out
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PaymentStarted:
     payment: Payment
     client_secret: str
 
 
 async def pay(
-    session,
+    session: AsyncSession,
     settings: Settings,
-    tenant,
+    tenant: TenantInfo,
     p: Principal,
     bill_id: uuid.UUID,
     *,
@@ -199,7 +207,7 @@ async def pay(
     """Start paying the caller's bill: all that is left, or part of it (at least one major unit
     of its currency, ``min_payment``). Asking again for the same amount while it is pending
     gives the same payment."""
-    from api.payment.service import platform_fee, require_account
+    from api.payment.service import intent_of, platform_fee, require_account
 
     account = await require_account(session, settings, tenant)
     bill = await bill_of(session, p, bill_id, staff=False, lock=True)
@@ -225,8 +233,8 @@ async def pay(
         )
     ).first()
     if pending is not None:
-        intent = await stripe_api.retrieve_intent(settings, account, pending.stripe_payment_intent)
-        return PaymentStarted(pending, intent.client_secret)
+        intent = await stripe_api.retrieve_intent(settings, account, intent_of(pending))
+        return PaymentStarted(pending, stripe_api.client_secret(intent))
     payment = Payment(
         id=uuid7(),
         kind="fee",
@@ -259,17 +267,29 @@ async def pay(
     )
     payment.stripe_payment_intent = intent.id
     await session.flush()
-    return PaymentStarted(payment, intent.client_secret)
+    return PaymentStarted(payment, stripe_api.client_secret(intent))
 
 
-async def settle(session, payment: Payment) -> tuple[Bill | None, int]:
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a fee payment settled: its bill (None: gone) and the amount applied to it."""
+
+    bill: Bill | None
+    applied: int
+
+
+async def settle(session: AsyncSession, payment: Payment) -> Settlement:
     """A fee payment arrived: settle its bill by what it covers and number a receipt for
-    that. Returns (the bill, the amount applied): all of the payment, or only what was left
+    that. Returns the bill and the amount applied: all of the payment, or only what was left
     when it pays more than that (the caller refunds the excess), or 0 when the bill was paid
     or voided meanwhile (the caller refunds it all)."""
-    bill = await session.get(Bill, payment.bill_id, with_for_update=True)
+    bill = (
+        await session.get(Bill, payment.bill_id, with_for_update=True)
+        if payment.bill_id is not None
+        else None
+    )
     if bill is None or bill.status != "open":
-        return bill, 0
+        return Settlement(bill, 0)
     applied = min(payment.amount, bill.amount - bill.paid_amount)
     bill.paid_amount += applied
     if bill.paid_amount == bill.amount:
@@ -288,10 +308,10 @@ async def settle(session, payment: Payment) -> tuple[Bill | None, int]:
         )
     )
     await session.flush()
-    return bill, applied
+    return Settlement(bill, applied)
 
 
-async def due_for_reminder(session, on: date) -> list[Bill]:
+async def due_for_reminder(session: AsyncSession, on: date) -> list[Bill]:
     """Open bills due within three days (and not yet overdue), not reminded yet (locked)."""
     return list(
         (
@@ -310,7 +330,7 @@ async def due_for_reminder(session, on: date) -> list[Bill]:
     )
 
 
-async def mark_reminded(session, bills: list[Bill], at: datetime) -> None:
+async def mark_reminded(session: AsyncSession, bills: list[Bill], at: datetime) -> None:
     if bills:
         await session.execute(
             update(Bill).where(Bill.id.in_([b.id for b in bills])).values(reminded_at=at)

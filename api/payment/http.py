@@ -3,6 +3,8 @@ answers) and receipts as PDF at their signed, expiring URL (``api/payment/receip
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,16 +17,17 @@ from tenants.registry import TenantCache
 from tenants.sessions import TenantDatabase
 
 WEBHOOK_PATH = "/webhooks/stripe"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def webhook_endpoint(engine: AsyncEngine, settings: Settings):
+def webhook_endpoint(engine: AsyncEngine, settings: Settings) -> Endpoint:
     async def stripe_webhook(request: Request) -> Response:
         return await webhook.receive(request, engine, settings)
 
     return stripe_webhook
 
 
-def receipt_endpoint(cache: TenantCache, db: TenantDatabase, kit: SecurityKit):
+def receipt_endpoint(cache: TenantCache, db: TenantDatabase, kit: SecurityKit) -> Endpoint:
     async def receipt_pdf(request: Request) -> Response:
         """A receipt's PDF; the signed, expiring query string is the credential."""
         tenant = await cache.get(request.path_params["tenant"])

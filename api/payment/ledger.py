@@ -5,26 +5,36 @@ constraint trigger, ``shared.journal_balanced``)."""
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.ids import uuid7
 from api.payment.models import ACCOUNTS, Journal, JournalLine
 
 
+class Line(NamedTuple):
+    """One line of a posting: an account (``ACCOUNTS``), debited or credited (minor units)."""
+
+    account: str
+    debit: int
+    credit: int
+
+
 async def post(
-    session,
+    session: AsyncSession,
     source: str,
     memo: str,
     currency: str,
-    lines: list[tuple[str, int, int]],
+    lines: list[Line],
     *,
     payment_id: uuid.UUID | None = None,
 ) -> bool:
     """Post ``lines`` of (account, debit, credit); zero lines are left out. Returns False when
     this source was posted already."""
-    lines = [(a, d, c) for a, d, c in lines if d or c]
+    lines = [line for line in lines if line.debit or line.credit]
     if any(a not in ACCOUNTS for a, _, _ in lines):
         raise ValueError(f"unknown ledger account in {lines}")
     if sum(d for _, d, _ in lines) != sum(c for _, _, c in lines):
@@ -55,7 +65,7 @@ async def post(
     return True
 
 
-async def balances(session) -> dict[str, int]:
+async def balances(session: AsyncSession) -> dict[str, int]:
     """Debits minus credits per account."""
     rows = await session.execute(
         select(JournalLine.account, func.sum(JournalLine.debit - JournalLine.credit)).group_by(
@@ -65,7 +75,7 @@ async def balances(session) -> dict[str, int]:
     return {a: int(v) for a, v in rows.all()}
 
 
-async def unbalanced(session) -> list[uuid.UUID]:
+async def unbalanced(session: AsyncSession) -> list[uuid.UUID]:
     """Journals whose lines do not balance (none, ever: the trigger refuses them)."""
     rows = await session.scalars(
         select(JournalLine.journal_id)

@@ -3,6 +3,7 @@ received (shared schema: an event is stored once, whichever tenant it belongs to
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -26,8 +27,34 @@ from api.db import SharedBase, TenantBase, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
 
-PAYMENT_KINDS = ("deposit", "fee")
-PAYMENT_STATUSES = ("pending", "paid", "failed", "canceled", "refunded")
+# A JSON object as received (a Stripe event's payload).
+JsonObject = dict[str, Any]
+
+
+class PaymentKind(enum.StrEnum):
+    DEPOSIT = "deposit"
+    FEE = "fee"
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+
+
+class PaymentPlatform(enum.StrEnum):
+    """Where the buyer pays (WeChat Pay needs to know)."""
+
+    IOS = "ios"
+    ANDROID = "android"
+    WEB = "web"
+
+
+PAYMENT_KINDS = tuple(k.value for k in PaymentKind)
+PAYMENT_STATUSES = tuple(s.value for s in PaymentStatus)
+PAYMENT_PLATFORMS = tuple(p.value for p in PaymentPlatform)
 ACCOUNTS = {
     # code: (name, type)
     "stripe_balance": ("Stripe balance", "asset"),
@@ -74,8 +101,20 @@ class Payment(TenantBase):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
 
-BILL_KINDS = ("property_fee", "parking_fee", "service_fee")
-BILL_STATUSES = ("open", "paid", "void")
+class BillKind(enum.StrEnum):
+    PROPERTY_FEE = "property_fee"
+    PARKING_FEE = "parking_fee"
+    SERVICE_FEE = "service_fee"
+
+
+class BillStatus(enum.StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+    VOID = "void"
+
+
+BILL_KINDS = tuple(k.value for k in BillKind)
+BILL_STATUSES = tuple(s.value for s in BillStatus)
 
 
 class Bill(TenantBase):
@@ -182,7 +221,7 @@ class StripeEvent(SharedBase):
     account: Mapped[str | None] = mapped_column(String(64))
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    payload: Mapped[JsonObject] = mapped_column(JSONB, nullable=False)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow
     )

@@ -11,11 +11,19 @@ import base64
 import hmac
 import io
 import time
+import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from api.money import format_money
 from api.notify.templates import locale_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from api.security.kit import SecurityKit
+    from tenants.registry import TenantInfo
 
 TTL = 15 * 60
 _FONT = "STSong-Light"  # Adobe's Chinese CID font: built into every PDF reader
@@ -111,21 +119,30 @@ def render(
     return out.getvalue()
 
 
-def signature(kit, tenant_id: str, receipt_id: str, locale: str, exp: int) -> str:
+def signature(kit: SecurityKit, tenant_id: str, receipt_id: str, locale: str, exp: int) -> str:
     digest = kit.blind_index.digest(
         f"{receipt_id}|{locale}|{exp}", scope=str(tenant_id), column="receipt_url"
     )
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
-def url(base: str, kit, tenant, receipt_id, locale: str, now: float | None = None) -> str:
+def url(
+    base: str,
+    kit: SecurityKit,
+    tenant: TenantInfo,
+    receipt_id: uuid.UUID,
+    locale: str,
+    now: float | None = None,
+) -> str:
     locale = locale_of(locale)
     exp = int((now or time.time()) + TTL)
     sig = signature(kit, tenant.id, str(receipt_id), locale, exp)
     return f"{base}/receipts/{tenant.slug}/{receipt_id}.pdf?locale={locale}&exp={exp}&sig={sig}"
 
 
-def valid(kit, tenant_id: str, receipt_id: str, locale: str, exp: str, sig: str) -> bool:
+def valid(
+    kit: SecurityKit, tenant_id: str, receipt_id: str, locale: str, exp: str, sig: str
+) -> bool:
     try:
         expires = int(exp)
     except ValueError:
@@ -135,10 +152,10 @@ def valid(kit, tenant_id: str, receipt_id: str, locale: str, exp: str, sig: str)
     return hmac.compare_digest(signature(kit, tenant_id, receipt_id, locale, expires), sig)
 
 
-async def pdf_of(session, tenant, receipt_id: str, locale: str) -> bytes | None:
+async def pdf_of(
+    session: AsyncSession, tenant: TenantInfo, receipt_id: str, locale: str
+) -> bytes | None:
     """The PDF of a receipt of this tenant (None: no such receipt)."""
-    import uuid
-
     from api.identity.models import Account
     from api.payment.models import Bill, Receipt
 

@@ -3,7 +3,6 @@ and connect the tenant to Stripe."""
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated
 
@@ -20,15 +19,15 @@ from api.graphql.errors import (
 from api.graphql.permissions import requires
 from api.graphql.types import Long, require_id
 from api.payment import service
-from api.payment.models import PAYMENT_KINDS, PAYMENT_STATUSES
 from api.payment.models import Payment as PaymentRow
+from api.payment.models import PaymentKind, PaymentPlatform, PaymentStatus
 
-PaymentStatus = strawberry.enum(
-    enum.Enum("PaymentStatus", {s.upper(): s for s in PAYMENT_STATUSES})
-)
-PaymentKind = strawberry.enum(enum.Enum("PaymentKind", {s.upper(): s for s in PAYMENT_KINDS}))
-PaymentPlatform = strawberry.enum(
-    enum.Enum("PaymentPlatform", {s.upper(): s for s in service.PLATFORMS}),
+# The domain's enums are the GraphQL enums (strawberry.enum registers the class itself).
+strawberry.enum(PaymentStatus, name="PaymentStatus")
+strawberry.enum(PaymentKind, name="PaymentKind")
+strawberry.enum(
+    PaymentPlatform,
+    name="PaymentPlatform",
     description="Where the buyer pays (WeChat Pay needs to know).",
 )
 
@@ -54,9 +53,9 @@ class Payment:
             id=strawberry.ID(str(r.id)),
             kind=PaymentKind(r.kind),
             status=PaymentStatus(r.status),
-            amount=r.amount,
+            amount=Long(r.amount),
             currency=r.currency,
-            refunded_amount=r.refunded_amount,
+            refunded_amount=Long(r.refunded_amount),
             unit_id=strawberry.ID(str(r.unit_id)) if r.unit_id else None,
             client_id=strawberry.ID(str(r.client_id)) if r.client_id else None,
             failure_code=r.failure_code,
@@ -182,7 +181,7 @@ class Mutation:
         ctx = info.context
         settings = ctx.kit.settings
 
-        async def work():
+        async def work() -> DepositPayload:
             started = await service.start_deposit(
                 ctx.session,
                 settings,
@@ -214,8 +213,8 @@ class Mutation:
     ) -> CancelReservationResult:
         ctx = info.context
 
-        async def work():
-            payment, refunded = await service.cancel_reservation(
+        async def work() -> CancelReservationPayload:
+            canceled = await service.cancel_reservation(
                 ctx.session,
                 ctx.kit.settings,
                 ctx.principal_now(),
@@ -225,10 +224,12 @@ class Mutation:
             ctx.audit(
                 "payment.cancel_reservation",
                 target_type="payment",
-                target_id=payment.id,
-                refunded=refunded,
+                target_id=canceled.payment.id,
+                refunded=canceled.refunded,
             )
-            return CancelReservationPayload(payment=Payment.of(payment), refunded=refunded)
+            return CancelReservationPayload(
+                payment=Payment.of(canceled.payment), refunded=Long(canceled.refunded)
+            )
 
         result, error = await attempt(ctx.session, work)
         return error or result
@@ -244,7 +245,7 @@ class Mutation:
 
         ctx = info.context
 
-        async def work():
+        async def work() -> PlanCheckoutPayload:
             url = await billing.start_checkout(
                 ctx.session,
                 ctx.kit.settings,
@@ -271,8 +272,8 @@ class Mutation:
     ) -> StripeConnectResult:
         ctx = info.context
 
-        async def work():
-            account, url = await service.connect(
+        async def work() -> StripeConnectPayload:
+            connected = await service.connect(
                 ctx.session,
                 ctx.kit.settings,
                 ctx.tenant,
@@ -280,7 +281,9 @@ class Mutation:
                 refresh_url=refresh_url,
             )
             ctx.audit("payment.connect", target_type="tenant", target_id=ctx.tenant.id)
-            return StripeConnectPayload(account_id=account, onboarding_url=url)
+            return StripeConnectPayload(
+                account_id=connected.account_id, onboarding_url=connected.onboarding_url
+            )
 
         result, error = await attempt(ctx.session, work)
         return error or result

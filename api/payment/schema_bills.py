@@ -3,11 +3,11 @@ pay their own (bill.pay), in part or in full, and download numbered receipts (PD
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.graphql.errors import (
     AuthError,
@@ -20,13 +20,14 @@ from api.graphql.errors import (
 from api.graphql.permissions import requires
 from api.graphql.types import Long, require_id
 from api.payment import bills, receipts
-from api.payment.models import BILL_KINDS, BILL_STATUSES
 from api.payment.models import Bill as BillRow
+from api.payment.models import BillKind, BillStatus
 from api.payment.models import Receipt as ReceiptRow
 from api.payment.schema import Payment, PaymentPlatform
 
-BillKind = strawberry.enum(enum.Enum("BillKind", {k.upper(): k for k in BILL_KINDS}))
-BillStatus = strawberry.enum(enum.Enum("BillStatus", {s.upper(): s for s in BILL_STATUSES}))
+# The domain's enums are the GraphQL enums (strawberry.enum registers the class itself).
+strawberry.enum(BillKind, name="BillKind")
+strawberry.enum(BillStatus, name="BillStatus")
 
 
 @strawberry.type(description="A numbered receipt for one payment of a bill.")
@@ -77,9 +78,9 @@ class Bill:
             period=r.period,
             payer_id=strawberry.ID(str(r.payer_id)),
             unit_id=strawberry.ID(str(r.unit_id)) if r.unit_id else None,
-            amount=r.amount,
-            paid_amount=r.paid_amount,
-            outstanding=r.amount - r.paid_amount,
+            amount=Long(r.amount),
+            paid_amount=Long(r.paid_amount),
+            outstanding=Long(r.amount - r.paid_amount),
             currency=r.currency,
             due_on=r.due_on,
             status=BillStatus(r.status),
@@ -89,7 +90,7 @@ class Bill:
                 Receipt(
                     id=strawberry.ID(str(x.id)),
                     number=x.number,
-                    amount=x.amount,
+                    amount=Long(x.amount),
                     currency=x.currency,
                     issued_at=x.issued_at,
                     row=x,
@@ -99,7 +100,7 @@ class Bill:
         )
 
 
-async def _bills(session, rows: list[BillRow]) -> list[Bill]:
+async def _bills(session: AsyncSession, rows: list[BillRow]) -> list[Bill]:
     made = await bills.receipts(session, [r.id for r in rows])
     today = bills.today(session)
     return [Bill.of(r, made[r.id], today) for r in rows]
@@ -198,7 +199,7 @@ class Mutation:
     async def issue_bill(self, info: strawberry.Info, input: IssueBillInput) -> BillResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> BillPayload:
             row = await bills.issue(
                 ctx.session,
                 ctx.principal_now(),
@@ -226,7 +227,7 @@ class Mutation:
     ) -> BillResult:
         ctx = info.context
 
-        async def work():
+        async def work() -> BillPayload:
             row = await bills.void(ctx.session, require_id(bill_id, "bill", "billId"), reason)
             return BillPayload(bill=(await _bills(ctx.session, [row]))[0])
 
@@ -248,7 +249,7 @@ class Mutation:
         ctx = info.context
         settings = ctx.kit.settings
 
-        async def work():
+        async def work() -> BillPaymentPayload:
             started = await bills.pay(
                 ctx.session,
                 settings,

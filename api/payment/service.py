@@ -15,29 +15,34 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import stripe
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.errors import Conflict, NotFound
 from api.identity.auth import Principal
 from api.ids import uuid7
+from api.notify.models import JsonObject
 from api.payment import ledger, stripe_api
-from api.payment.models import Bill, Journal, Payment
+from api.payment.ledger import Line
+from api.payment.models import PAYMENT_PLATFORMS, Bill, Journal, Payment
 from api.settings import Settings
 from api.unit import service as units
 from api.unit.models import Unit
 from api.validate import https_url
 from tenants.models import Tenant
+from tenants.registry import TenantInfo
 from tenants.sessions import tenant_of
 
-PLATFORMS = ("ios", "android", "web")
+PLATFORMS = PAYMENT_PLATFORMS
 
 
 class RetryLater(Exception):
     """A prerequisite of an event has not arrived yet (the job retries)."""
 
 
-async def require_account(session, settings: Settings, tenant) -> str:
+async def require_account(session: AsyncSession, settings: Settings, tenant: TenantInfo) -> str:
     """The tenant's connected account, with payments configured; else PaymentsOff (before
     anything is held or created)."""
     account = await connected_account(session, tenant.id)
@@ -47,15 +52,28 @@ async def require_account(session, settings: Settings, tenant) -> str:
     return account
 
 
-async def connected_account(session, tenant_id) -> str | None:
+async def connected_account(session: AsyncSession, tenant_id: str) -> str | None:
     return await session.scalar(
         select(Tenant.stripe_account_id).where(Tenant.id == uuid.UUID(str(tenant_id)))
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The tenant's connected account and where its admin finishes onboarding."""
+
+    account_id: str
+    onboarding_url: str
+
+
 async def connect(
-    session, settings: Settings, tenant, *, return_url: str, refresh_url: str
-) -> tuple[str, str]:
+    session: AsyncSession,
+    settings: Settings,
+    tenant: TenantInfo,
+    *,
+    return_url: str,
+    refresh_url: str,
+) -> Connected:
     """The tenant's connected account (created once, key ``connect:<tenant id>``) and a link
     where its admin finishes onboarding on Stripe."""
     https_url(return_url, "returnUrl")
@@ -72,7 +90,7 @@ async def connect(
     link = await stripe_api.onboarding_link(
         settings, account=account, refresh_url=refresh_url, return_url=return_url
     )
-    return account, link.url
+    return Connected(account, link.url)
 
 
 def platform_fee(settings: Settings, plan: str, amount: int) -> int:
@@ -80,7 +98,7 @@ def platform_fee(settings: Settings, plan: str, amount: int) -> int:
     return amount * bps // 10_000
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class DepositStarted:
     payment: Payment
     client_secret: str
@@ -88,9 +106,9 @@ class DepositStarted:
 
 
 async def start_deposit(
-    session,
+    session: AsyncSession,
     settings: Settings,
-    tenant,
+    tenant: TenantInfo,
     p: Principal,
     unit_id: uuid.UUID,
     *,
@@ -122,9 +140,9 @@ async def start_deposit(
     ).first()
     unit = await _hold(session, unit_id, p.account_id)
     if pending is not None:
-        intent = await stripe_api.retrieve_intent(settings, account, pending.stripe_payment_intent)
-        return DepositStarted(pending, intent.client_secret, unit.hold_expires_at)
-    amount = await tenant_settings.get(session, "payments.deposit_amount")
+        intent = await stripe_api.retrieve_intent(settings, account, intent_of(pending))
+        return DepositStarted(pending, stripe_api.client_secret(intent), unit.hold_expires_at)
+    amount: int = await tenant_settings.get(session, "payments.deposit_amount")
     currency = tenant_of(session).currency.lower()  # the setting's amount is in it
     payment = Payment(
         id=uuid7(),
@@ -158,10 +176,17 @@ async def start_deposit(
     )
     payment.stripe_payment_intent = intent.id
     await session.flush()
-    return DepositStarted(payment, intent.client_secret, unit.hold_expires_at)
+    return DepositStarted(payment, stripe_api.client_secret(intent), unit.hold_expires_at)
 
 
-async def _hold(session, unit_id: uuid.UUID, agent: uuid.UUID):
+def intent_of(payment: Payment) -> str:
+    """The id of the payment's PaymentIntent. Every payment has one: it is created with the
+    payment, and a failure to create it undoes the payment (the mutation's ``attempt``)."""
+    assert payment.stripe_payment_intent is not None, f"payment {payment.id} has no intent"
+    return payment.stripe_payment_intent
+
+
+async def _hold(session: AsyncSession, unit_id: uuid.UUID, agent: uuid.UUID) -> Unit:
     try:
         return await units.hold_unit(session, unit_id, actor_id=agent)
     except Conflict:
@@ -171,7 +196,7 @@ async def _hold(session, unit_id: uuid.UUID, agent: uuid.UUID):
         raise
 
 
-async def payment_for(session, intent) -> Payment | None:
+async def payment_for(session: AsyncSession, intent: stripe.PaymentIntent) -> Payment | None:
     row = (
         await session.scalars(
             select(Payment).where(Payment.stripe_payment_intent == intent.id).with_for_update()
@@ -188,17 +213,22 @@ async def payment_for(session, intent) -> Payment | None:
     return row
 
 
-def _paid_lines(p: Payment) -> list[tuple[str, int, int]]:
+def _paid_lines(p: Payment) -> list[Line]:
     held = "deposits_held" if p.kind == "deposit" else "accounts_receivable"
     return [
-        ("stripe_balance", p.amount - p.application_fee, 0),
-        ("platform_fees", p.application_fee, 0),
-        (held, 0, p.amount),
+        Line("stripe_balance", p.amount - p.application_fee, 0),
+        Line("platform_fees", p.application_fee, 0),
+        Line(held, 0, p.amount),
     ]
 
 
 async def apply_intent(
-    session, settings: Settings, intent, *, account: str, received_at: datetime
+    session: AsyncSession,
+    settings: Settings,
+    intent: stripe.PaymentIntent,
+    *,
+    account: str,
+    received_at: datetime,
 ) -> str:
     """Bring our records in line with the PaymentIntent's current state. Returns what it did
     (stored with the event). Safe to run any number of times, in any order."""
@@ -235,7 +265,7 @@ async def apply_intent(
             return await _settle_bill(session, settings, payment)
         await _tell(session, payment, "payment.received")
         if payment.unit_id is not None:
-            return await _reserve_or_refund(session, settings, payment)
+            return await _reserve_or_refund(session, settings, payment, payment.unit_id)
         return "paid"
     if intent.status in ("canceled", "requires_payment_method"):
         error = getattr(intent, "last_payment_error", None)
@@ -254,11 +284,16 @@ async def apply_intent(
     return f"waiting: {intent.status}"
 
 
-async def _reserve_or_refund(session, settings: Settings, payment: Payment) -> str:
+async def _reserve_or_refund(
+    session: AsyncSession, settings: Settings, payment: Payment, unit_id: uuid.UUID
+) -> str:
+    # A payment for a unit is a deposit (a fee payment settles its bill instead), and
+    # start_deposit records the agent who started it.
+    assert payment.agent_id is not None, f"deposit {payment.id} has no agent"
     try:
         await units.reserve_unit(
             session,
-            payment.unit_id,
+            unit_id,
             actor_id=payment.agent_id,
             override=False,
             reason=f"deposit {payment.id} paid",
@@ -271,7 +306,12 @@ async def _reserve_or_refund(session, settings: Settings, payment: Payment) -> s
 
 
 async def refund_payment(
-    session, settings: Settings, payment: Payment, *, reason: str, amount: int | None = None
+    session: AsyncSession,
+    settings: Settings,
+    payment: Payment,
+    *,
+    reason: str,
+    amount: int | None = None,
 ) -> int:
     """Refund ``amount`` (default: all that is left) with the platform fee in proportion
     (idempotency key ``refund:<payment id>:<reason>``, journal of the same source); the part
@@ -286,7 +326,7 @@ async def refund_payment(
         await stripe_api.refund(
             settings,
             account=payment.stripe_account,
-            intent_id=payment.stripe_payment_intent,
+            intent_id=intent_of(payment),
             amount=amount,
             key=f"refund:{payment.id}:{reason}",
             reason=reason,
@@ -299,10 +339,10 @@ async def refund_payment(
         f"refund ({reason})",
         payment.currency,
         [
-            (held, amount + kept, 0),
-            ("stripe_balance", 0, amount - fee),
-            ("platform_fees", 0, fee),
-            ("deposit_forfeits", 0, kept),
+            Line(held, amount + kept, 0),
+            Line("stripe_balance", 0, amount - fee),
+            Line("platform_fees", 0, fee),
+            Line("deposit_forfeits", 0, kept),
         ],
         payment_id=payment.id,
     )
@@ -317,9 +357,17 @@ async def refund_payment(
     return amount
 
 
+@dataclass(frozen=True, slots=True)
+class ReservationCanceled:
+    """The unit's paid deposit and how much of it was refunded."""
+
+    payment: Payment
+    refunded: int
+
+
 async def cancel_reservation(
-    session, settings: Settings, p: Principal, unit_id: uuid.UUID, *, reason: str
-) -> tuple[Payment, int]:
+    session: AsyncSession, settings: Settings, p: Principal, unit_id: uuid.UUID, *, reason: str
+) -> ReservationCanceled:
     """A reserved unit goes back on sale and its paid deposit is refunded by the tenant's
     rules: in full within ``payments.refund_full_hours`` of paying, else
     ``payments.refund_late_pct`` percent (the rest is forfeited)."""
@@ -335,27 +383,30 @@ async def cancel_reservation(
     if payment is None:
         raise NotFound("no paid deposit for this unit", "unitId")
     await units.change_status(session, unit_id, "available", actor_id=p.account_id, reason=reason)
-    hours = await tenant_settings.get(session, "payments.refund_full_hours")
+    hours: int = await tenant_settings.get(session, "payments.refund_full_hours")
+    # apply_intent sets paid_at with the status "paid".
+    assert payment.paid_at is not None, f"paid deposit {payment.id} without paid_at"
     if (utcnow() - payment.paid_at).total_seconds() <= hours * 3600:
         amount = payment.amount
     else:
-        pct = await tenant_settings.get(session, "payments.refund_late_pct")
+        pct: int = await tenant_settings.get(session, "payments.refund_late_pct")
         amount = payment.amount * pct // 100
     refunded = await refund_payment(
         session, settings, payment, reason="reservation_canceled", amount=amount
     )
-    return payment, refunded
+    return ReservationCanceled(payment, refunded)
 
 
-async def _settle_bill(session, settings: Settings, payment: Payment) -> str:
+async def _settle_bill(session: AsyncSession, settings: Settings, payment: Payment) -> str:
     """The bill takes what it still owes of the payment; the rest goes back (all of it when
     the bill was paid or voided meanwhile), whichever order its payments arrive in. The
     refund is decided here, with the settlement it follows from, and made by its own job
     (``refund_later``)."""
     from api.payment import bills
 
-    bill, applied = await bills.settle(session, payment)
-    if not applied:  # paid by another payment, or voided meanwhile: give this one back
+    settled = await bills.settle(session, payment)
+    bill, applied = settled.bill, settled.applied
+    if bill is None or not applied:  # paid by another payment, or voided meanwhile: give it back
         left = payment.amount - payment.refunded_amount
         await refund_later(session, payment, reason="bill_closed", amount=left)
         return f"paid; bill closed: {left} to refund"
@@ -368,7 +419,9 @@ async def _settle_bill(session, settings: Settings, payment: Payment) -> str:
     return outcome
 
 
-async def refund_later(session, payment: Payment, *, reason: str, amount: int) -> None:
+async def refund_later(
+    session: AsyncSession, payment: Payment, *, reason: str, amount: int
+) -> None:
     """Queue the refund of ``amount`` of ``payment`` (job ``payment:refund_payment``) in the
     caller's transaction. The decision travels in the job's arguments, committed with what it
     was decided from (the bill's settlement), and the job never decides again: however many
@@ -388,7 +441,7 @@ async def refund_later(session, payment: Payment, *, reason: str, amount: int) -
 
 
 async def make_refund(
-    session, settings: Settings, payment_id: uuid.UUID, *, amount: int, reason: str
+    session: AsyncSession, settings: Settings, payment_id: uuid.UUID, *, amount: int, reason: str
 ) -> str:
     """The refund ``refund_later`` queued: sent to Stripe and booked, once (its journal is the
     mark, checked first under the payment's lock); the payer of a bill is told."""
@@ -411,7 +464,9 @@ def _refund_source(payment: Payment, reason: str) -> str:
     return f"payment:{payment.id}:refund:{reason}"
 
 
-async def tell_bill(session, bill, template: str, *, amount: int | None = None) -> None:
+async def tell_bill(
+    session: AsyncSession, bill: Bill, template: str, *, amount: int | None = None
+) -> None:
     """The payer hears of a bill: issued, due, paid (a receipt), refunded."""
     from api.notify import service as notify
     from api.notify.templates import money
@@ -419,7 +474,7 @@ async def tell_bill(session, bill, template: str, *, amount: int | None = None) 
     slug = session.info.get("tenant_slug")
     if slug is None:
         return
-    params = {
+    params: JsonObject = {
         "number": bill.number,
         "title": bill.title,
         "due": bill.due_on.isoformat(),
@@ -443,7 +498,9 @@ REASONS = {
 }
 
 
-async def _tell(session, payment: Payment, template: str, *, amount: int | None = None) -> None:
+async def _tell(
+    session: AsyncSession, payment: Payment, template: str, *, amount: int | None = None
+) -> None:
     """The payer and the agent hear of it (category payments; it opens the payment)."""
     from api.notify import service as notify
     from api.notify.templates import money
@@ -455,7 +512,7 @@ async def _tell(session, payment: Payment, template: str, *, amount: int | None 
     number = await session.scalar(select(Unit.number).where(Unit.id == payment.unit_id))
     shown = payment.amount if amount is None else amount
     reason = payment.refund_reason or ""
-    params = {
+    params: JsonObject = {
         "number": number or "-",
         "amount": money(shown, payment.currency),
         "reason": REASONS.get(reason, reason),
@@ -471,19 +528,22 @@ async def _tell(session, payment: Payment, template: str, *, amount: int | None 
     )
 
 
-async def _release(session, payment: Payment) -> None:
+async def _release(session: AsyncSession, payment: Payment) -> None:
     """The agent's hold for this deposit ends (if it is still theirs and on hold)."""
-    if payment.kind != "deposit" or payment.unit_id is None:
-        return
+    agent = payment.agent_id
+    if payment.kind != "deposit" or payment.unit_id is None or agent is None:
+        return  # (a deposit always has its agent: start_deposit)
     unit = await session.get(Unit, payment.unit_id, populate_existing=True)
-    if unit is not None and unit.status == "on_hold" and unit.held_by == payment.agent_id:
-        await units.release_hold(session, unit.id, actor_id=payment.agent_id, override=True)
+    if unit is not None and unit.status == "on_hold" and unit.held_by == agent:
+        await units.release_hold(session, unit.id, actor_id=agent, override=True)
 
 
 EXPIRE_BATCH = 200  # deposits closed a job
 
 
-async def expire_deposits(session, settings: Settings, limit: int = EXPIRE_BATCH) -> int:
+async def expire_deposits(
+    session: AsyncSession, settings: Settings, limit: int = EXPIRE_BATCH
+) -> int:
     """Pending deposits whose hold is over (expired or released): cancel their PaymentIntent
     so nobody pays for a unit that is no longer kept for them, and close them. One paid
     meanwhile is applied as paid instead (reserved, or refunded if the unit is gone)."""
@@ -507,7 +567,7 @@ async def expire_deposits(session, settings: Settings, limit: int = EXPIRE_BATCH
     ).all()
     for payment in rows:
         intent = await stripe_api.cancel_intent(
-            settings, payment.stripe_account, payment.stripe_payment_intent
+            settings, payment.stripe_account, intent_of(payment)
         )
         await apply_intent(
             session,
@@ -519,7 +579,9 @@ async def expire_deposits(session, settings: Settings, limit: int = EXPIRE_BATCH
     return len(rows)
 
 
-async def payments(session, p: Principal, *, unit_id: uuid.UUID | None, first: int):
+async def payments(
+    session: AsyncSession, p: Principal, *, unit_id: uuid.UUID | None, first: int
+) -> list[Payment]:
     stmt = select(Payment).order_by(Payment.id.desc()).limit(first)
     if unit_id is not None:
         stmt = stmt.where(Payment.unit_id == unit_id)

@@ -7,14 +7,25 @@ or a job's) never creates a second object."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import stripe
 
 from api.errors import Conflict
 from api.settings import Settings
 
-_clients: dict[int, tuple[asyncio.AbstractEventLoop, stripe.StripeClient, Any]] = {}
+if TYPE_CHECKING:
+    from stripe import RequestOptions
+    from stripe.params import (
+        AccountCreateParams,
+        AccountLinkCreateParams,
+        PaymentIntentCreateParams,
+        PaymentIntentCreateParamsPaymentMethodOptionsWechatPay,
+        RefundCreateParams,
+    )
+
+_clients: dict[int, tuple[asyncio.AbstractEventLoop, stripe.StripeClient, stripe.HTTPXClient]] = {}
 
 
 class PaymentsOff(Conflict):
@@ -80,12 +91,12 @@ async def create_intent(
     currency: str,
     platform: str,
     fee: int,
-    metadata: dict,
+    metadata: dict[str, str],
     key: str,
     description: str = "",
 ) -> stripe.PaymentIntent:
     methods = methods_for(settings, platform)
-    params: dict[str, Any] = {
+    params: PaymentIntentCreateParams = {
         "amount": amount,
         "currency": currency,
         "allowed_payment_method_types": methods,
@@ -95,7 +106,7 @@ async def create_intent(
     if fee:
         params["application_fee_amount"] = fee
     if "wechat_pay" in methods:  # WeChat Pay needs the app's platform (and app id in apps)
-        wechat: dict[str, str] = {"client": platform}
+        wechat: PaymentIntentCreateParamsPaymentMethodOptionsWechatPay = {"client": platform}
         if platform != "web":
             wechat["app_id"] = settings.stripe_wechat_app_id
         params["payment_method_options"] = {"wechat_pay": wechat}
@@ -107,12 +118,21 @@ async def create_intent(
         raise failed(exc) from exc
 
 
-async def retrieve_intent(settings: Settings, account: str | None, intent_id: str):
-    options = {"stripe_account": account} if account else {}
+def client_secret(intent: stripe.PaymentIntent) -> str:
+    """What the payer's app confirms ``intent`` with. Stripe returns it with every intent our
+    secret key creates or fetches (only a publishable key is refused it)."""
+    assert intent.client_secret is not None, f"intent {intent.id} came without its secret"
+    return intent.client_secret
+
+
+async def retrieve_intent(
+    settings: Settings, account: str | None, intent_id: str
+) -> stripe.PaymentIntent:
+    options: RequestOptions = {"stripe_account": account} if account else {}
     return await client(settings).v1.payment_intents.retrieve_async(intent_id, options=options)
 
 
-async def cancel_intent(settings: Settings, account: str, intent_id: str):
+async def cancel_intent(settings: Settings, account: str, intent_id: str) -> stripe.PaymentIntent:
     """Cancel a PaymentIntent nobody paid; one that can't be (paid meanwhile, canceled
     already) is fetched instead, so the caller acts on its real state."""
     try:
@@ -126,7 +146,7 @@ async def cancel_intent(settings: Settings, account: str, intent_id: str):
 async def refund(
     settings: Settings, *, account: str, intent_id: str, amount: int, key: str, reason: str
 ) -> stripe.Refund:
-    params = {
+    params: RefundCreateParams = {
         "payment_intent": intent_id,
         "amount": amount,
         "metadata": {"reason": reason},
@@ -137,8 +157,10 @@ async def refund(
     )
 
 
-async def create_account(settings: Settings, *, tenant_id: str, name: str, key: str):
-    params = {
+async def create_account(
+    settings: Settings, *, tenant_id: str, name: str, key: str
+) -> stripe.Account:
+    params: AccountCreateParams = {
         "controller": {
             "stripe_dashboard": {"type": "express"},
             "fees": {"payer": "application"},
@@ -154,8 +176,10 @@ async def create_account(settings: Settings, *, tenant_id: str, name: str, key: 
         raise failed(exc) from exc
 
 
-async def onboarding_link(settings: Settings, *, account: str, refresh_url: str, return_url: str):
-    params = {
+async def onboarding_link(
+    settings: Settings, *, account: str, refresh_url: str, return_url: str
+) -> stripe.AccountLink:
+    params: AccountLinkCreateParams = {
         "account": account,
         "type": "account_onboarding",
         "refresh_url": refresh_url,
@@ -167,9 +191,11 @@ async def onboarding_link(settings: Settings, *, account: str, refresh_url: str,
         raise failed(exc) from exc
 
 
-async def events_since(settings: Settings, since: int, account: str | None = None):
+async def events_since(
+    settings: Settings, since: int, account: str | None = None
+) -> AsyncIterator[stripe.Event]:
     """Every event created at or after ``since`` (unix seconds), newest first."""
-    options = {"stripe_account": account} if account else {}
+    options: RequestOptions = {"stripe_account": account} if account else {}
     page = await client(settings).v1.events.list_async(
         {"created": {"gte": since}, "limit": 100}, options
     )

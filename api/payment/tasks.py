@@ -10,18 +10,20 @@ from datetime import UTC, datetime
 
 import procrastinate
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.jobs import JobRefused, defer_for_each_tenant, defer_woken, runtime, tenant_task
 from api.payment import billing, bills, service, stripe_api
 from api.payment.models import StripeEvent
 from tenants.models import Tenant
+from tenants.registry import TenantInfo
 
 blueprint = procrastinate.Blueprint()
 
 
 @tenant_task(blueprint, retry=procrastinate.RetryStrategy(max_attempts=12, exponential_wait=2))
-async def apply_stripe_event(session, tenant, event_id: str) -> str:
+async def apply_stripe_event(session: AsyncSession, tenant: TenantInfo, event_id: str) -> str:
     row = (
         await session.scalars(
             select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
@@ -34,6 +36,8 @@ async def apply_stripe_event(session, tenant, event_id: str) -> str:
     settings = runtime().settings
     obj = row.payload["data"]["object"]
     if row.type.startswith("payment_intent."):
+        # A payment event is stored with its connected account (webhook.store refuses it else).
+        assert row.account is not None, f"payment event {row.id} without its account"
         intent = await stripe_api.retrieve_intent(settings, row.account, obj["id"])
         outcome = await service.apply_intent(
             session, settings, intent, account=row.account, received_at=row.received_at
@@ -46,7 +50,9 @@ async def apply_stripe_event(session, tenant, event_id: str) -> str:
 
 
 @tenant_task(blueprint, retry=procrastinate.RetryStrategy(max_attempts=12, exponential_wait=2))
-async def refund_payment(session, tenant, payment_id: str, amount: int, reason: str) -> str:
+async def refund_payment(
+    session: AsyncSession, tenant: TenantInfo, payment_id: str, amount: int, reason: str
+) -> str:
     """A refund an event's job decided (``service.refund_later``): made at Stripe with the
     decided amount and booked, once, however many times this runs."""
     return await service.make_refund(
@@ -55,7 +61,7 @@ async def refund_payment(session, tenant, payment_id: str, amount: int, reason: 
 
 
 @tenant_task(blueprint)
-async def remind_bills(session, tenant) -> int:
+async def remind_bills(session: AsyncSession, tenant: TenantInfo) -> int:
     """Open bills due within three days: their payer is reminded, once per bill."""
     due = await bills.due_for_reminder(session, tenant.today(utcnow()))
     for bill in due:
@@ -67,7 +73,7 @@ async def remind_bills(session, tenant) -> int:
 REMIND_HOUR = 9  # bill reminders go out once a day at this hour of the tenant's clock
 
 
-def reminder_hour(tenant, at: datetime) -> bool:
+def reminder_hour(tenant: TenantInfo, at: datetime) -> bool:
     return at.astimezone(tenant.zone).hour == REMIND_HOUR
 
 
@@ -82,7 +88,7 @@ async def sweep_bill_reminders(timestamp: int) -> int:
 
 
 @tenant_task(blueprint, wakeup="deposit-expiry", limit=service.EXPIRE_BATCH)
-async def expire_deposits(session, tenant) -> int:
+async def expire_deposits(session: AsyncSession, tenant: TenantInfo) -> int:
     return await service.expire_deposits(session, runtime().settings)
 
 

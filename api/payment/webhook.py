@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import stripe
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import InstrumentedAttribute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.jobs import task_name
+from api.payment.models import JsonObject
+from api.settings import Settings
 from tenants.models import Tenant
 
 # Connected-account events we act on.
@@ -44,7 +51,17 @@ BILLING = frozenset(
 )
 HANDLED = PAYMENTS | BILLING
 ROUTE_TTL = 30.0
-_routes: dict[tuple[str, str], tuple[float, object]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The tenant an event goes to."""
+
+    id: uuid.UUID
+    slug: str
+
+
+_routes: dict[tuple[str, str], tuple[float, Route]] = {}
 
 
 def _refuse(status: int, message: str) -> JSONResponse:
@@ -62,7 +79,7 @@ def verify(body: bytes, header: str | None, secrets: list[str], tolerance: int) 
     return False
 
 
-async def receive(request: Request, engine, settings) -> Response:
+async def receive(request: Request, engine: AsyncEngine, settings: Settings) -> Response:
     secrets = [
         s for s in (settings.stripe_webhook_secret, settings.stripe_connect_webhook_secret) if s
     ]
@@ -85,12 +102,12 @@ async def receive(request: Request, engine, settings) -> Response:
         return JSONResponse({"received": True, "ignored": kind})
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        refused, stored = await store(conn, event_id, kind, created, obj, event, body.decode())
-    if refused:
-        return _refuse(400, refused)
-    if stored is None:
+        done = await store(conn, event_id, kind, created, obj, event, body.decode())
+    if done.refused:
+        return _refuse(400, done.refused)
+    if done.stored is None:
         return JSONResponse({"received": True, "ignored": kind})
-    return JSONResponse({"received": True, "duplicate": not stored})
+    return JSONResponse({"received": True, "duplicate": not done.stored})
 
 
 # The event once by its id and, only when it was new, its job (api/jobs.py writes the same
@@ -104,31 +121,45 @@ STORE_AND_QUEUE = text(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What became of an event: refused (why), or stored (True), a duplicate (False) or
+    ignored (None)."""
+
+    refused: str | None = None
+    stored: bool | None = None
+
+
 async def store(
-    conn, event_id: str, kind: str, created: int, obj, event: dict, raw: str | None = None
-) -> tuple[str | None, bool | None]:
-    """Store a verified event once (``raw``: its JSON as received) and queue its job, in one
-    statement. Returns (why it is refused, None) or (None, stored: True / a duplicate: False /
-    ignored: None)."""
+    conn: AsyncConnection,
+    event_id: str,
+    kind: str,
+    created: int,
+    obj: Any,
+    event: JsonObject,
+    raw: str | None = None,
+) -> Stored:
+    """Store a verified event once (``raw``: its JSON as received; ``obj``: its data.object)
+    and queue its job, in one statement."""
     if kind not in HANDLED:
-        return None, None
+        return Stored()
     account = event.get("account")
     if kind in BILLING:
         customer = obj.get("customer") if isinstance(obj, dict) else None
         if account or not isinstance(customer, str):
-            return "a billing event is the platform's, about a customer", None
+            return Stored("a billing event is the platform's, about a customer")
         tenant = await _route(conn, Tenant.stripe_customer_id, customer)
         if tenant is None:
-            return "unknown customer", None
+            return Stored("unknown customer")
     else:
         if not account:
-            return "a payment event without its connected account", None
+            return Stored("a payment event without its connected account")
         tenant = await _route(conn, Tenant.stripe_account_id, account)
         if tenant is None:
-            return "unknown connected account", None
+            return Stored("unknown connected account")
     named = (obj.get("metadata") or {}).get("tenant_id") if isinstance(obj, dict) else None
     if named is not None and named != str(tenant.id):
-        return "the event's object belongs to another tenant", None
+        return Stored("the event's object belongs to another tenant")
     task = _task_for(kind)
     job = await conn.scalar(
         STORE_AND_QUEUE,
@@ -143,27 +174,31 @@ async def store(
             "args": json.dumps({"tenant": tenant.slug, "event_id": event_id}),
         },
     )
-    return None, job is not None
+    return Stored(stored=job is not None)
 
 
-def _task_for(kind: str):
+def _task_for(kind: str) -> Any:  # a procrastinate task (its Task type is generic over it)
     """The job that applies an event of this type."""
     from api.payment import tasks
 
     return tasks.apply_billing_event if kind in BILLING else tasks.apply_stripe_event
 
 
-async def _route(conn, column, key: str):
-    """(id, slug) of the tenant whose ``column`` is ``key``, or None."""
+async def _route(
+    conn: AsyncConnection, column: InstrumentedAttribute[str | None], key: str
+) -> Route | None:
+    """The tenant whose ``column`` is ``key``, or None."""
     now = time.monotonic()
     hit = _routes.get((column.key, key))
     if hit is not None and hit[0] > now:
         return hit[1]
-    tenant = (await conn.execute(select(Tenant.id, Tenant.slug).where(column == key))).first()
-    if tenant is not None:
-        if len(_routes) > 10_000:
-            _routes.clear()
-        _routes[(column.key, key)] = (now + ROUTE_TTL, tenant)
+    row = (await conn.execute(select(Tenant.id, Tenant.slug).where(column == key))).first()
+    if row is None:
+        return None
+    tenant = Route(row.id, row.slug)
+    if len(_routes) > 10_000:
+        _routes.clear()
+    _routes[(column.key, key)] = (now + ROUTE_TTL, tenant)
     return tenant
 
 
@@ -180,14 +215,14 @@ REQUEUE = text(
 )
 
 
-async def requeue(conn, event_id: str, kind: str) -> bool:
+async def requeue(conn: AsyncConnection, event_id: str, kind: str) -> bool:
     """Queue a stored event again if it was never processed and no job of it is waiting or
     running. Returns whether it was queued."""
     job = await conn.scalar(REQUEUE, {"id": event_id, "task": task_name(_task_for(kind))})
     return job is not None
 
 
-async def replay(engine, settings, since: int) -> dict[str, int]:
+async def replay(engine: AsyncEngine, settings: Settings, since: int) -> dict[str, int]:
     """Fetch the platform's events and every connected account's since ``since`` (unix
     seconds) from Stripe and store those that never arrived (``anju stripe replay``); one
     stored already whose processing never completed is queued again (``requeued``)."""
@@ -206,7 +241,7 @@ async def replay(engine, settings, since: int) -> dict[str, int]:
             if account:
                 event.setdefault("account", account)
             async with engine.begin() as conn:
-                refused, stored = await store(
+                done = await store(
                     conn,
                     event["id"],
                     event["type"],
@@ -214,14 +249,14 @@ async def replay(engine, settings, since: int) -> dict[str, int]:
                     event["data"]["object"],
                     event,
                 )
-                again = stored is False and await requeue(conn, event["id"], event["type"])
+                again = done.stored is False and await requeue(conn, event["id"], event["type"])
             key = (
                 "refused"
-                if refused
+                if done.refused
                 else "ignored"
-                if stored is None
+                if done.stored is None
                 else "stored"
-                if stored
+                if done.stored
                 else "requeued"
                 if again
                 else "duplicate"

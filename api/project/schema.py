@@ -210,7 +210,7 @@ class Mutation:
     async def create_project(
         self, info: strawberry.Info, input: CreateProjectInput
     ) -> CreateProjectResult:
-        async def work():
+        async def work() -> ProjectPayload:
             row = await service.create_project(
                 info.context.session,
                 service.ProjectInput(
@@ -233,7 +233,7 @@ class Mutation:
     async def create_building(
         self, info: strawberry.Info, input: CreateBuildingInput
     ) -> CreateBuildingResult:
-        async def work():
+        async def work() -> BuildingPayload:
             project_id = require_id(input.project_id, "project", "projectId")
             row = await service.create_building(
                 info.context.session,

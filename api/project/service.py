@@ -18,7 +18,7 @@ from api.validate import text, unique_texts
 MAX_FLOORS = 200
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ProjectInput:
     name: str
     city: str = ""
@@ -30,7 +30,7 @@ class ProjectInput:
     surroundings: str = ""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class BuildingInput:
     project_id: uuid.UUID
     name: str
@@ -46,17 +46,18 @@ async def create_project(session: AsyncSession, data: ProjectInput) -> Project:
         facilities=unique_texts(data.facilities, "facilities", max_count=50),
         surroundings=text(data.surroundings, "surroundings", required=False, max_len=2000),
     )
-    if (data.latitude is None) != (data.longitude is None):
+    latitude, longitude = data.latitude, data.longitude
+    if (latitude is None) != (longitude is None):
         raise ValidationFailed("latitude and longitude go together", "latitude")
-    if data.latitude is not None:
-        if not (data.latitude.is_finite() and data.longitude.is_finite()):
+    if latitude is not None and longitude is not None:
+        if not (latitude.is_finite() and longitude.is_finite()):
             raise ValidationFailed("latitude and longitude must be numbers", "latitude")
-        if not Decimal(-90) <= data.latitude <= Decimal(90):
+        if not Decimal(-90) <= latitude <= Decimal(90):
             raise ValidationFailed("latitude must be between -90 and 90", "latitude")
-        if not Decimal(-180) <= data.longitude <= Decimal(180):
+        if not Decimal(-180) <= longitude <= Decimal(180):
             raise ValidationFailed("longitude must be between -180 and 180", "longitude")
-        project.latitude = data.latitude.quantize(Decimal("0.000001"))
-        project.longitude = data.longitude.quantize(Decimal("0.000001"))
+        project.latitude = latitude.quantize(Decimal("0.000001"))
+        project.longitude = longitude.quantize(Decimal("0.000001"))
     await repo.add(session, project)
     return project
 

@@ -11,8 +11,10 @@ from api.errors import DomainError, ErrorCode
 from api.graphql.errors import QueryError
 from api.graphql.permissions import requires
 from api.graphql.types import Long, parse_id
+from api.listing.models import Listing as ListingRow
 from api.listing.schema import Listing
 from api.recommend import service
+from api.unit.models import Unit as UnitRow
 from api.unit.schema import Unit
 from api.unit.service import MAX_PRICE
 
@@ -47,7 +49,9 @@ class NeedsInput:
     )
 
 
-async def _needs(info: strawberry.Info, given: NeedsInput, client_id) -> NeedsInput:
+async def _needs(
+    info: strawberry.Info, given: NeedsInput, client_id: strawberry.ID | None
+) -> NeedsInput:
     if client_id is None:
         return given
     principal = info.context.principal_now()
@@ -56,10 +60,31 @@ async def _needs(info: strawberry.Info, given: NeedsInput, client_id) -> NeedsIn
     if cid is None or not principal.can("client.read"):
         raise missing
     try:  # another scope's client and a missing one look the same
-        wanted = await service.client_needs(info.context.session, principal, cid, vars(given))
+        wanted = await service.client_needs(
+            info.context.session,
+            principal,
+            cid,
+            service.AskedNeeds(
+                budget_min=given.budget_min,
+                budget_max=given.budget_max,
+                area_min=given.area_min,
+                area_max=given.area_max,
+                rooms=given.rooms,
+                districts=given.districts,
+                must_haves=given.must_haves,
+            ),
+        )
     except DomainError:
         raise missing from None
-    return NeedsInput(**wanted)
+    return NeedsInput(
+        budget_min=Long(wanted.budget_min) if wanted.budget_min is not None else None,
+        budget_max=Long(wanted.budget_max) if wanted.budget_max is not None else None,
+        area_min=wanted.area_min,
+        area_max=wanted.area_max,
+        rooms=wanted.rooms,
+        districts=wanted.districts,
+        must_haves=wanted.must_haves,
+    )
 
 
 @strawberry.type
@@ -118,8 +143,8 @@ class Query:
                 reasons=[
                     ScoreReason(factor=r.factor, points=r.points, text=r.text) for r in s.reasons
                 ],
-                unit=Unit.of(s.row) if s.kind == "unit" else None,
-                listing=Listing.of(s.row) if s.kind == "listing" else None,
+                unit=Unit.of(s.row) if isinstance(s.row, UnitRow) else None,
+                listing=Listing.of(s.row) if isinstance(s.row, ListingRow) else None,
             )
             for s in found
         ]

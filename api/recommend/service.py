@@ -17,11 +17,15 @@ A factor the client left open scores half its points for every candidate, so it 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from api.client import profile
 from api.client import service as clients
@@ -33,8 +37,10 @@ from api.unit.models import Unit
 
 CANDIDATES = 500
 
+Ts = TypeVarTuple("Ts")
 
-@dataclass
+
+@dataclass(frozen=True, slots=True)
 class Needs:
     budget_min: int | None = None
     budget_max: int | None = None
@@ -45,20 +51,32 @@ class Needs:
     must_haves: list[str] = field(default_factory=list)
 
 
-async def client_needs(session, p: Principal, client_id: uuid.UUID, given: dict) -> dict:
-    """The ``Needs`` fields for a client in the caller's scope: each value ``given`` (not None)
-    wins, then the client's stated needs, then what the profile shows (``needs_from``).
+@dataclass(frozen=True, slots=True)
+class AskedNeeds:
+    """``Needs`` as asked for: a field left None is not given (an empty list is)."""
+
+    budget_min: int | None = None
+    budget_max: int | None = None
+    area_min: Decimal | None = None
+    area_max: Decimal | None = None
+    rooms: list[int] | None = None
+    districts: list[str] | None = None
+    must_haves: list[str] | None = None
+
+
+async def client_needs(
+    session: AsyncSession, p: Principal, client_id: uuid.UUID, given: AskedNeeds
+) -> AskedNeeds:
+    """The needs for a client in the caller's scope: each value ``given`` (not None) wins,
+    then the client's stated needs, then what the profile shows (``needs_from``).
     NotFound for a client outside the scope."""
     wanted = profile.needs_from(await clients.get_visible(session, p, client_id))
-    out = {}
-    for key in (f.name for f in fields(Needs)):
-        value = given.get(key)
-        if value is None and wanted.get(key) is not None:
+    filled: dict[str, Any] = {}  # values of the client's JSON needs, by field name
+    for key in (f.name for f in fields(AskedNeeds)):
+        if getattr(given, key) is None and wanted.get(key) is not None:
             value = wanted[key]
-            if key in ("area_min", "area_max"):
-                value = Decimal(str(value))
-        out[key] = value
-    return out
+            filled[key] = Decimal(str(value)) if key in ("area_min", "area_max") else value
+    return dataclasses.replace(given, **filled)
 
 
 @dataclass
@@ -71,7 +89,7 @@ class Reason:
 @dataclass
 class Scored:
     kind: str  # unit | listing
-    row: object
+    row: Unit | Listing
     score: float
     reasons: list[Reason]
 
@@ -106,7 +124,11 @@ def _range(
     lo, hi = float(low) if low is not None else None, float(high) if high is not None else None
     if (lo is None or v >= lo) and (hi is None or v <= hi):
         return Reason(what, points, f"{v:g} m² as wanted")
-    gap = (lo - v) / lo if lo is not None and v < lo else (v - hi) / hi
+    if lo is not None and v < lo:
+        gap = (lo - v) / lo
+    else:
+        assert hi is not None  # outside the range, not below it: above its upper end
+        gap = (v - hi) / hi
     got = max(0.0, points * (1 - gap / slack))
     return Reason(what, round(got, 1), f"{v:g} m² is {gap:.0%} outside the wanted {what}")
 
@@ -142,7 +164,17 @@ def _must(features: set[str], n: Needs) -> Reason:
     return Reason("must_haves", round(15 * len(met) / len(n.must_haves), 1), text)
 
 
-def score(kind: str, row, *, price, area, rooms, district, features, needs: Needs) -> Scored:
+def score(
+    kind: str,
+    row: Unit | Listing,
+    *,
+    price: int | None,
+    area: Decimal,
+    rooms: int | None,
+    district: str,
+    features: set[str],
+    needs: Needs,
+) -> Scored:
     reasons = [
         _budget(price, row.currency, needs),
         _range(area, needs.area_min, needs.area_max, 20, "area", 0.15),
@@ -153,7 +185,12 @@ def score(kind: str, row, *, price, area, rooms, district, features, needs: Need
     return Scored(kind, row, round(sum(r.points for r in reasons), 1), reasons)
 
 
-def _window(stmt, price_col, area_col, n: Needs):
+def _window(
+    stmt: Select[*Ts],
+    price_col: QueryableAttribute[int] | QueryableAttribute[int | None],
+    area_col: QueryableAttribute[Decimal],
+    n: Needs,
+) -> Select[*Ts]:
     if n.budget_max is not None:
         stmt = stmt.where(price_col <= int(n.budget_max * 1.10))
     if n.area_min is not None:
@@ -166,7 +203,7 @@ def _window(stmt, price_col, area_col, n: Needs):
 
 
 async def recommend(
-    session, needs: Needs, *, units: bool, listings: bool, first: int
+    session: AsyncSession, needs: Needs, *, units: bool, listings: bool, first: int
 ) -> list[Scored]:
     out: list[Scored] = []
     if units:
@@ -192,13 +229,13 @@ async def recommend(
                 )
             )
     if listings:
-        stmt = _window(
+        listings_stmt = _window(
             select(Listing).where(Listing.status == "active"),
             Listing.asking_price,
             Listing.gross_area,
             needs,
         )
-        for x in await session.scalars(stmt):
+        for x in await session.scalars(listings_stmt):
             out.append(
                 score(
                     "listing",

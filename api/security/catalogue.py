@@ -5,6 +5,9 @@ when it is stale. Domains add their permissions here as they arrive."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 PERMISSIONS: dict[str, str] = {
     # inventory
     "project.read": "Read projects and buildings",
@@ -53,7 +56,7 @@ SCOPES = ("own", "team", "all")
 
 _STAFF_READ = {"project.read", "unit.read", "unit.history", "listing.read", "follow"}
 
-BUILTIN_ROLES: dict[str, dict] = {
+BUILTIN_ROLES: dict[str, dict[str, Any]] = {
     "admin": {
         "name": "Administrator",
         "permissions": frozenset(PERMISSIONS),
@@ -131,7 +134,7 @@ BUILTIN_ROLES: dict[str, dict] = {
 }
 
 
-def unknown_permissions(perms) -> list[str]:
+def unknown_permissions(perms: Iterable[str]) -> list[str]:
     return sorted(p for p in perms if p not in PERMISSIONS)
 
 

@@ -8,6 +8,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jwt
@@ -37,8 +38,13 @@ class AccessClaims:
 
 class TokenService:
     def __init__(
-        self, private_pem: str, previous_public_pems=(), *, issuer: str = "anju", ttl: int = 900
-    ):
+        self,
+        private_pem: str,
+        previous_public_pems: Iterable[str] = (),
+        *,
+        issuer: str = "anju",
+        ttl: int = 900,
+    ) -> None:
         key = serialization.load_pem_private_key(private_pem.encode(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError("the JWT signing key must be an Ed25519 private key")

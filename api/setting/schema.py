@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -25,7 +25,7 @@ class TenantSetting:
     description: str
 
 
-def _settings(values: dict) -> list[TenantSetting]:
+def _settings(values: dict[str, Any]) -> list[TenantSetting]:
     return [
         TenantSetting(
             key=k,
@@ -104,7 +104,7 @@ class Mutation:
     ) -> UpdateTenantSettingsResult:
         principal = await info.context.principal()
 
-        async def work():
+        async def work() -> TenantSettingsPayload:
             values = await service.update(
                 info.context.session,
                 {c.key: c.value for c in changes},

@@ -31,10 +31,10 @@ class Spec:
 
     def parse(self, raw: str) -> Any:
         if self.kind is str:
-            value = str(raw).strip()
-            if value not in self.choices:
+            choice = str(raw).strip()
+            if choice not in self.choices:
                 raise ValidationFailed(f"{self.key} is one of {', '.join(self.choices)}", self.key)
-            return value
+            return choice
         try:
             value = self.kind(raw)
         except (ValueError, InvalidOperation) as exc:
@@ -128,7 +128,7 @@ async def get(session: AsyncSession, key: str) -> Any:
 
 
 async def get_all(session: AsyncSession) -> dict[str, Any]:
-    rows = dict((await session.execute(select(Setting.key, Setting.value))).all())
+    rows: dict[str, Any] = dict((await session.execute(select(Setting.key, Setting.value))).all())
     return {
         key: (_decode(spec, rows[key]) if key in rows else spec.default)
         for key, spec in SPECS.items()
@@ -139,7 +139,7 @@ async def update(
     session: AsyncSession, changes: dict[str, str], *, actor_id: uuid.UUID | None
 ) -> dict[str, Any]:
     """Validate every change first; store them all or none."""
-    parsed = {}
+    parsed: dict[str, Any] = {}
     for key, raw in changes.items():
         spec = SPECS.get(key)
         if spec is None:
@@ -180,4 +180,9 @@ async def set_regional(
         )
     except TenantError as exc:
         raise ValidationFailed(exc.message, exc.field) from exc
-    return replace(tenant, **values)
+    return replace(
+        tenant,
+        time_zone=values.get("time_zone", tenant.time_zone),
+        locale=values.get("locale", tenant.locale),
+        currency=values.get("currency", tenant.currency),
+    )

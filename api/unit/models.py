@@ -7,6 +7,7 @@ is the unit's timeline and its price history."""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -34,17 +35,26 @@ from api.db import TenantBase, Timestamped, utcnow
 from api.ids import uuid7
 from api.live.outbox import watch
 
-STATUSES = (
-    "planned",
-    "available",
-    "on_hold",
-    "reserved",
-    "subscribed",
-    "contracted",
-    "sold",
-    "delivered",
-)
+
+class UnitStatus(enum.StrEnum):
+    """The local status of a unit (finer than RESO StandardStatus)."""
+
+    PLANNED = "planned"
+    AVAILABLE = "available"
+    ON_HOLD = "on_hold"
+    RESERVED = "reserved"
+    SUBSCRIBED = "subscribed"
+    CONTRACTED = "contracted"
+    SOLD = "sold"
+    DELIVERED = "delivered"
+
+
+STATUSES = tuple(s.value for s in UnitStatus)
 ORIENTATIONS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW", "NS", "EW")
+
+
+# A free-form JSON document (an event's data, a stored rule, a live payload).
+JsonObject = dict[str, Any]
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -155,7 +165,7 @@ class UnitEvent(TenantBase):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
     ref_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    data: Mapped[JsonObject] = mapped_column(JSONB, nullable=False, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
@@ -174,7 +184,7 @@ class PriceAdjustment(Timestamped, TenantBase):
     project_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("project.id", ondelete="CASCADE"), index=True, nullable=False
     )
-    rule: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    rule: Mapped[JsonObject] = mapped_column(JSONB, nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False)
     unit_count: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -198,7 +208,7 @@ class PriceAdjustmentLine(TenantBase):
     new_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-def live_payload(u: Unit) -> dict:
+def live_payload(u: Unit) -> JsonObject:
     """A unit's live event (api/live): what a sales table needs to patch its row."""
     return {
         "unit_id": str(u.id),

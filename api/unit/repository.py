@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import search as search_kit
-from api.db import rows_where_in
+from api.db import TenantBase, rows_where_in
 from api.project.models import Building, Project
 from api.unit.models import PriceAdjustment, PriceAdjustmentLine, Unit, UnitEvent, UnitType
 
@@ -76,7 +77,7 @@ async def lock_unit(session: AsyncSession, unit_id: uuid.UUID) -> Unit | None:
     return (await session.scalars(stmt.execution_options(populate_existing=True))).first()
 
 
-async def lock_units(session: AsyncSession, stmt: Select) -> list[Unit]:
+async def lock_units(session: AsyncSession, stmt: Select[Unit]) -> list[Unit]:
     """Units matched by ``stmt``, locked in id order (two batches never deadlock)."""
     stmt = stmt.order_by(Unit.id).with_for_update()
     return list(await session.scalars(stmt.execution_options(populate_existing=True)))
@@ -103,9 +104,16 @@ async def adjustments(
     return (await session.scalars(stmt)).all()
 
 
-async def expire_holds(session: AsyncSession, now: datetime, limit: int) -> list[tuple]:
-    """Put expired holds back to available; returns (unit, held_by, hold_expires_at) of each
-    (the unit as updated, the holder and expiry it had)."""
+class ExpiredHold(NamedTuple):
+    """A hold the hold-release job ended: the unit as updated, the holder and expiry it had."""
+
+    unit: Unit
+    held_by: uuid.UUID | None
+    expired_at: datetime
+
+
+async def expire_holds(session: AsyncSession, now: datetime, limit: int) -> list[ExpiredHold]:
+    """Put expired holds back to available; returns each with the holder and expiry it had."""
     due = (
         select(Unit.id)
         .where(Unit.status == "on_hold", Unit.hold_expires_at <= now)
@@ -128,7 +136,7 @@ async def expire_holds(session: AsyncSession, now: datetime, limit: int) -> list
         .returning(Unit, old.c.held_by, old.c.hold_expires_at)
         .execution_options(synchronize_session=False)
     )
-    return [tuple(row) for row in await session.execute(stmt)]
+    return [ExpiredHold(*row) for row in await session.execute(stmt)]
 
 
 # ---------------------------------------------------------------- search
@@ -154,11 +162,11 @@ class UnitSearch:
     near: search_kit.Near | None = None
 
 
-def distance_km(lat: float, lng: float) -> ColumnElement:
+def distance_km(lat: float, lng: float) -> ColumnElement[float]:
     return search_kit.distance_km(Project.latitude, Project.longitude, lat, lng)
 
 
-def filtered(s: UnitSearch) -> Select:
+def filtered(s: UnitSearch) -> Select[Unit]:
     stmt = select(Unit)
     if s.project_ids:
         stmt = stmt.where(Unit.project_id.in_(s.project_ids))
@@ -200,9 +208,15 @@ def filtered(s: UnitSearch) -> Select:
     return stmt
 
 
+def _distance(s: UnitSearch) -> ColumnElement[float]:
+    assert s.near is not None  # search_args refuses the DISTANCE sort without filter.near
+    return distance_km(s.near.latitude, s.near.longitude)
+
+
 # Sort name -> (key expression builder, descending). The id breaks ties in the same direction,
 # so (key, id) is a total order and a cursor is just the last row's (key, id).
-SORTS = {
+SortSpec = tuple[Callable[[UnitSearch], SQLColumnExpression[Any]] | None, bool]
+SORTS: dict[str, SortSpec] = {
     "NEWEST": (None, True),
     "PRICE_ASC": (lambda s: func.coalesce(Unit.list_price, BIG), False),
     "PRICE_DESC": (lambda s: func.coalesce(Unit.list_price, -1), True),
@@ -210,18 +224,25 @@ SORTS = {
     "AREA_DESC": (lambda s: Unit.gross_area, True),
     "PRICE_PER_M2_ASC": (lambda s: func.coalesce(Unit.price_per_m2, BIG), False),
     "FLOOR_ASC": (lambda s: Unit.floor, False),
-    "DISTANCE": (lambda s: distance_km(s.near.latitude, s.near.longitude), False),
+    "DISTANCE": (_distance, False),
     "RELEVANCE": (lambda s: func.word_similarity(s.keyword, Unit.search_text), True),
 }
 
 
 async def search(
-    session: AsyncSession, s: UnitSearch, *, sort: str, limit: int, after: tuple | None
+    session: AsyncSession,
+    s: UnitSearch,
+    *,
+    sort: str,
+    limit: int,
+    after: tuple[object, ...] | None,
 ) -> list[tuple[Unit, object]]:
     """One page of units: (unit, sort key) pairs, ``limit`` of them at most."""
-    return await search_kit.search(
+    rows = await search_kit.search(
         session, filtered(s), SORTS[sort], s, Unit.id, after=after, limit=limit
     )
+    # search_kit.search is not generic: its entities are the rows of filtered(s), units.
+    return cast(list[tuple[Unit, object]], rows)
 
 
 async def count(session: AsyncSession, s: UnitSearch) -> int:
@@ -245,7 +266,7 @@ def rule_units(
     floor_min: int | None = None,
     floor_max: int | None = None,
     statuses: Sequence[str] = (),
-) -> Select:
+) -> Select[Unit]:
     stmt = select(Unit).where(Unit.project_id == project_id, Unit.list_price.is_not(None))
     if building_ids:
         stmt = stmt.where(Unit.building_id.in_(building_ids))
@@ -262,7 +283,7 @@ def rule_units(
     return stmt
 
 
-async def add_all(session: AsyncSession, objs: Sequence) -> None:
+async def add_all(session: AsyncSession, objs: Sequence[TenantBase]) -> None:
     session.add_all(objs)
     await session.flush()
 
@@ -275,7 +296,7 @@ async def building_units(session: AsyncSession, building_id: uuid.UUID) -> Seque
     return (await session.scalars(stmt)).all()
 
 
-async def event_head(session: AsyncSession, tenant_id) -> int:
+async def event_head(session: AsyncSession, tenant_id: str | uuid.UUID) -> int:
     """The tenant's latest live-event sequence (0 before the first)."""
     from api.live.models import EventStream
 

@@ -41,15 +41,15 @@ from api.unit import service
 from api.unit.models import PriceAdjustment as AdjustmentRow
 from api.unit.models import Unit as UnitRow
 from api.unit.models import UnitEvent as EventRow
+from api.unit.models import UnitStatus
 from api.unit.models import UnitType as UnitTypeRow
 from api.unit.status import RESO
 from api.validate import fits
 
 MAX_PAGE = 100
 
-UnitStatus = strawberry.enum(
-    enum.Enum("UnitStatus", {s.upper(): s for s in RESO}),
-    description="The local status of a unit (finer than RESO StandardStatus).",
+strawberry.enum(
+    UnitStatus, description="The local status of a unit (finer than RESO StandardStatus)."
 )
 
 
@@ -212,7 +212,7 @@ class UnitEvent:
             actor_id=strawberry.ID(str(row.actor_id)) if row.actor_id else None,
             reason=row.reason,
             ref_id=strawberry.ID(str(row.ref_id)) if row.ref_id else None,
-            data=row.data,
+            data=JSON(row.data),
             at=row.at,
         )
 
@@ -367,7 +367,7 @@ class PriceAdjustment(Node):
             project_id=sid(row.project_id),
             status=row.status,
             reason=row.reason,
-            rule=row.rule,
+            rule=JSON(row.rule),
             unit_count=row.unit_count,
             max_discount_pct=row.max_discount_pct,
             requested_by=sid(row.requested_by),
@@ -382,7 +382,9 @@ class PriceAdjustment(Node):
         rows = await repo.adjustment_lines(info.context.session, uuid.UUID(self.id))
         return [
             PriceAdjustmentLine(
-                unit_id=strawberry.ID(str(r.unit_id)), old_price=r.old_price, new_price=r.new_price
+                unit_id=strawberry.ID(str(r.unit_id)),
+                old_price=Long(r.old_price),
+                new_price=Long(r.new_price),
             )
             for r in rows
         ]
@@ -482,7 +484,7 @@ class UnitInput:
     orientation: str | None = None
     rooms: int | None = None
     list_price: Long | None = None
-    status: UnitStatus = UnitStatus("planned")
+    status: UnitStatus = UnitStatus.PLANNED
     tags: list[str] = strawberry.field(default_factory=list)
 
 
@@ -618,7 +620,7 @@ class Query:
             counts[r.status] = counts.get(r.status, 0) + 1
         return SalesTable(
             building=Building.of(building),
-            seq=seq,
+            seq=Long(seq),
             units=[Unit.of(r) for r in rows],
             counts=[StatusCount(status=UnitStatus(k), count=v) for k, v in sorted(counts.items())],
         )

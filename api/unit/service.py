@@ -7,9 +7,13 @@ unit exactly one wins and the rest see the winner's result."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -21,6 +25,7 @@ from api.setting import service as settings
 from api.unit import repository as repo
 from api.unit.models import (
     ORIENTATIONS,
+    JsonObject,
     PriceAdjustment,
     PriceAdjustmentLine,
     Unit,
@@ -57,8 +62,38 @@ def search_text(project: Project, building: Building, number: str, type_name: st
     return " ".join(p for p in parts if p).lower()
 
 
-def _event(unit: Unit, kind: str, actor_id: uuid.UUID | None, now: datetime, **kw) -> UnitEvent:
-    return UnitEvent(unit_id=unit.id, kind=kind, actor_id=actor_id, at=now, data={}, **kw)
+def _required_area(value: Decimal | None, field_name: str) -> Decimal:
+    gross = area(value, field_name, required=True)
+    assert gross is not None  # required=True refuses a missing area instead of returning None
+    return gross
+
+
+def _event(
+    unit: Unit,
+    kind: str,
+    actor_id: uuid.UUID | None,
+    now: datetime,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    old_price: int | None = None,
+    new_price: int | None = None,
+    reason: str = "",
+    ref_id: uuid.UUID | None = None,
+) -> UnitEvent:
+    return UnitEvent(
+        unit_id=unit.id,
+        kind=kind,
+        actor_id=actor_id,
+        at=now,
+        data={},
+        from_status=from_status,
+        to_status=to_status,
+        old_price=old_price,
+        new_price=new_price,
+        reason=reason,
+        ref_id=ref_id,
+    )
 
 
 # ---------------------------------------------------------------- unit types and units
@@ -86,14 +121,14 @@ def _url(value: str, field_name: str) -> str:
     return value
 
 
-async def create_unit_type(session, data: UnitTypeInput) -> UnitType:
+async def create_unit_type(session: AsyncSession, data: UnitTypeInput) -> UnitType:
     name = _text(data.name, "name", required=True, max_len=100)
     if not 0 <= data.rooms <= 20:
         raise ValidationFailed("rooms must be between 0 and 20", "rooms")
     for value, label in ((data.living_rooms, "livingRooms"), (data.bathrooms, "bathrooms")):
         if not 0 <= value <= 20:
             raise ValidationFailed(f"{label} must be between 0 and 20", label)
-    gross = area(data.gross_area, "grossArea", required=True)
+    gross = _required_area(data.gross_area, "grossArea")
     net = area(data.net_area, "netArea", required=False)
     if net is not None and net > gross:
         raise ValidationFailed("netArea must not exceed grossArea", "netArea")
@@ -133,43 +168,62 @@ class UnitInput:
     tags: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """A building a batch of units goes into: its project, the unit numbers it already has
+    (in the database) and those the batch has taken so far."""
+
+    building: Building
+    project: Project
+    existing: set[str]
+    batch: set[str]
+
+
+class BuiltUnit(NamedTuple):
+    """A checked unit and its ``created`` event, not written yet."""
+
+    unit: Unit
+    event: UnitEvent
+
+
 class UnitBuilder:
     """Validates unit inputs one at a time and builds the rows (nothing is written): a
     creation checks all of them before writing any, an import reports each bad row."""
 
-    def __init__(self, session, *, actor_id: uuid.UUID | None):
+    def __init__(self, session: AsyncSession, *, actor_id: uuid.UUID | None):
         self.session = session
         self.actor_id = actor_id
         self.now = utcnow()
-        self.places: dict[uuid.UUID, tuple[Building, Project, set[str], set[str]]] = {}
+        self.places: dict[uuid.UUID, _Place] = {}
         self.types: dict[uuid.UUID, UnitType] = {}
 
-    async def preload_types(self, ids) -> None:
+    async def preload_types(self, ids: Iterable[uuid.UUID | None]) -> None:
         missing = [i for i in set(ids) if i is not None and i not in self.types]
         if missing:
             self.types.update(await repo.unit_types_by_ids(self.session, missing))
 
-    async def _place(self, building_id: uuid.UUID):
+    async def _place(self, building_id: uuid.UUID) -> _Place:
         if building_id not in self.places:
             found = await repo.building_with_project(self.session, building_id)
             if found is None:
                 raise NotFound("building not found", "buildingId")
             existing = await repo.unit_numbers(self.session, building_id)
-            self.places[building_id] = (*found, existing, set())
+            self.places[building_id] = _Place(*found, existing, set())
         return self.places[building_id]
 
     def add_draft_building(self, building: Building, project: Project) -> None:
         """A building not in the database yet (an import creates it once it has units)."""
-        self.places[building.id] = (building, project, set(), set())
+        self.places[building.id] = _Place(building, project, set(), set())
 
     async def exists(self, building_id: uuid.UUID, number: str) -> bool:
         """Whether the building already has this unit number (in the database)."""
-        return number.strip() in (await self._place(building_id))[2]
+        return number.strip() in (await self._place(building_id)).existing
 
-    async def build(self, item: UnitInput) -> tuple[Unit, UnitEvent]:
-        building, project, existing, batch = await self._place(item.building_id)
+    async def build(self, item: UnitInput) -> BuiltUnit:
+        place = await self._place(item.building_id)
+        building, project = place.building, place.project
         number = _text(item.number, "number", required=True, max_len=20)
-        if number in existing or number in batch:
+        if number in place.existing or number in place.batch:
             raise Conflict(f"unit {number} already exists in building {building.name}", "number")
         if not -10 <= item.floor <= building.floors or item.floor == 0:
             raise ValidationFailed(
@@ -184,7 +238,7 @@ class UnitBuilder:
         gross = (
             item.gross_area if item.gross_area is not None else getattr(utype, "gross_area", None)
         )
-        gross = area(gross, "grossArea", required=True)
+        gross = _required_area(gross, "grossArea")
         net = item.net_area if item.net_area is not None else getattr(utype, "net_area", None)
         net = area(net, "netArea", required=False)
         if net is not None and net > gross:
@@ -217,20 +271,20 @@ class UnitBuilder:
             created_at=now,
             search_text=search_text(project, building, number, utype.name if utype else ""),
         )
-        batch.add(number)
+        place.batch.add(number)
         event = _event(
             unit, "created", self.actor_id, now, to_status=unit.status, new_price=unit.list_price
         )
-        return unit, event
+        return BuiltUnit(unit, event)
 
 
-async def write_units(session, built: list[tuple[Unit, UnitEvent]]) -> None:
+async def write_units(session: AsyncSession, built: Sequence[BuiltUnit]) -> None:
     await repo.add_all(session, [u for u, _ in built])
     await repo.add_all(session, [e for _, e in built])
 
 
 async def create_units(
-    session, items: list[UnitInput], *, actor_id: uuid.UUID | None
+    session: AsyncSession, items: Sequence[UnitInput], *, actor_id: uuid.UUID | None
 ) -> list[Unit]:
     """Create units, all or none. Each gets a ``created`` event carrying its first price."""
     if len(items) > MAX_BATCH:
@@ -251,12 +305,12 @@ def _check_found(unit: Unit | None) -> Unit:
     return unit
 
 
-def _hold_expired(unit: Unit, now: datetime) -> bool:
-    return (
-        unit.status == "on_hold"
-        and unit.hold_expires_at is not None
-        and (unit.hold_expires_at <= now)
-    )
+def _expired_hold(unit: Unit, now: datetime) -> datetime | None:
+    """When the unit's hold expired, if it is on a hold that has expired."""
+    expires = unit.hold_expires_at
+    if unit.status == "on_hold" and expires is not None and expires <= now:
+        return expires
+    return None
 
 
 def _set_status(
@@ -267,7 +321,7 @@ def _set_status(
     *,
     reason: str = "",
     kind: str = "status",
-    data: dict | None = None,
+    data: JsonObject | None = None,
 ) -> UnitEvent:
     event = _event(unit, kind, actor_id, now, from_status=unit.status, to_status=to, reason=reason)
     if data:
@@ -281,18 +335,18 @@ def _set_status(
     return event
 
 
-async def _lock_fresh(session, unit_id: uuid.UUID, now: datetime) -> Unit:
+async def _lock_fresh(session: AsyncSession, unit_id: uuid.UUID, now: datetime) -> Unit:
     """Lock the unit; an expired hold is released first, and that is recorded whatever the
     caller decides next (it is a fact), so every rule below sees the unit as it really is."""
     unit = _check_found(await repo.lock_unit(session, unit_id))
-    if _hold_expired(unit, now):
-        data = {"held_by": str(unit.held_by), "expired_at": unit.hold_expires_at.isoformat()}
+    if (expired := _expired_hold(unit, now)) is not None:
+        data = {"held_by": str(unit.held_by), "expired_at": expired.isoformat()}
         session.add(_set_status(unit, "available", None, now, kind="hold_expired", data=data))
     return unit
 
 
 async def change_status(
-    session,
+    session: AsyncSession,
     unit_id: uuid.UUID,
     to: str,
     *,
@@ -323,7 +377,7 @@ async def change_status(
 
 
 async def hold_unit(
-    session,
+    session: AsyncSession,
     unit_id: uuid.UUID,
     *,
     actor_id: uuid.UUID,
@@ -331,7 +385,7 @@ async def hold_unit(
     client_ref: str = "",
 ) -> Unit:
     """Hold an available unit for the caller, for ``minutes`` (at most the tenant's setting)."""
-    limit = await settings.get(session, "inventory.hold_minutes")
+    limit: int = await settings.get(session, "inventory.hold_minutes")
     if minutes is not None and not 1 <= minutes <= limit:
         raise ValidationFailed(f"a hold lasts between 1 and {limit} minutes", "minutes")
     now = utcnow()
@@ -358,7 +412,9 @@ async def hold_unit(
     return unit
 
 
-async def release_hold(session, unit_id: uuid.UUID, *, actor_id: uuid.UUID, override: bool) -> Unit:
+async def release_hold(
+    session: AsyncSession, unit_id: uuid.UUID, *, actor_id: uuid.UUID, override: bool
+) -> Unit:
     now = utcnow()
     unit = await _lock_fresh(session, unit_id, now)
     if unit.status != "on_hold":
@@ -371,7 +427,12 @@ async def release_hold(session, unit_id: uuid.UUID, *, actor_id: uuid.UUID, over
 
 
 async def reserve_unit(
-    session, unit_id: uuid.UUID, *, actor_id: uuid.UUID, override: bool, reason: str = ""
+    session: AsyncSession,
+    unit_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID,
+    override: bool,
+    reason: str = "",
 ) -> Unit:
     """Reserve an available unit, or one the caller holds. Of concurrent attempts exactly one
     wins; the others get CONFLICT naming the unit's new status."""
@@ -391,24 +452,24 @@ RELEASE_BATCH = 1000  # expired holds released a job
 
 
 async def release_expired_holds(
-    session, *, now: datetime | None = None, limit: int = RELEASE_BATCH
+    session: AsyncSession, *, now: datetime | None = None, limit: int = RELEASE_BATCH
 ) -> int:
     """The hold-release job's work for one tenant: expired holds become available again."""
     now = now or utcnow()
     released = await repo.expire_holds(session, now, limit)
     events = [
         UnitEvent(
-            unit_id=u.id,
+            unit_id=h.unit.id,
             kind="hold_expired",
             from_status="on_hold",
             to_status="available",
             at=now,
-            data={"held_by": str(held_by), "expired_at": expires.isoformat()},
+            data={"held_by": str(h.held_by), "expired_at": h.expired_at.isoformat()},
         )
-        for u, held_by, expires in released
+        for h in released
     ]
-    for u, _, _ in released:  # a bulk update: the flush hook does not see it
-        outbox.emit(session, "unit.status", u.id, live_payload(u))
+    for h in released:  # a bulk update: the flush hook does not see it
+        outbox.emit(session, "unit.status", h.unit.id, live_payload(h.unit))
     await repo.add_all(session, events)
     return len(released)
 
@@ -431,7 +492,7 @@ class PriceRule:
     price_per_m2: int | None = None
     price: int | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> JsonObject:
         return {
             "project_id": str(self.project_id),
             "building_ids": [str(i) for i in self.building_ids],
@@ -485,6 +546,14 @@ def _validate_rule(rule: PriceRule) -> None:
         raise ValidationFailed("floorMin must not exceed floorMax", "floorMin")
 
 
+class PriceLine(NamedTuple):
+    """A unit's price change in an adjustment: the price it had and the one it gets."""
+
+    unit: Unit
+    old_price: int
+    new_price: int
+
+
 def _discount_pct(old: int, new: int) -> Decimal:
     if new >= old or old == 0:
         return Decimal("0.00")
@@ -492,7 +561,7 @@ def _discount_pct(old: int, new: int) -> Decimal:
 
 
 async def adjust_prices(
-    session, rule: PriceRule, *, reason: str, actor_id: uuid.UUID | None
+    session: AsyncSession, rule: PriceRule, *, reason: str, actor_id: uuid.UUID | None
 ) -> PriceAdjustment:
     """Apply a price rule to the marketable units it matches, or, when it lowers any price by
     more than the tenant's limit, store it for approval with the computed lines."""
@@ -514,14 +583,15 @@ async def adjust_prices(
         raise ValidationFailed("the rule matches no unit on the market with a price", "rule")
     if len(units) > MAX_BATCH:
         raise ValidationFailed(f"the rule matches more than {MAX_BATCH} units", "rule")
-    lines = []
+    lines: list[PriceLine] = []
     for unit in units:
         price = new_price(rule, unit)
         if not 0 < price <= MAX_PRICE:
             raise ValidationFailed(f"unit {unit.number} would get price {price}", "change")
-        lines.append((unit, unit.list_price, price))
-    worst = max(_discount_pct(old, new) for _, old, new in lines)
-    limit = await settings.get(session, "inventory.max_discount_pct")
+        assert unit.list_price is not None  # rule_units matches units with a price only
+        lines.append(PriceLine(unit, unit.list_price, price))
+    worst = max(_discount_pct(ln.old_price, ln.new_price) for ln in lines)
+    limit: Decimal = await settings.get(session, "inventory.max_discount_pct")
     adj = PriceAdjustment(
         id=uuid7(),
         project_id=rule.project_id,
@@ -537,20 +607,31 @@ async def adjust_prices(
     await repo.add_all(
         session,
         [
-            PriceAdjustmentLine(adjustment_id=adj.id, unit_id=u.id, old_price=old, new_price=new)
-            for u, old, new in lines
+            PriceAdjustmentLine(
+                adjustment_id=adj.id,
+                unit_id=ln.unit.id,
+                old_price=ln.old_price,
+                new_price=ln.new_price,
+            )
+            for ln in lines
         ],
     )
     if adj.status == "applied":
         adj.decided_at = utcnow()
-        await _apply(session, adj, [(u, new) for u, _, new in lines], actor_id)
+        await _apply(session, adj, lines, actor_id)
     return adj
 
 
-async def _apply(session, adj: PriceAdjustment, changes, actor_id) -> None:
+async def _apply(
+    session: AsyncSession,
+    adj: PriceAdjustment,
+    lines: Sequence[PriceLine],
+    actor_id: uuid.UUID | None,
+) -> None:
+    """Give each unit its new price (the old one in its event is the price it has now)."""
     now = utcnow()
     events = []
-    for unit, price in changes:
+    for unit, _, price in lines:
         events.append(
             _event(
                 unit,
@@ -569,7 +650,7 @@ async def _apply(session, adj: PriceAdjustment, changes, actor_id) -> None:
 
 
 async def decide_adjustment(
-    session, adj_id: uuid.UUID, *, approve: bool, actor_id: uuid.UUID, note: str = ""
+    session: AsyncSession, adj_id: uuid.UUID, *, approve: bool, actor_id: uuid.UUID, note: str = ""
 ) -> PriceAdjustment:
     """Approve (apply exactly the reviewed lines) or reject a pending adjustment. The approver
     must not be the requester. If any unit's price or status moved since the request, the
@@ -603,5 +684,10 @@ async def decide_adjustment(
         )
         return adj
     adj.status = "applied"
-    await _apply(session, adj, [(units[ln.unit_id], ln.new_price) for ln in lines], actor_id)
+    await _apply(
+        session,
+        adj,
+        [PriceLine(units[ln.unit_id], ln.old_price, ln.new_price) for ln in lines],
+        actor_id,
+    )
     return adj

@@ -39,6 +39,8 @@ else:
     connection = config.attributes.get("connection")
     schema = config.attributes.get("tenant_schema")
     if connection is not None:
+        if not isinstance(schema, str):
+            raise SystemExit("the tenant runner gives tenant_schema with the connection")
         run(connection, schema)
     else:  # plain `alembic -n tenant -x tenant=<slug> upgrade head`
         from tenants.migrate import run_with_app_engine
@@ -47,4 +49,5 @@ else:
         slug = context.get_x_argument(as_dictionary=True).get("tenant")
         if not slug:
             raise SystemExit("give the tenant: alembic -n tenant -x tenant=<slug> ...")
-        run_with_app_engine(lambda conn: run(conn, schema_for(slug)))
+        schema_name = schema_for(slug)
+        run_with_app_engine(lambda conn: run(conn, schema_name))

@@ -450,6 +450,23 @@ async def test_a_document_that_does_not_validate_is_an_error_with_a_code(live_se
         assert code_of(await error_of(ws, sid)) == "BAD_USER_INPUT"
 
 
+async def test_a_variable_read_in_the_selection_is_served(live_server, make_tenant):
+    """A variable the selection reads (a directive's) is part of the document's shape; the
+    coerced values are graphql-core's VariableValues, not a dict."""
+    tenant = await make_tenant()
+    building = await a_building(live_server, tenant.slug)
+    document = (
+        "subscription($b: ID, $since: Long, $reason: Boolean!) { unitChanges(buildingId: $b,"
+        " since: $since) { __typename ... on RefetchRequired { seq reason @include(if: $reason)"
+        " } } }"
+    )
+    async with live(live_server, tenant.slug) as ws:
+        sid = await ws.subscribe(document, {"b": building, "since": FAR_AHEAD, "reason": True})
+        assert "reason" in await accepted(ws, sid)
+        sid = await ws.subscribe(document, {"b": building, "since": FAR_AHEAD, "reason": False})
+        assert "reason" not in await accepted(ws, sid)
+
+
 async def test_invalid_variables_are_bad_user_input(live_server, make_tenant):
     tenant = await make_tenant()
     async with live(live_server, tenant.slug) as ws:

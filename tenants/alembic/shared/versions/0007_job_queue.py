@@ -23,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     raw = op.get_bind().connection.driver_connection  # asyncpg: one simple-protocol script
+    assert raw is not None  # a connection open for the migration has its driver's connection
     await_only(
         raw.execute(
             "SET LOCAL search_path TO shared;\n"

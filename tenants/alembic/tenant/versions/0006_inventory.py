@@ -6,6 +6,7 @@ Create Date: 2026-11-23
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,7 +23,7 @@ STATUSES = (
 ORIENTATIONS = "'N', 'NE', 'E', 'SE', 'S', 'SW', 'W', 'NW', 'NS', 'EW'"
 
 
-def _now():
+def _now() -> sa.Column[datetime]:
     return sa.Column(
         "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     )

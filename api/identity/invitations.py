@@ -151,6 +151,7 @@ async def invite(
     if phone_n:
         await senders.sms.send(phone_n, f"[Anju] {text}")
     else:
+        assert email_n is not None  # a phone or an email was required above
         await senders.email.send(email_n, f"Join {tenant.name} on Anju", text)
     return view(kit, inv)
 

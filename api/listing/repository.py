@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import search as search_kit
@@ -183,8 +183,7 @@ def _distance(s: ListingSearch) -> ColumnElement[float]:
 
 
 # Sort name -> (key expression builder, descending); the id breaks ties (api.search).
-SortSpec = tuple[Callable[[ListingSearch], SQLColumnExpression[Any]] | None, bool]
-SORTS: dict[str, SortSpec] = {
+SORTS: dict[str, search_kit.SortSpec] = {
     "NEWEST": (None, True),
     "PRICE_ASC": (lambda s: Listing.asking_price, False),
     "PRICE_DESC": (lambda s: Listing.asking_price, True),

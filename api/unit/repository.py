@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import search as search_kit
@@ -215,8 +215,7 @@ def _distance(s: UnitSearch) -> ColumnElement[float]:
 
 # Sort name -> (key expression builder, descending). The id breaks ties in the same direction,
 # so (key, id) is a total order and a cursor is just the last row's (key, id).
-SortSpec = tuple[Callable[[UnitSearch], SQLColumnExpression[Any]] | None, bool]
-SORTS: dict[str, SortSpec] = {
+SORTS: dict[str, search_kit.SortSpec] = {
     "NEWEST": (None, True),
     "PRICE_ASC": (lambda s: func.coalesce(Unit.list_price, BIG), False),
     "PRICE_DESC": (lambda s: func.coalesce(Unit.list_price, -1), True),

@@ -33,8 +33,12 @@ from tenants.sessions import TenantDatabase
 
 TRIVIAL = json.dumps({"query": "{ apiVersion }"}).encode()
 BY_ID = "query($id: ID!) { unit(id: $id) { id number floor status listPrice { minorUnits } } }"
-LIST = json.dumps({"query": "{ units(first: 100) { edges { cursor node { "
-                   "id number floor status listPrice { minorUnits } } } } }"}).encode()  # fmt: skip
+LIST = json.dumps(
+    {
+        "query": "{ units(first: 100) { edges { cursor node { "
+        "id number floor status listPrice { minorUnits } } } } }"
+    }
+).encode()
 MEDIA_PUBLIC_URL = "http://127.0.0.1:8000/media"
 STATUSES = ["available"] * 6 + ["planned", "reserved", "subscribed", "contracted", "sold"]
 
@@ -53,11 +57,20 @@ def _units(project_id, building_id, rng: random.Random) -> list[tuple]:
         area = Decimal(f"{rng.uniform(45, 140):.2f}")
         status = rng.choice(STATUSES)
         price = None if status == "planned" else int(area * rng.randint(40_000, 90_000)) * 100
-        out.append(unit_record(
-            id=uuid7(), project_id=project_id, building_id=building_id, floor=floor,
-            number=f"{floor}{j % 4 + 1:02d}", gross_area=area, list_price=price, status=status,
-            rooms=rng.randint(1, 4), search_text=f"project pudong 1 {floor}{j % 4 + 1:02d}",
-        ))  # fmt: skip
+        out.append(
+            unit_record(
+                id=uuid7(),
+                project_id=project_id,
+                building_id=building_id,
+                floor=floor,
+                number=f"{floor}{j % 4 + 1:02d}",
+                gross_area=area,
+                list_price=price,
+                status=status,
+                rooms=rng.randint(1, 4),
+                search_text=f"project pudong 1 {floor}{j % 4 + 1:02d}",
+            )
+        )
     return out
 
 
@@ -78,13 +91,15 @@ async def _setup(settings: Settings, url, n_tenants: int) -> list[dict]:
         await conn.execute(
             f'INSERT INTO "{t.schema_name}".project (id, name, city, district, address) '
             "VALUES ($1, $2, 'Shanghai', 'Pudong', '')",
-            pid, f"Project {i}",
-        )  # fmt: skip
+            pid,
+            f"Project {i}",
+        )
         await conn.execute(
             f'INSERT INTO "{t.schema_name}".building (id, project_id, name, floors) '
             "VALUES ($1, $2, '1', 25)",
-            bid, pid,
-        )  # fmt: skip
+            bid,
+            pid,
+        )
         units = _units(pid, bid, rng)
         await conn.copy_records_to_table(
             "unit", schema_name=t.schema_name, columns=UNIT_COLUMNS, records=units
@@ -93,8 +108,9 @@ async def _setup(settings: Settings, url, n_tenants: int) -> list[dict]:
         # hint bits and the visibility map of the new rows.
         await conn.execute(f'VACUUM (ANALYZE) "{t.schema_name}".unit')
         tenants.append({"slug": t.slug, "token": token, "ids": [str(u[0]) for u in units]})
-    await conn.execute("VACUUM (ANALYZE) shared.tenant, shared.account, shared.membership, "
-                       "shared.refresh_token")  # fmt: skip
+    await conn.execute(
+        "VACUUM (ANALYZE) shared.tenant, shared.account, shared.membership, shared.refresh_token"
+    )
     await conn.close()
     await engine.dispose()
     return tenants
@@ -105,24 +121,30 @@ def server_env(url, base: Settings) -> dict:
     env = dict(os.environ)
     env.update(
         ANJU_DATABASE_URL=url.set(drivername="postgresql").render_as_string(hide_password=False),
-        ANJU_ACCESS_TOKEN_TTL="7200", ANJU_LOG_LEVEL="WARNING", ANJU_TENANT_CACHE_TTL="60",
-        ANJU_DATA_DIR=str(base.data_dir), ANJU_MEDIA_PUBLIC_URL=MEDIA_PUBLIC_URL,
+        ANJU_ACCESS_TOKEN_TTL="7200",
+        ANJU_LOG_LEVEL="WARNING",
+        ANJU_TENANT_CACHE_TTL="60",
+        ANJU_DATA_DIR=str(base.data_dir),
+        ANJU_MEDIA_PUBLIC_URL=MEDIA_PUBLIC_URL,
         # The gateway serves requests only: no in-process job worker (in development it would
         # run one, and its per-minute sweeps defer a job per tenant).
         ANJU_WORKER_IN_PROCESS="false",
         # One token sends thousands of requests a second here: no rate limits (the raw
         # baseline has none either).
-        ANJU_RATE_USER_PER_MINUTE="0", ANJU_RATE_TENANT_PER_MINUTE="0",
+        ANJU_RATE_USER_PER_MINUTE="0",
+        ANJU_RATE_TENANT_PER_MINUTE="0",
         ANJU_RATE_ANONYMOUS_PER_MINUTE="0",
-    )  # fmt: skip
+    )
     return env
 
 
 def fetch(port: int, path: str, headers: dict, body: bytes) -> dict:
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json", **headers},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(req, timeout=30) as res:
         return json.loads(res.read())
 

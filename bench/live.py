@@ -61,11 +61,23 @@ async def _pick(url, slug: str) -> tuple[str, str]:
 
 def _triggers(kind: str, tenant: dict, unit_id: str, rounds: int) -> list:
     if kind == "rawws":
-        payload = json.dumps({"data": {"unitChanges": {
-            "__typename": "UnitChange", "seq": 1, "kind": "STATUS", "unitId": unit_id,
-            "status": "ON_HOLD", "standardStatus": "HOLD", "version": 2,
-            "listPrice": {"minorUnits": 312_000_000, "currency": "CNY"}}}},
-            separators=(",", ":")).encode()  # fmt: skip
+        payload = json.dumps(
+            {
+                "data": {
+                    "unitChanges": {
+                        "__typename": "UnitChange",
+                        "seq": 1,
+                        "kind": "STATUS",
+                        "unitId": unit_id,
+                        "status": "ON_HOLD",
+                        "standardStatus": "HOLD",
+                        "version": 2,
+                        "listPrice": {"minorUnits": 312_000_000, "currency": "CNY"},
+                    }
+                }
+            },
+            separators=(",", ":"),
+        ).encode()
         return [("/broadcast", {}, payload)] * rounds
     headers = {"X-Tenant": tenant["slug"], "Authorization": f"Bearer {tenant['token']}"}
     out = []
@@ -81,8 +93,9 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-def broadcast(kind: str, env: dict, tenant: dict, building: str, unit: str, n: int,
-              rounds: int) -> dict:  # fmt: skip
+def broadcast(
+    kind: str, env: dict, tenant: dict, building: str, unit: str, n: int, rounds: int
+) -> dict:
     proc, port = start(kind, env)
     try:
         time.sleep(1.0)
@@ -90,9 +103,18 @@ def broadcast(kind: str, env: dict, tenant: dict, building: str, unit: str, n: i
         subscribe = json.dumps({"query": SUBSCRIBE, "variables": {"b": building}})
         ctx = multiprocessing.get_context("spawn")
         parent, child_end = ctx.Pipe()
-        client = ctx.Process(target=wsclient.child, args=(
-            child_end, port, n, tenant["slug"], tenant["token"], subscribe,
-            _triggers(kind, tenant, unit, rounds)))  # fmt: skip
+        client = ctx.Process(
+            target=wsclient.child,
+            args=(
+                child_end,
+                port,
+                n,
+                tenant["slug"],
+                tenant["token"],
+                subscribe,
+                _triggers(kind, tenant, unit, rounds),
+            ),
+        )
         client.start()
         _, connected = parent.recv()
         time.sleep(1.0)
@@ -151,15 +173,18 @@ def run(size: str) -> dict:
     redis_url = _redis_url()
     if redis_url:
         local = broadcast("gateway", env, tenant, building, unit, n_hop, rounds)
-        hop = broadcast("gateway", {**env, "ANJU_REDIS_URL": redis_url}, tenant, building, unit,
-                        n_hop, rounds)  # fmt: skip
+        hop = broadcast(
+            "gateway", {**env, "ANJU_REDIS_URL": redis_url}, tenant, building, unit, n_hop, rounds
+        )
         out[f"live_redis_hop_{n_hop}"] = {
-            "in_process_p50_ms": local["p50_ms"], "in_process_p99_ms": local["p99_ms"],
-            "redis_p50_ms": hop["p50_ms"], "redis_p99_ms": hop["p99_ms"],
+            "in_process_p50_ms": local["p50_ms"],
+            "in_process_p99_ms": local["p99_ms"],
+            "redis_p50_ms": hop["p50_ms"],
+            "redis_p99_ms": hop["p99_ms"],
             "added_p50_ms": round(hop["p50_ms"] - local["p50_ms"], 1),
             "added_p99_ms": round(hop["p99_ms"] - local["p99_ms"], 1),
             "missing": local["missing"] + hop["missing"],
-        }  # fmt: skip
+        }
     else:
         out[f"live_redis_hop_{n_hop}"] = {"skipped": "no Redis at ANJU_BENCH_REDIS_URL"}
     return out

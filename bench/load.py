@@ -38,8 +38,12 @@ class _Conn:
 
 
 def _encode(port: int, path: str, headers: dict, body: bytes) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
-             "Content-Type: application/json", f"Content-Length: {len(body)}"]  # fmt: skip
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 

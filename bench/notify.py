@@ -48,12 +48,38 @@ async def _setup(url, n: int) -> dict:
     now = datetime.now(UTC)
     conn = await asyncpg.connect(asyncpg_dsn(url))
     await conn.copy_records_to_table(
-        "device", schema_name=tenant.schema_name,
-        columns=("id", "account_id", "app", "platform", "token", "is_fid", "installation_id",
-                 "locale", "app_version", "created_at", "last_seen_at"),
-        records=[(uuid.uuid4(), a, "owner", "android", f"ok-{a.hex}{'x' * 120}", False, "",
-                  "zh-CN", "3.2.0", now, now) for a in accounts],
-    )  # fmt: skip
+        "device",
+        schema_name=tenant.schema_name,
+        columns=(
+            "id",
+            "account_id",
+            "app",
+            "platform",
+            "token",
+            "is_fid",
+            "installation_id",
+            "locale",
+            "app_version",
+            "created_at",
+            "last_seen_at",
+        ),
+        records=[
+            (
+                uuid.uuid4(),
+                a,
+                "owner",
+                "android",
+                f"ok-{a.hex}{'x' * 120}",
+                False,
+                "",
+                "zh-CN",
+                "3.2.0",
+                now,
+                now,
+            )
+            for a in accounts
+        ],
+    )
     await conn.close()
     return {"slug": tenant.slug, "accounts": [str(a) for a in accounts]}
 
@@ -75,11 +101,17 @@ async def _gateway(url, setup: dict, fcm_url: str) -> dict:
     # As the notice job does: notify in chunks of NOTICE_CHUNK, one transaction each.
     for start in range(0, len(accounts), service.NOTICE_CHUNK):
         async with db.session(tenant) as session:
-            made += len(await service.notify(
-                session, tenant.slug, accounts[start : start + service.NOTICE_CHUNK],
-                "property_notices", "notice",
-                {"title": "停水通知", "text": "明天 9:00-12:00 二期 3 号楼停水检修。"}, urgent=True,
-            ))  # fmt: skip
+            made += len(
+                await service.notify(
+                    session,
+                    tenant.slug,
+                    accounts[start : start + service.NOTICE_CHUNK],
+                    "property_notices",
+                    "notice",
+                    {"title": "停水通知", "text": "明天 9:00-12:00 二期 3 号楼停水检修。"},
+                    urgent=True,
+                )
+            )
             await session.commit()
     t1 = time.perf_counter()
     from sqlalchemy import select
@@ -92,8 +124,9 @@ async def _gateway(url, setup: dict, fcm_url: str) -> dict:
     # As one worker runs the deliver jobs: JOB_SIZE deliveries each, one transaction each.
     for start in range(0, len(ids), service.JOB_SIZE):
         async with db.session(tenant) as session:
-            out = await delivery.deliver(session, ids[start : start + service.JOB_SIZE],
-                                         senders=Senders(None, None, sender))  # fmt: skip
+            out = await delivery.deliver(
+                session, ids[start : start + service.JOB_SIZE], senders=Senders(None, None, sender)
+            )
             await session.commit()
         sent += out.sent
     t2 = time.perf_counter()
@@ -112,18 +145,31 @@ async def _gateway(url, setup: dict, fcm_url: str) -> dict:
 async def _raw(setup: dict, fcm_url: str) -> dict:
     import httpx
 
-    bodies = [json.dumps({"message": {"token": f"ok-{a}", "notification": {
-        "title": "停水通知", "body": "明天 9:00-12:00 二期 3 号楼停水检修。"},
-        "android": {"priority": "high"}, "apns": {"headers": {"apns-priority": "10"}}}})
-        for a in setup["accounts"]]  # fmt: skip
+    bodies = [
+        json.dumps(
+            {
+                "message": {
+                    "token": f"ok-{a}",
+                    "notification": {
+                        "title": "停水通知",
+                        "body": "明天 9:00-12:00 二期 3 号楼停水检修。",
+                    },
+                    "android": {"priority": "high"},
+                    "apns": {"headers": {"apns-priority": "10"}},
+                }
+            }
+        )
+        for a in setup["accounts"]
+    ]
     url = f"{fcm_url}/v1/projects/bench/messages:send"
     t0 = time.perf_counter()
     headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
     # The SDK's client: httpx's default pool (100 connections), the sender's 30 s timeout.
     async with httpx.AsyncClient(headers=headers, timeout=30) as client:
         for start in range(0, len(bodies), GROUP):  # the sender's default concurrency
-            await asyncio.gather(*(client.post(url, content=b)
-                                   for b in bodies[start : start + GROUP]))  # fmt: skip
+            await asyncio.gather(
+                *(client.post(url, content=b) for b in bodies[start : start + GROUP])
+            )
     return {"deliver_s": time.perf_counter() - t0}
 
 
@@ -131,8 +177,9 @@ def _child(pipe, kind: str, url, setup: dict, fcm_url: str) -> None:
     import uvloop
 
     uvloop.install()
-    result = asyncio.run(_gateway(url, setup, fcm_url) if kind == "gateway"
-                         else _raw(setup, fcm_url))  # fmt: skip
+    result = asyncio.run(
+        _gateway(url, setup, fcm_url) if kind == "gateway" else _raw(setup, fcm_url)
+    )
     pipe.send(result)
 
 
@@ -182,13 +229,14 @@ def run(size: str) -> dict:
             "notify_inbox_s": round(gw["notify_s"], 2),
             "deliver_s": round(gw["deliver_s"], 2),
             "total_s": round(gw["notify_s"] + gw["deliver_s"], 2),
-            "fcm_received": received, "sent": gw["sent"],
+            "fcm_received": received,
+            "sent": gw["sent"],
             "raw_deliver_s": round(raw["deliver_s"], 2),
             "deliver_ratio": round(gw["deliver_s"] / raw["deliver_s"], 2),
             "worker_rss_peak_mib": round(gw["rss_peak_mib"], 1),
             "worker_rss_growth_mib": round(gw["rss_growth_mib"], 1),
         }
-    }  # fmt: skip
+    }
 
 
 def main(size: str) -> dict:

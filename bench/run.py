@@ -55,8 +55,12 @@ def main() -> None:
         results.update(timed("http", lambda: http.main(args.size)))
     if parser_only in (None, "scale"):
         results["scale"] = timed("scale", lambda: scale.main(args.size))
-    for group, module in (("search", search), ("live", live), ("notify", notify),
-                          ("stripe", stripe)):  # fmt: skip
+    for group, module in (
+        ("search", search),
+        ("live", live),
+        ("notify", notify),
+        ("stripe", stripe),
+    ):
         if parser_only in (None, group):
             results.update(timed(group, lambda m=module: m.main(args.size)))
     if parser_only in (None, "tenancy"):

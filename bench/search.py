@@ -48,18 +48,52 @@ PROJECTS = [
 DISTRICTS = [p[1] for p in PROJECTS]
 # name, rooms, gross area (m²), weight among its project's units
 TYPES = [
-    ("A1 一室一厅", 1, 48, 2), ("B2 两室两厅", 2, 78, 4), ("C3 三室两厅", 3, 99, 4),
-    ("D3 三室两厅", 3, 118, 3), ("E4 四室两厅", 4, 142, 2),
-]  # fmt: skip
+    ("A1 一室一厅", 1, 48, 2),
+    ("B2 两室两厅", 2, 78, 4),
+    ("C3 三室两厅", 3, 99, 4),
+    ("D3 三室两厅", 3, 118, 3),
+    ("E4 四室两厅", 4, 142, 2),
+]
 BUILDINGS_PER_PROJECT = 5
-STATUSES = {"available": 45, "planned": 8, "on_hold": 2, "reserved": 5, "subscribed": 5,
-            "contracted": 12, "sold": 18, "delivered": 5}  # fmt: skip
-ORIENTATIONS = {"S": 35, "NS": 25, "SE": 10, "SW": 10, "E": 5, "W": 5, "N": 3, "NE": 2,
-                "NW": 2, "EW": 3}  # fmt: skip
+STATUSES = {
+    "available": 45,
+    "planned": 8,
+    "on_hold": 2,
+    "reserved": 5,
+    "subscribed": 5,
+    "contracted": 12,
+    "sold": 18,
+    "delivered": 5,
+}
+ORIENTATIONS = {
+    "S": 35,
+    "NS": 25,
+    "SE": 10,
+    "SW": 10,
+    "E": 5,
+    "W": 5,
+    "N": 3,
+    "NE": 2,
+    "NW": 2,
+    "EW": 3,
+}
 MEDIA_COLUMNS = (
-    "id", "owner_kind", "owner_id", "kind", "storage_key", "thumb_key", "link_url",
-    "content_type", "size", "width", "height", "position", "caption", "created_by", "created_at",
-)  # fmt: skip
+    "id",
+    "owner_kind",
+    "owner_id",
+    "kind",
+    "storage_key",
+    "thumb_key",
+    "link_url",
+    "content_type",
+    "size",
+    "width",
+    "height",
+    "position",
+    "caption",
+    "created_by",
+    "created_at",
+)
 HOLD_UNTIL = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -67,14 +101,33 @@ def _pick(rng: random.Random, weights: dict):
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _photo(rng: random.Random, slug: str, owner_kind: str, owner_id, position: int,
-           thumb: bool = True, kind: str = "photo") -> tuple:  # fmt: skip
+def _photo(
+    rng: random.Random,
+    slug: str,
+    owner_kind: str,
+    owner_id,
+    position: int,
+    thumb: bool = True,
+    kind: str = "photo",
+) -> tuple:
     key = f"{slug}/2026/11/{rng.getrandbits(144):036x}.jpg"
     return (
-        uuid7(), owner_kind, owner_id, kind, key,
-        key[:-4] + "-thumb.jpg" if thumb else None, None, "image/jpeg",
-        rng.randint(150_000, 900_000), 1600, 1200, position, "", None, SEEDED_AT,
-    )  # fmt: skip
+        uuid7(),
+        owner_kind,
+        owner_id,
+        kind,
+        key,
+        key[:-4] + "-thumb.jpg" if thumb else None,
+        None,
+        "image/jpeg",
+        rng.randint(150_000, 900_000),
+        1600,
+        1200,
+        position,
+        "",
+        None,
+        SEEDED_AT,
+    )
 
 
 def generate(n_units: int, slug: str, rng: random.Random) -> dict:
@@ -83,22 +136,53 @@ def generate(n_units: int, slug: str, rng: random.Random) -> dict:
     per_building = n_units // (len(PROJECTS) * BUILDINGS_PER_PROJECT)
     for name, district, lat, lng, per_m2, type_ids in PROJECTS:
         pid = uuid7()
-        projects.append((pid, name, "上海", district, f"{district}{name}", Decimal(lat),
-                         Decimal(lng)))  # fmt: skip
+        projects.append(
+            (pid, name, "上海", district, f"{district}{name}", Decimal(lat), Decimal(lng))
+        )
         ptypes = []
         for t in type_ids:
             tname, rooms, area, weight = TYPES[t]
             tid = uuid7()
-            types.append((tid, pid, tname, rooms, 1 + (rooms > 1), 1 + (rooms > 2),
-                          Decimal(area), Decimal(area * 78) / 100, "S", "", "", "",
-                          SEEDED_AT))  # fmt: skip
+            types.append(
+                (
+                    tid,
+                    pid,
+                    tname,
+                    rooms,
+                    1 + (rooms > 1),
+                    1 + (rooms > 2),
+                    Decimal(area),
+                    Decimal(area * 78) / 100,
+                    "S",
+                    "",
+                    "",
+                    "",
+                    SEEDED_AT,
+                )
+            )
             ptypes.append((tid, tname, rooms, area, weight))
             for pos in range(3):
                 media.append(_photo(rng, slug, "unit_type", tid, pos))
             media.append(_photo(rng, slug, "unit_type", tid, 3, kind="floor_plan"))
-            media.append((uuid7(), "unit_type", tid, "vr", None, None,
-                          f"https://vr.example.com/{tid}", "", 0, None, None, 4, "", None,
-                          SEEDED_AT))  # fmt: skip
+            media.append(
+                (
+                    uuid7(),
+                    "unit_type",
+                    tid,
+                    "vr",
+                    None,
+                    None,
+                    f"https://vr.example.com/{tid}",
+                    "",
+                    0,
+                    None,
+                    None,
+                    4,
+                    "",
+                    None,
+                    SEEDED_AT,
+                )
+            )
         for b in range(1, BUILDINGS_PER_PROJECT + 1):
             bid, bname, floors = uuid7(), f"{b}号楼", rng.randint(18, 33)
             buildings.append((bid, pid, bname, floors))
@@ -119,23 +203,42 @@ def generate(n_units: int, slug: str, rng: random.Random) -> dict:
                 if status != "planned" or rng.random() < 0.4:
                     yuan = float(gross) * per_m2 * (1 + 0.004 * floor) * rng.uniform(0.93, 1.07)
                     price = round(yuan) * 100  # minor units (fen), whole yuan
-                tags = [t for t, p in (("corner", 0.1), ("lake_view", 0.08), ("renovated", 0.05))
-                        if rng.random() < p]  # fmt: skip
+                tags = [
+                    t
+                    for t, p in (("corner", 0.1), ("lake_view", 0.08), ("renovated", 0.05))
+                    if rng.random() < p
+                ]
                 if floor > 0.7 * floors:
                     tags.append("high_floor")
                 uid = uuid7()
-                units.append(unit_record(
-                    id=uid, project_id=pid, building_id=bid, unit_type_id=tid, floor=floor,
-                    number=number, gross_area=gross, list_price=price, status=status,
-                    rooms=rooms, orientation=_pick(rng, ORIENTATIONS), tags=tags,
-                    search_text=f"{name} {district} {bname} {number} {tname}".lower(),
-                    hold_expires_at=HOLD_UNTIL if status == "on_hold" else None,
-                ))  # fmt: skip
+                units.append(
+                    unit_record(
+                        id=uid,
+                        project_id=pid,
+                        building_id=bid,
+                        unit_type_id=tid,
+                        floor=floor,
+                        number=number,
+                        gross_area=gross,
+                        list_price=price,
+                        status=status,
+                        rooms=rooms,
+                        orientation=_pick(rng, ORIENTATIONS),
+                        tags=tags,
+                        search_text=f"{name} {district} {bname} {number} {tname}".lower(),
+                        hold_expires_at=HOLD_UNTIL if status == "on_hold" else None,
+                    )
+                )
                 if rng.random() < 0.08:
                     for pos in range(rng.randint(1, 2)):
                         media.append(_photo(rng, slug, "unit", uid, pos, rng.random() < 0.9))
-    return {"project": projects, "building": buildings, "unit_type": types, "unit": units,
-            "media": media}  # fmt: skip
+    return {
+        "project": projects,
+        "building": buildings,
+        "unit_type": types,
+        "unit": units,
+        "media": media,
+    }
 
 
 def filters(rows: dict, n: int, rng: random.Random) -> tuple[list[dict], list[int]]:
@@ -165,8 +268,15 @@ def filters(rows: dict, n: int, rng: random.Random) -> tuple[list[dict], list[in
             for d in districts
             for r in rooms
         )
-        out.append({"districts": districts, "statuses": ["AVAILABLE"], "rooms": rooms,
-                    "priceMin": lo, "priceMax": hi})  # fmt: skip
+        out.append(
+            {
+                "districts": districts,
+                "statuses": ["AVAILABLE"],
+                "rooms": rooms,
+                "priceMin": lo,
+                "priceMax": hi,
+            }
+        )
         matches.append(count)
     return out, matches
 
@@ -176,20 +286,36 @@ async def _setup(settings: Settings, url, n_units: int) -> tuple[dict, dict]:
     engine = make_engine(url, settings)
     await upgrade_shared(engine)
     t, token = await tenant_with_admin(
-        engine, TenantDatabase(engine), build_kit(settings), "bench-search", "Bench search",
+        engine,
+        TenantDatabase(engine),
+        build_kit(settings),
+        "bench-search",
+        "Bench search",
         "search@bench.example.com",
-    )  # fmt: skip
+    )
     await engine.dispose()
     rows = generate(n_units, t.slug, random.Random(5))
     columns = {
         "project": ("id", "name", "city", "district", "address", "latitude", "longitude"),
         "building": ("id", "project_id", "name", "floors"),
-        "unit_type": ("id", "project_id", "name", "rooms", "living_rooms", "bathrooms",
-                      "gross_area", "net_area", "orientation", "layout", "floor_plan_url",
-                      "vr_url", "created_at"),
+        "unit_type": (
+            "id",
+            "project_id",
+            "name",
+            "rooms",
+            "living_rooms",
+            "bathrooms",
+            "gross_area",
+            "net_area",
+            "orientation",
+            "layout",
+            "floor_plan_url",
+            "vr_url",
+            "created_at",
+        ),
         "unit": UNIT_COLUMNS,
         "media": MEDIA_COLUMNS,
-    }  # fmt: skip
+    }
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         for table, cols in columns.items():

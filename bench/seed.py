@@ -13,10 +13,27 @@ from tenants.provisioning import create_tenant
 
 # Every column of ``unit`` but the generated ``price_per_m2``.
 UNIT_COLUMNS = (
-    "id", "project_id", "building_id", "unit_type_id", "floor", "number", "gross_area",
-    "net_area", "orientation", "rooms", "list_price", "currency", "status", "hold_expires_at",
-    "held_by", "status_changed_at", "version", "tags", "search_text", "created_at",
-)  # fmt: skip
+    "id",
+    "project_id",
+    "building_id",
+    "unit_type_id",
+    "floor",
+    "number",
+    "gross_area",
+    "net_area",
+    "orientation",
+    "rooms",
+    "list_price",
+    "currency",
+    "status",
+    "hold_expires_at",
+    "held_by",
+    "status_changed_at",
+    "version",
+    "tags",
+    "search_text",
+    "created_at",
+)
 
 SEEDED_AT = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -35,15 +52,43 @@ async def tenant_with_admin(engine, db, kit, slug: str, name: str, email: str):
 
 
 def unit_record(
-    *, id, project_id, building_id, floor: int, number: str, gross_area: Decimal,
-    list_price: int | None, status: str, unit_type_id=None, rooms: int | None = None,
-    orientation: str | None = None, tags: list[str] | None = None, search_text: str = "",
+    *,
+    id,
+    project_id,
+    building_id,
+    floor: int,
+    number: str,
+    gross_area: Decimal,
+    list_price: int | None,
+    status: str,
+    unit_type_id=None,
+    rooms: int | None = None,
+    orientation: str | None = None,
+    tags: list[str] | None = None,
+    search_text: str = "",
     hold_expires_at: datetime | None = None,
-) -> tuple:  # fmt: skip
+) -> tuple:
     """One row for ``copy_records_to_table(..., columns=UNIT_COLUMNS)``."""
     net = (gross_area * Decimal("0.78")).quantize(Decimal("0.01"))
     return (
-        id, project_id, building_id, unit_type_id, floor, number, gross_area, net, orientation,
-        rooms, list_price, "CNY", status, hold_expires_at, None, SEEDED_AT, 1, tags or [],
-        search_text, SEEDED_AT,
-    )  # fmt: skip
+        id,
+        project_id,
+        building_id,
+        unit_type_id,
+        floor,
+        number,
+        gross_area,
+        net,
+        orientation,
+        rooms,
+        list_price,
+        "CNY",
+        status,
+        hold_expires_at,
+        None,
+        SEEDED_AT,
+        1,
+        tags or [],
+        search_text,
+        SEEDED_AT,
+    )

@@ -296,8 +296,12 @@ def raw_ws_app() -> Starlette:
             await ws.send_text(prefix + body + "}")
         return Response("{}", media_type="application/json")
 
-    return Starlette(routes=[WebSocketRoute("/graphql", socket),
-                             Route("/broadcast", broadcast, methods=["POST"])])  # fmt: skip
+    return Starlette(
+        routes=[
+            WebSocketRoute("/graphql", socket),
+            Route("/broadcast", broadcast, methods=["POST"]),
+        ]
+    )
 
 
 def main() -> None:
@@ -323,9 +327,16 @@ def main() -> None:
     # 256 open connections, and a connection the server closed while idle fails its next request
     # (IncompleteReadError) on either server.
     uvicorn.run(
-        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-        log_level="warning", lifespan="on", timeout_keep_alive=75, ws="websockets-sansio",
-    )  # fmt: skip
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=75,
+        ws="websockets-sansio",
+    )
 
 
 if __name__ == "__main__":

@@ -128,8 +128,9 @@ def _post(port: int, path: str, headers: dict, body: bytes) -> None:
         raise RuntimeError(f"trigger failed: {answer}")
 
 
-async def _run(port: int, n: int, tenant: str, token: str, subscribe: str, triggers: list,
-               pipe) -> None:  # fmt: skip
+async def _run(
+    port: int, n: int, tenant: str, token: str, subscribe: str, triggers: list, pipe
+) -> None:
     loop = asyncio.get_running_loop()
     request = (
         f"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"

@@ -76,9 +76,12 @@ def production_overrides() -> dict:
 
     from api.security.secrets import new_ed25519_pem as ed25519_pem
 
-    return {"env": "production", "jwt_private_key": ed25519_pem(),
-            "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),
-            "blind_index_key": base64.b64encode(os.urandom(32)).decode()}  # fmt: skip
+    return {
+        "env": "production",
+        "jwt_private_key": ed25519_pem(),
+        "field_keys": "1:" + base64.b64encode(os.urandom(32)).decode(),
+        "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -217,9 +220,13 @@ def live_server(live_server_factory):
 # The keys and webhook secret a gateway or worker is given to talk to the loopback Stripe
 # (tests/api/payment/stripe_server.py) through the real ``stripe`` library.
 STRIPE_WEBHOOK_SECRET = "whsec_test_anju"
-STRIPE = {"stripe_secret_key": "sk_test_anju", "stripe_publishable_key": "pk_test_anju",
-          "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET, "stripe_retries": 0,
-          "stripe_wechat_app_id": "wx_anju_test"}  # fmt: skip
+STRIPE = {
+    "stripe_secret_key": "sk_test_anju",
+    "stripe_publishable_key": "pk_test_anju",
+    "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET,
+    "stripe_retries": 0,
+    "stripe_wechat_app_id": "wx_anju_test",
+}
 
 
 @pytest.fixture(scope="session")
@@ -235,8 +242,10 @@ def fake_stripe():
 @pytest.fixture(scope="session")
 def stripe_plans(fake_stripe) -> dict[str, str]:
     """The paid plans' prices at the loopback Stripe: plan -> price id."""
-    return {"standard": fake_stripe.add_price("standard", 99_900)["id"],
-            "pro": fake_stripe.add_price("pro", 299_900)["id"]}  # fmt: skip
+    return {
+        "standard": fake_stripe.add_price("standard", 99_900)["id"],
+        "pro": fake_stripe.add_price("pro", 299_900)["id"],
+    }
 
 
 def stripe_overrides(fake, plans: dict[str, str]) -> dict:
@@ -249,8 +258,9 @@ def stripe_gateway(live_server_factory, fake_stripe, stripe_plans):
     """A gateway with payments on, talking to the loopback Stripe."""
     # No outbox relay here: with the in-process bus, a second relay that became leader would
     # publish live events in this process only, and the suite's main gateway would miss them.
-    with live_server_factory(live_relay_in_process=False,
-                             **stripe_overrides(fake_stripe, stripe_plans)) as server:  # fmt: skip
+    with live_server_factory(
+        live_relay_in_process=False, **stripe_overrides(fake_stripe, stripe_plans)
+    ) as server:
         yield server
 
 

@@ -56,8 +56,9 @@ class LoopbackServer(OnLoopback):
         self.sock = loopback_socket()
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(uvicorn.Config(app, **config))
-        self.thread = threading.Thread(target=self._serve, name=f"{label} :{self.port}",
-                                       daemon=True)  # fmt: skip
+        self.thread = threading.Thread(
+            target=self._serve, name=f"{label} :{self.port}", daemon=True
+        )
 
     def _serve(self) -> None:
         asyncio.run(self.server.serve(sockets=[self.sock]))

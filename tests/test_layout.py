@@ -121,13 +121,14 @@ def test_create_app_only_assembles():
 
 
 def test_the_formatter_decides_the_layout_of_the_code():
-    """``ruff format`` is the layout of api/ and tenants/: no ``fmt: skip`` / ``fmt: off`` there
+    """``ruff format`` is the layout of the code (api/, tenants/, tests/, bench/): no
+    ``fmt: skip`` / ``fmt: off`` there
     (a table of literals that reads better as written would say so next to its marker, and be
     listed here)."""
     allowed: dict[str, str] = {}
     marked = [
         f"{path.relative_to(ROOT)}:{n}"
-        for top in ("api", "tenants")
+        for top in ("api", "tenants", "tests", "bench")
         for path in sorted((ROOT / top).rglob("*.py"))
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if re.search(r"#\s*fmt:\s*(skip|off)", line)

@@ -55,10 +55,25 @@ class Gateway(OnLoopback):
         self.port = free_port()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--ws", "websockets-sansio", "--log-level", "warning"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api.main:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--ws",
+                    "websockets-sansio",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -123,25 +138,29 @@ def gateway_env(settings: Settings, url: URL, **extra: str) -> dict[str, str]:
     """The environment of a gateway process on the database at ``url``, with the test
     process's secrets (tokens it signs verify there), rate limits off, and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANJU_")}
-    env.update({
-        "ANJU_ENV": "test",
-        "ANJU_DATABASE_URL": url.set(drivername="postgresql").render_as_string(hide_password=False),
-        "ANJU_DATA_DIR": str(settings.data_dir.resolve()),
-        "ANJU_JWT_PRIVATE_KEY": settings.jwt_private_key,
-        "ANJU_FIELD_KEYS": settings.field_keys,
-        "ANJU_BLIND_INDEX_KEY": settings.blind_index_key,
-        "ANJU_MEDIA_DIR": str(_MEDIA_DIR),
-        "ANJU_RATE_USER_PER_MINUTE": "0",
-        "ANJU_RATE_TENANT_PER_MINUTE": "0",
-        "ANJU_RATE_ANONYMOUS_PER_MINUTE": "0",
-        "ANJU_TENANT_CACHE_TTL": "0",
-        "ANJU_LOG_JSON": "true",
-        "ANJU_LOG_LEVEL": "WARNING",
-        "ANJU_SMS_BACKEND": "capture",
-        "ANJU_WORKER_IN_PROCESS": "false",
-        "ANJU_LIVE_RELAY_IN_PROCESS": "true",
-        **extra,
-    })  # fmt: skip
+    env.update(
+        {
+            "ANJU_ENV": "test",
+            "ANJU_DATABASE_URL": url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            ),
+            "ANJU_DATA_DIR": str(settings.data_dir.resolve()),
+            "ANJU_JWT_PRIVATE_KEY": settings.jwt_private_key,
+            "ANJU_FIELD_KEYS": settings.field_keys,
+            "ANJU_BLIND_INDEX_KEY": settings.blind_index_key,
+            "ANJU_MEDIA_DIR": str(_MEDIA_DIR),
+            "ANJU_RATE_USER_PER_MINUTE": "0",
+            "ANJU_RATE_TENANT_PER_MINUTE": "0",
+            "ANJU_RATE_ANONYMOUS_PER_MINUTE": "0",
+            "ANJU_TENANT_CACHE_TTL": "0",
+            "ANJU_LOG_JSON": "true",
+            "ANJU_LOG_LEVEL": "WARNING",
+            "ANJU_SMS_BACKEND": "capture",
+            "ANJU_WORKER_IN_PROCESS": "false",
+            "ANJU_LIVE_RELAY_IN_PROCESS": "true",
+            **extra,
+        }
+    )
     return {k: v for k, v in env.items() if v != ""}
 
 
@@ -165,8 +184,20 @@ class Postgres:
             self.user = server.system_user
             self.socket_dir = server.get_postmaster_info().socket_dir
             return self
-        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l",
-                str(self.pgdata / "log"), "start"], pgdata=self.pgdata, user=self.user)  # fmt: skip
+        pg_ctl(
+            [
+                "-w",
+                "-o",
+                '-h ""',
+                "-o",
+                f"-k {self.socket_dir}",
+                "-l",
+                str(self.pgdata / "log"),
+                "start",
+            ],
+            pgdata=self.pgdata,
+            user=self.user,
+        )
         return self
 
     def stop(self) -> None:
@@ -212,9 +243,20 @@ class RedisServer:
     def start(self) -> RedisServer:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -243,10 +285,12 @@ async def drain(engine, db_url, settings=None) -> None:
     for _ in range(10):
         await run_worker(settings, engine, db_url, wait=False, install_signal_handlers=False)
         async with engine.connect() as conn:
-            due = await conn.scalar(text(
-                "SELECT count(*) FROM shared.procrastinate_jobs WHERE status = 'todo' "
-                "AND (scheduled_at IS NULL OR scheduled_at <= now())"
-            ))  # fmt: skip
+            due = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM shared.procrastinate_jobs WHERE status = 'todo' "
+                    "AND (scheduled_at IS NULL OR scheduled_at <= now())"
+                )
+            )
         if not due:
             return
     raise AssertionError(f"{due} jobs still due after 10 workers")
@@ -281,8 +325,11 @@ class WorkerProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(ANJU), "worker", "--concurrency", "2"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     @property

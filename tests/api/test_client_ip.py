@@ -47,8 +47,7 @@ async def test_forwarded_for_is_walked_from_the_right_past_trusted_proxies(
         async with httpx.AsyncClient(base_url=server.url) as client:
             # The client 198.51.100.7, behind the inner proxy 10.1.2.3; what it wrote itself
             # in the header (left of its own address) is not believed.
-            spoofed = ["1.1.1.1, 198.51.100.7, 10.1.2.3", "2.2.2.2, 198.51.100.7",
-                       "198.51.100.7"]  # fmt: skip
+            spoofed = ["1.1.1.1, 198.51.100.7, 10.1.2.3", "2.2.2.2, 198.51.100.7", "198.51.100.7"]
             codes = [await anonymous(client, f) for f in spoofed]
             assert codes == ["ok", "ok", "RATE_LIMITED"]  # one client, one bucket
             # Another client behind the same balancer has its own bucket.

@@ -79,28 +79,61 @@ EXTRA_NOT_WITH = {("createLeadRoute", "input.agentId"), ("updateLeadRoute", "inp
 # The kind of object an ID names, by argument name (``fooId`` -> table ``foo`` otherwise);
 # ``id`` by field. None: every kind is tried.
 KIND_BY_ARG = {
-    "accountId": "account", "agentId": "account", "payerId": "account", "keepId": "client",
-    "mergeId": "client", "forClient": "client", "parentId": "team", "fallbackTeamIds": "team",
-    "savedSearchId": "follow", "ownerId": None, "agentIds": "account", "actorId": "account",
-    "targetId": None, "ids": "notification",
-    "followUpId": "client_follow_up", "showingId": "client_showing", "buildingIds": "building",
-    "unitTypeIds": "unit_type", "unitIds": "unit", "listingIds": "listing",
-}  # fmt: skip
+    "accountId": "account",
+    "agentId": "account",
+    "payerId": "account",
+    "keepId": "client",
+    "mergeId": "client",
+    "forClient": "client",
+    "parentId": "team",
+    "fallbackTeamIds": "team",
+    "savedSearchId": "follow",
+    "ownerId": None,
+    "agentIds": "account",
+    "actorId": "account",
+    "targetId": None,
+    "ids": "notification",
+    "followUpId": "client_follow_up",
+    "showingId": "client_showing",
+    "buildingIds": "building",
+    "unitTypeIds": "unit_type",
+    "unitIds": "unit",
+    "listingIds": "listing",
+}
 KIND_BY_FIELD = {
-    "project": "project", "building": "building", "unit": "unit", "unitType": "unit_type",
-    "listing": "listing", "client": "client", "deleteMedia": "media", "unfollow": "follow",
-    "revokeSession": "session", "updateLeadRoute": "lead_route", "deleteLeadRoute": "lead_route",
+    "project": "project",
+    "building": "building",
+    "unit": "unit",
+    "unitType": "unit_type",
+    "listing": "listing",
+    "client": "client",
+    "deleteMedia": "media",
+    "unfollow": "follow",
+    "revokeSession": "session",
+    "updateLeadRoute": "lead_route",
+    "deleteLeadRoute": "lead_route",
     "decidePriceAdjustment": "price_adjustment",
-}  # fmt: skip
+}
 
 # Strings some arguments need to be valid (by argument name); others get "x".
 STRINGS = {
-    "phone": "+8613800138000", "email": "sweep@example.com", "url": "https://example.com/a.jpg",
-    "returnUrl": "https://example.com/r", "refreshUrl": "https://example.com/r",
-    "successUrl": "https://example.com/s", "cancelUrl": "https://example.com/c",
-    "kind": "team", "code": "123456", "plan": "standard", "key": "custom_sweep",
-    "outcome": "called", "reason": "sweep", "title": "Sweep", "text": "Sweep", "roles": "agent",
-}  # fmt: skip
+    "phone": "+8613800138000",
+    "email": "sweep@example.com",
+    "url": "https://example.com/a.jpg",
+    "returnUrl": "https://example.com/r",
+    "refreshUrl": "https://example.com/r",
+    "successUrl": "https://example.com/s",
+    "cancelUrl": "https://example.com/c",
+    "kind": "team",
+    "code": "123456",
+    "plan": "standard",
+    "key": "custom_sweep",
+    "outcome": "called",
+    "reason": "sweep",
+    "title": "Sweep",
+    "text": "Sweep",
+    "roles": "agent",
+}
 ENUMS = {"status": "AVAILABLE"}
 
 
@@ -159,14 +192,17 @@ def selection(t, depth: int = 0) -> str:
         return "{ __typename " + " ".join(parts) + " }"
     parts = ["__typename"]
     for name, f in n.fields.items():
-        if any(isinstance(a.type, GraphQLNonNull) and a.default_value is Undefined
-               for a in f.args.values()):  # fmt: skip
+        if any(
+            isinstance(a.type, GraphQLNonNull) and a.default_value is Undefined
+            for a in f.args.values()
+        ):
             continue
         sub = _named(f.type)
         if isinstance(sub, GraphQLScalarType | GraphQLEnumType):
             parts.append(name)
-        elif depth < 1 and isinstance(sub, GraphQLObjectType | GraphQLInterfaceType
-                                      | GraphQLUnionType):  # fmt: skip
+        elif depth < 1 and isinstance(
+            sub, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType
+        ):
             parts.append(f"{name} {selection(sub, depth + 1)}")
     return "{ " + " ".join(parts) + " }"
 
@@ -212,10 +248,16 @@ def _scalar(scalar: str, name: str, ids: dict):
     if scalar == "ID":
         return ids.get(kind_of("", name) or "", str(uuid7()))
     return {
-        "String": STRINGS.get(name, "x"), "Int": 1, "Float": 1.0, "Boolean": False,
-        "Long": 100_000, "Decimal": "1.00", "DateTime": (now + timedelta(days=2)).isoformat(),
-        "Date": (date.today() + timedelta(days=10)).isoformat(), "JSON": {},
-    }.get(scalar, "x")  # fmt: skip
+        "String": STRINGS.get(name, "x"),
+        "Int": 1,
+        "Float": 1.0,
+        "Boolean": False,
+        "Long": 100_000,
+        "Decimal": "1.00",
+        "DateTime": (now + timedelta(days=2)).isoformat(),
+        "Date": (date.today() + timedelta(days=10)).isoformat(),
+        "JSON": {},
+    }.get(scalar, "x")
 
 
 def operation(kind: str, name: str, field, args: dict) -> str:
@@ -230,8 +272,9 @@ async def call(http, slug, kind, name, field, args: dict, token=None) -> dict:
     uploads = [a for a in args if _named(field.args[a].type).name == "Upload"]
     if uploads:
         variables = {k: v for k, v in args.items() if k not in uploads}
-        return await upload(http, slug, doc, variables, "a.png", PNG, token=token,
-                            content_type="image/png")  # fmt: skip
+        return await upload(
+            http, slug, doc, variables, "a.png", PNG, token=token, content_type="image/png"
+        )
     return await gql(http, doc, args, tenant=slug, **({"token": token} if token else {}))
 
 
@@ -264,45 +307,106 @@ async def populate(http, engine, tenant) -> dict[str, str]:
     units = [u["id"] for u in inv["units"]]
     me = (await gql(http, "{ me { account { id } } mySessions { id } }", tenant=slug))["data"]
     account = me["me"]["account"]["id"]
-    await _ok(http, slug, "createUnitType", input={"projectId": project, "name": f"{tag} A",
-                                                  "rooms": 3, "grossArea": "89.50"})  # fmt: skip
-    await _ok(http, slug, "createListing", input={
-        "community": f"{tag} garden", "grossArea": "89.50", "rooms": 3,
-        "askingPrice": 500_000_000, "sellerPhone": "+8613877778888"})  # fmt: skip
-    await _ok(http, slug, "createClient", input={
-        "name": f"{tag} client", "phone": "+8613911112222", "idNumber": "110101199003077777",
-        "otherPhones": ["+8613933334444"]})  # fmt: skip
+    await _ok(
+        http,
+        slug,
+        "createUnitType",
+        input={"projectId": project, "name": f"{tag} A", "rooms": 3, "grossArea": "89.50"},
+    )
+    await _ok(
+        http,
+        slug,
+        "createListing",
+        input={
+            "community": f"{tag} garden",
+            "grossArea": "89.50",
+            "rooms": 3,
+            "askingPrice": 500_000_000,
+            "sellerPhone": "+8613877778888",
+        },
+    )
+    await _ok(
+        http,
+        slug,
+        "createClient",
+        input={
+            "name": f"{tag} client",
+            "phone": "+8613911112222",
+            "idNumber": "110101199003077777",
+            "otherPhones": ["+8613933334444"],
+        },
+    )
     ids = await table_ids(engine, tenant)
     soon = datetime.now(UTC) + timedelta(days=3)
-    await _ok(http, slug, "scheduleFollowUp", clientId=ids["client"], dueAt=soon.isoformat(),
-              note=tag)  # fmt: skip
-    await _ok(http, slug, "scheduleShowing", input={
-        "clientId": ids["client"], "startsAt": soon.isoformat(),
-        "endsAt": (soon + timedelta(hours=1)).isoformat(), "unitIds": [units[0]],
-        "listingIds": [ids["listing"]]})  # fmt: skip
+    await _ok(
+        http, slug, "scheduleFollowUp", clientId=ids["client"], dueAt=soon.isoformat(), note=tag
+    )
+    await _ok(
+        http,
+        slug,
+        "scheduleShowing",
+        input={
+            "clientId": ids["client"],
+            "startsAt": soon.isoformat(),
+            "endsAt": (soon + timedelta(hours=1)).isoformat(),
+            "unitIds": [units[0]],
+            "listingIds": [ids["listing"]],
+        },
+    )
     team = await _ok(http, slug, "createTeam", input={"name": f"{tag} team", "kind": "company"})
     team_id = team["team"]["id"]
     await _ok(http, slug, "addTeamMember", teamId=team_id, accountId=account)
     await _ok(http, slug, "createLeadRoute", input={"name": f"{tag} route", "teamId": team_id})
     await _ok(http, slug, "follow", kind="UNIT", targetId=units[0])
     await _ok(http, slug, "saveSearch", input={"name": f"{tag} search", "units": {}})
-    await _ok(http, slug, "addMediaLink", input={"ownerKind": "UNIT", "ownerId": units[0],
-              "kind": "VR", "url": "https://example.com/vr", "caption": tag})  # fmt: skip
+    await _ok(
+        http,
+        slug,
+        "addMediaLink",
+        input={
+            "ownerKind": "UNIT",
+            "ownerId": units[0],
+            "kind": "VR",
+            "url": "https://example.com/vr",
+            "caption": tag,
+        },
+    )
     await _ok(http, slug, "publishNotice", input={"title": f"{tag} notice", "text": tag})
-    await _ok(http, slug, "registerDevice", input={"app": "AGENT", "platform": "IOS",
-                                                  "token": f"tok-{slug}"})  # fmt: skip
-    await _ok(http, slug, "issueBill", input={
-        "kind": "PROPERTY_FEE", "title": f"{tag} bill", "payerId": account, "amount": 30_000,
-        "dueOn": (date.today() + timedelta(days=10)).isoformat()})  # fmt: skip
-    await _ok(http, slug, "adjustPrices", input={"projectId": project, "reason": tag,
-                                                "percent": "1.00"})  # fmt: skip
+    await _ok(
+        http,
+        slug,
+        "registerDevice",
+        input={"app": "AGENT", "platform": "IOS", "token": f"tok-{slug}"},
+    )
+    await _ok(
+        http,
+        slug,
+        "issueBill",
+        input={
+            "kind": "PROPERTY_FEE",
+            "title": f"{tag} bill",
+            "payerId": account,
+            "amount": 30_000,
+            "dueOn": (date.today() + timedelta(days=10)).isoformat(),
+        },
+    )
+    await _ok(
+        http, slug, "adjustPrices", input={"projectId": project, "reason": tag, "percent": "1.00"}
+    )
     await _ok(http, slug, "holdUnit", input={"unitId": units[1]})
     await _ok(http, slug, "createCalendarFeed")
     async with TenantDatabase(engine).session(tenant) as session:  # no Stripe in this module
         from api.payment.models import Payment
 
-        session.add(Payment(kind="deposit", amount=1_000, stripe_account=f"acct_{slug}",
-                            unit_id=uuid.UUID(units[1]), payer_id=uuid.UUID(account)))  # fmt: skip
+        session.add(
+            Payment(
+                kind="deposit",
+                amount=1_000,
+                stripe_account=f"acct_{slug}",
+                unit_id=uuid.UUID(units[1]),
+                payer_id=uuid.UUID(account),
+            )
+        )
         await session.commit()
     ids = await table_ids(engine, tenant)
     ids.update(account=account, session=me["mySessions"][0]["id"], building=building)
@@ -326,20 +430,29 @@ async def table_ids(engine, tenant) -> dict[str, str]:
             got = await conn.scalar(text(f'SELECT id FROM "{tenant.schema_name}"."{t}" LIMIT 1'))
             if got is not None:
                 out[t] = str(got)
-        return out  # fmt: skip
+        return out
 
 
 async def snapshot(engine, tenant) -> dict[str, str]:
     """A digest of every table of the tenant's schema, and of its memberships."""
     async with engine.connect() as conn:
-        tables = (await conn.scalars(text(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = :s"
-            " AND table_type = 'BASE TABLE'"), {"s": tenant.schema_name})).all()  # fmt: skip
+        tables = (
+            await conn.scalars(
+                text(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = :s"
+                    " AND table_type = 'BASE TABLE'"
+                ),
+                {"s": tenant.schema_name},
+            )
+        ).all()
         out = {}
         for t in tables:
-            out[t] = await conn.scalar(text(
-                f'SELECT md5(coalesce(string_agg(r::text, \',\' ORDER BY r::text), \'\'))'
-                f' FROM "{tenant.schema_name}"."{t}" r'))  # fmt: skip
+            out[t] = await conn.scalar(
+                text(
+                    f"SELECT md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), ''))"
+                    f' FROM "{tenant.schema_name}"."{t}" r'
+                )
+            )
         out["membership"] = await conn.scalar(
             text(
                 "SELECT md5(coalesce(string_agg(m::text, ',' ORDER BY m::text), ''))"
@@ -347,7 +460,7 @@ async def snapshot(engine, tenant) -> dict[str, str]:
             ),
             {"t": uuid.UUID(tenant.id)},
         )
-        return out  # fmt: skip
+        return out
 
 
 # ---------------------------------------------------------------- the sweep
@@ -368,8 +481,12 @@ def test_every_root_field_with_an_id_is_swept_or_listed():
     assert swept | set(NOT_SWEPT) == positions and not swept & set(NOT_SWEPT)
     # The sweep walks the schema: it found the fields (and the ids inside input objects).
     assert len({name for name, _ in swept}) >= 50
-    assert {("scheduleShowing", "input.clientId"), ("issueBill", "input.payerId"),
-            ("deleteMedia", "id"), ("markNotificationsRead", "ids")} <= swept  # fmt: skip
+    assert {
+        ("scheduleShowing", "input.clientId"),
+        ("issueBill", "input.payerId"),
+        ("deleteMedia", "id"),
+        ("markNotificationsRead", "ids"),
+    } <= swept
 
 
 def _in_filter(field, path) -> bool:

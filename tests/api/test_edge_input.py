@@ -41,8 +41,7 @@ UNDECODABLE = [
 
 @pytest.mark.parametrize(("body", "fault"), UNDECODABLE)
 async def test_undecodable_bodies_are_bad_user_input(client, body: bytes, fault: str):
-    resp = await client.post("/graphql", content=body,
-                             headers={"content-type": "application/json"})  # fmt: skip
+    resp = await client.post("/graphql", content=body, headers={"content-type": "application/json"})
     assert fault in refusal(resp)
     await still_serving(client)
 
@@ -124,8 +123,10 @@ async def raw_exchange(port: int, head: str, parts: list[bytes]) -> tuple[int, d
 
 def head(path: str, content_type: str, framing: str) -> str:
     """A POST's head (multipart needs a preflight header: see test_production_mode.py)."""
-    return (f"POST {path} HTTP/1.1\nHost: 127.0.0.1\nContent-Type: {content_type}\n"
-            f"Apollo-Require-Preflight: true\n{framing}\n")  # fmt: skip
+    return (
+        f"POST {path} HTTP/1.1\nHost: 127.0.0.1\nContent-Type: {content_type}\n"
+        f"Apollo-Require-Preflight: true\n{framing}\n"
+    )
 
 
 def too_large(status: int, answer: dict, limit: int) -> None:
@@ -138,13 +139,24 @@ def too_large(status: int, answer: dict, limit: int) -> None:
 # A file part's head: what follows is its content, so the parser reads on until the limit.
 FILE_PART = b'--x\r\nContent-Disposition: form-data; name="0"; filename="a.jpg"\r\n\r\n'
 LIMITED = [  # path, content type, the setting of its limit, the first bytes of the body
-    pytest.param("/graphql", "application/json", "http_max_body_bytes", b'{"query": "',
-                 id="graphql"),
-    pytest.param("/graphql", "multipart/form-data; boundary=x", "http_max_upload_bytes",
-                 FILE_PART, id="upload"),
-    pytest.param("/webhooks/stripe", "application/json", "stripe_webhook_max_bytes",
-                 b'{"id": "', id="stripe-webhook"),
-]  # fmt: skip
+    pytest.param(
+        "/graphql", "application/json", "http_max_body_bytes", b'{"query": "', id="graphql"
+    ),
+    pytest.param(
+        "/graphql",
+        "multipart/form-data; boundary=x",
+        "http_max_upload_bytes",
+        FILE_PART,
+        id="upload",
+    ),
+    pytest.param(
+        "/webhooks/stripe",
+        "application/json",
+        "stripe_webhook_max_bytes",
+        b'{"id": "',
+        id="stripe-webhook",
+    ),
+]
 
 
 def chunk(data: bytes) -> bytes:
@@ -165,9 +177,10 @@ async def test_bodies_over_the_limit_are_refused_before_they_are_read(
         # Chunked, no length: answered as soon as the bytes pass the limit (no final chunk).
         filler = [chunk(b"a" * 16 * 1024)] * 5
         status, answer = await raw_exchange(
-            server.port, head(path, content_type, "Transfer-Encoding: chunked"),
+            server.port,
+            head(path, content_type, "Transfer-Encoding: chunked"),
             [chunk(start), *filler],
-        )  # fmt: skip
+        )
         too_large(status, answer, limit)
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             await still_serving(client)
@@ -200,8 +213,9 @@ async def test_a_document_over_the_length_limit_is_refused_comments_included(
     document = "# " + "padding " * 18_750 + "\n{ apiVersion }"
     res = await gql(client, document)
     assert res["data"] is None and res["errors"][0]["extensions"] == {
-        "code": "BAD_USER_INPUT", "maxChars": 100_000,
-    }, res  # fmt: skip
+        "code": "BAD_USER_INPUT",
+        "maxChars": 100_000,
+    }, res
     assert "characters long" in res["errors"][0]["message"]
     tenant = await make_tenant()
     async with live(live_server, tenant.slug) as c:

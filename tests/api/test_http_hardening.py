@@ -17,14 +17,17 @@ from tests.conftest import LiveServer, gql
 async def test_every_answer_carries_the_security_headers(client):
     resp = await client.post("/graphql", json={"query": "{ apiVersion }"})
     for name, value in {
-        "x-content-type-options": "nosniff", "x-frame-options": "DENY",
-        "referrer-policy": "no-referrer", "cache-control": "no-store",
-    }.items():  # fmt: skip
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-store",
+    }.items():
         assert resp.headers[name] == value
     assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
     assert "strict-transport-security" not in resp.headers  # production only
-    refused = await client.post("/graphql", json={"query": "{ apiVersion }"},
-                                headers={"X-Tenant": "no-such-tenant"})  # fmt: skip
+    refused = await client.post(
+        "/graphql", json={"query": "{ apiVersion }"}, headers={"X-Tenant": "no-such-tenant"}
+    )
     assert refused.status_code == 404 and refused.headers["x-content-type-options"] == "nosniff"
 
 
@@ -32,8 +35,10 @@ async def test_cors_allows_listed_origins_only(live_server_factory):
     origin = "https://console.example.com"
     with live_server_factory(cors_origins=[origin]) as server:
         async with httpx.AsyncClient(base_url=server.url) as c:
-            preflight = {"Access-Control-Request-Method": "POST",
-                         "Access-Control-Request-Headers": "authorization, x-tenant"}  # fmt: skip
+            preflight = {
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, x-tenant",
+            }
             ok = await c.options("/graphql", headers={"Origin": origin, **preflight})
             assert ok.status_code == 200
             assert ok.headers["access-control-allow-origin"] == origin

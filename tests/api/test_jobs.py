@@ -41,9 +41,12 @@ async def status_of(client, slug: str, unit_id: str) -> tuple[str, list[str]]:
 async def job_statuses(engine, task_name: str) -> list[tuple[str, dict]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT status, args FROM shared.procrastinate_jobs WHERE task_name = :n"
-                 " ORDER BY id"), {"n": task_name},
-        )  # fmt: skip
+            text(
+                "SELECT status, args FROM shared.procrastinate_jobs WHERE task_name = :n"
+                " ORDER BY id"
+            ),
+            {"n": task_name},
+        )
         return [(r.status, r.args) for r in rows]
 
 
@@ -65,8 +68,9 @@ async def test_sweep_releases_expired_holds_in_every_active_tenant(
         assert (await session.get(Unit, us)).status == "on_hold"
     # Succeeded jobs are deleted; none failed, and the suspended tenant never got one.
     left = await job_statuses(engine, "unit:release_expired_holds")
-    assert not [args for status, args in left if args.get("tenant") in
-                (a.slug, b.slug, suspended.slug)]  # fmt: skip
+    assert not [
+        args for status, args in left if args.get("tenant") in (a.slug, b.slug, suspended.slug)
+    ]
 
 
 async def test_jobs_without_a_valid_tenant_fail_closed(client, engine, db_url, make_tenant):
@@ -83,19 +87,25 @@ async def test_jobs_without_a_valid_tenant_fail_closed(client, engine, db_url, m
         # the burst worker's periodic deferrer crossed a minute and the every-minute sweep
         # released it (for every active tenant, as it should): that sweep must be on record.
         async with engine.connect() as conn:
-            swept = await conn.scalar(text(
-                "SELECT count(*) FROM shared.procrastinate_periodic_defers "
-                "WHERE task_name = 'unit:sweep_expired_holds' "
-                "AND defer_timestamp >= extract(epoch FROM now())::bigint - 120"
-            ))  # fmt: skip
+            swept = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM shared.procrastinate_periodic_defers "
+                    "WHERE task_name = 'unit:sweep_expired_holds' "
+                    "AND defer_timestamp >= extract(epoch FROM now())::bigint - 120"
+                )
+            )
         assert swept, "the hold was released without a sweep"
 
 
 async def wakeups(engine, tenant) -> dict[str, list]:
     async with engine.connect() as conn:
-        rows = await conn.execute(text(
-            "SELECT kind, due_at FROM shared.tenant_wakeup WHERE schema_name = :s "
-            "ORDER BY kind, due_at"), {"s": tenant.schema_name})  # fmt: skip
+        rows = await conn.execute(
+            text(
+                "SELECT kind, due_at FROM shared.tenant_wakeup WHERE schema_name = :s "
+                "ORDER BY kind, due_at"
+            ),
+            {"s": tenant.schema_name},
+        )
         out: dict[str, list] = {}
         for kind, due in rows:
             out.setdefault(kind, []).append(due)
@@ -104,8 +114,11 @@ async def wakeups(engine, tenant) -> dict[str, list]:
 
 async def queued_for(engine, task_name: str, tenants) -> list[str]:
     slugs = {t.slug for t in tenants}
-    return sorted(args["tenant"] for status, args in await job_statuses(engine, task_name)
-                  if status == "todo" and args.get("tenant") in slugs)  # fmt: skip
+    return sorted(
+        args["tenant"]
+        for status, args in await job_statuses(engine, task_name)
+        if status == "todo" and args.get("tenant") in slugs
+    )
 
 
 def _ceil_minute(t):
@@ -119,8 +132,9 @@ async def test_a_hold_records_when_its_tenant_next_needs_each_job(client, engine
     end; releasing the hold early leaves those to fire and find nothing."""
     tenant = await make_tenant()
     inv = await inventory(client, tenant.slug, floors=1, per_floor=1)
-    res = await gql(client, HOLD_UNIT, {"input": {"unitId": inv["units"][0]["id"]}},
-                    tenant=tenant.slug)  # fmt: skip
+    res = await gql(
+        client, HOLD_UNIT, {"input": {"unitId": inv["units"][0]["id"]}}, tenant=tenant.slug
+    )
     expires = datetime.fromisoformat(res["data"]["holdUnit"]["unit"]["holdExpiresAt"])
     got = await wakeups(engine, tenant)
     assert got == {
@@ -168,7 +182,7 @@ async def test_sweeps_queue_jobs_only_for_tenants_with_work_due(
                 .where(Unit.id == u_later)
                 .values(hold_expires_at=utcnow() - timedelta(minutes=2))
             )
-            await session.commit()  # fmt: skip
+            await session.commit()
 
         async def broken(session, **kw):
             raise RuntimeError("database went away")
@@ -204,8 +218,9 @@ def test_stall_settings_never_take_a_live_worker_for_dead():
         settings_for_tests(worker_heartbeat_seconds=10, worker_stalled_seconds=15)
     with pytest.raises(pydantic.ValidationError, match="not a cron expression"):
         settings_for_tests(worker_stalled_cron="every minute")
-    fast = settings_for_tests(worker_heartbeat_seconds=0.5, worker_stalled_seconds=1,
-                              worker_stalled_cron="* * * * * */2")  # fmt: skip
+    fast = settings_for_tests(
+        worker_heartbeat_seconds=0.5, worker_stalled_seconds=1, worker_stalled_cron="* * * * * */2"
+    )
     assert (fast.worker_stalled_seconds, fast.worker_stalled_cron) == (1, "* * * * * */2")
 
 
@@ -221,29 +236,46 @@ async def test_a_stalled_job_at_the_attempts_cap_is_failed_not_retried(engine, d
     cap = 3
     name = task_name(tasks.release_expired_holds)
     async with engine.begin() as conn:
-        dead = await conn.scalar(text(
-            "INSERT INTO shared.procrastinate_workers (last_heartbeat) "
-            "VALUES (now() - interval '1 hour') RETURNING id"))  # fmt: skip
+        dead = await conn.scalar(
+            text(
+                "INSERT INTO shared.procrastinate_workers (last_heartbeat) "
+                "VALUES (now() - interval '1 hour') RETURNING id"
+            )
+        )
         jobs = {}
         for attempts in (cap - 2, cap - 1, cap):  # runs before the stalled one
-            jobs[attempts] = await conn.scalar(text(
-                "INSERT INTO shared.procrastinate_jobs (queue_name, task_name, args, status, "
-                "attempts, worker_id) VALUES ('default', :n, CAST(:a AS jsonb), 'doing', :t, :w) "
-                "RETURNING id"),
+            jobs[attempts] = await conn.scalar(
+                text(
+                    "INSERT INTO shared.procrastinate_jobs (queue_name, task_name, args, status, "
+                    "attempts, worker_id) VALUES ('default', :n, "
+                    "CAST(:a AS jsonb), 'doing', :t, :w) "
+                    "RETURNING id"
+                ),
                 {"n": name, "a": json.dumps({"tenant": tenant.slug}), "t": attempts, "w": dead},
-            )  # fmt: skip
-        await conn.execute(text(
-            "INSERT INTO shared.procrastinate_jobs (queue_name, task_name, args) "
-            "VALUES ('default', 'jobs:retry_stalled_jobs', CAST(:a AS jsonb))"),
-            {"a": json.dumps({"timestamp": int(utcnow().timestamp())})})  # fmt: skip
+            )
+        await conn.execute(
+            text(
+                "INSERT INTO shared.procrastinate_jobs (queue_name, task_name, args) "
+                "VALUES ('default', 'jobs:retry_stalled_jobs', CAST(:a AS jsonb))"
+            ),
+            {"a": json.dumps({"timestamp": int(utcnow().timestamp())})},
+        )
 
     with capture_logs() as logs:
         await drain(engine, db_url, settings_for_tests(worker_stalled_max_attempts=cap))
 
     async with engine.connect() as conn:
-        rows = dict((await conn.execute(text(
-            "SELECT id, status || ':' || attempts FROM shared.procrastinate_jobs "
-            "WHERE id = ANY(:ids)"), {"ids": list(jobs.values())})).all())  # fmt: skip
+        rows = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT id, status || ':' || attempts FROM shared.procrastinate_jobs "
+                        "WHERE id = ANY(:ids)"
+                    ),
+                    {"ids": list(jobs.values())},
+                )
+            ).all()
+        )
     # Below the cap: back in the queue, run and done (done jobs are deleted).
     assert jobs[cap - 2] not in rows
     # At the cap: failed (the stalled run counted), never run again.
@@ -252,8 +284,11 @@ async def test_a_stalled_job_at_the_attempts_cap_is_failed_not_retried(engine, d
     failed = {e["job_id"]: e for e in ours if e["event"] == "stalled job failed: too many attempts"}
     assert set(failed) == {jobs[cap - 1], jobs[cap]}
     assert {(e["log_level"], e["task"], e["tenant"]) for e in failed.values()} == {
-        ("error", name, tenant.slug)}  # fmt: skip
+        ("error", name, tenant.slug)
+    }
     assert [e["attempts"] for e in sorted(failed.values(), key=lambda e: e["job_id"])] == [
-        cap, cap + 1]  # fmt: skip
+        cap,
+        cap + 1,
+    ]
     retried = [e["job_id"] for e in ours if e["event"] == "stalled job retried"]
     assert retried == [jobs[cap - 2]]

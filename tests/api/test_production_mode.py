@@ -84,8 +84,13 @@ async def test_no_suggestions_for_mistyped_input_fields_over_http(prod, tenant_a
         assert "Did you mean" not in error["message"], error
         assert "priceMin" not in error["message"] and "first" not in error["message"], error
     # The same mistake through a trusted document's variables.
-    resp = await by_id(prod, "owner", "SearchUnits", {"filter": {"priceMn": 1}, "sort": "NEWEST"},
-                       bearer(tenant.slug, admin))  # fmt: skip
+    resp = await by_id(
+        prod,
+        "owner",
+        "SearchUnits",
+        {"filter": {"priceMn": 1}, "sort": "NEWEST"},
+        bearer(tenant.slug, admin),
+    )
     [error] = resp.json()["errors"]
     assert "priceMn" in error["message"] and "Did you mean" not in error["message"], error
 
@@ -95,8 +100,9 @@ async def test_no_suggestions_for_mistyped_input_fields_over_websocket(
 ):
     tenant, admin, agent = tenant_and_tokens
     async with live(production, tenant.slug, agent) as c:
-        sid = await c.subscribe("", {"filter": {"priceMn": 1}},
-                                documentId=IDS[("agent", "ListingChanges")])  # fmt: skip
+        sid = await c.subscribe(
+            "", {"filter": {"priceMn": 1}}, documentId=IDS[("agent", "ListingChanges")]
+        )
         msg = await c.recv()
         assert msg["type"] == "error" and msg["id"] == sid, msg
         assert "priceMn" in msg["payload"][0]["message"]
@@ -125,8 +131,9 @@ async def test_full_documents_are_refused_before_they_are_parsed(prod, tenant_an
             resp = await prod.post("/graphql", json={"query": query}, headers=headers)
             assert resp.status_code == 200
             assert resp.json() == {
-                "data": None, "errors": [{"message": ADHOC, "extensions": {"code": "FORBIDDEN"}}],
-            }, (headers, query)  # fmt: skip
+                "data": None,
+                "errors": [{"message": ADHOC, "extensions": {"code": "FORBIDDEN"}}],
+            }, (headers, query)
     # graphql.adhoc (the admin): the document is read, introspection is still off.
     res = await gql(prod, "{ apiVersion }", tenant=tenant.slug, token=admin)
     assert res == {"data": {"apiVersion": "0.1.0"}}
@@ -142,8 +149,11 @@ async def test_several_operations_need_an_operation_name(prod, tenant_and_tokens
     assert res["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "operationName" in res["errors"][0]["message"]
     assert (await gql(prod, "{ me { roles } }", tenant=tenant.slug, token=admin))["data"]
-    resp = await prod.post("/graphql", json={"query": document, "operationName": "A"},
-                           headers=bearer(tenant.slug, admin))  # fmt: skip
+    resp = await prod.post(
+        "/graphql",
+        json={"query": document, "operationName": "A"},
+        headers=bearer(tenant.slug, admin),
+    )
     assert resp.json() == {"data": {"apiVersion": "0.1.0"}}
 
 
@@ -158,8 +168,9 @@ async def test_a_multipart_post_without_a_preflight_header_is_refused(
     anonymous mutation."""
     tenant, _, _ = tenant_and_tokens
     national, _ = new_phone()
-    operations = json.dumps({"documentId": IDS[("owner", "RequestSmsCode")],
-                             "variables": {"phone": national}})  # fmt: skip
+    operations = json.dumps(
+        {"documentId": IDS[("owner", "RequestSmsCode")], "variables": {"phone": national}}
+    )
     form = {"operations": (None, operations), "map": (None, "{}")}
     # The tenant from the subdomain, as a form has it; a fresh client address (per-IP limit).
     host = {"Host": f"{tenant.slug}.localhost", "X-Forwarded-For": f"10.9.{os.getpid() % 250}.7"}
@@ -180,10 +191,16 @@ async def test_a_multipart_post_without_a_preflight_header_is_refused(
 async def test_self_service_sign_up_by_its_trusted_document(prod, engine):
     national, _ = new_phone()
     slug = unique_slug("prod")
-    variables = {"input": {
-        "tenantSlug": slug, "tenantName": "Prod Realty", "name": "Wang Fang",
-        "password": PASSWORD, "phone": national, "email": new_email("p"),
-    }}  # fmt: skip
+    variables = {
+        "input": {
+            "tenantSlug": slug,
+            "tenantName": "Prod Realty",
+            "name": "Wang Fang",
+            "password": PASSWORD,
+            "phone": national,
+            "email": new_email("p"),
+        }
+    }
     resp = await by_id(prod, "agent", "SignUp", variables)
     payload = resp.json()["data"]["signUp"]
     assert payload["__typename"] == "SignUpPayload", payload

@@ -31,8 +31,9 @@ async def test_per_caller_and_per_tenant_limits(live_server_factory, make_tenant
         async with httpx.AsyncClient(base_url=server.url) as client:
             for _ in range(3):
                 assert "errors" not in await gql(client, ME, tenant=tenant.slug)
-            resp = await client.post("/graphql", json={"query": ME},
-                                     headers=auth_headers(tenant.slug))  # fmt: skip
+            resp = await client.post(
+                "/graphql", json={"query": ME}, headers=auth_headers(tenant.slug)
+            )
             retry = limited(resp.json())
             assert 1 <= retry <= 60 and resp.headers["retry-after"] == str(retry)
             # another caller of the same tenant still has room until the tenant's 5 are used

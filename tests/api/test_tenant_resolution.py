@@ -285,8 +285,7 @@ async def test_websocket_subscription_with_valid_tenant(live_server, client, mak
         await _ws_init(ws, TOKENS[tenant.slug])
         msg = await _ws_first(ws, "1", UNIT_CHANGES, {"p": project["id"]})
         assert msg["type"] == "next", msg
-        assert msg["payload"]["data"]["unitChanges"] == {"__typename": "RefetchRequired",
-                                                       "seq": 0}  # fmt: skip
+        assert msg["payload"]["data"]["unitChanges"] == {"__typename": "RefetchRequired", "seq": 0}
         msg = await _ws_first(ws, "2", PROJECTS)
         assert msg["type"] == "error", msg
         assert msg["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT", msg

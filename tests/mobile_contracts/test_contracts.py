@@ -104,8 +104,12 @@ async def demo(engine):
 
 
 async def test_every_agent_operation_runs_against_the_demo_tenant(client, demo):
-    signed = await run(client, "agent", "SignInWithPassword",
-                       {"identifier": "agent@demo.example.com", "password": demo})  # fmt: skip
+    signed = await run(
+        client,
+        "agent",
+        "SignInWithPassword",
+        {"identifier": "agent@demo.example.com", "password": demo},
+    )
     tokens = signed["signIn"]["tokens"]
     tok = tokens["accessToken"]
     me = await run(client, "agent", "Me", token=tok)
@@ -121,40 +125,74 @@ async def test_every_agent_operation_runs_against_the_demo_tenant(client, demo):
     assert held["holdUnit"]["unit"]["status"] == "ON_HOLD"
     released = await run(client, "agent", "ReleaseUnitHold", {"unitId": uid}, tok)
     assert released["releaseUnitHold"]["unit"]["status"] == "AVAILABLE"
-    created = await run(client, "agent", "CreateListing", {"input": {
-        "community": "Contract Court", "grossArea": "88", "rooms": 3, "askingPrice": 290_000_000,
-        "sellerName": "Wang", "sellerPhone": "13912345678"}}, tok)  # fmt: skip
+    created = await run(
+        client,
+        "agent",
+        "CreateListing",
+        {
+            "input": {
+                "community": "Contract Court",
+                "grossArea": "88",
+                "rooms": 3,
+                "askingPrice": 290_000_000,
+                "sellerName": "Wang",
+                "sellerPhone": "13912345678",
+            }
+        },
+        tok,
+    )
     lid = created["createListing"]["listing"]["id"]
-    await run(client, "agent", "ChangeListingPrice",
-              {"input": {"listingId": lid, "askingPrice": 285_000_000}}, tok)  # fmt: skip
+    await run(
+        client,
+        "agent",
+        "ChangeListingPrice",
+        {"input": {"listingId": lid, "askingPrice": 285_000_000}},
+        tok,
+    )
     detail = await run(client, "agent", "ListingDetail", {"id": lid}, tok)
     assert len(detail["listing"]["priceHistory"]) == 2
     seller = await run(client, "agent", "ListingSeller", {"id": lid}, tok)
     assert seller["listing"]["sellerPhone"] == "+8613912345678"  # the agent's own listing
-    found = await run(client, "agent", "SearchListings",
-                      {"filter": {"keyword": "contract"}, "sort": "NEWEST"}, tok)  # fmt: skip
+    found = await run(
+        client,
+        "agent",
+        "SearchListings",
+        {"filter": {"keyword": "contract"}, "sort": "NEWEST"},
+        tok,
+    )
     assert [e["node"]["id"] for e in found["listings"]["edges"]] == [lid]
-    await run(client, "agent", "ChangeListingStatus",
-              {"input": {"listingId": lid, "status": "WITHDRAWN"}}, tok)  # fmt: skip
+    await run(
+        client,
+        "agent",
+        "ChangeListingStatus",
+        {"input": {"listingId": lid, "status": "WITHDRAWN"}},
+        tok,
+    )
     recs = await run(client, "agent", "Recommendations", {"needs": {"rooms": [3]}}, tok)
     assert recs["recommendations"]
     follow = await run(client, "agent", "Follow", {"kind": "UNIT", "targetId": uid}, tok)
     fid = follow["follow"]["follow"]["id"]
-    saved = await run(client, "agent", "SaveSearch",
-                      {"input": {"name": "3 rooms", "units": {"rooms": [3]}}}, tok)  # fmt: skip
+    saved = await run(
+        client, "agent", "SaveSearch", {"input": {"name": "3 rooms", "units": {"rooms": [3]}}}, tok
+    )
     assert saved["saveSearch"]["follow"]["name"] == "3 rooms"
     mine = await run(client, "agent", "MyFollows", {}, tok)
     assert {f["kind"] for f in mine["myFollows"]} == {"UNIT", "SEARCH"}
     await run(client, "agent", "Unfollow", {"id": fid}, tok)
-    refreshed = await run(client, "agent", "RefreshTokens",
-                          {"refreshToken": tokens["refreshToken"]})  # fmt: skip
+    refreshed = await run(
+        client, "agent", "RefreshTokens", {"refreshToken": tokens["refreshToken"]}
+    )
     tok = refreshed["refreshTokens"]["tokens"]["accessToken"]
     await run(client, "agent", "SignOut", token=tok)
 
 
 async def test_staff_and_owner_read_operations_run(client, demo):
-    signed = await run(client, "staff", "SignInWithPassword",
-                       {"identifier": "manager@demo.example.com", "password": demo})  # fmt: skip
+    signed = await run(
+        client,
+        "staff",
+        "SignInWithPassword",
+        {"identifier": "manager@demo.example.com", "password": demo},
+    )
     tok = signed["signIn"]["tokens"]["accessToken"]
     projects = await run(client, "staff", "Projects", token=tok)
     assert len(projects["projects"]) == 2
@@ -168,11 +206,13 @@ def production(live_server_factory):
     can sign in there), given as production requires: through settings."""
     dev = load_secrets(settings_for_tests())
     secrets = dict(
-        env="production", jwt_private_key=dev.jwt_private_key,
-        field_keys=",".join(f"{v}:{base64.b64encode(k).decode()}"
-                            for v, k in dev.field_keys.items()),
+        env="production",
+        jwt_private_key=dev.jwt_private_key,
+        field_keys=",".join(
+            f"{v}:{base64.b64encode(k).decode()}" for v, k in dev.field_keys.items()
+        ),
         blind_index_key=base64.b64encode(dev.blind_index_key).decode(),
-    )  # fmt: skip
+    )
     with live_server_factory(**secrets) as server:
         yield server
 
@@ -183,19 +223,27 @@ async def test_production_runs_app_requests_only_from_trusted_documents(
     tenant = await make_tenant()  # tokens made with the test kit do not verify here
     async with httpx.AsyncClient(base_url=production.url, timeout=30) as client:
         # sign in by document id works without a token: a typed refusal, not FORBIDDEN
-        res = await run(client, "agent", "SignInWithPassword",
-                        {"identifier": "nobody@example.com", "password": "wrong-password"},
-                        tenant=tenant.slug)  # fmt: skip
+        res = await run(
+            client,
+            "agent",
+            "SignInWithPassword",
+            {"identifier": "nobody@example.com", "password": "wrong-password"},
+            tenant=tenant.slug,
+        )
         assert res["signIn"]["__typename"] == "AuthError"
         # the same document sent as text by an anonymous caller is refused
         text = by_name("agent", "SignInWithPassword").text
         variables = {"identifier": "x@example.com", "password": "y"}
-        resp = await client.post("/graphql", headers={"X-Tenant": tenant.slug},
-                                 json={"query": text, "variables": variables})  # fmt: skip
+        resp = await client.post(
+            "/graphql",
+            headers={"X-Tenant": tenant.slug},
+            json={"query": text, "variables": variables},
+        )
         body = resp.json()
         assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-        unknown = await client.post("/graphql", headers={"X-Tenant": tenant.slug},
-                                    json={"documentId": "0" * 64})  # fmt: skip
+        unknown = await client.post(
+            "/graphql", headers={"X-Tenant": tenant.slug}, json={"documentId": "0" * 64}
+        )
         assert unknown.status_code == 400
 
 
@@ -207,19 +255,32 @@ async def test_production_full_documents_need_graphql_adhoc(production, make_ten
     async with httpx.AsyncClient(base_url=production.url, timeout=30) as client:
 
         async def sign_in(who: str) -> str:
-            res = await run(client, "agent", "SignInWithPassword", {
-                "identifier": f"{who}@{tenant.slug}.example.com", "password": password,
-            }, tenant=tenant.slug)  # fmt: skip
+            res = await run(
+                client,
+                "agent",
+                "SignInWithPassword",
+                {
+                    "identifier": f"{who}@{tenant.slug}.example.com",
+                    "password": password,
+                },
+                tenant=tenant.slug,
+            )
             assert "tokens" in res["signIn"], res
             return res["signIn"]["tokens"]["accessToken"]
 
         boss, agent = await sign_in("boss"), await sign_in("agent")
         query = {"query": "{ me { roles } }"}
-        as_boss = await client.post("/graphql", json=query, headers={
-            "X-Tenant": tenant.slug, "Authorization": f"Bearer {boss}"})  # fmt: skip
+        as_boss = await client.post(
+            "/graphql",
+            json=query,
+            headers={"X-Tenant": tenant.slug, "Authorization": f"Bearer {boss}"},
+        )
         assert as_boss.json() == {"data": {"me": {"roles": ["admin"]}}}
-        as_agent = await client.post("/graphql", json=query, headers={
-            "X-Tenant": tenant.slug, "Authorization": f"Bearer {agent}"})  # fmt: skip
+        as_agent = await client.post(
+            "/graphql",
+            json=query,
+            headers={"X-Tenant": tenant.slug, "Authorization": f"Bearer {agent}"},
+        )
         assert as_agent.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         me = await run(client, "agent", "Me", token=agent, tenant=tenant.slug)
         assert me["me"]["roles"] == ["agent"]  # the same caller, by trusted document
@@ -228,8 +289,12 @@ async def test_production_full_documents_need_graphql_adhoc(production, make_ten
 async def test_live_operations_run_by_id_over_the_websocket(client, live_server, demo):
     """The agent's sales table, then its subscription by documentId from the table's seq: a
     hold made through the contracts arrives; the owner app's followed items as well."""
-    signed = await run(client, "agent", "SignInWithPassword",
-                       {"identifier": "agent@demo.example.com", "password": demo})  # fmt: skip
+    signed = await run(
+        client,
+        "agent",
+        "SignInWithPassword",
+        {"identifier": "agent@demo.example.com", "password": demo},
+    )
     tok = signed["signIn"]["tokens"]["accessToken"]
     search = {"filter": {"statuses": ["AVAILABLE"]}, "sort": "PRICE_ASC"}
     units = await run(client, "agent", "SearchUnits", search, tok)
@@ -241,11 +306,17 @@ async def test_live_operations_run_by_id_over_the_websocket(client, live_server,
     assert sum(c["count"] for c in table["counts"]) == len(table["units"])
     await run(client, "agent", "Follow", {"kind": "UNIT", "targetId": uid}, tok)
     async with live(live_server, DEMO_SLUG, tok) as ws:
-        await ws.subscribe("", {"buildingId": building["id"], "since": table["seq"]},
-                           documentId=by_name("agent", "UnitChanges").id)  # fmt: skip
+        await ws.subscribe(
+            "",
+            {"buildingId": building["id"], "since": table["seq"]},
+            documentId=by_name("agent", "UnitChanges").id,
+        )
         await ws.subscribe("", {}, documentId=by_name("agent", "FollowedChanges").id)
-        await ws.subscribe("", {"filter": {"districts": ["nowhere"]}},
-                           documentId=by_name("agent", "ListingChanges").id)  # fmt: skip
+        await ws.subscribe(
+            "",
+            {"filter": {"districts": ["nowhere"]}},
+            documentId=by_name("agent", "ListingChanges").id,
+        )
         await run(client, "agent", "HoldUnit", {"unitId": uid, "minutes": 5}, tok)
         got = {}
         for _ in range(2):
@@ -275,16 +346,29 @@ async def test_notification_operations_run_by_id(client, live_server, demo, engi
     from tenants.registry import get_tenant
     from tenants.sessions import TenantDatabase
 
-    signed = await run(client, "agent", "SignInWithPassword",
-                       {"identifier": "agent@demo.example.com", "password": demo})  # fmt: skip
+    signed = await run(
+        client,
+        "agent",
+        "SignInWithPassword",
+        {"identifier": "agent@demo.example.com", "password": demo},
+    )
     tok = signed["signIn"]["tokens"]["accessToken"]
     me = (await run(client, "agent", "Me", token=tok))["me"]
     phone = {"app": "AGENT", "platform": "IOS", "token": "contract-token-1", "locale": "en"}
     device = await run(client, "agent", "RegisterDevice", {"input": phone}, tok)
     assert device["registerDevice"]["device"]["locale"] == "en"
-    settings = await run(client, "agent", "UpdateNotificationSettings", {"input": {
-        "categories": [{"category": "MARKETING", "push": False}],
-        "quietHours": {"start": "22:30", "end": "07:00"}}}, tok)  # fmt: skip
+    settings = await run(
+        client,
+        "agent",
+        "UpdateNotificationSettings",
+        {
+            "input": {
+                "categories": [{"category": "MARKETING", "push": False}],
+                "quietHours": {"start": "22:30", "end": "07:00"},
+            }
+        },
+        tok,
+    )
     quiet = settings["updateNotificationSettings"]["settings"]["quietHours"]
     assert quiet == {"start": "22:30", "end": "07:00", "timeZone": "Asia/Shanghai"}
     read = await run(client, "agent", "NotificationSettings", token=tok)
@@ -293,8 +377,14 @@ async def test_notification_operations_run_by_id(client, live_server, demo, engi
     async with live(live_server, DEMO_SLUG, tok) as ws:
         await ws.subscribe("", {}, documentId=by_name("agent", "InboxChanges").id)
         async with TenantDatabase(engine).session(demo_tenant) as session:
-            await service.notify(session, DEMO_SLUG, [uuid.UUID(me["account"]["id"])], "system",
-                                 "notice", {"title": "Contract", "text": "check"})  # fmt: skip
+            await service.notify(
+                session,
+                DEMO_SLUG,
+                [uuid.UUID(me["account"]["id"])],
+                "system",
+                "notice",
+                {"title": "Contract", "text": "check"},
+            )
             await session.commit()
         msg = await ws.next()
         assert msg["payload"]["data"]["inboxChanges"]["title"] == "Contract"
@@ -333,7 +423,7 @@ def test_breaking_changes_to_used_fields_are_caught_unless_announced():
         .replace("  ON_HOLD\n", "", 1)  # UnitStatus.ON_HOLD
         .replace("unit(id: ID!): Unit", "unit(id: ID!, scope: String!): Unit", 1)
         .replace("  decidedAt: DateTime\n", "  decidedAt: String\n", 1)  # used by no app
-    )  # fmt: skip
+    )
     assert changed.count("\n") < released.count("\n")  # the replacements happened
     found = app_breaking_changes(released, changed, DOCS, "")
     assert any("Unit.status" in f for f in found), found
@@ -347,20 +437,70 @@ def test_breaking_changes_to_used_fields_are_caught_unless_announced():
 
 # The order an app's documents are run in (what one needs, an earlier one makes); sign-out last.
 ORDER = [
-    "SignUp", "RequestPasswordReset", "ResetPasswordWithSmsCode", "RequestSmsCode",
-    "SignInWithSmsCode", "ChangePassword", "SignInWithPassword", "Me", "Projects",
-    "SearchUnits", "UnitDetail", "TrackActivity", "UnitTimeline", "SalesTable", "HoldUnit",
-    "ReleaseUnitHold", "ReserveUnit", "UploadMedia", "CreateListing", "ChangeListingPrice",
-    "ListingDetail", "ListingSeller", "SearchListings", "ChangeListingStatus",
-    "Recommendations", "Follow", "SaveSearch", "MyFollows", "UnitChanges", "ListingChanges",
-    "FollowedChanges", "InboxChanges", "Unfollow", "RegisterDevice", "NotificationSettings",
-    "UpdateNotificationSettings", "PublishNotice", "Inbox", "MarkNotificationsRead",
-    "CreateClient", "Clients", "LogClientContact", "ScheduleFollowUp", "ClientDetail",
-    "CompleteFollowUp", "ChangeClientStage", "UpdateClient", "SearchClients", "ClientProfile",
-    "ClientRecommendations", "RecentlyActiveClients", "StartDeposit", "MyDay", "ClientPool",
-    "MyLeadOffers", "ClaimClient", "MyRouting", "SetMyRoutingPause", "MyBills", "PayBill",
-    "UnregisterDevice", "RefreshTokens", "SignOut",
-]  # fmt: skip
+    "SignUp",
+    "RequestPasswordReset",
+    "ResetPasswordWithSmsCode",
+    "RequestSmsCode",
+    "SignInWithSmsCode",
+    "ChangePassword",
+    "SignInWithPassword",
+    "Me",
+    "Projects",
+    "SearchUnits",
+    "UnitDetail",
+    "TrackActivity",
+    "UnitTimeline",
+    "SalesTable",
+    "HoldUnit",
+    "ReleaseUnitHold",
+    "ReserveUnit",
+    "UploadMedia",
+    "CreateListing",
+    "ChangeListingPrice",
+    "ListingDetail",
+    "ListingSeller",
+    "SearchListings",
+    "ChangeListingStatus",
+    "Recommendations",
+    "Follow",
+    "SaveSearch",
+    "MyFollows",
+    "UnitChanges",
+    "ListingChanges",
+    "FollowedChanges",
+    "InboxChanges",
+    "Unfollow",
+    "RegisterDevice",
+    "NotificationSettings",
+    "UpdateNotificationSettings",
+    "PublishNotice",
+    "Inbox",
+    "MarkNotificationsRead",
+    "CreateClient",
+    "Clients",
+    "LogClientContact",
+    "ScheduleFollowUp",
+    "ClientDetail",
+    "CompleteFollowUp",
+    "ChangeClientStage",
+    "UpdateClient",
+    "SearchClients",
+    "ClientProfile",
+    "ClientRecommendations",
+    "RecentlyActiveClients",
+    "StartDeposit",
+    "MyDay",
+    "ClientPool",
+    "MyLeadOffers",
+    "ClaimClient",
+    "MyRouting",
+    "SetMyRoutingPause",
+    "MyBills",
+    "PayBill",
+    "UnregisterDevice",
+    "RefreshTokens",
+    "SignOut",
+]
 TEMP_PASSWORD = "contract-temp-pass-1"
 SMS_PHONE = {"agent": "+8613800000003", "owner": "+8613800000001", "staff": "+8613800000002"}
 
@@ -387,8 +527,13 @@ async def test_every_document_of_every_app_runs(
     assert not {n for _, n in docs} - set(ORDER), "add new documents to ORDER"
     client, server = stripe_client, stripe_gateway
     sms = server.server.config.app.state.sms
-    stripe = _Stripe(fake_stripe, await connect(engine, await get_tenant(engine, DEMO_SLUG)),
-                     engine, db_url, stripe_worker_settings)  # fmt: skip
+    stripe = _Stripe(
+        fake_stripe,
+        await connect(engine, await get_tenant(engine, DEMO_SLUG)),
+        engine,
+        db_url,
+        stripe_worker_settings,
+    )
     ran: set[tuple[str, str]] = set()
     listing: dict = {}  # the agent app's listing, for the other apps' listing documents
     for app in APPS:  # agent first
@@ -433,16 +578,22 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "SignInWithSmsCode": {"phone": SMS_PHONE[app]},
         "SignInWithPassword": {"identifier": "manager@demo.example.com", "password": s.get("pw")},
         "SearchUnits": {"filter": {"statuses": ["AVAILABLE"]}, "sort": "PRICE_ASC"},
-        "UnitDetail": {"id": s.get("unit")}, "UnitTimeline": {"id": s.get("unit")},
+        "UnitDetail": {"id": s.get("unit")},
+        "UnitTimeline": {"id": s.get("unit")},
         "SalesTable": {"buildingId": s.get("building")},
         "HoldUnit": {"unitId": s.get("unit"), "minutes": 5},
-        "ReleaseUnitHold": {"unitId": s.get("unit")}, "ReserveUnit": {"unitId": s.get("unit2")},
-        "UploadMedia": {"input": {"ownerKind": "UNIT", "ownerId": s.get("unit"),
-                                  "kind": "PHOTO"}, "file": None},
+        "ReleaseUnitHold": {"unitId": s.get("unit")},
+        "ReserveUnit": {"unitId": s.get("unit2")},
+        "UploadMedia": {
+            "input": {"ownerKind": "UNIT", "ownerId": s.get("unit"), "kind": "PHOTO"},
+            "file": None,
+        },
         "CreateListing": {"input": listing},
-        "ChangeListingPrice": {"input": {"listingId": s.get("listing"),
-                                         "askingPrice": 285_000_000}},
-        "ListingDetail": {"id": s.get("listing")}, "ListingSeller": {"id": s.get("listing")},
+        "ChangeListingPrice": {
+            "input": {"listingId": s.get("listing"), "askingPrice": 285_000_000}
+        },
+        "ListingDetail": {"id": s.get("listing")},
+        "ListingSeller": {"id": s.get("listing")},
         "SearchListings": {"filter": {"keyword": "contract"}, "sort": "NEWEST"},
         "ChangeListingStatus": {"input": {"listingId": s.get("listing"), "status": "WITHDRAWN"}},
         "Recommendations": {"needs": {"rooms": [3]}},
@@ -452,41 +603,66 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "ListingChanges": {"filter": {"districts": ["nowhere"]}, "since": 10**12},
         "FollowedChanges": {"since": 10**12},
         "Unfollow": {"id": s.get("follow")},
-        "RegisterDevice": {"input": {"app": app.upper(), "platform": "ANDROID",
-                                     "token": f"contract-{app}-token"}},
+        "RegisterDevice": {
+            "input": {"app": app.upper(), "platform": "ANDROID", "token": f"contract-{app}-token"}
+        },
         "UpdateNotificationSettings": {
-            "input": {"categories": [{"category": "MARKETING", "push": False}]}},
+            "input": {"categories": [{"category": "MARKETING", "push": False}]}
+        },
         "PublishNotice": {"input": {"title": "Lift", "text": "Lift 2 serviced", "roles": []}},
-        "Inbox": {"first": 10}, "MarkNotificationsRead": {},
+        "Inbox": {"first": 10},
+        "MarkNotificationsRead": {},
         "UnregisterDevice": {"token": f"contract-{app}-token"},
         "RefreshTokens": {"refreshToken": s.get("refresh")},
-        "CreateClient": {"input": {"name": "李女士", "phone": f"1391234{len(app):04d}",
-                                   "source": "PORTAL", "needs": {"rooms": [3]}}},
-        "Clients": {"first": 10}, "ClientPool": {"first": 10},
+        "CreateClient": {
+            "input": {
+                "name": "李女士",
+                "phone": f"1391234{len(app):04d}",
+                "source": "PORTAL",
+                "needs": {"rooms": [3]},
+            }
+        },
+        "Clients": {"first": 10},
+        "ClientPool": {"first": 10},
         "ClientDetail": {"id": s.get("client")},
-        "LogClientContact": {"clientId": s.get("client"), "kind": "CALL",
-                             "outcome": "wants a school district"},
+        "LogClientContact": {
+            "clientId": s.get("client"),
+            "kind": "CALL",
+            "outcome": "wants a school district",
+        },
         "ScheduleFollowUp": {"clientId": s.get("client"), "dueAt": _in_an_hour()},
         "CompleteFollowUp": {"followUpId": s.get("followUp"), "outcome": "visit booked"},
         "ChangeClientStage": {"clientId": s.get("client"), "stage": "QUALIFIED"},
-        "MyBills": {"locale": "en"}, "MyLeadOffers": {"first": 10},
-        "StartDeposit": {"unitId": s.get("unit3"), "platform": "IOS",
-                         "clientId": s.get("client")},
+        "MyBills": {"locale": "en"},
+        "MyLeadOffers": {"first": 10},
+        "StartDeposit": {"unitId": s.get("unit3"), "platform": "IOS", "clientId": s.get("client")},
         "PayBill": {"billId": s.get("bill", {}).get("id"), "platform": "ANDROID"},
         "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
-        "TrackActivity": {"events": [{"kind": "VIEW_UNIT", "id": s.get("unit"), "seconds": 45},
-                                     {"kind": "SEARCH", "search": {"rooms": [3]}}]},
-        "UpdateClient": {"clientId": s.get("client"), "expectedVersion": s.get("clientVersion"),
-                         "input": {"grade": "A", "otherPhones": ["13912349999"],
-                                   "tags": ["school district"]}},
+        "TrackActivity": {
+            "events": [
+                {"kind": "VIEW_UNIT", "id": s.get("unit"), "seconds": 45},
+                {"kind": "SEARCH", "search": {"rooms": [3]}},
+            ]
+        },
+        "UpdateClient": {
+            "clientId": s.get("client"),
+            "expectedVersion": s.get("clientVersion"),
+            "input": {"grade": "A", "otherPhones": ["13912349999"], "tags": ["school district"]},
+        },
         "SearchClients": {"search": "李", "first": 20},
         "ClientProfile": {"id": s.get("client")},
         "ClientRecommendations": {"clientId": s.get("client")},
-        "SignUp": {"input": {"tenantSlug": unique_slug("contract"), "tenantName": "Contract Homes",
-                             "name": "Zhao", "password": "contract-pass-123",
-                             "email": f"{unique_slug('c')}@example.com"}},
-    }.get(name, {})  # fmt: skip
+        "SignUp": {
+            "input": {
+                "tenantSlug": unique_slug("contract"),
+                "tenantName": "Contract Homes",
+                "name": "Zhao",
+                "password": "contract-pass-123",
+                "email": f"{unique_slug('c')}@example.com",
+            }
+        },
+    }.get(name, {})
 
 
 def _in_an_hour() -> str:
@@ -499,8 +675,10 @@ def _remember(name: str, data: dict, s: dict) -> None:
     if name.startswith("SignIn") or name == "RefreshTokens":
         payload = next(iter(data.values()))
         assert payload["__typename"] == "SignInPayload", (name, data)
-        s["token"], s["refresh"] = (payload["tokens"]["accessToken"],
-                                    payload["tokens"]["refreshToken"])  # fmt: skip
+        s["token"], s["refresh"] = (
+            payload["tokens"]["accessToken"],
+            payload["tokens"]["refreshToken"],
+        )
     elif name == "SignUp":  # a new agency of its own: its tokens are not the demo's
         assert data["signUp"]["__typename"] == "SignUpPayload", data
     elif name == "SearchUnits":
@@ -580,7 +758,9 @@ async def _deposit_started(client, stripe: _Stripe, app: str, got: dict, s: dict
     assert intent["metadata"]["unit_id"] == s["unit3"] and intent["metadata"]["kind"] == "deposit"
     assert intent["payment_method_types"] == ["card", "alipay", "wechat_pay"], intent
     assert intent["payment_method_options"]["wechat_pay"] == {
-        "client": "ios", "app_id": STRIPE["stripe_wechat_app_id"]}  # fmt: skip
+        "client": "ios",
+        "app_id": STRIPE["stripe_wechat_app_id"],
+    }
     unit = (await run(client, app, "UnitDetail", {"id": s["unit3"]}, s["token"]))["unit"]
     assert unit["status"] == "ON_HOLD" and got["holdExpiresAt"] is not None, (unit, got)
     stripe.checked.add("deposit")
@@ -604,7 +784,10 @@ async def _bill_paid(client, stripe: _Stripe, app: str, got: dict, s: dict) -> N
     mine = await run(client, app, "MyBills", {"locale": "en"}, s["token"])
     [paid] = [b for b in mine["myBills"] if b["id"] == bill["id"]]
     assert (paid["status"], paid["paidAmount"], paid["outstanding"]) == (
-        "PAID", bill["amount"], 0), paid  # fmt: skip
+        "PAID",
+        bill["amount"],
+        0,
+    ), paid
     [receipt] = paid["receipts"]
     assert (receipt["number"], receipt["amount"]) == ("R00000001", bill["amount"]), receipt
     pdf = await client.get(receipt["pdfUrl"])
@@ -636,7 +819,7 @@ async def _upload(client, app: str, variables: dict, token: str) -> None:
         data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.file"]})},
         files={"0": ("photo.jpg", buf.getvalue(), "image/jpeg")},
         headers={"X-Tenant": DEMO_SLUG, "Authorization": f"Bearer {token}", "X-Anju-App": app},
-    )  # fmt: skip
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert "errors" not in body and body["data"]["uploadMedia"]["__typename"] == "MediaPayload", (

@@ -216,8 +216,20 @@ def test_schema_export_check_fails_for_a_stale_file(anju, tmp_path):
 
 async def test_create_with_time_zone_locale_and_currency(anju, engine):
     slug = unique_slug("cliregion")
-    r = anju("tenants", "create", "--slug", slug, "--name", "Bay Homes", "--time-zone",
-             "America/Los_Angeles", "--locale", "en", "--currency", "usd")  # fmt: skip
+    r = anju(
+        "tenants",
+        "create",
+        "--slug",
+        slug,
+        "--name",
+        "Bay Homes",
+        "--time-zone",
+        "America/Los_Angeles",
+        "--locale",
+        "en",
+        "--currency",
+        "usd",
+    )
     assert r.code == 0, r
     t = await get_tenant(engine, slug)
     assert (t.time_zone, t.locale, t.currency) == ("America/Los_Angeles", "en", "USD")
@@ -238,11 +250,16 @@ async def test_usage_errors_are_one_line_and_exit_2(anju, engine):
         ["tenants", "migrate", "--parallel", "0"],
     )
     words = [
-        ("Missing option '--name'",), ("No such command 'nosuch'",), ("No such option: --bogus",),
-        ("'--plan'", "free", "pro", "standard"), ("'--time-zone'", "Mars/Olympus_Mons"),
-        ("'--time-zone'", "localtime"), ("'--locale'", "zh-CN, en"), ("'--currency'", "XYZ"),
+        ("Missing option '--name'",),
+        ("No such command 'nosuch'",),
+        ("No such option: --bogus",),
+        ("'--plan'", "free", "pro", "standard"),
+        ("'--time-zone'", "Mars/Olympus_Mons"),
+        ("'--time-zone'", "localtime"),
+        ("'--locale'", "zh-CN, en"),
+        ("'--currency'", "XYZ"),
         ("'--parallel'",),
-    ]  # fmt: skip
+    ]
     for r, expected in zip(runs, words, strict=True):
         assert_one_line_error(r, *expected)
         assert r.code == 2, r

@@ -19,10 +19,12 @@ async def test_a_tenant_session_naming_another_tenants_schema_is_refused(engine,
     a, b = await make_tenant(), await make_tenant()
     db = TenantDatabase(engine)
     async with db.session(a) as session:
-        for sql in (f"SELECT count(*) FROM {b.schema_name}.project",
-                    f'SELECT count(*) FROM "{b.schema_name}"."project"',
-                    f"SELECT p.id FROM {a.schema_name}.project p"
-                    f" JOIN {b.schema_name}.building b ON b.project_id = p.id"):  # fmt: skip
+        for sql in (
+            f"SELECT count(*) FROM {b.schema_name}.project",
+            f'SELECT count(*) FROM "{b.schema_name}"."project"',
+            f"SELECT p.id FROM {a.schema_name}.project p"
+            f" JOIN {b.schema_name}.building b ON b.project_id = p.id",
+        ):
             with pytest.raises(CrossTenantStatement, match=b.schema_name):
                 await session.execute(text(sql))
             await session.rollback()
@@ -39,9 +41,11 @@ async def test_a_tenant_session_naming_another_tenants_schema_is_refused(engine,
 async def test_the_guard_is_off_in_production_unless_asked(db_url, make_tenant):
     a, b = await make_tenant(), await make_tenant()
     sql = text(f"SELECT count(*) FROM {b.schema_name}.project")
-    for overrides, refused in (({"env": "production"}, False),
-                               ({"env": "production", "tenant_schema_guard": True}, True),
-                               ({"tenant_schema_guard": False}, False)):  # fmt: skip
+    for overrides, refused in (
+        ({"env": "production"}, False),
+        ({"env": "production", "tenant_schema_guard": True}, True),
+        ({"tenant_schema_guard": False}, False),
+    ):
         eng = make_engine(db_url, conftest.test_settings(**overrides), pool_size=1, max_overflow=0)
         try:
             async with TenantDatabase(eng).session(a) as session:
@@ -56,7 +60,9 @@ async def test_the_guard_is_off_in_production_unless_asked(db_url, make_tenant):
 
 def test_schema_names_found_in_statements():
     assert tenant_schemas_named('SELECT 1 FROM t_a.x JOIN "t_b_c".y ON t_a.x.id = y.id') == {
-        "t_a", "t_b_c"}  # fmt: skip
+        "t_a",
+        "t_b_c",
+    }
     # Columns, aliases and bind parameters that merely start with t_ are not schemas.
     assert tenant_schemas_named("SELECT x.t_count, y.t_z FROM shared.t AS t_1 WHERE a = :t_x") == (
         frozenset()

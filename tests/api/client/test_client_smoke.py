@@ -30,9 +30,13 @@ DAY = "{ myDay { today { clientId nextStep } overdue { clientId } stageCounts { 
 async def test_a_clients_life(client, make_tenant, member):
     tenant = await make_tenant()
     _, agent = await member(tenant, ["agent"])
-    res = await gql(client, CREATE_WITH_PHONE, {"input": {"name": "王先生", "phone": "13912345678",
-                                               "source": "WALK_IN"}},
-                    tenant=tenant.slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE_WITH_PHONE,
+        {"input": {"name": "王先生", "phone": "13912345678", "source": "WALK_IN"}},
+        tenant=tenant.slug,
+        token=agent,
+    )
     made = res["data"]["createClient"]
     assert made["__typename"] == "ClientPayload", res
     c = made["client"]
@@ -41,8 +45,9 @@ async def test_a_clients_life(client, make_tenant, member):
     res = await gql(client, LOG, {"c": c["id"], "due": due}, tenant=tenant.slug, token=agent)
     after = res["data"]["logClientContact"]["client"]
     assert after["stage"] == "CONTACTED" and after["nextFollowUpAt"] is not None, res
-    res = await gql(client, STAGE, {"c": c["id"], "s": "QUALIFIED"}, tenant=tenant.slug,
-                    token=agent)  # fmt: skip
+    res = await gql(
+        client, STAGE, {"c": c["id"], "s": "QUALIFIED"}, tenant=tenant.slug, token=agent
+    )
     assert res["data"]["changeClientStage"]["client"]["stage"] == "QUALIFIED", res
     res = await gql(client, STAGE, {"c": c["id"], "s": "NEW"}, tenant=tenant.slug, token=agent)
     assert res["data"]["changeClientStage"]["code"] == "CONFLICT", res
@@ -52,9 +57,13 @@ async def test_a_clients_life(client, make_tenant, member):
     counts = {s["stage"]: s["count"] for s in day["stageCounts"]}
     assert counts["QUALIFIED"] == 1 and sum(counts.values()) == 1
     _, other = await member(tenant, ["agent"])
-    res = await gql(client, CREATE_WITH_PHONE,
-                    {"input": {"name": "Wang", "phone": "+86 139 1234 5678"}},
-                    tenant=tenant.slug, token=other)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE_WITH_PHONE,
+        {"input": {"name": "Wang", "phone": "+86 139 1234 5678"}},
+        tenant=tenant.slug,
+        token=other,
+    )
     dup = res["data"]["createClient"]
     assert dup["duplicates"] == [c["id"]] and dup["client"]["duplicateOf"] == c["id"], res
 
@@ -74,9 +83,13 @@ async def test_merge_keeps_the_history_of_both(client, make_tenant, member):
     _, agent = await member(tenant, ["agent"])
     ids = []
     for name, tags in (("Zhao", ["school"]), ("Zhao Lei", ["parking"])):
-        res = await gql(client, CREATE_WITH_PHONE, {"input": {"name": name, "phone": "13700001111",
-                                                   "tags": tags}},
-                        tenant=tenant.slug, token=agent)  # fmt: skip
+        res = await gql(
+            client,
+            CREATE_WITH_PHONE,
+            {"input": {"name": name, "phone": "13700001111", "tags": tags}},
+            tenant=tenant.slug,
+            token=agent,
+        )
         ids.append(res["data"]["createClient"]["client"]["id"])
     for cid, outcome in zip(ids, ("first call", "second call"), strict=True):
         q = LOG.replace('"wants 3 rooms"', f'"{outcome}"')
@@ -102,8 +115,13 @@ async def test_neglected_clients_return_to_the_pool_and_are_claimed_once(
     tenant = await make_tenant()
     _, a = await member(tenant, ["agent"])
     _, b = await member(tenant, ["agent"])
-    res = await gql(client, CREATE_WITH_PHONE, {"input": {"name": "Qian", "phone": "13600002222"}},
-                    tenant=tenant.slug, token=a)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE_WITH_PHONE,
+        {"input": {"name": "Qian", "phone": "13600002222"}},
+        tenant=tenant.slug,
+        token=a,
+    )
     cid = res["data"]["createClient"]["client"]["id"]
     async with TenantDatabase(engine).session(tenant) as session:  # 8 days on, untouched
         from api.client import service

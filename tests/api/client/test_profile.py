@@ -61,10 +61,12 @@ query($c: ID) { recommendations(forClient: $c, first: 5, includeListings: false)
 async def app_user(engine, kit, tenant, phone: str, roles=("client",)) -> tuple[uuid.UUID, str]:
     """An owner/client app account with this phone, a member of the tenant, signed in."""
     async with TenantDatabase(engine).session(tenant) as session:
-        account = await identity.create_account(session, kit, name="App User", phone=phone,
-                                                email=None, password=None)  # fmt: skip
-        session.add(Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id),
-                               roles=list(roles)))  # fmt: skip
+        account = await identity.create_account(
+            session, kit, name="App User", phone=phone, email=None, password=None
+        )
+        session.add(
+            Membership(account_id=account.id, tenant_id=uuid.UUID(tenant.id), roles=list(roles))
+        )
         tokens = await identity.start_session(session, kit, account.id, tenant)
         await session.commit()
     return account.id, tokens.access_token
@@ -85,17 +87,21 @@ async def stored(engine, tenant, **where) -> list[ClientActivity]:
 async def told(engine, tenant, account_id, template: str) -> int:
     async with TenantDatabase(engine).session(tenant) as session:
         return await session.scalar(
-            select(func.count()).select_from(Notification)
+            select(func.count())
+            .select_from(Notification)
             .where(Notification.account_id == account_id, Notification.template == template)
-        )  # fmt: skip
+        )
 
 
 async def refresh_jobs(engine, client_id: str) -> int:
     async with engine.connect() as conn:
-        return await conn.scalar(text(
-            "SELECT count(*) FROM shared.procrastinate_jobs WHERE status = 'todo' "
-            "AND task_name = 'client:refresh_profile' AND args->>'client_id' = :c"
-        ), {"c": client_id})  # fmt: skip
+        return await conn.scalar(
+            text(
+                "SELECT count(*) FROM shared.procrastinate_jobs WHERE status = 'todo' "
+                "AND task_name = 'client:refresh_profile' AND args->>'client_id' = :c"
+            ),
+            {"c": client_id},
+        )
 
 
 async def test_app_activity_builds_the_profile_grade_day_and_recommendations(
@@ -106,22 +112,36 @@ async def test_app_activity_builds_the_profile_grade_day_and_recommendations(
     agent_id, agent = await member(tenant, ["agent"])
     _, other_agent = await member(tenant, ["agent"])
     nanshan = await inventory(client, slug, floors=2, per_floor=3, price=500_000_000)
-    futian = await inventory(client, slug, floors=1, per_floor=2, price=900_000_000,
-                             district="Futian", project_name="Futian Park")  # fmt: skip
+    futian = await inventory(
+        client,
+        slug,
+        floors=1,
+        per_floor=2,
+        price=900_000_000,
+        district="Futian",
+        project_name="Futian Park",
+    )
     near = [u["id"] for u in nanshan["units"]]
     far = [u["id"] for u in futian["units"]]
     account_id, app = await app_user(engine, kit, tenant, "+8613800001111")
 
     # Before any client record: the activity is kept under the account.
-    search = {"kind": "SEARCH", "search": {"districts": ["Nanshan"], "priceMax": 520_000_000,
-                                           "rooms": [3]}}  # fmt: skip
+    search = {
+        "kind": "SEARCH",
+        "search": {"districts": ["Nanshan"], "priceMax": 520_000_000, "rooms": [3]},
+    }
     res = await gql(client, TRACK, {"e": [*views(near[:2], 90), search]}, tenant=slug, token=app)
     assert res["data"]["trackActivity"] == {"__typename": "TrackActivityPayload", "accepted": 3}
     assert [a.client_id for a in await stored(engine, tenant, account_id=account_id)] == [None] * 3
 
     # The agent's record of the same phone (written another way) links it and takes them over.
-    res = await gql(client, CREATE, {"input": {"name": "钱先生", "phone": "138 0000 1111"}},
-                    tenant=slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE,
+        {"input": {"name": "钱先生", "phone": "138 0000 1111"}},
+        tenant=slug,
+        token=agent,
+    )
     created = res["data"]["createClient"]["client"]
     cid = created["id"]
     assert created["appLinked"] is True and created["lastActiveAt"] is not None
@@ -168,8 +188,9 @@ async def test_app_activity_builds_the_profile_grade_day_and_recommendations(
     ranked = [r["unit"]["id"] for r in recs["recommendations"]]
     assert ranked and set(ranked[:3]) <= set(near), recs
     assert all(r["unit"]["id"] not in far for r in recs["recommendations"][:3])
-    district = [x["points"] for x in recs["recommendations"][0]["reasons"]
-                if x["factor"] == "district"]  # fmt: skip
+    district = [
+        x["points"] for x in recs["recommendations"][0]["reasons"] if x["factor"] == "district"
+    ]
     assert district and district[0] > 0
 
     # Another agent's client looks missing: no activity, no recommendations for it.
@@ -187,8 +208,13 @@ async def test_a_record_made_first_is_linked_by_the_first_activity(
     slug = tenant.slug
     _, agent = await member(tenant, ["agent"])
     inv = await inventory(client, slug, floors=1, per_floor=1)
-    res = await gql(client, CREATE, {"input": {"name": "李女士", "phone": "13900002222"}},
-                    tenant=slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE,
+        {"input": {"name": "李女士", "phone": "13900002222"}},
+        tenant=slug,
+        token=agent,
+    )
     cid = res["data"]["createClient"]["client"]["id"]
     assert res["data"]["createClient"]["client"]["appLinked"] is False
     account_id, app = await app_user(engine, kit, tenant, "+8613900002222")
@@ -238,8 +264,13 @@ async def test_merging_duplicates_of_one_account_keeps_one_copy_of_its_activity(
     units = [u["id"] for u in inv["units"]]
     ids = []
     for name in ("周先生", "周生"):
-        res = await gql(client, CREATE, {"input": {"name": name, "phone": "13600004444"}},
-                        tenant=slug, token=manager)  # fmt: skip
+        res = await gql(
+            client,
+            CREATE,
+            {"input": {"name": name, "phone": "13600004444"}},
+            tenant=slug,
+            token=manager,
+        )
         ids.append(res["data"]["createClient"]["client"]["id"])
     _, app = await app_user(engine, kit, tenant, "+8613600004444")
     await gql(client, TRACK, {"e": views(units)}, tenant=slug, token=app)
@@ -261,10 +292,23 @@ async def test_merging_duplicates_of_one_account_keeps_one_copy_of_its_activity(
 NOW = datetime(2026, 12, 2, 4, 0, tzinfo=UTC)
 
 
-def view(days_ago: float, district="Nanshan", price=300, area="90.00", rooms=3, kind="view_unit",
-         project="p1", seconds=None):  # fmt: skip
-    data = {"price": price, "area": area, "rooms": rooms, "district": district,
-            "project_id": project}  # fmt: skip
+def view(
+    days_ago: float,
+    district="Nanshan",
+    price=300,
+    area="90.00",
+    rooms=3,
+    kind="view_unit",
+    project="p1",
+    seconds=None,
+):
+    data = {
+        "price": price,
+        "area": area,
+        "rooms": rooms,
+        "district": district,
+        "project_id": project,
+    }
     return (kind, uuid.uuid4(), data, seconds, NOW - timedelta(days=days_ago))
 
 
@@ -274,28 +318,36 @@ def test_nothing_at_all_is_grade_c_with_empty_preferences():
 
 
 def test_quiet_clients_fade_to_c_and_say_why():
-    p = profile.build(now=NOW, activity=[view(20), view(21)], followed=[], showings=[],
-                      shown={})  # fmt: skip
+    p = profile.build(now=NOW, activity=[view(20), view(21)], followed=[], showings=[], shown={})
     assert p["grade"] == "B" and "gone_quiet" in p["tags"]  # active within 30 days
-    p = profile.build(now=NOW, activity=[view(40), view(41)], followed=[], showings=[],
-                      shown={})  # fmt: skip
+    p = profile.build(now=NOW, activity=[view(40), view(41)], followed=[], showings=[], shown={})
     assert p["grade"] == "C" and p["grade_factors"] == ["gone_quiet"]
 
 
 def test_preferences_weigh_long_views_follows_and_ratings():
-    activity = [view(1, "Nanshan", 300, seconds=120), view(1, "Futian", 900),
-                view(2, "Futian", 900)]  # fmt: skip
+    activity = [
+        view(1, "Nanshan", 300, seconds=120),
+        view(1, "Futian", 900),
+        view(2, "Futian", 900),
+    ]
     followed = [{"price": 310, "area": "95.00", "rooms": 3, "district": "Nanshan"}]
     unit = uuid.uuid4()
-    shown = {("unit", str(unit)): {"price": 320, "area": "92.00", "rooms": 2,
-                                   "district": "Baoan"}}  # fmt: skip
-    showing = ("done", NOW - timedelta(days=3), [unit], [],
-               [{"kind": "unit", "id": str(unit), "rating": 1}])  # fmt: skip
-    p = profile.build(now=NOW, activity=activity, followed=followed, showings=[showing],
-                      shown=shown)  # fmt: skip
+    shown = {("unit", str(unit)): {"price": 320, "area": "92.00", "rooms": 2, "district": "Baoan"}}
+    showing = (
+        "done",
+        NOW - timedelta(days=3),
+        [unit],
+        [],
+        [{"kind": "unit", "id": str(unit), "rating": 1}],
+    )
+    p = profile.build(
+        now=NOW, activity=activity, followed=followed, showings=[showing], shown=shown
+    )
     # Nanshan: long view 2 + follow 3 = 5; Futian: 1 + 1 = 2; Baoan: shown 3 - rating 1 (-4) < 0
-    assert p["districts"] == [{"district": "Nanshan", "share": round(5 / 7, 2)},
-                              {"district": "Futian", "share": round(2 / 7, 2)}]  # fmt: skip
+    assert p["districts"] == [
+        {"district": "Nanshan", "share": round(5 / 7, 2)},
+        {"district": "Futian", "share": round(2 / 7, 2)},
+    ]
     # Prices by weight: 300 x2, 310 x3, 900 x1, 900 x1 (Baoan's 320 weighs -1: left out);
     # the middle half (25th to 75th percentile of 7) runs from 300 to 900.
     assert (p["price_min"], p["price_max"]) == (300, 900)
@@ -305,8 +357,13 @@ def test_preferences_weigh_long_views_follows_and_ratings():
 
 def test_grade_a_from_a_liked_showing_or_an_upcoming_one():
     unit = uuid.uuid4()
-    liked = ("done", NOW - timedelta(days=2), [unit], [],
-             [{"kind": "unit", "id": str(unit), "rating": 5}])  # fmt: skip
+    liked = (
+        "done",
+        NOW - timedelta(days=2),
+        [unit],
+        [],
+        [{"kind": "unit", "id": str(unit), "rating": 5}],
+    )
     p = profile.build(now=NOW, activity=[], followed=[], showings=[liked], shown={})
     assert p["grade"] == "A" and p["grade_factors"] == ["liked_a_showing"]
     ahead = ("scheduled", NOW + timedelta(days=1), [unit], [], [])
@@ -339,8 +396,13 @@ async def test_the_daily_refresh_fades_grades_and_prunes_old_activity(
     _, agent = await member(tenant, ["agent"])
     inv = await inventory(client, slug, floors=1, per_floor=1)
     _, app = await app_user(engine, kit, tenant, "+8613300005555")
-    res = await gql(client, CREATE, {"input": {"name": "吴先生", "phone": "13300005555"}},
-                    tenant=slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE,
+        {"input": {"name": "吴先生", "phone": "13300005555"}},
+        tenant=slug,
+        token=agent,
+    )
     cid = uuid.UUID(res["data"]["createClient"]["client"]["id"])
     await gql(client, TRACK, {"e": views([inv["units"][0]["id"]] * 10)}, tenant=slug, token=app)
     await drain(engine, db_url)
@@ -350,8 +412,11 @@ async def test_the_daily_refresh_fades_grades_and_prunes_old_activity(
         now = datetime.now(UTC)
         await session.execute(update(ClientActivity).values(at=now - timedelta(days=40)))
         oldest = await session.scalar(select(ClientActivity.id).order_by(ClientActivity.id))
-        await session.execute(update(ClientActivity).where(ClientActivity.id == oldest)
-                              .values(at=now - timedelta(days=200)))  # fmt: skip
+        await session.execute(
+            update(ClientActivity)
+            .where(ClientActivity.id == oldest)
+            .values(at=now - timedelta(days=200))
+        )
         await session.commit()
     async with TenantDatabase(engine).session(tenant) as session:
         assert await tasks.refresh_profiles.work(session, tenant) == 1

@@ -187,18 +187,23 @@ async def test_rules_by_source_district_budget_language_with_round_robin_and_rea
     )
     [(solo, _)] = agents["Pudong"]
     (p1, _), (p2, _) = agents["Portal"]
-    await rule(client, slug, name="Cantonese", position=0, languages=["yue"],
-               teamId=teams["Cantonese"])  # fmt: skip
-    await rule(client, slug, name="Luxury", position=1, budgetMin=1_000_000_000,
-               teamId=teams["Luxury"])  # fmt: skip
-    await rule(client, slug, name="Pudong", position=2, districts=["Pudong"],
-               teamId=teams["Pudong"])  # fmt: skip
-    await rule(client, slug, name="Portal", position=3, sources=["PORTAL"],
-               teamId=teams["Portal"])  # fmt: skip
+    await rule(
+        client, slug, name="Cantonese", position=0, languages=["yue"], teamId=teams["Cantonese"]
+    )
+    await rule(
+        client, slug, name="Luxury", position=1, budgetMin=1_000_000_000, teamId=teams["Luxury"]
+    )
+    await rule(
+        client, slug, name="Pudong", position=2, districts=["Pudong"], teamId=teams["Pudong"]
+    )
+    await rule(client, slug, name="Portal", position=3, sources=["PORTAL"], teamId=teams["Portal"])
     res = await gql(client, ROUTES, tenant=slug)
     assert [r["name"] for r in res["data"]["leadRoutes"]] == [
-        "Cantonese", "Luxury", "Pudong", "Portal",
-    ]  # fmt: skip
+        "Cantonese",
+        "Luxury",
+        "Pudong",
+        "Portal",
+    ]
 
     # Language first (position 0), whatever else matches.
     c = await lead(client, slug, language="yue", source="PORTAL", needs={"districts": ["Pudong"]})
@@ -227,9 +232,11 @@ async def test_rules_by_source_district_budget_language_with_round_robin_and_rea
     assert c["ownerId"] is None
     got = await why(client, slug, c["id"])
     assert got["assignments"][-1] == {
-        "fromOwner": None, "toOwner": None, "reason": "unrouted",
+        "fromOwner": None,
+        "toOwner": None,
+        "reason": "unrouted",
         "detail": "no routing rule matched",
-    }  # fmt: skip
+    }
     assert c["id"] in {
         x["id"] for x in (await gql(client, POOL, tenant=slug))["data"]["clientPool"]
     }
@@ -274,8 +281,9 @@ async def test_paused_agents_are_skipped_then_fallbacks_then_the_pool(
     assert "nobody to give it to" in last["detail"] and "fallback team Backup" in last["detail"]
 
     # A pause that ended (until in the past is refused; one ending soon, then moved back).
-    bad = await gql(client, PAUSE_ME, {"p": True, "until": "2020-01-01T00:00:00+00:00"},
-                    tenant=slug, token=t1)  # fmt: skip
+    bad = await gql(
+        client, PAUSE_ME, {"p": True, "until": "2020-01-01T00:00:00+00:00"}, tenant=slug, token=t1
+    )
     assert bad["data"]["setMyRoutingPause"]["field"] == "until"
     soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     assert (await pause(client, slug, t1, until=soon))["pausedUntil"] is not None
@@ -292,8 +300,9 @@ async def test_paused_agents_are_skipped_then_fallbacks_then_the_pool(
     # An agent can't pause another agent (lead.route), nor configure rules.
     res = await gql(client, PAUSE_AGENT, {"a": str(m1), "p": True}, tenant=slug, token=tb1)
     assert payload(res, "setAgentRoutingPause", "PermissionDeniedError")
-    res = await gql(client, ROUTE, {"input": {"name": "x", "teamId": teams["Main"]}},
-                    tenant=slug, token=tb1)  # fmt: skip
+    res = await gql(
+        client, ROUTE, {"input": {"name": "x", "teamId": teams["Main"]}}, tenant=slug, token=tb1
+    )
     assert payload(res, "createLeadRoute", "PermissionDeniedError")
 
 
@@ -317,8 +326,15 @@ async def test_offer_claim_timeout_fallback_then_pool(client, engine, make_tenan
     teams, agents = await setup_teams(client, tenant, member, {"First": 2, "Second": 1})
     (f1, tf1), (f2, tf2) = agents["First"]
     [(s1, ts1)] = agents["Second"]
-    await rule(client, slug, name="Claims", mode="CLAIM", claimMinutes=10,
-               teamId=teams["First"], fallbackTeamIds=[teams["Second"]])  # fmt: skip
+    await rule(
+        client,
+        slug,
+        name="Claims",
+        mode="CLAIM",
+        claimMinutes=10,
+        teamId=teams["First"],
+        fallbackTeamIds=[teams["Second"]],
+    )
 
     c = await lead(client, slug, name="Wang")
     assert (c["ownerId"], c["offerTeamId"]) == (None, teams["First"])
@@ -352,8 +368,11 @@ async def test_offer_claim_timeout_fallback_then_pool(client, engine, make_tenan
         x["id"] for x in (await gql(client, POOL, tenant=slug))["data"]["clientPool"]
     }
     assert [a["reason"] for a in state["assignments"]] == [
-        "created", "offered", "offered", "unclaimed",
-    ]  # fmt: skip
+        "created",
+        "offered",
+        "offered",
+        "unclaimed",
+    ]
 
     # Another lead: the first of First's members to claim gets it; the other is too late.
     d = await lead(client, slug, name="Li")
@@ -383,13 +402,20 @@ async def test_manager_assigns_and_routes_within_scope(client, engine, make_tena
 
     res = await gql(client, ASSIGN, {"c": c["id"], "a": str(s1)}, tenant=slug, token=manager)
     assert payload(res, "assignClient", "NotFoundError")["field"] == "agentId"  # not in scope
-    res = await gql(client, ASSIGN, {"c": c["id"], "a": str(n1), "n": "speaks Hakka"},
-                    tenant=slug, token=manager)  # fmt: skip
+    res = await gql(
+        client,
+        ASSIGN,
+        {"c": c["id"], "a": str(n1), "n": "speaks Hakka"},
+        tenant=slug,
+        token=manager,
+    )
     assert payload(res, "assignClient", "ClientPayload")["client"]["ownerId"] == str(n1)
     last = (await why(client, slug, c["id"]))["assignments"][-1]
     assert (last["reason"], last["detail"], last["toOwner"]) == (
-        "assigned", "speaks Hakka", str(n1),
-    )  # fmt: skip
+        "assigned",
+        "speaks Hakka",
+        str(n1),
+    )
     assert await notified(engine, tenant, "lead.assigned") == [n1]
     res = await gql(client, ASSIGN, {"c": c["id"], "a": str(n1)}, tenant=slug, token=manager)
     assert payload(res, "assignClient", "ConflictError")["field"] == "agentId"

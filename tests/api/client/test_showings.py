@@ -31,8 +31,9 @@ mutation($s: ID!, $items: [ShowingFeedbackInput!]!) {
 
 
 def at(hours: float) -> str:
-    return (datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-            + timedelta(hours=hours)).isoformat()  # fmt: skip
+    return (
+        datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
+    ).isoformat()
 
 
 async def test_showings_conflicts_feedback_and_calendar(client, make_tenant, member):
@@ -41,32 +42,49 @@ async def test_showings_conflicts_feedback_and_calendar(client, make_tenant, mem
     _, agent = await member(tenant, ["agent"])
     inv = await inventory(client, slug, floors=1, per_floor=2)
     units = [u["id"] for u in inv["units"]]
-    res = await gql(client, CREATE_WITH_PHONE,
-                    {"input": {"name": "孙女士", "phone": "13512340000"}},
-                    tenant=slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE_WITH_PHONE,
+        {"input": {"name": "孙女士", "phone": "13512340000"}},
+        tenant=slug,
+        token=agent,
+    )
     cid = res["data"]["createClient"]["client"]["id"]
 
     def showing(start: float, end: float) -> dict:
-        return {"input": {"clientId": cid, "startsAt": at(start), "endsAt": at(end),
-                          "unitIds": units, "place": "售楼处"}}  # fmt: skip
+        return {
+            "input": {
+                "clientId": cid,
+                "startsAt": at(start),
+                "endsAt": at(end),
+                "unitIds": units,
+                "place": "售楼处",
+            }
+        }
 
     # Two overlapping requests at once: exactly one is scheduled.
-    both = await asyncio.gather(*(gql(client, SCHEDULE, showing(24, 25), tenant=slug, token=agent)
-                                  for _ in range(2)))  # fmt: skip
+    both = await asyncio.gather(
+        *(gql(client, SCHEDULE, showing(24, 25), tenant=slug, token=agent) for _ in range(2))
+    )
     kinds = sorted(r["data"]["scheduleShowing"]["__typename"] for r in both)
     assert kinds == ["ConflictError", "ShowingPayload"], both
-    first = next(r["data"]["scheduleShowing"]["showing"] for r in both
-                 if r["data"]["scheduleShowing"]["__typename"] == "ShowingPayload")  # fmt: skip
+    first = next(
+        r["data"]["scheduleShowing"]["showing"]
+        for r in both
+        if r["data"]["scheduleShowing"]["__typename"] == "ShowingPayload"
+    )
     later = await gql(client, SCHEDULE, showing(25, 26), tenant=slug, token=agent)  # touching
     assert later["data"]["scheduleShowing"]["__typename"] == "ShowingPayload", later
-    stage = await gql(client, "query($c: ID!) { client(id: $c) { stage } }", {"c": cid},
-                      tenant=slug, token=agent)  # fmt: skip
+    stage = await gql(
+        client, "query($c: ID!) { client(id: $c) { stage } }", {"c": cid}, tenant=slug, token=agent
+    )
     assert stage["data"]["client"]["stage"] == "SHOWING"
 
-    items = [{"kind": "UNIT", "id": units[0], "rating": 5, "comment": "南向 采光好"},
-             {"kind": "UNIT", "id": units[1], "rating": 2}]  # fmt: skip
-    res = await gql(client, FEEDBACK, {"s": first["id"], "items": items}, tenant=slug,
-                    token=agent)  # fmt: skip
+    items = [
+        {"kind": "UNIT", "id": units[0], "rating": 5, "comment": "南向 采光好"},
+        {"kind": "UNIT", "id": units[1], "rating": 2},
+    ]
+    res = await gql(client, FEEDBACK, {"s": first["id"], "items": items}, tenant=slug, token=agent)
     done = res["data"]["showingFeedback"]["showing"]
     assert done["status"] == "done" and [f["rating"] for f in done["feedback"]] == [5, 2]
     bad = [{"kind": "LISTING", "id": units[0], "rating": 3}]

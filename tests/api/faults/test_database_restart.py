@@ -52,8 +52,9 @@ async def own_postgres(scratch, settings):
 
 
 async def post(c: httpx.AsyncClient, slug: str, query: str, variables=None) -> httpx.Response:
-    return await c.post("/graphql", json={"query": query, "variables": variables or {}},
-                        headers=auth_headers(slug))  # fmt: skip
+    return await c.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=auth_headers(slug)
+    )
 
 
 def outcome(resp: httpx.Response) -> str:
@@ -63,9 +64,14 @@ def outcome(resp: httpx.Response) -> str:
     if resp.status_code == 503:
         body = resp.json()
         ext = body["errors"][0]["extensions"]
-        if (resp.headers.get("retry-after"), ext) == ("5", {
-            "code": "INTERNAL", "reason": "SERVICE_UNAVAILABLE", "retryAfter": 5,
-        }) and body["errors"][0]["message"]:  # fmt: skip
+        if (resp.headers.get("retry-after"), ext) == (
+            "5",
+            {
+                "code": "INTERNAL",
+                "reason": "SERVICE_UNAVAILABLE",
+                "retryAfter": 5,
+            },
+        ) and body["errors"][0]["message"]:
             return "unavailable"
     return f"{resp.status_code}: {resp.text[:300]}"
 
@@ -79,8 +85,13 @@ async def test_postgresql_restart_under_a_running_gateway(own_postgres, scratch,
     _, TOKENS[other.slug] = await add_member(engine, kit, other, ["admin"], name="Admin")
     # Tenants stay cached: a request for ``slug`` reaches GraphQL while the database is down,
     # one for ``other`` (never asked before) fails in tenant resolution.
-    env = gateway_env(settings, url, ANJU_WORKER_IN_PROCESS="true", ANJU_DB_POOL_SIZE="8",
-                      ANJU_TENANT_CACHE_TTL="3600")  # fmt: skip
+    env = gateway_env(
+        settings,
+        url,
+        ANJU_WORKER_IN_PROCESS="true",
+        ANJU_DB_POOL_SIZE="8",
+        ANJU_TENANT_CACHE_TTL="3600",
+    )
     gw = Gateway("gw", env, scratch)
     await asyncio.to_thread(gw.start)
     try:
@@ -114,7 +125,7 @@ async def test_postgresql_restart_under_a_running_gateway(own_postgres, scratch,
                     post(c, slug, HOLD_UNIT, {"input": {"unitId": u1}}),  # a mutation
                     post(c, other.slug, UNITS),  # tenant resolution
                     c.post("/graphql", json={"query": "{ __typename }"}),  # no database
-                )  # fmt: skip
+                )
                 assert [outcome(r) for r in down] == ["unavailable"] * 3 + ["ok"], down
                 await asyncio.to_thread(pg.start)
 

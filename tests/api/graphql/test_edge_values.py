@@ -99,22 +99,43 @@ ENUM_HOSTILE = ["NOT_A_VALUE", 1]
 
 # Valid minimal strings by argument name (anything else: "x").
 STRINGS = {
-    "phone": "13800138000", "email": "edge@example.com", "password": "Edge-Passw0rd-2026",
-    "identifier": "edge@example.com", "start": "22:00", "end": "07:00",
-    "timeZone": "Asia/Shanghai", "locale": "zh-CN", "successUrl": "https://example.com/ok",
-    "cancelUrl": "https://example.com/no", "returnUrl": "https://example.com/back",
-    "refreshUrl": "https://example.com/again", "url": "https://example.com/tour",
-    "tenantSlug": "edge-sweep", "plan": "standard", "key": "x", "value": "x",
-}  # fmt: skip
+    "phone": "13800138000",
+    "email": "edge@example.com",
+    "password": "Edge-Passw0rd-2026",
+    "identifier": "edge@example.com",
+    "start": "22:00",
+    "end": "07:00",
+    "timeZone": "Asia/Shanghai",
+    "locale": "zh-CN",
+    "successUrl": "https://example.com/ok",
+    "cancelUrl": "https://example.com/no",
+    "returnUrl": "https://example.com/back",
+    "refreshUrl": "https://example.com/again",
+    "url": "https://example.com/tour",
+    "tenantSlug": "edge-sweep",
+    "plan": "standard",
+    "key": "x",
+    "value": "x",
+}
 
 
 def _ids(world: dict, name: str) -> str:
     """A real id for an argument or input field named ``name`` (else one naming nothing)."""
     base = name[:-1] if name.endswith("Ids") else name
-    for key, kind in (("project", "project"), ("building", "building"), ("unitType", None),
-                      ("unit", "unit"), ("listing", "listing"), ("client", "client"),
-                      ("keep", "client"), ("forClient", "client"), ("account", "agent"),
-                      ("agent", "agent"), ("payer", "agent"), ("target", "unit")):  # fmt: skip
+    for key, kind in (
+        ("project", "project"),
+        ("building", "building"),
+        ("unitType", None),
+        ("unit", "unit"),
+        ("listing", "listing"),
+        ("client", "client"),
+        ("keep", "client"),
+        ("forClient", "client"),
+        ("account", "agent"),
+        ("agent", "agent"),
+        ("payer", "agent"),
+        ("target", "unit"),
+    ):
         if base.startswith(key):
             return world[kind] if kind else str(uuid.uuid4())
     return str(uuid.uuid4())
@@ -144,12 +165,23 @@ class Filler:
 
     def scalar(self, kind: str, name: str):
         now = datetime.now(UTC).replace(microsecond=0)
-        return {
-            "Int": 1, "Long": 1000, "Float": 1.0, "Decimal": "1.5", "Boolean": False,
-            "ID": None, "String": STRINGS.get(name, "x"), "Upload": None,
-            "DateTime": (now + timedelta(days=1, hours=3)).isoformat(),
-            "Date": (date.today() + timedelta(days=10)).isoformat(), "JSON": {},
-        }[kind] if kind != "ID" else _ids(self.world, name)  # fmt: skip
+        return (
+            {
+                "Int": 1,
+                "Long": 1000,
+                "Float": 1.0,
+                "Decimal": "1.5",
+                "Boolean": False,
+                "ID": None,
+                "String": STRINGS.get(name, "x"),
+                "Upload": None,
+                "DateTime": (now + timedelta(days=1, hours=3)).isoformat(),
+                "Date": (date.today() + timedelta(days=10)).isoformat(),
+                "JSON": {},
+            }[kind]
+            if kind != "ID"
+            else _ids(self.world, name)
+        )
 
     def variants(self, type_, name: str):
         """(label, value) pairs: ``type_``'s value with one hostile leaf, the rest minimal."""
@@ -185,8 +217,10 @@ def _selection(field) -> str:
 def _document(op: str, fname: str, field, args: dict) -> str:
     defs = ", ".join(f"${a}: {field.args[a].type}" for a in args)
     call = ", ".join(f"{a}: ${a}" for a in args)
-    return (f"{op}{f'({defs})' if defs else ''} "
-            f"{{ {fname}{f'({call})' if call else ''}{_selection(field)} }}")  # fmt: skip
+    return (
+        f"{op}{f'({defs})' if defs else ''} "
+        f"{{ {fname}{f'({call})' if call else ''}{_selection(field)} }}"
+    )
 
 
 def edge_cases(gschema, filler: Filler, operation: str, fill=None) -> tuple[list, set]:
@@ -198,8 +232,11 @@ def edge_cases(gschema, filler: Filler, operation: str, fill=None) -> tuple[list
         if fname in NOT_COVERED:
             continue
         before = len(cases)
-        base = {a: filler.minimal(arg.type, a) for a, arg in field.args.items()
-                if is_required_argument(arg)}  # fmt: skip
+        base = {
+            a: filler.minimal(arg.type, a)
+            for a, arg in field.args.items()
+            if is_required_argument(arg)
+        }
         base.update((fill or {}).get(fname, {}))
         for aname, arg in field.args.items():
             for label, value in filler.variants(arg.type, aname):
@@ -224,9 +261,12 @@ async def _sweep(server, slug: str, cases: list, concurrency: int) -> list[str]:
             while not queue.empty():
                 label, document, variables = queue.get_nowait()
                 try:
-                    status, body = await asyncio.wait_for(pool.post_json(
-                        "/graphql", {"query": document, "variables": variables}, headers
-                    ), 60)  # fmt: skip
+                    status, body = await asyncio.wait_for(
+                        pool.post_json(
+                            "/graphql", {"query": document, "variables": variables}, headers
+                        ),
+                        60,
+                    )
                 except Exception as exc:  # a non-JSON answer (e.g. a bare 500)
                     failures.append(f"{label}: no JSON answer ({type(exc).__name__})")
                     continue
@@ -245,17 +285,38 @@ async def world(client, make_tenant, member):
     agent_id, _ = await member(tenant, ["agent"])
     inv = await inventory(client, slug, floors=1, per_floor=2)
     person = {"i": {"name": "Edge Client", "phone": "13512345678"}}
-    res = await gql(client, "mutation($i: CreateClientInput!) { createClient(input: $i) {"
-                    " ... on ClientPayload { client { id } } } }", person, tenant=slug)  # fmt: skip
+    res = await gql(
+        client,
+        "mutation($i: CreateClientInput!) { createClient(input: $i) {"
+        " ... on ClientPayload { client { id } } } }",
+        person,
+        tenant=slug,
+    )
     client_id = res["data"]["createClient"]["client"]["id"]
-    res = await gql(client, "mutation($i: CreateListingInput!) { createListing(input: $i) {"
-                    " ... on ListingPayload { listing { id } } } }",
-                    {"i": {"askingPrice": 300_000_000, "community": "Edge Court",
-                           "grossArea": "80", "rooms": 2}}, tenant=slug)  # fmt: skip
+    res = await gql(
+        client,
+        "mutation($i: CreateListingInput!) { createListing(input: $i) {"
+        " ... on ListingPayload { listing { id } } } }",
+        {
+            "i": {
+                "askingPrice": 300_000_000,
+                "community": "Edge Court",
+                "grossArea": "80",
+                "rooms": 2,
+            }
+        },
+        tenant=slug,
+    )
     listing_id = res["data"]["createListing"]["listing"]["id"]
-    return {"slug": slug, "project": inv["project"]["id"], "building": inv["building"]["id"],
-            "unit": inv["units"][0]["id"], "listing": listing_id, "client": client_id,
-            "agent": str(agent_id)}  # fmt: skip
+    return {
+        "slug": slug,
+        "project": inv["project"]["id"],
+        "building": inv["building"]["id"],
+        "unit": inv["units"][0]["id"],
+        "listing": listing_id,
+        "client": client_id,
+        "agent": str(agent_id),
+    }
 
 
 async def test_every_http_root_argument_at_its_edges(live_server, world):
@@ -287,8 +348,11 @@ async def test_every_subscription_argument_at_its_edges(live_server, world):
     """The same values over the WebSocket (graphql-transport-ws), one subscription at a time:
     each answered by an error that is not INTERNAL, or accepted; the connection stays open."""
     gschema = build_schema(gateway_settings())._schema
-    fill = {name: {"since": FAR_AHEAD} for name, f in gschema.subscription_type.fields.items()
-            if "since" in f.args}  # fmt: skip
+    fill = {
+        name: {"since": FAR_AHEAD}
+        for name, f in gschema.subscription_type.fields.items()
+        if "since" in f.args
+    }
     fill["unitChanges"]["buildingId"] = world["building"]
     cases, covered = edge_cases(gschema, Filler(world, WS_LONG), "subscription", fill)
     assert covered | set(NOT_COVERED) >= set(gschema.subscription_type.fields)
@@ -317,7 +381,8 @@ def test_every_scalar_and_enum_has_hostile_values():
     """A new scalar must say what its edges are."""
     gschema = build_schema(gateway_settings())._schema
     inputs = {
-        t.name for t in gschema.type_map.values()
+        t.name
+        for t in gschema.type_map.values()
         if isinstance(t, GraphQLScalarType) and not t.name.startswith("__")
-    }  # fmt: skip
+    }
     assert inputs <= set(HOSTILE), inputs - set(HOSTILE)

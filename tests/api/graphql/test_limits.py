@@ -90,8 +90,9 @@ async def test_a_list_query_over_the_cost_limit_is_refused(client, make_tenant):
     per_project = 1 + LIST_FACTOR * (1 + (1 + LIST_FACTOR * 1))
     assert res["errors"][0]["extensions"]["cost"] == 1 + MAX_PAGE * per_project
     # the same shape with a small literal page is fine
-    ok = await gql(client, "{ projects(first: 5) { buildings { project { name } } } }",
-                   tenant=tenant.slug)  # fmt: skip
+    ok = await gql(
+        client, "{ projects(first: 5) { buildings { project { name } } } }", tenant=tenant.slug
+    )
     assert "errors" not in ok, ok
 
 

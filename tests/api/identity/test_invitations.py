@@ -184,8 +184,14 @@ async def test_invite_by_email_then_accept(client, engine, outbox, make_tenant, 
     assert "Harbour Realty" in message.subject
     token = link_token(message.text, settings, tenant.slug)
     # Only the token's hash is kept.
-    assert await scalar(engine, "SELECT count(*) FROM shared.invitation WHERE token_hash = :h",
-                        h=refresh_hash(token)) == 1  # fmt: skip
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.invitation WHERE token_hash = :h",
+            h=refresh_hash(token),
+        )
+        == 1
+    )
 
     res = await accept(client, tenant.slug, token, name="Wang Fang (HR)")
     assert res["__typename"] == "SignInPayload", res
@@ -214,8 +220,9 @@ async def test_invite_by_phone_sends_an_sms(client, engine, outbox, make_tenant,
     national, phone = new_phone()
     email = new_email("both")
     before = len(sms)
-    payload = await invite(client, tenant.slug, phone=national, email=email,
-                           roles=["manager", "agent"])  # fmt: skip
+    payload = await invite(
+        client, tenant.slug, phone=national, email=email, roles=["manager", "agent"]
+    )
     assert payload["__typename"] == "InvitationPayload", payload
     assert payload["invitation"]["roles"] == ["agent", "manager"]
     assert payload["invitation"]["phone"] == phone
@@ -248,8 +255,12 @@ async def test_expired_invitation_is_refused(client, engine, outbox, make_tenant
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
     assert "expired" in res["message"]
     digest = refresh_hash(token)
-    assert await scalar(engine, "SELECT account_id FROM shared.invitation WHERE token_hash = :h",
-                        h=digest) is None  # fmt: skip
+    assert (
+        await scalar(
+            engine, "SELECT account_id FROM shared.invitation WHERE token_hash = :h", h=digest
+        )
+        is None
+    )
 
 
 async def test_invitation_is_only_good_for_its_tenant(
@@ -317,12 +328,16 @@ async def test_inviting_another_tenants_person_discloses_nothing(
     a, b = await make_tenant(), await make_tenant()
     email = new_email("admin-of-a")
     national, phone = new_phone()
-    account_id, _ = await new_account(engine, kit, a, ["admin"], email=email, phone=phone,
-                                      password=PASSWORD, name="Zhao Admin")  # fmt: skip
+    account_id, _ = await new_account(
+        engine, kit, a, ["admin"], email=email, phone=phone, password=PASSWORD, name="Zhao Admin"
+    )
     # Any shape of answer: the account must not join B's members by being invited.
-    res = await gql(client, "mutation($input: InviteMemberInput!) { inviteMember(input: $input)"
-                    " { __typename } }", {"input": {"name": "Typed Name", "roles": ["agent"],
-                                                    "email": email}}, tenant=b.slug)  # fmt: skip
+    res = await gql(
+        client,
+        "mutation($input: InviteMemberInput!) { inviteMember(input: $input) { __typename } }",
+        {"input": {"name": "Typed Name", "roles": ["agent"], "email": email}},
+        tenant=b.slug,
+    )
     assert "errors" not in res, res
     members = await gql(client, MEMBERS, tenant=b.slug)
     text = json.dumps(members)
@@ -362,8 +377,14 @@ async def test_inviting_an_active_member_is_a_conflict(client, engine, kit, outb
     res = await invite(client, tenant.slug, phone=phone)
     assert (res["__typename"], res["field"]) == ("ConflictError", "phone"), res
     assert (len(emails), len(sms)) == before
-    assert await scalar(engine, "SELECT count(*) FROM shared.invitation WHERE tenant_id = :t",
-                        t=uuid.UUID(tenant.id)) == 0  # fmt: skip
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.invitation WHERE tenant_id = :t",
+            t=uuid.UUID(tenant.id),
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -392,10 +413,18 @@ async def test_invalid_invitations_are_validation_errors_and_leave_nothing(
     ), res
     assert (len(emails), len(sms)) == before
     digest = kit.blind_index.digest(email, scope="shared", column="email")
-    assert await scalar(engine, "SELECT count(*) FROM shared.account WHERE email_bidx = :d",
-                        d=digest) == 0  # fmt: skip
-    assert await scalar(engine, "SELECT count(*) FROM shared.membership WHERE tenant_id = :t",
-                        t=uuid.UUID(tenant.id)) == 1  # fmt: skip
+    assert (
+        await scalar(engine, "SELECT count(*) FROM shared.account WHERE email_bidx = :d", d=digest)
+        == 0
+    )
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.membership WHERE tenant_id = :t",
+            t=uuid.UUID(tenant.id),
+        )
+        == 1
+    )
 
 
 async def test_agent_cannot_invite(client, engine, kit, outbox, make_tenant):
@@ -403,8 +432,11 @@ async def test_agent_cannot_invite(client, engine, kit, outbox, make_tenant):
     emails, _ = outbox
     _, agent = await new_account(engine, kit, tenant, ["agent"])
     before = len(emails)
-    members = await scalar(engine, "SELECT count(*) FROM shared.membership WHERE tenant_id = :t",
-                           t=uuid.UUID(tenant.id))  # fmt: skip
+    members = await scalar(
+        engine,
+        "SELECT count(*) FROM shared.membership WHERE tenant_id = :t",
+        t=uuid.UUID(tenant.id),
+    )
     res = await gql(
         client,
         INVITE,
@@ -413,12 +445,19 @@ async def test_agent_cannot_invite(client, engine, kit, outbox, make_tenant):
         token=agent.access_token,
     )
     assert "member.invite" in typed_denial(res, "inviteMember", "FORBIDDEN")["message"]
-    res = await gql(client, DISABLE, {"id": str(uuid.uuid4())}, tenant=tenant.slug,
-                    token=agent.access_token)  # fmt: skip
+    res = await gql(
+        client, DISABLE, {"id": str(uuid.uuid4())}, tenant=tenant.slug, token=agent.access_token
+    )
     assert "member.invite" in typed_denial(res, "disableMember", "FORBIDDEN")["message"]
     assert len(emails) == before  # nothing was sent, nobody was added
-    assert await scalar(engine, "SELECT count(*) FROM shared.membership WHERE tenant_id = :t",
-                        t=uuid.UUID(tenant.id)) == members  # fmt: skip
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.membership WHERE tenant_id = :t",
+            t=uuid.UUID(tenant.id),
+        )
+        == members
+    )
 
 
 # ---------------------------------------------------------------- disabling members
@@ -516,13 +555,15 @@ async def test_disabled_member_invited_again_comes_back_but_not_by_an_older_link
 ):
     tenant = await make_tenant()
     email = new_email("again")
-    account_id, _ = await new_account(engine, kit, tenant, ["agent"], email=email,
-                                      password=PASSWORD)  # fmt: skip
+    account_id, _ = await new_account(
+        engine, kit, tenant, ["agent"], email=email, password=PASSWORD
+    )
     res = await invite(client, tenant.slug, email=email)
     assert res["__typename"] == "ConflictError", res  # already an active member
     assert (await disable(client, tenant.slug, account_id))["__typename"] == "MemberPayload"
-    _, token = await invited_by_email(client, outbox, tenant, settings, email=email,
-                                      roles=["manager"])  # fmt: skip
+    _, token = await invited_by_email(
+        client, outbox, tenant, settings, email=email, roles=["manager"]
+    )
     res = await accept(client, tenant.slug, token, password=PASSWORD)
     assert res["__typename"] == "SignInPayload", res
     assert dict(await membership(engine, account_id, tenant)) == {
@@ -598,10 +639,15 @@ async def test_inviter_cannot_plant_an_address_on_the_invited_account(
     assert res["requestPasswordReset"]["__typename"] == "PasswordResetRequested", res
     assert emails[mail_before:] == []
     # The request was counted for no account.
-    assert await scalar(
-        engine, "SELECT count(*) FROM shared.password_reset WHERE tenant_id = :t"
-        " AND account_id IS NOT NULL", t=uuid.UUID(tenant.id),
-    ) == 0  # fmt: skip
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.password_reset WHERE tenant_id = :t"
+            " AND account_id IS NOT NULL",
+            t=uuid.UUID(tenant.id),
+        )
+        == 0
+    )
 
 
 async def test_wrong_passwords_on_accepting_lock_the_account_as_sign_in_does(
@@ -611,14 +657,15 @@ async def test_wrong_passwords_on_accepting_lock_the_account_as_sign_in_does(
     each wrong password counts, and past the limit the account is locked everywhere."""
     home, second = await make_tenant(), await make_tenant()
     email = new_email("guessed")
-    account_id, _ = await new_account(engine, kit, home, ["agent"], email=email,
-                                      password=PASSWORD)  # fmt: skip
+    account_id, _ = await new_account(engine, kit, home, ["agent"], email=email, password=PASSWORD)
     _, token = await invited_by_email(client, outbox, second, settings, email=email)
     for i in range(settings.login_max_failures):
         res = await accept_answer(client, second.slug, token, f"guess-number-{i}")
         assert (res["__typename"], res["field"]) == ("AuthError", "password"), res
-    assert await scalar(engine, "SELECT failed_logins FROM shared.account WHERE id = :a",
-                        a=account_id) == settings.login_max_failures  # fmt: skip
+    assert (
+        await scalar(engine, "SELECT failed_logins FROM shared.account WHERE id = :a", a=account_id)
+        == settings.login_max_failures
+    )
     # Locked: even the right password is refused, on accepting and on signing in.
     res = await accept_answer(client, second.slug, token, PASSWORD)
     assert res["__typename"] == "RateLimitedError" and res["retryAfter"] > 0, res
@@ -627,12 +674,15 @@ async def test_wrong_passwords_on_accepting_lock_the_account_as_sign_in_does(
     assert await membership(engine, account_id, second) is None
 
     # Once the lock has passed, the right password joins and clears the count.
-    await execute(engine, "UPDATE shared.account SET locked_until = now() WHERE id = :a",
-                  a=account_id)  # fmt: skip
+    await execute(
+        engine, "UPDATE shared.account SET locked_until = now() WHERE id = :a", a=account_id
+    )
     res = await accept_answer(client, second.slug, token, PASSWORD)
     assert res["__typename"] == "SignInPayload", res
-    assert await scalar(engine, "SELECT failed_logins FROM shared.account WHERE id = :a",
-                        a=account_id) == 0  # fmt: skip
+    assert (
+        await scalar(engine, "SELECT failed_logins FROM shared.account WHERE id = :a", a=account_id)
+        == 0
+    )
 
 
 async def test_invitations_made_before_0013_are_listed_and_withdrawable(
@@ -646,11 +696,14 @@ async def test_invitations_made_before_0013_are_listed_and_withdrawable(
     kept_token, kept = await legacy_invitation(engine, kit, tenant, "Old Invite A")
     gone_token, gone = await legacy_invitation(engine, kit, tenant, "Old Invite B")
     listed = (await gql(client, INVITATIONS, tenant=tenant.slug))["data"]["invitations"]
-    assert sorted((i["id"], i["name"], i["phone"], i["email"], tuple(i["roles"]))
-                  for i in listed) == sorted(
-        [(str(kept), "Old Invite A", None, None, ("agent",)),
-         (str(gone), "Old Invite B", None, None, ("agent",))]
-    )  # fmt: skip
+    assert sorted(
+        (i["id"], i["name"], i["phone"], i["email"], tuple(i["roles"])) for i in listed
+    ) == sorted(
+        [
+            (str(kept), "Old Invite A", None, None, ("agent",)),
+            (str(gone), "Old Invite B", None, None, ("agent",)),
+        ]
+    )
     res = await gql(client, WITHDRAW, {"id": str(gone)}, tenant=tenant.slug)
     assert res["data"]["withdrawInvitation"]["__typename"] == "WithdrawInvitationPayload", res
     listed = (await gql(client, INVITATIONS, tenant=tenant.slug))["data"]["invitations"]
@@ -680,15 +733,28 @@ async def legacy_invitation(engine, kit, tenant, name: str) -> tuple[str, uuid.U
     token, digest = new_refresh_token()
     async with TenantDatabase(engine).session(tenant) as session:
         account = await service.create_account(
-            session, kit, name=name, phone=new_phone()[1], email=new_email("legacy"),
+            session,
+            kit,
+            name=name,
+            phone=new_phone()[1],
+            email=new_email("legacy"),
             password=None,
-        )  # fmt: skip
+        )
         tenant_id = uuid.UUID(tenant.id)
-        session.add(Membership(account_id=account.id, tenant_id=tenant_id, roles=["agent"],
-                               status="invited"))  # fmt: skip
-        inv = Invitation(id=uuid7(), tenant_id=tenant_id, account_id=account.id,
-                         token_hash=digest, name="", roles=[],
-                         expires_at=service.now() + timedelta(days=7))  # fmt: skip
+        session.add(
+            Membership(
+                account_id=account.id, tenant_id=tenant_id, roles=["agent"], status="invited"
+            )
+        )
+        inv = Invitation(
+            id=uuid7(),
+            tenant_id=tenant_id,
+            account_id=account.id,
+            token_hash=digest,
+            name="",
+            roles=[],
+            expires_at=service.now() + timedelta(days=7),
+        )
         session.add(inv)
         await session.commit()
     return token, inv.id
@@ -712,7 +778,8 @@ mutation($token: String!, $password: String!) {
 
 
 async def accept_answer(client, slug: str, token: str, password: str) -> dict:
-    res = await gql(client, ACCEPT_ANSWER, {"token": token, "password": password}, tenant=slug,
-                    token=None)  # fmt: skip
+    res = await gql(
+        client, ACCEPT_ANSWER, {"token": token, "password": password}, tenant=slug, token=None
+    )
     assert "errors" not in res, res
     return res["data"]["acceptInvitation"]

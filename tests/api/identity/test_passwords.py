@@ -87,8 +87,9 @@ def smtp():
 def server(live_server_factory, smtp):
     """A gateway that mails through SMTP (the loopback server) and captures SMS."""
     controller, _ = smtp
-    with live_server_factory(email_backend="smtp", smtp_host="127.0.0.1",
-                             smtp_port=controller.port) as s:  # fmt: skip
+    with live_server_factory(
+        email_backend="smtp", smtp_host="127.0.0.1", smtp_port=controller.port
+    ) as s:
         yield s
 
 
@@ -117,8 +118,9 @@ async def call(client, slug: str, query: str, variables: dict, *, ip: str, token
     headers = {"X-Tenant": slug, "X-Forwarded-For": ip}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    resp = await client.post("/graphql", json={"query": query, "variables": variables},
-                             headers=headers)  # fmt: skip
+    resp = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
     assert resp.status_code == 200, resp.text
     res = resp.json()
     assert "errors" not in res, res
@@ -138,9 +140,13 @@ async def refreshes(client, slug: str, refresh_token: str) -> bool:
 
 async def audit_entries(engine, tenant, action: str) -> list[dict]:
     async with engine.connect() as conn:
-        rows = await conn.execute(text(
-            f'SELECT actor_id, outcome, details FROM "{tenant.schema_name}".audit_log'
-            " WHERE action = :a ORDER BY seq"), {"a": action})  # fmt: skip
+        rows = await conn.execute(
+            text(
+                f'SELECT actor_id, outcome, details FROM "{tenant.schema_name}".audit_log'
+                " WHERE action = :a ORDER BY seq"
+            ),
+            {"a": action},
+        )
         return [dict(r) for r in rows.mappings()]
 
 
@@ -165,17 +171,28 @@ async def test_change_password_signs_out_the_other_sessions_and_keeps_this_one(
 ):
     tenant, other = await make_tenant(), await make_tenant()
     email = new_email("change")
-    account_id, this = await new_account(engine, kit, tenant, ["agent"], email=email,
-                                         password=PASSWORD)  # fmt: skip
+    account_id, this = await new_account(
+        engine, kit, tenant, ["agent"], email=email, password=PASSWORD
+    )
     second = await open_session(engine, kit, tenant, account_id)
-    await execute(engine, "INSERT INTO shared.membership (id, account_id, tenant_id, roles)"
-                  " VALUES (:i, :a, :t, '{agent}')", i=uuid.uuid4(), a=account_id,
-                  t=uuid.UUID(other.id))  # fmt: skip
+    await execute(
+        engine,
+        "INSERT INTO shared.membership (id, account_id, tenant_id, roles)"
+        " VALUES (:i, :a, :t, '{agent}')",
+        i=uuid.uuid4(),
+        a=account_id,
+        t=uuid.UUID(other.id),
+    )
     elsewhere = await open_session(engine, kit, other, account_id)
 
-    res = await call(client, tenant.slug, CHANGE,
-                     {"password": PASSWORD, "newPassword": NEW_PASSWORD}, ip=ip,
-                     token=this.access_token)  # fmt: skip
+    res = await call(
+        client,
+        tenant.slug,
+        CHANGE,
+        {"password": PASSWORD, "newPassword": NEW_PASSWORD},
+        ip=ip,
+        token=this.access_token,
+    )
     assert res == {"__typename": "PasswordChanged", "revokedSessions": 2}, res
 
     # This session goes on; the other one and the one in the other tenant are over.
@@ -199,14 +216,21 @@ async def test_change_password_signs_out_the_other_sessions_and_keeps_this_one(
 async def test_change_password_refusals_and_lockout(client, engine, kit, make_tenant, settings):
     tenant = await make_tenant()
     email = new_email("refuse")
-    account_id, tokens = await new_account(engine, kit, tenant, ["agent"], email=email,
-                                           password=PASSWORD)  # fmt: skip
+    account_id, tokens = await new_account(
+        engine, kit, tenant, ["agent"], email=email, password=PASSWORD
+    )
     second = await open_session(engine, kit, tenant, account_id)
     ip = fresh_ip()
 
     async def change(current: str, new: str) -> dict:
-        return await call(client, tenant.slug, CHANGE, {"password": current, "newPassword": new},
-                          ip=ip, token=tokens.access_token)  # fmt: skip
+        return await call(
+            client,
+            tenant.slug,
+            CHANGE,
+            {"password": current, "newPassword": new},
+            ip=ip,
+            token=tokens.access_token,
+        )
 
     res = await change(PASSWORD, "short")
     assert (res["__typename"], res["field"]) == ("ValidationError", "newPassword"), res
@@ -214,8 +238,10 @@ async def test_change_password_refusals_and_lockout(client, engine, kit, make_te
     assert (res["__typename"], res["field"]) == ("ValidationError", "newPassword"), res
     res = await change("not-my-password", NEW_PASSWORD)
     assert (res["__typename"], res["code"], res["field"]) == (
-        "AuthError", "UNAUTHENTICATED", "password"
-    ), res  # fmt: skip
+        "AuthError",
+        "UNAUTHENTICATED",
+        "password",
+    ), res
     failures = "SELECT failed_logins FROM shared.account WHERE id = :a"
     assert await scalar(engine, failures, a=account_id) == 1
     # Wrong current passwords count towards the sign-in lockout.
@@ -227,13 +253,19 @@ async def test_change_password_refusals_and_lockout(client, engine, kit, make_te
         "RateLimitedError"
     )
     # Nothing changed: the password and the other session are as they were.
-    await execute(engine, "UPDATE shared.account SET locked_until = NULL WHERE id = :a",
-                  a=account_id)  # fmt: skip
+    await execute(
+        engine, "UPDATE shared.account SET locked_until = NULL WHERE id = :a", a=account_id
+    )
     assert (await sign_in(client, tenant.slug, email, PASSWORD))["__typename"] == "SignInPayload"
     assert await refreshes(client, tenant.slug, second.refresh_token)
     # Signed-in callers only.
-    res = await gql(client, CHANGE, {"password": PASSWORD, "newPassword": NEW_PASSWORD},
-                    tenant=tenant.slug, token=None)  # fmt: skip
+    res = await gql(
+        client,
+        CHANGE,
+        {"password": PASSWORD, "newPassword": NEW_PASSWORD},
+        tenant=tenant.slug,
+        token=None,
+    )
     assert res["data"]["changePassword"]["__typename"] == "AuthError", res
 
 
@@ -243,30 +275,41 @@ async def test_change_password_refusals_and_lockout(client, engine, kit, make_te
 async def test_reset_by_email_link(client, engine, kit, make_tenant, settings, mailbox, ip):
     tenant = await make_tenant(name="Harbour Realty")
     email = new_email("Reset.Me")
-    account_id, old = await new_account(engine, kit, tenant, ["agent"], email=email,
-                                        password=PASSWORD)  # fmt: skip
+    account_id, old = await new_account(
+        engine, kit, tenant, ["agent"], email=email, password=PASSWORD
+    )
     res = await call(client, tenant.slug, REQUEST, {"identifier": email.upper()}, ip=ip)
     assert res["__typename"] == "PasswordResetRequested", res
     [mail] = mails_to(mailbox, email.lower())
     assert "Harbour Realty" in mail["Subject"]
     token = reset_token(mail, settings, tenant.slug)
     # Only the token's hash is kept.
-    assert await scalar(engine, "SELECT count(*) FROM shared.password_reset WHERE token_hash = :h",
-                        h=refresh_hash(token)) == 1  # fmt: skip
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.password_reset WHERE token_hash = :h",
+            h=refresh_hash(token),
+        )
+        == 1
+    )
 
-    res = await call(client, tenant.slug, RESET_TOKEN, {"token": token, "newPassword": "short"},
-                     ip=ip)  # fmt: skip
+    res = await call(
+        client, tenant.slug, RESET_TOKEN, {"token": token, "newPassword": "short"}, ip=ip
+    )
     assert (res["__typename"], res["field"]) == ("ValidationError", "newPassword"), res
-    res = await call(client, tenant.slug, RESET_TOKEN, {"token": "x" * 43,
-                     "newPassword": NEW_PASSWORD}, ip=ip)  # fmt: skip
+    res = await call(
+        client, tenant.slug, RESET_TOKEN, {"token": "x" * 43, "newPassword": NEW_PASSWORD}, ip=ip
+    )
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
     other = await make_tenant()
-    res = await call(client, other.slug, RESET_TOKEN, {"token": token,
-                     "newPassword": NEW_PASSWORD}, ip=ip)  # fmt: skip
+    res = await call(
+        client, other.slug, RESET_TOKEN, {"token": token, "newPassword": NEW_PASSWORD}, ip=ip
+    )
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
 
-    res = await call(client, tenant.slug, RESET_TOKEN, {"token": token,
-                     "newPassword": NEW_PASSWORD}, ip=ip)  # fmt: skip
+    res = await call(
+        client, tenant.slug, RESET_TOKEN, {"token": token, "newPassword": NEW_PASSWORD}, ip=ip
+    )
     assert res == {"__typename": "PasswordChanged", "revokedSessions": 1}, res
     assert not await refreshes(client, tenant.slug, old.refresh_token)
     assert_unauthenticated(await gql(client, ME, tenant=tenant.slug, token=old.access_token))
@@ -275,8 +318,13 @@ async def test_reset_by_email_link(client, engine, kit, make_tenant, settings, m
         "SignInPayload"
     )
     # Single use.
-    res = await call(client, tenant.slug, RESET_TOKEN, {"token": token,
-                     "newPassword": "yet-another-one-9"}, ip=ip)  # fmt: skip
+    res = await call(
+        client,
+        tenant.slug,
+        RESET_TOKEN,
+        {"token": token, "newPassword": "yet-another-one-9"},
+        ip=ip,
+    )
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
     assert "already used" in res["message"]
     entries = await audit_entries(engine, tenant, "resetPassword")
@@ -293,11 +341,16 @@ async def test_expired_reset_link_is_refused(client, engine, kit, make_tenant, s
     ip = fresh_ip()
     await call(client, tenant.slug, REQUEST, {"identifier": email}, ip=ip)
     token = reset_token(mails_to(mailbox, email)[0], settings, tenant.slug)
-    n = await execute(engine, "UPDATE shared.password_reset SET expires_at = now() - interval"
-                      " '1 second' WHERE token_hash = :h", h=refresh_hash(token))  # fmt: skip
+    n = await execute(
+        engine,
+        "UPDATE shared.password_reset SET expires_at = now() - interval"
+        " '1 second' WHERE token_hash = :h",
+        h=refresh_hash(token),
+    )
     assert n == 1
-    res = await call(client, tenant.slug, RESET_TOKEN, {"token": token,
-                     "newPassword": NEW_PASSWORD}, ip=ip)  # fmt: skip
+    res = await call(
+        client, tenant.slug, RESET_TOKEN, {"token": token, "newPassword": NEW_PASSWORD}, ip=ip
+    )
     assert (res["__typename"], res["field"]) == ("AuthError", "token"), res
     assert "expired" in res["message"]
     assert (await sign_in(client, tenant.slug, email, PASSWORD))["__typename"] == "SignInPayload"
@@ -309,12 +362,18 @@ async def test_expired_reset_link_is_refused(client, engine, kit, make_tenant, s
 async def test_reset_by_sms_code(client, engine, kit, make_tenant, sms, ip, settings):
     tenant = await make_tenant()
     national, phone = new_phone()
-    account_id, old = await new_account(engine, kit, tenant, ["agent"], phone=phone,
-                                        password=PASSWORD)  # fmt: skip
+    account_id, old = await new_account(
+        engine, kit, tenant, ["agent"], phone=phone, password=PASSWORD
+    )
 
     async def reset(code: str, new: str = NEW_PASSWORD) -> dict:
-        return await call(client, tenant.slug, RESET_CODE,
-                          {"phone": national, "code": code, "newPassword": new}, ip=ip)  # fmt: skip
+        return await call(
+            client,
+            tenant.slug,
+            RESET_CODE,
+            {"phone": national, "code": code, "newPassword": new},
+            ip=ip,
+        )
 
     # A sign-in code cannot reset the password.
     before = len(sms.outbox)
@@ -324,9 +383,12 @@ async def test_reset_by_sms_code(client, engine, kit, make_tenant, sms, ip, sett
     res = await reset(sign_in_code)
     assert (res["__typename"], res["field"]) == ("AuthError", "code"), res
 
-    await execute(engine, "UPDATE shared.sms_code SET created_at = created_at - interval"
-                  " '2 minutes' WHERE phone_bidx = :b",
-                  b=kit.blind_index.digest(phone, scope="shared", column="phone"))  # fmt: skip
+    await execute(
+        engine,
+        "UPDATE shared.sms_code SET created_at = created_at - interval"
+        " '2 minutes' WHERE phone_bidx = :b",
+        b=kit.blind_index.digest(phone, scope="shared", column="phone"),
+    )
     before = len(sms.outbox)
     res = await call(client, tenant.slug, REQUEST, {"identifier": national}, ip=ip)
     assert res["__typename"] == "PasswordResetRequested", res
@@ -349,8 +411,11 @@ async def test_reset_by_sms_code(client, engine, kit, make_tenant, sms, ip, sett
     )
     res = await reset(code, "and-again-77")  # single use
     assert (res["__typename"], res["field"]) == ("AuthError", "code"), res
-    [entry] = [e for e in await audit_entries(engine, tenant, "resetPasswordWithSmsCode")
-               if e["outcome"] == "ok"]  # fmt: skip
+    [entry] = [
+        e
+        for e in await audit_entries(engine, tenant, "resetPasswordWithSmsCode")
+        if e["outcome"] == "ok"
+    ]
     assert entry["actor_id"] == account_id
 
 
@@ -362,9 +427,17 @@ async def test_fifth_wrong_reset_code_burns_it(client, engine, kit, make_tenant,
     await call(client, tenant.slug, REQUEST, {"identifier": national}, ip=ip)
     code = CODE_RE.search(sms.outbox[before].text).group(1)
     for k in range(1, settings.sms_code_max_attempts + 1):
-        res = await call(client, tenant.slug, RESET_CODE, {"phone": national,
-                         "code": f"{(int(code) + k) % 10**6:06d}", "newPassword": NEW_PASSWORD},
-                         ip=ip)  # fmt: skip
+        res = await call(
+            client,
+            tenant.slug,
+            RESET_CODE,
+            {
+                "phone": national,
+                "code": f"{(int(code) + k) % 10**6:06d}",
+                "newPassword": NEW_PASSWORD,
+            },
+            ip=ip,
+        )
         assert res["__typename"] == "AuthError", res
     res = await call(
         client,
@@ -389,8 +462,9 @@ async def test_unknown_phone_or_email_is_answered_as_a_known_one(
     tenant, other = await make_tenant(), await make_tenant()
     known_email = new_email("known")
     known_national, known_phone = new_phone()
-    await new_account(engine, kit, tenant, ["agent"], email=known_email, phone=known_phone,
-                      password=PASSWORD)  # fmt: skip
+    await new_account(
+        engine, kit, tenant, ["agent"], email=known_email, phone=known_phone, password=PASSWORD
+    )
     # A member of another tenant is unknown here.
     stranger = new_email("stranger")
     await new_account(engine, kit, other, ["agent"], email=stranger, password=PASSWORD)
@@ -449,8 +523,7 @@ def failing_server(request, live_server_factory):
         controller.start()
         port, stop = controller.port, controller.stop
     try:
-        with live_server_factory(email_backend="smtp", smtp_host="127.0.0.1",
-                                 smtp_port=port) as s:  # fmt: skip
+        with live_server_factory(email_backend="smtp", smtp_host="127.0.0.1", smtp_port=port) as s:
             sms = s.server.config.app.state.sms
 
             async def provider_down(phone: str, text: str) -> None:
@@ -462,21 +535,24 @@ def failing_server(request, live_server_factory):
         stop()
 
 
-async def test_a_failing_sender_does_not_change_the_answer(failing_server, engine, kit,
-                                                            make_tenant):  # fmt: skip
+async def test_a_failing_sender_does_not_change_the_answer(
+    failing_server, engine, kit, make_tenant
+):
     """Known and unknown phones and emails get the same status and answer when the message
     cannot be sent, and the request is counted either way (the row is kept: asking again at
     once is refused)."""
     tenant = await make_tenant()
     known_email, (known_national, known_phone) = new_email("known"), new_phone()
-    await new_account(engine, kit, tenant, ["agent"], email=known_email, phone=known_phone,
-                      password=PASSWORD)  # fmt: skip
+    await new_account(
+        engine, kit, tenant, ["agent"], email=known_email, phone=known_phone, password=PASSWORD
+    )
 
     async def ask(client, identifier: str, ip: str) -> tuple[int, str]:
         resp = await client.post(
-            "/graphql", json={"query": REQUEST, "variables": {"identifier": identifier}},
+            "/graphql",
+            json={"query": REQUEST, "variables": {"identifier": identifier}},
             headers={"X-Tenant": tenant.slug, "X-Forwarded-For": ip},
-        )  # fmt: skip
+        )
         body = resp.json()
         answer = (body.get("data") or {}).get("requestPasswordReset") or {}
         answer.pop("expiresAt", None)
@@ -487,16 +563,31 @@ async def test_a_failing_sender_does_not_change_the_answer(failing_server, engin
     async with httpx.AsyncClient(base_url=failing_server.url, timeout=60) as client:
         for identifier in [known_email, new_email("nobody"), known_national, new_phone()[0]]:
             ip = fresh_ip()
-            answers[identifier] = (await ask(client, identifier, ip),
-                                   await ask(client, identifier, ip))  # fmt: skip
+            answers[identifier] = (
+                await ask(client, identifier, ip),
+                await ask(client, identifier, ip),
+            )
     assert len(set(answers.values())) == 1, answers
     (status, first), (_, again) = answers[known_email]
     assert status == 200 and "PasswordResetRequested" in first, answers
     assert "RateLimitedError" in again, answers
     # The known ones' rows point at the account: the code and link were made, not sent.
     bidx = kit.blind_index.digest(known_email, scope="shared", column="email")
-    assert await scalar(engine, "SELECT count(*) FROM shared.password_reset WHERE email_bidx = :b"
-                        " AND account_id IS NOT NULL", b=bidx) == 1  # fmt: skip
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.password_reset WHERE email_bidx = :b"
+            " AND account_id IS NOT NULL",
+            b=bidx,
+        )
+        == 1
+    )
     bidx = kit.blind_index.digest(known_phone, scope="shared", column="phone")
-    assert await scalar(engine, "SELECT count(*) FROM shared.sms_code WHERE phone_bidx = :b"
-                        " AND purpose = 'reset'", b=bidx) == 1  # fmt: skip
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM shared.sms_code WHERE phone_bidx = :b AND purpose = 'reset'",
+            b=bidx,
+        )
+        == 1
+    )

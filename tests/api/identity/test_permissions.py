@@ -124,10 +124,15 @@ async def send(client, op: str, **kw) -> dict:
         return await gql(client, op, **kw)
     headers = auth_headers(kw["tenant"], kw.get("token") or "") if kw.get("tenant") else {}
     headers["Apollo-Require-Preflight"] = "true"  # a multipart request a form could not send
-    resp = await client.post("/graphql", headers=headers, files={"0": ("a.csv", b"a\n")}, data={
-        "operations": json.dumps({"query": op, "variables": {"file": None}}),
-        "map": json.dumps({"0": ["variables.file"]}),
-    })  # fmt: skip
+    resp = await client.post(
+        "/graphql",
+        headers=headers,
+        files={"0": ("a.csv", b"a\n")},
+        data={
+            "operations": json.dumps({"query": op, "variables": {"file": None}}),
+            "map": json.dumps({"0": ["variables.file"]}),
+        },
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -136,9 +141,10 @@ def guarded(schema):
     """Guarded root fields served over HTTP (subscriptions are checked over WebSocket:
     tests/api/live)."""
     return [
-        (t, n, f) for t, n, f in root_fields(schema)
+        (t, n, f)
+        for t, n, f in root_fields(schema)
         if n not in PUBLIC | TENANT_ONLY and t != "Subscription"
-    ]  # fmt: skip
+    ]
 
 
 async def test_subscriptions_over_http_are_refused(client, make_tenant, schema):

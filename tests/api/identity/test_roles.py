@@ -199,8 +199,9 @@ async def test_bad_data_scope_is_refused(client, tenant):
 
 async def test_update_and_delete_refusals(client, engine, kit, tenant):
     for builtin in ("admin", "agent"):
-        refused(await update_role(client, tenant.slug, key=builtin, name="Mine"), "ConflictError",
-                "key")  # fmt: skip
+        refused(
+            await update_role(client, tenant.slug, key=builtin, name="Mine"), "ConflictError", "key"
+        )
         refused(await delete_role(client, tenant.slug, builtin), "ConflictError", "key")
     assert (await listed_roles(client, tenant.slug))["admin"]["name"] == "Administrator"
 
@@ -215,13 +216,17 @@ async def test_update_and_delete_refusals(client, engine, kit, tenant):
     res = await delete_role(client, tenant.slug, key)
     refused(res, "ConflictError", "key")
     assert "1 member" in res["message"]
-    await execute(engine, "UPDATE shared.membership SET status = 'disabled' WHERE account_id = :a",
-                  a=account_id)  # fmt: skip
+    await execute(
+        engine,
+        "UPDATE shared.membership SET status = 'disabled' WHERE account_id = :a",
+        a=account_id,
+    )
     refused(await delete_role(client, tenant.slug, key), "ConflictError", "key")
     assert key in await listed_roles(client, tenant.slug)
     # Unassigned: now it can.
-    await execute(engine, "UPDATE shared.membership SET roles = '{agent}' WHERE account_id = :a",
-                  a=account_id)  # fmt: skip
+    await execute(
+        engine, "UPDATE shared.membership SET roles = '{agent}' WHERE account_id = :a", a=account_id
+    )
     assert (await delete_role(client, tenant.slug, key))["__typename"] == "DeleteRolePayload"
 
 
@@ -250,8 +255,9 @@ async def test_custom_role_changes_apply_on_the_next_request(client, engine, kit
 
     async def can_create() -> bool:
         before = await projects()
-        res = await gql(client, CREATE_PROJECT, {"input": {"name": "P"}}, tenant=tenant.slug,
-                        token=token)  # fmt: skip
+        res = await gql(
+            client, CREATE_PROJECT, {"input": {"name": "P"}}, tenant=tenant.slug, token=token
+        )
         if res["data"]["createProject"]["__typename"] != "ProjectPayload":
             error = typed_denial(res, "createProject", "FORBIDDEN")
             assert "project.write" in error["message"], res
@@ -330,8 +336,12 @@ async def test_concurrent_demotions_leave_an_admin(client, engine, kit, make_ten
     _, keeper = await new_account(engine, kit, tenant, ["role_keeper"])
 
     for round_ in range(4):
-        await execute(engine, "UPDATE shared.membership SET roles = '{admin}' WHERE account_id"
-                      " IN (:a, :b)", a=uuid.UUID(first), b=second)  # fmt: skip
+        await execute(
+            engine,
+            "UPDATE shared.membership SET roles = '{admin}' WHERE account_id IN (:a, :b)",
+            a=uuid.UUID(first),
+            b=second,
+        )
         assert await admins(engine, tenant) == 2
         if round_ % 2:  # each admin demotes the other
             calls = [(second, first_token), (first, second_tokens.access_token)]
@@ -339,11 +349,16 @@ async def test_concurrent_demotions_leave_an_admin(client, engine, kit, make_ten
             calls = [(first, keeper.access_token), (second, keeper.access_token)]
         results = await asyncio.gather(
             *(
-                gql(client, ASSIGN, {"id": str(target), "roles": ["agent"]}, tenant=tenant.slug,
-                    token=token)
+                gql(
+                    client,
+                    ASSIGN,
+                    {"id": str(target), "roles": ["agent"]},
+                    tenant=tenant.slug,
+                    token=token,
+                )
                 for target, token in calls
             )
-        )  # fmt: skip
+        )
         for r in results:
             assert "errors" not in r, (round_, results)
         outcomes = sorted(r["data"]["assignRoles"]["__typename"] for r in results)
@@ -398,8 +413,14 @@ async def test_deleting_a_role_while_it_is_being_assigned(engine, kit, tenant):
 
 async def test_roles_query_lists_builtin_and_custom_roles(client, engine, kit, make_tenant):
     tenant = await make_tenant()
-    await create_role(client, tenant.slug, key="night_shift", name="Night shift",
-                      permissions=["unit.read"], dataScope="team")  # fmt: skip
+    await create_role(
+        client,
+        tenant.slug,
+        key="night_shift",
+        name="Night shift",
+        permissions=["unit.read"],
+        dataScope="team",
+    )
     _, manager = await new_account(engine, kit, tenant, ["manager"])
     roles = await listed_roles(client, tenant.slug, token=manager.access_token)  # member.read
     assert list(roles) == [*BUILTIN_ROLES, "night_shift"]
@@ -411,9 +432,13 @@ async def test_roles_query_lists_builtin_and_custom_roles(client, engine, kit, m
             "dataScope": spec["scope"],
             "builtin": True,
         }
-    assert roles["night_shift"] == {"key": "night_shift", "name": "Night shift",
-                                    "permissions": ["unit.read"], "dataScope": "team",
-                                    "builtin": False}  # fmt: skip
+    assert roles["night_shift"] == {
+        "key": "night_shift",
+        "name": "Night shift",
+        "permissions": ["unit.read"],
+        "dataScope": "team",
+        "builtin": False,
+    }
     _, agent = await new_account(engine, kit, tenant, ["agent"])
     res = await gql(client, ROLES, tenant=tenant.slug, token=agent.access_token)
     assert res["data"] is None and error_codes(res) == ["FORBIDDEN"], res
@@ -432,7 +457,12 @@ async def test_permission_catalogue_needs_role_manage(client, engine, kit, tenan
     assert res["data"] is None and error_codes(res) == ["FORBIDDEN"], res
     # Managing roles needs role.manage too.
     key = new_key()
-    res = await gql(client, CREATE, {"input": {"key": key, "name": "X", "permissions": []}},
-                    tenant=tenant.slug, token=manager.access_token)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE,
+        {"input": {"key": key, "name": "X", "permissions": []}},
+        tenant=tenant.slug,
+        token=manager.access_token,
+    )
     assert "role.manage" in typed_denial(res, "createRole", "FORBIDDEN")["message"]
     assert key not in await listed_roles(client, tenant.slug)  # nothing was written

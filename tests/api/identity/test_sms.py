@@ -345,9 +345,10 @@ async def test_phone_that_is_not_an_active_member_gets_the_same_answer_and_no_sm
     _, disabled = new_phone()
     disabled_id, _ = await new_account(engine, kit, tenant, ["agent"], phone=disabled)
     await execute(
-        engine, "UPDATE shared.membership SET status = 'disabled' WHERE account_id = :a",
+        engine,
+        "UPDATE shared.membership SET status = 'disabled' WHERE account_id = :a",
         a=disabled_id,
-    )  # fmt: skip
+    )
     _, elsewhere = new_phone()  # an account, member of another tenant only
     other = (await create_tenant(engine, unique_slug("sms3"), "Elsewhere")).tenant
     await new_account(engine, kit, other, ["agent"], phone=elsewhere)

@@ -55,8 +55,11 @@ async def test_hierarchy_rules_and_membership(client, make_tenant, member):
     res = await gql(client, ADD, {"t": team["team"]["id"], "a": str(agent_id)}, tenant=t.slug)
     assert res["data"]["addTeamMember"]["__typename"] == "TeamMembershipPayload"
     res = await gql(client, ADD, {"t": team["team"]["id"], "a": str(agent_id)}, tenant=t.slug)
-    assert res["data"]["addTeamMember"] == {"__typename": "ConflictError", "code": "CONFLICT",
-                                            "field": "accountId"}  # fmt: skip
+    assert res["data"]["addTeamMember"] == {
+        "__typename": "ConflictError",
+        "code": "CONFLICT",
+        "field": "accountId",
+    }
     stranger = str(uuid.uuid4())
     res = await gql(client, ADD, {"t": team["team"]["id"], "a": stranger}, tenant=t.slug)
     assert res["data"]["addTeamMember"]["__typename"] == "NotFoundError"
@@ -70,15 +73,22 @@ async def test_hierarchy_rules_and_membership(client, make_tenant, member):
     res = await gql(client, "{ teams { name } }", tenant=t.slug, token=agent_token)
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     res = await gql(
-        client, CREATE, {"input": {"name": "Z", "kind": "company"}}, tenant=t.slug,
+        client,
+        CREATE,
+        {"input": {"name": "Z", "kind": "company"}},
+        tenant=t.slug,
         token=agent_token,
-    )  # fmt: skip
+    )
     assert "team.manage" in typed_denial(res, "createTeam", "FORBIDDEN")["message"]
     other_id, _ = await member(t, ["agent"])
-    res = await gql(client, ADD, {"t": team["team"]["id"], "a": str(other_id)}, tenant=t.slug,
-                    token=agent_token)  # fmt: skip
-    assert res["data"]["addTeamMember"] == {"__typename": "PermissionDeniedError",
-                                            "code": "FORBIDDEN", "field": None}  # fmt: skip
+    res = await gql(
+        client, ADD, {"t": team["team"]["id"], "a": str(other_id)}, tenant=t.slug, token=agent_token
+    )
+    assert res["data"]["addTeamMember"] == {
+        "__typename": "PermissionDeniedError",
+        "code": "FORBIDDEN",
+        "field": None,
+    }
     res = await gql(client, "{ teams { name memberIds } }", tenant=t.slug)
     assert "errors" not in res, res
     # Nothing was written: no new team, no new team member.

@@ -39,10 +39,17 @@ mutation($file: Upload!) {
 
 
 async def upload(
-    client: httpx.AsyncClient, tenant: str, query: str, variables: dict, filename: str,
-    data: bytes, *, token: str | None = None, content_type: str = "application/octet-stream",
+    client: httpx.AsyncClient,
+    tenant: str,
+    query: str,
+    variables: dict,
+    filename: str,
+    data: bytes,
+    *,
+    token: str | None = None,
+    content_type: str = "application/octet-stream",
     expect_status: int = 200,
-) -> dict:  # fmt: skip
+) -> dict:
     """POST a GraphQL multipart request with one file bound to ``variables.file``."""
     operations = json.dumps({"query": query, "variables": {**variables, "file": None}})
     resp = await client.post(
@@ -56,9 +63,18 @@ async def upload(
 
 
 HEADER = [
-    "building", "floor", "number", "unit_type", "gross_area", "net_area", "orientation",
-    "rooms", "list_price", "status", "tags",
-]  # fmt: skip
+    "building",
+    "floor",
+    "number",
+    "unit_type",
+    "gross_area",
+    "net_area",
+    "orientation",
+    "rooms",
+    "list_price",
+    "status",
+    "tags",
+]
 
 
 def csv_bytes(rows: list[list], header: list[str] = HEADER, encoding: str = "utf-8") -> bytes:
@@ -107,6 +123,8 @@ async def db_counts(engine, tenant) -> dict[str, int]:
 
 def assert_file_error(result: dict) -> None:
     assert (result["__typename"], result["code"], result["field"]) == (
-        "ValidationError", "BAD_USER_INPUT", "file",
-    ), result  # fmt: skip
+        "ValidationError",
+        "BAD_USER_INPUT",
+        "file",
+    ), result
     assert result["message"], result

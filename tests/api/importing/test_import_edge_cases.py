@@ -133,8 +133,11 @@ async def test_mixed_file_imports_exactly_the_good_rows(client, make_tenant, eng
     assert set(units) == good
     a101 = units[("A", "101")]
     assert (a101["floor"], a101["grossArea"], a101["netArea"], a101["orientation"]) == (
-        1, "89.50", "80.00", "S",
-    )  # fmt: skip
+        1,
+        "89.50",
+        "80.00",
+        "S",
+    )
     assert (a101["rooms"], a101["status"], a101["tags"]) == (3, "AVAILABLE", ["corner", "quiet"])
     assert a101["listPrice"] == {"minorUnits": 300_000_000, "currency": "CNY"}
     assert units[("A", "201")]["listPrice"]["minorUnits"] == 310_000_000
@@ -144,16 +147,21 @@ async def test_mixed_file_imports_exactly_the_good_rows(client, make_tenant, eng
     assert units[("A", "B01")]["floor"] == -1
     a401 = units[("A", "401")]
     assert (a401["listPrice"]["minorUnits"], a401["status"], a401["tags"]) == (
-        300_000_000, "AVAILABLE", ["a", "b"],
-    )  # fmt: skip
+        300_000_000,
+        "AVAILABLE",
+        ["a", "b"],
+    )
     assert units[("A", "402")]["orientation"] == "S"
     # The existing building is reused as it was; the new one is as high as its good rows.
     assert await buildings_of(client, tenant.slug, project["id"]) == [("A", 10), ("B", 5)]
     # Nothing of a bad row was written: one unit and one creation event per good row.
     found = await db_counts(engine, tenant)
     assert (found["unit"], found["unit_event"], found["building"], found["import_batch"]) == (
-        12, 12, 2, 1,
-    )  # fmt: skip
+        12,
+        12,
+        2,
+        1,
+    )
 
 
 # ---------------------------------------------------------------- idempotency
@@ -224,8 +232,10 @@ async def test_gb18030_csv_with_chinese_headers_and_values(client, make_tenant):
     units = await units_of(client, tenant.slug, project["id"])
     u301 = units[("1号楼", "301")]
     assert (u301["orientation"], u301["status"], u301["listPrice"]["minorUnits"]) == (
-        "NS", "AVAILABLE", 350_000_000,
-    )  # fmt: skip
+        "NS",
+        "AVAILABLE",
+        350_000_000,
+    )
     assert (u301["grossArea"], u301["floor"]) == ("89.50", 3)
     assert u301["tags"] == ["南北通透", "近地铁", "学区"]
     u501 = units[("1号楼", "501")]
@@ -262,8 +272,14 @@ async def test_rows_take_the_named_unit_types_area_and_rooms(client, make_tenant
     project = await create_project(client, tenant.slug, "Typed")
     other = await create_project(client, tenant.slug, "Elsewhere")
     for pid, name in ((project["id"], "A1"), (other["id"], "Other")):
-        fields = {"projectId": pid, "name": name, "rooms": 3, "grossArea": "89.5",
-                  "netArea": "75", "orientation": "S"}  # fmt: skip
+        fields = {
+            "projectId": pid,
+            "name": name,
+            "rooms": 3,
+            "grossArea": "89.5",
+            "netArea": "75",
+            "orientation": "S",
+        }
         res = await gql(client, CREATE_UNIT_TYPE, {"input": fields}, tenant=tenant.slug)
         assert res["data"]["createUnitType"]["__typename"] == "UnitTypePayload", res
     rows = [
@@ -281,12 +297,18 @@ async def test_rows_take_the_named_unit_types_area_and_rooms(client, make_tenant
     assert set(units) == {("T", "101"), ("T", "102")}
     u101, u102 = units[("T", "101")], units[("T", "102")]
     assert (u101["grossArea"], u101["netArea"], u101["rooms"], u101["orientation"]) == (
-        "89.50", "75.00", 3, "S",
-    )  # fmt: skip
+        "89.50",
+        "75.00",
+        3,
+        "S",
+    )
     assert u101["unitType"] == {"name": "A1"}
     assert (u102["grossArea"], u102["netArea"], u102["rooms"], u102["orientation"]) == (
-        "95.00", "75.00", 4, "N",
-    )  # fmt: skip
+        "95.00",
+        "75.00",
+        4,
+        "N",
+    )
     assert u102["unitType"] == {"name": "A1"}
 
 
@@ -310,8 +332,10 @@ async def test_new_buildings_are_created_and_existing_ones_reused(client, make_t
     assert counts(report) == (7, 6, 0, 1), report
     assert error_cells(report) == [(5, "floor")]
     assert await buildings_of(client, tenant.slug, project["id"]) == [
-        ("E", 5), ("N1", 7), ("N2", 1),
-    ]  # fmt: skip
+        ("E", 5),
+        ("N1", 7),
+        ("N2", 1),
+    ]
     units = await units_of(client, tenant.slug, project["id"])
     assert units[("N1", "701")]["building"] == {"name": "N1", "floors": 7}
 
@@ -423,8 +447,10 @@ async def test_unknown_project_is_not_found(client, make_tenant, engine):
     for project_id in (str(uuid.uuid4()), "not-an-id"):
         result = await import_units(client, tenant.slug, project_id, data)
         assert (result["__typename"], result["code"], result["field"]) == (
-            "NotFoundError", "NOT_FOUND", "projectId",
-        ), result  # fmt: skip
+            "NotFoundError",
+            "NOT_FOUND",
+            "projectId",
+        ), result
     assert set((await db_counts(engine, tenant)).values()) == {0}
 
 
@@ -433,8 +459,15 @@ async def test_an_agent_cannot_import_units(client, make_tenant, member, engine)
     project = await create_project(client, tenant.slug, "Guarded")
     _, token = await member(tenant, ["agent"])
     data = csv_bytes([["B", 1, "101", "", "80", "", "", "", "", "", ""]])
-    res = await upload(client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]},
-                       "units.csv", data, token=token)  # fmt: skip
+    res = await upload(
+        client,
+        tenant.slug,
+        IMPORT_UNITS,
+        {"projectId": project["id"]},
+        "units.csv",
+        data,
+        token=token,
+    )
     typed_denial(res, "importUnits", "FORBIDDEN")
     assert set((await db_counts(engine, tenant)).values()) == {0}
 
@@ -477,15 +510,20 @@ async def test_import_is_recorded_and_audited(client, make_tenant, member, engin
     assert [str(b.id) for b in batches] == [report["batchId"], again["batchId"]]
     first, second = batches
     assert (first.kind, first.filename, first.sha256) == (
-        "units", "二期 units.csv", hashlib.sha256(data).hexdigest(),
-    )  # fmt: skip
+        "units",
+        "二期 units.csv",
+        hashlib.sha256(data).hexdigest(),
+    )
     assert (first.rows_total, first.imported, first.skipped, first.failed) == (3, 2, 0, 1)
     assert [(e["row"], e["field"]) for e in first.errors] == [(3, "status")]
     assert all(e["message"] for e in first.errors)
     assert first.actor_id == actor_id and first.created_at is not None
     assert (second.sha256, second.imported, second.skipped, second.failed) == (
-        first.sha256, 0, 2, 1,
-    )  # fmt: skip
+        first.sha256,
+        0,
+        2,
+        1,
+    )
 
     res = await gql(client, AUDIT_LOG, {"action": "importUnits"}, tenant=tenant.slug)
     assert "errors" not in res, res
@@ -516,8 +554,9 @@ async def test_corrupt_workbook_xml_is_a_typed_error(client, make_tenant):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Corrupt")
     data = _zip({"[Content_Types].xml": b"<<not xml", "xl/workbook.xml": b"<<not xml"})
-    res = await upload(client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]},
-                       "units.xlsx", data)  # fmt: skip
+    res = await upload(
+        client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]}, "units.xlsx", data
+    )
     assert "errors" not in res, res
     assert_file_error(res["data"]["importUnits"])
 
@@ -525,10 +564,13 @@ async def test_corrupt_workbook_xml_is_a_typed_error(client, make_tenant):
 async def test_a_long_cell_in_an_ignored_column_is_not_an_internal_error(client, make_tenant):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Long cell")
-    data = csv_bytes([["L", 1, "101", "80", "x" * 200_000]],
-                     ["building", "floor", "number", "gross_area", "remarks"])  # fmt: skip
-    res = await upload(client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]},
-                       "units.csv", data)  # fmt: skip
+    data = csv_bytes(
+        [["L", 1, "101", "80", "x" * 200_000]],
+        ["building", "floor", "number", "gross_area", "remarks"],
+    )
+    res = await upload(
+        client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]}, "units.csv", data
+    )
     assert "errors" not in res, res
     result = res["data"]["importUnits"]
     assert result["__typename"] in ("ImportReport", "ValidationError"), result

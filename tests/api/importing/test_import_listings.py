@@ -31,10 +31,22 @@ LISTINGS = """
 """
 
 HEADER = [
-    "房源编号", "community", "district", "gross_area", "rooms", "living_rooms", "bathrooms",
-    "floor", "total_floors", "orientation", "decoration", "asking_price", "seller_name",
-    "seller_phone", "tags",
-]  # fmt: skip
+    "房源编号",
+    "community",
+    "district",
+    "gross_area",
+    "rooms",
+    "living_rooms",
+    "bathrooms",
+    "floor",
+    "total_floors",
+    "orientation",
+    "decoration",
+    "asking_price",
+    "seller_name",
+    "seller_phone",
+    "tags",
+]
 
 
 def csv_bytes(header: list[str], rows: list[list]) -> bytes:
@@ -92,23 +104,128 @@ async def db_counts(engine, tenant) -> tuple[int, int, int]:
 # ---------------------------------------------------------------- a file with references
 
 WITH_REFS = [
-    ["L-001", "Sunny Garden", "Pudong", "89.5", 3, 2, 1, 5, 18, "S", "fine", "5200000",
-     "Zhang San", "138 0013 8000", "metro;school"],  # 2: good
+    [
+        "L-001",
+        "Sunny Garden",
+        "Pudong",
+        "89.5",
+        3,
+        2,
+        1,
+        5,
+        18,
+        "S",
+        "fine",
+        "5200000",
+        "Zhang San",
+        "138 0013 8000",
+        "metro;school",
+    ],  # 2: good
     ["L-002", "", "Pudong", "89.5", 3, 2, 1, 5, 18, "S", "", "5200000", "", "", ""],  # community
     ["L-003", "Lake View", "Xuhui", "70", 2, 1, 1, 3, 6, "", "", "0", "", "", ""],  # price 0
-    ["L-004", "Hill Top", "Xuhui", "70", 2, 1, 1, 3, 6, "", "", "3000000", "Li", "12345",
-     ""],  # 5: bad phone
-    ["L-005", "Sky Tower", "Jingan", "120", 4, 2, 2, 20, 18, "", "", "9000000", "", "",
-     ""],  # 6: floor above the building
-    ["L-006", "Old Town", "Jingan", "60", 2, 1, 1, 2, 6, "", "palace", "2000000", "", "",
-     ""],  # 7: decoration
-    ["L-007", "River Side", "Minhang", "100", 3, 1, 2, 8, 11, "南北", "毛坯", "300万", "Wang",
-     "+86 139-0013-9000", "南北通透"],  # 8: good
-    ["L-008", "Quiet Court", "Minhang", "55", 1, 1, 1, "", "", "", "", "1500000.5", "", "",
-     ""],  # 9: good, no phone
-    ["L-001", "Sunny Garden", "Pudong", "89.5", 3, 2, 1, 5, 18, "S", "fine", "5300000", "", "",
-     ""],  # 10: the same reference as row 2
-]  # fmt: skip
+    [
+        "L-004",
+        "Hill Top",
+        "Xuhui",
+        "70",
+        2,
+        1,
+        1,
+        3,
+        6,
+        "",
+        "",
+        "3000000",
+        "Li",
+        "12345",
+        "",
+    ],  # 5: bad phone
+    [
+        "L-005",
+        "Sky Tower",
+        "Jingan",
+        "120",
+        4,
+        2,
+        2,
+        20,
+        18,
+        "",
+        "",
+        "9000000",
+        "",
+        "",
+        "",
+    ],  # 6: floor above the building
+    [
+        "L-006",
+        "Old Town",
+        "Jingan",
+        "60",
+        2,
+        1,
+        1,
+        2,
+        6,
+        "",
+        "palace",
+        "2000000",
+        "",
+        "",
+        "",
+    ],  # 7: decoration
+    [
+        "L-007",
+        "River Side",
+        "Minhang",
+        "100",
+        3,
+        1,
+        2,
+        8,
+        11,
+        "南北",
+        "毛坯",
+        "300万",
+        "Wang",
+        "+86 139-0013-9000",
+        "南北通透",
+    ],  # 8: good
+    [
+        "L-008",
+        "Quiet Court",
+        "Minhang",
+        "55",
+        1,
+        1,
+        1,
+        "",
+        "",
+        "",
+        "",
+        "1500000.5",
+        "",
+        "",
+        "",
+    ],  # 9: good, no phone
+    [
+        "L-001",
+        "Sunny Garden",
+        "Pudong",
+        "89.5",
+        3,
+        2,
+        1,
+        5,
+        18,
+        "S",
+        "fine",
+        "5300000",
+        "",
+        "",
+        "",
+    ],  # 10: the same reference as row 2
+]
 
 
 async def test_listing_rows_import_with_their_errors(client, make_tenant, member, engine, kit):
@@ -120,17 +237,24 @@ async def test_listing_rows_import_with_their_errors(client, make_tenant, member
     cells = error_cells(report)
     assert [row for row, _ in cells] == [3, 4, 5, 6, 7, 10]
     assert cells == [
-        (3, "community"), (4, "askingPrice"), (5, "sellerPhone"), (6, "floor"),
-        (7, "decoration"), (10, "ref"),
-    ]  # fmt: skip
+        (3, "community"),
+        (4, "askingPrice"),
+        (5, "sellerPhone"),
+        (6, "floor"),
+        (7, "decoration"),
+        (10, "ref"),
+    ]
     assert report["errors"][-1]["message"] == "the same listing as row 2"
 
     found = await listings_of(client, tenant.slug)
     assert set(found) == {"Sunny Garden", "River Side", "Quiet Court"}
     sunny = found["Sunny Garden"]
     assert (sunny["district"], sunny["grossArea"], sunny["rooms"], sunny["livingRooms"]) == (
-        "Pudong", "89.50", 3, 2,
-    )  # fmt: skip
+        "Pudong",
+        "89.50",
+        3,
+        2,
+    )
     assert (sunny["bathrooms"], sunny["floor"], sunny["totalFloors"]) == (1, 5, 18)
     assert (sunny["orientation"], sunny["decoration"], sunny["status"]) == ("S", "FINE", "ACTIVE")
     assert sunny["askingPrice"] == {"minorUnits": 520_000_000, "currency": "CNY"}
@@ -142,8 +266,10 @@ async def test_listing_rows_import_with_their_errors(client, make_tenant, member
     assert river["sellerPhone"] == "+8613900139000"
     quiet = found["Quiet Court"]
     assert (quiet["sellerPhone"], quiet["floor"], quiet["askingPrice"]["minorUnits"]) == (
-        None, None, 150_000_050,
-    )  # fmt: skip
+        None,
+        None,
+        150_000_050,
+    )
     # The caller is the agent of every imported listing.
     assert {x["agentId"] for x in found.values()} == {str(admin_id)}
 
@@ -183,8 +309,15 @@ async def test_listing_rows_import_with_their_errors(client, make_tenant, member
 
 # ---------------------------------------------------------------- fingerprinted rows
 
-NO_REF_HEADER = ["community", "address", "gross_area", "rooms", "floor", "asking_price",
-                 "seller_phone"]  # fmt: skip
+NO_REF_HEADER = [
+    "community",
+    "address",
+    "gross_area",
+    "rooms",
+    "floor",
+    "asking_price",
+    "seller_phone",
+]
 
 
 async def test_rows_without_a_reference_are_fingerprinted(client, make_tenant, engine):
@@ -216,8 +349,21 @@ async def test_rows_without_a_reference_are_fingerprinted(client, make_tenant, e
 
 # ---------------------------------------------------------------- XLSX with Chinese headers
 
-ZH_HEADER = ["小区", "区域", "建筑面积", "室", "厅", "卫", "楼层", "总楼层", "朝向", "装修",
-             "挂牌价", "业主", "业主电话"]  # fmt: skip
+ZH_HEADER = [
+    "小区",
+    "区域",
+    "建筑面积",
+    "室",
+    "厅",
+    "卫",
+    "楼层",
+    "总楼层",
+    "朝向",
+    "装修",
+    "挂牌价",
+    "业主",
+    "业主电话",
+]
 
 
 async def test_xlsx_with_chinese_headers(client, make_tenant, engine):
@@ -225,10 +371,26 @@ async def test_xlsx_with_chinese_headers(client, make_tenant, engine):
     book = Workbook()
     sheet = book.active
     sheet.append(ZH_HEADER)
-    sheet.append(["翠湖花园", "浦东", 89.5, 3, 2, 1, 6, 18, "南北", "精装", "520万", "李四",
-                  13900139000])  # fmt: skip
-    sheet.append(["静安公寓", "静安", "120.25", "4", "2", "2", "12", "30", "东南", "豪装",
-                  8800000, "王五", "13700137000"])  # fmt: skip
+    sheet.append(
+        ["翠湖花园", "浦东", 89.5, 3, 2, 1, 6, 18, "南北", "精装", "520万", "李四", 13900139000]
+    )
+    sheet.append(
+        [
+            "静安公寓",
+            "静安",
+            "120.25",
+            "4",
+            "2",
+            "2",
+            "12",
+            "30",
+            "东南",
+            "豪装",
+            8800000,
+            "王五",
+            "13700137000",
+        ]
+    )
     sheet.append(["徐汇小筑", "徐汇", 60, 2, 1, 1, 3, 6, "南", "精装", "abc万", "", None])
     sheet.append([None] * 13)  # an empty row: skipped, not counted
     sheet.append(["长宁里", "长宁", 60, 2, 1, 1, 9, 6, "北", "简装", "200万", "", None])
@@ -242,8 +404,12 @@ async def test_xlsx_with_chinese_headers(client, make_tenant, engine):
     assert set(found) == {"翠湖花园", "静安公寓"}
     a = found["翠湖花园"]
     assert (a["district"], a["grossArea"], a["rooms"], a["livingRooms"], a["bathrooms"]) == (
-        "浦东", "89.50", 3, 2, 1,
-    )  # fmt: skip
+        "浦东",
+        "89.50",
+        3,
+        2,
+        1,
+    )
     assert (a["floor"], a["totalFloors"]) == (6, 18)
     assert (a["orientation"], a["decoration"]) == ("NS", "FINE")
     assert a["askingPrice"]["minorUnits"] == 520_000_000
@@ -286,8 +452,9 @@ async def test_an_agent_imports_listings_as_their_own(client, make_tenant, membe
 async def test_a_client_cannot_import_listings(client, make_tenant, member, engine):
     tenant = await make_tenant()
     _, token = await member(tenant, ["client"])
-    res = await upload(client, tenant.slug, IMPORT_LISTINGS, {}, "listings.csv", ONE_LISTING,
-                       token=token)  # fmt: skip
+    res = await upload(
+        client, tenant.slug, IMPORT_LISTINGS, {}, "listings.csv", ONE_LISTING, token=token
+    )
     typed_denial(res, "importListings", "FORBIDDEN")
     assert await db_counts(engine, tenant) == (0, 0, 0)
 
@@ -297,8 +464,10 @@ async def test_a_client_cannot_import_listings(client, make_tenant, member, engi
 
 async def test_bad_seller_phone_names_its_column(client, make_tenant):
     tenant = await make_tenant()
-    data = csv_bytes(["community", "gross_area", "rooms", "asking_price", "seller_phone"],
-                     [["Phone Court", "70", 2, "1800000", "12345"]])  # fmt: skip
+    data = csv_bytes(
+        ["community", "gross_area", "rooms", "asking_price", "seller_phone"],
+        [["Phone Court", "70", 2, "1800000", "12345"]],
+    )
     report = report_of(await import_listings(client, tenant.slug, data))
     [(row, field)] = error_cells(report)
     assert (row, field in ("sellerPhone", "seller_phone")) == (2, True), report

@@ -37,8 +37,10 @@ ROWS = 3000
 
 
 def _rows(n: int) -> list[list]:
-    return [["W", 1 + i // 50, f"{i:05d}", "", "80", "", "S", 2, "1000000", "available", ""]
-            for i in range(n)]  # fmt: skip
+    return [
+        ["W", 1 + i // 50, f"{i:05d}", "", "80", "", "S", 2, "1000000", "available", ""]
+        for i in range(n)
+    ]
 
 
 class HeldReader:
@@ -99,10 +101,17 @@ async def test_the_request_time_limit_stops_the_reading(
     # limit has answered) and fall well within BOUND.
     with live_server_factory(request_timeout=5, live_relay_in_process=False) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
-            importing = asyncio.create_task(upload(
-                c, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]}, "units.xlsx",
-                xlsx_bytes(_rows(ROWS)), expect_status=503,
-            ))  # fmt: skip
+            importing = asyncio.create_task(
+                upload(
+                    c,
+                    tenant.slug,
+                    IMPORT_UNITS,
+                    {"projectId": project["id"]},
+                    "units.xlsx",
+                    xlsx_bytes(_rows(ROWS)),
+                    expect_status=503,
+                )
+            )
             assert await asyncio.to_thread(reader.reading.wait, BOUND), "never started"
             body = await importing  # answered by the time limit while the reader is held
             reader.events.append("answered")
@@ -136,8 +145,9 @@ def _declared_huge_xlsx() -> bytes:
         for info in src.infolist():
             body = src.read(info)
             if info.filename == "xl/worksheets/sheet1.xml":
-                body = body.replace(b'<dimension ref="A1:K2" />',
-                                    b'<dimension ref="A1:XFD1048576" />')  # fmt: skip
+                body = body.replace(
+                    b'<dimension ref="A1:K2" />', b'<dimension ref="A1:XFD1048576" />'
+                )
                 assert b"XFD1048576" in body
             z.writestr(info, body)
     return out.getvalue()
@@ -150,10 +160,12 @@ async def test_each_bound_of_a_file_is_a_typed_error(client, make_tenant, monkey
     long_cell = "x" * (files.MAX_CELL_CHARS + 1)
     refused = {
         "header too wide (xlsx)": ("units.xlsx", _wide_xlsx(files.MAX_COLUMNS + 1)),
-        "header too wide (csv)": ("units.csv", csv_bytes(
-            [], [*HEADER, *(f"c{i}" for i in range(files.MAX_COLUMNS))])),
+        "header too wide (csv)": (
+            "units.csv",
+            csv_bytes([], [*HEADER, *(f"c{i}" for i in range(files.MAX_COLUMNS))]),
+        ),
         "a cell too long (csv)": ("units.csv", csv_bytes([["B", 1, "101", "", "80", long_cell]])),
-    }  # fmt: skip
+    }
     # (openpyxl cuts a workbook's cells at Excel's limit itself: the same bound.)
     for case, (filename, data) in refused.items():
         result = await import_units(client, tenant.slug, pid, data, filename)
@@ -184,7 +196,8 @@ async def test_each_bound_of_a_file_is_a_typed_error(client, make_tenant, monkey
     header = [*HEADER, *(f"c{i}" for i in range(files.MAX_COLUMNS - len(HEADER)))]
     report = report_of(await import_units(client, tenant.slug, pid, csv_bytes([at], header)))
     assert counts(report) == (1, 1, 0, 0), report
-    res = await upload(client, tenant.slug, IMPORT_UNITS, {"projectId": pid}, "units.xlsx",
-                       _declared_huge_xlsx())  # fmt: skip
+    res = await upload(
+        client, tenant.slug, IMPORT_UNITS, {"projectId": pid}, "units.xlsx", _declared_huge_xlsx()
+    )
     report = report_of(res["data"]["importUnits"])
     assert counts(report) == (1, 1, 0, 0), report

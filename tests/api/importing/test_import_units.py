@@ -22,17 +22,22 @@ B2,3,301,120,4,NS,4500000,planned,
 async def test_csv_import_reports_bad_rows_and_is_idempotent(client, make_tenant):
     tenant = await make_tenant()
     project = await create_project(client, tenant.slug, "Harbour One")
-    res = await upload(client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]},
-                       "units.csv", CSV.encode())  # fmt: skip
+    res = await upload(
+        client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]}, "units.csv", CSV.encode()
+    )
     report = res["data"]["importUnits"]
     assert report["__typename"] == "ImportReport", res
     assert (report["rowsTotal"], report["imported"], report["skipped"], report["failed"]) == (
-        5, 3, 0, 2,
-    )  # fmt: skip
+        5,
+        3,
+        0,
+        2,
+    )
     assert [(e["row"], e["field"]) for e in report["errors"]] == [(4, "grossArea"), (5, "floor")]
 
-    again = await upload(client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]},
-                         "units.csv", CSV.encode())  # fmt: skip
+    again = await upload(
+        client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]}, "units.csv", CSV.encode()
+    )
     report = again["data"]["importUnits"]
     assert (report["imported"], report["skipped"], report["failed"]) == (0, 3, 2)
 
@@ -58,8 +63,14 @@ async def test_xlsx_with_chinese_headers(client, make_tenant):
     sheet.append(["1栋", 6, "601", 95.25, 3, None, "在售"])  # available needs a price
     buf = io.BytesIO()
     book.save(buf)
-    res = await upload(client, tenant.slug, IMPORT_UNITS, {"projectId": project["id"]},
-                       "units.xlsx", buf.getvalue())  # fmt: skip
+    res = await upload(
+        client,
+        tenant.slug,
+        IMPORT_UNITS,
+        {"projectId": project["id"]},
+        "units.xlsx",
+        buf.getvalue(),
+    )
     report = res["data"]["importUnits"]
     assert (report["imported"], report["failed"]) == (1, 1), report
     assert report["errors"][0]["row"] == 3 and report["errors"][0]["field"] == "listPrice"

@@ -261,12 +261,29 @@ async def test_title_over_five_years_and_defaults(client, make_tenant):
     assert bare["titleOverFiveYears"] is None
     # Defaults of a minimal listing; the admin who created it is its agent.
     defaults = dict.fromkeys(
-        ["latitude", "floor", "totalFloors", "orientation", "yearBuilt", "decoration",
-         "propertyRight", "rightYears", "expiresAt"]
-    )  # fmt: skip
-    defaults |= {"city": "", "district": "", "address": "", "mortgaged": False,
-                 "onlyHome": False, "livingRooms": 1, "bathrooms": 1, "tags": [],
-                 "agentId": admin}  # fmt: skip
+        [
+            "latitude",
+            "floor",
+            "totalFloors",
+            "orientation",
+            "yearBuilt",
+            "decoration",
+            "propertyRight",
+            "rightYears",
+            "expiresAt",
+        ]
+    )
+    defaults |= {
+        "city": "",
+        "district": "",
+        "address": "",
+        "mortgaged": False,
+        "onlyHome": False,
+        "livingRooms": 1,
+        "bathrooms": 1,
+        "tags": [],
+        "agentId": admin,
+    }
     assert {k: bare[k] for k in defaults} == defaults
     res = await read(client, tenant.slug, bare["id"], SELLER_PHONE)
     assert res["data"]["listing"]["sellerPhone"] is None

@@ -64,17 +64,27 @@ class LiveClient:
 
 
 @asynccontextmanager
-async def live(server, tenant: str | None, token: str | None = "admin", *, init: dict | None = None,
-               ack: bool = True):  # fmt: skip
+async def live(
+    server,
+    tenant: str | None,
+    token: str | None = "admin",
+    *,
+    init: dict | None = None,
+    ack: bool = True,
+):
     """A connected, acknowledged client (``token`` "admin": the tenant admin's)."""
     headers = {"X-Tenant": tenant} if tenant else {}
-    async with connect(server.ws_url, subprotocols=["graphql-transport-ws"],
-                       additional_headers=headers, open_timeout=10) as ws:  # fmt: skip
+    async with connect(
+        server.ws_url,
+        subprotocols=["graphql-transport-ws"],
+        additional_headers=headers,
+        open_timeout=10,
+    ) as ws:
         if token == "admin":
             token = TOKENS[tenant]
-        payload = init if init is not None else (
-            {"authorization": f"Bearer {token}"} if token else {}
-        )  # fmt: skip
+        payload = (
+            init if init is not None else ({"authorization": f"Bearer {token}"} if token else {})
+        )
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         client = LiveClient(ws)
         if ack:

@@ -208,15 +208,21 @@ async def all_published(engine, tenant_id: str) -> list:
 
 
 async def hold(client, slug: str, unit_id: str, minutes: int = 30) -> dict:
-    res = await gql(client, HOLD_UNIT, {"input": {"unitId": unit_id, "minutes": minutes}},
-                    tenant=slug)  # fmt: skip
+    res = await gql(
+        client, HOLD_UNIT, {"input": {"unitId": unit_id, "minutes": minutes}}, tenant=slug
+    )
     return ok(res, "holdUnit", "UnitPayload")["unit"]
 
 
 async def new_listing(client, slug: str, *, district: str, price: int, token=None) -> dict:
     kw = {} if token is None else {"token": token}
-    fields = {"community": f"Garden {uuid.uuid4().hex[:6]}", "district": district,
-              "grossArea": "89.50", "rooms": 3, "askingPrice": price}  # fmt: skip
+    fields = {
+        "community": f"Garden {uuid.uuid4().hex[:6]}",
+        "district": district,
+        "grossArea": "89.50",
+        "rooms": 3,
+        "askingPrice": price,
+    }
     res = await gql(client, CREATE_LISTING, {"input": fields}, tenant=slug, **kw)
     return ok(res, "createListing", "ListingPayload")["listing"]
 
@@ -247,9 +253,20 @@ async def test_unit_changes_by_building_and_by_project(client, live_server, make
     project, building, units = inv["project"], inv["building"], inv["units"]
     # Another building of the same project, and another project of the same tenant.
     b2 = await create_building(client, slug, project["id"], "B2", floors=2)
-    [sibling] = await create_units(client, slug, [{
-        "buildingId": b2["id"], "floor": 1, "number": "101", "grossArea": "89.50",
-        "listPrice": 310_000_000, "status": "AVAILABLE"}])  # fmt: skip
+    [sibling] = await create_units(
+        client,
+        slug,
+        [
+            {
+                "buildingId": b2["id"],
+                "floor": 1,
+                "number": "101",
+                "grossArea": "89.50",
+                "listPrice": 310_000_000,
+                "status": "AVAILABLE",
+            }
+        ],
+    )
     other = await inventory(client, slug, floors=1, per_floor=1, project_name="Other")
     [elsewhere] = other["units"]
 
@@ -346,8 +363,9 @@ async def test_other_tenants_changes_never_reach_a_subscriber(client, live_serve
 # ---------------------------------------------------------------- 3. rollback
 
 
-async def test_rolled_back_change_publishes_nothing(client, live_server, make_tenant, member,
-                                                    engine):  # fmt: skip
+async def test_rolled_back_change_publishes_nothing(
+    client, live_server, make_tenant, member, engine
+):
     tenant = await make_tenant()
     slug = tenant.slug
     actor, _ = await member(tenant, ["admin"])
@@ -365,9 +383,8 @@ async def test_rolled_back_change_publishes_nothing(client, live_server, make_te
                 unit_id = (await change(session)).id
                 # The event row is in the transaction (so the test means something) ...
                 inside = await session.scalar(
-                    select(func.count()).select_from(OUTBOX)
-                    .where(OUTBOX.c.entity_id == unit_id)
-                )  # fmt: skip
+                    select(func.count()).select_from(OUTBOX).where(OUTBOX.c.entity_id == unit_id)
+                )
                 assert inside == 1
                 await session.rollback()
             # ... and gone with it.
@@ -468,16 +485,20 @@ async def test_relay_restart_delivers_pending_event_once(quiet_db, kit):
 # ---------------------------------------------------------------- 5. listingChanges
 
 
-async def test_listing_changes_by_filter_and_saved_search(client, live_server, make_tenant,
-                                                          member):  # fmt: skip
+async def test_listing_changes_by_filter_and_saved_search(client, live_server, make_tenant, member):
     tenant = await make_tenant()
     slug = tenant.slug
     _, me = await member(tenant, ["client"])
     _, someone = await member(tenant, ["client"])
     cap = 600_000_000
     wanted = {"districts": ["Nanshan"], "priceMax": cap}
-    res = await gql(client, SAVE_SEARCH, {"input": {"name": "Nanshan", "listings": wanted}},
-                    tenant=slug, token=me)  # fmt: skip
+    res = await gql(
+        client,
+        SAVE_SEARCH,
+        {"input": {"name": "Nanshan", "listings": wanted}},
+        tenant=slug,
+        token=me,
+    )
     saved = ok(res, "saveSearch", "FollowPayload")["follow"]["id"]
 
     async with live(live_server, slug, me) as ws, live(live_server, slug, someone) as other:
@@ -533,8 +554,9 @@ async def test_listing_changes_by_filter_and_saved_search(client, live_server, m
 # ---------------------------------------------------------------- 6. followedChanges
 
 
-async def test_followed_changes_of_what_was_followed_before(client, live_server, make_tenant,
-                                                            member):  # fmt: skip
+async def test_followed_changes_of_what_was_followed_before(
+    client, live_server, make_tenant, member
+):
     tenant = await make_tenant()
     slug = tenant.slug
     _, me = await member(tenant, ["client"])
@@ -560,12 +582,15 @@ async def test_followed_changes_of_what_was_followed_before(client, live_server,
         assert change["__typename"] == "ListingChange"
         assert (change["listingId"], change["listingKind"]) == (listing["id"], "PRICE")
         assert (change["listingStatus"], change["askingPrice"]["minorUnits"]) == (
-            "ACTIVE", 480_000_000)  # fmt: skip
+            "ACTIVE",
+            480_000_000,
+        )
         await ws.nothing(0.3)
 
 
-async def test_follow_made_while_subscribed_counts_at_once(client, live_server, make_tenant,
-                                                           member):  # fmt: skip
+async def test_follow_made_while_subscribed_counts_at_once(
+    client, live_server, make_tenant, member
+):
     tenant = await make_tenant()
     slug = tenant.slug
     _, me = await member(tenant, ["client"])
@@ -581,15 +606,19 @@ async def test_follow_made_while_subscribed_counts_at_once(client, live_server, 
         await reserve(client, slug, during)
         change = data(await ws.next(timeout=3), "followedChanges")
         assert (change["__typename"], change["unitId"], change["status"]) == (
-            "UnitChange", during, "RESERVED")  # fmt: skip
+            "UnitChange",
+            during,
+            "RESERVED",
+        )
         await listing_price(client, slug, listing["id"], 480_000_000)
         change = data(await ws.next(timeout=3), "followedChanges")
         assert (change["__typename"], change["listingId"]) == ("ListingChange", listing["id"])
         await ws.nothing(0.3)
 
 
-async def test_unfollow_while_subscribed_stops_the_changes(client, live_server, make_tenant,
-                                                           member):  # fmt: skip
+async def test_unfollow_while_subscribed_stops_the_changes(
+    client, live_server, make_tenant, member
+):
     tenant = await make_tenant()
     slug = tenant.slug
     _, me = await member(tenant, ["client"])
@@ -686,8 +715,7 @@ class StatementCounter:
         event.remove(self.engine.sync_engine, "before_cursor_execute", self.on_execute)
 
 
-async def test_sales_table_costs_the_same_statements_whatever_its_size(client, make_tenant,
-                                                                      db_url):  # fmt: skip
+async def test_sales_table_costs_the_same_statements_whatever_its_size(client, make_tenant, db_url):
     tenant = await make_tenant()
     slug = tenant.slug
     small = await inventory(client, slug, floors=1, per_floor=2)

@@ -81,8 +81,12 @@ async def raw(server, tenant: str | None, **headers):
     """A bare graphql-transport-ws socket (nothing sent yet)."""
     if tenant is not None:
         headers["X-Tenant"] = tenant
-    async with connect(server.ws_url, subprotocols=["graphql-transport-ws"],
-                       additional_headers=headers, open_timeout=10) as ws:  # fmt: skip
+    async with connect(
+        server.ws_url,
+        subprotocols=["graphql-transport-ws"],
+        additional_headers=headers,
+        open_timeout=10,
+    ) as ws:
         yield ws
 
 
@@ -147,10 +151,14 @@ def endpoint(server):
 async def stream(engine, tenant_id: str) -> tuple[int, int]:
     """(last_seq, pruned_through) of the tenant's event stream."""
     async with engine.connect() as c:
-        row = (await c.execute(
-            text("SELECT last_seq, pruned_through FROM shared.event_stream WHERE tenant_id = :t"),
-            {"t": uuid.UUID(tenant_id)},
-        )).first()  # fmt: skip
+        row = (
+            await c.execute(
+                text(
+                    "SELECT last_seq, pruned_through FROM shared.event_stream WHERE tenant_id = :t"
+                ),
+                {"t": uuid.UUID(tenant_id)},
+            )
+        ).first()
         await c.rollback()
     return (row.last_seq, row.pruned_through) if row else (0, 0)
 
@@ -160,11 +168,15 @@ async def settled(engine, tenant_id: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         async with engine.connect() as c:
-            pending = (await c.execute(
-                text("SELECT count(*) FROM shared.outbox WHERE tenant_id = :t"
-                     " AND (seq IS NULL OR published_at IS NULL)"),
-                {"t": uuid.UUID(tenant_id)},
-            )).scalar_one()  # fmt: skip
+            pending = (
+                await c.execute(
+                    text(
+                        "SELECT count(*) FROM shared.outbox WHERE tenant_id = :t"
+                        " AND (seq IS NULL OR published_at IS NULL)"
+                    ),
+                    {"t": uuid.UUID(tenant_id)},
+                )
+            ).scalar_one()
             await c.rollback()
         if pending == 0:
             return
@@ -175,11 +187,15 @@ async def settled(engine, tenant_id: str, timeout: float = 15.0) -> None:
 async def building_events(engine, tenant_id: str, building_id: str, after: int) -> list[dict]:
     """The tenant's outbox rows after ``after`` about units of ``building_id``, in seq order."""
     async with engine.connect() as c:
-        rows = (await c.execute(
-            text("SELECT seq, kind, payload FROM shared.outbox WHERE tenant_id = :t"
-                 " AND seq > :after ORDER BY seq"),
-            {"t": uuid.UUID(tenant_id), "after": after},
-        )).all()  # fmt: skip
+        rows = (
+            await c.execute(
+                text(
+                    "SELECT seq, kind, payload FROM shared.outbox WHERE tenant_id = :t"
+                    " AND seq > :after ORDER BY seq"
+                ),
+                {"t": uuid.UUID(tenant_id), "after": after},
+            )
+        ).all()
         await c.rollback()
     return [
         {"seq": r.seq, "unit": r.payload["unit_id"]}
@@ -191,19 +207,41 @@ async def building_events(engine, tenant_id: str, building_id: str, after: int) 
 async def second_building(client, slug: str, project_id: str) -> dict:
     """Another building of the same project, with one available unit."""
     building = await create_building(client, slug, project_id, "B2", floors=1)
-    units = await create_units(client, slug, [{
-        "buildingId": building["id"], "floor": 1, "number": "B2-101", "grossArea": "70.00",
-        "rooms": 2, "orientation": "N", "listPrice": 200_000_000, "status": "AVAILABLE",
-    }])  # fmt: skip
+    units = await create_units(
+        client,
+        slug,
+        [
+            {
+                "buildingId": building["id"],
+                "floor": 1,
+                "number": "B2-101",
+                "grossArea": "70.00",
+                "rooms": 2,
+                "orientation": "N",
+                "listPrice": 200_000_000,
+                "status": "AVAILABLE",
+            }
+        ],
+    )
     return {"building": building, "units": units}
 
 
 async def custom_member(client, member, tenant, permissions: list[str]) -> str:
     """A member whose only role is a custom one granting ``permissions``; their token."""
     key = "r_" + uuid.uuid4().hex[:10]
-    res = await gql(client, CREATE_ROLE, {"input": {
-        "key": key, "name": "Restricted", "permissions": permissions, "dataScope": "own",
-    }}, tenant=tenant.slug)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE_ROLE,
+        {
+            "input": {
+                "key": key,
+                "name": "Restricted",
+                "permissions": permissions,
+                "dataScope": "own",
+            }
+        },
+        tenant=tenant.slug,
+    )
     assert res["data"]["createRole"]["__typename"] == "RolePayload", res
     _, token = await member(tenant, [key])
     return token
@@ -261,8 +299,9 @@ async def test_a_signed_out_session_is_closed_4403(client, live_server, make_ten
     _, token = await member(tenant, ["agent"])
     async with live(live_server, tenant.slug, token=token):
         pass  # accepted while signed in
-    res = await gql(client, "mutation { signOut { revokedSessionId } }", tenant=tenant.slug,
-                    token=token)  # fmt: skip
+    res = await gql(
+        client, "mutation { signOut { revokedSessionId } }", tenant=tenant.slug, token=token
+    )
     assert res["data"]["signOut"]["revokedSessionId"], res
     async with live(live_server, tenant.slug, token=token, ack=False) as ws:
         assert await close_code(ws.ws) == 4403
@@ -287,10 +326,19 @@ async def test_a_subscription_without_its_permission_is_refused_and_the_socket_s
         # the socket still serves what the roles allow: a new listing reaches it
         sid = await ws.subscribe(LISTING_CHANGES)
         await ws.nothing(0.3)
-        res = await gql(client, CREATE_LISTING, {"input": {
-            "community": "Lotus Garden", "grossArea": "89.50", "rooms": 3,
-            "askingPrice": 512_000_000,
-        }}, tenant=tenant.slug)  # fmt: skip
+        res = await gql(
+            client,
+            CREATE_LISTING,
+            {
+                "input": {
+                    "community": "Lotus Garden",
+                    "grossArea": "89.50",
+                    "rooms": 3,
+                    "askingPrice": 512_000_000,
+                }
+            },
+            tenant=tenant.slug,
+        )
         listing_id = res["data"]["createListing"]["listing"]["id"]
         msg = await ws.next()
         got = change(msg, "listingChanges")
@@ -329,8 +377,18 @@ async def test_a_building_of_another_tenant_is_not_found(client, live_server, ma
 async def test_subscribe_before_connection_init_is_closed_4401(live_server, make_tenant):
     tenant = await make_tenant()
     async with raw(live_server, tenant.slug) as ws:
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": UNIT_CHANGES, "variables": {"buildingId": str(uuid.uuid4())}}}))  # fmt: skip
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": UNIT_CHANGES,
+                        "variables": {"buildingId": str(uuid.uuid4())},
+                    },
+                }
+            )
+        )
         assert await close_code(ws) == 4401
 
 
@@ -356,8 +414,7 @@ async def test_an_id_can_be_used_again_after_complete(live_server, make_tenant):
     tenant = await make_tenant()
     building = await a_building(live_server, tenant.slug)
     async with live(live_server, tenant.slug) as ws:
-        body = {"query": UNIT_CHANGES,
-                "variables": {"buildingId": building, "since": FAR_AHEAD}}  # fmt: skip
+        body = {"query": UNIT_CHANGES, "variables": {"buildingId": building, "since": FAR_AHEAD}}
         for _ in range(2):
             await ws.ws.send(json.dumps({"id": "again", "type": "subscribe", "payload": body}))
             await accepted(ws, "again")
@@ -473,8 +530,7 @@ async def test_invalid_variables_are_bad_user_input(live_server, make_tenant):
         sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": str(uuid.uuid4()), "since": "abc"})
         err = await error_of(ws, sid)
         assert code_of(err) == "BAD_USER_INPUT" and "since" in err["message"], err
-        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": str(uuid.uuid4()),
-                                                "since": 2**70})  # fmt: skip
+        sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": str(uuid.uuid4()), "since": 2**70})
         assert code_of(await error_of(ws, sid)) == "BAD_USER_INPUT"
         sid = await ws.subscribe(UNIT_CHANGES, {"buildingId": {"not": "an id"}})
         assert code_of(await error_of(ws, sid)) == "BAD_USER_INPUT"
@@ -560,13 +616,15 @@ async def test_documents_over_the_graphql_limits_are_refused_quickly(
     aliases = " ".join(f"a{i}: seq" for i in range(1000))
     many_aliases = (
         "subscription($b: ID) { unitChanges(buildingId: $b) { ... on UnitChange { "
-        + aliases + " } } }"
-    )  # fmt: skip
+        + aliases
+        + " } } }"
+    )
     fields = " ".join(["seq"] * (settings.graphql_max_tokens + 10))
     many_tokens = (
         "subscription($b: ID) { unitChanges(buildingId: $b) { ... on UnitChange { "
-        + fields + " } } }"
-    )  # fmt: skip
+        + fields
+        + " } } }"
+    )
     async with live(live_server, tenant.slug) as ws:
         started = time.monotonic()
         sid = await ws.subscribe(many_aliases, {"b": str(uuid.uuid4())})
@@ -709,7 +767,10 @@ async def test_resume_after_pruning_is_refetch_required_then_live(
         await reserve(client, tenant.slug, units[2]["id"])
         got = change(await ws.next())
         assert (got["__typename"], got["unitId"], got["seq"]) == (
-            "UnitChange", units[2]["id"], head + 1)  # fmt: skip
+            "UnitChange",
+            units[2]["id"],
+            head + 1,
+        )
         await ws.nothing(0.3)
     async with live(live_server, tenant.slug) as ws:  # resuming from the pruned-through head
         await ws.subscribe(UNIT_CHANGES, {"buildingId": b, "since": pruned})
@@ -750,11 +811,13 @@ def _production_secrets() -> dict:
     verify there)."""
     dev = load_secrets(settings_for_tests())
     return dict(
-        env="production", jwt_private_key=dev.jwt_private_key,
-        field_keys=",".join(f"{v}:{base64.b64encode(k).decode()}"
-                            for v, k in dev.field_keys.items()),
+        env="production",
+        jwt_private_key=dev.jwt_private_key,
+        field_keys=",".join(
+            f"{v}:{base64.b64encode(k).decode()}" for v, k in dev.field_keys.items()
+        ),
         blind_index_key=base64.b64encode(dev.blind_index_key).decode(),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -799,8 +862,9 @@ async def test_production_runs_a_trusted_subscription_by_id(production, make_ten
     trusted.setdefault(doc_id, UNIT_CHANGES)
     building = await a_building(production, tenant.slug)
     async with live(production, tenant.slug, token=agent) as ws:
-        sid = await ws.subscribe(None, {"buildingId": building, "since": FAR_AHEAD},
-                                 documentId=doc_id)  # fmt: skip
+        sid = await ws.subscribe(
+            None, {"buildingId": building, "since": FAR_AHEAD}, documentId=doc_id
+        )
         await accepted(ws, sid)
     async with httpx.AsyncClient(base_url=production.url, timeout=30) as http:
         # over HTTP the same trusted subscription is refused: subscriptions are socket-only
@@ -812,8 +876,10 @@ async def test_production_runs_a_trusted_subscription_by_id(production, make_ten
         assert "WebSocket" in refused["errors"][0]["message"], refused
 
 
-@pytest.mark.skipif(not _manifest_subscriptions(), reason="no subscription document in the "
-                    "mobile_contracts manifest yet")  # fmt: skip
+@pytest.mark.skipif(
+    not _manifest_subscriptions(),
+    reason="no subscription document in the mobile_contracts manifest yet",
+)
 async def test_manifest_subscriptions_run_by_id_in_production(production, make_tenant, member):
     tenant = await make_tenant()
     _, agent = await member(tenant, ["agent"])
@@ -840,11 +906,13 @@ async def test_manifest_subscriptions_run_by_id_in_production(production, make_t
 async def test_production_hides_schema_suggestions_over_the_socket(production, make_tenant, member):
     tenant = await make_tenant()
     _, manager = await member(tenant, ["manager"])  # graphql.adhoc: full documents validate
-    typo = ("subscription($b: ID) { unitChanges(buildingId: $b) {"
-            " ... on UnitChange { seqq } } }")  # fmt: skip
+    typo = "subscription($b: ID) { unitChanges(buildingId: $b) { ... on UnitChange { seqq } } }"
     async with httpx.AsyncClient(base_url=production.url, timeout=30) as http:
-        resp = await http.post("/graphql", json={"query": "{ apiVersio }"}, headers={
-            "X-Tenant": tenant.slug, "Authorization": f"Bearer {manager}"})  # fmt: skip
+        resp = await http.post(
+            "/graphql",
+            json={"query": "{ apiVersio }"},
+            headers={"X-Tenant": tenant.slug, "Authorization": f"Bearer {manager}"},
+        )
         message = resp.json()["errors"][0]["message"]
         assert "apiVersio" in message and "Did you mean" not in message  # HTTP: no hints
     async with live(production, tenant.slug, token=manager) as ws:

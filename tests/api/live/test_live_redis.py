@@ -130,18 +130,31 @@ async def leader(gateways: list[Gateway], engine, timeout: float = 10.0) -> int:
     found: list = []
     while time.monotonic() < deadline:
         async with engine.connect() as conn:
-            found = (await conn.execute(text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-                " AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
-                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            ), {"hi": LOCK_KEY >> 32, "lo": LOCK_KEY & 0xFFFFFFFF})).scalars().all()  # fmt: skip
+            found = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT a.application_name FROM pg_locks l JOIN "
+                            "pg_stat_activity a ON a.pid = l.pid"
+                            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                            " AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
+                            " AND l.database = (SELECT oid FROM pg_database "
+                            "WHERE datname = current_database())"
+                        ),
+                        {"hi": LOCK_KEY >> 32, "lo": LOCK_KEY & 0xFFFFFFFF},
+                    )
+                )
+                .scalars()
+                .all()
+            )
         if len(found) == 1:
             owners = [
-                i for i, gw in enumerate(gateways)
-                if gw.proc is not None and gw.proc.poll() is None
+                i
+                for i, gw in enumerate(gateways)
+                if gw.proc is not None
+                and gw.proc.poll() is None
                 and found[0] == f"anju-relay-{gw.pid}"
-            ]  # fmt: skip
+            ]
             if len(owners) == 1:
                 return owners[0]
         await asyncio.sleep(0.1)
@@ -190,9 +203,12 @@ async def test_no_cross_tenant_delivery_under_load(gateways, gw_tenant):
         project_a, project_b = inv_a["project"]["id"], inv_b["project"]["id"]
         units = [u["id"] for u in inv_a["units"]]
         async with (
-            live(g1, a.slug) as wa1, live(g2, a.slug) as wa2,
-            live(g1, b.slug) as wb1, live(g2, b.slug) as wb2, live(g2, b.slug) as wb_foreign,
-        ):  # fmt: skip
+            live(g1, a.slug) as wa1,
+            live(g2, a.slug) as wa2,
+            live(g1, b.slug) as wb1,
+            live(g2, b.slug) as wb2,
+            live(g2, b.slug) as wb_foreign,
+        ):
             for ws in (wa1, wa2):
                 await ws.subscribe(UNIT_CHANGES, {"projectId": project_a})
             for ws in (wb1, wb2):
@@ -295,9 +311,11 @@ async def test_hub_reads_a_gap_back_from_the_outbox(live_server_factory, make_te
     await Relay(engine, LocalBus()).number()
     tid = uuid.UUID(tenant.id)
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            select(OUTBOX).where(OUTBOX.c.tenant_id == tid).order_by(OUTBOX.c.seq)
-        )).all()  # fmt: skip
+        rows = (
+            await conn.execute(
+                select(OUTBOX).where(OUTBOX.c.tenant_id == tid).order_by(OUTBOX.c.seq)
+            )
+        ).all()
     assert [r.seq for r in rows] == [1, 2, 3]
     assert [str(r.entity_id) for r in rows] == [u["id"] for u in inv["units"]]
     events = [json.loads(json.dumps(wire(r), default=str)) for r in rows]
@@ -308,8 +326,15 @@ async def test_hub_reads_a_gap_back_from_the_outbox(live_server_factory, make_te
     hub.connections.add(conn)
     variables = {"buildingId": inv["building"]["id"]}
     shape = hub.shape(("gap", None, "{}"), parse(UNIT_CHANGES), None, variables)
-    hub.register(Feed(conn, "1", shape, {(tenant.id, "building", inv["building"]["id"])},
-                      lambda ev: ev["kind"].startswith("unit.")))  # fmt: skip
+    hub.register(
+        Feed(
+            conn,
+            "1",
+            shape,
+            {(tenant.id, "building", inv["building"]["id"])},
+            lambda ev: ev["kind"].startswith("unit."),
+        )
+    )
     hub.start()
     try:
         hub.on_bus([events[0]])
@@ -442,10 +467,18 @@ async def test_hub_catches_up_after_the_bus_resumes(live_server_factory, make_te
         conn = Connection(send, tenant.id, principal=None)
         hub.connections.add(conn)
         building = invs[tenant.id]["building"]["id"]
-        shape = hub.shape(("resume", tenant.id, "{}"), parse(UNIT_CHANGES), None,
-                          {"buildingId": building})  # fmt: skip
-        hub.register(Feed(conn, "1", shape, {(tenant.id, "building", building)},
-                          lambda ev: ev["kind"].startswith("unit.")))  # fmt: skip
+        shape = hub.shape(
+            ("resume", tenant.id, "{}"), parse(UNIT_CHANGES), None, {"buildingId": building}
+        )
+        hub.register(
+            Feed(
+                conn,
+                "1",
+                shape,
+                {(tenant.id, "building", building)},
+                lambda ev: ev["kind"].startswith("unit."),
+            )
+        )
     hub.last_seq[known.id] = 1  # seq 1 came over the bus before the loss
     hub.start()
     try:
@@ -455,8 +488,10 @@ async def test_hub_catches_up_after_the_bus_resumes(live_server_factory, make_te
         await asyncio.sleep(0.2)  # nothing more
     finally:
         await hub.stop()
-    changes = {t: [m["payload"]["data"]["unitChanges"] for m in got]
-               for t, got in ((known.id, got_known), (fresh.id, got_fresh))}  # fmt: skip
+    changes = {
+        t: [m["payload"]["data"]["unitChanges"] for m in got]
+        for t, got in ((known.id, got_known), (fresh.id, got_fresh))
+    }
     assert [c["seq"] for c in changes[known.id]] == [2, 3], changes
     assert [c["seq"] for c in changes[fresh.id]] == [1, 2, 3], changes
     for tenant_id, skip in ((known.id, 1), (fresh.id, 0)):

@@ -59,8 +59,11 @@ async def test_photo_is_cleaned_thumbnailed_and_served(client, make_tenant, live
     tenant = await make_tenant()
     inv = await inventory(client, tenant.slug, floors=1, per_floor=1)
     unit = inv["units"][0]
-    media = (await send(client, tenant.slug, "UNIT", unit["id"], "PHOTO", jpeg_with_gps(),
-                        name="evil.png"))["media"]  # fmt: skip
+    media = (
+        await send(
+            client, tenant.slug, "UNIT", unit["id"], "PHOTO", jpeg_with_gps(), name="evil.png"
+        )
+    )["media"]
     assert (media["kind"], media["contentType"]) == ("PHOTO", "image/jpeg")  # from the bytes
     assert (media["width"], media["height"], media["position"]) == (1200, 800, 0)
     stored = (await client.get(urlparse(media["url"]).path)).content
@@ -71,8 +74,12 @@ async def test_photo_is_cleaned_thumbnailed_and_served(client, make_tenant, live
     second = (await send(client, tenant.slug, "UNIT", unit["id"], "PHOTO", png(10, 10)))["media"]
     assert second["position"] == 1 and second["contentType"] == "image/png"
 
-    res = await gql(client, "query($id: ID!) { unit(id: $id) { firstPhoto { id } media { id } } }",
-                    {"id": unit["id"]}, tenant=tenant.slug)  # fmt: skip
+    res = await gql(
+        client,
+        "query($id: ID!) { unit(id: $id) { firstPhoto { id } media { id } } }",
+        {"id": unit["id"]},
+        tenant=tenant.slug,
+    )
     assert res["data"]["unit"]["firstPhoto"]["id"] == media["id"]
     assert [m["id"] for m in res["data"]["unit"]["media"]] == [media["id"], second["id"]]
 
@@ -135,21 +142,37 @@ async def test_s3_backend_end_to_end(make_tenant, live_server_factory):
         admin.create_bucket(Bucket="anju-media")
         # Public media (unguessable keys): the operator's bucket policy allows reads of all
         # but private/ (documents, reached only through presigned links).
-        public_read = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-            "NotResource": "arn:aws:s3:::anju-media/private/*",
-        }]}  # fmt: skip
+        public_read = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "NotResource": "arn:aws:s3:::anju-media/private/*",
+                }
+            ],
+        }
         admin.put_bucket_policy(Bucket="anju-media", Policy=json.dumps(public_read))
         overrides = dict(
-            media_backend="s3", s3_bucket="anju-media", s3_endpoint_url=endpoint,
-            s3_access_key_id="test", s3_secret_access_key="test",
-        )  # fmt: skip
+            media_backend="s3",
+            s3_bucket="anju-media",
+            s3_endpoint_url=endpoint,
+            s3_access_key_id="test",
+            s3_secret_access_key="test",
+        )
         with live_server_factory(**overrides) as server:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
                 tenant = await make_tenant()
                 inv = await inventory(client, tenant.slug, floors=1, per_floor=1)
-                res = await send(client, tenant.slug, "UNIT", inv["units"][0]["id"], "PHOTO",
-                                 jpeg_with_gps(640, 480))  # fmt: skip
+                res = await send(
+                    client,
+                    tenant.slug,
+                    "UNIT",
+                    inv["units"][0]["id"],
+                    "PHOTO",
+                    jpeg_with_gps(640, 480),
+                )
                 media = res["media"]
                 assert media["url"].startswith(f"{endpoint}/anju-media/{tenant.slug}/")
                 async with httpx.AsyncClient() as plain:
@@ -157,8 +180,16 @@ async def test_s3_backend_end_to_end(make_tenant, live_server_factory):
                     assert Image.open(io.BytesIO(body)).size == (640, 480)
                     assert (await plain.get(media["thumbnailUrl"])).status_code == 200
                 # A document: private, a presigned link that expires.
-                doc = (await send(client, tenant.slug, "UNIT", inv["units"][0]["id"],
-                                  "DOCUMENT", b"%PDF-1.4\n%%EOF\n"))["media"]  # fmt: skip
+                doc = (
+                    await send(
+                        client,
+                        tenant.slug,
+                        "UNIT",
+                        inv["units"][0]["id"],
+                        "DOCUMENT",
+                        b"%PDF-1.4\n%%EOF\n",
+                    )
+                )["media"]
                 assert doc["url"].startswith(f"{endpoint}/anju-media/private/{tenant.slug}/")
                 assert "X-Amz-Signature=" in doc["url"] and "X-Amz-Expires=" in doc["url"]
                 async with httpx.AsyncClient() as plain:

@@ -65,8 +65,10 @@ async def test_documents_are_served_only_through_signed_expiring_links(
     assert doc["__typename"] == "MediaPayload", doc
     doc = doc["media"]
     assert (doc["kind"], doc["visibility"], doc["contentType"]) == (
-        "DOCUMENT", "PRIVATE", "application/pdf"
-    )  # fmt: skip
+        "DOCUMENT",
+        "PRIVATE",
+        "application/pdf",
+    )
     path, query = path_and_query(doc["url"])
     assert path.startswith(f"/media/private/{tenant.slug}/") and set(query) == {"exp", "sig"}
 
@@ -135,8 +137,12 @@ async def test_media_route_on_a_fresh_install_answers_404(live_server_factory, t
     root = tmp_path / "never-created"
     with live_server_factory(media_dir=root) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
-            for path in ("/media/t-1/2026/01/a.jpg", "/media/private/t-1/2026/01/a.pdf",
-                         "/media/t-1/..%2F..%2Fsecrets.json", "/media/"):  # fmt: skip
+            for path in (
+                "/media/t-1/2026/01/a.jpg",
+                "/media/private/t-1/2026/01/a.pdf",
+                "/media/t-1/..%2F..%2Fsecrets.json",
+                "/media/",
+            ):
                 res = await c.get(path)
                 assert res.status_code == 404, (path, res.text)
                 assert "Traceback" not in res.text
@@ -180,8 +186,10 @@ async def test_a_full_disk_is_a_typed_error_and_leaves_nothing(
             for kind, visibility in (("PHOTO", None), ("DOCUMENT", None)):
                 res = await send(c, tenant.slug, unit, kind, big, visibility)
                 assert (res["__typename"], res["code"], res["field"]) == (
-                    "StorageUnavailableError", "INTERNAL", "file"
-                ), res  # fmt: skip
+                    "StorageUnavailableError",
+                    "INTERNAL",
+                    "file",
+                ), res
                 assert "full" in res["message"]
             assert [p for p in root.rglob("*") if p.is_file()] == []  # no .part, no thumbnail
             async with engine.connect() as conn:

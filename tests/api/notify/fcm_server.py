@@ -28,13 +28,17 @@ FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 ERRORS = {
     "unregistered-": (404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found."),
     "mismatch-": (403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "SenderId mismatch"),
-    "invalid-": (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT",
-                 "The registration token is not a valid FCM registration token"),
+    "invalid-": (
+        400,
+        "INVALID_ARGUMENT",
+        "INVALID_ARGUMENT",
+        "The registration token is not a valid FCM registration token",
+    ),
     "quota-": (429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded."),
     "unavailable-": (503, "UNAVAILABLE", None, "The service is currently unavailable."),
     "internal-": (500, "INTERNAL", "INTERNAL", "Internal error encountered."),
     "apns-": (401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR", "Auth error from APNS."),
-}  # fmt: skip
+}
 
 
 class FakeFcm(LoopbackServer):
@@ -42,8 +46,9 @@ class FakeFcm(LoopbackServer):
         self.requests: list[dict] = []
         self.seen: set[str] = set()
         self._ids = itertools.count(1)
-        app = Starlette(routes=[Route("/v1/projects/{project}/messages:send", self.send,
-                                      methods=["POST"])])  # fmt: skip
+        app = Starlette(
+            routes=[Route("/v1/projects/{project}/messages:send", self.send, methods=["POST"])]
+        )
         super().__init__(app, label="fake FCM", log_level="warning", lifespan="off")
 
     def tokens(self) -> list[str]:
@@ -53,9 +58,14 @@ class FakeFcm(LoopbackServer):
         body = await request.json()
         message = body["message"]
         token = message["token"]
-        self.requests.append({"project": request.path_params["project"], "message": message,
-                              "authorization": request.headers.get("authorization", ""),
-                              "validate_only": body.get("validate_only", False)})  # fmt: skip
+        self.requests.append(
+            {
+                "project": request.path_params["project"],
+                "message": message,
+                "authorization": request.headers.get("authorization", ""),
+                "validate_only": body.get("validate_only", False),
+            }
+        )
         if token.startswith("flaky-"):
             first = token not in self.seen
             self.seen.add(token)

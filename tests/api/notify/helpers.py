@@ -33,8 +33,7 @@ class LoopbackSmtp(Controller):
         super().__init__(handler, hostname="127.0.0.1", port=self._sock.getsockname()[1])
 
     def _create_server(self):
-        return self.loop.create_server(self._factory_invoker, sock=self._sock,
-                                       ssl=self.ssl_context)  # fmt: skip
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
 
 
 @contextmanager

@@ -63,12 +63,21 @@ class Fcm(FakeFcm):
         body = await request.json()  # Starlette keeps the body: the base class reads it again
         token = body["message"]["token"]
         if token.startswith("quota10-"):
-            self.requests.append({"project": request.path_params["project"],
-                                  "message": body["message"],
-                                  "authorization": request.headers.get("authorization", ""),
-                                  "validate_only": False})  # fmt: skip
-            return self._error(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded.",
-                               {"Retry-After": "10"})  # fmt: skip
+            self.requests.append(
+                {
+                    "project": request.path_params["project"],
+                    "message": body["message"],
+                    "authorization": request.headers.get("authorization", ""),
+                    "validate_only": False,
+                }
+            )
+            return self._error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "QUOTA_EXCEEDED",
+                "Quota exceeded.",
+                {"Retry-After": "10"},
+            )
         return await super().send(request)
 
 
@@ -99,8 +108,13 @@ def smtp():
 
 
 def fcm_settings(fcm: FakeFcm, **overrides):
-    return settings_for_tests(fcm_project_id="anju-test", fcm_access_token="x", fcm_url=fcm.url,
-                              fcm_retries=0, **overrides)  # fmt: skip
+    return settings_for_tests(
+        fcm_project_id="anju-test",
+        fcm_access_token="x",
+        fcm_url=fcm.url,
+        fcm_retries=0,
+        **overrides,
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -115,21 +129,32 @@ async def add_devices(engine, tenant, account, tokens: list[str], locale: str = 
     ids = {}
     async with TenantDatabase(engine).session(tenant) as session:
         for t in tokens:
-            d = await service.register_device(session, account, app="agent", platform="android",
-                                              token=t, locale=locale)  # fmt: skip
+            d = await service.register_device(
+                session, account, app="agent", platform="android", token=t, locale=locale
+            )
             ids[t] = d.id
         await session.commit()
     return ids
 
 
-async def notify(engine, tenant, accounts, category: str = "listing_updates", *,
-                 title: str = "Title", body: str = "Body", urgent: bool = False,
-                 template: str = "notice", params: dict | None = None):  # fmt: skip
+async def notify(
+    engine,
+    tenant,
+    accounts,
+    category: str = "listing_updates",
+    *,
+    title: str = "Title",
+    body: str = "Body",
+    urgent: bool = False,
+    template: str = "notice",
+    params: dict | None = None,
+):
     """Notify; returns (notifications, their delivery ids)."""
     params = params if params is not None else {"title": title, "text": body}
     async with TenantDatabase(engine).session(tenant) as session:
-        made = await service.notify(session, tenant.slug, list(accounts), category, template,
-                                    params, urgent=urgent)  # fmt: skip
+        made = await service.notify(
+            session, tenant.slug, list(accounts), category, template, params, urgent=urgent
+        )
         await session.commit()
     ids = [d.id for n in made for d in await deliveries(engine, tenant, notification_id=n.id)]
     return made, ids
@@ -178,10 +203,15 @@ async def device_tokens(engine, tenant, account) -> set[str]:
 
 async def jobs_of(engine, slug: str) -> list:
     async with engine.connect() as conn:
-        return list(await conn.execute(text(
-            "SELECT id, status, args, scheduled_at FROM shared.procrastinate_jobs "
-            "WHERE task_name = 'notify:deliver' AND args->>'tenant' = :t ORDER BY id"),
-            {"t": slug}))  # fmt: skip
+        return list(
+            await conn.execute(
+                text(
+                    "SELECT id, status, args, scheduled_at FROM shared.procrastinate_jobs "
+                    "WHERE task_name = 'notify:deliver' AND args->>'tenant' = :t ORDER BY id"
+                ),
+                {"t": slug},
+            )
+        )
 
 
 async def set_settings(client, tenant, token, **input_) -> dict:
@@ -225,11 +255,18 @@ async def test_fcm_errors_drop_dead_tokens_keep_apns_ones_and_alert(
 
     rows = await by_device(engine, tenant, devices, n.id)
     assert {p: rows[t].status for p, t in tokens.items()} == {
-        "ok": "sent", "unregistered": "dropped", "mismatch": "dropped",
-        "invalid": "dropped", "apns": "failed",
-    }  # fmt: skip
-    codes = {"unregistered": "UNREGISTERED", "mismatch": "SENDER_ID_MISMATCH",
-             "invalid": "INVALID_ARGUMENT", "apns": "THIRD_PARTY_AUTH_ERROR"}  # fmt: skip
+        "ok": "sent",
+        "unregistered": "dropped",
+        "mismatch": "dropped",
+        "invalid": "dropped",
+        "apns": "failed",
+    }
+    codes = {
+        "unregistered": "UNREGISTERED",
+        "mismatch": "SENDER_ID_MISMATCH",
+        "invalid": "INVALID_ARGUMENT",
+        "apns": "THIRD_PARTY_AUTH_ERROR",
+    }
     for prefix, code in codes.items():
         d = rows[tokens[prefix]]
         assert d.last_error.startswith(f"{code}: "), (prefix, d.last_error)
@@ -279,8 +316,11 @@ async def test_quota_and_server_errors_back_off_and_the_task_requeues_itself(
     assert before + timedelta(seconds=60) <= quota10 <= after + timedelta(seconds=60)
     assert rows[tokens["quota"]].last_error.startswith("QUOTA_EXCEEDED: ")
     # UNAVAILABLE / INTERNAL (and the flaky 503): jittered back-off, 5..15 s for attempt 1.
-    for p, code in (("unavailable", "UNAVAILABLE"), ("internal", "INTERNAL"),
-                    ("flaky", "UNAVAILABLE")):  # fmt: skip
+    for p, code in (
+        ("unavailable", "UNAVAILABLE"),
+        ("internal", "INTERNAL"),
+        ("flaky", "UNAVAILABLE"),
+    ):
         d = rows[tokens[p]]
         assert before + timedelta(seconds=5) <= d.next_attempt_at, p
         assert d.next_attempt_at <= after + timedelta(seconds=15), p
@@ -347,10 +387,13 @@ async def test_quiet_hours_spanning_midnight_defer_non_urgent_pushes(
     account, token = await member(tenant, ["agent"])
     device = tok("ok")
     await add_devices(engine, tenant, account, [device])
-    settings = await set_settings(client, tenant, token, quietHours={
-        "start": "22:00", "end": "07:00", "timeZone": "Asia/Shanghai"})  # fmt: skip
-    assert settings["quietHours"] == {"start": "22:00", "end": "07:00",
-                                      "timeZone": "Asia/Shanghai"}  # fmt: skip
+    settings = await set_settings(
+        client,
+        tenant,
+        token,
+        quietHours={"start": "22:00", "end": "07:00", "timeZone": "Asia/Shanghai"},
+    )
+    assert settings["quietHours"] == {"start": "22:00", "end": "07:00", "timeZone": "Asia/Shanghai"}
     day = (utcnow().astimezone(SHANGHAI) + timedelta(days=2)).date()  # ahead: all are due
     late, morning = shanghai(day, 23, 30), shanghai(day + timedelta(days=1), 7, 0)
 
@@ -445,7 +488,13 @@ async def test_one_non_urgent_push_per_category_an_hour(
     inbox = res["data"]["inbox"]
     assert inbox["unreadCount"] == 6
     assert [i["title"] for i in inbox["items"]] == [
-        "next hour", "urgent", "lead", "third", "second", "first"]  # fmt: skip
+        "next hour",
+        "urgent",
+        "lead",
+        "third",
+        "second",
+        "first",
+    ]
 
     # Several due in one run: the first one goes (to every device), the others collapse.
     t1 = t0 + timedelta(hours=3)
@@ -499,22 +548,42 @@ async def test_preferences_choose_the_channels_email_over_smtp_and_sms(
     b, b_tokens = await new_account(engine, kit, tenant, ["agent"], phone=new_phone()[1])
     await add_devices(engine, tenant, a, [tok("ok")])
     await add_devices(engine, tenant, b, [tok("ok")], locale="zh-CN")
-    settings = await set_settings(client, tenant, a_tokens.access_token, categories=[
-        {"category": "LISTING_UPDATES", "push": False, "email": True, "sms": True}])  # fmt: skip
+    settings = await set_settings(
+        client,
+        tenant,
+        a_tokens.access_token,
+        categories=[{"category": "LISTING_UPDATES", "push": False, "email": True, "sms": True}],
+    )
     chosen = {c["category"]: c for c in settings["categories"]}
-    assert chosen["LISTING_UPDATES"] == {"category": "LISTING_UPDATES", "push": False,
-                                         "email": True, "sms": True}  # fmt: skip
+    assert chosen["LISTING_UPDATES"] == {
+        "category": "LISTING_UPDATES",
+        "push": False,
+        "email": True,
+        "sms": True,
+    }
     assert chosen["MARKETING"]["push"] is False  # needs consent: off until chosen
     assert chosen["LEADS"] == {"category": "LEADS", "push": True, "email": False, "sms": False}
-    await set_settings(client, tenant, b_tokens.access_token, categories=[
-        {"category": "LISTING_UPDATES", "push": False, "email": True}])  # fmt: skip
+    await set_settings(
+        client,
+        tenant,
+        b_tokens.access_token,
+        categories=[{"category": "LISTING_UPDATES", "push": False, "email": True}],
+    )
 
-    [na, nb], ids = await notify(engine, tenant, [a, b], template="unit.status",
-                                 params={"number": "1801", "status": "reserved"})  # fmt: skip
+    [na, nb], ids = await notify(
+        engine,
+        tenant,
+        [a, b],
+        template="unit.status",
+        params={"number": "1801", "status": "reserved"},
+    )
     assert (na.title, nb.title) == ("A unit you follow changed", "关注的房源有新状态")
     rows = await deliveries(engine, tenant, ids=ids)  # no push rows at all
     assert sorted((d.account_id == a, d.channel) for d in rows) == [
-        (False, "email"), (True, "email"), (True, "sms")]  # fmt: skip
+        (False, "email"),
+        (True, "email"),
+        (True, "sms"),
+    ]
     # Marketing with no choice made: the inbox only (no delivery, no job).
     [nm], marketing_ids = await notify(engine, tenant, [a], "marketing", title="Open day")
     assert marketing_ids == []
@@ -522,8 +591,13 @@ async def test_preferences_choose_the_channels_email_over_smtp_and_sms(
     assert sorted(job.args["ids"]) == sorted(str(i) for i in ids)
 
     # The worker's own senders, made from settings: SMTP to the loopback server, SMS captured.
-    worker = fcm_settings(fcm, email_backend="smtp", smtp_host="127.0.0.1",
-                          smtp_port=controller.port, sms_backend="capture")  # fmt: skip
+    worker = fcm_settings(
+        fcm,
+        email_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=controller.port,
+        sms_backend="capture",
+    )
     rt = Runtime(worker, engine)
     try:
         result = await run_task(engine, tenant, rt, job.args["ids"])
@@ -574,7 +648,10 @@ async def test_inbox_is_complete_when_every_push_fails(
     inbox = res["data"]["inbox"]
     assert inbox["unreadCount"] == 3 and inbox["hasMore"] is False
     assert [(i["title"], i["body"], i["category"]) for i in inbox["items"]] == [
-        ("n2", "b2", "SYSTEM"), ("n1", "b1", "PAYMENTS"), ("n0", "b0", "LEADS")]  # fmt: skip
+        ("n2", "b2", "SYSTEM"),
+        ("n1", "b1", "PAYMENTS"),
+        ("n0", "b0", "LEADS"),
+    ]
     res = await gql(client, INBOX, {"unreadOnly": True}, tenant=tenant.slug, token=token)
     assert len(res["data"]["inbox"]["items"]) == 3
 
@@ -632,10 +709,12 @@ async def test_worker_fails_a_job_without_tenant_and_delivers_a_good_one(
     _, stray_ids = await notify(engine, tenant, [stray])
     async with engine.begin() as conn:
         await conn.execute(
-            text("DELETE FROM shared.procrastinate_jobs"
-                 " WHERE task_name = 'notify:deliver' AND args->>'tenant' = :t"),
+            text(
+                "DELETE FROM shared.procrastinate_jobs"
+                " WHERE task_name = 'notify:deliver' AND args->>'tenant' = :t"
+            ),
             {"t": tenant.slug},
-        )  # fmt: skip
+        )
     _, good_ids = await notify(engine, tenant, [good], title="Good job")
     stray_args = [str(i) for i in stray_ids]
     async with make_app(db_url).open_async():
@@ -645,19 +724,29 @@ async def test_worker_fails_a_job_without_tenant_and_delivers_a_good_one(
 
     settings = fcm_settings(fcm)
     try:
-        await asyncio.wait_for(run_worker(settings, engine, db_url, wait=False,
-                                          install_signal_handlers=False), 60)  # fmt: skip
+        await asyncio.wait_for(
+            run_worker(settings, engine, db_url, wait=False, install_signal_handlers=False), 60
+        )
     finally:
         await runtime().senders.push.close()
         set_runtime(None)
 
     async with engine.connect() as conn:
-        bad = (await conn.execute(text(
-            "SELECT status, args FROM shared.procrastinate_jobs WHERE task_name = 'notify:deliver'"
-            " AND args->'ids' = CAST(:ids AS jsonb)"), {"ids": json.dumps(stray_args)}
-        )).all()  # fmt: skip
+        bad = (
+            await conn.execute(
+                text(
+                    "SELECT status, args FROM shared.procrastinate_jobs "
+                    "WHERE task_name = 'notify:deliver'"
+                    " AND args->'ids' = CAST(:ids AS jsonb)"
+                ),
+                {"ids": json.dumps(stray_args)},
+            )
+        ).all()
     assert sorted((r.status, r.args.get("tenant", "(none)")) for r in bad) == [
-        ("failed", ""), ("failed", "(none)"), ("failed", "no-such-tenant-xyz")]  # fmt: skip
+        ("failed", ""),
+        ("failed", "(none)"),
+        ("failed", "no-such-tenant-xyz"),
+    ]
     assert [d.status for d in await deliveries(engine, tenant, ids=stray_ids)] == ["pending"]
     assert stray_token not in fcm.tokens()
     # The good job ran end to end: FCM got it, the delivery is sent, the job is gone.
@@ -678,9 +767,19 @@ async def test_1200_devices_go_in_batches_of_at_most_500(engine, make_tenant, me
     tokens = [tok("ok") for _ in range(1200)]
     now = utcnow()
     async with TenantDatabase(engine).session(tenant) as session:
-        session.add_all(Device(id=uuid.uuid4(), account_id=account, app="agent",
-                               platform="android", token=t, locale="en", last_seen_at=now,
-                               created_at=now) for t in tokens)  # fmt: skip
+        session.add_all(
+            Device(
+                id=uuid.uuid4(),
+                account_id=account,
+                app="agent",
+                platform="android",
+                token=t,
+                locale="en",
+                last_seen_at=now,
+                created_at=now,
+            )
+            for t in tokens
+        )
         await session.commit()
     [n], ids = await notify(engine, tenant, [account], urgent=True, title="All")
     assert len(ids) == 1200

@@ -40,9 +40,20 @@ async def test_notice_reaches_the_roles_it_names(client, engine, make_tenant, me
     res = await gql(client, PUBLISH, {"input": notice}, tenant=tenant.slug, token=staff)
     assert res["data"]["publishNotice"] == {"__typename": "NoticePayload", "recipients": 3}
     async with engine.connect() as conn:
-        jobs = (await conn.execute(text(
-            "SELECT args FROM shared.procrastinate_jobs WHERE task_name = 'notify:publish_notice'"
-            " AND args->>'tenant' = :t"), {"t": tenant.slug})).scalars().all()  # fmt: skip
+        jobs = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT args FROM shared.procrastinate_jobs WHERE "
+                        "task_name = 'notify:publish_notice'"
+                        " AND args->>'tenant' = :t"
+                    ),
+                    {"t": tenant.slug},
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(jobs) == 1 and jobs[0]["roles"] == ["owner"]
     args = {k: v for k, v in jobs[0].items() if k != "tenant"}
     async with TenantDatabase(engine).session(tenant) as session:
@@ -53,7 +64,11 @@ async def test_notice_reaches_the_roles_it_names(client, engine, make_tenant, me
         assert inbox["unreadCount"] == 1
         [item] = inbox["items"]
         assert (item["title"], item["body"], item["category"], item["urgent"]) == (
-            "停水通知", "明天 9:00-12:00 停水", "PROPERTY_NOTICES", True)  # fmt: skip
+            "停水通知",
+            "明天 9:00-12:00 停水",
+            "PROPERTY_NOTICES",
+            True,
+        )
     for token in (agent, staff):
         inbox = (await gql(client, INBOX, tenant=tenant.slug, token=token))["data"]["inbox"]
         assert inbox["unreadCount"] == 0

@@ -88,8 +88,9 @@ class FidAwareFcm(FakeFcm):
         if "token" in message:
             return await super().send(request)
         auth = request.headers.get("authorization", "")
-        self.requests.append({"project": request.path_params["project"], "message": message,
-                              "authorization": auth})  # fmt: skip
+        self.requests.append(
+            {"project": request.path_params["project"], "message": message, "authorization": auth}
+        )
         if not message.get("fid", "").startswith("ok-"):
             return self._error(404, "NOT_FOUND", "UNREGISTERED", "not found")
         return JSONResponse({"name": f"projects/x/messages/{next(self._ids)}"})
@@ -134,13 +135,15 @@ async def notification_settings(client, slug: str, token: str) -> dict:
     return res["data"]["notificationSettings"]
 
 
-async def notify(engine, tenant, accounts, category="leads", template="notice", params=None,
-                 **kw) -> list[Notification]:  # fmt: skip
+async def notify(
+    engine, tenant, accounts, category="leads", template="notice", params=None, **kw
+) -> list[Notification]:
     """service.notify in a tenant session of its own, committed."""
     params = params if params is not None else {"title": "Hello", "text": "World"}
     async with TenantDatabase(engine).session(tenant) as session:
-        made = await service.notify(session, tenant.slug, accounts, category, template, params,
-                                    **kw)  # fmt: skip
+        made = await service.notify(
+            session, tenant.slug, accounts, category, template, params, **kw
+        )
         await session.commit()
     return made
 
@@ -153,16 +156,24 @@ async def rows(engine, tenant, stmt) -> list:
 async def jobs(engine, slug: str, task: str) -> list[dict]:
     """The queued jobs' args of ``task`` for tenant ``slug``, oldest first."""
     async with engine.connect() as conn:
-        return list((await conn.execute(text(
-            "SELECT args FROM shared.procrastinate_jobs WHERE task_name = :task"
-            " AND args->>'tenant' = :slug ORDER BY id"), {"task": task, "slug": slug},
-        )).scalars())  # fmt: skip
+        return list(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT args FROM shared.procrastinate_jobs WHERE task_name = :task"
+                        " AND args->>'tenant' = :slug ORDER BY id"
+                    ),
+                    {"task": task, "slug": slug},
+                )
+            ).scalars()
+        )
 
 
 def events_about(job_args: list[dict], kind: str, entity: str) -> list[dict]:
     """The jobs (args) carrying an event of ``kind`` about ``entity``."""
-    return [a for a in job_args
-            if any(e["kind"] == kind and e["entity"] == entity for e in a["events"])]  # fmt: skip
+    return [
+        a for a in job_args if any(e["kind"] == kind and e["entity"] == entity for e in a["events"])
+    ]
 
 
 def codes(res: dict) -> list[str]:
@@ -190,14 +201,32 @@ async def subscribed(ws: LiveClient, query: str) -> str:
 async def test_register_device_stores_what_the_app_sends(client, engine, make_tenant, member):
     tenant = await make_tenant()
     account, token = await member(tenant, ["agent"])
-    device = await registered(client, tenant.slug, token, app="OWNER", platform="IOS",
-                              token="ok-iphone", locale="en-US", appVersion="2.3.1")  # fmt: skip
+    device = await registered(
+        client,
+        tenant.slug,
+        token,
+        app="OWNER",
+        platform="IOS",
+        token="ok-iphone",
+        locale="en-US",
+        appVersion="2.3.1",
+    )
     assert (device["app"], device["platform"], device["locale"], device["appVersion"]) == (
-        "OWNER", "IOS", "en", "2.3.1")  # fmt: skip
+        "OWNER",
+        "IOS",
+        "en",
+        "2.3.1",
+    )
     [row] = await rows(engine, tenant, select(Device))
     assert str(row.id) == device["id"]
     assert (row.account_id, row.app, row.platform, row.locale, row.token, row.is_fid) == (
-        account, "owner", "ios", "en", "ok-iphone", False)  # fmt: skip
+        account,
+        "owner",
+        "ios",
+        "en",
+        "ok-iphone",
+        False,
+    )
     # Registering again (same token) refreshes the same device.
     again = await registered(client, tenant.slug, token, token="ok-iphone", locale="zh-CN")
     assert again["id"] == device["id"] and again["locale"] == "zh-CN"
@@ -206,8 +235,9 @@ async def test_register_device_stores_what_the_app_sends(client, engine, make_te
     assert len(await rows(engine, tenant, select(Device))) == 1
 
 
-async def test_a_token_registered_by_another_member_moves_to_them(client, engine, make_tenant,
-                                                                 member):  # fmt: skip
+async def test_a_token_registered_by_another_member_moves_to_them(
+    client, engine, make_tenant, member
+):
     tenant = await make_tenant()
     slug = tenant.slug
     first, first_token = await member(tenant, ["agent"])
@@ -234,8 +264,9 @@ async def test_a_token_registered_by_another_member_moves_to_them(client, engine
     assert await rows(engine, tenant, select(Device)) == []
 
 
-async def test_a_new_token_for_an_installation_replaces_the_old_one(client, engine, make_tenant,
-                                                                   member):  # fmt: skip
+async def test_a_new_token_for_an_installation_replaces_the_old_one(
+    client, engine, make_tenant, member
+):
     tenant = await make_tenant()
     slug = tenant.slug
     account, token = await member(tenant, ["agent"])
@@ -252,8 +283,9 @@ async def test_a_new_token_for_an_installation_replaces_the_old_one(client, engi
     assert res == {"data": {"unregisterDevice": False}}
 
 
-async def test_an_installation_id_alone_is_addressed_as_fid(client, engine, make_tenant, member,
-                                                           fcm):  # fmt: skip
+async def test_an_installation_id_alone_is_addressed_as_fid(
+    client, engine, make_tenant, member, fcm
+):
     tenant = await make_tenant()
     account, token = await member(tenant, ["agent"])
     await registered(client, tenant.slug, token, platform="WEB", installationId="ok-fid-77")
@@ -288,7 +320,10 @@ async def test_register_device_refusals(client, engine, make_tenant, member):
     _, token = await member(tenant, ["agent"])
     payload = await register(client, slug, token, token="", installationId="")
     assert (payload["__typename"], payload["code"], payload["field"]) == (
-        "ValidationError", "BAD_USER_INPUT", "token")  # fmt: skip
+        "ValidationError",
+        "BAD_USER_INPUT",
+        "token",
+    )
     assert await rows(engine, tenant, select(Device)) == []
 
     # Anonymous: the typed AuthError for the mutation with a union, UNAUTHENTICATED otherwise.
@@ -314,8 +349,10 @@ async def test_inbox_is_ones_own_with_read_state(client, engine, make_tenant, me
     slug = tenant.slug
     a, a_token = await member(tenant, ["agent"])
     b, b_token = await member(tenant, ["agent"])
-    mine = [(await notify(engine, tenant, [a], params={"title": f"A{i}", "text": "x"}))[0]
-            for i in range(3)]  # fmt: skip
+    mine = [
+        (await notify(engine, tenant, [a], params={"title": f"A{i}", "text": "x"}))[0]
+        for i in range(3)
+    ]
     [theirs] = await notify(engine, tenant, [b], params={"title": "B0", "text": "y"})
 
     got = await inbox(client, slug, a_token)
@@ -327,11 +364,15 @@ async def test_inbox_is_ones_own_with_read_state(client, engine, make_tenant, me
 
     # B cannot mark A's notifications read (nor learn anything about them).
     assert await mark_read(client, slug, b_token, [str(n.id) for n in mine]) == {
-        "count": 0, "unreadCount": 1}  # fmt: skip
+        "count": 0,
+        "unreadCount": 1,
+    }
     assert (await inbox(client, slug, a_token))["unreadCount"] == 3
 
     assert await mark_read(client, slug, a_token, [str(mine[0].id), str(theirs.id), "junk"]) == {
-        "count": 1, "unreadCount": 2}  # fmt: skip
+        "count": 1,
+        "unreadCount": 2,
+    }
     unread = await inbox(client, slug, a_token, unreadOnly=True)
     assert {i["id"] for i in unread["items"]} == {str(mine[1].id), str(mine[2].id)}
     assert unread["unreadCount"] == 2
@@ -339,7 +380,9 @@ async def test_inbox_is_ones_own_with_read_state(client, engine, make_tenant, me
     assert read[str(mine[0].id)]["readAt"] is not None
     # Marking the same one again counts nothing.
     assert await mark_read(client, slug, a_token, [str(mine[0].id)]) == {
-        "count": 0, "unreadCount": 2}  # fmt: skip
+        "count": 0,
+        "unreadCount": 2,
+    }
 
     # Without ids: all of mine, none of B's.
     assert await mark_read(client, slug, a_token) == {"count": 2, "unreadCount": 0}
@@ -351,8 +394,10 @@ async def test_inbox_is_newest_first_and_pages_with_before(client, engine, make_
     tenant = await make_tenant()
     slug = tenant.slug
     a, a_token = await member(tenant, ["agent"])
-    made = [(await notify(engine, tenant, [a], params={"title": f"n{i}", "text": "x"}))[0]
-            for i in range(10)]  # fmt: skip
+    made = [
+        (await notify(engine, tenant, [a], params={"title": f"n{i}", "text": "x"}))[0]
+        for i in range(10)
+    ]
     newest_first = [str(n.id) for n in reversed(made)]
 
     pages, before = [], None
@@ -373,8 +418,10 @@ async def test_an_app_can_page_its_inbox_with_variables(client, engine, make_ten
     tenant = await make_tenant()
     a, a_token = await member(tenant, ["agent"])
     [n] = await notify(engine, tenant, [a])
-    doc = ("query($first: Int!, $before: ID) { inbox(first: $first, before: $before) {"
-           " hasMore unreadCount items { " + NOTIFICATION_FIELDS + " } } }")  # fmt: skip
+    doc = (
+        "query($first: Int!, $before: ID) { inbox(first: $first, before: $before) {"
+        " hasMore unreadCount items { " + NOTIFICATION_FIELDS + " } } }"
+    )
     res = await gql(client, doc, {"first": 20}, tenant=tenant.slug, token=a_token)
     assert "errors" not in res, res
     assert [i["id"] for i in res["data"]["inbox"]["items"]] == [str(n.id)]
@@ -389,26 +436,37 @@ async def test_settings_defaults_and_updates(client, make_tenant, member):
     _, token = await member(tenant, ["agent"])
     _, other = await member(tenant, ["agent"])
     defaults = {
-        "categories": [{"category": c, "push": c != "MARKETING", "email": False, "sms": False}
-                       for c in CATEGORIES],
+        "categories": [
+            {"category": c, "push": c != "MARKETING", "email": False, "sms": False}
+            for c in CATEGORIES
+        ],
         "quietHours": None,
-    }  # fmt: skip
+    }
     assert await notification_settings(client, slug, token) == defaults
 
     payload = await update_settings(
-        client, slug, token,
-        categories=[{"category": "LEADS", "push": False, "email": True},
-                    {"category": "MARKETING", "push": True, "sms": True}],
+        client,
+        slug,
+        token,
+        categories=[
+            {"category": "LEADS", "push": False, "email": True},
+            {"category": "MARKETING", "push": True, "sms": True},
+        ],
         quietHours={"start": "22:30", "end": "07:00", "timeZone": "Europe/London"},
-    )  # fmt: skip
+    )
     assert payload["__typename"] == "NotificationSettingsPayload", payload
     expected = {
         "categories": [
-            {"category": c, "push": c not in ("LEADS",), "email": c == "LEADS",
-             "sms": c == "MARKETING"} for c in CATEGORIES
+            {
+                "category": c,
+                "push": c not in ("LEADS",),
+                "email": c == "LEADS",
+                "sms": c == "MARKETING",
+            }
+            for c in CATEGORIES
         ],
         "quietHours": {"start": "22:30", "end": "07:00", "timeZone": "Europe/London"},
-    }  # fmt: skip
+    }
     assert payload["settings"] == expected
     assert await notification_settings(client, slug, token) == expected
     assert await notification_settings(client, slug, other) == defaults  # one's own only
@@ -422,14 +480,21 @@ async def test_settings_defaults_and_updates(client, make_tenant, member):
     ):
         payload = await update_settings(client, slug, token, quietHours=quiet)
         assert (payload["__typename"], payload["code"], payload["field"]) == (
-            "ValidationError", "BAD_USER_INPUT", field), (quiet, payload)  # fmt: skip
+            "ValidationError",
+            "BAD_USER_INPUT",
+            field,
+        ), (quiet, payload)
     assert await notification_settings(client, slug, token) == expected
 
     # Quiet hours move, then are cleared.
-    payload = await update_settings(client, slug, token,
-                                    quietHours={"start": "23:00", "end": "06:15"})  # fmt: skip
-    assert payload["settings"]["quietHours"] == {"start": "23:00", "end": "06:15",
-                                                 "timeZone": "Asia/Shanghai"}  # fmt: skip
+    payload = await update_settings(
+        client, slug, token, quietHours={"start": "23:00", "end": "06:15"}
+    )
+    assert payload["settings"]["quietHours"] == {
+        "start": "23:00",
+        "end": "06:15",
+        "timeZone": "Asia/Shanghai",
+    }
     payload = await update_settings(client, slug, token, clearQuietHours=True)
     assert payload["settings"]["quietHours"] is None
     assert (await notification_settings(client, slug, token))["quietHours"] is None
@@ -438,9 +503,13 @@ async def test_settings_defaults_and_updates(client, make_tenant, member):
 async def test_a_refused_settings_update_changes_nothing(client, make_tenant, member):
     tenant = await make_tenant()
     _, token = await member(tenant, ["agent"])
-    payload = await update_settings(client, tenant.slug, token,
-                                    categories=[{"category": "LEADS", "push": False}],
-                                    quietHours={"start": "25:00", "end": "07:00"})  # fmt: skip
+    payload = await update_settings(
+        client,
+        tenant.slug,
+        token,
+        categories=[{"category": "LEADS", "push": False}],
+        quietHours={"start": "25:00", "end": "07:00"},
+    )
     assert (payload["__typename"], payload["field"]) == ("ValidationError", "quietHours.start")
     leads = (await notification_settings(client, tenant.slug, token))["categories"][0]
     assert leads == {"category": "LEADS", "push": True, "email": False, "sms": False}
@@ -461,9 +530,13 @@ async def test_a_refusal_after_the_first_writes_leaves_nothing(
         raise ValidationFailed("refused after writing", "quietHours")
 
     monkeypatch.setattr(service, "set_quiet_hours", written_then_refused)
-    payload = await update_settings(client, tenant.slug, token,
-                                    categories=[{"category": "LEADS", "push": False}],
-                                    quietHours={"start": "22:00", "end": "07:00"})  # fmt: skip
+    payload = await update_settings(
+        client,
+        tenant.slug,
+        token,
+        categories=[{"category": "LEADS", "push": False}],
+        quietHours={"start": "22:00", "end": "07:00"},
+    )
     assert (payload["__typename"], payload["field"]) == ("ValidationError", "quietHours")
     assert await notification_settings(client, tenant.slug, token) == before
 
@@ -473,15 +546,23 @@ async def test_notify_follows_the_preferences(client, engine, make_tenant, membe
     slug = tenant.slug
     account, token = await member(tenant, ["agent"])
     device = await registered(client, slug, token, token="ok-prefs")
-    payload = await update_settings(client, slug, token, categories=[
-        {"category": "LISTING_UPDATES", "push": False, "email": True},
-        {"category": "PAYMENTS", "push": True, "sms": True},
-    ])  # fmt: skip
+    payload = await update_settings(
+        client,
+        slug,
+        token,
+        categories=[
+            {"category": "LISTING_UPDATES", "push": False, "email": True},
+            {"category": "PAYMENTS", "push": True, "sms": True},
+        ],
+    )
     assert payload["__typename"] == "NotificationSettingsPayload", payload
 
     def channels(n):
-        return sorted((d.channel, str(d.device_id) if d.device_id else None)
-                      for d in delivered if d.notification_id == n.id)  # fmt: skip
+        return sorted(
+            (d.channel, str(d.device_id) if d.device_id else None)
+            for d in delivered
+            if d.notification_id == n.id
+        )
 
     [off] = await notify(engine, tenant, [account], "listing_updates")
     [both] = await notify(engine, tenant, [account], "payments")
@@ -499,8 +580,9 @@ async def test_notify_follows_the_preferences(client, engine, make_tenant, membe
 # ---------------------------------------------------------------- 4. live inbox
 
 
-async def test_live_inbox_gets_ones_own_notifications(client, live_server, engine, make_tenant,
-                                                      member):  # fmt: skip
+async def test_live_inbox_gets_ones_own_notifications(
+    client, live_server, engine, make_tenant, member
+):
     tenant = await make_tenant()
     slug = tenant.slug
     a, a_token = await member(tenant, ["client"])
@@ -509,25 +591,40 @@ async def test_live_inbox_gets_ones_own_notifications(client, live_server, engin
         await subscribed(wa, INBOX_CHANGES)
         await subscribed(wb, INBOX_CHANGES)
         unit_id = str(uuid.uuid4())
-        [n] = await notify(engine, tenant, [a], "listing_updates", "unit.status",
-                           {"number": "1801", "status": "reserved"},
-                           data={"kind": "unit", "id": unit_id})  # fmt: skip
+        [n] = await notify(
+            engine,
+            tenant,
+            [a],
+            "listing_updates",
+            "unit.status",
+            {"number": "1801", "status": "reserved"},
+            data={"kind": "unit", "id": unit_id},
+        )
         msg = await wa.next()
         assert "errors" not in msg["payload"], msg
         got = msg["payload"]["data"]["inboxChanges"]
         assert got == {
-            "id": str(n.id), "category": "LISTING_UPDATES", "urgent": False,
-            "title": "关注的房源有新状态", "body": "1801 现为已预订",
-            "data": {"kind": "unit", "id": unit_id}, "createdAt": got["createdAt"],
+            "id": str(n.id),
+            "category": "LISTING_UPDATES",
+            "urgent": False,
+            "title": "关注的房源有新状态",
+            "body": "1801 现为已预订",
+            "data": {"kind": "unit", "id": unit_id},
+            "createdAt": got["createdAt"],
             "readAt": None,
-        }  # fmt: skip
+        }
         await wb.nothing(0.3)
 
         # B's subscription works: B's own notification reaches B only.
         [m] = await notify(engine, tenant, [b], "system", urgent=True)
         got = (await wb.next())["payload"]["data"]["inboxChanges"]
         assert (got["id"], got["title"], got["body"], got["urgent"], got["category"]) == (
-            str(m.id), "Hello", "World", True, "SYSTEM")  # fmt: skip
+            str(m.id),
+            "Hello",
+            "World",
+            True,
+            "SYSTEM",
+        )
         await wa.nothing(0.3)
 
 
@@ -544,15 +641,17 @@ async def test_followers_hear_of_a_status_change(client, engine, make_tenant, me
     inv = await inventory(client, slug, floors=1, per_floor=2)
     unit, other = inv["units"]
     for who in (en_token, zh_token):
-        res = await gql(client, FOLLOW, {"kind": "UNIT", "id": unit["id"]}, tenant=slug,
-                        token=who)  # fmt: skip
+        res = await gql(client, FOLLOW, {"kind": "UNIT", "id": unit["id"]}, tenant=slug, token=who)
         assert res["data"]["follow"]["__typename"] == "FollowPayload", res
 
-    assert events_about(await jobs(engine, slug, "notify:notify_followers"), "unit.status",
-                        unit["id"]) == []  # fmt: skip
+    assert (
+        events_about(await jobs(engine, slug, "notify:notify_followers"), "unit.status", unit["id"])
+        == []
+    )
     await reserve(client, slug, unit["id"])  # the tenant admin, over HTTP
-    [args] = events_about(await jobs(engine, slug, "notify:notify_followers"), "unit.status",
-                          unit["id"])  # fmt: skip
+    [args] = events_about(
+        await jobs(engine, slug, "notify:notify_followers"), "unit.status", unit["id"]
+    )
     [event] = [e for e in args["events"] if e["entity"] == unit["id"]]
     assert (event["kind"], event["payload"]["status"]) == ("unit.status", "reserved")
 
@@ -563,12 +662,17 @@ async def test_followers_hear_of_a_status_change(client, engine, make_tenant, me
     number = unit["number"]
     [got] = (await inbox(client, slug, en_token))["items"]
     assert (got["title"], got["body"], got["category"], got["data"]) == (
-        "A unit you follow changed", f"Unit {number} is now reserved", "LISTING_UPDATES",
-        {"kind": "unit", "id": unit["id"]})  # fmt: skip
+        "A unit you follow changed",
+        f"Unit {number} is now reserved",
+        "LISTING_UPDATES",
+        {"kind": "unit", "id": unit["id"]},
+    )
     [got] = (await inbox(client, slug, zh_token))["items"]
     assert (got["title"], got["body"], got["data"]) == (
-        "关注的房源有新状态", f"{number} 现为已预订", {"kind": "unit", "id": unit["id"]}
-    )  # fmt: skip
+        "关注的房源有新状态",
+        f"{number} 现为已预订",
+        {"kind": "unit", "id": unit["id"]},
+    )
     assert (await inbox(client, slug, bystander))["items"] == []
     # The English follower's device gets a push (queued with the notification).
     [push] = await rows(engine, tenant, select(Delivery).where(Delivery.account_id == en))
@@ -576,8 +680,9 @@ async def test_followers_hear_of_a_status_change(client, engine, make_tenant, me
     assert await rows(engine, tenant, select(Delivery).where(Delivery.account_id == zh)) == []
     # A unit nobody follows changing queues a job that makes nothing.
     await reserve(client, slug, other["id"])
-    [args] = events_about(await jobs(engine, slug, "notify:notify_followers"), "unit.status",
-                          other["id"])  # fmt: skip
+    [args] = events_about(
+        await jobs(engine, slug, "notify:notify_followers"), "unit.status", other["id"]
+    )
     async with TenantDatabase(engine).session(tenant) as session:
         assert await tasks.notify_followers.work(session, tenant, events=args["events"]) == 0
 
@@ -590,11 +695,14 @@ async def test_a_rolled_back_change_queues_nothing(client, engine, make_tenant, 
     [unit] = (await inventory(client, slug, floors=1, per_floor=1))["units"]
     res = await gql(client, FOLLOW, {"kind": "UNIT", "id": unit["id"]}, tenant=slug, token=fan)
     assert res["data"]["follow"]["__typename"] == "FollowPayload", res
-    count = text("SELECT count(*) FROM shared.procrastinate_jobs WHERE task_name ="
-                 " 'notify:notify_followers' AND args->>'tenant' = :slug")  # fmt: skip
+    count = text(
+        "SELECT count(*) FROM shared.procrastinate_jobs WHERE task_name ="
+        " 'notify:notify_followers' AND args->>'tenant' = :slug"
+    )
     async with TenantDatabase(engine).session(tenant) as session:
-        await unit_service.reserve_unit(session, uuid.UUID(unit["id"]), actor_id=actor,
-                                        override=True)  # fmt: skip
+        await unit_service.reserve_unit(
+            session, uuid.UUID(unit["id"]), actor_id=actor, override=True
+        )
         # The job is in the transaction (so the test means something) ...
         assert await session.scalar(count, {"slug": slug}) == 1
         await session.rollback()
@@ -612,22 +720,25 @@ async def test_followers_hear_of_a_price_change(client, engine, make_tenant, mem
     inv = await inventory(client, slug, floors=1, per_floor=2, price=300_000_000)
     unit = inv["units"][0]
     for who in (en_token, zh_token):
-        res = await gql(client, FOLLOW, {"kind": "UNIT", "id": unit["id"]}, tenant=slug,
-                        token=who)  # fmt: skip
+        res = await gql(client, FOLLOW, {"kind": "UNIT", "id": unit["id"]}, tenant=slug, token=who)
         assert res["data"]["follow"]["__typename"] == "FollowPayload", res
-    adj = await applied(client, slug, projectId=inv["project"]["id"], unitIds=[unit["id"]],
-                        percent="1")  # fmt: skip
+    adj = await applied(
+        client, slug, projectId=inv["project"]["id"], unitIds=[unit["id"]], percent="1"
+    )
     assert adj["status"] == "applied", adj
-    [args] = events_about(await jobs(engine, slug, "notify:notify_followers"), "unit.price",
-                          unit["id"])  # fmt: skip
+    [args] = events_about(
+        await jobs(engine, slug, "notify:notify_followers"), "unit.price", unit["id"]
+    )
     async with TenantDatabase(engine).session(tenant) as session:
         assert await tasks.notify_followers.work(session, tenant, events=args["events"]) == 2
         await session.commit()
     number = unit["number"]
     [got] = (await inbox(client, slug, en_token))["items"]
     assert (got["title"], got["body"], got["data"]) == (
-        "A unit you follow has a new price", f"Unit {number} is now CN¥3,030,000.00",
-        {"kind": "unit", "id": unit["id"]})  # fmt: skip
+        "A unit you follow has a new price",
+        f"Unit {number} is now CN¥3,030,000.00",
+        {"kind": "unit", "id": unit["id"]},
+    )
     [got] = (await inbox(client, slug, zh_token))["items"]
     assert (got["title"], got["body"]) == ("关注的房源调价", f"{number} 现价 ¥3,030,000.00")
 
@@ -642,8 +753,13 @@ async def test_an_expiring_hold_is_reminded_once(client, engine, make_tenant, me
     _, later_token = await member(tenant, ["agent"])
     soon, later = (await inventory(client, slug, floors=1, per_floor=2))["units"]
     for unit, token, minutes in ((soon, agent_token, 5), (later, later_token, 30)):
-        res = await gql(client, HOLD_UNIT, {"input": {"unitId": unit["id"], "minutes": minutes}},
-                        tenant=slug, token=token)  # fmt: skip
+        res = await gql(
+            client,
+            HOLD_UNIT,
+            {"input": {"unitId": unit["id"], "minutes": minutes}},
+            tenant=slug,
+            token=token,
+        )
         ok(res, "holdUnit", "UnitPayload")
 
     async def remind() -> int:
@@ -674,13 +790,19 @@ async def test_prune_drops_devices_unseen_for_270_days(engine, make_tenant, memb
     now = utcnow()
     async with TenantDatabase(engine).session(tenant) as session:
         for token, days in (("ok-stale", 271), ("ok-recent", 269), ("ok-today", 0)):
-            d = await service.register_device(session, account, app="agent", platform="ios",
-                                              token=token)  # fmt: skip
-            await session.execute(update(Device).where(Device.id == d.id)
-                                  .values(last_seen_at=now - timedelta(days=days)))  # fmt: skip
+            d = await service.register_device(
+                session, account, app="agent", platform="ios", token=token
+            )
+            await session.execute(
+                update(Device)
+                .where(Device.id == d.id)
+                .values(last_seen_at=now - timedelta(days=days))
+            )
         await session.commit()
     async with TenantDatabase(engine).session(tenant) as session:
         assert await tasks.prune_devices.work(session, tenant) == 1
         await session.commit()
     assert sorted(d.token for d in await rows(engine, tenant, select(Device))) == [
-        "ok-recent", "ok-today"]  # fmt: skip
+        "ok-recent",
+        "ok-today",
+    ]

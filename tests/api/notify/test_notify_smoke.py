@@ -40,23 +40,51 @@ async def fcm():
 async def test_notify_then_deliver_through_fcm(client, engine, make_tenant, member, fcm):
     tenant = await make_tenant()
     account, token = await member(tenant, ["agent"])
-    res = await gql(client, REGISTER, {"input": {"app": "AGENT", "platform": "ANDROID",
-                                                 "token": "ok-phone-1", "locale": "en-US"}},
-                    tenant=tenant.slug, token=token)  # fmt: skip
+    res = await gql(
+        client,
+        REGISTER,
+        {
+            "input": {
+                "app": "AGENT",
+                "platform": "ANDROID",
+                "token": "ok-phone-1",
+                "locale": "en-US",
+            }
+        },
+        tenant=tenant.slug,
+        token=token,
+    )
     assert res["data"]["registerDevice"]["device"]["locale"] == "en", res
     async with TenantDatabase(engine).session(tenant) as session:
-        [n] = await service.notify(session, tenant.slug, [account], "listing_updates",
-                                   "unit.status", {"number": "1801", "status": "reserved"},
-                                   data={"kind": "unit", "id": str(uuid.uuid4())})  # fmt: skip
+        [n] = await service.notify(
+            session,
+            tenant.slug,
+            [account],
+            "listing_updates",
+            "unit.status",
+            {"number": "1801", "status": "reserved"},
+            data={"kind": "unit", "id": str(uuid.uuid4())},
+        )
         await session.commit()
     res = await gql(client, INBOX, tenant=tenant.slug, token=token)
     inbox = res["data"]["inbox"]
     assert inbox["unreadCount"] == 1
     assert inbox["items"][0]["body"] == "Unit 1801 is now reserved"
     async with engine.connect() as conn:
-        [args] = (await conn.execute(text(
-            "SELECT args FROM shared.procrastinate_jobs WHERE task_name = 'notify:deliver' "
-            "AND args->>'tenant' = :t"), {"t": tenant.slug})).scalars().all()  # fmt: skip
+        [args] = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT args FROM shared.procrastinate_jobs WHERE "
+                        "task_name = 'notify:deliver' "
+                        "AND args->>'tenant' = :t"
+                    ),
+                    {"t": tenant.slug},
+                )
+            )
+            .scalars()
+            .all()
+        )
     sender = FcmPushSender("anju-test", access_token="t0ken", url=fcm.url, retries=0)
     rt = Runtime(settings_for_tests(), engine)
     rt.senders = Senders(sms=CapturingSender(), email=CapturingEmailSender(), push=sender)

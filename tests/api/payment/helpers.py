@@ -35,8 +35,11 @@ mutation($u: ID!, $p: PaymentPlatform!) {
 async def connect(engine, tenant) -> str:
     account = f"acct_{tenant.slug.replace('-', '')[:20]}"
     async with engine.begin() as conn:
-        await conn.execute(update(Tenant).where(Tenant.id == uuid.UUID(str(tenant.id)))
-                           .values(stripe_account_id=account))  # fmt: skip
+        await conn.execute(
+            update(Tenant)
+            .where(Tenant.id == uuid.UUID(str(tenant.id)))
+            .values(stripe_account_id=account)
+        )
     return account
 
 
@@ -47,14 +50,17 @@ async def work(settings, engine, db_url) -> None:
 
 async def deliver(http, fake, event, *, secret=SECRET, timestamp=None, body=None):
     raw, header = fake.sign(event, secret, timestamp)
-    return await http.post("/webhooks/stripe", content=body if body is not None else raw,
-                           headers={"Stripe-Signature": header,
-                                    "Content-Type": "application/json"})  # fmt: skip
+    return await http.post(
+        "/webhooks/stripe",
+        content=body if body is not None else raw,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
 
 
 async def start(http, slug, unit_id, token=None, platform="IOS") -> dict:
-    res = await gql(http, START, {"u": unit_id, "p": platform}, tenant=slug,
-                    token=token or TOKENS[slug])  # fmt: skip
+    res = await gql(
+        http, START, {"u": unit_id, "p": platform}, tenant=slug, token=token or TOKENS[slug]
+    )
     assert "errors" not in res, res
     return res["data"]["startDeposit"]
 
@@ -86,8 +92,9 @@ async def told(engine, tenant) -> list[tuple]:
     async with TenantDatabase(engine).session(tenant) as session:
         rows = await session.execute(
             select(Notification.account_id, Notification.template, Notification.category)
-            .where(Notification.category == "payments").order_by(Notification.created_at)
-        )  # fmt: skip
+            .where(Notification.category == "payments")
+            .order_by(Notification.created_at)
+        )
         return [tuple(r) for r in rows.all()]
 
 
@@ -162,9 +169,15 @@ mutation($b: ID!, $a: Long) {
 async def issue(http, slug, payer, amount=30_000, due_in=10, on=None, **extra) -> dict:
     """Bill ``payer``, due ``due_in`` days after ``on`` (default: today in the default zone)."""
     today = on or TenantInfo("", slug, "", "", "active", "free").today()
-    fields = {"kind": "PROPERTY_FEE", "title": "物业费 2026-12", "payerId": str(payer),
-              "amount": amount, "dueOn": (today + timedelta(days=due_in)).isoformat(),
-              "period": "2026-12", **extra}  # fmt: skip
+    fields = {
+        "kind": "PROPERTY_FEE",
+        "title": "物业费 2026-12",
+        "payerId": str(payer),
+        "amount": amount,
+        "dueOn": (today + timedelta(days=due_in)).isoformat(),
+        "period": "2026-12",
+        **extra,
+    }
     res = await gql(http, ISSUE, {"input": fields}, tenant=slug)
     assert "errors" not in res, res
     return res["data"]["issueBill"]

@@ -294,8 +294,14 @@ class FakeStripe(LoopbackServer):
         app = Starlette(
             routes=[Route("/{path:path}", self._asgi, methods=["GET", "POST", "DELETE"])]
         )
-        super().__init__(app, label="fake Stripe", log_level="warning", lifespan="off",
-                         access_log=False, timeout_graceful_shutdown=2)  # fmt: skip
+        super().__init__(
+            app,
+            label="fake Stripe",
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
         self._routes: list[tuple[str, re.Pattern, Callable, str | None]] = [
             (m, re.compile(f"^{p}$"), h, params)
             for m, p, h, params in [

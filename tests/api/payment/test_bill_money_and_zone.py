@@ -57,10 +57,13 @@ def zone_on_another_day(now: datetime) -> str:
 
 async def bodies(engine, tenant, template: str) -> list[str]:
     async with TenantDatabase(engine).session(tenant) as session:
-        return list(await session.scalars(
-            select(Notification.body).where(Notification.template == template)
-            .order_by(Notification.created_at)
-        ))  # fmt: skip
+        return list(
+            await session.scalars(
+                select(Notification.body)
+                .where(Notification.template == template)
+                .order_by(Notification.created_at)
+            )
+        )
 
 
 async def test_receipt_and_notices_show_cents_and_the_tenants_date(
@@ -80,8 +83,9 @@ async def test_receipt_and_notices_show_cents_and_the_tenants_date(
     ]
     assert await bodies(engine, tenant, "bill.paid") == ["物业费 2026-12 已缴 ¥123.45, 尚欠 ¥0.50"]
 
-    res = await gql(http, MINE.replace("receipts {", "receipts { issuedAt"), tenant=tenant.slug,
-                    token=owner)  # fmt: skip
+    res = await gql(
+        http, MINE.replace("receipts {", "receipts { issuedAt"), tenant=tenant.slug, token=owner
+    )
     [receipt] = res["data"]["myBills"][0]["receipts"]
     pdf = await http.get(receipt["pdfUrl"])
     assert pdf.status_code == 200
@@ -103,13 +107,17 @@ async def test_an_english_tenant_in_dollars_hears_in_english(http, engine, make_
 async def test_a_dollar_tenants_deposit_is_charged_in_dollars(
     http, fake, engine, db_url, make_tenant, member, worker_settings
 ):
-    tenant, _, [unit] = await tenant_with_unit(http, engine, make_tenant, locale="en",
-                                               currency="USD")  # fmt: skip
+    tenant, _, [unit] = await tenant_with_unit(
+        http, engine, make_tenant, locale="en", currency="USD"
+    )
     _, agent = await member(tenant, ["agent"])
     got = await start(http, tenant.slug, unit, agent)
     assert (got["__typename"], got["payment"]["currency"]) == ("DepositPayload", "usd"), got
-    [call] = [c for c in fake.calls("POST", "/v1/payment_intents")
-              if c.body["metadata"]["tenant_id"] == str(tenant.id)]  # fmt: skip
+    [call] = [
+        c
+        for c in fake.calls("POST", "/v1/payment_intents")
+        if c.body["metadata"]["tenant_id"] == str(tenant.id)
+    ]
     assert (call.body["amount"], call.body["currency"]) == ("2000000", "usd")
     assert fake.payment_intents[pi_of(got)]["currency"] == "usd"
     await deliver(http, fake, fake.succeed(pi_of(got)))
@@ -127,9 +135,11 @@ async def test_the_least_part_of_a_bill_is_one_unit_of_its_currency(
 ):
     """At least ¥1 of a yuan bill (100 fen), $1 of a dollar bill, ¥1 of a yen bill (1: yen
     have no minor unit); the refusal names the amounts in the tenant's money."""
-    cases = (("CNY", "zh-CN", 99, 100, "pay between ¥1.00 and ¥300.00"),
-             ("USD", "en", 99, 100, "pay between $1.00 and $300.00"),
-             ("JPY", "en", 0, 1, "pay between ¥1 and ¥30,000"))  # fmt: skip
+    cases = (
+        ("CNY", "zh-CN", 99, 100, "pay between ¥1.00 and ¥300.00"),
+        ("USD", "en", 99, 100, "pay between $1.00 and $300.00"),
+        ("JPY", "en", 0, 1, "pay between ¥1 and ¥30,000"),
+    )
     for currency, locale, refused, least, message in cases:
         tenant = await make_tenant(currency=currency, locale=locale)
         await connect(engine, tenant)
@@ -137,11 +147,17 @@ async def test_the_least_part_of_a_bill_is_one_unit_of_its_currency(
         bill = (await issue(http, tenant.slug, owner_id, amount=30_000))["bill"]
         got = await pay(http, tenant.slug, owner, bill["id"], refused)
         assert (got["__typename"], got["field"], got["message"]) == (
-            "ValidationError", "amount", message), got  # fmt: skip
+            "ValidationError",
+            "amount",
+            message,
+        ), got
         got = await pay(http, tenant.slug, owner, bill["id"], least)
         assert got["__typename"] == "BillPaymentPayload", (currency, got)
-        [call] = [c for c in fake.calls("POST", "/v1/payment_intents")
-                  if c.body["metadata"].get("bill_id") == bill["id"]]  # fmt: skip
+        [call] = [
+            c
+            for c in fake.calls("POST", "/v1/payment_intents")
+            if c.body["metadata"].get("bill_id") == bill["id"]
+        ]
         assert (call.body["amount"], call.body["currency"]) == (str(least), currency.lower())
 
 
@@ -171,7 +187,9 @@ def test_bill_reminders_go_out_at_nine_on_the_tenants_clock():
     winter_la = datetime(2026, 12, 3, 17, 30, tzinfo=UTC)  # 09:30 in Los Angeles (UTC-8)
     summer_la = datetime(2026, 7, 3, 16, 0, tzinfo=UTC)  # 09:00 in Los Angeles (UTC-7)
     shanghai = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
-    assert [reminder_hour(tenant("America/Los_Angeles"), at)
-            for at in (winter_la, summer_la, shanghai)] == [True, True, False]  # fmt: skip
-    assert [reminder_hour(tenant("Asia/Shanghai"), at)
-            for at in (winter_la, summer_la, shanghai)] == [False, False, True]  # fmt: skip
+    assert [
+        reminder_hour(tenant("America/Los_Angeles"), at) for at in (winter_la, summer_la, shanghai)
+    ] == [True, True, False]
+    assert [
+        reminder_hour(tenant("Asia/Shanghai"), at) for at in (winter_la, summer_la, shanghai)
+    ] == [False, False, True]

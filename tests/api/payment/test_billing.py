@@ -29,9 +29,9 @@ BILLING = "{ billing { plan status pastDueSince } }"
 
 async def tenant_row(engine, tenant):
     async with engine.connect() as conn:
-        return (await conn.execute(
-            select(Tenant).where(Tenant.id == uuid.UUID(str(tenant.id)))
-        )).one()  # fmt: skip
+        return (
+            await conn.execute(select(Tenant).where(Tenant.id == uuid.UUID(str(tenant.id))))
+        ).one()
 
 
 async def suspend_sweep(engine, settings) -> list[str]:
@@ -75,8 +75,11 @@ async def test_plan_lifecycle_past_due_suspended_restored_canceled(
     assert got["status"] == "past_due" and got["pastDueSince"] is not None
     assert slug not in await suspend_sweep(engine, worker_settings)
     async with engine.begin() as conn:  # eight days later
-        await conn.execute(update(Tenant).where(Tenant.slug == slug)
-                           .values(past_due_since=utcnow() - timedelta(days=8)))  # fmt: skip
+        await conn.execute(
+            update(Tenant)
+            .where(Tenant.slug == slug)
+            .values(past_due_since=utcnow() - timedelta(days=8))
+        )
     assert slug in await suspend_sweep(engine, worker_settings)
     row = await tenant_row(engine, tenant)
     assert (row.status, row.billing_status) == ("suspended", "suspended")
@@ -88,7 +91,11 @@ async def test_plan_lifecycle_past_due_suspended_restored_canceled(
     await work(worker_settings, engine, db_url)
     row = await tenant_row(engine, tenant)
     assert (row.status, row.billing_status, row.plan, row.past_due_since) == (
-        "active", "active", "pro", None)  # fmt: skip
+        "active",
+        "active",
+        "pro",
+        None,
+    )
 
     # Cancelled: back to free. A late, repeated "created" event changes nothing.
     await deliver(http, fake, fake.set_subscription_status(sub, "canceled"))

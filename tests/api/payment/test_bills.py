@@ -63,8 +63,11 @@ async def test_partial_payments_receipts_and_the_ledger(
         assert (got["__typename"], got["field"]) == ("ValidationError", "amount"), got
     first = await pay(http, slug, owner, bill["id"], 10_000)
     assert first["__typename"] == "BillPaymentPayload" and first["stripeAccountId"] == account
-    [call] = [c for c in fake.calls("POST", "/v1/payment_intents")
-              if c.body["metadata"].get("bill_id") == bill["id"]]  # fmt: skip
+    [call] = [
+        c
+        for c in fake.calls("POST", "/v1/payment_intents")
+        if c.body["metadata"].get("bill_id") == bill["id"]
+    ]
     assert call.body["amount"] == "10000" and call.body["application_fee_amount"] == "200"
     assert call.body["payment_method_options"] == {"wechat_pay": {"client": "web"}}
     assert call.headers["idempotency-key"] == f"fee:{first['payment']['id']}"
@@ -100,10 +103,17 @@ async def test_partial_payments_receipts_and_the_ledger(
 
     balances, journals = await books(engine, tenant)
     assert journals == 3  # issued, two payments
-    assert balances == {"fee_income": -30_000, "accounts_receivable": 0,
-                        "stripe_balance": 29_400, "platform_fees": 600}  # fmt: skip
-    assert [t for _, t, _ in await told(engine, tenant)] == ["bill.issued", "bill.paid",
-                                                             "bill.paid"]  # fmt: skip
+    assert balances == {
+        "fee_income": -30_000,
+        "accounts_receivable": 0,
+        "stripe_balance": 29_400,
+        "platform_fees": 600,
+    }
+    assert [t for _, t, _ in await told(engine, tenant)] == [
+        "bill.issued",
+        "bill.paid",
+        "bill.paid",
+    ]
 
 
 @pytest.mark.parametrize("first", ["whole", "part"])
@@ -135,33 +145,52 @@ async def test_two_payments_for_one_bill_settle_it_whatever_the_order(
         assert receipts == [("R00000001", 5_000)]
     else:
         assert receipts == [("R00000001", 4_999), ("R00000002", 1)]
-        words = pypdf.PdfReader(io.BytesIO((await http.get(got["receipts"][1]["pdfUrl"]))
-                                           .content)).pages[0].extract_text()  # fmt: skip
+        words = (
+            pypdf.PdfReader(io.BytesIO((await http.get(got["receipts"][1]["pdfUrl"])).content))
+            .pages[0]
+            .extract_text()
+        )
         assert "¥0.01" in words, words
-    calls = [c for c in fake.calls("POST", "/v1/refunds")
-             if c.body["payment_intent"] in (pi(whole), pi(part))]  # fmt: skip
-    assert [(c.body["payment_intent"], c.body["amount"]) for c in calls] == [
-        (pi(refunded), "4999")]  # fmt: skip
+    calls = [
+        c
+        for c in fake.calls("POST", "/v1/refunds")
+        if c.body["payment_intent"] in (pi(whole), pi(part))
+    ]
+    assert [(c.body["payment_intent"], c.body["amount"]) for c in calls] == [(pi(refunded), "4999")]
     assert calls[0].headers["idempotency-key"] == f"refund:{refunded['payment']['id']}:{key}"
-    assert [r["amount"] for r in fake.refunds.values()
-            if r["payment_intent"] in (pi(whole), pi(part))] == [4_999]  # fmt: skip
+    assert [
+        r["amount"] for r in fake.refunds.values() if r["payment_intent"] in (pi(whole), pi(part))
+    ] == [4_999]
     rows = {str(p.id): p for p in await payment_rows(engine, tenant)}
     kept, back = rows[whole["payment"]["id"]], rows[part["payment"]["id"]]
     if first == "whole":
         assert (kept.status, kept.refunded_amount) == ("paid", 0)
         assert (back.status, back.refunded_amount, back.refund_reason) == (
-            "refunded", 4_999, "bill_closed")  # fmt: skip
+            "refunded",
+            4_999,
+            "bill_closed",
+        )
     else:
         assert (kept.status, kept.refunded_amount, kept.refund_reason) == (
-            "paid", 4_999, "bill_overpaid")  # 1 fen of it stays on the bill  # fmt: skip
+            "paid",
+            4_999,
+            "bill_overpaid",
+        )  # 1 fen of it stays on the bill
         assert (back.status, back.refunded_amount) == ("paid", 0)
     # Issued, two payments, one refund of 4,999 with its part of the platform fee (2%).
     balances, journals = await books(engine, tenant)
     assert journals == 4
-    assert balances == {"fee_income": -5_000, "accounts_receivable": 0,
-                        "stripe_balance": 4_900, "platform_fees": 100}  # fmt: skip
-    expected = (["bill.issued", "bill.paid", "bill.refunded"] if first == "whole"
-                else ["bill.issued", "bill.paid", "bill.paid", "bill.refunded"])  # fmt: skip
+    assert balances == {
+        "fee_income": -5_000,
+        "accounts_receivable": 0,
+        "stripe_balance": 4_900,
+        "platform_fees": 100,
+    }
+    expected = (
+        ["bill.issued", "bill.paid", "bill.refunded"]
+        if first == "whole"
+        else ["bill.issued", "bill.paid", "bill.paid", "bill.refunded"]
+    )
     assert [t for _, t, _ in await told(engine, tenant)] == expected
 
 
@@ -185,8 +214,9 @@ async def test_a_refund_that_reached_stripe_is_not_decided_again_on_the_retry(
 
     crashes = die_after_first_refund(monkeypatch)
     for task in payment_tasks.blueprint.tasks.values():  # a failed run retries in an hour
-        monkeypatch.setattr(task, "retry_strategy",
-                            procrastinate.RetryStrategy(max_attempts=12, wait=3600))  # fmt: skip
+        monkeypatch.setattr(
+            task, "retry_strategy", procrastinate.RetryStrategy(max_attempts=12, wait=3600)
+        )
 
     def refunds(started):
         return [
@@ -201,39 +231,73 @@ async def test_a_refund_that_reached_stripe_is_not_decided_again_on_the_retry(
     await deliver(http, fake, fake.succeed(pi(c)))  # before the retry
     await work(worker_settings, engine, db_url)
     async with engine.begin() as conn:  # the retry is due now
-        await conn.execute(text("UPDATE shared.procrastinate_jobs SET scheduled_at = now() "
-                                "WHERE status = 'todo' AND args->>'tenant' = :t"),
-                           {"t": slug})  # fmt: skip
+        await conn.execute(
+            text(
+                "UPDATE shared.procrastinate_jobs SET scheduled_at = now() "
+                "WHERE status = 'todo' AND args->>'tenant' = :t"
+            ),
+            {"t": slug},
+        )
     await work(worker_settings, engine, db_url)
 
     assert [(r.body["amount"], r.headers["idempotency-key"]) for r in refunds(b)] == [
-        ("3000", f"refund:{b['payment']['id']}:bill_overpaid")] * 2  # fmt: skip
+        ("3000", f"refund:{b['payment']['id']}:bill_overpaid")
+    ] * 2
     assert [(r.body["amount"], r.headers["idempotency-key"]) for r in refunds(c)] == [
-        (str(third), f"refund:{c['payment']['id']}:bill_closed")]  # fmt: skip
-    made = sorted((r["payment_intent"], r["amount"]) for r in fake.refunds.values()
-                  if r["payment_intent"] in (pi(a), pi(b), pi(c)))  # fmt: skip
+        (str(third), f"refund:{c['payment']['id']}:bill_closed")
+    ]
+    made = sorted(
+        (r["payment_intent"], r["amount"])
+        for r in fake.refunds.values()
+        if r["payment_intent"] in (pi(a), pi(b), pi(c))
+    )
     assert made == sorted([(pi(b), 3_000), (pi(c), third)])
     rows = {str(p.id): p for p in await payment_rows(engine, tenant)}
-    got = {k: (p.status, p.refunded_amount, p.refund_reason)
-           for k, p in (("a", rows[a["payment"]["id"]]), ("b", rows[b["payment"]["id"]]),
-                        ("c", rows[c["payment"]["id"]]))}  # fmt: skip
-    assert got == {"a": ("paid", 0, None), "b": ("paid", 3_000, "bill_overpaid"),
-                   "c": ("refunded", third, "bill_closed")}  # fmt: skip
+    got = {
+        k: (p.status, p.refunded_amount, p.refund_reason)
+        for k, p in (
+            ("a", rows[a["payment"]["id"]]),
+            ("b", rows[b["payment"]["id"]]),
+            ("c", rows[c["payment"]["id"]]),
+        )
+    }
+    assert got == {
+        "a": ("paid", 0, None),
+        "b": ("paid", 3_000, "bill_overpaid"),
+        "c": ("refunded", third, "bill_closed"),
+    }
     [mine_] = await mine(http, slug, owner)
     assert (mine_["status"], mine_["paidAmount"]) == ("PAID", 10_000)
     assert [(r["number"], r["amount"]) for r in mine_["receipts"]] == [
-        ("R00000001", 6_000), ("R00000002", 4_000)]  # fmt: skip
+        ("R00000001", 6_000),
+        ("R00000002", 4_000),
+    ]
     # Issued; A, B and C paid; B's 30 and all of C back, each with its part of the 2% fee.
     balances, journals = await books(engine, tenant)
     assert journals == 6
-    assert balances == {"fee_income": -10_000, "accounts_receivable": 0,
-                        "stripe_balance": 9_800, "platform_fees": 200}  # fmt: skip
+    assert balances == {
+        "fee_income": -10_000,
+        "accounts_receivable": 0,
+        "stripe_balance": 9_800,
+        "platform_fees": 200,
+    }
     assert sorted(t for _, t, _ in await told(engine, tenant)) == [
-        "bill.issued", "bill.paid", "bill.paid", "bill.refunded", "bill.refunded"]  # fmt: skip
+        "bill.issued",
+        "bill.paid",
+        "bill.paid",
+        "bill.refunded",
+        "bill.refunded",
+    ]
     async with engine.connect() as conn:
-        left = (await conn.execute(text(
-            "SELECT task_name, status FROM shared.procrastinate_jobs WHERE args->>'tenant' = :t"),
-            {"t": slug})).all()  # fmt: skip
+        left = (
+            await conn.execute(
+                text(
+                    "SELECT task_name, status FROM "
+                    "shared.procrastinate_jobs WHERE args->>'tenant' = :t"
+                ),
+                {"t": slug},
+            )
+        ).all()
     assert left == []
 
 
@@ -270,8 +334,13 @@ async def test_overdue_reminders_once_and_voiding(
     balances, _ = await books(engine, tenant)
     assert balances["accounts_receivable"] == 60_000  # two open bills of 300 yuan
     # Owners can't issue, staff can't pay others' bills as theirs.
-    fields = {"kind": "SERVICE_FEE", "title": "x", "payerId": str(owner_id), "amount": 1,
-              "dueOn": "2026-12-01"}  # fmt: skip
+    fields = {
+        "kind": "SERVICE_FEE",
+        "title": "x",
+        "payerId": str(owner_id),
+        "amount": 1,
+        "dueOn": "2026-12-01",
+    }
     res = await gql(http, ISSUE, {"input": fields}, tenant=slug, token=owner)
     assert res["data"]["issueBill"]["__typename"] == "PermissionDeniedError"
     assert await mine(http, slug, TOKENS[slug]) == []
@@ -284,15 +353,28 @@ async def test_bill_numbers_have_no_gaps_under_concurrency(engine, make_tenant, 
 
     from api.identity.auth import Principal
 
-    staff = Principal(account_id=uuid.uuid4(), tenant_id=uuid.UUID(str(tenant.id)),
-                      session_id=uuid.uuid4(), roles=("admin",), permissions=frozenset(),
-                      scope="all")  # fmt: skip
+    staff = Principal(
+        account_id=uuid.uuid4(),
+        tenant_id=uuid.UUID(str(tenant.id)),
+        session_id=uuid.uuid4(),
+        roles=("admin",),
+        permissions=frozenset(),
+        scope="all",
+    )
 
     async def one(i: int, fail: bool) -> None:
         async with TenantDatabase(engine).session(tenant) as session:
-            await bills.issue(session, staff, bills.BillInput(
-                kind="service_fee", title=f"#{i}", payer_id=owner_id, amount=100,
-                due_on=bills.today(session)))  # fmt: skip
+            await bills.issue(
+                session,
+                staff,
+                bills.BillInput(
+                    kind="service_fee",
+                    title=f"#{i}",
+                    payer_id=owner_id,
+                    amount=100,
+                    due_on=bills.today(session),
+                ),
+            )
             if fail:
                 await session.rollback()  # a rolled-back bill gives its number back
                 return

@@ -61,8 +61,11 @@ async def test_deposit_paid_reserves_the_unit_and_books_a_liability(
 
     # What Stripe was asked: on the connected account, with our key and the plan's fee.
     def intents():
-        return [c for c in fake.calls("POST", "/v1/payment_intents")
-                if c.body["metadata"]["tenant_id"] == str(tenant.id)]  # fmt: skip
+        return [
+            c
+            for c in fake.calls("POST", "/v1/payment_intents")
+            if c.body["metadata"]["tenant_id"] == str(tenant.id)
+        ]
 
     [call] = intents()
     assert call.headers["stripe-account"] == account
@@ -89,8 +92,11 @@ async def test_deposit_paid_reserves_the_unit_and_books_a_liability(
     assert (p.status, p.paid_at is not None, p.agent_id) == ("paid", True, agent_id)
     balances, journals = await books(engine, tenant)
     assert journals == 1
-    assert balances == {"stripe_balance": 1_960_000, "platform_fees": 40_000,
-                        "deposits_held": -2_000_000}  # fmt: skip
+    assert balances == {
+        "stripe_balance": 1_960_000,
+        "platform_fees": 40_000,
+        "deposits_held": -2_000_000,
+    }
     [ev] = await events(engine, account=account)
     assert ev.processed_at is not None and ev.outcome == "paid; unit reserved"
     assert await told(engine, tenant) == [(agent_id, "payment.received", "payments")]
@@ -112,9 +118,10 @@ async def test_the_same_event_ten_times_at_once_changes_state_once(
     assert [r.status_code for r in answers] == [200] * 10
     assert sorted(r.json()["duplicate"] for r in answers) == [False] + [True] * 9
     async with engine.connect() as conn:
-        jobs = await conn.scalar(text(
-            "SELECT count(*) FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e"
-        ), {"e": event["id"]})  # fmt: skip
+        jobs = await conn.scalar(
+            text("SELECT count(*) FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e"),
+            {"e": event["id"]},
+        )
     assert jobs == 1
     await work(worker_settings, engine, db_url)
     await deliver(http, fake, event)  # once more, after processing
@@ -134,8 +141,12 @@ async def test_events_in_shuffled_order_end_in_the_right_state(
     tenant, _, units = await tenant_with_unit(http, engine, make_tenant, n=3)
     _, agent = await member(tenant, ["agent"])
     retried, canceled, declined = [pi_of(await start(http, tenant.slug, u, agent)) for u in units]
-    evs = [fake.fail(retried), fake.succeed(retried), fake.cancel(canceled),
-           fake.fail(declined, "insufficient_funds")]  # fmt: skip
+    evs = [
+        fake.fail(retried),
+        fake.succeed(retried),
+        fake.cancel(canceled),
+        fake.fail(declined, "insufficient_funds"),
+    ]
     order = rng("test_events_in_shuffled_order_end_in_the_right_state")
     evs += order.sample(evs, 2)
     order.shuffle(evs)
@@ -146,7 +157,9 @@ async def test_events_in_shuffled_order_end_in_the_right_state(
     assert by_pi[retried].status == "paid"
     assert (by_pi[canceled].status, by_pi[canceled].failure_code) == ("canceled", "canceled")
     assert (by_pi[declined].status, by_pi[declined].failure_code) == (
-        "failed", "insufficient_funds")  # fmt: skip
+        "failed",
+        "insufficient_funds",
+    )
     statuses = [await unit_status(http, tenant.slug, u) for u in units]
     assert statuses == ["RESERVED", "AVAILABLE", "AVAILABLE"]
     balances, journals = await books(engine, tenant)
@@ -169,20 +182,26 @@ async def test_a_late_payment_for_a_unit_sold_meanwhile_is_refunded(
             )
         )
         await session.commit()
-    res = await gql(http, "mutation($u: ID!) { reserveUnit(input: {unitId: $u}) { __typename } }",
-                    {"u": unit}, tenant=tenant.slug)  # ...and the manager sells it  # fmt: skip
+    res = await gql(
+        http,
+        "mutation($u: ID!) { reserveUnit(input: {unitId: $u}) { __typename } }",
+        {"u": unit},
+        tenant=tenant.slug,
+    )  # ...and the manager sells it
     assert res["data"]["reserveUnit"]["__typename"] == "UnitPayload", res
     await deliver(http, fake, fake.succeed(pi))
     await work(worker_settings, engine, db_url)
     [p] = await payment_rows(engine, tenant)
-    assert (p.status, p.refunded_amount, p.refund_reason) == ("refunded", 2_000_000,
-                                                              "unit_unavailable")  # fmt: skip
+    assert (p.status, p.refunded_amount, p.refund_reason) == (
+        "refunded",
+        2_000_000,
+        "unit_unavailable",
+    )
     [refund] = [c for c in fake.calls("POST", "/v1/refunds") if c.body["payment_intent"] == pi]
     assert refund.headers["stripe-account"] == account
     assert refund.body["payment_intent"] == pi and refund.body["amount"] == "2000000"
     assert await unit_status(http, tenant.slug, unit) == "RESERVED"  # still the other sale
-    assert [t for _, t, _ in await told(engine, tenant)] == ["payment.received",
-                                                             "payment.refunded"]  # fmt: skip
+    assert [t for _, t, _ in await told(engine, tenant)] == ["payment.received", "payment.refunded"]
     assert {a for a, _, _ in await told(engine, tenant)} == {slow_id}
     balances, journals = await books(engine, tenant)
     assert journals == 2 and all(v == 0 for v in balances.values()), balances
@@ -197,8 +216,12 @@ async def test_a_crash_mid_processing_is_retried_and_applied_once(
     _, agent = await member(tenant, ["agent"])
     pi = pi_of(await start(http, tenant.slug, unit, agent))
     async with TenantDatabase(engine).session(tenant) as session:
-        await session.execute(text(f'UPDATE "{tenant.schema_name}".unit SET status = \'sold\', '
-                                   "hold_expires_at = NULL, held_by = NULL"))  # fmt: skip
+        await session.execute(
+            text(
+                f"UPDATE \"{tenant.schema_name}\".unit SET status = 'sold', "
+                "hold_expires_at = NULL, held_by = NULL"
+            )
+        )
         await session.commit()
     event = fake.succeed(pi)
     await deliver(http, fake, event)
@@ -206,8 +229,11 @@ async def test_a_crash_mid_processing_is_retried_and_applied_once(
     crashes = die_after_first_refund(monkeypatch)
     # The retry waits an hour, so the first drain cannot run it however slow the machine is
     # (with the task's own 2 s back-off, a busy burst worker picked the retry up itself).
-    monkeypatch.setattr(tasks.apply_stripe_event, "retry_strategy",
-                        procrastinate.RetryStrategy(max_attempts=12, wait=3600))  # fmt: skip
+    monkeypatch.setattr(
+        tasks.apply_stripe_event,
+        "retry_strategy",
+        procrastinate.RetryStrategy(max_attempts=12, wait=3600),
+    )
     await work(worker_settings, engine, db_url)
 
     def refunds():
@@ -219,8 +245,13 @@ async def test_a_crash_mid_processing_is_retried_and_applied_once(
     [ev] = await events(engine, id=event["id"])
     assert ev.processed_at is None
     async with engine.begin() as conn:  # the retry is due now
-        await conn.execute(text("UPDATE shared.procrastinate_jobs SET scheduled_at = now() "
-                                "WHERE args->>'event_id' = :e"), {"e": event["id"]})  # fmt: skip
+        await conn.execute(
+            text(
+                "UPDATE shared.procrastinate_jobs SET scheduled_at = now() "
+                "WHERE args->>'event_id' = :e"
+            ),
+            {"e": event["id"]},
+        )
     await work(worker_settings, engine, db_url)
     [p] = await payment_rows(engine, tenant)
     assert (p.status, p.refunded_amount) == ("refunded", 2_000_000)
@@ -289,8 +320,16 @@ async def test_deposits_need_a_connected_account(http, make_tenant):
 
 async def test_stripe_refusing_the_intent_holds_nothing(http, fake, engine, make_tenant):
     tenant, _, [unit] = await tenant_with_unit(http, engine, make_tenant)
-    fake.fail_next(402, {"error": {"type": "invalid_request_error", "code": "account_invalid",
-                                   "message": "The account is not enabled."}})  # fmt: skip
+    fake.fail_next(
+        402,
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "account_invalid",
+                "message": "The account is not enabled.",
+            }
+        },
+    )
     got = await start(http, tenant.slug, unit)
     assert got["__typename"] == "ConflictError" and "not enabled" in got["message"], got
     assert await unit_status(http, tenant.slug, unit) == "AVAILABLE"
@@ -302,13 +341,19 @@ async def test_the_ledger_refuses_an_unbalanced_journal(engine, make_tenant):
     schema = tenant.schema_name
     with pytest.raises(Exception, match="does not balance"):
         async with engine.begin() as conn:
-            await conn.execute(text(
-                f'INSERT INTO "{schema}".journal (id, source, memo, currency, at) '
-                "VALUES (gen_random_uuid(), 'x', '', 'cny', now())"))  # fmt: skip
-            await conn.execute(text(
-                f'INSERT INTO "{schema}".journal_line (id, journal_id, account, debit, credit) '
-                f"SELECT gen_random_uuid(), id, 'stripe_balance', 5, 0 "
-                f'FROM "{schema}".journal'))  # fmt: skip
+            await conn.execute(
+                text(
+                    f'INSERT INTO "{schema}".journal (id, source, memo, currency, at) '
+                    "VALUES (gen_random_uuid(), 'x', '', 'cny', now())"
+                )
+            )
+            await conn.execute(
+                text(
+                    f'INSERT INTO "{schema}".journal_line (id, journal_id, account, debit, credit) '
+                    f"SELECT gen_random_uuid(), id, 'stripe_balance', 5, 0 "
+                    f'FROM "{schema}".journal'
+                )
+            )
     async with engine.connect() as conn:  # nothing was written
         assert await conn.scalar(text(f'SELECT count(*) FROM "{schema}".journal')) == 0
 
@@ -364,9 +409,15 @@ async def test_replay_requeues_an_event_whose_job_failed_for_good(
 
     async def jobs() -> list[str]:
         async with engine.connect() as conn:
-            return list(await conn.scalars(text(
-                "SELECT status FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e "
-                "ORDER BY id"), {"e": event["id"]}))  # fmt: skip
+            return list(
+                await conn.scalars(
+                    text(
+                        "SELECT status FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e "
+                        "ORDER BY id"
+                    ),
+                    {"e": event["id"]},
+                )
+            )
 
     assert await jobs() == ["failed"]
     [ev] = await events(engine, id=event["id"])
@@ -420,33 +471,42 @@ async def test_cancelling_a_reservation_refunds_by_the_tenants_rules(
     slug = tenant.slug
     _, agent = await member(tenant, ["agent"])
     early, late = units
-    pi_early = await paid_deposit(http, fake, engine, db_url, tenant, early, agent,
-                                  worker_settings)  # fmt: skip
-    pi_late = await paid_deposit(http, fake, engine, db_url, tenant, late, agent,
-                                 worker_settings)  # fmt: skip
+    pi_early = await paid_deposit(http, fake, engine, db_url, tenant, early, agent, worker_settings)
+    pi_late = await paid_deposit(http, fake, engine, db_url, tenant, late, agent, worker_settings)
     async with TenantDatabase(engine).session(tenant) as session:
-        await session.execute(update(Payment).where(Payment.stripe_payment_intent == pi_late)
-                              .values(paid_at=func.now() - text("interval '3 days'")))  # fmt: skip
+        await session.execute(
+            update(Payment)
+            .where(Payment.stripe_payment_intent == pi_late)
+            .values(paid_at=func.now() - text("interval '3 days'"))
+        )
         await session.commit()
-    res = await gql(http, CANCEL, {"u": early, "r": "buyer changed mind"}, tenant=slug,
-                    token=agent)  # agents may not refund  # fmt: skip
+    res = await gql(
+        http, CANCEL, {"u": early, "r": "buyer changed mind"}, tenant=slug, token=agent
+    )  # agents may not refund
     assert res["data"]["cancelReservation"]["__typename"] == "PermissionDeniedError"
-    got = (await gql(http, CANCEL, {"u": early, "r": "buyer changed mind"}, tenant=slug))[
-        "data"]["cancelReservation"]  # fmt: skip
+    got = (await gql(http, CANCEL, {"u": early, "r": "buyer changed mind"}, tenant=slug))["data"][
+        "cancelReservation"
+    ]
     assert (got["refunded"], got["payment"]["status"]) == (2_000_000, "REFUNDED"), got
     got = (await gql(http, CANCEL, {"u": late, "r": "no loan"}, tenant=slug))["data"][
-        "cancelReservation"]  # fmt: skip
+        "cancelReservation"
+    ]
     assert (got["refunded"], got["payment"]["refundedAmount"]) == (1_000_000, 1_000_000)
     assert [await unit_status(http, slug, u) for u in units] == ["AVAILABLE", "AVAILABLE"]
-    amounts = {c.body["payment_intent"]: c.body["amount"]
-               for c in fake.calls("POST", "/v1/refunds")}  # fmt: skip
+    amounts = {
+        c.body["payment_intent"]: c.body["amount"] for c in fake.calls("POST", "/v1/refunds")
+    }
     assert (amounts[pi_early], amounts[pi_late]) == ("2000000", "1000000")
     again = (await gql(http, CANCEL, {"u": early, "r": "again"}, tenant=slug))["data"]
     assert again["cancelReservation"]["__typename"] == "NotFoundError"
     balances, journals = await books(engine, tenant)
     assert journals == 4
-    assert balances == {"deposits_held": 0, "deposit_forfeits": -1_000_000,
-                        "stripe_balance": 980_000, "platform_fees": 20_000}  # fmt: skip
+    assert balances == {
+        "deposits_held": 0,
+        "deposit_forfeits": -1_000_000,
+        "stripe_balance": 980_000,
+        "platform_fees": 20_000,
+    }
 
 
 async def test_a_deposit_whose_hold_ran_out_is_cancelled_at_stripe(
@@ -461,8 +521,11 @@ async def test_a_deposit_whose_hold_ran_out_is_cancelled_at_stripe(
     pi_paid = pi_of(await start(http, tenant.slug, paid_late, agent))
     fake.succeed(pi_paid)  # paid, but its event has not arrived yet
     async with TenantDatabase(engine).session(tenant) as session:
-        await session.execute(text(f'UPDATE "{tenant.schema_name}".unit '
-                                   "SET hold_expires_at = now() - interval '1 s'"))  # fmt: skip
+        await session.execute(
+            text(
+                f"UPDATE \"{tenant.schema_name}\".unit SET hold_expires_at = now() - interval '1 s'"
+            )
+        )
         assert await units.release_expired_holds(session) == 2
         await session.commit()
     from api.jobs import Runtime, set_runtime

@@ -38,8 +38,11 @@ from tests.conftest import stripe_overrides
 
 HOLD = (4242, 16)  # the advisory lock (two int keys) the trigger waits on
 # Fast heartbeats and a short stall so the test takes seconds; the sweep every second.
-FAST = {"worker_heartbeat_seconds": 0.5, "worker_stalled_seconds": 5,
-        "worker_stalled_cron": "* * * * * *"}  # fmt: skip
+FAST = {
+    "worker_heartbeat_seconds": 0.5,
+    "worker_stalled_seconds": 5,
+    "worker_stalled_cron": "* * * * * *",
+}
 
 
 async def until(check, what: str, *workers: WorkerProcess, timeout: float = 90.0):
@@ -70,13 +73,19 @@ async def test_a_worker_killed_inside_a_payment_job_is_retried_and_applied_once(
     bill = (await issue(http, tenant.slug, owner_id, amount=30_000))["bill"]
     started = await pay(http, tenant.slug, owner, bill["id"])
     async with engine.begin() as conn:
-        await conn.execute(text(
-            f'CREATE FUNCTION "{schema}".hold_receipt() RETURNS trigger LANGUAGE plpgsql AS '
-            f"$$ BEGIN PERFORM pg_advisory_xact_lock_shared({HOLD[0]}, {HOLD[1]}); "
-            "RETURN NEW; END $$"))  # fmt: skip
-        await conn.execute(text(
-            f'CREATE TRIGGER hold_receipt BEFORE INSERT ON "{schema}".receipt '
-            f'FOR EACH ROW EXECUTE FUNCTION "{schema}".hold_receipt()'))  # fmt: skip
+        await conn.execute(
+            text(
+                f'CREATE FUNCTION "{schema}".hold_receipt() RETURNS trigger LANGUAGE plpgsql AS '
+                f"$$ BEGIN PERFORM pg_advisory_xact_lock_shared({HOLD[0]}, {HOLD[1]}); "
+                "RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                f'CREATE TRIGGER hold_receipt BEFORE INSERT ON "{schema}".receipt '
+                f'FOR EACH ROW EXECUTE FUNCTION "{schema}".hold_receipt()'
+            )
+        )
 
     async def waiting() -> bool:
         async with engine.connect() as conn:
@@ -102,28 +111,38 @@ async def test_a_worker_killed_inside_a_payment_job_is_retried_and_applied_once(
         await until(waiting, "the job to reach the receipt", first)
 
         async with engine.connect() as conn:
-            [(job_id, status)] = (await conn.execute(text(
-                "SELECT id, status FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e"),
-                {"e": event["id"]})).all()  # fmt: skip
+            [(job_id, status)] = (
+                await conn.execute(
+                    text(
+                        "SELECT id, status FROM "
+                        "shared.procrastinate_jobs WHERE args->>'event_id' = :e"
+                    ),
+                    {"e": event["id"]},
+                )
+            ).all()
         assert status == "doing"
         first.kill()  # inside the job: its transaction is open, never to commit
-        await holder.execute(text("SELECT pg_advisory_unlock(:a, :b)"),
-                             {"a": HOLD[0], "b": HOLD[1]})  # fmt: skip
+        await holder.execute(
+            text("SELECT pg_advisory_unlock(:a, :b)"), {"a": HOLD[0], "b": HOLD[1]}
+        )
 
         second.start()
 
         async def processed():
             async with engine.connect() as conn:
                 return await conn.scalar(
-                    select(StripeEvent.outcome).where(StripeEvent.id == event["id"],
-                                                      StripeEvent.processed_at.is_not(None))
-                )  # fmt: skip
+                    select(StripeEvent.outcome).where(
+                        StripeEvent.id == event["id"], StripeEvent.processed_at.is_not(None)
+                    )
+                )
 
         outcome = await until(processed, "the event to be applied by the second worker", second)
         assert outcome == f"paid; bill {bill['number']} paid"
         retried = await until(
             lambda: [e for e in second.events("stalled job retried") if e["job_id"] == job_id],
-            "the sweep's log line", second)  # fmt: skip
+            "the sweep's log line",
+            second,
+        )
         assert retried[0]["task"] == "payment:apply_stripe_event"
     finally:
         first.kill()
@@ -131,9 +150,12 @@ async def test_a_worker_killed_inside_a_payment_job_is_retried_and_applied_once(
         await holder.close()
 
     async with engine.connect() as conn:  # done, and deleted as done: none left
-        left = (await conn.execute(text(
-            "SELECT status FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e"),
-            {"e": event["id"]})).all()  # fmt: skip
+        left = (
+            await conn.execute(
+                text("SELECT status FROM shared.procrastinate_jobs WHERE args->>'event_id' = :e"),
+                {"e": event["id"]},
+            )
+        ).all()
     assert left == []
     # A job of the same event running once more (a worker that only looked dead) finds the
     # event processed and changes nothing.
@@ -151,8 +173,12 @@ async def test_a_worker_killed_inside_a_payment_job_is_retried_and_applied_once(
     assert (payment.status, payment.refunded_amount) == ("paid", 0)
     balances, journals = await books(engine, tenant)
     assert journals == 2  # issued, paid: the killed run's journal was never committed
-    assert balances == {"fee_income": -30_000, "accounts_receivable": 0,
-                        "stripe_balance": 29_400, "platform_fees": 600}  # fmt: skip
+    assert balances == {
+        "fee_income": -30_000,
+        "accounts_receivable": 0,
+        "stripe_balance": 29_400,
+        "platform_fees": 600,
+    }
     assert [t for _, t, _ in await told(engine, tenant)] == ["bill.issued", "bill.paid"]
     retrieved = fake.calls("GET", f"/v1/payment_intents/{pi(started)}")
     assert len(retrieved) >= 2  # the killed run and the retry each fetched it

@@ -36,20 +36,29 @@ async def seed(client, slug: str) -> None:
             "tags": list(tags),
         }
 
-    await create_units(client, slug, [
-        unit(b1, "perfect", 300_000_000, "90", 3, ["school"]),  # all factors full
-        unit(b1, "no-school", 300_000_000, "90", 3),  # lacks the must-have
-        unit(b1, "pricey", 320_000_000, "90", 3, ["school"]),  # 6.7% over budget
-        unit(b2, "far", 300_000_000, "90", 3, ["school"]),  # wrong district
-        unit(b1, "tiny", 150_000_000, "40", 1, ["school"]),  # area far off, rooms off
-        unit(b1, "way-over", 500_000_000, "90", 3, ["school"]),  # out of the price window
-    ])  # fmt: skip
+    await create_units(
+        client,
+        slug,
+        [
+            unit(b1, "perfect", 300_000_000, "90", 3, ["school"]),  # all factors full
+            unit(b1, "no-school", 300_000_000, "90", 3),  # lacks the must-have
+            unit(b1, "pricey", 320_000_000, "90", 3, ["school"]),  # 6.7% over budget
+            unit(b2, "far", 300_000_000, "90", 3, ["school"]),  # wrong district
+            unit(b1, "tiny", 150_000_000, "40", 1, ["school"]),  # area far off, rooms off
+            unit(b1, "way-over", 500_000_000, "90", 3, ["school"]),  # out of the price window
+        ],
+    )
 
 
 NEEDS = {
-    "budgetMin": 250_000_000, "budgetMax": 300_000_000, "areaMin": "80", "areaMax": "100",
-    "rooms": [3], "districts": ["Nanshan"], "mustHaves": ["school", "metro"],
-}  # fmt: skip
+    "budgetMin": 250_000_000,
+    "budgetMax": 300_000_000,
+    "areaMin": "80",
+    "areaMax": "100",
+    "rooms": [3],
+    "districts": ["Nanshan"],
+    "mustHaves": ["school", "metro"],
+}
 
 
 async def test_ranking_and_reasons(client, make_tenant):
@@ -67,14 +76,21 @@ async def test_ranking_and_reasons(client, make_tenant):
     for r in recs:  # the reasons explain every point of the score
         assert sum(x["points"] for x in r["reasons"]) == pytest.approx(r["score"], abs=0.05)
         assert [x["factor"] for x in r["reasons"]] == [
-            "budget", "area", "rooms", "district", "must_haves",
-        ]  # fmt: skip
+            "budget",
+            "area",
+            "rooms",
+            "district",
+            "must_haves",
+        ]
     top = recs[0]
     assert top["score"] == 100
     assert "has school, metro" in top["reasons"][4]["text"]
     far = next(r for r in recs if r["unit"]["number"] == "far")
-    assert far["reasons"][3] == {"factor": "district", "points": 0,
-                                 "text": "in Longgang, not a wanted one"}  # fmt: skip
+    assert far["reasons"][3] == {
+        "factor": "district",
+        "points": 0,
+        "text": "in Longgang, not a wanted one",
+    }
     pricey = next(r for r in recs if r["unit"]["number"] == "pricey")
     assert 0 < pricey["reasons"][0]["points"] < 35 and "over budget" in pricey["reasons"][0]["text"]
 
@@ -106,17 +122,22 @@ async def test_listings_are_ranked_with_units_when_the_caller_may_read_them(
     tenant = await make_tenant()
     await seed(client, tenant.slug)
     listing = {
-        "community": "Old Town", "district": "Nanshan", "grossArea": "88", "rooms": 3,
-        "askingPrice": 290_000_000, "tags": ["school", "metro"],
-    }  # fmt: skip
+        "community": "Old Town",
+        "district": "Nanshan",
+        "grossArea": "88",
+        "rooms": 3,
+        "askingPrice": 290_000_000,
+        "tags": ["school", "metro"],
+    }
     res = await gql(client, CREATE_LISTING, {"input": listing}, tenant=tenant.slug)
     assert res["data"]["createListing"]["__typename"] == "ListingPayload", res
     res = await gql(client, QUERY, {"needs": NEEDS, "first": 3}, tenant=tenant.slug)
     top = res["data"]["recommendations"][:2]
     # the listing meets every need as well as the best unit: both score 100
     assert {(r["score"], bool(r["unit"]), bool(r["listing"])) for r in top} == {
-        (100, True, False), (100, False, True),
-    }  # fmt: skip
+        (100, True, False),
+        (100, False, True),
+    }
     res = await gql(client, QUERY, {"needs": NEEDS, "listings": False}, tenant=tenant.slug)
     assert all(r["listing"] is None for r in res["data"]["recommendations"])
     # owners browse in the owner app: they have unit.read and listing.read

@@ -281,17 +281,44 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
     server = gateway(kit_old)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            res = await gql(http, CLIENT, {"input": {
-                "name": "Rotated Client", "phone": client_phone, "otherPhones": others,
-                "idNumber": id_number}}, tenant=tenant.slug, token=token)  # fmt: skip
+            res = await gql(
+                http,
+                CLIENT,
+                {
+                    "input": {
+                        "name": "Rotated Client",
+                        "phone": client_phone,
+                        "otherPhones": others,
+                        "idNumber": id_number,
+                    }
+                },
+                tenant=tenant.slug,
+                token=token,
+            )
             client_id = res["data"]["createClient"]["client"]["id"]
-            res = await gql(http, LISTING, {"input": {
-                "community": "Key Garden", "grossArea": "89.50", "rooms": 3,
-                "askingPrice": 500_000_000, "sellerPhone": seller}},
-                tenant=tenant.slug, token=token)  # fmt: skip
+            res = await gql(
+                http,
+                LISTING,
+                {
+                    "input": {
+                        "community": "Key Garden",
+                        "grossArea": "89.50",
+                        "rooms": 3,
+                        "askingPrice": 500_000_000,
+                        "sellerPhone": seller,
+                    }
+                },
+                tenant=tenant.slug,
+                token=token,
+            )
             listing_id = res["data"]["createListing"]["listing"]["id"]
-            res = await gql(http, INVITE, {"input": {"name": "Invitee", "roles": ["agent"],
-                            **invitee}}, tenant=tenant.slug, token=token)  # fmt: skip
+            res = await gql(
+                http,
+                INVITE,
+                {"input": {"name": "Invitee", "roles": ["agent"], **invitee}},
+                tenant=tenant.slug,
+                token=token,
+            )
             assert res["data"]["inviteMember"]["__typename"] == "InvitationPayload", res
             res = await gql(http, ENROLL, tenant=tenant.slug, token=token)
             secret = res["data"]["enrollTotp"]["secret"]
@@ -302,8 +329,10 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
     columns = await bytea_columns(rot_engine, schemas)
     ciphertexts = [c for c in columns if not c[2].endswith(DIGEST_SUFFIXES)]
     # Every ciphertext column of the database is registered, and this test wrote into each.
-    registered = {(("shared" if f.shared else tenant.schema_name), f.table.name, f.name)
-                  for f in encrypted_fields()}  # fmt: skip
+    registered = {
+        (("shared" if f.shared else tenant.schema_name), f.table.name, f.name)
+        for f in encrypted_fields()
+    }
     assert set(ciphertexts) == registered
     for schema, table, column in ciphertexts:
         assert old_version in await versions_in(rot_engine, schema, table, column), column
@@ -318,8 +347,9 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
     server = gateway(kit_new)  # the old key removed
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            res = await gql(http, READ, {"c": client_id, "l": listing_id},
-                            tenant=tenant.slug, token=token)  # fmt: skip
+            res = await gql(
+                http, READ, {"c": client_id, "l": listing_id}, tenant=tenant.slug, token=token
+            )
             assert "errors" not in res, res
             assert res["data"] == {
                 "me": {"account": {"phone": phone, "email": email}},
@@ -327,8 +357,9 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
                 "listing": {"sellerPhone": seller},
                 "invitations": [invitee],
             }
-            res = await gql(http, CONFIRM, {"code": pyotp.TOTP(secret).now()},
-                            tenant=tenant.slug, token=token)  # fmt: skip
+            res = await gql(
+                http, CONFIRM, {"code": pyotp.TOTP(secret).now()}, tenant=tenant.slug, token=token
+            )
             assert res["data"]["confirmTotp"] == {"__typename": "TotpStatus", "enabled": True}
     finally:
         server.stop()
@@ -344,9 +375,14 @@ def test_a_ciphertext_column_without_the_mark_fails_the_check():
     from api.security.fields import unmarked_ciphertext_columns
 
     md = MetaData()
-    Table("thing", md, Column("id", Uuid, primary_key=True), Column("secret_enc", LargeBinary),
-          Column("phone_bidx", LargeBinary),
-          Column("other_enc", LargeBinary, info={CIPHERTEXT: Ciphertext("other")}))  # fmt: skip
+    Table(
+        "thing",
+        md,
+        Column("id", Uuid, primary_key=True),
+        Column("secret_enc", LargeBinary),
+        Column("phone_bidx", LargeBinary),
+        Column("other_enc", LargeBinary, info={CIPHERTEXT: Ciphertext("other")}),
+    )
     assert unmarked_ciphertext_columns([md]) == ["thing.secret_enc"]
 
     load_models()

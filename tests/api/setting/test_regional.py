@@ -33,9 +33,14 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def sign_up_input(slug: str, **regional) -> dict:
-    return {"tenantSlug": slug, "tenantName": "Harbour Homes", "name": "Li Wei",
-            "email": f"{slug}@example.com", "password": "correct horse battery 9",
-            **regional}  # fmt: skip
+    return {
+        "tenantSlug": slug,
+        "tenantName": "Harbour Homes",
+        "name": "Li Wei",
+        "email": f"{slug}@example.com",
+        "password": "correct horse battery 9",
+        **regional,
+    }
 
 
 async def registry_row(engine, slug: str) -> tuple | None:
@@ -46,14 +51,20 @@ async def registry_row(engine, slug: str) -> tuple | None:
 
 async def test_sign_up_sets_them_and_every_member_reads_them(client, engine):
     slug = unique_slug("region")
-    res = await gql(client, SIGN_UP, {"input": sign_up_input(
-        slug, timeZone="Pacific/Kiritimati", locale="en", currency="usd")})  # fmt: skip
+    res = await gql(
+        client,
+        SIGN_UP,
+        {"input": sign_up_input(slug, timeZone="Pacific/Kiritimati", locale="en", currency="usd")},
+    )
     payload = res["data"]["signUp"]
     assert payload["__typename"] == "SignUpPayload", payload
     token = payload["tokens"]["accessToken"]
     got = await gql(client, REGIONAL, tenant=slug, token=token)
     assert got["data"]["regionalSettings"] == {
-        "timeZone": "Pacific/Kiritimati", "locale": "en", "currency": "USD"}  # fmt: skip
+        "timeZone": "Pacific/Kiritimati",
+        "locale": "en",
+        "currency": "USD",
+    }
     assert tuple(await registry_row(engine, slug)) == ("Pacific/Kiritimati", "en", "USD")
 
 
@@ -73,7 +84,10 @@ async def test_sign_up_refuses_bad_ones_and_creates_nothing(client, engine, regi
     res = await gql(client, SIGN_UP, {"input": sign_up_input(slug, **regional)})
     payload = res["data"]["signUp"]
     assert (payload["__typename"], payload["code"], payload["field"]) == (
-        "ValidationError", "BAD_USER_INPUT", field)  # fmt: skip
+        "ValidationError",
+        "BAD_USER_INPUT",
+        field,
+    )
     assert await registry_row(engine, slug) is None
 
 
@@ -82,22 +96,37 @@ async def test_defaults_and_an_admin_changes_them(client, engine, make_tenant, m
     _, agent = await member(tenant, ["agent"])
     got = await gql(client, REGIONAL, tenant=tenant.slug, token=agent)
     assert got["data"]["regionalSettings"] == {
-        "timeZone": "Asia/Shanghai", "locale": "zh-CN", "currency": "CNY"}  # fmt: skip
+        "timeZone": "Asia/Shanghai",
+        "locale": "zh-CN",
+        "currency": "CNY",
+    }
 
-    res = await gql(client, UPDATE, {"input": {"timeZone": "Europe/Paris"}}, tenant=tenant.slug,
-                    token=agent)  # fmt: skip
+    res = await gql(
+        client, UPDATE, {"input": {"timeZone": "Europe/Paris"}}, tenant=tenant.slug, token=agent
+    )
     assert res["data"]["updateRegionalSettings"]["__typename"] == "PermissionDeniedError"
 
-    res = await gql(client, UPDATE, {"input": {"timeZone": "Nowhere/Else", "currency": "EUR"}},
-                    tenant=tenant.slug)  # fmt: skip
+    res = await gql(
+        client,
+        UPDATE,
+        {"input": {"timeZone": "Nowhere/Else", "currency": "EUR"}},
+        tenant=tenant.slug,
+    )
     assert res["data"]["updateRegionalSettings"]["field"] == "timeZone"
     assert tuple(await registry_row(engine, tenant.slug)) == ("Asia/Shanghai", "zh-CN", "CNY")
 
-    res = await gql(client, UPDATE, {"input": {"timeZone": "Europe/Paris", "currency": "eur"}},
-                    tenant=tenant.slug)  # fmt: skip
+    res = await gql(
+        client,
+        UPDATE,
+        {"input": {"timeZone": "Europe/Paris", "currency": "eur"}},
+        tenant=tenant.slug,
+    )
     assert res["data"]["updateRegionalSettings"] == {
-        "__typename": "RegionalSettings", "timeZone": "Europe/Paris", "locale": "zh-CN",
-        "currency": "EUR"}  # fmt: skip
+        "__typename": "RegionalSettings",
+        "timeZone": "Europe/Paris",
+        "locale": "zh-CN",
+        "currency": "EUR",
+    }
     got = await gql(client, REGIONAL, tenant=tenant.slug, token=agent)  # not a cached copy
     assert got["data"]["regionalSettings"]["timeZone"] == "Europe/Paris"
     assert tuple(await registry_row(engine, tenant.slug)) == ("Europe/Paris", "zh-CN", "EUR")

@@ -116,11 +116,19 @@ async def inventory(
     project = await create_project(client, tenant, project_name, district=district, **geo)
     building = await create_building(client, tenant, project["id"], "B1", floors=max(floors, 1))
     specs = [
-        {"buildingId": building["id"], "floor": f, "number": f"{f}{s:02d}",
-         "grossArea": "89.50", "rooms": 3, "orientation": "S",
-         "listPrice": price + (f - 1) * 1_000_000, "status": status}
-        for f in range(1, floors + 1) for s in range(1, per_floor + 1)
-    ]  # fmt: skip
+        {
+            "buildingId": building["id"],
+            "floor": f,
+            "number": f"{f}{s:02d}",
+            "grossArea": "89.50",
+            "rooms": 3,
+            "orientation": "S",
+            "listPrice": price + (f - 1) * 1_000_000,
+            "status": status,
+        }
+        for f in range(1, floors + 1)
+        for s in range(1, per_floor + 1)
+    ]
     units = await create_units(client, tenant, specs)
     return {"project": project, "building": building, "units": units}
 
@@ -146,6 +154,7 @@ async def reserve(client, slug: str, unit_id: str) -> None:
 
 async def status_to(client, slug: str, unit_id: str, *statuses: str) -> None:
     for status in statuses:
-        res = await gql(client, CHANGE_STATUS, {"input": {"unitId": unit_id, "status": status}},
-                        tenant=slug)  # fmt: skip
+        res = await gql(
+            client, CHANGE_STATUS, {"input": {"unitId": unit_id, "status": status}}, tenant=slug
+        )
         ok(res, "changeUnitStatus", "UnitPayload")

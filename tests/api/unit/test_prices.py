@@ -132,10 +132,16 @@ async def small_project(client, slug: str, prices_: list[int], name="Harbour One
     project = await create_project(client, slug, name, district="Nanshan")
     building = await create_building(client, slug, project["id"], "B1", floors=30)
     specs = [
-        {"buildingId": building["id"], "floor": i + 1, "number": f"{i + 1}01",
-         "grossArea": GROSS, "listPrice": p, "status": "AVAILABLE"}
+        {
+            "buildingId": building["id"],
+            "floor": i + 1,
+            "number": f"{i + 1}01",
+            "grossArea": GROSS,
+            "listPrice": p,
+            "status": "AVAILABLE",
+        }
         for i, p in enumerate(prices_)
-    ]  # fmt: skip
+    ]
     units = await create_units(client, slug, specs)
     return {"project": project, "building": building, "ids": [u["id"] for u in units]}
 
@@ -164,11 +170,16 @@ async def test_plus_three_percent_on_floors_10_to_20_of_building_2(client, make_
     for bno, b in ((1, b1), (2, b2)):
         for floor in range(1, 26):
             for slot in (1, 2):
-                specs.append({
-                    "buildingId": b["id"], "floor": floor, "number": f"{floor}{slot:02d}",
-                    "grossArea": GROSS, "listPrice": _example_price(bno, floor, slot),
-                    "status": "AVAILABLE",
-                })  # fmt: skip
+                specs.append(
+                    {
+                        "buildingId": b["id"],
+                        "floor": floor,
+                        "number": f"{floor}{slot:02d}",
+                        "grossArea": GROSS,
+                        "listPrice": _example_price(bno, floor, slot),
+                        "status": "AVAILABLE",
+                    }
+                )
     created = await create_units(client, slug, specs)
     for spec, unit in zip(specs, created, strict=True):
         where[unit["id"]] = (1 if spec["buildingId"] == b1["id"] else 2, spec["floor"])
@@ -176,9 +187,15 @@ async def test_plus_three_percent_on_floors_10_to_20_of_building_2(client, make_
     assert len(before) == 100
 
     adj = await applied(
-        client, slug, projectId=project["id"], buildingIds=[b2["id"]], floorMin=10, floorMax=20,
-        percent="3", reason="+3% on floors 10-20 of building 2",
-    )  # fmt: skip
+        client,
+        slug,
+        projectId=project["id"],
+        buildingIds=[b2["id"]],
+        floorMin=10,
+        floorMax=20,
+        percent="3",
+        reason="+3% on floors 10-20 of building 2",
+    )
     assert adj["status"] == "applied"
     assert adj["unitCount"] == 22  # 11 floors x 2 units
     assert Decimal(adj["maxDiscountPct"]) == 0
@@ -206,9 +223,12 @@ async def test_plus_three_percent_on_floors_10_to_20_of_building_2(client, make_
         assert unit["version"] == old["version"] + 1
         assert unit["priceHistory"] == [
             {"oldPrice": None, "newPrice": {"minorUnits": old_price}, "reason": ""},
-            {"oldPrice": {"minorUnits": old_price}, "newPrice": {"minorUnits": new_price},
-             "reason": "+3% on floors 10-20 of building 2"},
-        ]  # fmt: skip
+            {
+                "oldPrice": {"minorUnits": old_price},
+                "newPrice": {"minorUnits": new_price},
+                "reason": "+3% on floors 10-20 of building 2",
+            },
+        ]
         [event] = price_events(unit)
         assert event["oldPrice"] == {"minorUnits": old_price}
         assert event["newPrice"] == {"minorUnits": new_price}
@@ -305,11 +325,20 @@ async def test_sold_and_reserved_units_are_never_repriced(client, make_tenant, m
     slug = tenant.slug
     inv = await small_project(client, slug, [300_000_000] * 4)
     pid, (reserved, sold, held, available) = inv["project"]["id"], inv["ids"]
-    planned_priced, planned_unpriced = await create_units(client, slug, [
-        {"buildingId": inv["building"]["id"], "floor": 9, "number": "901", "grossArea": GROSS,
-         "listPrice": 300_000_000},
-        {"buildingId": inv["building"]["id"], "floor": 9, "number": "902", "grossArea": GROSS},
-    ])  # fmt: skip
+    planned_priced, planned_unpriced = await create_units(
+        client,
+        slug,
+        [
+            {
+                "buildingId": inv["building"]["id"],
+                "floor": 9,
+                "number": "901",
+                "grossArea": GROSS,
+                "listPrice": 300_000_000,
+            },
+            {"buildingId": inv["building"]["id"], "floor": 9, "number": "902", "grossArea": GROSS},
+        ],
+    )
     await reserve(client, slug, reserved)
     await reserve(client, slug, sold)
     await status_to(client, slug, sold, "SUBSCRIBED", "CONTRACTED", "SOLD")
@@ -359,10 +388,14 @@ async def test_large_decrease_waits_for_another_approver(client, make_tenant, me
     # beyond it: waits, prices untouched
     before = prices(await units_of(client, slug, pid))
     assert before[ids[0]] == 294_000_000 and before[ids[1]] == 291_000_000
-    big = await applied(client, slug, projectId=pid, unitIds=ids[2:4], percent="-5",
-                        reason="spring promotion")  # fmt: skip
+    big = await applied(
+        client, slug, projectId=pid, unitIds=ids[2:4], percent="-5", reason="spring promotion"
+    )
     assert (big["status"], big["maxDiscountPct"], big["unitCount"]) == (
-        "pending_approval", "5.00", 2)  # fmt: skip
+        "pending_approval",
+        "5.00",
+        2,
+    )
     assert big["requestedBy"] == admin_id and big["decidedBy"] is None
     reviewed = {ln["unitId"]: ln["newPrice"] for ln in big["lines"]}
     assert reviewed == {ids[2]: 380_000_000, ids[3]: 389_500_000}
@@ -371,23 +404,35 @@ async def test_large_decrease_waits_for_another_approver(client, make_tenant, me
     # the requester cannot decide, even as admin; an agent has no approve permission
     denied = await decide(client, slug, big["id"], True)
     user_error(denied, "PermissionDeniedError", "FORBIDDEN", None)
-    res = await gql(client, DECIDE_ADJUSTMENT, {"input": {"id": big["id"], "approve": True}},
-                    tenant=slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        DECIDE_ADJUSTMENT,
+        {"input": {"id": big["id"], "approve": True}},
+        tenant=slug,
+        token=agent,
+    )
     typed_denial(res, "decidePriceAdjustment", "FORBIDDEN")
     assert prices(await units_of(client, slug, pid)) == before
 
     done = await decide(client, slug, big["id"], True, token=manager, note="ok for spring")
     assert done["__typename"] == "PriceAdjustmentPayload", done
     assert (done["adjustment"]["status"], done["adjustment"]["decidedBy"]) == (
-        "applied", str(manager_id))  # fmt: skip
+        "applied",
+        str(manager_id),
+    )
     units = await units_of(client, slug, pid)
     assert prices(units) == {**before, **reviewed}
     for uid in ids[2:4]:
         [event] = price_events(units[uid])
         assert (event["oldPrice"]["minorUnits"], event["newPrice"]["minorUnits"]) == (
-            before[uid], reviewed[uid])  # fmt: skip
+            before[uid],
+            reviewed[uid],
+        )
         assert (event["reason"], event["refId"], event["actorId"]) == (
-            "spring promotion", big["id"], str(manager_id))  # fmt: skip
+            "spring promotion",
+            big["id"],
+            str(manager_id),
+        )
 
     # decided twice: conflict, by anyone
     for token in (manager, manager2):
@@ -490,8 +535,7 @@ async def test_tenant_discount_limit_setting(client, make_tenant, member):
     async def bad(changes: list[dict], field: str) -> None:
         res = await gql(client, UPDATE_SETTINGS, {"changes": changes}, tenant=slug)
         assert "errors" not in res, res
-        user_error(res["data"]["updateTenantSettings"], "ValidationError", "BAD_USER_INPUT",
-                   field)  # fmt: skip
+        user_error(res["data"]["updateTenantSettings"], "ValidationError", "BAD_USER_INPUT", field)
 
     await bad([{"key": "inventory.no_such_knob", "value": "1"}], "key")
     for value in ("abc", "", "NaN", "Infinity", "-1", "100.5", "1e9"):
@@ -503,19 +547,27 @@ async def test_tenant_discount_limit_setting(client, make_tenant, member):
     assert await setting_value(client, slug) == "3"
     # a manager may not change settings
     _, manager = await member(tenant, ["manager"])
-    res = await gql(client, UPDATE_SETTINGS, {"changes": [{"key": MAX_DISCOUNT, "value": "50"}]},
-                    tenant=slug, token=manager)  # fmt: skip
+    res = await gql(
+        client,
+        UPDATE_SETTINGS,
+        {"changes": [{"key": MAX_DISCOUNT, "value": "50"}]},
+        tenant=slug,
+        token=manager,
+    )
     typed_denial(res, "updateTenantSettings", "FORBIDDEN")
     assert await setting_value(client, slug) == "3"
 
     waiting = await applied(client, slug, projectId=pid, unitIds=[ids[0]], percent="-5")
     assert waiting["status"] == "pending_approval"
 
-    res = await gql(client, UPDATE_SETTINGS, {"changes": [{"key": MAX_DISCOUNT, "value": "10"}]},
-                    tenant=slug)  # fmt: skip
+    res = await gql(
+        client, UPDATE_SETTINGS, {"changes": [{"key": MAX_DISCOUNT, "value": "10"}]}, tenant=slug
+    )
     payload = ok(res, "updateTenantSettings", "TenantSettingsPayload")
     assert {s["key"]: (s["value"], s["default"]) for s in payload["settings"]}[MAX_DISCOUNT] == (
-        "10", "3")  # fmt: skip
+        "10",
+        "3",
+    )
     assert await setting_value(client, slug) == "10"
 
     direct = await applied(client, slug, projectId=pid, unitIds=[ids[1]], percent="-5")
@@ -543,9 +595,13 @@ async def test_permissions_and_listing(client, make_tenant, member):
     _, agent = await member(tenant, ["agent"])
     _, manager = await member(tenant, ["manager"])
 
-    res = await gql(client, ADJUST_PRICES,
-                    {"input": {"projectId": pid, "reason": "x", "percent": "5"}},
-                    tenant=slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        ADJUST_PRICES,
+        {"input": {"projectId": pid, "reason": "x", "percent": "5"}},
+        tenant=slug,
+        token=agent,
+    )
     typed_denial(res, "adjustPrices", "FORBIDDEN")
     res = await gql(client, PRICE_ADJUSTMENTS, {}, tenant=slug, token=agent)
     assert res["data"] is None or res["data"].get("priceAdjustments") is None, res
@@ -553,11 +609,15 @@ async def test_permissions_and_listing(client, make_tenant, member):
     assert await adjustments(client, slug) == []
 
     up = await applied(client, slug, token=manager, projectId=pid, unitIds=[ids[0]], percent="1")
-    down = await applied(client, slug, token=manager, projectId=pid, unitIds=[ids[1]],
-                         percent="-20")  # fmt: skip
+    down = await applied(
+        client, slug, token=manager, projectId=pid, unitIds=[ids[1]], percent="-20"
+    )
     amount = await applied(client, slug, projectId=other["project"]["id"], amount=-100)
     assert (up["status"], down["status"], amount["status"]) == (
-        "applied", "pending_approval", "applied")  # fmt: skip
+        "applied",
+        "pending_approval",
+        "applied",
+    )
 
     listed = await adjustments(client, slug, token=manager)
     assert [a["id"] for a in listed] == [amount["id"], down["id"], up["id"]]  # newest first

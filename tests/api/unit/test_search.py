@@ -135,22 +135,52 @@ class World:
 
 # (key, name, city, district, lat, lng, [(building, floors, units)], [(type, rooms, area, ori)])
 LAYOUT = [
-    ("ns", "Harbour One", "Shenzhen", "Nanshan", "22.53", "113.93",
-     [("Block 1", 20, 15), ("Block 2", 20, 15)],
-     [("Sea View 3BR", 3, "89.50", "S"), ("Compact 2BR", 2, "68.00", "E")]),
-    ("ft", "Lotus Garden", "Shenzhen", "Futian", "22.54", "114.05",
-     [("Block_1", 30, 25)],
-     [("Garden 4BR", 4, "128.00", "SE"), ("Compact 2BR", 2, "70.25", None)]),
-    ("gz", "Pearl River Court", "Guangzhou", "Tianhe", "23.13", "113.26",
-     [("Tower A", 15, 14)],
-     [("River 3BR", 3, "95.00", "N")]),
+    (
+        "ns",
+        "Harbour One",
+        "Shenzhen",
+        "Nanshan",
+        "22.53",
+        "113.93",
+        [("Block 1", 20, 15), ("Block 2", 20, 15)],
+        [("Sea View 3BR", 3, "89.50", "S"), ("Compact 2BR", 2, "68.00", "E")],
+    ),
+    (
+        "ft",
+        "Lotus Garden",
+        "Shenzhen",
+        "Futian",
+        "22.54",
+        "114.05",
+        [("Block_1", 30, 25)],
+        [("Garden 4BR", 4, "128.00", "SE"), ("Compact 2BR", 2, "70.25", None)],
+    ),
+    (
+        "gz",
+        "Pearl River Court",
+        "Guangzhou",
+        "Tianhe",
+        "23.13",
+        "113.26",
+        [("Tower A", 15, 14)],
+        [("River 3BR", 3, "95.00", "N")],
+    ),
     # In Nanshan, but without coordinates: never matches ``near``.
     ("ng", "Villas 100%", "Shenzhen", "Nanshan", None, None, [("V", 3, 6)], []),
-]  # fmt: skip
+]
 
 # Prices in minor units; several above 2**31 (a 26M CNY flat), and ties on purpose.
-PRICES = [None, 180_000_000, 250_000_000, 250_000_000, 420_000_000, 999_000_000,
-          1_500_000_000, 2_600_000_000, 3_200_000_000]  # fmt: skip
+PRICES = [
+    None,
+    180_000_000,
+    250_000_000,
+    250_000_000,
+    420_000_000,
+    999_000_000,
+    1_500_000_000,
+    2_600_000_000,
+    3_200_000_000,
+]
 AREAS = ["58.00", "68.00", "89.50", "89.50", "95.00", "120.00", "143.75"]
 ORIENTATIONS = [None, "S", "s", "N", "SE", "E", "NS"]
 TAGS = ["sea-view", "school", "metro", "corner", "renovated"]
@@ -188,8 +218,15 @@ async def _seed_a(client, slug: str) -> tuple[dict, dict, dict, list[SeedUnit]]:
     for key, name, city, district, lat, lng, blds, tps in LAYOUT:
         geo = {"latitude": lat, "longitude": lng} if lat else {}
         p = await create_project(client, slug, name, city=city, district=district, **geo)
-        proj = Proj(key, p["id"], name, city, district,
-                    float(lat) if lat else None, float(lng) if lng else None)  # fmt: skip
+        proj = Proj(
+            key,
+            p["id"],
+            name,
+            city,
+            district,
+            float(lat) if lat else None,
+            float(lng) if lng else None,
+        )
         projects[key] = proj
         ptypes = []
         for tname, rooms, area, ori in tps:
@@ -220,21 +257,42 @@ async def _seed_a(client, slug: str) -> tuple[dict, dict, dict, list[SeedUnit]]:
                 price = rng.choice(PRICES)
                 status = "PLANNED" if price is None or rng.random() < 0.2 else "AVAILABLE"
                 tags = rng.sample(TAGS, rng.randint(0, 3))
-                spec = {"buildingId": bid, "floor": floor, "number": number, "status": status,
-                        "tags": tags}  # fmt: skip
-                for k, v in (("unitTypeId", tid), ("grossArea", area), ("rooms", rooms),
-                             ("orientation", ori), ("listPrice", price)):  # fmt: skip
+                spec = {
+                    "buildingId": bid,
+                    "floor": floor,
+                    "number": number,
+                    "status": status,
+                    "tags": tags,
+                }
+                for k, v in (
+                    ("unitTypeId", tid),
+                    ("grossArea", area),
+                    ("rooms", rooms),
+                    ("orientation", ori),
+                    ("listPrice", price),
+                ):
                     if v is not None:
                         spec[k] = v
                 specs.append(spec)
-                expected.append(SeedUnit(
-                    id="", project=proj, building_id=bid, building_name=bname, type_id=tid,
-                    type_name=tspec[0] if tspec else "", floor=floor, number=number,
-                    area=Decimal(area) if area else tspec[2],
-                    rooms=rooms if rooms is not None else (tspec[1] if tspec else None),
-                    orientation=ori.upper() if ori else (tspec[3] if tspec else None),
-                    price=price, ppm2=None, status=status, tags=tags,
-                ))  # fmt: skip
+                expected.append(
+                    SeedUnit(
+                        id="",
+                        project=proj,
+                        building_id=bid,
+                        building_name=bname,
+                        type_id=tid,
+                        type_name=tspec[0] if tspec else "",
+                        floor=floor,
+                        number=number,
+                        area=Decimal(area) if area else tspec[2],
+                        rooms=rooms if rooms is not None else (tspec[1] if tspec else None),
+                        orientation=ori.upper() if ori else (tspec[3] if tspec else None),
+                        price=price,
+                        ppm2=None,
+                        status=status,
+                        tags=tags,
+                    )
+                )
             created = await create_units(client, slug, specs)
             for u, row in zip(expected, created, strict=True):
                 assert row["number"] == u.number
@@ -284,15 +342,33 @@ async def world(engine, kit, client) -> World:
     await _change_statuses(client, a.slug, units)
 
     # Tenant B: look-alike data (same project name and district, coordinates, keyword).
-    bp = await create_project(client, b.slug, "Harbour One", city="Shenzhen",
-                              district="Nanshan", latitude="22.53", longitude="113.93")  # fmt: skip
+    bp = await create_project(
+        client,
+        b.slug,
+        "Harbour One",
+        city="Shenzhen",
+        district="Nanshan",
+        latitude="22.53",
+        longitude="113.93",
+    )
     bb = await create_building(client, b.slug, bp["id"], "Block 1", 20)
     btype = await _unit_type(client, b.slug, bp["id"], "Sea View 3BR", 3, "89.50", "S")
-    b_units = await create_units(client, b.slug, [
-        {"buildingId": bb["id"], "floor": f, "number": f"{f}01", "unitTypeId": btype,
-         "listPrice": 250_000_000, "status": "AVAILABLE", "tags": ["metro"]}
-        for f in (1, 2, 3, 10)
-    ])  # fmt: skip
+    b_units = await create_units(
+        client,
+        b.slug,
+        [
+            {
+                "buildingId": bb["id"],
+                "floor": f,
+                "number": f"{f}01",
+                "unitTypeId": btype,
+                "listPrice": 250_000_000,
+                "status": "AVAILABLE",
+                "tags": ["metro"],
+            }
+            for f in (1, 2, 3, 10)
+        ],
+    )
 
     # The seed as the API shows it is the seed as Python knows it.
     res = await gql(client, ALL_FIELDS, {"first": 100}, tenant=a.slug)
@@ -301,18 +377,31 @@ async def world(engine, kit, client) -> World:
     assert len(got) == len(units)
     for u in units:
         n = got[u.id]
-        assert (n["number"], n["floor"], Decimal(n["grossArea"]), n["rooms"], n["orientation"],
-                n["status"], n["tags"]) == (u.number, u.floor, u.area, u.rooms, u.orientation,
-                                            u.status, u.tags), (u, n)  # fmt: skip
+        assert (
+            n["number"],
+            n["floor"],
+            Decimal(n["grossArea"]),
+            n["rooms"],
+            n["orientation"],
+            n["status"],
+            n["tags"],
+        ) == (u.number, u.floor, u.area, u.rooms, u.orientation, u.status, u.tags), (u, n)
         assert (n["listPrice"] or {}).get("minorUnits") == u.price
         assert (n["pricePerM2"] or {}).get("minorUnits") == u.ppm2
         if u.price is not None:  # round(list_price / gross_area), half away from zero
             assert u.ppm2 == int((u.price / u.area).quantize(Decimal(1), ROUND_HALF_UP))
     return World(
-        a=a, b=b, agent_token=agent_token, projects=projects, buildings=buildings, types=types,
-        units=units, b_unit_ids=[u["id"] for u in b_units],
-        b_project_id=bp["id"], b_type_id=btype,
-    )  # fmt: skip
+        a=a,
+        b=b,
+        agent_token=agent_token,
+        projects=projects,
+        buildings=buildings,
+        types=types,
+        units=units,
+        b_unit_ids=[u["id"] for u in b_units],
+        b_project_id=bp["id"],
+        b_type_id=btype,
+    )
 
 
 # ---------------------------------------------------------------- expectations in Python
@@ -336,9 +425,14 @@ def matches(u: SeedUnit, f: dict) -> bool:
         ("floorMin", lambda v: u.floor >= v),
         ("floorMax", lambda v: u.floor <= v),
         ("keyword", lambda v: v.strip().lower()[:100] in u.text),
-        ("near", lambda v: p.lat is not None
-            and km(v["latitude"], v["longitude"], p.lat, p.lng) <= v.get("radiusKm", 5.0)),
-    ]  # fmt: skip
+        (
+            "near",
+            lambda v: (
+                p.lat is not None
+                and km(v["latitude"], v["longitude"], p.lat, p.lng) <= v.get("radiusKm", 5.0)
+            ),
+        ),
+    ]
     return all(check(f[name]) for name, check in checks if f.get(name) is not None)
 
 
@@ -381,8 +475,9 @@ async def similarities(engine, keyword: str, units: list[SeedUnit]) -> dict[str,
 # ---------------------------------------------------------------- GraphQL round trips
 
 
-async def search(client, slug: str, flt=None, sort="NEWEST", first=100, after=None, *,
-                 counted=False, token=None) -> dict:  # fmt: skip
+async def search(
+    client, slug: str, flt=None, sort="NEWEST", first=100, after=None, *, counted=False, token=None
+) -> dict:
     variables = {"filter": flt, "sort": sort, "first": first, "after": after}
     kw = {} if token is None else {"token": token}
     return await gql(client, SEARCH_COUNTED if counted else SEARCH, variables, tenant=slug, **kw)
@@ -479,18 +574,26 @@ FILTERS = {
     "near guangzhou": lambda w: {"near": {**GUANGZHOU, "radiusKm": 1}},
     "near max radius": lambda w: {"near": {**GUANGZHOU, "radiusKm": 500}},
     "district + status + price": lambda w: {
-        "districts": ["Nanshan"], "statuses": ["AVAILABLE"], "priceMax": 1_500_000_000
+        "districts": ["Nanshan"],
+        "statuses": ["AVAILABLE"],
+        "priceMax": 1_500_000_000,
     },
     "near + rooms + tag": lambda w: {
-        "near": {**NANSHAN, "radiusKm": 20}, "rooms": [3], "tags": ["sea-view"]
+        "near": {**NANSHAN, "radiusKm": 20},
+        "rooms": [3],
+        "tags": ["sea-view"],
     },
     "keyword + floor + orientations": lambda w: {
-        "keyword": "block", "floorMin": 3, "orientations": ["S", "SE", "E"]
+        "keyword": "block",
+        "floorMin": 3,
+        "orientations": ["S", "SE", "E"],
     },
     "project + area + price": lambda w: {
-        "projectIds": [w.projects["ft"].id], "areaMax": "95.00", "priceMin": 250_000_000
+        "projectIds": [w.projects["ft"].id],
+        "areaMax": "95.00",
+        "priceMin": 250_000_000,
     },
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(FILTERS))
@@ -507,8 +610,11 @@ async def test_filter(client, world, name):
 async def test_filters_that_contradict_find_nothing(client, world):
     flt = {"projectIds": [world.projects["ns"].id], "buildingIds": [world.buildings["Block_1"]]}
     conn = page(await search(client, world.a.slug, flt, counted=True))
-    assert conn == {"totalCount": 0, "edges": [],
-                    "pageInfo": {"hasNextPage": False, "endCursor": None}}  # fmt: skip
+    assert conn == {
+        "totalCount": 0,
+        "edges": [],
+        "pageInfo": {"hasNextPage": False, "endCursor": None},
+    }
 
 
 async def test_filter_cases_discriminate(world):
@@ -768,8 +874,10 @@ async def test_statements_per_page_are_bounded(counted_server, world):
             assert len(edges) == first
             for e in edges:
                 u, n = by_id[e["node"]["id"]], e["node"]
-                assert n["building"] == {"name": u.building_name,
-                                         "project": {"name": u.project.name}}  # fmt: skip
+                assert n["building"] == {
+                    "name": u.building_name,
+                    "project": {"name": u.project.name},
+                }
                 assert n["project"] == {"name": u.project.name}
                 assert n["unitType"] == ({"name": type_names[u.type_id]} if u.type_id else None)
             counts[first] = statements
@@ -783,8 +891,9 @@ async def test_statements_per_page_are_bounded(counted_server, world):
     # No statement per unit, and no count(*) unless totalCount is asked for.
     detail = {k: "\n---\n".join(v) for k, v in counts.items()}
     assert [len(v) for v in counts.values()] == [6, 6, 6], detail
-    tenant_tables = sorted(t for s in counts[20] for schema, t in _tables(s)
-                           if schema == world.a.schema_name)  # fmt: skip
+    tenant_tables = sorted(
+        t for s in counts[20] for schema, t in _tables(s) if schema == world.a.schema_name
+    )
     assert tenant_tables == ["building", "project", "unit", "unit_type"], detail[20]
     assert not any("count(" in s.lower() for s in counts[20])
 
@@ -895,13 +1004,19 @@ async def test_project_unit_types_and_unit_unit_type(client, world):
         if u.type_id is None:
             assert n["unitType"] is None
         else:
-            assert n["unitType"] == {"id": u.type_id, "name": u.type_name,
-                                     "project": {"id": u.project.id}}  # fmt: skip
+            assert n["unitType"] == {
+                "id": u.type_id,
+                "name": u.type_name,
+                "project": {"id": u.project.id},
+            }
 
     query = "query($id: ID!) { unitType(id: $id) { id name project { name } } }"
     tid = world.types[("gz", "River 3BR")]
     res = await gql(client, query, {"id": tid}, tenant=slug)
-    assert res == {"data": {"unitType": {"id": tid, "name": "River 3BR",
-                                         "project": {"name": "Pearl River Court"}}}}  # fmt: skip
+    assert res == {
+        "data": {
+            "unitType": {"id": tid, "name": "River 3BR", "project": {"name": "Pearl River Court"}}
+        }
+    }
     res = await gql(client, query, {"id": "not-a-uuid"}, tenant=slug)
     assert res == {"data": {"unitType": None}}

@@ -175,8 +175,13 @@ async def read(client, slug, unit_id, token=None) -> dict | None:
 
 
 async def new_unit(client, shop: Shop, *, status: str = "AVAILABLE", priced: bool = True) -> dict:
-    spec = {"buildingId": shop.building_id, "floor": 1, "number": f"S{next(_numbers)}",
-            "grossArea": "80.00", "status": status}  # fmt: skip
+    spec = {
+        "buildingId": shop.building_id,
+        "floor": 1,
+        "number": f"S{next(_numbers)}",
+        "grossArea": "80.00",
+        "status": status,
+    }
     if priced:
         spec["listPrice"] = 250_000_000
     res = await gql(client, CREATE, {"units": [spec]}, tenant=shop.slug)
@@ -240,8 +245,11 @@ async def test_every_allowed_transition_succeeds(client, shop, src, dst):
     last = stored["timeline"][-1]
     kind = "hold" if dst == "on_hold" else "status"
     assert (last["kind"], last["fromStatus"], last["toStatus"], last["reason"]) == (
-        kind, src.upper(), dst.upper(), reason,
-    )  # fmt: skip
+        kind,
+        src.upper(),
+        dst.upper(),
+        reason,
+    )
 
 
 @pytest.mark.parametrize("src", list(TRANSITIONS))
@@ -273,8 +281,10 @@ async def test_back_to_available_from_a_deal_needs_a_reason(client, shop, src):
     assert unit_of(result)["status"] == "AVAILABLE"
     last = (await read(client, shop.slug, unit["id"]))["timeline"][-1]
     assert (last["kind"], last["fromStatus"], last["reason"]) == (
-        "status", src.upper(), "loan refused",
-    )  # fmt: skip
+        "status",
+        src.upper(),
+        "loan refused",
+    )
 
 
 async def test_expected_version_mismatch_is_a_conflict(client, shop):
@@ -301,17 +311,35 @@ async def test_a_unit_without_list_price_cannot_become_available(client, shop):
     stored = await read(client, shop.slug, unit["id"])
     assert (stored["status"], stored["version"]) == ("PLANNED", unit["version"])
     # Nor can it be created available.
-    res = await gql(client, CREATE, {"units": [{"buildingId": shop.building_id, "floor": 2,
-                    "number": f"S{next(_numbers)}", "grossArea": "50", "status": "AVAILABLE"}]},
-                    tenant=shop.slug)  # fmt: skip
+    res = await gql(
+        client,
+        CREATE,
+        {
+            "units": [
+                {
+                    "buildingId": shop.building_id,
+                    "floor": 2,
+                    "number": f"S{next(_numbers)}",
+                    "grossArea": "50",
+                    "status": "AVAILABLE",
+                }
+            ]
+        },
+        tenant=shop.slug,
+    )
     refused(res["data"]["createUnits"], "ValidationError", "BAD_USER_INPUT", "listPrice")
 
 
 async def test_agents_cannot_change_status(client, shop, member):
     unit = await new_unit(client, shop)
     _, agent = await member(shop.tenant, ["agent"])
-    res = await gql(client, CHANGE, {"input": {"unitId": unit["id"], "status": "PLANNED"}},
-                    tenant=shop.slug, token=agent)  # fmt: skip
+    res = await gql(
+        client,
+        CHANGE,
+        {"input": {"unitId": unit["id"], "status": "PLANNED"}},
+        tenant=shop.slug,
+        token=agent,
+    )
     typed_denial(res, "changeUnitStatus", "FORBIDDEN")
     assert (await read(client, shop.slug, unit["id"]))["status"] == "AVAILABLE"
 
@@ -338,10 +366,15 @@ async def test_standard_status_follows_reso_for_every_local_status(client, shop)
         assert stored["status"] == status.upper()
         seen[status] = stored["standardStatus"]
     assert seen == {
-        "planned": "COMING_SOON", "available": "ACTIVE", "on_hold": "HOLD",
-        "reserved": "ACTIVE_UNDER_CONTRACT", "subscribed": "ACTIVE_UNDER_CONTRACT",
-        "contracted": "PENDING", "sold": "CLOSED", "delivered": "CLOSED",
-    }  # fmt: skip
+        "planned": "COMING_SOON",
+        "available": "ACTIVE",
+        "on_hold": "HOLD",
+        "reserved": "ACTIVE_UNDER_CONTRACT",
+        "subscribed": "ACTIVE_UNDER_CONTRACT",
+        "contracted": "PENDING",
+        "sold": "CLOSED",
+        "delivered": "CLOSED",
+    }
     assert seen == {s: reso_name(s) for s in STATUSES}
 
 
@@ -374,8 +407,9 @@ async def test_hold_belongs_to_its_agent_and_staff_can_release_it(client, shop, 
     assert (freed["status"], freed["heldBy"], freed["holdExpiresAt"]) == ("AVAILABLE", None, None)
     timeline = (await read(client, shop.slug, uid))["timeline"]
     assert [(e["kind"], e["actorId"]) for e in timeline[1:]] == [
-        ("hold", str(alice_id)), ("release", str(manager_id)),
-    ]  # fmt: skip
+        ("hold", str(alice_id)),
+        ("release", str(manager_id)),
+    ]
     assert timeline[0]["kind"] == "created"
     assert timeline[1]["data"] == {"client_ref": "C-1"}
     # Releasing a unit that is not on hold is a conflict.
@@ -466,9 +500,11 @@ async def test_an_expired_hold_gives_way_and_the_timeline_says_so(
 
     timeline = (await read(client, shop.slug, unit["id"]))["timeline"]
     assert steps(timeline) == [
-        ("created", None, "AVAILABLE"), ("hold", "AVAILABLE", "ON_HOLD"),
-        ("hold_expired", "ON_HOLD", "AVAILABLE"), last,
-    ]  # fmt: skip
+        ("created", None, "AVAILABLE"),
+        ("hold", "AVAILABLE", "ON_HOLD"),
+        ("hold_expired", "ON_HOLD", "AVAILABLE"),
+        last,
+    ]
     expired = timeline[2]
     assert expired["actorId"] is None and expired["data"]["held_by"] == str(alice_id)
     assert [e["actorId"] for e in timeline[1::2]] == [str(alice_id), str(bob_id)]
@@ -486,8 +522,10 @@ async def test_an_expired_hold_is_recorded_even_when_the_call_is_refused(
     assert "available" in refused(result, "ConflictError", "CONFLICT", "unitId")
     stored = await read(client, shop.slug, unit["id"])
     assert (stored["status"], stored["heldBy"], stored["holdExpiresAt"]) == (
-        "AVAILABLE", None, None,
-    )  # fmt: skip
+        "AVAILABLE",
+        None,
+        None,
+    )
     assert [e["kind"] for e in stored["timeline"]] == ["created", "hold", "hold_expired"]
 
 
@@ -526,8 +564,10 @@ async def test_release_job_releases_only_expired_holds_once(
     assert row.version == soon_held["version"] + 1
     [expired] = [e for e in events if e.kind == "hold_expired"]
     assert (expired.from_status, expired.to_status, expired.actor_id) == (
-        "on_hold", "available", None,
-    )  # fmt: skip
+        "on_hold",
+        "available",
+        None,
+    )
     assert expired.data["held_by"] == str(agent_id)
     assert ts(expired.data["expired_at"]) == ts(soon_held["holdExpiresAt"])
     row, events = await state(later)
@@ -604,10 +644,12 @@ async def _hold(session, unit_id, actor):
 
 @pytest.mark.parametrize(
     ("op", "status", "kind", "loser_says"),
-    [(_reserve, "reserved", "status", "cannot be reserved"),
-     (_hold, "on_hold", "hold", "held by another agent")],
+    [
+        (_reserve, "reserved", "status", "cannot be reserved"),
+        (_hold, "on_hold", "hold", "held by another agent"),
+    ],
     ids=["reserve", "hold"],
-)  # fmt: skip
+)
 async def test_exactly_one_of_many_concurrent_attempts_wins(
     client, shop, engine, race_db, op, status, kind, loser_says
 ):

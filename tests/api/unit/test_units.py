@@ -27,9 +27,12 @@ async def test_unit_life_from_launch_to_delivery(client, make_tenant, member):
 
     _, agent = await member(tenant, ["agent"])
     res = await gql(
-        client, HOLD_UNIT, {"input": {"unitId": unit["id"], "minutes": 10}},
-        tenant=tenant.slug, token=agent,
-    )  # fmt: skip
+        client,
+        HOLD_UNIT,
+        {"input": {"unitId": unit["id"], "minutes": 10}},
+        tenant=tenant.slug,
+        token=agent,
+    )
     held = ok(res, "holdUnit", "UnitPayload")["unit"]
     assert (held["status"], held["standardStatus"]) == ("ON_HOLD", "HOLD")
     res = await gql(
@@ -38,17 +41,29 @@ async def test_unit_life_from_launch_to_delivery(client, make_tenant, member):
     reserved = ok(res, "reserveUnit", "UnitPayload")
     assert reserved["unit"]["standardStatus"] == "ACTIVE_UNDER_CONTRACT"
     for status in ("SUBSCRIBED", "CONTRACTED", "SOLD", "DELIVERED"):
-        res = await gql(client, CHANGE_STATUS, {"input": {"unitId": unit["id"], "status": status}},
-                        tenant=tenant.slug)  # fmt: skip
+        res = await gql(
+            client,
+            CHANGE_STATUS,
+            {"input": {"unitId": unit["id"], "status": status}},
+            tenant=tenant.slug,
+        )
         assert ok(res, "changeUnitStatus", "UnitPayload")["unit"]["status"] == status
     res = await gql(client, UNIT_QUERY, {"id": unit["id"]}, tenant=tenant.slug)
     timeline = res["data"]["unit"]["timeline"]
     assert [(e["kind"], e["toStatus"]) for e in timeline] == [
-        ("created", "AVAILABLE"), ("hold", "ON_HOLD"), ("status", "RESERVED"),
-        ("status", "SUBSCRIBED"), ("status", "CONTRACTED"), ("status", "SOLD"),
+        ("created", "AVAILABLE"),
+        ("hold", "ON_HOLD"),
+        ("status", "RESERVED"),
+        ("status", "SUBSCRIBED"),
+        ("status", "CONTRACTED"),
+        ("status", "SOLD"),
         ("status", "DELIVERED"),
-    ]  # fmt: skip
+    ]
     # a delivered unit goes nowhere through the status machine
-    res = await gql(client, CHANGE_STATUS, {"input": {"unitId": unit["id"], "status": "AVAILABLE"}},
-                    tenant=tenant.slug)  # fmt: skip
+    res = await gql(
+        client,
+        CHANGE_STATUS,
+        {"input": {"unitId": unit["id"], "status": "AVAILABLE"}},
+        tenant=tenant.slug,
+    )
     assert res["data"]["changeUnitStatus"]["code"] == "CONFLICT"

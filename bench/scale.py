@@ -20,6 +20,10 @@ sent random tenants at that rate for ``RUN_SECONDS``. Reported:
 * at three times today's table count (a throwaway migration copies every tenant table twice
   into each schema, indexes included), the same for the largest count (``x3_`` prefix).
 
+Before measuring (and again after the tables are tripled) the system catalogs are vacuumed and
+the run waits for autovacuum to rest (``settle_s``): creating thousands of tables keeps
+autovacuum busy for minutes, and what it rewrites invalidates every backend's caches.
+
 Sizes: small 20 and 100 tenants; full 100 and 2,000; large (``--size large``, not in the
 default run) 100, 2,000 and 10,000.
 """
@@ -34,11 +38,14 @@ import time
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import asyncpg_dsn, embedded_url
+from api.db import asyncpg_dsn, embedded_url, make_engine
+from api.domains import load_models
 from api.settings import Settings
 from bench.http import _by_id_requests, _setup, server_env, start, stop
 from bench.load import measure
+from tenants.sessions import TenantDatabase
 
 COUNTS = {"small": (20, 100), "full": (100, 2000), "large": (100, 2000, 10_000)}
 RUN_SECONDS = {"small": 20.0, "full": 90.0, "large": 120.0}
@@ -110,6 +117,78 @@ def _timeline(windows: list, ref_p99: float, seconds: float) -> dict:
     }
 
 
+async def _settle(dsn: str) -> float:
+    """Vacuum and analyse the system catalogs (creating thousands of tables filled them), then
+    wait until no autovacuum worker has run for 10 s (at most 5 minutes): the measurements are
+    of a database at rest, not of the bulk creation's aftermath. Returns the seconds spent."""
+    t0 = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        catalogs = await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace "
+            "AND relkind = 'r' ORDER BY 1"
+        )
+        for r in catalogs:
+            await conn.execute(f'VACUUM (ANALYZE) pg_catalog."{r["relname"]}"')
+        quiet_since = time.perf_counter()
+        while time.perf_counter() - quiet_since < 10 and time.perf_counter() - t0 < 300:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            )
+            if busy:
+                quiet_since = time.perf_counter()
+            await asyncio.sleep(1)
+    finally:
+        await conn.close()
+    return time.perf_counter() - t0
+
+
+async def _first_touch(url, settings: Settings, schemas: list[str]) -> dict:
+    """What a backend pays the first time it meets a tenant: one connection, the gateway's
+    statement (a unit by primary key, through a tenant session) for each of ``schemas`` in
+    turn, then the same again (warm). Milliseconds per tenant, and the backend's growth."""
+    load_models()
+    from api.unit.models import Unit
+
+    engine = make_engine(url, settings, pool_size=1, max_overflow=0)
+    db = TenantDatabase(engine)
+    ids = {}
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        for s in schemas:
+            ids[s] = await conn.fetchval(f'SELECT id FROM "{s}".unit LIMIT 1')
+    finally:
+        await conn.close()
+
+    async def one_pass() -> float:
+        t0 = time.perf_counter()
+        for s in schemas:
+            async with AsyncSession(db.engine_for(s)) as session:
+                await session.get(Unit, ids[s])
+        return (time.perf_counter() - t0) * 1000 / len(schemas)
+
+    async def pid_memory() -> int | None:
+        async with engine.connect() as c:
+            pid = (await c.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+        return _rss_anon(pid)
+
+    try:
+        before = await pid_memory()
+        cold = await one_pass()
+        after = await pid_memory()
+        warm = await one_pass()
+    finally:
+        await engine.dispose()
+    out = {
+        "first_touch_ms": round(cold, 2),
+        "warm_touch_ms": round(warm, 2),
+        "first_touch_tenants": len(schemas),
+    }
+    if before is not None and after is not None:
+        out["first_touch_kib_per_tenant"] = round((after - before) / len(schemas) / 1024, 1)
+    return out
+
+
 def _run_layout(layout: str, env: dict, tenants, counts, rate, seconds, dsn, rng) -> dict:
     out: dict = {}
     for n in counts:
@@ -157,6 +236,9 @@ def run(size: str) -> dict:
     settings = base.model_copy(update={"access_token_ttl": 7200})
     tenants = asyncio.run(_setup(settings, url, counts[-1]))
     dsn = asyncpg_dsn(url)
+    settled = asyncio.run(_settle(dsn))
+    schemas = asyncio.run(_schemas(dsn))
+    touch = asyncio.run(_first_touch(url, settings, schemas[:500]))
     env = server_env(url, base)
     rng = random.Random(7)
     one = _by_id_requests(tenants[:1], "/graphql", rng)
@@ -169,7 +251,13 @@ def run(size: str) -> dict:
         rate = 0.7 * measure(port, one, "max", 5.0)["rps"]
     finally:
         stop(gw)
-    results: dict = {"fixed_rate_rps": round(rate), "run_seconds": seconds, "errors": 0}
+    results: dict = {
+        "fixed_rate_rps": round(rate),
+        "run_seconds": seconds,
+        "settle_s": round(settled, 1),
+        "errors": 0,
+        **touch,
+    }
     refs = {}
     for layout in LAYOUTS:
         gw, port = start("gateway", {**env, **LAYOUTS[layout]})
@@ -197,9 +285,11 @@ def run(size: str) -> dict:
         report("", layout, _run_layout(layout, env, tenants, counts, rate, seconds, dsn, rng))
 
     # three times the table count, the largest tenant count
-    schemas = asyncio.run(_schemas(dsn))
     results["x3_tables_created_s"] = round(asyncio.run(_triple_tables(dsn, schemas)), 1)
     results["x3_tables_per_tenant"] = asyncio.run(_table_count(dsn, schemas[0]))
+    results["x3_settle_s"] = round(asyncio.run(_settle(dsn)), 1)
+    x3_touch = asyncio.run(_first_touch(url, settings, schemas[:500]))
+    results.update({f"x3_{k}": v for k, v in x3_touch.items()})
     for layout in LAYOUTS:
         report(
             "x3_", layout, _run_layout(layout, env, tenants, counts[-1:], rate, seconds, dsn, rng)

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     db_tenant_max_connections: int = Field(default=8, ge=1)
     # A connection that has served this many tenant schemas is replaced (bounds the catalog
     # caches of each backend, whatever the number of tenants).
-    db_max_schemas_per_connection: int = Field(default=1000, ge=1)
+    db_max_schemas_per_connection: int = Field(default=500, ge=1)
     # With lanes: the main engine's pool, for shared-schema work (registry, sign-in, relay).
     db_shared_pool_size: int = Field(default=5, ge=1)
     # Connections are recycled so per-connection catalog caches stay bounded with many schemas.

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SHARED_SCHEMA = "shared"
 
+# A free-form JSON object (a JSONB column, an event payload, notification parameters).
+JsonObject = dict[str, Any]
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

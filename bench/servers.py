@@ -323,9 +323,14 @@ def main() -> None:
         # The local storage backend's public URL (api.media.storage.make_storage).
         public = settings.media_public_url or f"http://{settings.host}:{settings.port}/media"
         app = raw_app(asyncpg_dsn(server_url(settings)), public.rstrip("/"))
-    # Keep-alive beyond uvicorn's 5 s default: at a fixed rate the load generator cycles through
-    # 256 open connections, and a connection the server closed while idle fails its next request
-    # (IncompleteReadError) on either server.
+    serve(app, port, ws="websockets-sansio")
+
+
+def serve(app, port: int, **extra) -> None:
+    """A benchmark server on loopback: uvicorn with uvloop and httptools, as deployed.
+    Keep-alive beyond uvicorn's 5 s default: at a fixed rate the load generator cycles through
+    256 open connections, and a connection the server closed while idle fails its next request
+    (IncompleteReadError) on either server."""
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -335,7 +340,7 @@ def main() -> None:
         log_level="warning",
         lifespan="on",
         timeout_keep_alive=75,
-        ws="websockets-sansio",
+        **extra,
     )
 
 

@@ -293,25 +293,15 @@ def raw_app(dsn: str, secret: str, tolerance: int):
 
 
 def _serve_raw(port: int) -> None:
-    import uvicorn
-
     from api.db import asyncpg_dsn, server_url
     from api.settings import get_settings
+    from bench.servers import serve
 
     settings = get_settings()
     app = raw_app(
         asyncpg_dsn(server_url(settings)), settings.stripe_webhook_secret, settings.stripe_tolerance
     )
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        lifespan="on",
-        timeout_keep_alive=75,
-    )
+    serve(app, port)
 
 
 def start_raw(env: dict) -> tuple[subprocess.Popen, int]:

@@ -2,16 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import TenantBase
-
-# A JSON object as stored (an entry's details, a row change).
-JsonObject = dict[str, Any]
+from api.db import JsonObject, TenantBase
 
 
 class AuditLog(TenantBase):

@@ -28,7 +28,7 @@ from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.client.models import Client, ClientActivity, Showing
-from api.db import utcnow
+from api.db import JsonObject, utcnow
 from api.errors import ValidationFailed
 from api.follow.models import Follow
 from api.identity.models import Account
@@ -67,10 +67,6 @@ class ProfileTag(enum.StrEnum):
 
 TAGS = tuple(t.value for t in ProfileTag)
 GRADE_A = {"very_active", "upcoming_showing", "liked_a_showing"}
-
-# Free-form JSON: an activity's data, facts of a unit or listing, a showing's feedback item,
-# the profile itself (stored in JSONB columns).
-JsonObject = dict[str, Any]
 
 
 @dataclass

@@ -16,11 +16,11 @@ from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
+from api.db import JsonObject
 from api.ids import uuid7
 from api.live.models import OutboxEvent
 
-JsonObject = dict[str, Any]
-"""An event's payload (stored as JSONB, carried as JSON): free-form per kind."""
+# An event's payload (``JsonObject``, stored as JSONB, carried as JSON) is free-form per kind.
 Reactor = Callable[[Session, list[JsonObject]], None]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -22,12 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import TenantBase, utcnow
+from api.db import JsonObject, TenantBase, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
-
-# A JSON object as stored (a notification's template parameters and its data).
-JsonObject = dict[str, Any]
 
 
 class App(enum.StrEnum):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,12 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import SharedBase, TenantBase, utcnow
+from api.db import JsonObject, SharedBase, TenantBase, utcnow
 from api.ids import uuid7
 from api.unit.models import _in
-
-# A JSON object as received (a Stripe event's payload).
-JsonObject = dict[str, Any]
 
 
 class PaymentKind(enum.StrEnum):

@@ -11,7 +11,6 @@ import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -31,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import TenantBase, Timestamped, utcnow
+from api.db import JsonObject, TenantBase, Timestamped, utcnow
 from api.ids import uuid7
 from api.live.outbox import watch
 
@@ -51,10 +50,6 @@ class UnitStatus(enum.StrEnum):
 
 STATUSES = tuple(s.value for s in UnitStatus)
 ORIENTATIONS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW", "NS", "EW")
-
-
-# A free-form JSON document (an event's data, a stored rule, a live payload).
-JsonObject = dict[str, Any]
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

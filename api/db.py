@@ -12,7 +12,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,6 +294,13 @@ def tenant_schemas_named(statement: str) -> frozenset[str]:
     return frozenset(_TENANT_SCHEMA_REF.findall(statement))
 
 
+def translated_schema(options: Mapping[str, Any]) -> str | None:
+    """The tenant schema a statement or connection is bound to: the ``None`` entry of its
+    ``schema_translate_map`` execution option (None outside a tenant session)."""
+    schema = (options.get("schema_translate_map") or {}).get(None)
+    return schema if isinstance(schema, str) else None
+
+
 def _refuse_other_tenants(
     conn: Connection,
     cursor: Any,
@@ -302,7 +309,7 @@ def _refuse_other_tenants(
     context: ExecutionContext,
     executemany: bool,
 ) -> None:
-    own = (context.execution_options.get("schema_translate_map") or {}).get(None)
+    own = translated_schema(context.execution_options)
     if own is None:
         return  # not a tenant session (shared schema, jobs walking tenants, migrations)
     others = tenant_schemas_named(statement) - {own}

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
-from api.db import make_engine
+from api.db import make_engine, translated_schema
 from api.settings import Settings
 
 # Keys of a DBAPI connection's ``info`` (cleared when the connection is replaced).
@@ -80,7 +79,6 @@ def lane_order(schema: str, lanes: int) -> tuple[int, ...]:
 
 @dataclass
 class LaneStats:
-    checkouts: int = 0
     borrowed: int = 0  # sessions sent past their home lane
     retired: int = 0  # connections replaced after max_schemas
     most_schemas: int = 0  # the most tenant schemas one connection has served
@@ -112,7 +110,6 @@ class Lanes:
         free (idle, or not opened yet); the home lane when all are busy (the session waits
         there for one)."""
         order = self.reach_of(schema)
-        self.stats.checkouts += 1
         for lane in order:
             pool = self.engines[lane].sync_engine.pool
             assert isinstance(pool, QueuePool)  # lanes are built with a fixed queue pool
@@ -131,7 +128,7 @@ class Lanes:
         stats = self.stats
 
         def seen(conn: Connection) -> None:
-            schema = _schema_of(conn.get_execution_options())
+            schema = translated_schema(conn.get_execution_options())
             if schema is None:
                 return
             info = conn.info
@@ -149,14 +146,6 @@ class Lanes:
 
         event.listen(engine.sync_engine, "engine_connect", seen)
         event.listen(engine.sync_engine.pool, "checkout", retire)
-
-
-def _schema_of(options: Mapping[str, Any]) -> str | None:
-    translate = options.get("schema_translate_map")
-    if not translate:
-        return None
-    schema = translate.get(None)
-    return schema if isinstance(schema, str) else None
 
 
 def make_lanes(url: URL, settings: Settings) -> Lanes | None:

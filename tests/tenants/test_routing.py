@@ -75,7 +75,7 @@ async def backend_of(db: TenantDatabase, tenant: TenantInfo, hold: asyncio.Event
     return pid
 
 
-def tenant_with_home(lanes: Lanes, n_lanes: int, want, start: int = 0) -> TenantInfo:
+def tenant_with_home(lanes: Lanes, want, start: int = 0) -> TenantInfo:
     """The first test tenant (from ``start``) whose lanes satisfy ``want(reach)``."""
     for i in range(start, start + 10_000):
         t = fake_tenant(i)
@@ -91,7 +91,7 @@ async def test_a_busy_tenant_cannot_take_every_connection(db_url, settings):
         busy = fake_tenant(0)
         busy_lanes = set(lanes.reach_of(busy.schema_name))
         # another tenant whose home lane is the one the busy tenant never reaches
-        other = tenant_with_home(lanes, 3, lambda r: r[0] not in busy_lanes, start=1)
+        other = tenant_with_home(lanes, lambda r: r[0] not in busy_lanes, start=1)
 
         hold = asyncio.Event()
         burst = [asyncio.create_task(backend_of(db, busy, hold)) for _ in range(12)]

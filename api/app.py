@@ -7,6 +7,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,6 +40,7 @@ from api.unavailable import UnavailableMiddleware
 from tenants.middleware import TenantMiddleware
 from tenants.registry import TenantCache
 from tenants.sessions import TenantDatabase
+from tenants.warming import Warmup, warm
 
 
 def create_app(
@@ -49,6 +51,7 @@ def create_app(
         engine = make_engine(url or server_url(settings), settings)
     db = TenantDatabase.routed(engine, settings)
     cache = TenantCache(engine, settings.tenant_cache_ttl)
+    warmup = Warmup()
     schema = build_schema(settings)
     senders = Senders(
         sms=make_sender(settings.sms_backend),
@@ -108,7 +111,9 @@ def create_app(
         gc.set_threshold(20_000, 20, 20)
         hub.start()
         await bus.start(hub.on_bus, hub.on_resume)
-        tasks = []
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(warm(db, settings.db_warm_tables, warmup), name="anju-warm")
+        ]
         if settings.live_relay_in_process:
             tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))
         if settings.live_keepalive:
@@ -148,7 +153,7 @@ def create_app(
         WebSocketRoute("/graphql", live),
         *client_http.routes(cache, db),
         *payment_http.routes(engine, settings, cache, db, kit),
-        *health.routes(engine),
+        *health.routes(engine, warmup),
         *media_http.routes(storage),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

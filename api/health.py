@@ -1,7 +1,7 @@
-"""``GET /healthz`` (liveness: the process answers) and ``GET /readyz`` (readiness: the database
-answers, the shared schema and every tenant are at the migrations' head; else 503 with the
-tenants behind). The readiness answer is kept for two seconds, so probes cost the database
-little."""
+"""``GET /healthz`` (liveness: the process answers) and ``GET /readyz`` (readiness: the lanes are
+warm (tenants/warming.py), the database answers, the shared schema and every tenant are at the
+migrations' head; else 503 with the reason: ``warming``, or the tenants behind). The readiness
+answer is kept for two seconds, so probes cost the database little."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tenants.migrate import head, shared_version, tenants_behind
+from tenants.warming import Warmup
 
 READY_TTL = 2.0  # seconds a readiness answer is reused
 BEHIND_SHOWN = 20  # tenants behind named in the answer (all are counted)
@@ -31,13 +32,17 @@ class _Cached:
     body: dict[str, Any] | None = None
 
 
-def readyz_endpoint(engine: AsyncEngine) -> Callable[[Request], Awaitable[JSONResponse]]:
+def readyz_endpoint(
+    engine: AsyncEngine, warmup: Warmup | None = None
+) -> Callable[[Request], Awaitable[JSONResponse]]:
     cached = _Cached()
 
     async def readyz(request: Request) -> JSONResponse:
         now = time.monotonic()
         body: dict[str, Any]
-        if cached.body is not None and cached.until > now:
+        if warmup is not None and not warmup.ready:
+            body = {"status": "warming", "connectionsWarming": warmup.connections}
+        elif cached.body is not None and cached.until > now:
             body = cached.body
         else:
             try:
@@ -63,5 +68,5 @@ def readyz_endpoint(engine: AsyncEngine) -> Callable[[Request], Awaitable[JSONRe
     return readyz
 
 
-def routes(engine: AsyncEngine) -> list[Route]:
-    return [Route("/healthz", healthz), Route("/readyz", readyz_endpoint(engine))]
+def routes(engine: AsyncEngine, warmup: Warmup | None = None) -> list[Route]:
+    return [Route("/healthz", healthz), Route("/readyz", readyz_endpoint(engine, warmup))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     db_max_schemas_per_connection: int = Field(default=500, ge=1)
     # With lanes: the main engine's pool, for shared-schema work (registry, sign-in, relay).
     db_shared_pool_size: int = Field(default=5, ge=1)
+    # With lanes: tenant tables each lane connection plans for its home tenants at start, before
+    # /readyz says ready (tenants/warming.py). Empty: no warming.
+    db_warm_tables: list[str] = Field(default_factory=lambda: ["unit", "project", "building"])
     # Connections are recycled so per-connection catalog caches stay bounded with many schemas.
     db_pool_recycle: int = 1800
     # asyncpg prepared statements kept per connection (tenants x hot statements).
@@ -233,6 +237,14 @@ class Settings(BaseSettings):
         if not croniter.croniter.is_valid(self.worker_stalled_cron):
             raise ValueError("ANJU_WORKER_STALLED_CRON is not a cron expression")
         return self
+
+    @field_validator("db_warm_tables")
+    @classmethod
+    def _table_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+                raise ValueError(f"not a table name: {name!r}")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

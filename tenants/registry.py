@@ -241,6 +241,9 @@ async def set_status(engine: AsyncEngine, slug: str, status: TenantStatus) -> Te
     return _info(row)
 
 
+CACHE_MAX = 100_000  # tenants a process keeps resolved (tens of bytes each)
+
+
 class TenantCache:
     """Slug -> TenantInfo (or None for unknown) with a short TTL, one per gateway process.
 
@@ -259,8 +262,11 @@ class TenantCache:
             return hit[1]
         info = await get_tenant(self.engine, slug)
         if self.ttl > 0:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
+            if len(self._entries) >= CACHE_MAX:
+                # Expired entries go first; only a registry larger than the bound empties it.
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= CACHE_MAX:
+                    self._entries.clear()
             self._entries[slug] = (now + self.ttl, info)
         return info
 

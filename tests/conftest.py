@@ -64,6 +64,9 @@ def test_settings(**overrides) -> Settings:
         # The suite's clients play a load balancer on loopback: their X-Forwarded-For names
         # the client (one address per test keeps per-IP limits apart). Default: none trusted.
         "trusted_proxies": ["127.0.0.1"],
+        # No warming of the lanes at start (each app would plan every test tenant's tables);
+        # tests/tenants/test_warming.py turns it on.
+        "db_warm_tables": [],
     }
     base.update(overrides)
     return Settings(**base)

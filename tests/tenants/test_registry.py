@@ -205,3 +205,22 @@ async def test_set_status_unknown_slug_raises_not_found(engine):
         await set_status(engine, unique_slug("ghost"), TenantStatus.SUSPENDED)
     assert info.value.code == "NOT_FOUND"
     assert info.value.field == "slug"
+
+
+async def test_a_full_cache_drops_its_expired_entries_first(
+    engine, make_tenant, clock, monkeypatch
+):
+    import tenants.registry
+
+    monkeypatch.setattr(tenants.registry, "CACHE_MAX", 3)
+    a, b, c, d = [await make_tenant() for _ in range(4)]
+    cache = TenantCache(engine, ttl=60.0)
+    await cache.get(a.slug)
+    await cache.get(b.slug)
+    clock.now += 30
+    await cache.get(c.slug)
+    await set_status(engine, c.slug, TenantStatus.SUSPENDED)
+    clock.now += 31  # a and b expired, c not
+    await cache.get(d.slug)  # full: the expired go, c stays
+    assert (await cache.get(c.slug)).active  # still the cached answer
+    assert set(cache._entries) == {c.slug, d.slug}

@@ -25,20 +25,44 @@ Each lane is an engine of its own (same URL and settings) whose pool hands out i
 used connection first (LIFO): under light load a lane's tenants meet one warm backend rather
 than rotating over cold ones. Shared-schema work (the registry, sign-in, the job queue, the live
 relay) uses the process's main engine, whose pool is ``ANJU_DB_SHARED_POOL_SIZE``.
+
+The sessions waiting for a busy lane are served round-robin by tenant, first come first served
+within a tenant (``FairQueuePool``): a tenant sharing its home lane with a busy one waits for at
+most one session of each other waiting tenant, not behind the busy tenant's whole queue.
+``Lanes.pick`` names the tenant in ``LANE_TENANT``, a context variable the pool reads at checkout
+(SQLAlchemy's greenlet runs in the asyncio task's context); a checkout without it (a session
+created in another task) waits as one anonymous tenant. The pool keeps, beside the queue of idle
+connections, a table of waiting sessions (tenant -> its waiters, in rotation order) and the
+number of connections *granted* to woken waiters that have not taken them yet:
+
+* a checkout takes a connection at once only when nobody waits and more connections are free
+  (idle, or not opened yet) than are granted; otherwise it waits in its tenant's line;
+* whenever a connection becomes free (checkin, a connection that failed to open, ``dispose``),
+  the first tenant of the rotation is granted one for its oldest waiter and goes to the end of
+  the rotation if it has more;
+* a waiter that is cancelled after its grant passes the grant on; one that is cancelled or
+  times out before leaves its line (a timeout raises SQLAlchemy's pool ``TimeoutError``, as
+  ``QueuePool`` does). ``recreate`` (``engine.dispose()``) builds a pool with an empty table;
+  the waiters of the old pool are served by the old pool, as ``QueuePool``'s are.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import math
+from collections import OrderedDict, deque
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.util import await_
 
 from api.db import make_engine, translated_schema
 from api.settings import Settings
@@ -46,6 +70,9 @@ from api.settings import Settings
 # Keys of a DBAPI connection's ``info`` (cleared when the connection is replaced).
 SEEN = "anju_schemas_seen"
 RETIRE = "anju_retire"
+
+# The tenant (schema) whose session checks out a lane connection; set by ``Lanes.pick``.
+LANE_TENANT: ContextVar[str | None] = ContextVar("anju_lane_tenant", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +109,123 @@ class LaneStats:
     borrowed: int = 0  # sessions sent past their home lane
     retired: int = 0  # connections replaced after max_schemas
     most_schemas: int = 0  # the most tenant schemas one connection has served
+    waited: int = 0  # checkouts that waited for a busy lane
+
+
+def _expire(turn: asyncio.Future[bool]) -> None:
+    if not turn.done():
+        turn.set_result(False)
+
+
+class FairQueuePool(AsyncAdaptedQueuePool):
+    """A lane's pool: sessions waiting for a connection are served round-robin by tenant
+    (``LANE_TENANT``), first come first served within a tenant (module docstring)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        # tenant -> its waiters' turns, oldest first; the rotation is the dict's order
+        self._lines: OrderedDict[str | None, deque[asyncio.Future[bool]]] = OrderedDict()
+        self._granted = 0  # connections granted to woken waiters that have not taken them
+        self.stats: LaneStats | None = None
+
+    def waiting(self) -> int:
+        """Checkouts waiting for a connection."""
+        return sum(len(line) for line in self._lines.values())
+
+    def granted(self) -> int:
+        """Connections granted to waiters that have not taken them yet."""
+        return self._granted
+
+    def has_room(self) -> bool:
+        """Whether a checkout now would get a connection without waiting."""
+        return not self._lines and self._free() > self._granted
+
+    def _free(self) -> int:
+        """Idle connections plus those the pool may still open."""
+        if self._max_overflow == -1:  # no limit
+            return self._pool.qsize() + 1
+        return self._pool.qsize() + max(0, self._max_overflow - self._overflow)
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if self.has_room():
+            return self._take()
+        tenant = LANE_TENANT.get()
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[bool] = loop.create_future()  # True: granted; False: timed out
+        self._lines.setdefault(tenant, deque()).append(turn)
+        if self.stats is not None:
+            self.stats.waited += 1
+        timer = loop.call_later(self._timeout, _expire, turn) if self._timeout is not None else None
+        self._serve()  # no-op unless a free connection was missed
+        try:
+            granted = await_(turn)
+        except BaseException:
+            self._leave(tenant, turn)  # cancelled: pass a grant on, or leave the line
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not granted:
+            self._leave(tenant, turn)
+            raise exc.TimeoutError(
+                f"FairQueuePool limit of size {self.size()} overflow {self.overflow()} reached, "
+                f"connection timed out, timeout {self._timeout:0.2f}",
+                code="3o7r",
+            )
+        self._granted -= 1
+        return self._take()
+
+    def _take(self) -> ConnectionPoolEntry:
+        """An idle connection, or a new one (the caller holds a free one: this does not wait)."""
+        try:
+            return super()._do_get()
+        except BaseException:
+            self._serve()  # a connection that failed to open frees its place
+            raise
+
+    def _leave(self, tenant: str | None, turn: asyncio.Future[bool]) -> None:
+        if turn.done() and not turn.cancelled() and turn.result():
+            self._granted -= 1  # granted but not taken: the next waiter's
+            self._serve()
+            return
+        line = self._lines.get(tenant)
+        if line is not None:
+            with contextlib.suppress(ValueError):
+                line.remove(turn)
+            if not line:
+                del self._lines[tenant]
+
+    def _serve(self) -> None:
+        """Grant the free connections to the waiters, one tenant at a time in rotation."""
+        while self._lines and self._free() > self._granted:
+            tenant, line = next(iter(self._lines.items()))
+            turn = line.popleft()
+            if line:
+                self._lines.move_to_end(tenant)
+            else:
+                del self._lines[tenant]
+            if not turn.done():  # a turn that timed out or was cancelled is skipped
+                turn.set_result(True)
+                self._granted += 1
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        try:
+            super()._do_return_conn(record)
+        finally:
+            self._serve()
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._serve()  # the counts start again: room for the waiters of this pool
+
+    def recreate(self) -> FairQueuePool:
+        pool = super().recreate()
+        assert isinstance(pool, FairQueuePool)
+        pool.stats = self.stats
+        return pool
+
+    def status(self) -> str:
+        return f"{super().status()} Waiting: {self.waiting()} Granted: {self._granted}"
 
 
 class Lanes:
@@ -95,7 +239,14 @@ class Lanes:
         self.stats = LaneStats()
         self._orders: dict[str, tuple[int, ...]] = {}
         for eng in engines:
+            self.pool_of(eng).stats = self.stats
             self._watch(eng)
+
+    @staticmethod
+    def pool_of(engine: AsyncEngine) -> FairQueuePool:
+        pool = engine.sync_engine.pool
+        assert isinstance(pool, FairQueuePool), "lane engines are made by lane_engine()"
+        return pool
 
     def reach_of(self, schema: str) -> tuple[int, ...]:
         """The lanes ``schema`` may use, home first."""
@@ -107,13 +258,13 @@ class Lanes:
 
     def pick(self, schema: str) -> int:
         """The lane of a new session of ``schema``: the first of its reach with a connection
-        free (idle, or not opened yet); the home lane when all are busy (the session waits
-        there for one)."""
+        free (idle, or not opened yet, and nobody waiting); the home lane when all are busy
+        (the session waits there for one, in its tenant's turn). Names the tenant for the
+        lane's fair queue (``LANE_TENANT``, in the caller's context)."""
+        LANE_TENANT.set(schema)
         order = self.reach_of(schema)
         for lane in order:
-            pool = self.engines[lane].sync_engine.pool
-            assert isinstance(pool, QueuePool)  # lanes are built with a fixed queue pool
-            if pool.checkedout() < pool.size():
+            if self.pool_of(self.engines[lane]).has_room():
                 if lane != order[0]:
                     self.stats.borrowed += 1
                 return lane
@@ -159,8 +310,19 @@ def make_lanes(url: URL, settings: Settings) -> Lanes | None:
         settings.db_tenant_max_connections,
         settings.db_max_schemas_per_connection,
     )
-    engines = [
-        make_engine(url, settings, pool_size=size, max_overflow=0, pool_use_lifo=True)
-        for size in plan.sizes
-    ]
-    return Lanes(engines, plan)
+    return Lanes([lane_engine(url, settings, size) for size in plan.sizes], plan)
+
+
+def lane_engine(url: URL, settings: Settings, size: int, **overrides: Any) -> AsyncEngine:
+    """The engine of one lane: a fixed pool of ``size`` connections, most recently used first,
+    waiters served by tenant in turn (``make_engine`` leaves the pool settings to us when it is
+    given a pool class)."""
+    kwargs: dict[str, Any] = {
+        "poolclass": FairQueuePool,
+        "pool_size": size,
+        "max_overflow": 0,
+        "pool_use_lifo": True,
+        "pool_recycle": settings.db_pool_recycle,
+    }
+    kwargs.update(overrides)
+    return make_engine(url, settings, **kwargs)

@@ -1,6 +1,7 @@
 """Tenant-affine routing (tenants/routing.py): a tenant's sessions stay on its lanes, a busy
 tenant cannot take every connection from the others, a burst borrows within the tenant's reach
-only, and a connection that has served too many schemas is replaced."""
+only, a connection that has served too many schemas is replaced, and the sessions waiting for a
+lane are served by tenant in turn (the fair queue)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import await_, greenlet_spawn
 
 from api.db import make_engine
 from api.settings import Settings
 from tenants.registry import TenantInfo
-from tenants.routing import LanePlan, Lanes, lane_order
+from tenants.routing import LANE_TENANT, FairQueuePool, LanePlan, Lanes, lane_engine, lane_order
 from tenants.sessions import TenantDatabase
 
 
@@ -44,9 +48,7 @@ def test_lane_order_is_stable_and_spreads_tenants_evenly():
 async def lanes_of(
     url: URL, settings: Settings, sizes: tuple[int, ...], reach: int, max_schemas: int = 1000
 ) -> AsyncIterator[Lanes]:
-    engines = [
-        make_engine(url, settings, pool_size=n, max_overflow=0, pool_use_lifo=True) for n in sizes
-    ]
+    engines = [lane_engine(url, settings, n) for n in sizes]
     lanes = Lanes(engines, LanePlan(sizes=sizes, reach=reach, max_schemas=max_schemas))
     try:
         yield lanes
@@ -165,3 +167,256 @@ async def test_the_gateway_routes_through_lanes_and_closes_them(db_url):
         await db.engine.dispose()
     off = Settings(env="test", db_pool_size=4, db_lane_size=0)
     assert TenantDatabase.routed(make_engine(db_url, off), off).lanes is None
+
+
+# ---------------------------------------------------------------- the fair queue of a lane
+#
+# Each waiter below holds its connection until the test lets it go (one at a time, through
+# ``turns``), so the order in which the waiters get the connection is read, not timed.
+
+Turns = asyncio.Queue[tuple[str, asyncio.Event]]
+
+
+async def session_turn(db: TenantDatabase, tenant: TenantInfo, name: str, turns: Turns) -> None:
+    """A tenant session that, once it has a connection, reports ``name`` and holds it until
+    released."""
+    async with db.session(tenant) as session:
+        await session.execute(text("SELECT 1"))
+        done = asyncio.Event()
+        await turns.put((name, done))
+        await done.wait()
+        await session.rollback()
+
+
+async def connection_turn(engine: AsyncEngine, tenant: str | None, name: str, turns: Turns) -> None:
+    """The same with a bare lane connection, the tenant named as ``Lanes.pick`` names it."""
+    LANE_TENANT.set(tenant)
+    async with engine.connect():
+        done = asyncio.Event()
+        await turns.put((name, done))
+        await done.wait()
+
+
+async def next_turn(turns: Turns) -> tuple[str, asyncio.Event]:
+    """The next waiter to get the connection (a test that goes wrong fails, not hangs)."""
+    return await asyncio.wait_for(turns.get(), 10)
+
+
+async def until(condition) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+def waiting(pool) -> int:
+    """Checkouts waiting in ``pool`` (for the plain pool of the contrast: its queue's getters)."""
+    if isinstance(pool, FairQueuePool):
+        return pool.waiting()
+    return len(pool._pool._queue._getters)
+
+
+async def served_order(pool, arrivals) -> list[str]:
+    """Start ``arrivals`` (coroutine factories taking ``turns``) one after the other, the first
+    holding the pool's only connection and each next one waiting, then release them one at a
+    time: the names in the order they got the connection."""
+    turns: Turns = asyncio.Queue()
+    tasks = [asyncio.create_task(arrivals[0](turns))]
+    first, release = await next_turn(turns)
+    for i, arrival in enumerate(arrivals[1:], start=1):
+        tasks.append(asyncio.create_task(arrival(turns)))
+        await until(lambda i=i: waiting(pool) == i)
+    order = [first]
+    release.set()
+    for _ in arrivals[1:]:
+        name, release = await next_turn(turns)
+        order.append(name)
+        release.set()
+    await asyncio.gather(*tasks)
+    return order
+
+
+def settled(pool: FairQueuePool) -> bool:
+    return pool.checkedout() == 0 and pool.waiting() == 0 and pool.granted() == 0
+
+
+async def test_a_busy_tenant_does_not_starve_a_tenant_sharing_its_lane(db_url, settings):
+    # One lane of one connection; tenant A holds it and queues 10 more sessions, then B asks.
+    a, b = fake_tenant(0), fake_tenant(1)
+    queue = [(a, f"a{i}") for i in range(11)] + [(b, "b1")]
+
+    def arrivals(db):
+        return [lambda turns, t=t, n=n: session_turn(db, t, n, turns) for t, n in queue]
+
+    async with lanes_of(db_url, settings, (1,), reach=1) as lanes:
+        db = TenantDatabase(lanes.engines[0], lanes)
+        pool = Lanes.pool_of(lanes.engines[0])
+        fair = await served_order(pool, arrivals(db))
+        assert settled(pool) and lanes.stats.waited == 11
+    # B is served after one more session of A, the rest of A's queue after B.
+    assert fair == ["a0", "a1", "b1"] + [f"a{i}" for i in range(2, 11)]
+
+    # The contrast: the same arrivals on a plain pool of one connection (first come, first
+    # served across requests), where B waits for all of A's queue.
+    engine = make_engine(db_url, settings, pool_size=1, max_overflow=0)
+    try:
+        assert isinstance(engine.sync_engine.pool, AsyncAdaptedQueuePool)
+        fifo = await served_order(engine.sync_engine.pool, arrivals(TenantDatabase(engine)))
+    finally:
+        await engine.dispose()
+    assert fifo == [f"a{i}" for i in range(11)] + ["b1"]
+
+
+async def test_tenants_are_served_in_turn_and_each_tenant_in_order(db_url, settings):
+    a, b, c, h = (fake_tenant(i) for i in range(4))
+    arrivals = ["h", "a1", "a2", "a3", "b1", "c1", "b2", "c2", "c3"]
+    tenant = {"h": h, "a": a, "b": b, "c": c}
+    queue = [(tenant[n[0]], n) for n in arrivals]
+    async with lanes_of(db_url, settings, (1,), reach=1) as lanes:
+        db = TenantDatabase(lanes.engines[0], lanes)
+        pool = Lanes.pool_of(lanes.engines[0])
+        order = await served_order(
+            pool, [lambda turns, t=t, n=n: session_turn(db, t, n, turns) for t, n in queue]
+        )
+        assert settled(pool)
+    # A, B, C in the order they first waited; a tenant that runs out leaves the rotation.
+    assert order == ["h", "a1", "b1", "c1", "a2", "b2", "c2", "a3", "c3"]
+
+
+async def test_a_waiter_cancelled_leaves_its_line_and_the_others_keep_their_turn(db_url, settings):
+    engine = lane_engine(db_url, settings, 1)
+    pool = Lanes.pool_of(engine)
+    try:
+        turns: Turns = asyncio.Queue()
+        holder = asyncio.create_task(connection_turn(engine, "t_h", "h", turns))
+        _, release = await next_turn(turns)
+        waiters = {}
+        for tenant, name in (("t_a", "a1"), ("t_b", "b1"), ("t_a", "a2")):
+            waiters[name] = asyncio.create_task(connection_turn(engine, tenant, name, turns))
+            await until(lambda n=len(waiters): pool.waiting() == n)
+        waiters["a1"].cancel()
+        await until(lambda: pool.waiting() == 2)
+        assert pool.granted() == 0 and pool.checkedout() == 1
+        release.set()
+        order = []
+        for _ in range(2):
+            name, release = await next_turn(turns)
+            order.append(name)
+            release.set()
+        assert order == ["a2", "b1"]  # A keeps its place in the rotation, with its next waiter
+        await asyncio.gather(holder, waiters["b1"], waiters["a2"])
+        with pytest.raises(asyncio.CancelledError):
+            await waiters["a1"]
+        assert settled(pool)
+        async with engine.connect() as conn:  # the connection is there for the next one
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_waiter_cancelled_after_its_grant_passes_the_connection_on(db_url, settings):
+    engine = lane_engine(db_url, settings, 1)
+    pool = Lanes.pool_of(engine)
+    try:
+        turns: Turns = asyncio.Queue()
+        conn = await engine.connect()  # held by the test itself
+        granted = asyncio.create_task(connection_turn(engine, "t_a", "a1", turns))
+        await until(lambda: pool.waiting() == 1)
+        other = asyncio.create_task(connection_turn(engine, "t_b", "b1", turns))
+        await until(lambda: pool.waiting() == 2)
+        await conn.close()  # grants the connection to a1; a1 has not run since
+        assert pool.granted() == 1 and pool.waiting() == 1 and not granted.done()
+        assert not pool.has_room()  # reserved for a1: an arrival now would wait
+        granted.cancel()
+        name, release = await next_turn(turns)
+        assert name == "b1" and pool.granted() == 0 and pool.checkedout() == 1
+        release.set()
+        await other
+        with pytest.raises(asyncio.CancelledError):
+            await granted
+        assert settled(pool) and turns.empty()
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_waiter_past_the_pool_timeout_fails_and_leaves_the_queue(db_url, settings):
+    engine = lane_engine(db_url, settings, 1, pool_timeout=0.2)
+    pool = Lanes.pool_of(engine)
+    try:
+        turns: Turns = asyncio.Queue()
+        holder = asyncio.create_task(connection_turn(engine, "t_h", "h", turns))
+        _, release = await next_turn(turns)
+        late = [asyncio.create_task(connection_turn(engine, t, t, turns)) for t in ("t_a", "t_b")]
+        for task in late:
+            with pytest.raises(exc.TimeoutError):
+                await task
+        assert pool.waiting() == 0 and pool.granted() == 0 and pool.checkedout() == 1
+        release.set()
+        await holder
+        assert settled(pool) and pool.has_room() and turns.empty()
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+class Refused(Exception):
+    pass
+
+
+async def test_a_connection_that_fails_to_open_lets_the_next_waiter_open_one(db_url, settings):
+    engine = lane_engine(db_url, settings, 2)
+    pool = Lanes.pool_of(engine)
+    opening = asyncio.Event()
+    attempts = []
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def second_fails(dialect, record, cargs, cparams):
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 2:  # held until a third checkout waits, then refused
+            await_(opening.wait())
+            raise Refused
+
+    try:
+        turns: Turns = asyncio.Queue()
+        first = asyncio.create_task(connection_turn(engine, "t_a", "a1", turns))
+        _, release_first = await next_turn(turns)
+        failing = asyncio.create_task(connection_turn(engine, "t_a", "a2", turns))
+        await until(lambda: len(attempts) == 2)
+        waiter = asyncio.create_task(connection_turn(engine, "t_b", "b1", turns))
+        await until(lambda: pool.waiting() == 1)
+        opening.set()
+        with pytest.raises(Refused):
+            await failing
+        name, release = await next_turn(turns)  # the failed connection's place went to b1
+        assert name == "b1" and len(attempts) == 3 and pool.granted() == 0
+        release.set()
+        release_first.set()
+        await asyncio.gather(first, waiter)
+        assert settled(pool)
+    finally:
+        await engine.dispose()
+
+
+async def test_disposing_a_lane_serves_its_waiters_and_starts_a_clean_pool(db_url, settings):
+    async with lanes_of(db_url, settings, (1,), reach=1) as lanes:
+        engine = lanes.engines[0]
+        old = Lanes.pool_of(engine)
+        turns: Turns = asyncio.Queue()
+        holder = asyncio.create_task(connection_turn(engine, "t_h", "h", turns))
+        _, release_holder = await next_turn(turns)
+        waiter = asyncio.create_task(connection_turn(engine, "t_a", "a1", turns))
+        await until(lambda: old.waiting() == 1)
+        await engine.dispose()  # the waiter is not left behind in the old pool
+        name, release = await next_turn(turns)
+        assert name == "a1" and old.waiting() == 0 and old.granted() == 0
+        new = Lanes.pool_of(engine)
+        assert new is not old and new.stats is lanes.stats and settled(new)
+        release.set()
+        release_holder.set()
+        await asyncio.gather(holder, waiter)
+        await greenlet_spawn(old.dispose)  # the old pool's idle connection
+        assert lanes.stats.waited == 1

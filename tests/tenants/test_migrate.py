@@ -256,12 +256,12 @@ async def test_a_migration_connection_is_replaced_after_max_schemas(
 
     import tenants.migrate as migrate
 
-    pids: list[int] = []
+    opened: list[object] = []  # one entry per new database connection
     made = migrate.make_engine
 
     def counting(*args, **kwargs):
         eng = made(*args, **kwargs)
-        event.listen(eng.sync_engine, "connect", lambda dbapi, rec: pids.append(id(dbapi)))
+        event.listen(eng.sync_engine, "connect", lambda dbapi, rec: opened.append(rec))
         return eng
 
     monkeypatch.setattr(migrate, "make_engine", counting)
@@ -269,4 +269,5 @@ async def test_a_migration_connection_is_replaced_after_max_schemas(
     small = settings.model_copy(update={"db_max_schemas_per_connection": 2})
     report = await migrate_tenants(engine, small, tenants=behind)
     assert report.count("ok") == 5
-    assert len(set(pids)) == 3  # tenants 1-2, 3-4, 5
+    # (counted by connect events: the id() of a closed connection's object may be reused)
+    assert len(opened) == 3  # tenants 1-2, 3-4, 5

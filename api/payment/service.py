@@ -26,7 +26,7 @@ from api.ids import uuid7
 from api.notify.models import JsonObject
 from api.payment import ledger, stripe_api
 from api.payment.ledger import Line
-from api.payment.models import PAYMENT_PLATFORMS, Bill, Journal, Payment
+from api.payment.models import FORFEITS, HELD, PAYMENT_PLATFORMS, Bill, Journal, Payment
 from api.settings import Settings
 from api.unit import service as units
 from api.unit.models import Unit
@@ -214,11 +214,10 @@ async def payment_for(session: AsyncSession, intent: stripe.PaymentIntent) -> Pa
 
 
 def _paid_lines(p: Payment) -> list[Line]:
-    held = "deposits_held" if p.kind == "deposit" else "accounts_receivable"
     return [
         Line("stripe_balance", p.amount - p.application_fee, 0),
         Line("platform_fees", p.application_fee, 0),
-        Line(held, 0, p.amount),
+        Line(HELD[p.kind], 0, p.amount),
     ]
 
 
@@ -263,6 +262,12 @@ async def apply_intent(
         await session.flush()
         if payment.kind == "fee":
             return await _settle_bill(session, settings, payment)
+        if payment.kind == "pledge":
+            from api.sales import service as sales
+
+            meta = intent.metadata
+            pledge_id = meta["pledge_id"] if "pledge_id" in meta else None
+            return await sales.fee_paid(session, settings, payment, pledge_id)
         await _tell(session, payment, "payment.received")
         if payment.unit_id is not None:
             return await _reserve_or_refund(session, settings, payment, payment.unit_id)
@@ -315,11 +320,12 @@ async def refund_payment(
 ) -> int:
     """Refund ``amount`` (default: all that is left) with the platform fee in proportion
     (idempotency key ``refund:<payment id>:<reason>``, journal of the same source); the part
-    of a deposit not refunded is forfeited (income), the part of a fee payment not refunded
-    stays paid on its bill. Returns the amount refunded."""
+    of a deposit or pledge fee not refunded is forfeited (income), the part of a fee payment
+    not refunded stays paid on its bill. Returns the amount refunded."""
     left = payment.amount - payment.refunded_amount
     amount = left if amount is None else min(amount, left)
-    kept = left - amount if payment.kind == "deposit" else 0
+    forfeits = FORFEITS.get(payment.kind)
+    kept = left - amount if forfeits is not None else 0
     if left <= 0 or (amount <= 0 and not kept):
         return 0
     if amount > 0:
@@ -331,23 +337,24 @@ async def refund_payment(
             key=f"refund:{payment.id}:{reason}",
             reason=reason,
         )
-    held = "deposits_held" if payment.kind == "deposit" else "accounts_receivable"
     fee = payment.application_fee * amount // payment.amount
+    lines = [
+        Line(HELD[payment.kind], amount + kept, 0),
+        Line("stripe_balance", 0, amount - fee),
+        Line("platform_fees", 0, fee),
+    ]
+    if forfeits is not None:
+        lines.append(Line(forfeits, 0, kept))
     await ledger.post(
         session,
         _refund_source(payment, reason),
         f"refund ({reason})",
         payment.currency,
-        [
-            Line(held, amount + kept, 0),
-            Line("stripe_balance", 0, amount - fee),
-            Line("platform_fees", 0, fee),
-            Line("deposit_forfeits", 0, kept),
-        ],
+        lines,
         payment_id=payment.id,
     )
     payment.refunded_amount += amount
-    if payment.kind == "deposit" or payment.refunded_amount == payment.amount:
+    if forfeits is not None or payment.refunded_amount == payment.amount:
         payment.status = "refunded"  # else part of a fee payment stays on its bill: paid
     payment.refund_reason = reason
     payment.version += 1

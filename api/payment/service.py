@@ -265,8 +265,9 @@ async def apply_intent(
         if payment.kind == "pledge":
             from api.sales import service as sales
 
-            meta = intent.metadata
-            pledge_id = meta["pledge_id"] if "pledge_id" in meta else None
+            pledge_id: str | None = None
+            if "pledge_id" in intent.metadata:  # (the stubs give StripeObject no .get)
+                pledge_id = intent.metadata["pledge_id"]
             return await sales.fee_paid(session, settings, payment, pledge_id)
         await _tell(session, payment, "payment.received")
         if payment.unit_id is not None:

@@ -124,7 +124,7 @@ async def visible_rows(
         .join(Client, Client.id == Pledge.client_id)
         .where(Pledge.id.in_(list(ids)), scope)
     )
-    return {p.id: PledgeRow(p, bool(g)) for p, g in rows.tuples()}
+    return {p.id: PledgeRow(p, bool(g)) for p, g in rows}
 
 
 async def page(
@@ -156,7 +156,7 @@ async def page(
     if after is not None:
         stmt = stmt.where(Pledge.queue_number > after)
     rows = await session.execute(stmt)
-    return [PledgeRow(p, bool(x)) for p, x in rows.tuples()]
+    return [PledgeRow(p, bool(x)) for p, x in rows]
 
 
 async def counts(session: AsyncSession, project_id: uuid.UUID) -> PledgeCounts:

@@ -143,40 +143,65 @@ async def start_deposit(
         intent = await stripe_api.retrieve_intent(settings, account, intent_of(pending))
         return DepositStarted(pending, stripe_api.client_secret(intent), unit.hold_expires_at)
     amount: int = await tenant_settings.get(session, "payments.deposit_amount")
-    currency = tenant_of(session).currency.lower()  # the setting's amount is in it
     payment = Payment(
         id=uuid7(),
         kind="deposit",
         status="pending",
         amount=amount,
-        currency=currency,
+        currency=tenant_of(session).currency.lower(),  # the setting's amount is in it
         unit_id=unit.id,
         client_id=client_id,
         agent_id=p.account_id,
         stripe_account=account,
-        application_fee=platform_fee(settings, tenant.plan, amount),
     )
+    secret = await open_payment(
+        session,
+        settings,
+        tenant,
+        payment,
+        platform=platform,
+        metadata={"unit_id": str(unit.id)},
+        description=f"Deposit for unit {unit.number}",
+    )
+    return DepositStarted(payment, secret, unit.hold_expires_at)
+
+
+async def open_payment(
+    session: AsyncSession,
+    settings: Settings,
+    tenant: TenantInfo,
+    payment: Payment,
+    *,
+    platform: str,
+    metadata: dict[str, str],
+    description: str,
+) -> str:
+    """Add ``payment`` (pending; its kind, amount, currency and account set) with the plan's
+    platform fee, and create its PaymentIntent (idempotency key ``<kind>:<payment id>``;
+    metadata naming tenant, payment and kind, and ``metadata``). Returns the client secret
+    the payer's app confirms it with. Deposits, fee bills and pledge fees start here."""
+    payment.application_fee = platform_fee(settings, tenant.plan, payment.amount)
     session.add(payment)
     await session.flush()
     intent = await stripe_api.create_intent(
         settings,
-        account=account,
-        amount=amount,
-        currency=currency,
+        account=payment.stripe_account,
+        amount=payment.amount,
+        currency=payment.currency,
         platform=platform,
         fee=payment.application_fee,
-        key=f"deposit:{payment.id}",
+        key=f"{payment.kind}:{payment.id}",
         metadata={
             "tenant_id": str(tenant.id),
             "payment_id": str(payment.id),
-            "unit_id": str(unit.id),
-            "kind": "deposit",
+            "kind": payment.kind,
+            **metadata,
         },
-        description=f"Deposit for unit {unit.number}",
+        description=description,
     )
     payment.stripe_payment_intent = intent.id
     await session.flush()
-    return DepositStarted(payment, stripe_api.client_secret(intent), unit.hold_expires_at)
+    return stripe_api.client_secret(intent)
 
 
 def intent_of(payment: Payment) -> str:

@@ -156,30 +156,18 @@ async def start_payment(
         payer_id=client.account_id if client is not None else None,
         agent_id=p.account_id,
         stripe_account=account,
-        application_fee=payments.platform_fee(settings, tenant.plan, pledge.fee),
     )
-    session.add(payment)
-    await session.flush()
-    intent = await stripe_api.create_intent(
+    secret = await payments.open_payment(
+        session,
         settings,
-        account=account,
-        amount=payment.amount,
-        currency=payment.currency,
+        tenant,
+        payment,
         platform=platform,
-        fee=payment.application_fee,
-        key=f"pledge:{payment.id}",
-        metadata={
-            "tenant_id": str(tenant.id),
-            "payment_id": str(payment.id),
-            "pledge_id": str(pledge.id),
-            "project_id": str(pledge.project_id),
-            "kind": "pledge",
-        },
+        metadata={"pledge_id": str(pledge.id), "project_id": str(pledge.project_id)},
         description=f"Pledge no. {pledge.queue_number}",
     )
-    payment.stripe_payment_intent = intent.id
     pledge.payment_id, pledge.version = payment.id, pledge.version + 1
-    return PaymentStarted(await _row(session, pledge), payment, stripe_api.client_secret(intent))
+    return PaymentStarted(await _row(session, pledge), payment, secret)
 
 
 async def fee_paid(

@@ -207,7 +207,7 @@ async def pay(
     """Start paying the caller's bill: all that is left, or part of it (at least one major unit
     of its currency, ``min_payment``). Asking again for the same amount while it is pending
     gives the same payment."""
-    from api.payment.service import intent_of, platform_fee, require_account
+    from api.payment.service import intent_of, open_payment, require_account
 
     account = await require_account(session, settings, tenant)
     bill = await bill_of(session, p, bill_id, staff=False, lock=True)
@@ -245,29 +245,17 @@ async def pay(
         unit_id=bill.unit_id,
         payer_id=p.account_id,
         stripe_account=account,
-        application_fee=platform_fee(settings, tenant.plan, amount),
     )
-    session.add(payment)
-    await session.flush()
-    intent = await stripe_api.create_intent(
+    secret = await open_payment(
+        session,
         settings,
-        account=account,
-        amount=amount,
-        currency=bill.currency,
+        tenant,
+        payment,
         platform=platform,
-        fee=payment.application_fee,
-        key=f"fee:{payment.id}",
-        metadata={
-            "tenant_id": str(tenant.id),
-            "payment_id": str(payment.id),
-            "bill_id": str(bill.id),
-            "kind": "fee",
-        },
+        metadata={"bill_id": str(bill.id)},
         description=f"Bill {bill.number}: {bill.title}"[:200],
     )
-    payment.stripe_payment_intent = intent.id
-    await session.flush()
-    return PaymentStarted(payment, stripe_api.client_secret(intent))
+    return PaymentStarted(payment, secret)
 
 
 @dataclass(frozen=True, slots=True)

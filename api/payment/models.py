@@ -30,6 +30,7 @@ from api.unit.models import _in
 class PaymentKind(enum.StrEnum):
     DEPOSIT = "deposit"
     FEE = "fee"
+    PLEDGE = "pledge"  # a pledge's fee (api/sales)
 
 
 class PaymentStatus(enum.StrEnum):
@@ -51,13 +52,18 @@ class PaymentPlatform(enum.StrEnum):
 PAYMENT_KINDS = tuple(k.value for k in PaymentKind)
 PAYMENT_STATUSES = tuple(s.value for s in PaymentStatus)
 PAYMENT_PLATFORMS = tuple(p.value for p in PaymentPlatform)
+# Where a paid payment is held until it is refunded or kept, and where a kept part goes.
+HELD = {"deposit": "deposits_held", "pledge": "pledges_held", "fee": "accounts_receivable"}
+FORFEITS = {"deposit": "deposit_forfeits", "pledge": "pledge_forfeits"}
 ACCOUNTS = {
     # code: (name, type)
     "stripe_balance": ("Stripe balance", "asset"),
     "accounts_receivable": ("Fees billed, not yet paid", "asset"),
     "deposits_held": ("Deposits held for reservations", "liability"),
+    "pledges_held": ("Pledge fees held for pledges in the queue", "liability"),
     "fee_income": ("Fee income", "income"),
     "deposit_forfeits": ("Deposits kept on cancelled reservations", "income"),
+    "pledge_forfeits": ("Pledge fees kept on withdrawn pledges", "income"),
     "platform_fees": ("Platform fees", "expense"),
 }
 

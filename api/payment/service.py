@@ -26,7 +26,7 @@ from api.ids import uuid7
 from api.notify.models import JsonObject
 from api.payment import ledger, stripe_api
 from api.payment.ledger import Line
-from api.payment.models import PAYMENT_PLATFORMS, Bill, Journal, Payment
+from api.payment.models import FORFEITS, HELD, PAYMENT_PLATFORMS, Bill, Journal, Payment
 from api.settings import Settings
 from api.unit import service as units
 from api.unit.models import Unit
@@ -143,40 +143,65 @@ async def start_deposit(
         intent = await stripe_api.retrieve_intent(settings, account, intent_of(pending))
         return DepositStarted(pending, stripe_api.client_secret(intent), unit.hold_expires_at)
     amount: int = await tenant_settings.get(session, "payments.deposit_amount")
-    currency = tenant_of(session).currency.lower()  # the setting's amount is in it
     payment = Payment(
         id=uuid7(),
         kind="deposit",
         status="pending",
         amount=amount,
-        currency=currency,
+        currency=tenant_of(session).currency.lower(),  # the setting's amount is in it
         unit_id=unit.id,
         client_id=client_id,
         agent_id=p.account_id,
         stripe_account=account,
-        application_fee=platform_fee(settings, tenant.plan, amount),
     )
+    secret = await open_payment(
+        session,
+        settings,
+        tenant,
+        payment,
+        platform=platform,
+        metadata={"unit_id": str(unit.id)},
+        description=f"Deposit for unit {unit.number}",
+    )
+    return DepositStarted(payment, secret, unit.hold_expires_at)
+
+
+async def open_payment(
+    session: AsyncSession,
+    settings: Settings,
+    tenant: TenantInfo,
+    payment: Payment,
+    *,
+    platform: str,
+    metadata: dict[str, str],
+    description: str,
+) -> str:
+    """Add ``payment`` (pending; its kind, amount, currency and account set) with the plan's
+    platform fee, and create its PaymentIntent (idempotency key ``<kind>:<payment id>``;
+    metadata naming tenant, payment and kind, and ``metadata``). Returns the client secret
+    the payer's app confirms it with. Deposits, fee bills and pledge fees start here."""
+    payment.application_fee = platform_fee(settings, tenant.plan, payment.amount)
     session.add(payment)
     await session.flush()
     intent = await stripe_api.create_intent(
         settings,
-        account=account,
-        amount=amount,
-        currency=currency,
+        account=payment.stripe_account,
+        amount=payment.amount,
+        currency=payment.currency,
         platform=platform,
         fee=payment.application_fee,
-        key=f"deposit:{payment.id}",
+        key=f"{payment.kind}:{payment.id}",
         metadata={
             "tenant_id": str(tenant.id),
             "payment_id": str(payment.id),
-            "unit_id": str(unit.id),
-            "kind": "deposit",
+            "kind": payment.kind,
+            **metadata,
         },
-        description=f"Deposit for unit {unit.number}",
+        description=description,
     )
     payment.stripe_payment_intent = intent.id
     await session.flush()
-    return DepositStarted(payment, stripe_api.client_secret(intent), unit.hold_expires_at)
+    return stripe_api.client_secret(intent)
 
 
 def intent_of(payment: Payment) -> str:
@@ -214,11 +239,10 @@ async def payment_for(session: AsyncSession, intent: stripe.PaymentIntent) -> Pa
 
 
 def _paid_lines(p: Payment) -> list[Line]:
-    held = "deposits_held" if p.kind == "deposit" else "accounts_receivable"
     return [
         Line("stripe_balance", p.amount - p.application_fee, 0),
         Line("platform_fees", p.application_fee, 0),
-        Line(held, 0, p.amount),
+        Line(HELD[p.kind], 0, p.amount),
     ]
 
 
@@ -263,6 +287,13 @@ async def apply_intent(
         await session.flush()
         if payment.kind == "fee":
             return await _settle_bill(session, settings, payment)
+        if payment.kind == "pledge":
+            from api.sales import service as sales
+
+            pledge_id: str | None = None
+            if "pledge_id" in intent.metadata:  # (the stubs give StripeObject no .get)
+                pledge_id = intent.metadata["pledge_id"]
+            return await sales.fee_paid(session, settings, payment, pledge_id)
         await _tell(session, payment, "payment.received")
         if payment.unit_id is not None:
             return await _reserve_or_refund(session, settings, payment, payment.unit_id)
@@ -315,11 +346,12 @@ async def refund_payment(
 ) -> int:
     """Refund ``amount`` (default: all that is left) with the platform fee in proportion
     (idempotency key ``refund:<payment id>:<reason>``, journal of the same source); the part
-    of a deposit not refunded is forfeited (income), the part of a fee payment not refunded
-    stays paid on its bill. Returns the amount refunded."""
+    of a deposit or pledge fee not refunded is forfeited (income), the part of a fee payment
+    not refunded stays paid on its bill. Returns the amount refunded."""
     left = payment.amount - payment.refunded_amount
     amount = left if amount is None else min(amount, left)
-    kept = left - amount if payment.kind == "deposit" else 0
+    forfeits = FORFEITS.get(payment.kind)
+    kept = left - amount if forfeits is not None else 0
     if left <= 0 or (amount <= 0 and not kept):
         return 0
     if amount > 0:
@@ -331,23 +363,24 @@ async def refund_payment(
             key=f"refund:{payment.id}:{reason}",
             reason=reason,
         )
-    held = "deposits_held" if payment.kind == "deposit" else "accounts_receivable"
     fee = payment.application_fee * amount // payment.amount
+    lines = [
+        Line(HELD[payment.kind], amount + kept, 0),
+        Line("stripe_balance", 0, amount - fee),
+        Line("platform_fees", 0, fee),
+    ]
+    if forfeits is not None:
+        lines.append(Line(forfeits, 0, kept))
     await ledger.post(
         session,
         _refund_source(payment, reason),
         f"refund ({reason})",
         payment.currency,
-        [
-            Line(held, amount + kept, 0),
-            Line("stripe_balance", 0, amount - fee),
-            Line("platform_fees", 0, fee),
-            Line("deposit_forfeits", 0, kept),
-        ],
+        lines,
         payment_id=payment.id,
     )
     payment.refunded_amount += amount
-    if payment.kind == "deposit" or payment.refunded_amount == payment.amount:
+    if forfeits is not None or payment.refunded_amount == payment.amount:
         payment.status = "refunded"  # else part of a fee payment stays on its bill: paid
     payment.refund_reason = reason
     payment.version += 1

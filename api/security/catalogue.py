@@ -32,6 +32,12 @@ PERMISSIONS: dict[str, str] = {
     "the data scope)",
     "activity.track": "Record what one views and searches in the app (builds one's client "
     "profile for one's agent)",
+    # sales
+    "sales.pledge.read": "Read pledges (认筹) of clients within the data scope",
+    "sales.pledge.write": "Register pledges for clients within the data scope, take their fees "
+    "and withdraw them (a paid fee is refunded by the company's rule)",
+    "sales.pledge.summary": "Read a project's pledge counts: genuine, padded, withdrawn (every "
+    "client's)",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -85,6 +91,9 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "payment.read",
                 "graphql.adhoc",
                 "notice.publish",
+                "sales.pledge.read",
+                "sales.pledge.write",
+                "sales.pledge.summary",
             }
         ),
         "scope": "team",
@@ -100,6 +109,8 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "media.write",
                 "client.read",
                 "client.write",
+                "sales.pledge.read",
+                "sales.pledge.write",
             }
         ),
         "scope": "own",

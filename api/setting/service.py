@@ -113,6 +113,15 @@ SPECS: dict[str, Spec] = {
             100,
             "The part of the deposit refunded (percent) when a reservation is cancelled later",
         ),
+        Spec(
+            "sales.pledge_refund_pct",
+            int,
+            100,
+            0,
+            100,
+            "The part of a paid pledge fee refunded (percent) when the pledge is withdrawn; the "
+            "rest is kept",
+        ),
     )
 }
 

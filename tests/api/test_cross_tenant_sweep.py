@@ -113,6 +113,7 @@ KIND_BY_FIELD = {
     "updateLeadRoute": "lead_route",
     "deleteLeadRoute": "lead_route",
     "decidePriceAdjustment": "price_adjustment",
+    "pledge": "pledge",
 }
 
 # Strings some arguments need to be valid (by argument name); others get "x".
@@ -352,6 +353,9 @@ async def populate(http, engine, tenant) -> dict[str, str]:
             "unitIds": [units[0]],
             "listingIds": [ids["listing"]],
         },
+    )
+    await _ok(
+        http, slug, "registerPledge", input={"projectId": project, "clientId": ids["client"]}
     )
     team = await _ok(http, slug, "createTeam", input={"name": f"{tag} team", "kind": "company"})
     team_id = team["team"]["id"]

@@ -489,6 +489,11 @@ ORDER = [
     "ClientRecommendations",
     "RecentlyActiveClients",
     "StartDeposit",
+    "RegisterPledge",
+    "StartPledgePayment",
+    "Pledges",
+    "PledgeSummary",
+    "WithdrawPledge",
     "MyDay",
     "ClientPool",
     "MyLeadOffers",
@@ -554,10 +559,12 @@ async def test_every_document_of_every_app_runs(
                     await _deposit_started(client, stripe, app, data["startDeposit"], s)
                 elif name == "PayBill":
                     await _bill_paid(client, stripe, app, data["payBill"], s)
+                elif name == "StartPledgePayment":
+                    _pledge_payment_started(stripe, data["startPledgePayment"], s)
             ran.add((app, name))
         listing = {"listing": s["listing"]} if "listing" in s else listing
     assert ran == docs
-    assert stripe.checked == {"deposit", "bill"}
+    assert stripe.checked == {"deposit", "bill", "pledge"}
 
 
 def _variables(name: str, app: str, s: dict) -> dict:
@@ -637,6 +644,13 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "MyLeadOffers": {"first": 10},
         "StartDeposit": {"unitId": s.get("unit3"), "platform": "IOS", "clientId": s.get("client")},
         "PayBill": {"billId": s.get("bill", {}).get("id"), "platform": "ANDROID"},
+        "RegisterPledge": {
+            "input": {"projectId": s.get("project"), "clientId": s.get("client"), "fee": 100_000}
+        },
+        "StartPledgePayment": {"pledgeId": s.get("pledge"), "platform": "ANDROID"},
+        "Pledges": {"projectId": s.get("project"), "first": 20},
+        "PledgeSummary": {"projectId": s.get("project")},
+        "WithdrawPledge": {"pledgeId": s.get("pledge"), "reason": "bought elsewhere"},
         "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
         "TrackActivity": {
@@ -686,6 +700,7 @@ def _remember(name: str, data: dict, s: dict) -> None:
         s["unit"], s["unit2"], s["unit3"] = (e["node"]["id"] for e in edges[:3])
     elif name == "UnitDetail":
         s["building"] = data["unit"]["building"]["id"]
+        s["project"] = data["unit"]["project"]["id"]
     elif name == "CreateListing":
         s["listing"] = data["createListing"]["listing"]["id"]
     elif name == "Follow":
@@ -713,6 +728,18 @@ def _remember(name: str, data: dict, s: dict) -> None:
         assert data["recommendations"] and data["recommendations"][0]["unit"], data
     elif name == "TrackActivity":
         assert data["trackActivity"] == {"__typename": "TrackActivityPayload", "accepted": 2}
+    elif name == "RegisterPledge":
+        pledge = data["registerPledge"]["pledge"]
+        assert (pledge["status"], pledge["feeStatus"]) == ("ACTIVE", "UNPAID"), data
+        s["pledge"] = pledge["id"]
+    elif name == "Pledges":
+        assert s["pledge"] in [e["node"]["id"] for e in data["pledges"]["edges"]], data
+    elif name == "PledgeSummary":
+        assert data["pledgeSummary"]["active"] >= 1, data
+    elif name == "WithdrawPledge":
+        gone = data["withdrawPledge"]
+        assert gone["pledge"]["status"] == "WITHDRAWN", data
+        assert gone["refunded"]["minorUnits"] == 0, data  # the pending fee is canceled
     elif name == "ClaimClient":
         assert data["claimClient"]["client"]["assignments"][-1]["reason"] == "claimed", data
     for value in data.values():  # a typed error is a failed run
@@ -764,6 +791,22 @@ async def _deposit_started(client, stripe: _Stripe, app: str, got: dict, s: dict
     unit = (await run(client, app, "UnitDetail", {"id": s["unit3"]}, s["token"]))["unit"]
     assert unit["status"] == "ON_HOLD" and got["holdExpiresAt"] is not None, (unit, got)
     stripe.checked.add("deposit")
+
+
+def _pledge_payment_started(stripe: _Stripe, got: dict, s: dict) -> None:
+    """startPledgePayment made the fee's PaymentIntent on the demo's account, for the pledge."""
+    assert got["__typename"] == "PledgePaymentPayload", got
+    payment = got["payment"]
+    assert (payment["kind"], payment["amount"], payment["clientId"]) == (
+        "PLEDGE",
+        100_000,
+        s["client"],
+    ), payment
+    assert got["pledge"]["paymentId"] == payment["id"], got
+    intent = stripe.intent_of(got)
+    assert intent["metadata"]["pledge_id"] == s["pledge"], intent
+    assert intent["metadata"]["kind"] == "pledge", intent
+    stripe.checked.add("pledge")
 
 
 async def _bill_paid(client, stripe: _Stripe, app: str, got: dict, s: dict) -> None:

@@ -354,9 +354,7 @@ async def populate(http, engine, tenant) -> dict[str, str]:
             "listingIds": [ids["listing"]],
         },
     )
-    await _ok(
-        http, slug, "registerPledge", input={"projectId": project, "clientId": ids["client"]}
-    )
+    await _ok(http, slug, "registerPledge", input={"projectId": project, "clientId": ids["client"]})
     team = await _ok(http, slug, "createTeam", input={"name": f"{tag} team", "kind": "company"})
     team_id = team["team"]["id"]
     await _ok(http, slug, "addTeamMember", teamId=team_id, accountId=account)

@@ -130,3 +130,12 @@ mutation($input: CreateClientInput!) {
   }
 }
 """
+
+# Schedule a showing (the id, or the UserError).
+SHOWING = """
+mutation($input: ScheduleShowingInput!) {
+  scheduleShowing(input: $input) {
+    __typename ... on ShowingPayload { showing { id } } ... on UserError { code message field }
+  }
+}
+"""

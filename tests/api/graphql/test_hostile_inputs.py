@@ -14,17 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tests.api.client.helpers import CREATE_WITH_PHONE as CREATE_CLIENT
+from tests.api.client.helpers import SHOWING
 from tests.api.live.helpers import UNIT_CHANGES, live
 from tests.api.unit.helpers import CREATE_UNITS, inventory
 from tests.conftest import auth_headers, gql
 
-SHOWING = """
-mutation($input: ScheduleShowingInput!) {
-  scheduleShowing(input: $input) {
-    __typename ... on ShowingPayload { showing { id } } ... on UserError { code message field }
-  }
-}
-"""
 BILL = """
 mutation($input: IssueBillInput!) {
   issueBill(input: $input) {

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from api.live.models import OutboxEvent
 from api.sales.models import Pledge
 from tenants.sessions import TenantDatabase
+from tests.api.client.helpers import SHOWING
 from tests.conftest import gql
 
 PLEDGE_FIELDS = """
@@ -79,14 +80,6 @@ CREATE_CLIENT = """
 mutation($input: CreateClientInput!) {
   createClient(input: $input) {
     __typename ... on ClientPayload { client { id } } ... on UserError { code message field }
-  }
-}
-"""
-
-SHOWING = """
-mutation($input: ScheduleShowingInput!) {
-  scheduleShowing(input: $input) {
-    __typename ... on ShowingPayload { showing { id } } ... on UserError { code message field }
   }
 }
 """

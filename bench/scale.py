@@ -44,13 +44,19 @@ import urllib.request
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import asyncpg_dsn, embedded_url, make_engine
+from api.db import asyncpg_dsn, embedded_url, ensure_database, make_engine
 from api.domains import load_models
+from api.ids import uuid7
+from api.security.kit import build_kit
 from api.settings import Settings
-from bench.http import _by_id_requests, _setup, server_env, start, stop
+from bench.http import _by_id_requests, _units, server_env, start, stop
 from bench.load import measure
+from bench.seed import UNIT_COLUMNS, tenant_with_admin
+from tenants.migrate import head, upgrade_shared
+from tenants.provisioning import drop_tenant
 from tenants.sessions import TenantDatabase
 
 COUNTS = {"small": (20, 100), "full": (100, 2000), "large": (100, 2000, 10_000)}
@@ -60,6 +66,9 @@ LAYOUTS = {
     "lanes": {},  # the defaults
 }
 WINDOW = 5.0
+SEED_WORKERS = 2  # tenants seeded at once (each on its own connections)
+FRESH_EVERY = 200  # a seeding connection is replaced after this many tenants (see _seed_part)
+UNITS = 100  # per tenant (bench.http._units)
 X3_TENANTS = 2000  # tenants whose tables are tripled (10,000 x 78 more tables is hours)
 MIB = 1024 * 1024
 
@@ -261,13 +270,197 @@ async def _triple_tables(dsn: str, schemas: list[str]) -> float:
         await conn.close()
 
 
+def _url(base: Settings, database: str):
+    """``database`` on the server of ``ANJU_BENCH_DATABASE_URL`` (to compare servers), else in
+    the embedded server (``.anju/bench-pg``)."""
+    raw = os.environ.get("ANJU_BENCH_DATABASE_URL")
+    if raw:
+        return make_url(raw).set(drivername="postgresql+asyncpg", database=database)
+    return embedded_url(base, "bench-pg", database)
+
+
+def _describe(url) -> str:
+    async def version() -> str:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            return await conn.fetchval("SHOW server_version")
+        finally:
+            await conn.close()
+
+    where = "server" if os.environ.get("ANJU_BENCH_DATABASE_URL") else "embedded"
+    return f"PostgreSQL {asyncio.run(version()).split()[0]} ({where})"
+
+
+async def _seeded(settings: Settings, url, n: int) -> tuple[list[dict], int]:
+    """The ``n`` bench tenants of ``url`` and how many were seeded by this call.
+
+    Seeding 10,000 tenants takes the better part of an hour, so the database is kept between
+    runs (its name carries ``n``) and reused while the migration heads it was seeded at are
+    still the heads; tenants missing or half made (an interrupted run) are made again, and the
+    tripled tables of a previous run are dropped. The access tokens are issued anew for the
+    kept sessions."""
+    heads = (head("shared"), head("tenant"))
+    await ensure_database(url)
+    dsn = asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS public.bench_seed (shared_head text, tenant_head text)"
+        )
+        kept = await conn.fetchrow("SELECT shared_head, tenant_head FROM public.bench_seed")
+    finally:
+        await conn.close()
+    if kept is None or tuple(kept) != heads:
+        await ensure_database(url, recreate=True)
+        engine = make_engine(url, settings)
+        await upgrade_shared(engine)
+        await engine.dispose()
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "CREATE TABLE public.bench_seed (shared_head text, tenant_head text);"
+                f"INSERT INTO public.bench_seed VALUES ('{heads[0]}', '{heads[1]}')"
+            )
+        finally:
+            await conn.close()
+    await _drop_tripled(dsn)
+    todo = await _incomplete(url, settings, n)
+    parts = [todo[k::SEED_WORKERS] for k in range(SEED_WORKERS)]
+    counter = [0, time.perf_counter()]
+    await asyncio.gather(*(_seed_part(settings, url, part, counter) for part in parts))
+    conn = await asyncpg.connect(dsn)
+    try:
+        if todo:
+            await conn.execute(
+                "VACUUM (ANALYZE) shared.tenant, shared.account, shared.membership, "
+                "shared.refresh_token"
+            )
+        rows = await conn.fetch(
+            "SELECT t.slug, t.schema_name, r.account_id, r.family_id FROM shared.tenant t "
+            "JOIN shared.refresh_token r ON r.tenant_id = t.id "
+            "WHERE t.slug LIKE 'bench-%' ORDER BY t.slug LIMIT $1",
+            n,
+        )
+        kit = build_kit(settings)
+        tenants = []
+        for r in rows:
+            ids = await conn.fetch(f'SELECT id FROM "{r["schema_name"]}".unit ORDER BY id')
+            token, _ = kit.tokens.issue(r["account_id"], r["slug"], r["family_id"])
+            tenants.append({"slug": r["slug"], "token": token, "ids": [str(u[0]) for u in ids]})
+    finally:
+        await conn.close()
+    assert len(tenants) == n, f"{len(tenants)} bench tenants of {n}"
+    return tenants, len(todo)
+
+
+async def _incomplete(url, settings: Settings, n: int) -> list[int]:
+    """Tenants to seed: missing, or left without their admin's session or their units (those
+    are dropped first)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT t.slug, t.schema_name, "
+            "EXISTS (SELECT 1 FROM shared.refresh_token r WHERE r.tenant_id = t.id) AS admin "
+            "FROM shared.tenant t WHERE t.slug LIKE 'bench-%'"
+        )
+        done = set()
+        broken = []
+        for r in rows:
+            units = await conn.fetchval(f'SELECT count(*) FROM "{r["schema_name"]}".unit')
+            if r["admin"] and units == UNITS:
+                done.add(r["slug"])
+            else:
+                broken.append(r["slug"])
+    finally:
+        await conn.close()
+    if broken:
+        engine = make_engine(url, settings)
+        try:
+            for slug in broken:  # never has a session: its account was never committed
+                await drop_tenant(engine, slug)
+        finally:
+            await engine.dispose()
+    return [i for i in range(n) if _slug(i) not in done]
+
+
+def _slug(i: int) -> str:
+    return f"bench-{i:05d}"
+
+
+async def _seed_part(settings: Settings, url, todo: list[int], counter: list) -> None:
+    """Seed the tenants ``todo`` (their units from a generator seeded by the tenant's number, so
+    the data does not depend on the order). A backend that creates thousands of schemas keeps
+    every relation it made in its caches and slows down as they grow: the connections are
+    replaced every ``FRESH_EVERY`` tenants."""
+    kit = build_kit(settings)
+    for start_at in range(0, len(todo), FRESH_EVERY):
+        engine = make_engine(url, settings, pool_size=1, max_overflow=0)
+        db = TenantDatabase(engine)
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            for i in todo[start_at : start_at + FRESH_EVERY]:
+                t, _ = await tenant_with_admin(
+                    engine, db, kit, _slug(i), f"Bench {i}", f"b{i}@bench.example.com"
+                )
+                pid, bid = uuid7(), uuid7()
+                await conn.execute(
+                    f'INSERT INTO "{t.schema_name}".project (id, name, city, district, address) '
+                    "VALUES ($1, $2, 'Shanghai', 'Pudong', '')",
+                    pid,
+                    f"Project {i}",
+                )
+                await conn.execute(
+                    f'INSERT INTO "{t.schema_name}".building (id, project_id, name, floors) '
+                    "VALUES ($1, $2, '1', 25)",
+                    bid,
+                    pid,
+                )
+                units = _units(pid, bid, random.Random(11 + i))
+                await conn.copy_records_to_table(
+                    "unit", schema_name=t.schema_name, columns=UNIT_COLUMNS, records=units
+                )
+                # As autovacuum would leave it, now rather than during a measurement:
+                # statistics, hint bits and the visibility map of the new rows.
+                await conn.execute(f'VACUUM (ANALYZE) "{t.schema_name}".unit')
+                counter[0] += 1
+                if counter[0] % 500 == 0:
+                    rate = counter[0] / (time.perf_counter() - counter[1]) * 60
+                    print(f"seeded {counter[0]} tenants ({rate:.0f}/min)", flush=True)
+        finally:
+            await conn.close()
+            await engine.dispose()
+
+
+async def _drop_tripled(dsn: str) -> None:
+    """Drop the copies of the tables made by a previous run's three-times step."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND c.relname ~ '_x[23]$' "
+            "AND n.nspname LIKE 't\\_bench\\_%' ORDER BY 1"
+        )
+        by_schema: dict[str, list[str]] = {}
+        for r in rows:
+            by_schema.setdefault(r["nspname"], []).append(r["relname"])
+        for schema, tables in by_schema.items():
+            await conn.execute(
+                "DROP TABLE " + ", ".join(f'"{schema}"."{t}"' for t in tables) + " CASCADE"
+            )
+    finally:
+        await conn.close()
+
+
 def run(size: str) -> dict:
     counts = COUNTS[size]
     seconds = RUN_SECONDS[size]
     base = Settings(env="development", log_level="WARNING")
-    url = embedded_url(base, "bench-pg", "anju_bench_scale")
+    url = _url(base, f"anju_bench_scale_{counts[-1]}")
     settings = base.model_copy(update={"access_token_ttl": 7200})
-    tenants = asyncio.run(_setup(settings, url, counts[-1]))
+    t0 = time.perf_counter()
+    tenants, seeded = asyncio.run(_seeded(settings, url, counts[-1]))
+    seed_s = time.perf_counter() - t0
     dsn = asyncpg_dsn(url)
     settled = asyncio.run(_settle(dsn))
     schemas = asyncio.run(_schemas(dsn))
@@ -292,6 +485,9 @@ def run(size: str) -> dict:
         **{f"{layout}_one_tenant_max_rps": round(m) for layout, m in maxima.items()},
         "fixed_rate_rps": round(rate),
         "run_seconds": seconds,
+        "database": _describe(url),
+        "tenants_seeded_now": seeded,
+        "seed_s": round(seed_s, 1),
         "settle_s": round(settled, 1),
         "errors": 0,
         **touch,

@@ -69,6 +69,7 @@ WINDOW = 5.0
 SEED_WORKERS = 2  # tenants seeded at once (each on its own connections)
 FRESH_EVERY = 200  # a seeding connection is replaced after this many tenants (see _seed_part)
 UNITS = 100  # per tenant (bench.http._units)
+VACUUM_EVERY = 100  # tenants whose unit tables one VACUUM command covers
 X3_TENANTS = 2000  # tenants whose tables are tripled (10,000 x 78 more tables is hours)
 MIB = 1024 * 1024
 
@@ -398,6 +399,7 @@ async def _seed_part(settings: Settings, url, todo: list[int], counter: list) ->
         db = TenantDatabase(engine)
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
+            fresh: list[str] = []
             for i in todo[start_at : start_at + FRESH_EVERY]:
                 t, _ = await tenant_with_admin(
                     engine, db, kit, _slug(i), f"Bench {i}", f"b{i}@bench.example.com"
@@ -419,16 +421,28 @@ async def _seed_part(settings: Settings, url, todo: list[int], counter: list) ->
                 await conn.copy_records_to_table(
                     "unit", schema_name=t.schema_name, columns=UNIT_COLUMNS, records=units
                 )
-                # As autovacuum would leave it, now rather than during a measurement:
-                # statistics, hint bits and the visibility map of the new rows.
-                await conn.execute(f'VACUUM (ANALYZE) "{t.schema_name}".unit')
+                fresh.append(t.schema_name)
+                if len(fresh) == VACUUM_EVERY:
+                    await _vacuum_units(conn, fresh)
                 counter[0] += 1
                 if counter[0] % 500 == 0:
                     rate = counter[0] / (time.perf_counter() - counter[1]) * 60
                     print(f"seeded {counter[0]} tenants ({rate:.0f}/min)", flush=True)
+            await _vacuum_units(conn, fresh)
         finally:
             await conn.close()
             await engine.dispose()
+
+
+async def _vacuum_units(conn: asyncpg.Connection, schemas: list[str]) -> None:
+    """Vacuum and analyse the ``unit`` tables of ``schemas`` (then forget them), as autovacuum
+    would leave them, now rather than during a measurement: statistics, hint bits and the
+    visibility map of the new rows. One command for many tables: each VACUUM ends by reading
+    all of ``pg_class`` to update the database's frozen xid, a cost that grows with every
+    schema made (one VACUUM per tenant seeded 4,000 tenants at 330 a minute)."""
+    if schemas:
+        await conn.execute("VACUUM (ANALYZE) " + ", ".join(f'"{s}".unit' for s in schemas))
+        schemas.clear()
 
 
 async def _drop_tripled(dsn: str) -> None:

@@ -159,6 +159,8 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.tenant_cache = cache
+    app.state.db = db  # the tenant database: its lanes and their stats
+    app.state.warmup = warmup
     app.state.schema = schema
     app.state.kit = kit
     app.state.sms = senders.sms

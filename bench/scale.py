@@ -35,9 +35,11 @@ default run) 100, 2,000 and 10,000.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import statistics
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -236,13 +238,19 @@ def _run_layout(layout: str, env: dict, tenants, counts, rate, seconds, dsn, rng
     out: dict = {}
     for n in counts:
         reqs = _by_id_requests(tenants[:n], "/graphql", rng)
-        gw, port, ready_s = _start_ready({**env, **LAYOUTS[layout]})
+        stats_file = Path(tempfile.mkdtemp()) / "lanes.json"
+        gw, port, ready_s = _start_ready(
+            {**env, **LAYOUTS[layout], "BENCH_STATS_FILE": str(stats_file)}
+        )
         try:
             m = measure(port, reqs, "fixed", seconds, rate=rate, window=WINDOW)
             mem = asyncio.run(_backends(dsn))
         finally:
             stop(gw)
-        out[n] = (m, mem, ready_s)
+        # the lanes' counters (bench/servers.py writes them when the gateway stops):
+        # connections retired after max_schemas, sessions borrowing, checkouts that waited
+        lanes = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        out[n] = (m, {**mem, **{f"lanes_{k}": v for k, v in lanes.items()}}, ready_s)
     return out
 
 
@@ -354,41 +362,51 @@ async def _seeded(settings: Settings, url, n: int) -> tuple[list[dict], int]:
     return tenants, len(todo)
 
 
-async def _incomplete(url, settings: Settings, n: int) -> list[int]:
-    """Tenants to seed: missing, or left without their admin's session or their units (those
-    are dropped first)."""
+async def _incomplete(url, settings: Settings, n: int) -> list[tuple[int, str | None]]:
+    """Tenants to seed, as (number, schema): missing ones (schema None), and ones an interrupted
+    run left half made. A tenant without its admin's session is dropped and made again (its
+    account commits with the session); one with its admin but not all its units keeps its
+    admin and gets its units again."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
+    todo: list[tuple[int, str | None]] = []
     try:
         rows = await conn.fetch(
             "SELECT t.slug, t.schema_name, "
             "EXISTS (SELECT 1 FROM shared.refresh_token r WHERE r.tenant_id = t.id) AS admin "
             "FROM shared.tenant t WHERE t.slug LIKE 'bench-%'"
         )
-        done = set()
+        found = {r["slug"] for r in rows}
         broken = []
         for r in rows:
-            units = await conn.fetchval(f'SELECT count(*) FROM "{r["schema_name"]}".unit')
-            if r["admin"] and units == UNITS:
-                done.add(r["slug"])
-            else:
+            if not r["admin"]:
                 broken.append(r["slug"])
+                continue
+            s = r["schema_name"]
+            if await conn.fetchval(f'SELECT count(*) FROM "{s}".unit') != UNITS:
+                await conn.execute(
+                    f'DELETE FROM "{s}".unit; DELETE FROM "{s}".building; DELETE FROM "{s}".project'
+                )
+                todo.append((int(r["slug"].removeprefix("bench-")), s))
     finally:
         await conn.close()
     if broken:
         engine = make_engine(url, settings)
         try:
-            for slug in broken:  # never has a session: its account was never committed
+            for slug in broken:
                 await drop_tenant(engine, slug)
         finally:
             await engine.dispose()
-    return [i for i in range(n) if _slug(i) not in done]
+    missing = [(i, None) for i in range(n) if _slug(i) not in found or _slug(i) in broken]
+    return sorted(todo + missing)
 
 
 def _slug(i: int) -> str:
     return f"bench-{i:05d}"
 
 
-async def _seed_part(settings: Settings, url, todo: list[int], counter: list) -> None:
+async def _seed_part(
+    settings: Settings, url, todo: list[tuple[int, str | None]], counter: list
+) -> None:
     """Seed the tenants ``todo`` (their units from a generator seeded by the tenant's number, so
     the data does not depend on the order). A backend that creates thousands of schemas keeps
     every relation it made in its caches and slows down as they grow: the connections are
@@ -400,28 +418,30 @@ async def _seed_part(settings: Settings, url, todo: list[int], counter: list) ->
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             fresh: list[str] = []
-            for i in todo[start_at : start_at + FRESH_EVERY]:
-                t, _ = await tenant_with_admin(
-                    engine, db, kit, _slug(i), f"Bench {i}", f"b{i}@bench.example.com"
-                )
+            for i, schema in todo[start_at : start_at + FRESH_EVERY]:
+                if schema is None:
+                    t, _ = await tenant_with_admin(
+                        engine, db, kit, _slug(i), f"Bench {i}", f"b{i}@bench.example.com"
+                    )
+                    schema = t.schema_name
                 pid, bid = uuid7(), uuid7()
                 await conn.execute(
-                    f'INSERT INTO "{t.schema_name}".project (id, name, city, district, address) '
+                    f'INSERT INTO "{schema}".project (id, name, city, district, address) '
                     "VALUES ($1, $2, 'Shanghai', 'Pudong', '')",
                     pid,
                     f"Project {i}",
                 )
                 await conn.execute(
-                    f'INSERT INTO "{t.schema_name}".building (id, project_id, name, floors) '
+                    f'INSERT INTO "{schema}".building (id, project_id, name, floors) '
                     "VALUES ($1, $2, '1', 25)",
                     bid,
                     pid,
                 )
                 units = _units(pid, bid, random.Random(11 + i))
                 await conn.copy_records_to_table(
-                    "unit", schema_name=t.schema_name, columns=UNIT_COLUMNS, records=units
+                    "unit", schema_name=schema, columns=UNIT_COLUMNS, records=units
                 )
-                fresh.append(t.schema_name)
+                fresh.append(schema)
                 if len(fresh) == VACUUM_EVERY:
                     await _vacuum_units(conn, fresh)
                 counter[0] += 1

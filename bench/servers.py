@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
+import os
 import sys
 import uuid
+from pathlib import Path
 
 import asyncpg
 import uvicorn
@@ -324,6 +327,16 @@ def main() -> None:
         public = settings.media_public_url or f"http://{settings.host}:{settings.port}/media"
         app = raw_app(asyncpg_dsn(server_url(settings)), public.rstrip("/"))
     serve(app, port, ws="websockets-sansio")
+    stats_file = os.environ.get("BENCH_STATS_FILE")
+    if kind == "gateway" and stats_file:
+        # What the lanes did, for bench/scale.py (read after the process ended).
+        lanes, warmup = app.state.db.lanes, app.state.warmup
+        stats = {
+            "warm_s": round(warmup.seconds, 2),
+            "warmed": warmup.tenants,
+            **({} if lanes is None else dataclasses.asdict(lanes.stats)),
+        }
+        Path(stats_file).write_text(json.dumps(stats))
 
 
 def serve(app, port: int, **extra) -> None:

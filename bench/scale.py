@@ -420,9 +420,9 @@ async def _seed_part(
             fresh: list[str] = []
             for i, schema in todo[start_at : start_at + FRESH_EVERY]:
                 if schema is None:
-                    t, _ = await tenant_with_admin(
-                        engine, db, kit, _slug(i), f"Bench {i}", f"b{i}@bench.example.com"
-                    )
+                    # a new address each attempt: a tenant dropped above leaves its account
+                    email = f"b{i}-{uuid7().hex[-8:]}@bench.example.com"
+                    t, _ = await tenant_with_admin(engine, db, kit, _slug(i), f"Bench {i}", email)
                     schema = t.schema_name
                 pid, bid = uuid7(), uuid7()
                 await conn.execute(

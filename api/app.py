@@ -112,7 +112,7 @@ def create_app(
         hub.start()
         await bus.start(hub.on_bus, hub.on_resume)
         tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(warm(db, settings.db_warm_tables, warmup), name="anju-warm")
+            asyncio.create_task(warm(db, settings.db_warm_tables, warmup, cache), name="anju-warm")
         ]
         if settings.live_relay_in_process:
             tasks.append(asyncio.create_task(relay.run(), name="anju-live-relay"))

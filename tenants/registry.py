@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as clock
@@ -254,6 +255,30 @@ class TenantCache:
         self.engine = engine
         self.ttl = ttl
         self._entries: dict[str, tuple[float, TenantInfo | None]] = {}
+        self._invalidations = 0  # counts invalidate() calls (see prime)
+
+    @property
+    def generation(self) -> int:
+        """Changes with every ``invalidate``: take it before reading the registry for ``prime``."""
+        return self._invalidations
+
+    def prime(self, tenants: Iterable[TenantInfo], generation: int) -> int:
+        """Fill the cache with ``tenants`` read from the registry (the warm-up's list, so that
+        the first request of each tenant after a start does not read it again). Entries expire
+        spread over the second half of the TTL, not all at once. Nothing is stored if the cache
+        was invalidated since ``generation`` was taken (the list may predate a suspension), and
+        entries already present are kept. Returns the entries added."""
+        if self.ttl <= 0 or generation != self._invalidations:
+            return 0
+        now = time.monotonic()
+        added = 0
+        for info in tenants:
+            if info.slug in self._entries or len(self._entries) >= CACHE_MAX:
+                continue
+            jitter = self.ttl * (0.5 + 0.5 * (hash(info.slug) % 1000) / 1000)
+            self._entries[info.slug] = (now + jitter, info)
+            added += 1
+        return added
 
     async def get(self, slug: str) -> TenantInfo | None:
         now = time.monotonic()
@@ -271,6 +296,7 @@ class TenantCache:
         return info
 
     def invalidate(self, slug: str | None = None) -> None:
+        self._invalidations += 1
         if slug is None:
             self._entries.clear()
         else:

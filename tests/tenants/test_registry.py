@@ -224,3 +224,50 @@ async def test_a_full_cache_drops_its_expired_entries_first(
     await cache.get(d.slug)  # full: the expired go, c stays
     assert (await cache.get(c.slug)).active  # still the cached answer
     assert set(cache._entries) == {c.slug, d.slug}
+
+
+async def test_a_primed_cache_answers_without_reading_and_expires_spread(
+    engine, make_tenant, clock
+):
+    from tenants.registry import list_tenants
+
+    a, b = await make_tenant(), await make_tenant()
+    cache = TenantCache(engine, ttl=60.0)
+    generation = cache.generation
+    registry = await list_tenants(engine)
+    assert cache.prime(registry, generation) == len(registry)
+    await set_status(engine, a.slug, TenantStatus.SUSPENDED)
+    assert (await cache.get(a.slug)).active  # from the primed entry, not the registry
+    # every entry expires within the second half of the TTL
+    expiries = [at - clock.now for at, _ in cache._entries.values()]
+    assert all(30.0 <= e <= 60.0 for e in expiries)
+    clock.now += 60.1
+    assert not (await cache.get(a.slug)).active
+    assert (await cache.get(b.slug)).active
+
+
+async def test_priming_after_an_invalidation_stores_nothing(engine, make_tenant, clock):
+    from tenants.registry import list_tenants
+
+    a = await make_tenant()
+    cache = TenantCache(engine, ttl=60.0)
+    generation = cache.generation
+    registry = await list_tenants(engine)  # read before the suspension below
+    await set_status(engine, a.slug, TenantStatus.SUSPENDED)
+    cache.invalidate(a.slug)  # what suspending through this process does
+    assert cache.prime(registry, generation) == 0
+    assert not (await cache.get(a.slug)).active
+
+
+async def test_priming_keeps_the_entries_already_read(engine, make_tenant, clock):
+    from tenants.registry import list_tenants
+
+    a = await make_tenant()
+    cache = TenantCache(engine, ttl=60.0)
+    generation = cache.generation
+    registry = await list_tenants(engine)
+    await set_status(engine, a.slug, TenantStatus.SUSPENDED)
+    assert not (await cache.get(a.slug)).active  # read after the suspension
+    cache.prime(registry, generation)
+    assert not (await cache.get(a.slug)).active  # not replaced by the older list
+    assert TenantCache(engine, ttl=0.0).prime(registry, 0) == 0  # no cache, nothing kept

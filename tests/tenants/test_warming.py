@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from api import health
 from api.db import make_engine
 from api.settings import Settings
-from tenants.registry import list_tenants
+from tenants.registry import TenantCache, list_tenants
 from tenants.routing import SEEN, lane_order
 from tenants.sessions import TenantDatabase
 from tenants.warming import Warmup, warm
@@ -82,7 +82,13 @@ async def test_one_pool_and_an_empty_table_list_warm_nothing(db_url, make_tenant
     db = TenantDatabase.routed(make_engine(db_url, lanes), lanes)
     try:
         done = await warm(db, [], Warmup())
-        assert done.ready and done.tenants == 0
+        assert done.ready and done.tenants == 0 and done.primed == 0
+        # with a tenant cache, the registry read is kept even when no table is warmed
+        cache = TenantCache(db.engine, ttl=60.0)
+        done = await warm(db, [], Warmup(), cache)
+        registry = await list_tenants(db.engine)
+        assert done.tenants == 0 and done.primed == len(registry) > 0
+        assert set(cache._entries) == {t.slug for t in registry}
     finally:
         await db.dispose()
         await db.engine.dispose()

@@ -141,6 +141,7 @@ class SubscriptionStatus(enum.StrEnum):
     ACTIVE = "active"  # price agreed, unit subscribed, the contract to sign by the deadline
     REJECTED = "rejected"  # its discount was refused; the unit stays reserved
     WITHDRAWN = "withdrawn"  # 退房: the unit went back on sale
+    EXPIRED = "expired"  # not signed by the deadline, ended by the job (sales.expire_overdue)
 
 
 class RequestKind(enum.StrEnum):

@@ -46,7 +46,8 @@ strawberry.enum(
     name="SalesSubscriptionStatus",
     description="PENDING_APPROVAL: its discount waits (the unit stays reserved); ACTIVE: price "
     "agreed, unit subscribed, contract to sign by signDeadline; REJECTED: its discount was "
-    "refused (the unit stays reserved); WITHDRAWN: 退房, the unit is back on sale.",
+    "refused (the unit stays reserved); WITHDRAWN: 退房, the unit is back on sale; EXPIRED: "
+    "not signed by the deadline, ended by the job (sales.expire_overdue).",
 )
 strawberry.enum(RequestKind, name="SubscriptionRequestKind")
 strawberry.enum(RequestStatus, name="SubscriptionRequestStatus")

@@ -171,3 +171,19 @@ async def requests_of(
 async def add(session: AsyncSession, *rows: object) -> None:
     session.add_all(rows)
     await session.flush()
+
+
+async def overdue_locked(session: AsyncSession, now: datetime, limit: int) -> list[Subscription]:
+    """Active subscriptions past their deadline, locked (ones another transaction holds are
+    skipped: the next run takes them)."""
+    return list(
+        (
+            await session.scalars(
+                select(Subscription)
+                .where(overdue(now))
+                .order_by(Subscription.sign_deadline)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )

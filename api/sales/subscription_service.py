@@ -472,27 +472,44 @@ async def withdraw(
     with the reason), requests waiting are canceled, and the reservation's paid deposit is
     refunded by ``sales.withdraw_refund_pct`` percent (the rest kept, booked as
     ``deposit_forfeits``), the same refund machinery as a pledge's fee."""
-    from api.setting import service as tenant_settings
-
     reason = text(reason, "reason", required=True, max_len=300)
     sub = await _visible(session, p, subscription_id, lock=True)
     if sub.status not in OPEN_SUBSCRIPTION:
         raise Conflict(f"a subscription that is {sub.status} cannot be withdrawn", "subscriptionId")
+    await _end(session, settings, sub, "withdrawn", actor=p.account_id, reason=reason)
+    return Withdrawn(sub, sub.refunded)
+
+
+async def _end(
+    session: AsyncSession,
+    settings: Settings,
+    sub: Subscription,
+    status: str,
+    *,
+    actor: uuid.UUID | None,
+    reason: str,
+) -> None:
+    """The subscription (locked, open) ends as ``status`` (withdrawn or expired): requests
+    waiting are canceled, the unit goes back on sale, the deposit is refunded by
+    ``sales.withdraw_refund_pct`` (the rest kept)."""
+    from api.setting import service as tenant_settings
+
     now = utcnow()
     for req in await repo.pending_requests(session, sub.id):
-        req.status, req.decided_at, req.decision_note = "canceled", now, "withdrawn"
+        req.status, req.decided_at, req.decision_note = "canceled", now, status
     unit = await units.lock_fresh(session, sub.unit_id)
     units.deal_step(
         session,
         unit,
         "available",
-        actor_id=p.account_id,
+        actor_id=actor,
         reason=reason,
         ref_id=sub.id,
-        data={"subscription": "withdrawn"},
+        data={"subscription": status},
     )
-    sub.status, sub.withdrawn_at, sub.withdraw_reason = "withdrawn", now, reason
-    sub.version += 1
+    sub.status, sub.version = status, sub.version + 1
+    if status == "withdrawn":
+        sub.withdrawn_at, sub.withdraw_reason = now, reason
     await session.flush()
     if sub.deposit_id is not None:
         deposit = await session.get(
@@ -504,11 +521,35 @@ async def withdraw(
                 session,
                 settings,
                 deposit,
-                reason="subscription_withdrawn",
+                reason=f"subscription_{status}",
                 amount=deposit.amount * pct // 100,
             )
             await session.flush()
-    return Withdrawn(sub, sub.refunded)
+
+
+EXPIRE_BATCH = 200  # subscriptions ended a job
+LAPSED = "the contract was not signed by the deadline"
+
+
+async def expire_overdue(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    limit: int = EXPIRE_BATCH,
+) -> int:
+    """The expiry job's work for one tenant: when the tenant's ``sales.expire_overdue`` is
+    ``expire``, active subscriptions past their deadline end as ``expired`` (as a
+    withdrawal: the unit back on sale, the deposit refunded by the withdrawal rule).
+    Returns how many ended."""
+    from api.setting import service as tenant_settings
+
+    if await tenant_settings.get(session, "sales.expire_overdue") != "expire":
+        return 0
+    rows = await repo.overdue_locked(session, now or utcnow(), limit)
+    for sub in rows:
+        await _end(session, settings, sub, "expired", actor=None, reason=LAPSED)
+    return len(rows)
 
 
 async def get(

@@ -149,6 +149,17 @@ SPECS: dict[str, Spec] = {
             "The part of the reservation's deposit refunded (percent) when a subscription is "
             "withdrawn (退房); the rest is kept",
         ),
+        Spec(
+            "sales.expire_overdue",
+            str,
+            "keep",
+            None,
+            None,
+            "A subscription not signed by its deadline: keep (it stays active, shown as "
+            "overdue) or expire (a job ends it as a withdrawal: the unit back on sale, the "
+            "deposit refunded by sales.withdraw_refund_pct)",
+            choices=("keep", "expire"),
+        ),
     )
 }
 

@@ -538,3 +538,54 @@ async def test_scopes_and_another_tenants_ids(client, make_tenant, member, engin
     assert (await one_sub(client, a.slug, sub["id"]))["status"] == "ACTIVE"
     rows = await request_rows(engine, a)
     assert [(r.kind, r.status) for r in rows] == [("extension", "pending")]
+
+
+async def test_overdue_subscriptions_expire_only_when_the_company_asks(
+    client, make_tenant, engine, settings
+):
+    from api.sales import subscription_service
+
+    tenant, _, (late, fine) = await _setup(client, make_tenant)
+    slug = tenant.slug
+    buyer = await new_client(client, slug, "Buyer")
+    for u in (late, fine):
+        await reserve(client, slug, u)
+    overdue_sub = await subscribed(client, slug, late, buyer)
+    on_time = await subscribed(client, slug, fine, buyer)
+    asked = await request_extension(client, slug, overdue_sub["id"], 3)
+    past = _end_of_day(datetime.now(UTC).date() - timedelta(days=2), "Asia/Shanghai")
+    async with TenantDatabase(engine).session(tenant) as session:
+        await session.execute(
+            update(Subscription)
+            .where(Subscription.id == uuid.UUID(overdue_sub["id"]))
+            .values(sign_deadline=past)
+        )
+        await session.commit()
+
+    async def run_job() -> int:
+        async with TenantDatabase(engine).session(tenant) as session:
+            n = await subscription_service.expire_overdue(session, settings)
+            await session.commit()
+            return n
+
+    assert await run_job() == 0  # the default: keep it, shown as overdue
+    assert (await one_sub(client, slug, overdue_sub["id"]))["status"] == "ACTIVE"
+    await set_settings(client, slug, expire_overdue="expire")
+    assert await run_job() == 1
+    assert await run_job() == 0  # once
+    gone = await one_sub(client, slug, overdue_sub["id"])
+    assert (gone["status"], gone["overdue"], gone["withdrawnAt"]) == ("EXPIRED", False, None)
+    [req] = gone["requests"]
+    assert (req["id"], req["status"]) == (asked["request"]["id"], "CANCELED")
+    state = await timeline(client, slug, late)
+    assert state["status"] == "AVAILABLE"
+    last = state["timeline"][-1]
+    assert (last["reason"], last["data"], last["refId"]) == (
+        subscription_service.LAPSED,
+        {"subscription": "expired"},
+        overdue_sub["id"],
+    )
+    assert (await one_sub(client, slug, on_time["id"]))["status"] == "ACTIVE"
+    assert [s["id"] for s in await listed_subs(client, slug, status="EXPIRED")] == [
+        overdue_sub["id"]
+    ]

@@ -51,7 +51,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.CheckConstraint(
-            "status IN ('pending_approval', 'active', 'rejected', 'withdrawn')", name="status"
+            "status IN ('pending_approval', 'active', 'rejected', 'withdrawn', 'expired')",
+            name="status",
         ),
         sa.CheckConstraint(
             "list_price > 0 AND discount BETWEEN 0 AND list_price - 1 "

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from api.money import format_money
 from api.notify.templates import locale_of
-from api.payment.receipts import _FONT, _fonts
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from tenants.registry import TenantInfo
 
 TTL = 15 * 60
+_FONT = "STSong-Light"  # Adobe's Chinese CID font: built into reportlab and every PDF reader
 LABELS = {
     "zh-CN": {
         "title": "商品房认购协议书",
@@ -99,6 +99,14 @@ class Facts:
     deposit: int | None
     currency: str
     sign_deadline: datetime
+
+
+def _fonts() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    if _FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(_FONT))
 
 
 def render(f: Facts, *, locale: str, zone: ZoneInfo) -> bytes:

@@ -34,6 +34,7 @@ from api.notify.email import make_email_sender
 from api.notify.sms import make_sender
 from api.payment import http as payment_http
 from api.ratelimit import make_limiter
+from api.sales import http as sales_http
 from api.security.kit import build_kit
 from api.settings import Settings
 from api.unavailable import UnavailableMiddleware
@@ -153,6 +154,7 @@ def create_app(
         WebSocketRoute("/graphql", live),
         *client_http.routes(cache, db),
         *payment_http.routes(engine, settings, cache, db, kit),
+        *sales_http.routes(cache, db, kit),
         *health.routes(engine, warmup),
         *media_http.routes(storage),
     ]

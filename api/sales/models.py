@@ -1,10 +1,12 @@
-"""Pledges (认筹) and the per-project counter that numbers them."""
+"""Pledges (认筹) and the per-project counter that numbers them; subscriptions (认购) and the
+requests they wait on (a discount to approve, more days to sign)."""
 
 from __future__ import annotations
 
 import enum
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -13,6 +15,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
+    SmallInteger,
     String,
     UniqueConstraint,
     Uuid,
@@ -28,7 +32,7 @@ from api.unit.models import _in
 class PledgeStatus(enum.StrEnum):
     ACTIVE = "active"
     WITHDRAWN = "withdrawn"
-    CONVERTED = "converted"  # became a subscription (认购): the next slice of sales
+    CONVERTED = "converted"  # the client subscribed (认购) a unit of the project
 
 
 class PledgeFeeStatus(enum.StrEnum):
@@ -127,3 +131,163 @@ def live_payload(p: Pledge) -> JsonObject:
 
 
 watch(Pledge, "pledge", {"status": "status", "paid_at": "paid"}, live_payload, on_new=True)
+
+
+# ---------------------------------------------------------------- subscriptions (认购)
+
+
+class SubscriptionStatus(enum.StrEnum):
+    PENDING_APPROVAL = "pending_approval"  # its discount waits; the unit stays reserved
+    ACTIVE = "active"  # price agreed, unit subscribed, the contract to sign by the deadline
+    REJECTED = "rejected"  # its discount was refused; the unit stays reserved
+    WITHDRAWN = "withdrawn"  # 退房: the unit went back on sale
+    EXPIRED = "expired"  # not signed by the deadline, ended by the job (sales.expire_overdue)
+
+
+class RequestKind(enum.StrEnum):
+    DISCOUNT = "discount"  # a discount above the tenant's limit, to approve
+    EXTENSION = "extension"  # more days to sign the contract
+
+
+class RequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    STALE = "stale"  # the unit or its price moved since the request: nothing applied
+    CANCELED = "canceled"  # the subscription was withdrawn (or its unit changed) meanwhile
+
+
+SUBSCRIPTION_STATUSES = tuple(s.value for s in SubscriptionStatus)
+OPEN_SUBSCRIPTION = ("pending_approval", "active")  # those that hold their unit
+REQUEST_KINDS = tuple(k.value for k in RequestKind)
+REQUEST_STATUSES = tuple(s.value for s in RequestStatus)
+
+
+class Subscription(TenantBase):
+    """A client's subscription (认购) of a reserved unit: the price locked from the unit's list
+    price less a discount (one above ``sales.max_discount_pct`` waits for approval), and a
+    deadline to sign the contract (``sales.sign_deadline_days``, end of that day in the
+    tenant's time zone). At most one open subscription holds a unit."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (
+        CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="status"),
+        CheckConstraint(
+            "list_price > 0 AND discount BETWEEN 0 AND list_price - 1 "
+            "AND agreed_price = list_price - discount",
+            name="price",
+        ),
+        CheckConstraint("refunded >= 0", name="refunded"),
+        CheckConstraint("(status = 'withdrawn') = (withdrawn_at IS NOT NULL)", name="withdrawn"),
+        CheckConstraint("status <> 'active' OR sign_deadline IS NOT NULL", name="deadline"),
+        # Never two open subscriptions on one unit (the service says CONFLICT first, under
+        # the unit's row lock).
+        Index(
+            "ux_subscription_open_unit",
+            "unit_id",
+            unique=True,
+            postgresql_where="status IN ('pending_approval', 'active')",
+        ),
+        Index("ix_subscription_project_status", "project_id", "status"),
+        Index("ix_subscription_client", "client_id"),
+        Index("ix_subscription_deadline", "sign_deadline", postgresql_where="status = 'active'"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), nullable=False
+    )
+    unit_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), nullable=False
+    )
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+    )
+    agent_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)  # who subscribed it
+    pledge_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the pledge it converted
+    deposit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the reservation's deposit
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    list_price: Mapped[int] = mapped_column(BigInteger, nullable=False)  # minor units
+    discount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # minor units
+    discount_pct: Mapped[Decimal] = mapped_column(Numeric(6, 2), nullable=False)
+    agreed_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    sign_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdraw_reason: Mapped[str | None] = mapped_column(String(300))
+    refunded: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+class SubscriptionRequest(TenantBase):
+    """What a subscription waits for someone else to decide: a discount above the tenant's
+    limit (the price lines reviewed, as a price adjustment keeps its lines) or more days to
+    sign. Decided by someone other than its requester; one pending of each kind at a time."""
+
+    __tablename__ = "subscription_request"
+    __table_args__ = (
+        CheckConstraint(_in("kind", REQUEST_KINDS), name="kind"),
+        CheckConstraint(_in("status", REQUEST_STATUSES), name="status"),
+        CheckConstraint(
+            "(kind = 'discount') = (unit_id IS NOT NULL AND list_price IS NOT NULL "
+            "AND agreed_price IS NOT NULL)",
+            name="discount",
+        ),
+        CheckConstraint("(kind = 'extension') = (days IS NOT NULL)", name="extension"),
+        Index(
+            "ux_subscription_request_pending",
+            "subscription_id",
+            "kind",
+            unique=True,
+            postgresql_where="status = 'pending'",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subscription.id", ondelete="CASCADE"), nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="pending")
+    # discount: the unit and its price as reviewed
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    list_price: Mapped[int | None] = mapped_column(BigInteger)
+    agreed_price: Mapped[int | None] = mapped_column(BigInteger)
+    # extension: days after the current deadline
+    days: Mapped[int | None] = mapped_column(SmallInteger)
+    reason: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    requested_by: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    requested_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_note: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+
+
+def subscription_payload(s: Subscription) -> JsonObject:
+    """A subscription's live event: enough for a sales board to patch its row."""
+    return {
+        "subscription_id": str(s.id),
+        "project_id": str(s.project_id),
+        "unit_id": str(s.unit_id),
+        "client_id": str(s.client_id),
+        "status": s.status,
+        "agreed_price": s.agreed_price,
+        "currency": s.currency,
+        "sign_deadline": s.sign_deadline.isoformat() if s.sign_deadline else None,
+        "version": s.version,
+    }
+
+
+watch(
+    Subscription,
+    "subscription",
+    {"status": "status", "unit_id": "unit", "agreed_price": "price", "sign_deadline": "deadline"},
+    subscription_payload,
+    on_new=True,
+)

@@ -38,6 +38,14 @@ PERMISSIONS: dict[str, str] = {
     "and withdraw them (a paid fee is refunded by the company's rule)",
     "sales.pledge.summary": "Read a project's pledge counts: genuine, padded, withdrawn (every "
     "client's)",
+    "sales.subscription.read": "Read subscriptions (认购) of clients within the data scope and "
+    "their agreements (PDF)",
+    "sales.subscription.write": "Subscribe reserved units for clients within the data scope, "
+    "change their unit, withdraw them and ask for more days to sign",
+    "sales.subscription.approve_discount": "Approve or reject subscription discounts above the "
+    "company's limit (not one's own)",
+    "sales.subscription.extend": "Approve or reject more days to sign a subscription's contract "
+    "(not one's own request)",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -94,6 +102,10 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.pledge.read",
                 "sales.pledge.write",
                 "sales.pledge.summary",
+                "sales.subscription.read",
+                "sales.subscription.write",
+                "sales.subscription.approve_discount",
+                "sales.subscription.extend",
             }
         ),
         "scope": "team",
@@ -111,6 +123,8 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "client.write",
                 "sales.pledge.read",
                 "sales.pledge.write",
+                "sales.subscription.read",
+                "sales.subscription.write",
             }
         ),
         "scope": "own",
@@ -119,7 +133,14 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
         "name": "Finance",
         "permissions": frozenset(
             _STAFF_READ
-            | {"payment.read", "payment.refund", "pii.read", "graphql.adhoc", "bill.manage"}
+            | {
+                "payment.read",
+                "payment.refund",
+                "pii.read",
+                "graphql.adhoc",
+                "bill.manage",
+                "sales.subscription.read",
+            }
         ),
         "scope": "all",
     },

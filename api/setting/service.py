@@ -122,6 +122,44 @@ SPECS: dict[str, Spec] = {
             "The part of a paid pledge fee refunded (percent) when the pledge is withdrawn; the "
             "rest is kept",
         ),
+        Spec(
+            "sales.max_discount_pct",
+            Decimal,
+            Decimal("3"),
+            Decimal(0),
+            Decimal(100),
+            "A subscription's discount larger than this percentage of the unit's list price "
+            "waits for approval",
+        ),
+        Spec(
+            "sales.sign_deadline_days",
+            int,
+            7,
+            1,
+            90,
+            "Days a subscribed client has to sign the contract (until the end of the last day, "
+            "in the company's time zone)",
+        ),
+        Spec(
+            "sales.withdraw_refund_pct",
+            int,
+            0,
+            0,
+            100,
+            "The part of the reservation's deposit refunded (percent) when a subscription is "
+            "withdrawn (退房); the rest is kept",
+        ),
+        Spec(
+            "sales.expire_overdue",
+            str,
+            "keep",
+            None,
+            None,
+            "A subscription not signed by its deadline: keep (it stays active, shown as "
+            "overdue) or expire (a job ends it as a withdrawal: the unit back on sale, the "
+            "deposit refunded by sales.withdraw_refund_pct)",
+            choices=("keep", "expire"),
+        ),
     )
 }
 

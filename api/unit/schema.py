@@ -188,7 +188,8 @@ class UnitType(Node):
 class UnitEvent:
     id: strawberry.ID
     kind: str = strawberry.field(
-        description="created, status, hold, release, hold_expired, price, ..."
+        description="created, status, hold, release, hold_expired, price, subscription (a "
+        "subscription's step that keeps the status; data.step says which), ..."
     )
     from_status: UnitStatus | None
     to_status: UnitStatus | None

@@ -371,9 +371,73 @@ async def change_status(
         raise ValidationFailed(f"going from {unit.status} back to {to} needs a reason", "reason")
     if to == "available" and unit.list_price is None:
         raise ValidationFailed("an available unit needs a list price", "status")
+    if to == "available" and await _held_by_subscription(session, unit.id):
+        raise Conflict(
+            "the unit's subscription holds it: withdraw the subscription or change its unit",
+            "status",
+        )
     session.add(_set_status(unit, to, actor_id, now, reason=reason))
     await session.flush()
     return unit
+
+
+async def _held_by_subscription(session: AsyncSession, unit_id: uuid.UUID) -> bool:
+    """Whether an open subscription (api/sales) holds the unit: only its own steps
+    (``deal_step``) put the unit back on sale."""
+    from api.sales import subscription_repository as sales
+
+    return await sales.open_subscription_id(session, unit_id) is not None
+
+
+async def lock_fresh(session: AsyncSession, unit_id: uuid.UUID) -> Unit:
+    """The unit, locked (an expired hold released first and recorded); NotFound on unitId."""
+    return await _lock_fresh(session, unit_id, utcnow())
+
+
+def deal_step(
+    session: AsyncSession,
+    unit: Unit,
+    to: str,
+    *,
+    actor_id: uuid.UUID | None,
+    reason: str,
+    ref_id: uuid.UUID,
+    data: JsonObject,
+) -> None:
+    """A deal's step on a unit the caller has locked (``lock_fresh``; api/sales): along the
+    status machine (CONFLICT otherwise), recorded as a ``status`` event naming the deal."""
+    if not allowed(unit.status, to):
+        raise Conflict(f"a unit that is {unit.status} cannot become {to}", "unitId")
+    if to == "available" and unit.list_price is None:
+        raise ValidationFailed("an available unit needs a list price", "unitId")
+    event = _set_status(unit, to, actor_id, utcnow(), reason=reason, data=data)
+    event.ref_id = ref_id
+    session.add(event)
+
+
+def deal_event(
+    session: AsyncSession,
+    unit_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID | None,
+    reason: str,
+    ref_id: uuid.UUID,
+    data: JsonObject,
+    price: int | None = None,
+) -> None:
+    """A deal's step that leaves the unit's status as it is (kind ``subscription``)."""
+    session.add(
+        UnitEvent(
+            unit_id=unit_id,
+            kind="subscription",
+            actor_id=actor_id,
+            at=utcnow(),
+            data=data,
+            new_price=price,
+            reason=reason,
+            ref_id=ref_id,
+        )
+    )
 
 
 async def hold_unit(

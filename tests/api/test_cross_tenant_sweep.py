@@ -99,6 +99,7 @@ KIND_BY_ARG = {
     "unitTypeIds": "unit_type",
     "unitIds": "unit",
     "listingIds": "listing",
+    "requestId": "subscription_request",
 }
 KIND_BY_FIELD = {
     "project": "project",
@@ -114,6 +115,7 @@ KIND_BY_FIELD = {
     "deleteLeadRoute": "lead_route",
     "decidePriceAdjustment": "price_adjustment",
     "pledge": "pledge",
+    "salesSubscription": "subscription",
 }
 
 # Strings some arguments need to be valid (by argument name); others get "x".
@@ -396,6 +398,18 @@ async def populate(http, engine, tenant) -> dict[str, str]:
         http, slug, "adjustPrices", input={"projectId": project, "reason": tag, "percent": "1.00"}
     )
     await _ok(http, slug, "holdUnit", input={"unitId": units[1]})
+    await _ok(http, slug, "reserveUnit", input={"unitId": units[2]})
+    sub = await _ok(
+        http, slug, "subscribeUnit", input={"unitId": units[2], "clientId": ids["client"]}
+    )
+    await _ok(
+        http,
+        slug,
+        "requestSubscriptionExtension",
+        subscriptionId=sub["subscription"]["id"],
+        days=2,
+        reason=tag,
+    )
     await _ok(http, slug, "createCalendarFeed")
     async with TenantDatabase(engine).session(tenant) as session:  # no Stripe in this module
         from api.payment.models import Payment

@@ -494,6 +494,12 @@ ORDER = [
     "Pledges",
     "PledgeSummary",
     "WithdrawPledge",
+    "SubscribeUnit",
+    "SalesSubscriptions",
+    "SalesSubscription",
+    "RequestSubscriptionExtension",
+    "ChangeSubscriptionUnit",
+    "WithdrawSubscription",
     "MyDay",
     "ClientPool",
     "MyLeadOffers",
@@ -561,6 +567,10 @@ async def test_every_document_of_every_app_runs(
                     await _bill_paid(client, stripe, app, data["payBill"], s)
                 elif name == "StartPledgePayment":
                     _pledge_payment_started(stripe, data["startPledgePayment"], s)
+                elif name == "SubscribeUnit":
+                    await _another_unit(client, app, s)
+                elif name == "SalesSubscription":
+                    await _agreement(client, data["salesSubscription"])
             ran.add((app, name))
         listing = {"listing": s["listing"]} if "listing" in s else listing
     assert ran == docs
@@ -651,6 +661,25 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "Pledges": {"projectId": s.get("project"), "first": 20},
         "PledgeSummary": {"projectId": s.get("project")},
         "WithdrawPledge": {"pledgeId": s.get("pledge"), "reason": "bought elsewhere"},
+        # The unit the agent app reserved, for its client, 1% off (within the demo's limit).
+        "SubscribeUnit": {
+            "input": {"unitId": s.get("unit2"), "clientId": s.get("client"), "discountPercent": "1"}
+        },
+        "SalesSubscriptions": {"projectId": s.get("subProject"), "first": 20},
+        "SalesSubscription": {"id": s.get("subscription"), "locale": "zh-CN"},
+        "RequestSubscriptionExtension": {
+            "subscriptionId": s.get("subscription"),
+            "days": 3,
+            "reason": "client abroad",
+        },
+        "ChangeSubscriptionUnit": {
+            "input": {
+                "subscriptionId": s.get("subscription"),
+                "unitId": s.get("unit4"),
+                "reason": "higher floor",
+            }
+        },
+        "WithdrawSubscription": {"subscriptionId": s.get("subscription"), "reason": "no loan"},
         "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
         "TrackActivity": {
@@ -740,6 +769,26 @@ def _remember(name: str, data: dict, s: dict) -> None:
         gone = data["withdrawPledge"]
         assert gone["pledge"]["status"] == "WITHDRAWN", data
         assert gone["refunded"]["minorUnits"] == 0, data  # the pending fee is canceled
+    elif name == "SubscribeUnit":
+        sub = data["subscribeUnit"]["subscription"]
+        assert (sub["status"], sub["unit"]["status"]) == ("ACTIVE", "SUBSCRIBED"), data
+        assert (
+            sub["agreedPrice"]["minorUnits"]
+            == sub["listPrice"]["minorUnits"] - (sub["discount"]["minorUnits"])
+        )
+        s["subscription"], s["subProject"] = sub["id"], sub["projectId"]
+    elif name == "SalesSubscriptions":
+        nodes = [e["node"]["id"] for e in data["salesSubscriptions"]["edges"]]
+        assert s["subscription"] in nodes, data
+    elif name == "RequestSubscriptionExtension":
+        assert data["requestSubscriptionExtension"]["request"]["status"] == "PENDING", data
+    elif name == "ChangeSubscriptionUnit":
+        moved = data["changeSubscriptionUnit"]["subscription"]
+        assert (moved["unitId"], moved["status"]) == (s["unit4"], "ACTIVE"), data
+    elif name == "WithdrawSubscription":
+        gone = data["withdrawSubscription"]
+        assert gone["subscription"]["status"] == "WITHDRAWN", data
+        assert gone["refunded"]["minorUnits"] == 0, data  # reserved without a deposit
     elif name == "ClaimClient":
         assert data["claimClient"]["client"]["assignments"][-1]["reason"] == "claimed", data
     for value in data.values():  # a typed error is a failed run
@@ -791,6 +840,23 @@ async def _deposit_started(client, stripe: _Stripe, app: str, got: dict, s: dict
     unit = (await run(client, app, "UnitDetail", {"id": s["unit3"]}, s["token"]))["unit"]
     assert unit["status"] == "ON_HOLD" and got["holdExpiresAt"] is not None, (unit, got)
     stripe.checked.add("deposit")
+
+
+async def _another_unit(client, app: str, s: dict) -> None:
+    """An available unit of the subscription's project, to change to (SearchUnits)."""
+    variables = {
+        "filter": {"projectIds": [s["subProject"]], "statuses": ["AVAILABLE"]},
+        "sort": "PRICE_DESC",
+    }
+    edges = (await run(client, app, "SearchUnits", variables, s["token"]))["units"]["edges"]
+    s["unit4"] = next(e["node"]["id"] for e in edges if e["node"]["id"] != s["unit2"])
+
+
+async def _agreement(client, sub: dict) -> None:
+    """The agreement's PDF opens at its signed link (read back in tests/api/sales)."""
+    assert sub["status"] == "ACTIVE" and sub["agreementUrl"], sub
+    pdf = await client.get(sub["agreementUrl"])
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF"), pdf.status_code
 
 
 def _pledge_payment_started(stripe: _Stripe, got: dict, s: dict) -> None:

@@ -39,7 +39,6 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -238,18 +237,16 @@ def _run_layout(layout: str, env: dict, tenants, counts, rate, seconds, dsn, rng
     out: dict = {}
     for n in counts:
         reqs = _by_id_requests(tenants[:n], "/graphql", rng)
-        stats_file = Path(tempfile.mkdtemp()) / "lanes.json"
-        gw, port, ready_s = _start_ready(
-            {**env, **LAYOUTS[layout], "BENCH_STATS_FILE": str(stats_file)}
-        )
+        gw, port, ready_s = _start_ready({**env, **LAYOUTS[layout]})
         try:
             m = measure(port, reqs, "fixed", seconds, rate=rate, window=WINDOW)
             mem = asyncio.run(_backends(dsn))
+            # the lanes' counters: connections retired after max_schemas, sessions
+            # borrowing, checkouts that waited; the warm-up (bench/servers.py)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/lanes") as resp:
+                lanes = json.loads(resp.read())
         finally:
             stop(gw)
-        # the lanes' counters (bench/servers.py writes them when the gateway stops):
-        # connections retired after max_schemas, sessions borrowing, checkouts that waited
-        lanes = json.loads(stats_file.read_text()) if stats_file.exists() else {}
         out[n] = (m, {**mem, **{f"lanes_{k}": v for k, v in lanes.items()}}, ready_s)
     return out
 

@@ -22,10 +22,8 @@ import base64
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 import uuid
-from pathlib import Path
 
 import asyncpg
 import uvicorn
@@ -318,6 +316,7 @@ def main() -> None:
 
         configure_logging(settings)
         app = create_app(settings)
+        app.add_route("/bench/lanes", _lane_stats(app), methods=["GET"])
     elif kind == "rawws":
         app = raw_ws_app()
     else:
@@ -327,16 +326,24 @@ def main() -> None:
         public = settings.media_public_url or f"http://{settings.host}:{settings.port}/media"
         app = raw_app(asyncpg_dsn(server_url(settings)), public.rstrip("/"))
     serve(app, port, ws="websockets-sansio")
-    stats_file = os.environ.get("BENCH_STATS_FILE")
-    if kind == "gateway" and stats_file:
-        # What the lanes did, for bench/scale.py (read after the process ended).
+
+
+def _lane_stats(app: Starlette):
+    """GET /bench/lanes on the bench's gateway: what its lanes did (connections retired after
+    max_schemas, sessions borrowing, checkouts that waited) and the warm-up, for
+    bench/scale.py. Bench servers only; the product has no such route."""
+
+    async def endpoint(request: Request) -> Response:
         lanes, warmup = app.state.db.lanes, app.state.warmup
         stats = {
             "warm_s": round(warmup.seconds, 2),
             "warmed": warmup.tenants,
+            "primed": warmup.primed,
             **({} if lanes is None else dataclasses.asdict(lanes.stats)),
         }
-        Path(stats_file).write_text(json.dumps(stats))
+        return Response(json.dumps(stats), media_type="application/json")
+
+    return endpoint
 
 
 def serve(app, port: int, **extra) -> None:

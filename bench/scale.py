@@ -136,9 +136,10 @@ def _timeline(windows: list, ref_p99: float, seconds: float) -> dict:
 
 
 async def _settle(dsn: str) -> float:
-    """Vacuum and analyse the system catalogs (creating thousands of tables filled them), then
-    wait until no autovacuum worker has run for 10 s (at most 5 minutes): the measurements are
-    of a database at rest, not of the bulk creation's aftermath. Returns the seconds spent."""
+    """Vacuum and analyse the system catalogs (creating thousands of tables filled them), wait
+    until no autovacuum worker has run for 10 s (at most 5 minutes), then checkpoint: the
+    measurements are of a database at rest, not of the bulk creation's aftermath. Returns the
+    seconds spent."""
     t0 = time.perf_counter()
     conn = await asyncpg.connect(dsn)
     try:
@@ -156,6 +157,10 @@ async def _settle(dsn: str) -> float:
             if busy:
                 quiet_since = time.perf_counter()
             await asyncio.sleep(1)
+        # and write what all that dirtied now: a checkpoint that flushes the creation of
+        # thousands of tables (and syncs their tens of thousands of files) stalls the
+        # database for seconds, and would otherwise come in the middle of a measurement
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
     return time.perf_counter() - t0

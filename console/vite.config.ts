@@ -25,5 +25,7 @@ export default defineConfig({
     globals: true,
     setupFiles: ["src/test/setup.ts"],
     include: ["src/**/*.test.tsx", "src/**/*.test.ts"],
+    // Upper bounds for a slow, shared CI machine (Ant Design's DOM is large), not measurements.
+    testTimeout: 30_000,
   },
 });

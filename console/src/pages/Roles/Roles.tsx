@@ -44,6 +44,9 @@ export function RolesPage() {
 
   async function save(v: RoleValues) {
     setSaveError(null);
+    // Sent in the catalogue's order, whatever order they were ticked in.
+    const order = new Map((data?.permissionCatalogue ?? []).map((p, i) => [p.key, i]));
+    v = { ...v, permissions: [...v.permissions].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0)) };
     try {
       const result =
         editing === "new"

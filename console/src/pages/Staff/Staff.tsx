@@ -88,7 +88,12 @@ export function StaffPage() {
               title: t("staff.roles"),
               render: (_, m) => m.roles.map((r) => <Tag key={r}>{roleNames.get(r) ?? r}</Tag>),
             },
-            { title: t("staff.status"), dataIndex: "status" },
+            {
+              title: t("staff.status"),
+              dataIndex: "status",
+              render: (status: string) =>
+                status === "active" || status === "disabled" ? t(`staff.status.${status}`) : status,
+            },
             {
               key: "actions",
               render: (_, m) =>

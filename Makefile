@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-anju
 PYTEST_ARGS ?=
 BENCH_SIZE ?= full
 
-.PHONY: run test lint typecheck format bench schema install clean
+.PHONY: run test lint typecheck format bench schema install clean console console-test
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -18,9 +18,32 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+## make console: the web console (console/, Node.js 20.19+) built into console/dist, which the
+## gateway serves at /console/ (and GraphiQL's files). Rebuilt only when a source is newer than
+## the build (make compares their times).
+CONSOLE_SOURCES := $(shell find console/src console/scripts -type f -not -path 'console/src/gql/*' 2>/dev/null) \
+	$(wildcard console/*.html console/*.ts console/package.json) mobile_contracts/schema.graphql
+CONSOLE_BUILD := console/dist/build.json
+CONSOLE_DEPS := console/node_modules/.package-lock.json
+
+$(CONSOLE_DEPS): console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(CONSOLE_BUILD): $(CONSOLE_DEPS) $(CONSOLE_SOURCES)
+	cd console && npm run --silent build
+
+console: $(CONSOLE_BUILD)
+
+## make console-test: the console's component tests (Vitest).
+console-test: $(CONSOLE_DEPS)
+	cd console && npm test --silent
+
 ## make run: embedded PostgreSQL (unless ANJU_DATABASE_URL is set), migrations, demo tenant,
 ## server on http://127.0.0.1:8000/graphql. Ctrl-C stops it; data stays in ./.anju/.
 run: install
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory console; \
+	else echo "make run: no Node.js here, so the console is not (re)built (docs/console.md)"; fi
 	$(BIN)/anju serve --seed-demo
 
 ## make test: lint, format check, type check, the whole suite against a real PostgreSQL
@@ -29,6 +52,8 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@if [ -d console/node_modules ]; then $(MAKE) --no-print-directory console-test; \
+	else echo "make test: console/node_modules is missing, Vitest tests not run (make console)"; fi
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 typecheck: install
@@ -49,4 +74,4 @@ bench: install
 	$(BIN)/python -m bench.run --size $(BENCH_SIZE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info console/dist console/node_modules

@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import health
+from api import console, health
 from api.client import http as client_http
 from api.db import make_engine, server_url
 from api.graphql.schema import build_schema
@@ -157,6 +157,7 @@ def create_app(
         *sales_http.routes(cache, db, kit),
         *health.routes(engine, warmup),
         *media_http.routes(storage),
+        *console.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings

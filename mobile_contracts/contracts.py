@@ -1,9 +1,10 @@
 """The documents each app sends, and the trusted-document manifest made from them.
 
-Every ``<app>/<Operation>.graphql`` file holds one operation. Its id is the SHA-256 of the
-file's text (hex). ``manifest.json`` maps id -> {app, name, document}; ``anju contracts
-manifest`` writes it, a test fails when it is stale, and in production the gateway runs app
-requests only from it (``documentId`` instead of ``query``).
+Every ``<app>/<Operation>.graphql`` file holds one operation (the web console's documents live
+beside its pages: ``console/src/**/<Operation>.graphql``; its client name is ``console``).
+Its id is the SHA-256 of the file's text (hex). ``manifest.json`` maps id -> {app, name,
+document}; ``anju contracts manifest`` writes it, a test fails when it is stale, and in
+production the gateway runs app requests only from it (``documentId`` instead of ``query``).
 
 ``released.graphql`` is the schema the apps in users' hands were built against (``anju
 contracts release`` when an app ships). A change from it that breaks what an app document uses
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).parent
-APPS = ("agent", "owner", "staff")
+APPS = ("agent", "owner", "staff", "console")
 MANIFEST = ROOT / "manifest.json"
+# Where each client's documents are: the apps' here, the web console's beside its pages.
+SOURCES = {app: ROOT / app for app in APPS} | {"console": ROOT.parent / "console" / "src"}
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,15 @@ def document_id(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _paths(app: str) -> list[Path]:
+    if app == "console":  # nested by page; node_modules and the generated code left out
+        found = SOURCES[app].glob("**/*.graphql")
+        return sorted(p for p in found if "node_modules" not in p.parts and "gql" not in p.parts)
+    return sorted(SOURCES[app].glob("*.graphql"))
+
+
 def documents() -> list[Document]:
-    return [
-        Document(app, path.stem, path.read_text())
-        for app in APPS
-        for path in sorted((ROOT / app).glob("*.graphql"))
-    ]
+    return [Document(app, path.stem, path.read_text()) for app in APPS for path in _paths(app)]
 
 
 def manifest_text() -> str:

@@ -24,6 +24,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.schema.base import BaseSchema
 from strawberry.types.unset import UNSET
 
+from api.console import graphiql_page
 from api.graphql.context import Context
 from api.http import Undecodable, error_body, loads
 from api.notify import Senders
@@ -83,6 +84,9 @@ class GraphQLView(GraphQL[Context, None]):
         self.production = production
         self.limiter = limiter
         self.limits = limits
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_page()  # its assets from the gateway, never from a CDN
 
     async def run(self, request, context=UNSET, root_value=UNSET):
         try:

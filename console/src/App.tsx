@@ -1,0 +1,48 @@
+import { BrowserRouter, MemoryRouter, Navigate, Route, Routes } from "react-router-dom";
+import { AuthProvider } from "./auth/Auth";
+import { ConsoleLayout } from "./components/ConsoleLayout";
+import { I18nProvider, type Locale } from "./i18n/I18n";
+import { HomePage } from "./pages/Home/Home";
+import { AcceptInvitationPage } from "./pages/Invite/AcceptInvitationPage";
+import { RolesPage } from "./pages/Roles/Roles";
+import { SessionsPage } from "./pages/Sessions/Sessions";
+import { SignInPage } from "./pages/SignIn/SignIn";
+import { SignUpPage } from "./pages/SignUp/SignUp";
+import { StaffPage } from "./pages/Staff/Staff";
+import { TenantPicker } from "./pages/Tenant/TenantPicker";
+
+export function ConsoleRoutes() {
+  return (
+    <Routes>
+      <Route path="/tenant" element={<TenantPicker />} />
+      <Route path="/sign-in" element={<SignInPage />} />
+      <Route path="/sign-up" element={<SignUpPage />} />
+      <Route path="/invite" element={<AcceptInvitationPage />} />
+      <Route element={<ConsoleLayout />}>
+        <Route index element={<HomePage />} />
+        <Route path="/staff" element={<StaffPage />} />
+        <Route path="/roles" element={<RolesPage />} />
+        <Route path="/sessions" element={<SessionsPage />} />
+      </Route>
+      <Route path="*" element={<Navigate to="/" replace />} />
+    </Routes>
+  );
+}
+
+/** The console as served at /console/ (or, in tests, at `initialPath` in memory). */
+export function App({ initialPath, locale }: { initialPath?: string; locale?: Locale }) {
+  const routes = (
+    <AuthProvider>
+      <ConsoleRoutes />
+    </AuthProvider>
+  );
+  return (
+    <I18nProvider locale={locale}>
+      {initialPath ? (
+        <MemoryRouter initialEntries={[initialPath]}>{routes}</MemoryRouter>
+      ) : (
+        <BrowserRouter basename="/console">{routes}</BrowserRouter>
+      )}
+    </I18nProvider>
+  );
+}

@@ -419,3 +419,33 @@ async def test_an_amendment_is_signed_again_and_supersedes(http, sms, make_tenan
     roots = [pki.platform_ca(settings_for()).cert]
     pdf = (await fetch(http, got["contract"]["signedDocumentUrl"])).content
     assert (await pades.validate(pdf, roots)).ok
+
+
+async def test_no_answer_from_the_timestamp_authority_signs_nothing(
+    live_server_factory, make_tenant, member, engine
+):
+    import socket
+
+    import httpx
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{sock.getsockname()[1]}/tsa"
+    sock.close()  # nothing listens there
+    with live_server_factory(
+        signing_tsa_url=dead, signing_tsa_timeout=2, live_relay_in_process=False
+    ) as server:
+        sms = server.server.config.app.state.sms
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            tenant = await make_tenant()
+            _, agent = await member(tenant, ["agent"])
+            contract, code, unit, _ = await _drawn_and_code(http, sms, tenant, agent)
+            got = await sign(http, tenant.slug, contract["id"], code, contract["documentSha256"])
+            assert got["__typename"] == "ConflictError", got
+            assert "could not be sealed" in got["message"]
+            assert (await one(http, tenant.slug, contract["id"]))["status"] == "DRAFT"
+            assert (await timeline(http, tenant.slug, unit))["status"] == "SUBSCRIBED"
+    [row] = await _rows(engine, tenant, SigningCode)
+    assert row.used_at is None and row.attempts == 0  # the buyer can enter it again
+    kinds = [e.kind for e in await _rows(engine, tenant, SigningEvent)]
+    assert sorted(kinds) == ["code_sent", "drawn"], kinds

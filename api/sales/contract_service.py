@@ -620,10 +620,12 @@ async def sign(
     c.version += 1
     chain = await signing.events(session, subject)
     agent = await session.get(Account, p.account_id)
+    chosen = await repo.template(session, c.template_id) if c.template_id else None
+    title = chosen.title if chosen is not None else document.BUILTIN[c.locale][0]
     cert: JsonObject = {
         "kind": "anju.signing.completion/1",
         "document": {
-            "title": document.BUILTIN[c.locale][0],
+            "title": document.fill(title, {"number": c.number}),
             "number": c.number,
             "revision": c.revision,
             "contract_id": str(c.id),

@@ -153,6 +153,7 @@ async def test_a_contract_is_drawn_signed_sealed_and_verifiable(
     assert buyer["ip"] and buyer["user_agent"] and buyer["consented_at"]
     assert seller["role"] == "seller" and seller["name"] == "安居地产"
     assert cert["document"]["sha256"] == c["documentSha256"]
+    assert cert["document"]["title"] == "商品房买卖合同"
     assert cert["signed_sha256"] == c["signedSha256"]
     assert cert["seal"]["timestamp"] and cert["seal"]["tsa"].endswith("/tsa")
     kinds = [e["kind"] for e in cert["events"]]

@@ -373,6 +373,7 @@ async def create(
     locale = _locale(i.locale, tenant)
     extra = _clauses(i.extra_clauses, "extraClauses")
     note = text(i.note, "note", required=False, max_len=300)
+    chosen = await _template_for(session, i.template_id, locale)
     sub = await visible_subscription(session, p, i.subscription_id, lock=True)
     _deadline_open(sub)
     unit = await units.lock_fresh(session, sub.unit_id)
@@ -383,7 +384,6 @@ async def create(
         raise Conflict("the unit already has a contract", "subscriptionId")
     if unit.status != "subscribed":
         raise Conflict(f"a unit that is {unit.status} cannot be contracted", "subscriptionId")
-    chosen = await _template_for(session, i.template_id, locale)
     now = utcnow()
     today = now.astimezone(tenant.zone).date()
     row = Contract(
@@ -530,10 +530,10 @@ async def sign(
     shown. Refusals come before any write, except a wrong code's attempt (kept: the caller
     runs this with ``attempt(keeps=...)``). Then the seal is applied and everything is
     written: the unit contracted, the subscription contracted, the certificate issued."""
+    c = await _visible(session, p, contract_id, lock=True)
     sha = (document_sha256 or "").strip().lower()
     if len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
         raise ValidationFailed("documentSha256 is 64 hexadecimal digits", "documentSha256")
-    c = await _visible(session, p, contract_id, lock=True)
     sub, unit = await _signable(session, c)
     if sha != c.document_sha256:
         raise ValidationFailed(
@@ -733,6 +733,9 @@ async def amend(
     amendment is signed. One amendment waits at a time."""
     reason = text(i.reason, "reason", required=True, max_len=300)
     c = await _visible(session, p, i.contract_id, lock=True)
+    given = (
+        await _template_for(session, i.template_id, c.locale) if i.template_id is not None else None
+    )
     if c.status not in IN_FORCE:
         raise Conflict(f"a contract that is {c.status} cannot be amended", "contractId")
     if await repo.draft_amendment(session, c.id) is not None:
@@ -741,11 +744,7 @@ async def amend(
     now = utcnow()
     today = now.astimezone(tenant.zone).date()
     extra = _clauses(i.extra_clauses, "extraClauses") if i.extra_clauses is not None else None
-    chosen = (
-        await _template_for(session, i.template_id, c.locale)
-        if i.template_id is not None
-        else (await repo.template(session, c.template_id) if c.template_id else None)
-    )
+    chosen = given or (await repo.template(session, c.template_id) if c.template_id else None)
     row = Contract(
         id=uuid7(),
         number=c.number,

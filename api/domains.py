@@ -20,6 +20,7 @@ DOMAINS: tuple[str, ...] = (
     "recommend",
     "client",
     "payment",
+    "signing",
     "sales",
     "notify",
     "live",

@@ -224,6 +224,16 @@ class Settings(BaseSettings):
     # link can live).
     media_url_key: str = ""
     media_private_url_ttl: int = Field(default=600, ge=10, le=604800)
+    # ---- electronic signing (docs/signing.md): the RFC 3161 timestamp authority sealed
+    # documents are timestamped by (empty: no timestamp, outside production only; production
+    # refuses to seal without one) and how long to wait for it (seconds); the platform CA that
+    # issues tenants' seal certificates, PEM certificate and PEM private key (empty: outside
+    # production a development CA is generated once into <data_dir>/signing-ca.json;
+    # production refuses to seal without one).
+    signing_tsa_url: str = ""
+    signing_tsa_timeout: float = Field(default=10.0, gt=0, le=120)
+    signing_ca_cert: str = ""
+    signing_ca_key: str = ""
 
     @model_validator(mode="after")
     def _worker_timings(self) -> Settings:

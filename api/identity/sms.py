@@ -69,7 +69,7 @@ def _retry(until: datetime, t: datetime) -> int:
 async def check_send_limits(
     session: AsyncSession,
     kit: SecurityKit,
-    model: type[SmsCode] | type[PasswordReset],
+    model: type[SmsCode] | type[PasswordReset] | type[Any],  # any table with created_at and ip
     bidx_column: InstrumentedAttribute[bytes],
     bidx: bytes,
     ip: str,

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -18,9 +19,11 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import JsonObject, TenantBase, utcnow
@@ -142,6 +145,7 @@ class SubscriptionStatus(enum.StrEnum):
     REJECTED = "rejected"  # its discount was refused; the unit stays reserved
     WITHDRAWN = "withdrawn"  # 退房: the unit went back on sale
     EXPIRED = "expired"  # not signed by the deadline, ended by the job (sales.expire_overdue)
+    CONTRACTED = "contracted"  # its contract was signed (the unit is contracted)
 
 
 class RequestKind(enum.StrEnum):
@@ -291,3 +295,153 @@ watch(
     subscription_payload,
     on_new=True,
 )
+
+
+# ---------------------------------------------------------------- contracts (签约)
+
+
+class ContractStatus(enum.StrEnum):
+    DRAFT = "draft"  # drawn, its document hashed; waits for the buyer's signature
+    SIGNED = "signed"  # signed by the buyer (SMS code, consent to the hash), sealed (PAdES)
+    REGISTERED = "registered"  # 网签备案 recorded with the housing authority's number
+    SUPERSEDED = "superseded"  # an amendment was signed in its place
+    CANCELED = (
+        "canceled"  # 解约 / 撤销: the unit went back on sale (signed ones), or a draft dropped
+    )
+
+
+CONTRACT_STATUSES = tuple(s.value for s in ContractStatus)
+OPEN_CONTRACT = ("draft", "signed", "registered")  # those that hold their unit
+IN_FORCE = ("signed", "registered")
+
+
+class ContractTemplate(TenantBase):
+    """A tenant's contract template in one locale: a title and clauses (text blocks with
+    named ``{placeholders}``, filled from the contract's facts, never evaluated). The default
+    template of a locale is used when a contract names none; without one, the built-in
+    template (``api/sales/contract_document.py``)."""
+
+    __tablename__ = "contract_template"
+    __table_args__ = (
+        CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
+        UniqueConstraint("locale", "name"),
+        Index(
+            "ux_contract_template_default",
+            "locale",
+            unique=True,
+            postgresql_where="is_default",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    locale: Mapped[str] = mapped_column(String(5), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    clauses: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+class Contract(TenantBase):
+    """A sale contract (商品房买卖合同) drawn from an active subscription: its document (PDF,
+    stored privately, its SHA-256 kept) is what the buyer consents to; signing seals it
+    (PAdES) and moves the unit to ``contracted``. An amendment is a new contract (``revision``
+    + 1, ``amends_id``) signed again; when signed, the one it amends is superseded."""
+
+    __tablename__ = "contract"
+    __table_args__ = (
+        CheckConstraint(_in("status", CONTRACT_STATUSES), name="status"),
+        CheckConstraint("price > 0", name="price"),
+        CheckConstraint("revision > 0", name="revision"),
+        CheckConstraint(
+            "(status IN ('signed', 'registered', 'superseded')) <= (signed_at IS NOT NULL)",
+            name="signed",
+        ),
+        CheckConstraint(
+            "(status = 'registered') <= (registration_number IS NOT NULL)", name="registered"
+        ),
+        CheckConstraint("(status = 'canceled') = (canceled_at IS NOT NULL)", name="canceled"),
+        # One contract in force per unit, one draft per subscription (the service says
+        # CONFLICT first, under the subscription's row lock).
+        Index(
+            "ux_contract_unit_in_force",
+            "unit_id",
+            unique=True,
+            postgresql_where="status IN ('signed', 'registered')",
+        ),
+        Index(
+            "ux_contract_draft_subscription",
+            "subscription_id",
+            unique=True,
+            postgresql_where="status = 'draft'",
+        ),
+        UniqueConstraint("number", "revision"),
+        Index("ix_contract_unit", "unit_id"),
+        Index("ix_contract_client", "client_id"),
+        Index("ix_contract_project_status", "project_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid7)
+    number: Mapped[str] = mapped_column(String(32), nullable=False)  # kept by amendments
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    amends_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subscription.id", ondelete="CASCADE"), nullable=False
+    )
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), nullable=False
+    )
+    unit_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), nullable=False
+    )
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("client.id", ondelete="CASCADE"), nullable=False
+    )
+    agent_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)  # who drew it
+    template_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # None: the built-in one
+    locale: Mapped[str] = mapped_column(String(5), nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="draft")
+    price: Mapped[int] = mapped_column(BigInteger, nullable=False)  # minor units
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    # [{"label": str, "amount": int (minor units), "due": "YYYY-MM-DD"}], summing to price
+    payment_plan: Mapped[list[JsonObject]] = mapped_column(JSONB, nullable=False)
+    extra_clauses: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, default=list)
+    note: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    document_key: Mapped[str] = mapped_column(String(300), nullable=False)
+    document_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    signed_key: Mapped[str | None] = mapped_column(String(300))
+    signed_sha256: Mapped[str | None] = mapped_column(String(64))
+    certificate_key: Mapped[str | None] = mapped_column(String(300))
+    certificate: Mapped[JsonObject | None] = mapped_column(JSONB)
+    signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    registration_number: Mapped[str | None] = mapped_column(String(64))
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+def contract_payload(c: Contract) -> JsonObject:
+    """A contract's live event: enough for a sales board to patch its row."""
+    return {
+        "contract_id": str(c.id),
+        "number": c.number,
+        "revision": c.revision,
+        "project_id": str(c.project_id),
+        "unit_id": str(c.unit_id),
+        "client_id": str(c.client_id),
+        "status": c.status,
+        "price": c.price,
+        "currency": c.currency,
+        "version": c.version,
+    }
+
+
+watch(Contract, "contract", {"status": "status"}, contract_payload, on_new=True)

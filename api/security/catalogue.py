@@ -46,6 +46,15 @@ PERMISSIONS: dict[str, str] = {
     "company's limit (not one's own)",
     "sales.subscription.extend": "Approve or reject more days to sign a subscription's contract "
     "(not one's own request)",
+    "sales.contract.read": "Read sale contracts (签约) of clients within the data scope, their "
+    "documents, signed copies and completion certificates",
+    "sales.contract.write": "Draw contracts from active subscriptions, amend them, and have the "
+    "buyer sign (send the buyer's SMS code, sign with it)",
+    "sales.contract.register": "Record a signed contract's registration with the housing "
+    "authority (网签备案)",
+    "sales.contract.cancel": "Cancel contracts with a reason (a signed one puts the unit back on "
+    "sale)",
+    "sales.contract.template": "Create and change the company's contract templates",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -106,6 +115,10 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.subscription.write",
                 "sales.subscription.approve_discount",
                 "sales.subscription.extend",
+                "sales.contract.read",
+                "sales.contract.write",
+                "sales.contract.register",
+                "sales.contract.cancel",
             }
         ),
         "scope": "team",
@@ -125,6 +138,8 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.pledge.write",
                 "sales.subscription.read",
                 "sales.subscription.write",
+                "sales.contract.read",
+                "sales.contract.write",
             }
         ),
         "scope": "own",
@@ -140,6 +155,7 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "graphql.adhoc",
                 "bill.manage",
                 "sales.subscription.read",
+                "sales.contract.read",
             }
         ),
         "scope": "all",

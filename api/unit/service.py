@@ -376,6 +376,10 @@ async def change_status(
             "the unit's subscription holds it: withdraw the subscription or change its unit",
             "status",
         )
+    if to == "available" and await _held_by_contract(session, unit.id):
+        raise Conflict(
+            "the unit's contract holds it: only canceling the contract frees it", "status"
+        )
     session.add(_set_status(unit, to, actor_id, now, reason=reason))
     await session.flush()
     return unit
@@ -387,6 +391,14 @@ async def _held_by_subscription(session: AsyncSession, unit_id: uuid.UUID) -> bo
     from api.sales import subscription_repository as sales
 
     return await sales.open_subscription_id(session, unit_id) is not None
+
+
+async def _held_by_contract(session: AsyncSession, unit_id: uuid.UUID) -> bool:
+    """Whether a contract in force (api/sales) holds the unit: only its cancellation puts
+    the unit back on sale."""
+    from api.sales import contract_repository as contracts
+
+    return await contracts.open_contract_id(session, unit_id) is not None
 
 
 async def lock_fresh(session: AsyncSession, unit_id: uuid.UUID) -> Unit:

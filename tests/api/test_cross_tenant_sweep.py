@@ -100,6 +100,7 @@ KIND_BY_ARG = {
     "unitIds": "unit",
     "listingIds": "listing",
     "requestId": "subscription_request",
+    "templateId": "contract_template",
 }
 KIND_BY_FIELD = {
     "project": "project",
@@ -116,6 +117,7 @@ KIND_BY_FIELD = {
     "decidePriceAdjustment": "price_adjustment",
     "pledge": "pledge",
     "salesSubscription": "subscription",
+    "salesContract": "contract",
 }
 
 # Strings some arguments need to be valid (by argument name); others get "x".
@@ -410,6 +412,13 @@ async def populate(http, engine, tenant) -> dict[str, str]:
         days=2,
         reason=tag,
     )
+    await _ok(
+        http,
+        slug,
+        "saveContractTemplate",
+        input={"locale": "zh-CN", "name": tag, "title": tag, "clauses": [tag]},
+    )
+    await _ok(http, slug, "createContract", input={"subscriptionId": sub["subscription"]["id"]})
     await _ok(http, slug, "createCalendarFeed")
     async with TenantDatabase(engine).session(tenant) as session:  # no Stripe in this module
         from api.payment.models import Payment

@@ -500,6 +500,10 @@ ORDER = [
     "RequestSubscriptionExtension",
     "ChangeSubscriptionUnit",
     "WithdrawSubscription",
+    "CreateContract",
+    "SalesContract",
+    "RequestContractSigningCode",
+    "SignContract",
     "MyDay",
     "ClientPool",
     "MyLeadOffers",
@@ -572,6 +576,11 @@ async def test_every_document_of_every_app_runs(
                     await _another_unit(client, app, s)
                 elif name == "SalesSubscription":
                     await _agreement(client, data["salesSubscription"])
+                elif name == "WithdrawSubscription":
+                    await _subscribed_again(client, app, s)
+                elif name == "RequestContractSigningCode":
+                    message = sms.last_to(CLIENT_PHONE).text
+                    s["signingCode"] = re.search(r"(?:验证码|code is) (\d{6})", message).group(1)
             ran.add((app, name))
         listing = {"listing": s["listing"]} if "listing" in s else listing
     assert ran == docs
@@ -681,6 +690,15 @@ def _variables(name: str, app: str, s: dict) -> dict:
             }
         },
         "WithdrawSubscription": {"subscriptionId": s.get("subscription"), "reason": "no loan"},
+        # The unit subscribed again after the withdrawal: its contract, signed by the buyer.
+        "CreateContract": {"input": {"subscriptionId": s.get("subscription"), "locale": "zh-CN"}},
+        "SalesContract": {"id": s.get("contract")},
+        "RequestContractSigningCode": {"contractId": s.get("contract")},
+        "SignContract": {
+            "contractId": s.get("contract"),
+            "code": s.get("signingCode"),
+            "documentSha256": s.get("contractSha"),
+        },
         "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
         "TrackActivity": {
@@ -790,6 +808,18 @@ def _remember(name: str, data: dict, s: dict) -> None:
         gone = data["withdrawSubscription"]
         assert gone["subscription"]["status"] == "WITHDRAWN", data
         assert gone["refunded"]["minorUnits"] == 0, data  # reserved without a deposit
+    elif name == "CreateContract":
+        contract = data["createContract"]["contract"]
+        assert (contract["status"], contract["revision"]) == ("DRAFT", 1), data
+        s["contract"], s["contractSha"] = contract["id"], contract["documentSha256"]
+    elif name == "SalesContract":
+        assert data["salesContract"]["documentSha256"] == s["contractSha"], data
+    elif name == "RequestContractSigningCode":
+        sent = data["requestContractSigningCode"]
+        assert sent["documentSha256"] == s["contractSha"], data
+    elif name == "SignContract":
+        signed = data["signContract"]["contract"]
+        assert signed["status"] == "SIGNED" and signed["signedDocumentUrl"], data
     elif name == "ClaimClient":
         assert data["claimClient"]["client"]["assignments"][-1]["reason"] == "claimed", data
     for value in data.values():  # a typed error is a failed run
@@ -851,6 +881,21 @@ async def _another_unit(client, app: str, s: dict) -> None:
     }
     edges = (await run(client, app, "SearchUnits", variables, s["token"]))["units"]["edges"]
     s["unit4"] = next(e["node"]["id"] for e in edges if e["node"]["id"] != s["unit2"])
+
+
+CLIENT_PHONE = "+8613912340005"  # the agent app's client (CreateClient: 1391234 + len(app))
+
+
+async def _subscribed_again(client, app: str, s: dict) -> None:
+    """The withdrawn subscription's unit reserved and subscribed again for the client (the
+    app's own documents), for the contract documents that follow."""
+    got = await run(client, app, "ReserveUnit", {"unitId": s["unit4"]}, s["token"])
+    assert got["reserveUnit"]["__typename"] == "UnitPayload", got
+    variables = {"input": {"unitId": s["unit4"], "clientId": s["client"]}}
+    got = await run(client, app, "SubscribeUnit", variables, s["token"])
+    sub = got["subscribeUnit"]["subscription"]
+    assert sub["status"] == "ACTIVE", got
+    s["subscription"] = sub["id"]
 
 
 async def _agreement(client, sub: dict) -> None:

@@ -250,7 +250,7 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
 ):
     """Values written through the real code paths (an account's phone and email, its TOTP
     secret, a client's phone, other phones and ID number, a listing's seller phone, what an
-    invitation's inviter typed) under the
+    invitation's inviter typed, the tenant's seal key) under the
     old key; rotation; then a gateway that knows only the new key reads every one back. Every
     bytea column of the database that is not a digest is checked, registered or not."""
     from api.app import create_app
@@ -324,6 +324,7 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
             secret = res["data"]["enrollTotp"]["secret"]
     finally:
         server.stop()
+    await seal_a_document(rot_engine, kit_old, tenant)  # the tenant's seal key, made now
 
     schemas = ["shared", tenant.schema_name]
     columns = await bytea_columns(rot_engine, schemas)
@@ -363,6 +364,31 @@ async def test_every_ciphertext_column_is_rotated_and_readable_without_the_old_k
             assert res["data"]["confirmTotp"] == {"__typename": "TotpStatus", "enabled": True}
     finally:
         server.stop()
+    await seal_a_document(rot_engine, kit_new, tenant)  # the seal key read under the new key
+
+
+async def seal_a_document(engine, kit, tenant) -> None:
+    """Seal a small PDF with the tenant's seal (api/signing: its key is made on first use and
+    decrypted for each seal) and check the result validates."""
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    from api.signing import pades, pki
+    from api.signing.provider import LocalCaProvider
+    from tenants.sessions import TenantDatabase
+
+    out = io.BytesIO()
+    page = canvas.Canvas(out, invariant=True)
+    page.drawString(100, 700, "rotation")
+    page.showPage()
+    page.save()
+    async with TenantDatabase(engine).session(tenant) as session:
+        sealed = await LocalCaProvider(kit).seal(
+            session, tenant, out.getvalue(), reason="rotation", location="test"
+        )
+        await session.commit()
+    assert (await pades.validate(sealed.pdf, [pki.platform_ca(kit.settings).cert])).ok
 
 
 def test_a_ciphertext_column_without_the_mark_fails_the_check():

@@ -1,0 +1,1 @@
+"""Electronic signing (docs/signing.md): seals, one-time codes, hash-chained events."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 import zipfile
 
@@ -145,8 +146,10 @@ def _declared_huge_xlsx() -> bytes:
         for info in src.infolist():
             body = src.read(info)
             if info.filename == "xl/worksheets/sheet1.xml":
-                body = body.replace(
-                    b'<dimension ref="A1:K2" />', b'<dimension ref="A1:XFD1048576" />'
+                # openpyxl writes `<dimension ref="A1:K2" />`, or without the space when
+                # lxml is installed (pyHanko brings it)
+                body = re.sub(
+                    rb'<dimension ref="A1:K2"\s*/>', b'<dimension ref="A1:XFD1048576"/>', body
                 )
                 assert b"XFD1048576" in body
             z.writestr(info, body)

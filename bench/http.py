@@ -74,6 +74,30 @@ def _units(project_id, building_id, rng: random.Random) -> list[tuple]:
     return out
 
 
+async def seed_inventory(
+    conn: asyncpg.Connection, schema: str, i: int, rng: random.Random
+) -> list[tuple]:
+    """Tenant ``i``'s project, building and 100 units (COPY) in ``schema``; the unit rows."""
+    pid, bid = uuid7(), uuid7()
+    await conn.execute(
+        f'INSERT INTO "{schema}".project (id, name, city, district, address) '
+        "VALUES ($1, $2, 'Shanghai', 'Pudong', '')",
+        pid,
+        f"Project {i}",
+    )
+    await conn.execute(
+        f'INSERT INTO "{schema}".building (id, project_id, name, floors) '
+        "VALUES ($1, $2, '1', 25)",
+        bid,
+        pid,
+    )
+    units = _units(pid, bid, rng)
+    await conn.copy_records_to_table(
+        "unit", schema_name=schema, columns=UNIT_COLUMNS, records=units
+    )
+    return units
+
+
 async def _setup(settings: Settings, url, n_tenants: int) -> list[dict]:
     await ensure_database(url, recreate=True)
     engine = make_engine(url, settings)
@@ -87,23 +111,7 @@ async def _setup(settings: Settings, url, n_tenants: int) -> list[dict]:
         t, token = await tenant_with_admin(
             engine, db, kit, f"bench-{i:05d}", f"Bench {i}", f"b{i}@bench.example.com"
         )
-        pid, bid = uuid7(), uuid7()
-        await conn.execute(
-            f'INSERT INTO "{t.schema_name}".project (id, name, city, district, address) '
-            "VALUES ($1, $2, 'Shanghai', 'Pudong', '')",
-            pid,
-            f"Project {i}",
-        )
-        await conn.execute(
-            f'INSERT INTO "{t.schema_name}".building (id, project_id, name, floors) '
-            "VALUES ($1, $2, '1', 25)",
-            bid,
-            pid,
-        )
-        units = _units(pid, bid, rng)
-        await conn.copy_records_to_table(
-            "unit", schema_name=t.schema_name, columns=UNIT_COLUMNS, records=units
-        )
+        units = await seed_inventory(conn, t.schema_name, i, rng)
         # As autovacuum would leave it, now rather than during a measurement: statistics,
         # hint bits and the visibility map of the new rows.
         await conn.execute(f'VACUUM (ANALYZE) "{t.schema_name}".unit')

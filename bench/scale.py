@@ -53,9 +53,9 @@ from api.domains import load_models
 from api.ids import uuid7
 from api.security.kit import build_kit
 from api.settings import Settings
-from bench.http import _by_id_requests, _units, server_env, start, stop
+from bench.http import _by_id_requests, seed_inventory, server_env, start, stop
 from bench.load import measure
-from bench.seed import UNIT_COLUMNS, tenant_with_admin
+from bench.seed import tenant_with_admin
 from tenants.migrate import head, migrate_tenants, upgrade_shared
 from tenants.provisioning import drop_tenant
 from tenants.sessions import TenantDatabase
@@ -448,23 +448,7 @@ async def _seed_part(
                     email = f"b{i}-{uuid7().hex[-8:]}@bench.example.com"
                     t, _ = await tenant_with_admin(engine, db, kit, _slug(i), f"Bench {i}", email)
                     schema = t.schema_name
-                pid, bid = uuid7(), uuid7()
-                await conn.execute(
-                    f'INSERT INTO "{schema}".project (id, name, city, district, address) '
-                    "VALUES ($1, $2, 'Shanghai', 'Pudong', '')",
-                    pid,
-                    f"Project {i}",
-                )
-                await conn.execute(
-                    f'INSERT INTO "{schema}".building (id, project_id, name, floors) '
-                    "VALUES ($1, $2, '1', 25)",
-                    bid,
-                    pid,
-                )
-                units = _units(pid, bid, random.Random(11 + i))
-                await conn.copy_records_to_table(
-                    "unit", schema_name=schema, columns=UNIT_COLUMNS, records=units
-                )
+                await seed_inventory(conn, schema, i, random.Random(11 + i))
                 fresh.append(schema)
                 if len(fresh) == VACUUM_EVERY:
                     await _vacuum_units(conn, fresh)

@@ -4,11 +4,12 @@ before the process says it is ready.
 A backend pays for a tenant schema the first time it plans a statement on one of its tables
 (relation and index cache entries, ~0.5-2 ms of CPU and ~100 KiB for ``unit``). With lanes
 (tenants/routing.py) the tenants a connection will serve are known at start: the tenants whose
-home lane it belongs to. So the gateway opens every lane connection at start and, on each, plans
-one empty read (``SELECT * FROM <schema>.<table> LIMIT 0``) of every ``ANJU_DB_WARM_TABLES``
-table of each home tenant, many tenants per round trip. Until that is done ``/readyz`` answers
-503 ``warming`` (liveness is unaffected), so a load balancer sends traffic to warm backends
-only; the process serves whatever reaches it meanwhile.
+home lane it belongs to. So the gateway opens every lane connection at start and deals the
+lane's home tenants among them (each tenant on one connection, the one its sessions prefer
+afterwards); on each connection it plans one empty read (``SELECT * FROM <schema>.<table> LIMIT
+0``) of every ``ANJU_DB_WARM_TABLES`` table of each of its tenants, many tenants per round trip.
+Until that is done ``/readyz`` answers 503 ``warming`` (liveness is unaffected), so a load
+balancer sends traffic to warm backends only; the process serves whatever reaches it meanwhile.
 
 Bounds: a connection warms at most three quarters of ``ANJU_DB_MAX_SCHEMAS_PER_CONNECTION``
 tenants (the rest of its budget is for tenants that borrow its lane), tables a tenant does not
@@ -87,10 +88,12 @@ async def _existing(
 
 async def _warm_lane(engine: AsyncEngine, size: int, statements: list[tuple[str, str]]) -> int:
     """Open the ``size`` connections of a lane together (so each is a different backend) and
-    run ``statements`` ((schema, SQL) pairs) on each. Returns the pairs warmed."""
+    deal ``statements`` ((schema, SQL) pairs, one per tenant) among them: each tenant is warmed
+    on one connection, the one its sessions will then prefer (tenants/routing.py). Returns the
+    pairs warmed."""
     gate = asyncio.Barrier(size)
 
-    async def one() -> int:
+    async def one(statements: list[tuple[str, str]]) -> int:
         async with engine.connect() as conn:
             await gate.wait()  # every connection checked out: none is drawn twice
             raw = await conn.get_raw_connection()
@@ -103,7 +106,7 @@ async def _warm_lane(engine: AsyncEngine, size: int, statements: list[tuple[str,
             seen.update(schema for schema, _ in statements)
             return len(statements)
 
-    return sum(await asyncio.gather(*(one() for _ in range(size))))
+    return sum(await asyncio.gather(*(one(statements[k::size]) for k in range(size))))
 
 
 async def warm(
@@ -128,9 +131,9 @@ async def warm(
             for lane, homes in enumerate(home_tenants(lanes, schemas)):
                 statements = [
                     (s, "".join(f'SELECT * FROM "{s}"."{t}" LIMIT 0;' for t in have[s]))
-                    for s in homes[:cap]
+                    for s in homes
                     if s in have
-                ]
+                ][: cap * lanes.plan.sizes[lane]]
                 if statements:
                     size = lanes.plan.sizes[lane]
                     warmup.connections += size

@@ -420,3 +420,28 @@ async def test_disposing_a_lane_serves_its_waiters_and_starts_a_clean_pool(db_ur
         await asyncio.gather(holder, waiter)
         await greenlet_spawn(old.dispose)  # the old pool's idle connection
         assert lanes.stats.waited == 1
+
+
+async def test_a_tenant_returns_to_the_connection_of_its_lane_that_knows_it(db_url, settings):
+    # One lane of two connections: with both idle, each tenant is served by the backend that
+    # served it before (not by the most recently used one), and a new tenant goes to the
+    # backend that knows fewer tenants, so each backend learns half of the lane's tenants.
+    async with lanes_of(db_url, settings, (2,), reach=1) as lanes:
+        db = TenantDatabase(lanes.engines[0], lanes)
+        a, b = fake_tenant(0), fake_tenant(1)
+        hold = asyncio.Event()
+        first = [asyncio.create_task(backend_of(db, t, hold)) for t in (a, b)]
+        await asyncio.sleep(0.3)  # both connections open, one tenant on each
+        hold.set()
+        home = dict(zip(("a", "b"), await asyncio.gather(*first), strict=True))
+        assert home["a"] != home["b"]
+        done = asyncio.Event()
+        done.set()
+        for _ in range(3):
+            assert await backend_of(db, a, done) == home["a"]
+            assert await backend_of(db, b, done) == home["b"]
+        # two new tenants, one after the other: one on each backend
+        new = {await backend_of(db, fake_tenant(i), done) for i in (2, 3)}
+        assert new == set(home.values())
+    assert lanes.stats.most_schemas == 2
+    assert lanes.stats.cold == 2  # the two new tenants; every later checkout found its backend

@@ -1,5 +1,6 @@
 """The payment domain's HTTP routes: Stripe's webhook (``api/payment/webhook.py`` says what it
-answers) and receipts as PDF at their signed, expiring URL (``api/payment/receipts.py``)."""
+answers) and receipts as PDF at their signed, expiring URL (``api/payment/receipts.py``,
+``api/pdflink.py``)."""
 
 from __future__ import annotations
 
@@ -27,31 +28,6 @@ def webhook_endpoint(engine: AsyncEngine, settings: Settings) -> Endpoint:
     return stripe_webhook
 
 
-def receipt_endpoint(cache: TenantCache, db: TenantDatabase, kit: SecurityKit) -> Endpoint:
-    async def receipt_pdf(request: Request) -> Response:
-        """A receipt's PDF; the signed, expiring query string is the credential."""
-        tenant = await cache.get(request.path_params["tenant"])
-        receipt_id, q = request.path_params["receipt"], request.query_params
-        locale = q.get("locale", "")
-        if (
-            tenant is None
-            or not tenant.active
-            or not receipts.valid(
-                kit, tenant.id, receipt_id, locale, q.get("exp", ""), q.get("sig", "")
-            )
-        ):
-            return Response("not found", status_code=404)
-        async with db.session(tenant) as session:
-            body = await receipts.pdf_of(session, tenant, receipt_id, locale)
-        if body is None:
-            return Response("not found", status_code=404)
-        return Response(
-            body, media_type="application/pdf", headers={"Cache-Control": "private, max-age=300"}
-        )
-
-    return receipt_pdf
-
-
 def routes(
     engine: AsyncEngine,
     settings: Settings,
@@ -61,5 +37,5 @@ def routes(
 ) -> list[Route]:
     return [
         Route(WEBHOOK_PATH, webhook_endpoint(engine, settings), methods=["POST"]),
-        Route("/receipts/{tenant}/{receipt}.pdf", receipt_endpoint(cache, db, kit)),
+        receipts.LINK.route(cache, db, kit),
     ]

@@ -7,10 +7,7 @@ download it in a browser or a PDF viewer)."""
 
 from __future__ import annotations
 
-import base64
-import hmac
 import io
-import time
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -18,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 from api.money import format_money
 from api.notify.templates import locale_of
+from api.pdflink import PdfLink
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from api.security.kit import SecurityKit
     from tenants.registry import TenantInfo
 
 TTL = 15 * 60
@@ -119,39 +116,6 @@ def render(
     return out.getvalue()
 
 
-def signature(kit: SecurityKit, tenant_id: str, receipt_id: str, locale: str, exp: int) -> str:
-    digest = kit.blind_index.digest(
-        f"{receipt_id}|{locale}|{exp}", scope=str(tenant_id), column="receipt_url"
-    )
-    return base64.urlsafe_b64encode(digest[:18]).decode()
-
-
-def url(
-    base: str,
-    kit: SecurityKit,
-    tenant: TenantInfo,
-    receipt_id: uuid.UUID,
-    locale: str,
-    now: float | None = None,
-) -> str:
-    locale = locale_of(locale)
-    exp = int((now or time.time()) + TTL)
-    sig = signature(kit, tenant.id, str(receipt_id), locale, exp)
-    return f"{base}/receipts/{tenant.slug}/{receipt_id}.pdf?locale={locale}&exp={exp}&sig={sig}"
-
-
-def valid(
-    kit: SecurityKit, tenant_id: str, receipt_id: str, locale: str, exp: str, sig: str
-) -> bool:
-    try:
-        expires = int(exp)
-    except ValueError:
-        return False
-    if expires < time.time() or locale not in LABELS:
-        return False
-    return hmac.compare_digest(signature(kit, tenant_id, receipt_id, locale, expires), sig)
-
-
 async def pdf_of(
     session: AsyncSession, tenant: TenantInfo, receipt_id: str, locale: str
 ) -> bytes | None:
@@ -182,3 +146,14 @@ async def pdf_of(
         locale=locale,
         zone=tenant.zone,
     )
+
+
+# Served at /receipts/<tenant>/<receipt id>.pdf; cacheable a while: a receipt never changes.
+LINK = PdfLink(
+    kind="receipts",
+    column="receipt_url",
+    locales=LABELS,
+    ttl=TTL,
+    render=pdf_of,
+    cache_control="private, max-age=300",
+)

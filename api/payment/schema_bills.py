@@ -46,7 +46,9 @@ class Receipt:
     def pdf_url(self, info: strawberry.Info, locale: str | None = None) -> str:
         ctx = info.context
         base = str(ctx.request.base_url).rstrip("/")
-        return receipts.url(base, ctx.kit, ctx.tenant, self.row.id, locale or ctx.tenant.locale)
+        return receipts.LINK.url(
+            base, ctx.kit, ctx.tenant, self.row.id, locale or ctx.tenant.locale
+        )
 
 
 @strawberry.type(description="A fee an owner or client owes.")

@@ -10,10 +10,7 @@ prices to the cent and the signing deadline in the tenant's time zone."""
 
 from __future__ import annotations
 
-import base64
-import hmac
 import io
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 from api.money import format_money
 from api.notify.templates import locale_of
+from api.pdflink import PdfLink
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from api.security.kit import SecurityKit
     from tenants.registry import TenantInfo
 
 TTL = 15 * 60
@@ -162,37 +159,6 @@ def render(f: Facts, *, locale: str, zone: ZoneInfo) -> bytes:
     return out.getvalue()
 
 
-def signature(kit: SecurityKit, tenant_id: str, sub_id: str, locale: str, exp: int) -> str:
-    digest = kit.blind_index.digest(
-        f"{sub_id}|{locale}|{exp}", scope=str(tenant_id), column="agreement_url"
-    )
-    return base64.urlsafe_b64encode(digest[:18]).decode()
-
-
-def url(
-    base: str,
-    kit: SecurityKit,
-    tenant: TenantInfo,
-    sub_id: uuid.UUID,
-    locale: str,
-    now: float | None = None,
-) -> str:
-    locale = locale_of(locale)
-    exp = int((now or time.time()) + TTL)
-    sig = signature(kit, tenant.id, str(sub_id), locale, exp)
-    return f"{base}/agreements/{tenant.slug}/{sub_id}.pdf?locale={locale}&exp={exp}&sig={sig}"
-
-
-def valid(kit: SecurityKit, tenant_id: str, sub_id: str, locale: str, exp: str, sig: str) -> bool:
-    try:
-        expires = int(exp)
-    except ValueError:
-        return False
-    if expires < time.time() or locale not in LABELS:
-        return False
-    return hmac.compare_digest(signature(kit, tenant_id, sub_id, locale, expires), sig)
-
-
 def number_of(sub_id: uuid.UUID) -> str:
     """The agreement's number: the subscription id's last 12 hex digits, upper case."""
     return sub_id.hex[-12:].upper()
@@ -246,3 +212,7 @@ async def pdf_of(
         sign_deadline=sub.sign_deadline,
     )
     return render(facts, locale=locale, zone=tenant.zone)
+
+
+# Served at /agreements/<tenant>/<subscription id>.pdf; drawn anew at each download.
+LINK = PdfLink(kind="agreements", column="agreement_url", locales=LABELS, ttl=TTL, render=pdf_of)

@@ -199,7 +199,9 @@ class SalesSubscription(Node):
             return None
         ctx = info.context
         base = str(ctx.request.base_url).rstrip("/")
-        return agreement.url(base, ctx.kit, ctx.tenant, self.row_id, locale or ctx.tenant.locale)
+        return agreement.LINK.url(
+            base, ctx.kit, ctx.tenant, self.row_id, locale or ctx.tenant.locale
+        )
 
 
 @strawberry.type

@@ -4,9 +4,11 @@ loopback, with boto3 doing the real calls)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import socket
+import threading
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import boto3
@@ -123,20 +125,35 @@ async def test_bomb_video_and_permissions(client, make_tenant, member):
     assert res["__typename"] == "NotFoundError"  # another tenant's unit does not exist here
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def moto_s3() -> Iterator[str]:
+    """moto's S3 on a loopback port, one request at a time; yields its endpoint.
+
+    moto's ``ThreadedMotoServer`` serves each request on a thread of its own, but moto's
+    in-memory backends are not thread-safe: the gateway stores a photo and its thumbnail at
+    once, and one run in a few dozen failed with ``dictionary changed size during iteration``
+    inside moto. A server that handles one connection after the other (HTTP/1.0, so no
+    kept-alive connection holds it) cannot race."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=False, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join(10)
 
 
 async def test_s3_backend_end_to_end(make_tenant, live_server_factory):
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    s3.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
+    with moto_s3() as endpoint:
         creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
         admin = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
         admin.create_bucket(Bucket="anju-media")
@@ -200,5 +217,3 @@ async def test_s3_backend_end_to_end(make_tenant, live_server_factory):
                 assert res["data"]["deleteMedia"]["__typename"] == "DeleteMediaPayload"
                 listed = admin.list_objects_v2(Bucket="anju-media")
                 assert listed.get("KeyCount", 0) == 0  # photo and thumbnail deleted
-    finally:
-        s3.stop()

@@ -269,7 +269,7 @@ def make_engine(url: URL, settings: Settings, **overrides: Any) -> AsyncEngine:
         )
     kwargs.update(overrides)
     url = url.update_query_dict(
-        {"prepared_statement_cache_size": str(settings.db_statement_cache_size)}
+        {"prepared_statement_cache_size": str(settings.statement_cache_size)}
     )
     engine = create_async_engine(url, **kwargs)
     if settings.tenant_schema_guard_on:

@@ -267,7 +267,7 @@ async def _memory(url, settings: Settings, tenants: list[TenantInfo]) -> dict:
         f"up to {settings.db_pool_size}+{settings.db_max_overflow} connections a process, each "
         f"replaced after ANJU_DB_POOL_RECYCLE={settings.db_pool_recycle} s (a new backend "
         f"starts at the fresh size); prepared statements a connection: an LRU of "
-        f"ANJU_DB_STATEMENT_CACHE_SIZE={settings.db_statement_cache_size}, pruned back to that "
+        f"ANJU_DB_STATEMENT_CACHE_SIZE={settings.statement_cache_size}, pruned back to that "
         f"once it holds half as many again; recycling bounds a "
         f"connection's age, not the tenants it reaches meanwhile: with {n} tenants up to "
         f"{conns} x {g_after['total'] / MIB:.0f} MiB = {conns * g_after['total'] / MIB:.0f} MiB "

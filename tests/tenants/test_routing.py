@@ -445,3 +445,13 @@ async def test_a_tenant_returns_to_the_connection_of_its_lane_that_knows_it(db_u
         assert new == set(home.values())
     assert lanes.stats.most_schemas == 2
     assert lanes.stats.cold == 2  # the two new tenants; every later checkout found its backend
+
+
+def test_the_statement_cache_grows_with_the_schema_budget():
+    # A statement's text names its tenant's schema: a connection that may serve more schemas
+    # needs room for more statements, unless the operator sized the cache.
+    assert Settings(env="test").statement_cache_size == 2000
+    assert Settings(env="test", db_max_schemas_per_connection=1500).statement_cache_size == 6000
+    assert Settings(env="test", db_max_schemas_per_connection=10).statement_cache_size == 1024
+    fixed = Settings(env="test", db_max_schemas_per_connection=1500, db_statement_cache_size=64)
+    assert fixed.statement_cache_size == 64

@@ -764,7 +764,7 @@ class Mutation:
         "official calendar; null removes the declaration. Plans saved afterwards use it.",
     )
     async def declare_workday(
-        self, info: strawberry.Info, day: date, working: bool | None, note: str = ""
+        self, info: strawberry.Info, day: date, working: bool | None = None, note: str = ""
     ) -> WorkdayResult:
         ctx = info.context
 

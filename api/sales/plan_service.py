@@ -969,9 +969,15 @@ async def disburse(
     reference = text(reference, "reference", required=False, max_len=64)
     key = _key(idempotency_key)
     case, _ = await _case(session, p, case_id)
-    c = await _in_force(session, p, case.contract_id)
-    if case.contract_id != c.id:  # (a case follows its number; the revision may be newer)
-        pass
+    # The revision in force of the case's contract (an amendment may have been signed since
+    # the case was opened), locked: it serialises the contract's collections.
+    c = await session.scalar(
+        select(Contract)
+        .where(Contract.number == case.number, Contract.status.in_(IN_FORCE))
+        .with_for_update()
+    )
+    if c is None:
+        raise Conflict("the case's contract is no longer in force", "caseId")
     if case.stage == "disbursed" and case.collection_id is not None:
         done = await session.get(Collection, case.collection_id)
         if key is not None and done is not None and done.idempotency_key == key:

@@ -690,3 +690,71 @@ async def test_declared_days_move_the_due_dates(http, sms, make_tenant, member):
         firstDue=(today() - timedelta(days=1)).isoformat(),
     )
     assert (past["__typename"], past["field"]) == ("ValidationError", "firstDue"), past
+
+
+AMEND = """
+mutation($input: AmendContractInput!) {
+  amendContract(input: $input) {
+    __typename ... on SalesContractPayload { contract { id status revision } } {ERR}
+  }
+}
+""".replace("{ERR}", ERR)
+
+
+async def test_an_amendment_changes_the_plan_and_keeps_what_was_collected(
+    http, sms, make_tenant, member, engine
+):
+    tenant = await make_tenant()
+    slug = tenant.slug
+    _, agent = await member(tenant, ["agent"])
+    _, finance = await member(tenant, ["finance"])
+    first = today() + timedelta(days=5)
+    contract, unit, phone, _ = await signed_contract(
+        http, sms, tenant, agent, plan={"kind": "FULL", "firstDue": first.isoformat()}
+    )
+    slip = await proof(http, slug, unit)
+    assert (await bank(http, slug, contract["id"], 50_000_000, slip, finance))[
+        "__typename"
+    ] == "CollectionPayload"
+    amended = await _call(
+        http,
+        slug,
+        AMEND,
+        {"input": {"contractId": contract["id"], "reason": "分期付款"}},
+        "amendContract",
+        agent,
+    )
+    draft = amended["contract"]
+    assert (draft["status"], draft["revision"]) == ("DRAFT", 2), amended
+    # The draft amendment keeps the plan it amends until one is saved on it.
+    kept = await schedule(http, slug, draft["id"])
+    assert (kept["kind"], kept["structured"], minor(kept["collected"])) == (
+        "FULL",
+        True,
+        50_000_000,
+    )
+    saved = await save_plan(
+        http,
+        slug,
+        draft["id"],
+        agent,
+        kind="INSTALMENTS",
+        firstDue=first.isoformat(),
+        instalments=3,
+    )
+    assert saved["__typename"] == "PaymentPlanPayload", saved
+    sent = await request_code(http, slug, draft["id"], agent)
+    assert sent["documentSha256"] == saved["documentSha256"]
+    signed = await sign(http, slug, draft["id"], code_sent(sms, phone), sent["documentSha256"])
+    assert signed["contract"]["status"] == "SIGNED", signed
+    s = await schedule(http, slug, draft["id"])
+    assert [minor(x["paid"]) for x in s["lines"]] == [50_000_000, 0, 0]
+    assert minor(s["outstanding"]) == PRICE - 50_000_000
+    # The superseded revision takes no money; the one in force does.
+    old = await bank(http, slug, contract["id"], 1, slip, finance)
+    assert (old["__typename"], old["field"]) == ("ConflictError", "contractId"), old
+    new = await bank(http, slug, draft["id"], PRICE - 50_000_000, slip, finance)
+    assert minor(new["schedule"]["outstanding"]) == 0
+    over = await bank(http, slug, draft["id"], 1, slip, finance)
+    assert over["__typename"] == "OverpaymentError", over
+    assert (await books(engine, tenant))[0] == {"bank": PRICE, "sale_receipts": -PRICE}

@@ -93,6 +93,13 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("定金已退回", "{number} 定金 {amount} 已退回"),
         "en": ("Deposit refunded", "Deposit for unit {number}: {amount} refunded ({reason})"),
     },
+    "mortgage.documents_missing": {
+        "zh-CN": ("按揭资料待补", "{number} {bank} 按揭尚缺 {count} 项资料: {missing}"),
+        "en": (
+            "Mortgage documents missing",
+            "{number} ({bank}): {count} documents missing: {missing}",
+        ),
+    },
     "bill.issued": {
         "zh-CN": ("新账单", "{title} {amount}, 请于 {due} 前缴纳"),
         "en": ("New bill", "{title}: {amount}, due {due}"),

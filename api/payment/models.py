@@ -31,6 +31,7 @@ class PaymentKind(enum.StrEnum):
     DEPOSIT = "deposit"
     FEE = "fee"
     PLEDGE = "pledge"  # a pledge's fee (api/sales)
+    COLLECTION = "collection"  # money on a sale contract (回款, api/sales/plan_service.py)
 
 
 class PaymentStatus(enum.StrEnum):
@@ -53,7 +54,12 @@ PAYMENT_KINDS = tuple(k.value for k in PaymentKind)
 PAYMENT_STATUSES = tuple(s.value for s in PaymentStatus)
 PAYMENT_PLATFORMS = tuple(p.value for p in PaymentPlatform)
 # Where a paid payment is held until it is refunded or kept, and where a kept part goes.
-HELD = {"deposit": "deposits_held", "pledge": "pledges_held", "fee": "accounts_receivable"}
+HELD = {
+    "deposit": "deposits_held",
+    "pledge": "pledges_held",
+    "fee": "accounts_receivable",
+    "collection": "sale_receipts",
+}
 FORFEITS = {"deposit": "deposit_forfeits", "pledge": "pledge_forfeits"}
 ACCOUNTS = {
     # code: (name, type)
@@ -65,6 +71,11 @@ ACCOUNTS = {
     "deposit_forfeits": ("Deposits kept on cancelled reservations", "income"),
     "pledge_forfeits": ("Pledge fees kept on withdrawn pledges", "income"),
     "platform_fees": ("Platform fees", "expense"),
+    "bank": ("Bank account: transfers and loan disbursements received", "asset"),
+    "sale_receipts": (
+        "Money received on sale contracts before delivery (预收房款 / contract liabilities)",
+        "liability",
+    ),
 }
 
 

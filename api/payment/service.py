@@ -294,6 +294,10 @@ async def apply_intent(
             if "pledge_id" in intent.metadata:  # (the stubs give StripeObject no .get)
                 pledge_id = intent.metadata["pledge_id"]
             return await sales.fee_paid(session, settings, payment, pledge_id)
+        if payment.kind == "collection":  # money on a sale contract (回款)
+            from api.sales import plan_service
+
+            return await plan_service.collection_paid(session, settings, payment)
         await _tell(session, payment, "payment.received")
         if payment.unit_id is not None:
             return await _reserve_or_refund(session, settings, payment, payment.unit_id)

@@ -445,3 +445,7 @@ def contract_payload(c: Contract) -> JsonObject:
 
 
 watch(Contract, "contract", {"status": "status"}, contract_payload, on_new=True)
+
+
+# Payment plans, collections and mortgage cases have their own module (loaded with these).
+from api.sales import plan_models as _plan_models  # noqa: E402,F401

@@ -55,6 +55,20 @@ PERMISSIONS: dict[str, str] = {
     "sales.contract.cancel": "Cancel contracts with a reason (a signed one puts the unit back on "
     "sale)",
     "sales.contract.template": "Create and change the company's contract templates",
+    "sales.plan.read": "Read the payment plans, schedules (paid and outstanding per line), "
+    "collections (回款) and mortgage cases of contracts of clients within the data scope",
+    "sales.plan.write": "Set the payment plan of a draft contract (full, instalments, "
+    "mortgages, a combination)",
+    "sales.collection.write": "Take a payment on a contract in force through Stripe (the buyer "
+    "pays in the app)",
+    "sales.collection.record": "Record money received on contracts: bank transfers with proof, "
+    "mortgage disbursements",
+    "sales.mortgage.write": "Open mortgage cases, tick their documents, submit, approve or "
+    "refuse them",
+    "sales.calendar": "Declare the company's extra days off and working days (over the "
+    "official calendar)",
+    "sales.purchase.own": "Read one's own purchases: the payment plan, what is due, what was "
+    "paid and the mortgage's stage",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -119,6 +133,12 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.contract.write",
                 "sales.contract.register",
                 "sales.contract.cancel",
+                "sales.plan.read",
+                "sales.plan.write",
+                "sales.collection.write",
+                "sales.collection.record",
+                "sales.mortgage.write",
+                "sales.calendar",
             }
         ),
         "scope": "team",
@@ -140,6 +160,10 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.subscription.write",
                 "sales.contract.read",
                 "sales.contract.write",
+                "sales.plan.read",
+                "sales.plan.write",
+                "sales.collection.write",
+                "sales.mortgage.write",
             }
         ),
         "scope": "own",
@@ -156,6 +180,10 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "bill.manage",
                 "sales.subscription.read",
                 "sales.contract.read",
+                "sales.plan.read",
+                "sales.collection.write",
+                "sales.collection.record",
+                "sales.mortgage.write",
             }
         ),
         "scope": "all",
@@ -168,14 +196,30 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
     "owner": {
         "name": "Owner",
         "permissions": frozenset(
-            {"project.read", "unit.read", "listing.read", "follow", "bill.pay", "activity.track"}
+            {
+                "project.read",
+                "unit.read",
+                "listing.read",
+                "follow",
+                "bill.pay",
+                "activity.track",
+                "sales.purchase.own",
+            }
         ),
         "scope": "own",
     },
     "client": {
         "name": "Client",
         "permissions": frozenset(
-            {"project.read", "unit.read", "listing.read", "follow", "bill.pay", "activity.track"}
+            {
+                "project.read",
+                "unit.read",
+                "listing.read",
+                "follow",
+                "bill.pay",
+                "activity.track",
+                "sales.purchase.own",
+            }
         ),
         "scope": "own",
     },

@@ -160,6 +160,15 @@ SPECS: dict[str, Spec] = {
             "deposit refunded by sales.withdraw_refund_pct)",
             choices=("keep", "expire"),
         ),
+        Spec(
+            "sales.min_down_payment_pct",
+            int,
+            15,
+            0,
+            100,
+            "The smallest down payment (percent of the price) of a payment plan with a "
+            "mortgage (commercial, provident-fund or a combination)",
+        ),
     )
 }
 

@@ -506,8 +506,15 @@ ORDER = [
     "WithdrawSubscription",
     "CreateContract",
     "SalesContract",
+    "SavePaymentPlan",
     "RequestContractSigningCode",
     "SignContract",
+    "ContractSchedule",
+    "StartContractPayment",
+    "OpenMortgageCase",
+    "MarkMortgageDocument",
+    "MoveMortgageCase",
+    "MortgageCase",
     "MyDay",
     "ClientPool",
     "MyLeadOffers",
@@ -516,6 +523,7 @@ ORDER = [
     "SetMyRoutingPause",
     "MyBills",
     "PayBill",
+    "MyPurchases",
     "UnregisterDevice",
     "RefreshTokens",
     "SignOut",
@@ -697,12 +705,40 @@ def _variables(name: str, app: str, s: dict) -> dict:
         # The unit subscribed again after the withdrawal: its contract, signed by the buyer.
         "CreateContract": {"input": {"subscriptionId": s.get("subscription"), "locale": "zh-CN"}},
         "SalesContract": {"id": s.get("contract")},
+        # Two equal instalments (any price), a week apart from next week: signed with it.
+        "SavePaymentPlan": {
+            "input": {
+                "contractId": s.get("contract"),
+                "kind": "INSTALMENTS",
+                "firstDue": _days_ahead(7),
+                "instalments": 2,
+            }
+        },
         "RequestContractSigningCode": {"contractId": s.get("contract")},
         "SignContract": {
             "contractId": s.get("contract"),
             "code": s.get("signingCode"),
             "documentSha256": s.get("contractSha"),
         },
+        "ContractSchedule": {"contractId": s.get("contract")},
+        "StartContractPayment": {
+            "contractId": s.get("contract"),
+            "amount": 100_000,
+            "platform": "IOS",
+            "idempotencyKey": "contract-run-1",
+        },
+        "OpenMortgageCase": {
+            "input": {
+                "contractId": s.get("contract"),
+                "loan": "COMMERCIAL",
+                "bank": "招商银行",
+                "amount": 100,
+                "documents": ["身份证"],
+            }
+        },
+        "MarkMortgageDocument": {"caseId": s.get("mortgageCase"), "code": "doc1"},
+        "MoveMortgageCase": {"caseId": s.get("mortgageCase"), "step": "SUBMIT"},
+        "MortgageCase": {"id": s.get("mortgageCase")},
         "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
         "TrackActivity": {
@@ -729,6 +765,12 @@ def _variables(name: str, app: str, s: dict) -> dict:
             }
         },
     }.get(name, {})
+
+
+def _days_ahead(days: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
 
 
 def _in_an_hour() -> str:
@@ -818,6 +860,22 @@ def _remember(name: str, data: dict, s: dict) -> None:
         s["contract"], s["contractSha"] = contract["id"], contract["documentSha256"]
     elif name == "SalesContract":
         assert data["salesContract"]["documentSha256"] == s["contractSha"], data
+    elif name == "SavePaymentPlan":  # the document drawn again with the schedule
+        saved = data["savePaymentPlan"]
+        amounts = [x["amount"]["minorUnits"] for x in saved["schedule"]["lines"]]
+        assert len(amounts) == 2 and sum(amounts) == saved["schedule"]["price"]["minorUnits"]
+        assert saved["documentSha256"] != s["contractSha"], data
+        s["contractSha"] = saved["documentSha256"]
+    elif name == "ContractSchedule":
+        assert data["contractSchedule"]["kind"] == "INSTALMENTS", data
+    elif name == "StartContractPayment":
+        started = data["startContractPayment"]
+        assert started["payment"]["kind"] == "COLLECTION", data
+        assert started["collection"]["status"] == "PENDING", data
+    elif name == "OpenMortgageCase":
+        s["mortgageCase"] = data["openMortgageCase"]["case"]["id"]
+    elif name == "MoveMortgageCase":
+        assert data["moveMortgageCase"]["case"]["stage"] == "SUBMITTED", data
     elif name == "RequestContractSigningCode":
         sent = data["requestContractSigningCode"]
         assert sent["documentSha256"] == s["contractSha"], data

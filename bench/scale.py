@@ -344,7 +344,9 @@ async def _seeded(settings: Settings, url, n: int) -> tuple[list[dict], int]:
                 await conn.close()
             kept = heads
     if kept is None or tuple(kept) != heads:
-        await ensure_database(url, recreate=True)
+        # Dropping a database waits for a checkpoint, which on a server holding another
+        # seeded database can take half an hour: a database with nothing seeded is kept.
+        await ensure_database(url, recreate=kept is not None or await _has_shared(dsn))
         engine = make_engine(url, settings)
         await upgrade_shared(engine)
         await engine.dispose()
@@ -384,6 +386,15 @@ async def _seeded(settings: Settings, url, n: int) -> tuple[list[dict], int]:
         await conn.close()
     assert len(tenants) == n, f"{len(tenants)} bench tenants of {n}"
     return tenants, len(todo)
+
+
+async def _has_shared(dsn: str) -> bool:
+    """Whether the database holds the shared schema (an earlier seeding began here)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = 'shared'"))
+    finally:
+        await conn.close()
 
 
 async def _incomplete(url, settings: Settings, n: int) -> list[tuple[int, str | None]]:

@@ -65,6 +65,11 @@ ACCOUNTS = {
     "deposit_forfeits": ("Deposits kept on cancelled reservations", "income"),
     "pledge_forfeits": ("Pledge fees kept on withdrawn pledges", "income"),
     "platform_fees": ("Platform fees", "expense"),
+    # sales commissions (api/sales/commission.py)
+    "commission_expense": ("Sales commissions", "expense"),
+    "commissions_payable": ("Commissions approved, not yet paid out", "liability"),
+    "commission_clawbacks": ("Commissions paid on canceled contracts, to recover", "asset"),
+    "bank": ("Bank account (payouts made outside Stripe)", "asset"),
 }
 
 

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.payment.http import Endpoint
-from api.sales import agreement
+from api.sales import agreement, attribution
 from api.security.kit import SecurityKit
 from tenants.registry import TenantCache
 from tenants.sessions import TenantDatabase
@@ -39,5 +39,33 @@ def agreement_endpoint(cache: TenantCache, db: TenantDatabase, kit: SecurityKit)
     return agreement_pdf
 
 
+def visit_qr_endpoint(cache: TenantCache, db: TenantDatabase, kit: SecurityKit) -> Endpoint:
+    async def visit_qr_svg(request: Request) -> Response:
+        """A registration's visit code as a QR image (SVG); the signed, expiring query
+        string is the credential (``api/sales/attribution.py``)."""
+        tenant = await cache.get(request.path_params["tenant"])
+        reg_id, q = request.path_params["registration"], request.query_params
+        if (
+            tenant is None
+            or not tenant.active
+            or not attribution.qr_url_valid(
+                kit, tenant.id, reg_id, q.get("exp", ""), q.get("sig", "")
+            )
+        ):
+            return Response("not found", status_code=404)
+        async with db.session(tenant) as session:
+            body = await attribution.svg_of(session, kit, reg_id)
+        if body is None:
+            return Response("not found", status_code=404)
+        return Response(
+            body, media_type="image/svg+xml", headers={"Cache-Control": "private, no-store"}
+        )
+
+    return visit_qr_svg
+
+
 def routes(cache: TenantCache, db: TenantDatabase, kit: SecurityKit) -> list[Route]:
-    return [Route("/agreements/{tenant}/{subscription}.pdf", agreement_endpoint(cache, db, kit))]
+    return [
+        Route("/agreements/{tenant}/{subscription}.pdf", agreement_endpoint(cache, db, kit)),
+        Route("/visit-codes/{tenant}/{registration}.svg", visit_qr_endpoint(cache, db, kit)),
+    ]

@@ -24,3 +24,24 @@ async def sweep_overdue_subscriptions(timestamp: int) -> int:
     """Hourly (deadlines are the end of a day): one subscription-expiry job per active tenant
     (one that keeps overdue subscriptions finds its setting and stops)."""
     return await defer_for_each_tenant(expire_subscriptions, lock_prefix="subscriptions")
+
+
+@tenant_task(blueprint)
+async def apply_collection(
+    session: AsyncSession,
+    tenant: TenantInfo,
+    contract_id: str,
+    collected_total_minor: int,
+    price_minor: int,
+) -> int:
+    """A collection was recorded on a contract (outbox event ``sales.collection.recorded``,
+    queued by ``api.sales.commission``'s reactor in the same transaction): its pending
+    commissions whose share of the price is now collected become payable."""
+    import uuid
+
+    from api.sales import commission
+
+    moved = await commission.on_collection(
+        session, uuid.UUID(contract_id), collected_total_minor, price_minor
+    )
+    return len(moved)

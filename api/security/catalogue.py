@@ -55,6 +55,18 @@ PERMISSIONS: dict[str, str] = {
     "sales.contract.cancel": "Cancel contracts with a reason (a signed one puts the unit back on "
     "sale)",
     "sales.contract.template": "Create and change the company's contract templates",
+    "sales.channel.manage": "Create and change sales channels (agencies, brokers) and commission "
+    "rules per project and channel",
+    "sales.commission.read": "Read every commission, commission rule and channel",
+    "sales.commission.mine": "Read one's own commissions (as an agent, or as a channel's broker)",
+    "sales.commission.approve": "Approve or reject payable commissions (not those one earns a "
+    "part of)",
+    "sales.commission.pay": "Record approved commissions as paid out (posted to the ledger)",
+    "sales.attribution.register": "Register clients for a channel (报备), read one's "
+    "registrations and their visit codes",
+    "sales.attribution.visit": "Confirm a client's visit by entering or scanning its visit code",
+    "sales.attribution.resolve": "Read every registration and decide attribution disputes "
+    "between channels",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -119,6 +131,13 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.contract.write",
                 "sales.contract.register",
                 "sales.contract.cancel",
+                "sales.channel.manage",
+                "sales.commission.read",
+                "sales.commission.mine",
+                "sales.commission.approve",
+                "sales.attribution.register",
+                "sales.attribution.visit",
+                "sales.attribution.resolve",
             }
         ),
         "scope": "team",
@@ -140,6 +159,9 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.subscription.write",
                 "sales.contract.read",
                 "sales.contract.write",
+                "sales.commission.mine",
+                "sales.attribution.register",
+                "sales.attribution.visit",
             }
         ),
         "scope": "own",
@@ -156,6 +178,8 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "bill.manage",
                 "sales.subscription.read",
                 "sales.contract.read",
+                "sales.commission.read",
+                "sales.commission.pay",
             }
         ),
         "scope": "all",

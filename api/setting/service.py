@@ -160,6 +160,16 @@ SPECS: dict[str, Spec] = {
             "deposit refunded by sales.withdraw_refund_pct)",
             choices=("keep", "expire"),
         ),
+        Spec(
+            "sales.attribution_window_hours",
+            int,
+            72,
+            1,
+            24 * 90,
+            "Hours a channel's registration (报备) of a client protects it for that channel "
+            "until the visit code is scanned; another channel registering the client meanwhile "
+            "opens a dispute",
+        ),
     )
 }
 

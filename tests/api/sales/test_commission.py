@@ -452,3 +452,54 @@ async def test_bad_rules_are_typed_errors_and_change_nothing(http, make_tenant, 
 PAY_Q = """
 mutation($c: ID!, $ref: String!) { payCommission(commissionId: $c, reference: $ref) { __typename } }
 """
+
+
+async def test_the_channel_holding_the_buyer_earns_and_a_dispute_moves_an_unapproved_share(
+    http, sms, make_tenant, member, engine
+):
+    """The channel's own rule applies when it holds the buyer; a dispute decided for the
+    other channel afterwards moves the channel line of a commission not yet approved."""
+    from tests.api.sales.commission_helpers import RESOLVE
+
+    tenant = await make_tenant()
+    slug = tenant.slug
+    _, agent = await member(tenant, ["agent"])
+    _, manager = await member(tenant, ["manager"])
+    inv = await inventory(http, slug, floors=1, per_floor=1, price=PRICE)
+    project, unit = inv["project"]["id"], inv["units"][0]["id"]
+    a = await channel(http, slug, "甲")
+    b = await channel(http, slug, "乙", kind="BROKER")
+    split = [{"kind": "AGENT", "shareBp": 5000}, {"kind": "CHANNEL", "shareBp": 5000}]
+    default = await save_rule(
+        http, slug, projectId=project, basis="FIXED", amount=10_000, splits=split
+    )
+    own = await save_rule(
+        http, slug, projectId=project, channelId=a["id"], basis="FIXED", amount=30_000, splits=split
+    )
+    assert own["rule"]["channelId"] == a["id"] and default["rule"]["channelId"] is None
+    buyer, phone = await _buyer(http, slug, agent)
+    reg_a = (await register(http, slug, a["id"], project, "钱", phone, token=agent))["registration"]
+    await visit(http, slug, reg_a["code"], token=manager)
+    got = await register(http, slug, b["id"], project, "钱", phone, token=agent)
+    reg_b, dispute = got["registration"], got["dispute"]
+    await visit(http, slug, reg_b["code"], token=manager)  # recorded: still disputed
+    c = await _sold(http, sms, slug, agent, unit, buyer, phone)
+    [k] = await commissions(http, slug, c=c["id"])
+    assert (k["ruleId"], k["channelId"], k["amount"]["minorUnits"]) == (
+        own["rule"]["id"],
+        a["id"],
+        30_000,
+    )
+    assert k["registrationId"] == reg_a["id"]
+    res = await gql(
+        http,
+        RESOLVE,
+        {"d": dispute["id"], "w": reg_b["id"], "note": "乙先带看"},
+        tenant=slug,
+        token=manager,
+    )
+    assert res["data"]["resolveAttributionDispute"]["__typename"] == "AttributionDisputePayload"
+    [k] = await commissions(http, slug, c=c["id"])
+    assert (k["channelId"], k["registrationId"]) == (b["id"], reg_b["id"])
+    assert [line["channelId"] for line in k["lines"] if line["kind"] == "CHANNEL"] == [b["id"]]
+    assert k["status"] == "PAYABLE" and await books(engine, tenant) == {}

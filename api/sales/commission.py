@@ -135,14 +135,8 @@ async def _splits(session: AsyncSession, given: tuple[SplitInput, ...]) -> list[
             raise ValidationFailed("only an agent split names an account", f"splits.{i}.accountId")
         if s.kind != "team" and s.team_id is not None:
             raise ValidationFailed("only a team split names a team", f"splits.{i}.teamId")
-        if s.kind == "team" and (s.team_id is None or await session.get(Team, s.team_id) is None):
-            raise NotFound("team not found", f"splits.{i}.teamId")
-        if (
-            s.kind == "agent"
-            and s.account_id is not None
-            and not await active_members(session, [s.account_id])
-        ):
-            raise NotFound("agent not found among the members", f"splits.{i}.accountId")
+        if s.kind == "team" and s.team_id is None:  # (a named team was found already)
+            raise NotFound("a team split names its team", f"splits.{i}.teamId")
         out.append(
             {
                 "kind": s.kind,
@@ -162,6 +156,17 @@ async def _splits(session: AsyncSession, given: tuple[SplitInput, ...]) -> list[
 async def save_rule(session: AsyncSession, p: Principal, i: RuleInput) -> CommissionRule:
     """The rule of a project and a channel (None: the project's default), replacing the one
     in force (deactivated; commissions made under it keep it)."""
+    # What the rule names first: an unknown or another company's id is NOT_FOUND whatever
+    # else is wrong with the input.
+    if await session.get(Project, i.project_id) is None:
+        raise NotFound("project not found", "projectId")
+    if i.channel_id is not None:
+        await attribution.channel(session, i.channel_id, "channelId")
+    for n, sp in enumerate(i.splits[:MAX_SPLITS]):
+        if sp.team_id is not None and await session.get(Team, sp.team_id) is None:
+            raise NotFound("team not found", f"splits.{n}.teamId")
+        if sp.account_id is not None and not await active_members(session, [sp.account_id]):
+            raise NotFound("agent not found among the members", f"splits.{n}.accountId")
     if i.basis not in RULE_BASES:
         raise ValidationFailed(f"basis is one of {', '.join(RULE_BASES)}", "basis")
     amount, rate = _value(i.basis, i.amount, i.rate_bp, "")
@@ -195,10 +200,6 @@ async def save_rule(session: AsyncSession, p: Principal, i: RuleInput) -> Commis
         a, r = _value(i.basis, t.amount, t.rate_bp, f"tiers.{n}.")
         tiers.append({"from": t.start, "amount": a, "rate_bp": r})
     splits = await _splits(session, i.splits)
-    if await session.get(Project, i.project_id) is None:
-        raise NotFound("project not found", "projectId")
-    if i.channel_id is not None:
-        await attribution.channel(session, i.channel_id, "channelId")
     current = (
         await session.scalars(
             select(CommissionRule)

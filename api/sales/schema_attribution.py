@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.graphql.errors import (
+    AuthError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
@@ -200,7 +201,7 @@ class AttributionDisputePayload:
     dispute: AttributionDispute
 
 
-_Errors = ValidationError | ConflictError | NotFoundError | PermissionDeniedError
+_Errors = ValidationError | ConflictError | NotFoundError | PermissionDeniedError | AuthError
 SalesChannelResult = Annotated[
     SalesChannelPayload | _Errors, strawberry.union("SalesChannelResult")
 ]

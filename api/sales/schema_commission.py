@@ -11,6 +11,7 @@ import strawberry
 
 from api.errors import ValidationFailed
 from api.graphql.errors import (
+    AuthError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
@@ -310,7 +311,7 @@ class CommissionPayload:
     commission: Commission
 
 
-_Errors = ValidationError | ConflictError | NotFoundError | PermissionDeniedError
+_Errors = ValidationError | ConflictError | NotFoundError | PermissionDeniedError | AuthError
 CommissionRuleResult = Annotated[
     CommissionRulePayload | _Errors, strawberry.union("CommissionRuleResult")
 ]

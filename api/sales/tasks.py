@@ -7,6 +7,7 @@ import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.jobs import defer_for_each_tenant, runtime, tenant_task
+from api.sales import commission  # registers the outbox reactor of collections in workers too
 from api.sales import subscription_service as service
 from tenants.registry import TenantInfo
 
@@ -38,8 +39,6 @@ async def apply_collection(
     queued by ``api.sales.commission``'s reactor in the same transaction): its pending
     commissions whose share of the price is now collected become payable."""
     import uuid
-
-    from api.sales import commission
 
     moved = await commission.on_collection(
         session, uuid.UUID(contract_id), collected_total_minor, price_minor

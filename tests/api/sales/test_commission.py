@@ -334,6 +334,21 @@ async def test_bad_rules_are_typed_errors_and_change_nothing(http, make_tenant, 
             "splits",
         ),
         ({"splits": []}, "ValidationError", "splits"),
+        ({"splits": [{"kind": "AGENT", "shareBp": 400}] * 25}, "ValidationError", "splits"),
+        ({"splits": [{"kind": "AGENT", "shareBp": 1000}] * 11}, "ValidationError", "splits"),
+        (
+            {
+                "tierMeasure": "AMOUNT",
+                "tiers": [{"start": 10**9 * (n + 1), "rateBp": 100 + n} for n in range(11)],
+            },
+            "ValidationError",
+            "tiers",
+        ),
+        (
+            {"tierMeasure": "AMOUNT", "tiers": [{"start": 10**18, "rateBp": 200}]},
+            "ValidationError",
+            "tiers.0.start",
+        ),
         (
             {"splits": [{"kind": "AGENT", "shareBp": 0}, {"kind": "AGENT", "shareBp": 10000}]},
             "ValidationError",

@@ -304,3 +304,25 @@ mutation($c: [SettingChange!]!) {
 REGISTER_Q = """
 mutation($i: RegisterChannelClientInput!) { registerChannelClient(input: $i) { __typename } }
 """
+
+
+async def test_channels_registering_one_phone_at_once_are_ordered(client, make_tenant, engine):
+    """Six channels register one new phone at the same moment: one client is created, the
+    first registration holds, the five others are disputed against it."""
+    import asyncio
+
+    tenant = await make_tenant()
+    slug = tenant.slug
+    project = (await inventory(client, slug, floors=1, per_floor=1))["project"]["id"]
+    chans = [await channel(client, slug, f"渠道{n}") for n in range(6)]
+    got = await asyncio.gather(
+        *(register(client, slug, c["id"], project, "林", "+8613800001111") for c in chans)
+    )
+    assert all(g["__typename"] == "ChannelRegistrationPayload" for g in got), got
+    statuses = sorted(g["registration"]["status"] for g in got)
+    assert statuses == ["DISPUTED"] * 5 + ["REGISTERED"], statuses
+    [first] = [g["registration"] for g in got if g["registration"]["status"] == "REGISTERED"]
+    assert {g["dispute"]["firstId"] for g in got if g["dispute"]} == {first["id"]}
+    assert sum(g["clientCreated"] for g in got) == 1
+    assert len(await _rows(engine, tenant, Client)) == 1
+    assert len(await _rows(engine, tenant, AttributionDispute)) == 5

@@ -1,6 +1,6 @@
 """The payment domain's HTTP routes: Stripe's webhook (``api/payment/webhook.py`` says what it
 answers) and receipts as PDF at their signed, expiring URL (``api/payment/receipts.py``,
-``api/pdflink.py``)."""
+``api/signed_link.py``)."""
 
 from __future__ import annotations
 

@@ -71,11 +71,18 @@ ACCOUNTS = {
     "deposit_forfeits": ("Deposits kept on cancelled reservations", "income"),
     "pledge_forfeits": ("Pledge fees kept on withdrawn pledges", "income"),
     "platform_fees": ("Platform fees", "expense"),
-    "bank": ("Bank account: transfers and loan disbursements received", "asset"),
+    "bank": (
+        "Bank account: transfers and loan disbursements received, payouts made outside Stripe",
+        "asset",
+    ),
     "sale_receipts": (
         "Money received on sale contracts before delivery (预收房款 / contract liabilities)",
         "liability",
     ),
+    # sales commissions (api/sales/commission.py)
+    "commission_expense": ("Sales commissions", "expense"),
+    "commissions_payable": ("Commissions approved, not yet paid out", "liability"),
+    "commission_clawbacks": ("Commissions paid on canceled contracts, to recover", "asset"),
 }
 
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from api.money import format_money
 from api.notify.templates import locale_of
-from api.pdflink import PdfLink
+from api.signed_link import SignedLink
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,11 +149,13 @@ async def pdf_of(
 
 
 # Served at /receipts/<tenant>/<receipt id>.pdf; cacheable a while: a receipt never changes.
-LINK = PdfLink(
+LINK = SignedLink(
     kind="receipts",
     column="receipt_url",
-    locales=LABELS,
+    ext="pdf",
+    media_type="application/pdf",
     ttl=TTL,
-    render=pdf_of,
+    render=lambda session, tenant, kit, rid, locale: pdf_of(session, tenant, rid, locale),
+    locales=LABELS,
     cache_control="private, max-age=300",
 )

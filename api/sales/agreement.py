@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from api.money import format_money
 from api.notify.templates import locale_of
-from api.pdflink import PdfLink
+from api.signed_link import SignedLink
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -215,4 +215,12 @@ async def pdf_of(
 
 
 # Served at /agreements/<tenant>/<subscription id>.pdf; drawn anew at each download.
-LINK = PdfLink(kind="agreements", column="agreement_url", locales=LABELS, ttl=TTL, render=pdf_of)
+LINK = SignedLink(
+    kind="agreements",
+    column="agreement_url",
+    ext="pdf",
+    media_type="application/pdf",
+    ttl=TTL,
+    render=lambda session, tenant, kit, sid, locale: pdf_of(session, tenant, sid, locale),
+    locales=LABELS,
+)

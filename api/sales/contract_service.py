@@ -35,6 +35,7 @@ from api.media.storage import PRIVATE_PREFIX, Storage
 from api.notify.sms import SmsSender
 from api.notify.templates import locale_of
 from api.project.models import Building, Project
+from api.sales import commission
 from api.sales import contract_document as document
 from api.sales import contract_repository as repo
 from api.sales.models import (
@@ -618,6 +619,7 @@ async def sign(
         )
     c.status = "registered" if c.registration_number is not None else "signed"
     c.version += 1
+    await commission.on_contract_signed(session, c)  # its commission, when a rule applies
     chain = await signing.events(session, subject)
     agent = await session.get(Account, p.account_id)
     chosen = await repo.template(session, c.template_id) if c.template_id else None
@@ -842,6 +844,8 @@ async def cancel(
         )
     c.status, c.canceled_at, c.cancel_reason = "canceled", now, reason
     c.version += 1
+    if in_force:  # its commission ends: canceled, or clawed back when accrued
+        await commission.on_contract_canceled(session, c, reason=reason)
     await signing.record(session, _subject(session, c), "canceled", _actor(p), reason=reason)
     await session.flush()
     return c

@@ -448,4 +448,8 @@ watch(Contract, "contract", {"status": "status"}, contract_payload, on_new=True)
 
 
 # Payment plans, collections and mortgage cases have their own module (loaded with these).
+# Commissions and channel attribution (报备) live in their own modules; imported here so that
+# loading the domain's models (migrations, the models-match test) loads them too.
+from api.sales import attribution_models as _attribution_models  # noqa: E402, F401
+from api.sales import commission_models as _commission_models  # noqa: E402, F401
 from api.sales import plan_models as _plan_models  # noqa: E402,F401

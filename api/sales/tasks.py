@@ -10,7 +10,10 @@ import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.jobs import defer_for_each_tenant, runtime, tenant_task
-from api.sales import plan_service
+from api.sales import (
+    commission,  # registers the outbox reactor of collections in workers too
+    plan_service,
+)
 from api.sales import subscription_service as service
 from tenants.registry import TenantInfo
 
@@ -49,3 +52,22 @@ async def sweep_mortgage_reminders(timestamp: int) -> int:
         lock_prefix="mortgage-reminders",
         where=lambda t: at.astimezone(t.zone).hour == REMIND_HOUR,
     )
+
+
+@tenant_task(blueprint)
+async def apply_collection(
+    session: AsyncSession,
+    tenant: TenantInfo,
+    contract_id: str,
+    collected_total_minor: int,
+    price_minor: int,
+) -> int:
+    """A collection was recorded on a contract (outbox event ``sales.collection.recorded``,
+    queued by ``api.sales.commission``'s reactor in the same transaction): its pending
+    commissions whose share of the price is now collected become payable."""
+    import uuid
+
+    moved = await commission.on_collection(
+        session, uuid.UUID(contract_id), collected_total_minor, price_minor
+    )
+    return len(moved)

@@ -69,6 +69,18 @@ PERMISSIONS: dict[str, str] = {
     "official calendar)",
     "sales.purchase.own": "Read one's own purchases: the payment plan, what is due, what was "
     "paid and the mortgage's stage",
+    "sales.channel.manage": "Create and change sales channels (agencies, brokers) and commission "
+    "rules per project and channel",
+    "sales.commission.read": "Read every commission, commission rule and channel",
+    "sales.commission.mine": "Read one's own commissions (as an agent, or as a channel's broker)",
+    "sales.commission.approve": "Approve or reject payable commissions (not those one earns a "
+    "part of)",
+    "sales.commission.pay": "Record approved commissions as paid out (posted to the ledger)",
+    "sales.attribution.register": "Register clients for a channel (报备), read one's "
+    "registrations and their visit codes",
+    "sales.attribution.visit": "Confirm a client's visit by entering or scanning its visit code",
+    "sales.attribution.resolve": "Read every registration and decide attribution disputes "
+    "between channels",
     # people and access
     "member.read": "List the tenant's members and their roles",
     "member.invite": "Invite staff and disable members",
@@ -139,6 +151,13 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.collection.record",
                 "sales.mortgage.write",
                 "sales.calendar",
+                "sales.channel.manage",
+                "sales.commission.read",
+                "sales.commission.mine",
+                "sales.commission.approve",
+                "sales.attribution.register",
+                "sales.attribution.visit",
+                "sales.attribution.resolve",
             }
         ),
         "scope": "team",
@@ -164,6 +183,9 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.plan.write",
                 "sales.collection.write",
                 "sales.mortgage.write",
+                "sales.commission.mine",
+                "sales.attribution.register",
+                "sales.attribution.visit",
             }
         ),
         "scope": "own",
@@ -184,6 +206,8 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
                 "sales.collection.write",
                 "sales.collection.record",
                 "sales.mortgage.write",
+                "sales.commission.read",
+                "sales.commission.pay",
             }
         ),
         "scope": "all",

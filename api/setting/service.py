@@ -169,6 +169,16 @@ SPECS: dict[str, Spec] = {
             "The smallest down payment (percent of the price) of a payment plan with a "
             "mortgage (commercial, provident-fund or a combination)",
         ),
+        Spec(
+            "sales.attribution_window_hours",
+            int,
+            72,
+            1,
+            24 * 90,
+            "Hours a channel's registration (报备) of a client protects it for that channel "
+            "until the visit code is scanned; another channel registering the client meanwhile "
+            "opens a dispute",
+        ),
     )
 }
 

@@ -515,6 +515,11 @@ ORDER = [
     "MarkMortgageDocument",
     "MoveMortgageCase",
     "MortgageCase",
+    "SalesChannels",
+    "RegisterChannelClient",
+    "ChannelRegistrations",
+    "ConfirmChannelVisit",
+    "MyCommissions",
     "MyDay",
     "ClientPool",
     "MyLeadOffers",
@@ -590,6 +595,8 @@ async def test_every_document_of_every_app_runs(
                     await _agreement(client, data["salesSubscription"])
                 elif name == "WithdrawSubscription":
                     await _subscribed_again(client, app, s)
+                elif name == "SignContract":
+                    s["channel"] = await _a_channel(client, s["token"])
                 elif name == "RequestContractSigningCode":
                     message = sms.last_to(CLIENT_PHONE).text
                     s["signingCode"] = re.search(r"(?:验证码|code is) (\d{6})", message).group(1)
@@ -739,6 +746,18 @@ def _variables(name: str, app: str, s: dict) -> dict:
         "MarkMortgageDocument": {"caseId": s.get("mortgageCase"), "code": "doc1"},
         "MoveMortgageCase": {"caseId": s.get("mortgageCase"), "step": "SUBMIT"},
         "MortgageCase": {"id": s.get("mortgageCase")},
+        # A channel (made by the manager the run signs in as) registers a client (报备); the
+        # site confirms the visit by its code.
+        "RegisterChannelClient": {
+            "input": {
+                "channelId": s.get("channel"),
+                "projectId": s.get("project"),
+                "name": "孙女士",
+                "phone": "13912346666",
+            }
+        },
+        "ChannelRegistrations": {"projectId": s.get("project")},
+        "ConfirmChannelVisit": {"code": s.get("visitCode")},
         "ClaimClient": {"clientId": s.get("offer")},
         "SetMyRoutingPause": {"paused": True, "reason": "at a signing"},
         "TrackActivity": {
@@ -882,6 +901,18 @@ def _remember(name: str, data: dict, s: dict) -> None:
     elif name == "SignContract":
         signed = data["signContract"]["contract"]
         assert signed["status"] == "SIGNED" and signed["signedDocumentUrl"], data
+    elif name == "SalesChannels":
+        assert s["channel"] in [c["id"] for c in data["salesChannels"]], data
+    elif name == "RegisterChannelClient":
+        reg = data["registerChannelClient"]["registration"]
+        assert reg["status"] == "REGISTERED" and f":{reg['code']}:" in reg["qrPayload"], data
+        s["visitCode"] = reg["code"]
+    elif name == "ChannelRegistrations":
+        assert s["visitCode"] in [r["code"] for r in data["channelRegistrations"]], data
+    elif name == "ConfirmChannelVisit":
+        assert data["confirmChannelVisit"]["registration"]["status"] == "VISITED", data
+    elif name == "MyCommissions":
+        assert data["myCommissions"]["edges"] == [], data  # the demo has no commission rule
     elif name == "ClaimClient":
         assert data["claimClient"]["client"]["assignments"][-1]["reason"] == "claimed", data
     for value in data.values():  # a typed error is a failed run
@@ -943,6 +974,20 @@ async def _another_unit(client, app: str, s: dict) -> None:
     }
     edges = (await run(client, app, "SearchUnits", variables, s["token"]))["units"]["edges"]
     s["unit4"] = next(e["node"]["id"] for e in edges if e["node"]["id"] != s["unit2"])
+
+
+async def _a_channel(client, token: str) -> str:
+    """A channel of the demo tenant for the attribution documents (channels are set up in
+    the console: the app only lists them)."""
+    body = {
+        "query": 'mutation { createSalesChannel(name: "合同渠道", kind: AGENCY) { '
+        "__typename ... on SalesChannelPayload { channel { id } } } }"
+    }
+    headers = {"X-Tenant": DEMO_SLUG, "Authorization": f"Bearer {token}"}
+    resp = await client.post("/graphql", json=body, headers=headers)
+    got = resp.json()["data"]["createSalesChannel"]
+    assert got["__typename"] == "SalesChannelPayload", got
+    return got["channel"]["id"]
 
 
 CLIENT_PHONE = "+8613912340005"  # the agent app's client (CreateClient: 1391234 + len(app))

@@ -1,4 +1,4 @@
-"""Signed, expiring PDF links (api/pdflink.py), the one implementation behind receipts and
+"""Signed, expiring links (api/signed_link.py), the one implementation behind receipts and
 subscription agreements: a link opens only its own kind, object, tenant and locale, until its
 expiry; anything else (a tampered or expired link, a NUL byte, a huge expiry) is refused, never
 an error."""

@@ -1,13 +1,14 @@
-"""A PDF at a signed URL that expires: receipts (``api/payment/receipts.py``) and subscription
-agreements (``api/sales/agreement.py``) are served this way.
+"""A file at a signed URL that expires: receipts (``api/payment/receipts.py``), subscription
+agreements (``api/sales/agreement.py``) and channel visit codes as QR images
+(``api/sales/attribution.py``) are served this way.
 
-The URL is ``/<kind>/<tenant slug>/<object id>.pdf?locale=..&exp=..&sig=..``; the signature is
-the tenant's keyed hash (the blind index of ``api/security/kit.py``, scoped to the tenant, with a
-column of its own per kind, so a receipt's signature never opens an agreement) of the object id,
-locale and expiry. The query string is the credential: no session is needed to open the link
-in a browser or a PDF viewer, and it stops working at its expiry. The PDF is drawn when it is
-downloaded, from the object as it is then; an unknown tenant, object, locale or a bad or expired
-signature all answer 404 alike."""
+The URL is ``/<kind>/<tenant slug>/<object id>.<ext>?[locale=..&]exp=..&sig=..``; the signature
+is the tenant's keyed hash (the blind index of ``api/security/kit.py``, scoped to the tenant,
+with a column of its own per kind, so a receipt's signature never opens an agreement) of the
+object id, locale and expiry. The query string is the credential: no session is needed to open
+the link in a browser or a PDF viewer, and it stops working at its expiry. The file is drawn
+when it is downloaded, from the object as it is then; an unknown tenant, object or locale, and
+a bad or expired signature all answer 404 alike."""
 
 from __future__ import annotations
 
@@ -32,21 +33,26 @@ if TYPE_CHECKING:
     from tenants.registry import TenantCache, TenantInfo
     from tenants.sessions import TenantDatabase
 
-Render = Callable[["AsyncSession", "TenantInfo", str, str], Awaitable[bytes | None]]
+# (session, tenant, kit, object id, locale) -> the file; None: no such object (404)
+Render = Callable[["AsyncSession", "TenantInfo", "SecurityKit", str, str], Awaitable[bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
-class PdfLink:
-    """One kind of PDF served at signed, expiring URLs."""
+class SignedLink:
+    """One kind of file served at signed, expiring URLs."""
 
     kind: str  # the URL's first segment ("receipts")
     column: str  # the blind-index column of its signatures ("receipt_url")
-    locales: Collection[str]  # the locales it is drawn in
+    ext: str  # "pdf", "svg"
+    media_type: str
     ttl: int  # seconds a URL is valid
-    render: Render  # (session, tenant, object id, locale) -> the PDF, None: no such object
+    render: Render
+    locales: Collection[str] | None = None  # drawn in these locales; None: no locale
     cache_control: str = "private, no-store"
 
-    def signature(self, kit: SecurityKit, tenant_id: str, object_id: str, locale: str, exp: int):
+    def signature(
+        self, kit: SecurityKit, tenant_id: str, object_id: str, locale: str, exp: int
+    ) -> str:
         digest = kit.blind_index.digest(
             f"{object_id}|{locale}|{exp}", scope=str(tenant_id), column=self.column
         )
@@ -58,15 +64,14 @@ class PdfLink:
         kit: SecurityKit,
         tenant: TenantInfo,
         object_id: uuid.UUID,
-        locale: str,
+        locale: str = "",
         now: float | None = None,
     ) -> str:
-        locale = locale_of(locale)
+        locale = locale_of(locale) if self.locales is not None else ""
         exp = int((now or time.time()) + self.ttl)
         sig = self.signature(kit, tenant.id, str(object_id), locale, exp)
-        return (
-            f"{base}/{self.kind}/{tenant.slug}/{object_id}.pdf?locale={locale}&exp={exp}&sig={sig}"
-        )
+        query = f"locale={locale}&" if self.locales is not None else ""
+        return f"{base}/{self.kind}/{tenant.slug}/{object_id}.{self.ext}?{query}exp={exp}&sig={sig}"
 
     def valid(
         self, kit: SecurityKit, tenant_id: str, object_id: str, locale: str, exp: str, sig: str
@@ -75,13 +80,15 @@ class PdfLink:
             expires = int(exp)
         except ValueError:
             return False
-        if expires < time.time() or locale not in self.locales:
+        if expires < time.time():
+            return False
+        if (locale not in self.locales) if self.locales is not None else locale != "":
             return False
         expected = self.signature(kit, tenant_id, object_id, locale, expires)
         return hmac.compare_digest(expected, sig)
 
     def route(self, cache: TenantCache, db: TenantDatabase, kit: SecurityKit) -> Route:
-        async def pdf(request: Request) -> Response:
+        async def serve(request: Request) -> Response:
             tenant = await cache.get(request.path_params["tenant"])
             object_id, q = request.path_params["id"], request.query_params
             locale = q.get("locale", "")
@@ -94,11 +101,11 @@ class PdfLink:
             ):
                 return Response("not found", status_code=404)
             async with db.session(tenant) as session:
-                body = await self.render(session, tenant, object_id, locale)
+                body = await self.render(session, tenant, kit, object_id, locale)
             if body is None:
                 return Response("not found", status_code=404)
             return Response(
-                body, media_type="application/pdf", headers={"Cache-Control": self.cache_control}
+                body, media_type=self.media_type, headers={"Cache-Control": self.cache_control}
             )
 
-        return Route(f"/{self.kind}/{{tenant}}/{{id}}.pdf", pdf, name=f"{self.kind}_pdf")
+        return Route(f"/{self.kind}/{{tenant}}/{{id}}.{self.ext}", serve, name=f"{self.kind}_file")

@@ -59,3 +59,18 @@ def test_an_unknown_locale_falls_back_to_the_default(kit):
     p = parts(agreement.LINK.url("http://h", kit, tenant, uuid.uuid4(), "xx-YY"))
     assert p["locale"] in agreement.LABELS
     assert agreement.LINK.valid(kit, "tenant-1", p["id"], p["locale"], p["exp"], p["sig"])
+
+
+def test_a_link_without_a_locale_refuses_one(kit):
+    # The visit-code QR image is drawn in no locale: its links carry none and accept none.
+    from api.sales import attribution
+
+    tenant = SimpleNamespace(id="tenant-1", slug="acme")
+    url = attribution.QR_LINK.url("http://h", kit, tenant, uuid.uuid4())
+    assert "locale=" not in url and url.split("?")[0].endswith(".svg")
+    path, query = url.split("?")
+    oid = path.rsplit("/", 1)[1].removesuffix(".svg")
+    q = dict(p.split("=", 1) for p in query.split("&"))
+    assert attribution.QR_LINK.valid(kit, "tenant-1", oid, "", q["exp"], q["sig"])
+    assert not attribution.QR_LINK.valid(kit, "tenant-1", oid, "en", q["exp"], q["sig"])
+    assert not receipts.LINK.valid(kit, "tenant-1", oid, "", q["exp"], q["sig"])

@@ -25,6 +25,6 @@ export const ADMIN = [
 
 /** For the first look at a page: under a loaded shared machine, Ant Design's first render of
  * a table in jsdom can take longer than the usual wait. An upper bound, not a measurement. */
-export const FIRST = { timeout: 25_000 };
+export const FIRST = { timeout: 40_000 };
 /** The per-test bound of the longer page tests (many steps, each rendering Ant Design). */
-export const LONG = 120_000;
+export const LONG = 240_000;

@@ -34,7 +34,7 @@ export function toFilter(v: FilterValues): AuditFilter {
 
 /** The audit log, newest first, 50 at a time: filtered by actor, action, target type and a
  * time range; an entry's details open below it. */
-export function AuditPage() {
+export function AuditPage({ pageSize = PAGE }: { pageSize?: number }) {
   const { t, formatDateTime } = useI18n();
   const { run } = useAuth();
   const actors = useQuery(ConsoleAuditActors, {});
@@ -49,9 +49,9 @@ export function AuditPage() {
     async (f: AuditFilter, before: number | null) => {
       setLoading(true);
       try {
-        const page = (await run(ConsoleAuditLog, { filter: f, first: PAGE, before })).auditLog;
+        const page = (await run(ConsoleAuditLog, { filter: f, first: pageSize, before })).auditLog;
         setEntries((previous) => (before == null ? page : [...previous, ...page]));
-        setMore(page.length === PAGE);
+        setMore(page.length === pageSize);
         setError(null);
       } catch (err) {
         setError(err);
@@ -59,7 +59,7 @@ export function AuditPage() {
         setLoading(false);
       }
     },
-    [run],
+    [run, pageSize],
   );
 
   useEffect(() => {

@@ -119,7 +119,8 @@ export function RoutingPage() {
       teamId: toTeam ? (v.teamId ?? null) : null,
       agentId: toTeam ? null : (v.agentId ?? null),
       mode: toTeam ? v.mode : ("ROUND_ROBIN" as RouteMode),
-      claimMinutes: v.claimMinutes,
+      // Kept as read when the field is hidden (not a claim rule): the store still has it.
+      claimMinutes: v.claimMinutes ?? (form.getFieldValue("claimMinutes") as number | undefined) ?? NEW.claimMinutes,
       position: v.position,
       active: v.active,
       sources: v.sources,

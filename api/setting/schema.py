@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 import strawberry
@@ -17,12 +18,25 @@ from api.setting import service
 from tenants.registry import TenantInfo
 
 
-@strawberry.type(description="One tenant setting: its current value and its default.")
+@strawberry.type(
+    description="One tenant setting: its current value, its default and what it accepts "
+    "(a form can be drawn from kind, min, max and choices)."
+)
 class TenantSetting:
     key: str
     value: str
     default: str
     description: str
+    kind: str = strawberry.field(
+        description="int (a whole number), decimal (a number with a fraction), or choice "
+        "(one of choices)."
+    )
+    min: str | None = strawberry.field(description="The lowest value accepted (not for choice).")
+    max: str | None = strawberry.field(description="The highest value accepted (not for choice).")
+    choices: list[str] = strawberry.field(description="The values a choice accepts (else empty).")
+
+
+_KINDS = {int: "int", Decimal: "decimal", str: "choice"}
 
 
 def _settings(values: dict[str, Any]) -> list[TenantSetting]:
@@ -30,10 +44,15 @@ def _settings(values: dict[str, Any]) -> list[TenantSetting]:
         TenantSetting(
             key=k,
             value=str(v),
-            default=str(service.SPECS[k].default),
-            description=service.SPECS[k].description,
+            default=str(spec.default),
+            description=spec.description,
+            kind=_KINDS[spec.kind],
+            min=None if spec.low is None else str(spec.low),
+            max=None if spec.high is None else str(spec.high),
+            choices=list(spec.choices),
         )
         for k, v in values.items()
+        for spec in (service.SPECS[k],)
     ]
 
 

@@ -1,6 +1,7 @@
 import { BrowserRouter, MemoryRouter, Navigate, Route, Routes } from "react-router-dom";
 import { AuthProvider } from "./auth/Auth";
 import { ConsoleLayout } from "./components/ConsoleLayout";
+import { Guarded } from "./components/Permissions";
 import { I18nProvider, type Locale } from "./i18n/I18n";
 import { HomePage } from "./pages/Home/Home";
 import { AcceptInvitationPage } from "./pages/Invite/AcceptInvitationPage";
@@ -10,6 +11,10 @@ import { SignInPage } from "./pages/SignIn/SignIn";
 import { SignUpPage } from "./pages/SignUp/SignUp";
 import { StaffPage } from "./pages/Staff/Staff";
 import { TenantPicker } from "./pages/Tenant/TenantPicker";
+import { AuditPage } from "./pages/Audit/Audit";
+import { RoutingPage } from "./pages/Routing/Routing";
+import { SettingsPage } from "./pages/Settings/Settings";
+import { TeamsPage } from "./pages/Teams/Teams";
 
 export function ConsoleRoutes() {
   return (
@@ -20,9 +25,13 @@ export function ConsoleRoutes() {
       <Route path="/invite" element={<AcceptInvitationPage />} />
       <Route element={<ConsoleLayout />}>
         <Route index element={<HomePage />} />
-        <Route path="/staff" element={<StaffPage />} />
-        <Route path="/roles" element={<RolesPage />} />
+        <Route path="/staff" element={<Guarded path="/staff"><StaffPage /></Guarded>} />
+        <Route path="/roles" element={<Guarded path="/roles"><RolesPage /></Guarded>} />
         <Route path="/sessions" element={<SessionsPage />} />
+        <Route path="/teams" element={<Guarded path="/teams"><TeamsPage /></Guarded>} />
+        <Route path="/settings" element={<Guarded path="/settings"><SettingsPage /></Guarded>} />
+        <Route path="/routing" element={<Guarded path="/routing"><RoutingPage /></Guarded>} />
+        <Route path="/audit" element={<Guarded path="/audit"><AuditPage /></Guarded>} />
       </Route>
       <Route path="*" element={<Navigate to="/" replace />} />
     </Routes>

@@ -1,17 +1,24 @@
 import {
   ApiOutlined,
+  ApartmentOutlined,
+  AuditOutlined,
+  BranchesOutlined,
   DesktopOutlined,
   HomeOutlined,
   LogoutOutlined,
   SafetyCertificateOutlined,
+  SettingOutlined,
   TeamOutlined,
 } from "@ant-design/icons";
 import { Button, Layout, Menu, Select, Space, Typography } from "antd";
+import { useMemo } from "react";
 import { Navigate, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { execute } from "../api/client";
 import { useAuth } from "../auth/Auth";
-import { ConsoleSignOut } from "../gql/documents";
+import { ConsoleSignOut, ConsoleViewer } from "../gql/documents";
 import { useI18n } from "../i18n/I18n";
+import { PAGE_PERMISSION, PermissionsProvider } from "./Permissions";
+import { useQuery } from "./useQuery";
 
 /** The signed-in frame: the menu, the tenant, the language, sign-out. */
 export function ConsoleLayout() {
@@ -19,6 +26,10 @@ export function ConsoleLayout() {
   const { tenant, tokens, forget } = useAuth();
   const navigate = useNavigate();
   const location = useLocation();
+  // The member's permissions hide the pages they may not use (components/Permissions.tsx).
+  const viewer = useQuery(ConsoleViewer, {});
+  const granted = viewer.data?.me?.permissions;
+  const permissions = useMemo(() => (Array.isArray(granted) ? new Set(granted) : null), [granted]);
   if (!tenant) return <Navigate to="/tenant" replace />;
   if (!tokens) return <Navigate to="/sign-in" replace />;
 
@@ -37,7 +48,11 @@ export function ConsoleLayout() {
     { key: "/staff", icon: <TeamOutlined />, label: t("menu.staff") },
     { key: "/roles", icon: <SafetyCertificateOutlined />, label: t("menu.roles") },
     { key: "/sessions", icon: <DesktopOutlined />, label: t("menu.sessions") },
-  ];
+    { key: "/teams", icon: <ApartmentOutlined />, label: t("menu.teams") },
+    { key: "/settings", icon: <SettingOutlined />, label: t("menu.settings") },
+    { key: "/routing", icon: <BranchesOutlined />, label: t("menu.routing") },
+    { key: "/audit", icon: <AuditOutlined />, label: t("menu.audit") },
+  ].filter((item) => !PAGE_PERMISSION[item.key] || (!viewer.loading && (permissions === null || permissions.has(PAGE_PERMISSION[item.key]))));
   return (
     <Layout style={{ minHeight: "100vh" }}>
       <Layout.Sider breakpoint="lg" collapsedWidth={0} theme="light">
@@ -75,7 +90,9 @@ export function ConsoleLayout() {
           </Space>
         </Layout.Header>
         <Layout.Content style={{ margin: 24 }}>
-          <Outlet />
+          <PermissionsProvider value={{ loading: viewer.loading, permissions, viewer }}>
+            <Outlet />
+          </PermissionsProvider>
         </Layout.Content>
       </Layout>
     </Layout>

@@ -1,12 +1,11 @@
 import { Alert, Card, Descriptions, Skeleton, Tag, Typography } from "antd";
 import { errorText } from "../../components/errors";
-import { useQuery } from "../../components/useQuery";
-import { ConsoleViewer } from "../../gql/documents";
+import { useViewer } from "../../components/Permissions";
 import { useI18n } from "../../i18n/I18n";
 
 export function HomePage() {
   const { t } = useI18n();
-  const { data, error, loading } = useQuery(ConsoleViewer, {});
+  const { data, error, loading } = useViewer(); // read once by the layout (ConsoleViewer)
   if (error) return <Alert role="alert" type="error" title={errorText(error, t)} />;
   if (loading || !data) return <Skeleton active />;
   const me = data.me;

@@ -3,6 +3,11 @@ import { AuthProvider } from "./auth/Auth";
 import { ConsoleLayout } from "./components/ConsoleLayout";
 import { I18nProvider, type Locale } from "./i18n/I18n";
 import { HomePage } from "./pages/Home/Home";
+import { ProjectDetailPage } from "./pages/Projects/ProjectDetail";
+import { ProjectsPage } from "./pages/Projects/Projects";
+import { SalesTablePage } from "./pages/SalesTable/SalesTable";
+import { UnitDetailPage } from "./pages/Units/UnitDetail";
+import { UnitsPage } from "./pages/Units/Units";
 import { AcceptInvitationPage } from "./pages/Invite/AcceptInvitationPage";
 import { RolesPage } from "./pages/Roles/Roles";
 import { SessionsPage } from "./pages/Sessions/Sessions";
@@ -23,6 +28,11 @@ export function ConsoleRoutes() {
         <Route path="/staff" element={<StaffPage />} />
         <Route path="/roles" element={<RolesPage />} />
         <Route path="/sessions" element={<SessionsPage />} />
+        <Route path="/projects" element={<ProjectsPage />} />
+        <Route path="/projects/:id" element={<ProjectDetailPage />} />
+        <Route path="/units" element={<UnitsPage />} />
+        <Route path="/units/:id" element={<UnitDetailPage />} />
+        <Route path="/buildings/:id/sales-table" element={<SalesTablePage />} />
       </Route>
       <Route path="*" element={<Navigate to="/" replace />} />
     </Routes>

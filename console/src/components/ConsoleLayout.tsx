@@ -1,5 +1,7 @@
 import {
   ApiOutlined,
+  AppstoreOutlined,
+  BuildOutlined,
   DesktopOutlined,
   HomeOutlined,
   LogoutOutlined,
@@ -37,6 +39,8 @@ export function ConsoleLayout() {
     { key: "/staff", icon: <TeamOutlined />, label: t("menu.staff") },
     { key: "/roles", icon: <SafetyCertificateOutlined />, label: t("menu.roles") },
     { key: "/sessions", icon: <DesktopOutlined />, label: t("menu.sessions") },
+    { key: "/projects", icon: <BuildOutlined />, label: t("menu.projects"), permission: "project.read" },
+    { key: "/units", icon: <AppstoreOutlined />, label: t("menu.units"), permission: "unit.read" },
   ];
   return (
     <Layout style={{ minHeight: "100vh" }}>

@@ -148,7 +148,7 @@ export function PriceAdjustmentsCard({ project, permissions }: { project: Projec
               </Tag>
             ),
           },
-          { title: t("inv.prices.decided"), render: (_, a) => (a.decidedAt ? `${fmt.dateTime(a.decidedAt)} ${a.decisionNote}` : "—") },
+          { title: t("inv.prices.decided"), render: (_, a) => a.decisionNote || "—" },
           {
             key: "actions",
             render: (_, a) =>

@@ -170,7 +170,7 @@ export function ProjectDetailPage() {
   );
 
   return (
-    <Space direction="vertical" size="large" style={{ width: "100%" }}>
+    <Space orientation="vertical" size="large" style={{ width: "100%" }}>
       <Card title={project.name} extra={<Link to="/projects">{t("inv.projects.title")}</Link>}>
         <Descriptions column={2} size="small">
           <Descriptions.Item label={t("inv.project.city")}>{project.city || "—"}</Descriptions.Item>

@@ -150,7 +150,7 @@ export function SalesTablePage() {
   });
 
   return (
-    <Space direction="vertical" size="large" style={{ width: "100%" }}>
+    <Space orientation="vertical" size="large" style={{ width: "100%" }}>
       <Card
         title={
           <span data-testid="sales-table-title">
@@ -261,7 +261,7 @@ function UnitPanel({ unitId, version, caller }: { unitId: string; version: numbe
   const unit = data?.unit;
   if (!unit) return <Skeleton active />;
   return (
-    <Space direction="vertical" style={{ width: "100%" }} data-testid="unit-panel">
+    <Space orientation="vertical" style={{ width: "100%" }} data-testid="unit-panel">
       <Descriptions column={1} size="small" bordered>
         <Descriptions.Item label={t("inv.status")}>
           <Tag color={STATUS_COLOURS[unit.status].border} data-status={unit.status}>

@@ -38,7 +38,7 @@ export function UnitDetailPage() {
   const historyForbidden = history.error instanceof ApiError && history.error.code === "FORBIDDEN";
 
   return (
-    <Space direction="vertical" size="large" style={{ width: "100%" }}>
+    <Space orientation="vertical" size="large" style={{ width: "100%" }}>
       <Card
         title={
           <span data-testid="unit-title">
@@ -115,7 +115,7 @@ export function UnitDetailPage() {
               items={[...events].reverse().map((e) => ({
                 key: e.id,
                 children: (
-                  <Space direction="vertical" size={0}>
+                  <Space orientation="vertical" size={0}>
                     <Typography.Text strong>
                       {kindText(e.kind)} {e.fromStatus && tag(e.fromStatus)}
                       {e.fromStatus && e.toStatus && "→ "}

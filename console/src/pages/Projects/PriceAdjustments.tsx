@@ -177,7 +177,7 @@ export function PriceAdjustmentsCard({ project, permissions }: { project: Projec
         cancelText={t("common.cancel")}
         onCancel={() => setOpen(false)}
         onOk={() => form.submit()}
-        forceRender
+        destroyOnHidden
       >
         {formError && <Alert role="alert" type="error" title={formError} style={{ marginBottom: 16 }} />}
         <Form form={form} layout="vertical" name="adjust" onFinish={adjust} initialValues={{ change: "percent" }}>

@@ -92,7 +92,6 @@ export function ProjectDetailPage() {
 
   function open(which: "building" | "unitType") {
     setDialogError(null);
-    (which === "building" ? buildingForm : typeForm).resetFields();
     setDialog(which);
   }
 
@@ -215,7 +214,7 @@ export function ProjectDetailPage() {
         cancelText={t("common.cancel")}
         onCancel={() => setDialog(null)}
         onOk={() => buildingForm.submit()}
-        forceRender
+        destroyOnHidden
       >
         {dialog === "building" && dialogError && <Alert role="alert" type="error" title={dialogError} style={{ marginBottom: 16 }} />}
         <Form form={buildingForm} layout="vertical" name="building" onFinish={createBuilding}>
@@ -242,7 +241,7 @@ export function ProjectDetailPage() {
         cancelText={t("common.cancel")}
         onCancel={() => setDialog(null)}
         onOk={() => typeForm.submit()}
-        forceRender
+        destroyOnHidden
       >
         {dialog === "unitType" && dialogError && <Alert role="alert" type="error" title={dialogError} style={{ marginBottom: 16 }} />}
         <Form form={typeForm} layout="vertical" name="unitType" onFinish={createUnitType} initialValues={{ livingRooms: 1, bathrooms: 1 }}>

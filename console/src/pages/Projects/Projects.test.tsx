@@ -12,6 +12,19 @@ beforeEach(() => {
 });
 afterEach(() => vi.unstubAllGlobals());
 
+/** The open modal (a role query would walk the whole page). */
+async function modal(): Promise<HTMLElement> {
+  await waitFor(() => expect(document.querySelector("[role=dialog]")).not.toBeNull());
+  return document.querySelector("[role=dialog]") as HTMLElement;
+}
+
+/** A tab by its label (the active pane's card may carry the same title). */
+async function tab(name: string): Promise<HTMLElement> {
+  const find = () => [...document.querySelectorAll(".ant-tabs-tab-btn")].find((e) => e.textContent === name);
+  await waitFor(() => expect(find()).toBeDefined());
+  return find() as HTMLElement;
+}
+
 const REGIONAL = { regionalSettings: { timeZone: "Asia/Shanghai", locale: "zh-CN", currency: "CNY" } };
 const PROJECT = {
   id: "p1",
@@ -59,11 +72,11 @@ describe("projects", () => {
     });
     render(<App initialPath="/projects" locale="en" />);
     const user = userEvent.setup();
-    await user.click(await screen.findByRole("button", { name: "New project" }));
-    const dialog = await screen.findByRole("dialog");
+    await user.click(await screen.findByText("New project"));
+    const dialog = await modal();
     await user.click(within(dialog).getByLabelText("Latitude"));
     await user.paste("north");
-    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    await user.click(within(dialog).getByText("Save"));
     expect(await within(dialog).findByText("Name is required")).toBeInTheDocument();
     expect(within(dialog).getByText("Latitude is not a valid number")).toBeInTheDocument();
     expect(sent.some((c) => c.operationName === "CreateProject")).toBe(false);
@@ -75,7 +88,7 @@ describe("projects", () => {
     await user.paste("31.2304");
     await user.click(within(dialog).getByLabelText("City"));
     await user.paste("Shanghai");
-    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    await user.click(within(dialog).getByText("Save"));
     expect(await within(dialog).findByText("name is too long")).toBeInTheDocument();
     const create = sent.find((c) => c.operationName === "CreateProject")!;
     expect(create.variables.input).toEqual({
@@ -89,7 +102,7 @@ describe("projects", () => {
       surroundings: "",
     });
 
-    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    await user.click(within(dialog).getByText("Save"));
     expect(await screen.findByRole("link", { name: "Riverside" })).toBeInTheDocument();
   }, 300_000);
 });
@@ -136,19 +149,19 @@ describe("a project", () => {
     render(<App initialPath="/projects/p1" locale="en" />);
     const user = userEvent.setup();
     expect(await screen.findByRole("link", { name: "Sales table" })).toHaveAttribute("href", "/buildings/b1/sales-table");
-    await user.click(screen.getByRole("tab", { name: "Unit types" }));
+    await user.click(await tab("Unit types"));
     expect(await screen.findByText("120.50 m²")).toBeInTheDocument();
     expect(screen.getByText("North-south through")).toBeInTheDocument();
     expect(screen.getByText("3 bed, 2 living, 2 bath")).toBeInTheDocument();
 
-    await user.click(screen.getByRole("tab", { name: "Buildings" }));
-    await user.click(screen.getByRole("button", { name: "New building" }));
-    const dialog = await screen.findByRole("dialog");
+    await user.click(await tab("Buildings"));
+    await user.click(screen.getByText("New building"));
+    const dialog = await modal();
     await user.click(within(dialog).getByLabelText("Name"));
     await user.paste("2号楼");
     await user.click(within(dialog).getByLabelText("Floors"));
     await user.paste("30");
-    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    await user.click(within(dialog).getByText("Save"));
     await waitFor(() => expect(sent.some((c) => c.operationName === "CreateBuilding")).toBe(true));
     expect(sent.find((c) => c.operationName === "CreateBuilding")!.variables.input).toEqual({ projectId: "p1", name: "2号楼", floors: 30 });
   }, 300_000);
@@ -168,11 +181,11 @@ describe("a project", () => {
     });
     render(<App initialPath="/projects/p1" locale="en" />);
     const user = userEvent.setup();
-    await user.click(await screen.findByRole("tab", { name: "Price adjustments" }));
+    await user.click(await tab("Price adjustments"));
     expect(await screen.findByText("-5% · floors 10-20")).toBeInTheDocument();
     expect(screen.getByText("Awaiting approval")).toBeInTheDocument();
-    await user.click(screen.getByRole("button", { name: "Approve" }));
-    await user.click(await screen.findByRole("button", { name: "OK" }));
+    await user.click(screen.getByText("Approve"));
+    await user.click(await screen.findByText("OK"));
     expect(await screen.findByText("Applied")).toBeInTheDocument();
     expect(sent.find((c) => c.operationName === "DecidePriceAdjustment")!.variables).toEqual({ input: { id: "adj1", approve: true, note: "" } });
   }, 300_000);
@@ -188,20 +201,20 @@ describe("a project", () => {
     });
     render(<App initialPath="/projects/p1" locale="en" />);
     const user = userEvent.setup();
-    await user.click(await screen.findByRole("tab", { name: "Price adjustments" }));
-    await user.click(await screen.findByRole("button", { name: "New adjustment" }));
-    const dialog = await screen.findByRole("dialog");
+    await user.click(await tab("Price adjustments"));
+    await user.click(await screen.findByText("New adjustment"));
+    const dialog = await modal();
     await user.click(within(dialog).getByLabelText("Amount"));
     await user.click(within(dialog).getByLabelText("Value (CNY)"));
     await user.paste("-20000.005");
     await user.click(within(dialog).getByLabelText("Reason"));
     await user.paste("clearance");
-    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    await user.click(within(dialog).getByText("Save"));
     expect(await within(dialog).findByText("Value is not a valid number")).toBeInTheDocument();
     await user.clear(within(dialog).getByLabelText("Value (CNY)"));
     await user.click(within(dialog).getByLabelText("Value (CNY)"));
     await user.paste("-20000.50");
-    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    await user.click(within(dialog).getByText("Save"));
     expect(await screen.findByText(/the change of 7 units awaits approval/)).toBeInTheDocument();
     expect(sent.find((c) => c.operationName === "AdjustPrices")!.variables.input).toEqual({
       projectId: "p1",
@@ -247,10 +260,10 @@ describe("a project", () => {
     );
     render(<App initialPath="/projects/p1" locale="en" />);
     const user = userEvent.setup();
-    await user.click(await screen.findByRole("tab", { name: "Import units" }));
+    await user.click(await tab("Import units"));
     const input = document.querySelector("input[type=file]") as HTMLInputElement;
     await user.upload(input, new File(["楼栋,楼层,房号\n1号楼,x,101\n"], "units.csv", { type: "text/csv" }));
-    await user.click(screen.getByRole("button", { name: "Import" }));
+    await user.click(screen.getByText("Import"));
     const report = await screen.findByTestId("import-report");
     expect(within(report).getByText("not a whole number")).toBeInTheDocument();
     expect(uploads).toHaveLength(1);

@@ -1,8 +1,10 @@
 """Tenant resolution as pure ASGI middleware, for http and websocket scopes.
 
-The tenant comes from the ``X-Tenant`` header, else from the subdomain of the configured base
-domain (``acme.example.com`` -> ``acme``). The resolved ``TenantInfo`` (or None when the request
-names no tenant) is put in ``scope["state"]["tenant"]`` before anything else runs.
+The tenant comes from the ``X-Tenant`` header, else (WebSocket handshakes only: a browser
+cannot set headers on one) from a ``tenant`` query parameter, else from the subdomain of the
+configured base domain (``acme.example.com`` -> ``acme``). The resolved ``TenantInfo`` (or
+None when the request names no tenant) is put in ``scope["state"]["tenant"]`` before anything
+else runs.
 Unknown tenant: 404; suspended: 403; both with a JSON body in the GraphQL error shape. A
 websocket handshake is refused the same way when the server supports the websocket HTTP
 response extension, else closed with 4404 / 4403.
@@ -11,6 +13,7 @@ response extension, else closed with 4404 / 4403.
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,6 +39,11 @@ class TenantMiddleware:
                 return value.decode("latin-1").strip()
             if name == b"host":
                 host = value.decode("latin-1")
+        if scope["type"] == "websocket":
+            query: str = scope.get("query_string", b"").decode("latin-1")
+            for key, param in parse_qsl(query):
+                if key == "tenant":
+                    return param.strip()
         if host:
             host = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else ""
             if host.endswith(self.suffix):

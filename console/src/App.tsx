@@ -4,6 +4,11 @@ import { ConsoleLayout } from "./components/ConsoleLayout";
 import { Guarded } from "./components/Permissions";
 import { I18nProvider, type Locale } from "./i18n/I18n";
 import { HomePage } from "./pages/Home/Home";
+import { ProjectDetailPage } from "./pages/Projects/ProjectDetail";
+import { ProjectsPage } from "./pages/Projects/Projects";
+import { SalesTablePage } from "./pages/SalesTable/SalesTable";
+import { UnitDetailPage } from "./pages/Units/UnitDetail";
+import { UnitsPage } from "./pages/Units/Units";
 import { AcceptInvitationPage } from "./pages/Invite/AcceptInvitationPage";
 import { RolesPage } from "./pages/Roles/Roles";
 import { SessionsPage } from "./pages/Sessions/Sessions";
@@ -32,6 +37,11 @@ export function ConsoleRoutes() {
         <Route path="/settings" element={<Guarded path="/settings"><SettingsPage /></Guarded>} />
         <Route path="/routing" element={<Guarded path="/routing"><RoutingPage /></Guarded>} />
         <Route path="/audit" element={<Guarded path="/audit"><AuditPage /></Guarded>} />
+        <Route path="/projects" element={<Guarded path="/projects"><ProjectsPage /></Guarded>} />
+        <Route path="/projects/:id" element={<Guarded path="/projects"><ProjectDetailPage /></Guarded>} />
+        <Route path="/units" element={<Guarded path="/units"><UnitsPage /></Guarded>} />
+        <Route path="/units/:id" element={<Guarded path="/units"><UnitDetailPage /></Guarded>} />
+        <Route path="/buildings/:id/sales-table" element={<Guarded path="/units"><SalesTablePage /></Guarded>} />
       </Route>
       <Route path="*" element={<Navigate to="/" replace />} />
     </Routes>

@@ -1,8 +1,10 @@
 import {
   ApiOutlined,
   ApartmentOutlined,
+  AppstoreOutlined,
   AuditOutlined,
   BranchesOutlined,
+  BuildOutlined,
   DesktopOutlined,
   HomeOutlined,
   LogoutOutlined,
@@ -52,6 +54,8 @@ export function ConsoleLayout() {
     { key: "/settings", icon: <SettingOutlined />, label: t("menu.settings") },
     { key: "/routing", icon: <BranchesOutlined />, label: t("menu.routing") },
     { key: "/audit", icon: <AuditOutlined />, label: t("menu.audit") },
+    { key: "/projects", icon: <BuildOutlined />, label: t("menu.projects") },
+    { key: "/units", icon: <AppstoreOutlined />, label: t("menu.units") },
   ].filter((item) => !PAGE_PERMISSION[item.key] || (!viewer.loading && (permissions === null || permissions.has(PAGE_PERMISSION[item.key]))));
   return (
     <Layout style={{ minHeight: "100vh" }}>

@@ -15,6 +15,8 @@ export const PAGE_PERMISSION: Record<string, string> = {
   "/settings": "tenant.manage",
   "/routing": "lead.route",
   "/audit": "audit.read",
+  "/projects": "project.read",
+  "/units": "unit.read",
 };
 
 export interface PermissionsValue {

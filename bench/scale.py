@@ -353,7 +353,8 @@ async def _seeded(settings: Settings, url, n: int) -> tuple[list[dict], int]:
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(
-                "CREATE TABLE public.bench_seed (shared_head text, tenant_head text);"
+                "CREATE TABLE IF NOT EXISTS public.bench_seed (shared_head text, tenant_head text);"
+                "DELETE FROM public.bench_seed;"
                 f"INSERT INTO public.bench_seed VALUES ('{heads[0]}', '{heads[1]}')"
             )
         finally:

@@ -22,7 +22,7 @@ describe("pages hidden by permission", () => {
     );
     render(<App initialPath="/staff" locale="en" />);
     expect(await screen.findByTestId("forbidden", {}, FIRST)).toHaveTextContent("it needs member.read");
-    expect(menuLabels()).toEqual(["Home", "Sessions"]);
+    expect(menuLabels()).toEqual(["Home", "Sessions", "Projects", "Units"]);
     // The page's own query was never sent.
     expect(sent.map((c) => c.operationName)).toEqual(["ConsoleViewer"]);
     expect(screen.getByRole("button", { name: "Back to home" })).toBeInTheDocument();

@@ -284,8 +284,8 @@ async def test_a_member_without_the_staff_permission_sees_no_staff_menu_and_is_r
                 By.CSS_SELECTOR, "form#password-sign-in button[type=submit]"
             ).click()
             assert wait.until(welcome_shown).text == "欢迎，访客小李"  # noqa: RUF001
-            # Only the pages of the member's permissions: home and sessions.
-            wait.until(lambda d: menu_texts(d) == ["首页", "登录会话"])
+            # Only the pages of the member's permissions: home, sessions, projects and units.
+            wait.until(lambda d: menu_texts(d) == ["首页", "登录会话", "楼盘项目", "房源"])
             # The staff page by its URL: refused, and its query never answered with data.
             driver.get(f"{server.url}/console/staff")
             shown = wait.until(forbidden)
@@ -325,6 +325,8 @@ async def test_a_member_without_the_staff_permission_sees_no_staff_menu_and_is_r
                         "公司设置",
                         "线索分配",
                         "审计日志",
+                        "楼盘项目",
+                        "房源",
                     ]
                 )
             )

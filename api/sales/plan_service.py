@@ -640,15 +640,17 @@ async def record_bank_transfer(
     reference = text(reference, "reference", required=False, max_len=64)
     note = text(note, "note", required=False, max_len=300)
     key = _key(idempotency_key)
-    c = await _in_force(session, p, contract_id)
-    again = await _by_key(session, key, c, "bank_transfer", amount)
-    if again is not None:
-        return again
+    # The proof first: an id of nothing (or of another company's file) is NOT_FOUND whatever
+    # the contract's state.
     proof = await session.get(Media, proof_media_id)
     if proof is None:
         raise NotFound("proof not found", "proofMediaId")
     if proof.visibility != "private":
         raise ValidationFailed("the proof must be uploaded as private", "proofMediaId")
+    c = await _in_force(session, p, contract_id)
+    again = await _by_key(session, key, c, "bank_transfer", amount)
+    if again is not None:
+        return again
     await _room(session, c, amount, "amount")
     now = utcnow()
     row = Collection(

@@ -397,7 +397,8 @@ async def test_a_plan_is_signed_collected_oldest_first_and_books_balance(
     stranger = await make_tenant()
     _, their_finance = await member(stranger, ["finance"])
     alien = await bank(http, stranger.slug, contract["id"], 1, slip, their_finance)
-    assert (alien["__typename"], alien["field"]) == ("NotFoundError", "contractId"), alien
+    # both ids are the first company's: the proof is looked up first
+    assert (alien["__typename"], alien["field"]) == ("NotFoundError", "proofMediaId"), alien
     assert await schedule(http, stranger.slug, contract["id"], their_finance) is None
     assert await schedule(http, slug, "not-an-id") is None
 
